@@ -328,6 +328,15 @@ pub struct Decision {
     pub rules_version: String,
 }
 
+/// One row of labelled history: cash of a payment that was applied to an invoice. A payment that
+/// appears in the history's remittances with no label rows had no correct match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    pub payment_id: String,
+    pub invoice_id: String,
+    pub applied_amount: Decimal,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
