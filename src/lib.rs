@@ -23,3 +23,5 @@
 
 pub mod domain;
 pub mod formats;
+pub mod ledger;
+pub mod matching;

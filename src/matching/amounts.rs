@@ -1,0 +1,334 @@
+//! Amount heuristics: how cash relates to what an invoice has open.
+//!
+//! A payer pays the open amount; or takes the early-payment discount within terms; or short
+//! pays with a reason code (a deduction); or short pays without one; or pays part; or a bank takes
+//! its fee from a wire on the way; or pays too much, and the excess stays unapplied. These
+//! functions say which explanation fits and split the cash into applied amount, discount and
+//! deduction, never relieving an invoice of more than it has open.
+
+use crate::domain::{Invoice, RemittanceLine};
+use chrono::NaiveDate;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// How an allocation's amount was explained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AmountFit {
+    /// Cash equals the open amount (for a credit memo: the whole credit taken).
+    Exact,
+    /// Open amount less the early-payment discount of the terms.
+    Discount,
+    /// The discount is the terms' rate but the payment came after the window.
+    LateDiscount,
+    /// The remittance states a deduction (adjustment with or without reason code).
+    StatedDeduction,
+    /// A small difference consistent with a bank's wire fee.
+    BankFee,
+    /// Less than open and nothing explains it: the invoice stays partly open.
+    Partial,
+    /// More than open: the excess stays unapplied.
+    Overpaid,
+}
+
+impl AmountFit {
+    /// Every variant, for one-hot features in a fixed order.
+    pub const ALL: [AmountFit; 7] = [
+        AmountFit::Exact,
+        AmountFit::Discount,
+        AmountFit::LateDiscount,
+        AmountFit::StatedDeduction,
+        AmountFit::BankFee,
+        AmountFit::Partial,
+        AmountFit::Overpaid,
+    ];
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            AmountFit::Exact => "paid in full",
+            AmountFit::Discount => "early-payment discount within terms",
+            AmountFit::LateDiscount => "discount taken after the terms' window",
+            AmountFit::StatedDeduction => "deduction stated on the remittance",
+            AmountFit::BankFee => "bank fee deducted from the wire",
+            AmountFit::Partial => "partial payment, the rest stays open",
+            AmountFit::Overpaid => "overpaid, the excess stays unapplied",
+        }
+    }
+}
+
+/// Wire fees banks take on the way, in the payment's currency.
+pub const BANK_FEE_MIN: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
+pub const BANK_FEE_MAX: Decimal = Decimal::from_parts(50, 0, 0, false, 0);
+/// Days after the discount window a late discount is still recognised as such.
+const DISCOUNT_GRACE_DAYS: i64 = 5;
+/// The reason code given to a bank-fee deduction.
+pub const BANK_FEE_CODE: &str = "BANK_FEE";
+
+/// The split of cash against one invoice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fit {
+    /// Cash applied.
+    pub amount: Decimal,
+    pub discount: Decimal,
+    pub deduction: Decimal,
+    pub reason_code: Option<String>,
+    pub kind: AmountFit,
+    /// Cash this invoice could not take (overpayment).
+    pub excess: Decimal,
+}
+
+/// Rounds money to cents, half away from zero as invoices do.
+pub fn cents(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// The discount the terms allow on this invoice, if any, and whether `paid_on` is inside the
+/// window (with a few days' grace for mail and bank float).
+pub fn terms_discount(inv: &Invoice, paid_on: Option<NaiveDate>) -> Option<(Decimal, bool)> {
+    if inv.terms.discount_rate.is_zero() || inv.is_credit() {
+        return None;
+    }
+    let disc = cents(inv.amount * inv.terms.discount_rate);
+    let within = match paid_on {
+        Some(d) => {
+            (d - inv.invoice_date).num_days()
+                <= inv.terms.discount_days as i64 + DISCOUNT_GRACE_DAYS
+        }
+        None => true,
+    };
+    Some((disc, within))
+}
+
+/// Explains `cash` against an invoice's open amount. `line` is the remittance line that names
+/// the invoice, when there is one: its stated discount and adjustments come first.
+pub fn fit(inv: &Invoice, cash: Decimal, line: Option<&RemittanceLine>, paid_on: Option<NaiveDate>) -> Fit {
+    let open = inv.open_amount;
+    let plain = |amount, kind| Fit {
+        amount,
+        discount: Decimal::ZERO,
+        deduction: Decimal::ZERO,
+        reason_code: None,
+        kind,
+        excess: Decimal::ZERO,
+    };
+    if inv.is_credit() || open <= Decimal::ZERO {
+        // A credit memo is netted whole; it cannot absorb more than its credit.
+        let amount = if cash < open { open } else { cash.min(Decimal::ZERO) };
+        let kind = if amount == open { AmountFit::Exact } else { AmountFit::Partial };
+        return Fit { excess: cash - amount, ..plain(amount, kind) };
+    }
+    if cash == open {
+        return plain(cash, AmountFit::Exact);
+    }
+    if cash > open {
+        return Fit { excess: cash - open, ..plain(open, AmountFit::Overpaid) };
+    }
+    let gap = open - cash;
+    // What the remittance says first.
+    if let Some(l) = line {
+        let stated_disc = l.discount.unwrap_or_default().max(Decimal::ZERO);
+        let stated_adj: Decimal = l.adjustments.iter().map(|a| a.amount).sum();
+        let code = l.adjustments.iter().find_map(|a| a.reason_code.clone());
+        if !(stated_disc.is_zero() && stated_adj.is_zero()) && stated_disc + stated_adj == gap {
+            let kind = if stated_adj.is_zero() { AmountFit::Discount } else { AmountFit::StatedDeduction };
+            return Fit {
+                discount: stated_disc,
+                deduction: stated_adj,
+                reason_code: if stated_adj.is_zero() { None } else { code },
+                ..plain(cash, kind)
+            };
+        }
+        if !stated_adj.is_zero() && stated_adj.abs() <= gap && stated_adj > Decimal::ZERO {
+            // A stated deduction that covers part of the gap: the rest stays open.
+            return Fit { deduction: stated_adj, reason_code: code, ..plain(cash, AmountFit::StatedDeduction) };
+        }
+    }
+    if let Some((disc, within)) = terms_discount(inv, paid_on) {
+        // Payers compute the discount on the invoice amount or on what is open.
+        let on_open = cents(open * inv.terms.discount_rate);
+        if gap == disc || gap == on_open {
+            let kind = if within { AmountFit::Discount } else { AmountFit::LateDiscount };
+            return Fit { discount: gap, ..plain(cash, kind) };
+        }
+    }
+    if (BANK_FEE_MIN..=BANK_FEE_MAX).contains(&gap) && gap < open / Decimal::TEN {
+        return Fit {
+            deduction: gap,
+            reason_code: Some(BANK_FEE_CODE.to_string()),
+            ..plain(cash, AmountFit::BankFee)
+        };
+    }
+    plain(cash, AmountFit::Partial)
+}
+
+/// Budget of search nodes for one subset-sum: bounds the worst case of a customer with hundreds
+/// of open items at a few milliseconds.
+const SUBSET_NODE_BUDGET: usize = 200_000;
+
+/// Subsets of `amounts` (indexes into it) whose sum is exactly `target`, of size 2 to
+/// `max_size`, at most `max_solutions` of them. Amounts may be negative (credit memos).
+/// Returns the solutions and whether the search finished within its budget.
+pub fn subset_sums(
+    amounts: &[Decimal],
+    target: Decimal,
+    max_size: usize,
+    max_solutions: usize,
+) -> (Vec<Vec<usize>>, bool) {
+    // Work in integer cents: exact and fast.
+    let to_cents = |d: Decimal| -> Option<i64> { (cents(d) * Decimal::ONE_HUNDRED).trunc().try_into().ok() };
+    let Some(target) = to_cents(target) else { return (Vec::new(), true) };
+    let mut items: Vec<(i64, usize)> =
+        amounts.iter().enumerate().filter_map(|(i, a)| to_cents(*a).map(|c| (c, i))).collect();
+    // Largest first so the bound prunes early.
+    items.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let n = items.len();
+    // suffix_pos[i] / suffix_neg[i]: the most the items from i on can add or take away.
+    let mut suffix_pos = vec![0i64; n + 1];
+    let mut suffix_neg = vec![0i64; n + 1];
+    for i in (0..n).rev() {
+        suffix_pos[i] = suffix_pos[i + 1] + items[i].0.max(0);
+        suffix_neg[i] = suffix_neg[i + 1] + items[i].0.min(0);
+    }
+    struct Search<'a> {
+        items: &'a [(i64, usize)],
+        suffix_pos: &'a [i64],
+        suffix_neg: &'a [i64],
+        max_size: usize,
+        max_solutions: usize,
+        nodes: usize,
+        chosen: Vec<usize>,
+        out: Vec<Vec<usize>>,
+    }
+    impl Search<'_> {
+        fn go(&mut self, i: usize, remaining: i64) {
+            self.nodes += 1;
+            if self.nodes > SUBSET_NODE_BUDGET || self.out.len() >= self.max_solutions {
+                return;
+            }
+            if remaining == 0 && self.chosen.len() >= 2 {
+                let mut s: Vec<usize> = self.chosen.iter().map(|&k| self.items[k].1).collect();
+                s.sort_unstable();
+                self.out.push(s);
+            }
+            if self.chosen.len() == self.max_size || i == self.items.len() {
+                return;
+            }
+            if remaining > self.suffix_pos[i] || remaining < self.suffix_neg[i] {
+                return;
+            }
+            for k in i..self.items.len() {
+                let a = self.items[k].0;
+                // Positive items sorted descending: skip those that overshoot when no credit
+                // memo remains to bring the sum back.
+                if a > remaining && self.suffix_neg[k] == 0 {
+                    continue;
+                }
+                self.chosen.push(k);
+                self.go(k + 1, remaining - a);
+                self.chosen.pop();
+                if self.nodes > SUBSET_NODE_BUDGET || self.out.len() >= self.max_solutions {
+                    return;
+                }
+            }
+        }
+    }
+    let mut s = Search {
+        items: &items,
+        suffix_pos: &suffix_pos,
+        suffix_neg: &suffix_neg,
+        max_size,
+        max_solutions,
+        nodes: 0,
+        chosen: Vec::new(),
+        out: Vec::new(),
+    };
+    s.go(0, target);
+    let finished = s.nodes <= SUBSET_NODE_BUDGET;
+    (s.out, finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Adjustment, Currency, Terms};
+    use rust_decimal_macros::dec;
+
+    fn inv(amount: Decimal, terms: &str) -> Invoice {
+        let d = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
+        Invoice {
+            id: "I".into(),
+            customer_id: "C".into(),
+            number: "1".into(),
+            po_number: None,
+            invoice_date: d,
+            due_date: d + chrono::Days::new(30),
+            currency: Currency::USD,
+            amount,
+            open_amount: amount,
+            terms: Terms::parse(terms).unwrap_or_default(),
+        }
+    }
+
+    fn day(d: u32) -> Option<NaiveDate> {
+        NaiveDate::from_ymd_opt(2026, 10, d)
+    }
+
+    #[test]
+    fn discount_within_and_after_terms() {
+        let i = inv(dec!(1000.00), "2/10 NET 30");
+        let f = fit(&i, dec!(980.00), None, day(8));
+        assert_eq!((f.kind, f.amount, f.discount), (AmountFit::Discount, dec!(980.00), dec!(20.00)));
+        assert_eq!(fit(&i, dec!(980.00), None, day(28)).kind, AmountFit::LateDiscount);
+        // No discount in NET 30 terms: 20.00 short is a bank fee.
+        let f = fit(&inv(dec!(1000.00), "NET 30"), dec!(980.00), None, day(8));
+        assert_eq!((f.kind, f.deduction), (AmountFit::BankFee, dec!(20.00)));
+    }
+
+    #[test]
+    fn stated_deduction_partial_and_overpayment() {
+        let i = inv(dec!(500.00), "NET 30");
+        let line = RemittanceLine {
+            adjustments: vec![Adjustment { amount: dec!(75.00), reason_code: Some("DAMAGED".into()), text: None }],
+            ..Default::default()
+        };
+        let f = fit(&i, dec!(425.00), Some(&line), day(8));
+        assert_eq!((f.kind, f.deduction, f.reason_code.as_deref()), (AmountFit::StatedDeduction, dec!(75.00), Some("DAMAGED")));
+        let f = fit(&i, dec!(200.00), None, day(8));
+        assert_eq!((f.kind, f.amount, f.deduction), (AmountFit::Partial, dec!(200.00), Decimal::ZERO));
+        let f = fit(&i, dec!(510.00), None, day(8));
+        assert_eq!((f.kind, f.amount, f.excess), (AmountFit::Overpaid, dec!(500.00), dec!(10.00)));
+    }
+
+    #[test]
+    fn every_fit_stays_within_the_open_amount() {
+        let i = inv(dec!(300.00), "2/10 NET 30");
+        for cash in [dec!(0.01), dec!(150), dec!(294), dec!(299.99), dec!(300), dec!(301)] {
+            let f = fit(&i, cash, None, day(5));
+            assert!(f.amount + f.discount + f.deduction <= i.open_amount, "{cash}: {f:?}");
+            assert_eq!(f.amount + f.excess, cash);
+        }
+    }
+
+    #[test]
+    fn subset_sum_finds_consolidated_payments_with_credits() {
+        let a = [dec!(100.00), dec!(250.50), dec!(75.25), dec!(-50.00), dec!(999.99)];
+        let (sols, done) = subset_sums(&a, dec!(325.75), 4, 10);
+        assert!(done);
+        assert!(sols.contains(&vec![1, 2]));
+        let (sols, _) = subset_sums(&a, dec!(275.75), 4, 10);
+        assert!(sols.contains(&vec![1, 2, 3]), "{sols:?}");
+        let (sols, _) = subset_sums(&a, dec!(1.23), 4, 10);
+        assert!(sols.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn subset_sum_solutions_really_sum(xs in proptest::collection::vec(-50_000i64..500_000, 0..18), pick in 0usize..5) {
+            let a: Vec<Decimal> = xs.iter().map(|c| Decimal::new(*c, 2)).collect();
+            let target: Decimal = a.iter().take(pick).sum();
+            let (sols, _) = subset_sums(&a, target, 6, 5);
+            for s in sols {
+                let sum: Decimal = s.iter().map(|&i| a[i]).sum();
+                proptest::prop_assert_eq!(sum, target);
+            }
+        }
+    }
+}

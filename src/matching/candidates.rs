@@ -1,0 +1,582 @@
+//! Candidate generation: from a payment to the allocations that might be right.
+//!
+//! References (remittance lines first, then free text) are looked up through the ledger's
+//! indexes and scored by similarity; the customers in play are the identified payers and the
+//! owners of the referenced invoices. Candidates come from four sources: the remittance lines as
+//! written, the set of invoices the free text names, a single open item whose amount explains
+//! the payment, and a bounded subset-sum over a customer's open items for payments that carry no
+//! detail. Each candidate is a complete allocation that balances (cash applied + unapplied =
+//! payment) and never relieves an invoice of more than it has open; the model then judges them.
+
+use crate::domain::{Payment, ReferenceKind};
+use crate::ledger::{CustomerIdx, InvoiceIdx, Ledger, RefField};
+use crate::matching::amounts::{AmountFit, Fit, fit, subset_sums, terms_discount};
+use crate::matching::payer::{self, PayerMatch, PayerVia};
+use crate::matching::references::{
+    core_of_normalized, extract_from_text, normalize, similarity_normalized,
+};
+use rust_decimal::Decimal;
+
+/// A reference the payment quotes, normalised once.
+#[derive(Clone, Debug)]
+pub struct RefQuery {
+    /// As the payer wrote it.
+    pub text: String,
+    pub norm: String,
+    pub core: String,
+    pub kind: ReferenceKind,
+    /// The remittance line it came from; `None` for free text.
+    pub line: Option<usize>,
+}
+
+/// An invoice a reference may mean.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RefHit {
+    pub invoice: InvoiceIdx,
+    pub sim: f32,
+    pub field: RefField,
+}
+
+/// Where a candidate came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    Lines,
+    TextReferences,
+    SingleAmount,
+    SubsetSum,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] =
+        [Source::Lines, Source::TextReferences, Source::SingleAmount, Source::SubsetSum];
+}
+
+/// Cash against one invoice within a candidate, with the evidence for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CandidateAllocation {
+    pub invoice: InvoiceIdx,
+    pub fit: Fit,
+    /// The query that named this invoice and how closely.
+    pub reference: Option<(usize, f32, RefField)>,
+    /// The remittance line the cash came from.
+    pub line: Option<usize>,
+}
+
+/// A complete allocation of one payment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub source: Source,
+    pub allocations: Vec<CandidateAllocation>,
+    /// Cash applied to no invoice.
+    pub unapplied: Decimal,
+    /// The heuristic score candidates are ranked by before the model sees them.
+    pub prior: f32,
+}
+
+impl Candidate {
+    /// Cash applied to invoices.
+    pub fn applied(&self) -> Decimal {
+        self.allocations.iter().map(|a| a.fit.amount).sum()
+    }
+
+    /// The invoice and cash pairs, sorted: two candidates with the same key are the same answer.
+    pub fn key(&self) -> Vec<(InvoiceIdx, Decimal)> {
+        let mut k: Vec<_> = self.allocations.iter().map(|a| (a.invoice, a.fit.amount)).collect();
+        k.sort();
+        k
+    }
+}
+
+/// Everything the generator learned about a payment: its context and its candidates.
+#[derive(Clone, Debug, Default)]
+pub struct PaymentCandidates {
+    pub payers: Vec<PayerMatch>,
+    pub queries: Vec<RefQuery>,
+    /// Per query, the best hits among open items, best first.
+    pub hits: Vec<Vec<RefHit>>,
+    /// Queries whose exact match is an invoice already paid: a duplicate payment.
+    pub closed_hits: usize,
+    /// Subset-sum solutions found (before deduplication).
+    pub subset_solutions: usize,
+    pub candidates: Vec<Candidate>,
+}
+
+/// Bounds that keep one payment's work small whatever the ledger.
+#[derive(Clone, Debug)]
+pub struct CandidateLimits {
+    pub hits_per_query: usize,
+    pub min_similarity: f32,
+    /// Customers whose open items are scanned for amounts and subsets.
+    pub customers_scanned: usize,
+    /// Open items per customer considered in a subset-sum.
+    pub subset_pool: usize,
+    pub subset_max_size: usize,
+    pub subset_max_solutions: usize,
+    pub single_amount_candidates: usize,
+    pub max_candidates: usize,
+    /// Open items per customer scanned for a fuzzy reference the indexes did not find.
+    pub customer_scan_limit: usize,
+}
+
+impl Default for CandidateLimits {
+    fn default() -> Self {
+        CandidateLimits {
+            hits_per_query: 4,
+            min_similarity: 0.72,
+            customers_scanned: 3,
+            subset_pool: 22,
+            subset_max_size: 6,
+            subset_max_solutions: 6,
+            single_amount_candidates: 6,
+            max_candidates: 16,
+            customer_scan_limit: 3_000,
+        }
+    }
+}
+
+/// Lines and references the generator reads at most; the rest is a warning in the explanation.
+const MAX_QUERIES: usize = 200;
+
+/// Generates the candidates for a payment.
+pub fn generate(ledger: &Ledger, payment: &Payment, limits: &CandidateLimits) -> PaymentCandidates {
+    let mut pc = PaymentCandidates { payers: payer::identify(ledger, payment), ..Default::default() };
+    collect_queries(payment, &mut pc.queries);
+    let payer_customers: Vec<CustomerIdx> =
+        pc.payers.iter().take(limits.customers_scanned).map(|p| p.customer).collect();
+    for q in &pc.queries {
+        let (hits, closed) = lookup(ledger, q, &payer_customers, limits);
+        pc.closed_hits += closed as usize;
+        pc.hits.push(hits);
+    }
+    // The owners of well-matched references are in play even when the payer is unknown.
+    for hits in &pc.hits {
+        if let Some(h) = hits.first().filter(|h| h.sim >= 0.9) {
+            let c = ledger.invoice_customer(h.invoice);
+            payer::push_best(&mut pc.payers, PayerMatch { customer: c, score: 0.0, via: PayerVia::Reference });
+        }
+    }
+    let mut cands = Vec::new();
+    from_lines(ledger, payment, &pc, &mut cands);
+    from_text(ledger, payment, &pc, &mut cands);
+    let customers: Vec<CustomerIdx> =
+        pc.payers.iter().take(limits.customers_scanned + 1).map(|p| p.customer).collect();
+    single_amounts(ledger, payment, &customers, limits, &mut cands);
+    let explained = cands.iter().any(|c| {
+        c.unapplied.is_zero()
+            && c.allocations.iter().all(|a| matches!(a.fit.kind, AmountFit::Exact | AmountFit::Discount))
+    });
+    if !explained {
+        pc.subset_solutions = subsets(ledger, payment, &customers, limits, &mut cands);
+    }
+    // One candidate per distinct answer; the first source to propose it keeps it.
+    let mut seen = std::collections::HashSet::new();
+    cands.retain(|c| !c.allocations.is_empty() && seen.insert(c.key()));
+    for c in &mut cands {
+        c.prior = prior(ledger, &pc, c);
+    }
+    cands.sort_by(|a, b| b.prior.total_cmp(&a.prior));
+    cands.truncate(limits.max_candidates);
+    pc.candidates = cands;
+    pc
+}
+
+fn collect_queries(payment: &Payment, out: &mut Vec<RefQuery>) {
+    let mut push = |text: &str, kind, line| {
+        let norm = normalize(text);
+        if norm.is_empty() || out.len() >= MAX_QUERIES {
+            return;
+        }
+        // The same reference twice (a line and the memo) is one query; the line keeps it.
+        if out.iter().any(|q: &RefQuery| q.norm == norm) {
+            return;
+        }
+        out.push(RefQuery { text: text.to_string(), core: core_of_normalized(&norm), norm, kind, line });
+    };
+    for (i, l) in payment.lines.iter().enumerate() {
+        if let Some(r) = l.reference.as_deref() {
+            push(r, l.reference_kind, Some(i));
+        }
+    }
+    for t in &payment.free_text {
+        for r in extract_from_text(t) {
+            let kind = if r.purchase_order { ReferenceKind::PurchaseOrder } else { ReferenceKind::Unknown };
+            push(&r.reference, kind, None);
+        }
+    }
+}
+
+/// Open invoices the query may mean, best first, and whether it exactly names a paid one.
+fn lookup(
+    ledger: &Ledger,
+    q: &RefQuery,
+    payer_customers: &[CustomerIdx],
+    limits: &CandidateLimits,
+) -> (Vec<RefHit>, bool) {
+    let mut ids: Vec<InvoiceIdx> = ledger.lookup_norm(&q.norm).collect();
+    if !q.core.is_empty() {
+        ledger.lookup_core(&q.core, true, &mut ids);
+    }
+    let mut hits: Vec<RefHit> = Vec::new();
+    let mut closed = false;
+    let mut consider = |idx: InvoiceIdx, hits: &mut Vec<RefHit>| {
+        let k = ledger.invoice_keys(idx);
+        let by_number = similarity_normalized(&q.norm, &q.core, &k.number_norm, &k.number_core);
+        let by_po = similarity_normalized(&q.norm, &q.core, &k.po_norm, &k.po_core);
+        let (sim, field) = if by_po > by_number {
+            (by_po as f32, RefField::PoNumber)
+        } else {
+            (by_number as f32, RefField::InvoiceNumber)
+        };
+        if sim < limits.min_similarity {
+            return;
+        }
+        if ledger.invoice(idx).open_amount.is_zero() {
+            closed |= sim >= 0.98;
+            return;
+        }
+        if !hits.iter().any(|h| h.invoice == idx) {
+            hits.push(RefHit { invoice: idx, sim, field });
+        }
+    };
+    for &idx in &ids {
+        consider(idx, &mut hits);
+    }
+    // Nothing close in the index: compare against the payer's own open items, which catches
+    // references mangled beyond one edit of their core (other prefixes, two typos).
+    if hits.iter().all(|h| h.sim < 0.9) {
+        for &c in payer_customers {
+            for &idx in ledger.customer_invoices(c).iter().take(limits.customer_scan_limit) {
+                consider(idx, &mut hits);
+            }
+        }
+    }
+    // Best first; between equals, the payer's own invoices first, then the older one.
+    hits.sort_by(|a, b| {
+        let own = |h: &RefHit| payer_customers.contains(&ledger.invoice_customer(h.invoice));
+        b.sim.total_cmp(&a.sim).then(own(b).cmp(&own(a))).then(a.invoice.cmp(&b.invoice))
+    });
+    hits.truncate(limits.hits_per_query);
+    (hits, closed)
+}
+
+/// How well a hit fits the line that quoted it: similarity, then whether the amounts agree and
+/// whether it belongs to the payer.
+fn line_choice_score(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, q: &RefQuery, h: &RefHit) -> f32 {
+    let inv = ledger.invoice(h.invoice);
+    let mut s = h.sim;
+    if let Some(line) = q.line.and_then(|i| payment.lines.get(i)) {
+        if let Some(paid) = line.amount_paid {
+            let f = fit(inv, paid, Some(line), payment.payment_date);
+            s += match f.kind {
+                AmountFit::Exact | AmountFit::Discount | AmountFit::StatedDeduction => 0.3,
+                AmountFit::BankFee | AmountFit::LateDiscount => 0.15,
+                AmountFit::Partial | AmountFit::Overpaid => 0.0,
+            };
+        }
+        if line.invoice_amount == Some(inv.amount) {
+            s += 0.1;
+        }
+    }
+    let c = ledger.invoice_customer(h.invoice);
+    if pc.payers.iter().any(|p| p.customer == c && p.via != PayerVia::Reference) {
+        s += 0.1;
+    }
+    s
+}
+
+/// The remittance lines as written: each referenced line to its best invoice, and variants where
+/// one line takes its runner-up.
+fn from_lines(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, out: &mut Vec<Candidate>) {
+    let line_queries: Vec<usize> =
+        (0..pc.queries.len()).filter(|&i| pc.queries[i].line.is_some() && !pc.hits[i].is_empty()).collect();
+    if line_queries.is_empty() {
+        return;
+    }
+    // Per line query: hits ordered by how well they fit the line.
+    let ranked: Vec<Vec<RefHit>> = line_queries
+        .iter()
+        .map(|&qi| {
+            let q = &pc.queries[qi];
+            let mut hs = pc.hits[qi].clone();
+            hs.sort_by(|a, b| {
+                line_choice_score(ledger, payment, pc, q, b).total_cmp(&line_choice_score(ledger, payment, pc, q, a))
+            });
+            hs
+        })
+        .collect();
+    let choice: Vec<usize> = vec![0; ranked.len()];
+    out.push(build_from_lines(ledger, payment, pc, &line_queries, &ranked, &choice));
+    let mut variants = 0;
+    for (k, hs) in ranked.iter().enumerate() {
+        if hs.len() > 1 && variants < 3 {
+            let mut c = choice.clone();
+            c[k] = 1;
+            out.push(build_from_lines(ledger, payment, pc, &line_queries, &ranked, &c));
+            variants += 1;
+        }
+    }
+}
+
+fn build_from_lines(
+    ledger: &Ledger,
+    payment: &Payment,
+    pc: &PaymentCandidates,
+    line_queries: &[usize],
+    ranked: &[Vec<RefHit>],
+    choice: &[usize],
+) -> Candidate {
+    let single_line = payment.lines.len() == 1;
+    let mut remaining = payment.amount;
+    let mut allocations: Vec<CandidateAllocation> = Vec::new();
+    for (k, &qi) in line_queries.iter().enumerate() {
+        let Some(h) = ranked[k].get(choice[k]) else { continue };
+        let q = &pc.queries[qi];
+        let line = q.line.and_then(|i| payment.lines.get(i));
+        let inv = ledger.invoice(h.invoice);
+        // The cash this line pays: as stated, else the whole payment for a single line, else
+        // what the invoice has open.
+        let wanted = match line.and_then(|l| l.amount_paid) {
+            Some(a) => a,
+            None if single_line => payment.amount,
+            None => inv.open_amount,
+        };
+        let already: Decimal =
+            allocations.iter().filter(|a| a.invoice == h.invoice).map(|a| a.fit.amount).sum();
+        if already != Decimal::ZERO {
+            // Two lines naming one invoice: the second takes what the first left open.
+            continue;
+        }
+        let cash = if wanted > Decimal::ZERO { wanted.min(remaining.max(Decimal::ZERO)) } else { wanted };
+        let f = fit(inv, cash, line, payment.payment_date);
+        remaining -= f.amount;
+        allocations.push(CandidateAllocation {
+            invoice: h.invoice,
+            fit: f,
+            reference: Some((qi, h.sim, h.field)),
+            line: q.line,
+        });
+    }
+    finish(payment, Source::Lines, allocations)
+}
+
+/// Closes a candidate: anything the allocations would take beyond the payment is given back
+/// from the last ones, and the rest is unapplied.
+fn finish(payment: &Payment, source: Source, mut allocations: Vec<CandidateAllocation>) -> Candidate {
+    let mut over = allocations.iter().map(|a| a.fit.amount).sum::<Decimal>() - payment.amount;
+    for a in allocations.iter_mut().rev() {
+        if over <= Decimal::ZERO {
+            break;
+        }
+        if a.fit.amount > Decimal::ZERO {
+            let cut = over.min(a.fit.amount);
+            a.fit.amount -= cut;
+            a.fit.kind = AmountFit::Partial;
+            a.fit.discount = Decimal::ZERO;
+            a.fit.deduction = Decimal::ZERO;
+            a.fit.reason_code = None;
+            over -= cut;
+        }
+    }
+    allocations.retain(|a| !a.fit.amount.is_zero());
+    let unapplied = payment.amount - allocations.iter().map(|a| a.fit.amount).sum::<Decimal>();
+    Candidate { source, allocations, unapplied, prior: 0.0 }
+}
+
+/// The invoices the free text names, as one set.
+fn from_text(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, out: &mut Vec<Candidate>) {
+    let mut chosen: Vec<(InvoiceIdx, usize, RefHit)> = Vec::new();
+    for (qi, q) in pc.queries.iter().enumerate() {
+        if q.line.is_some() {
+            continue;
+        }
+        if let Some(h) = pc.hits[qi].first() {
+            if !chosen.iter().any(|(i, _, _)| *i == h.invoice) {
+                chosen.push((h.invoice, qi, *h));
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return;
+    }
+    let invoices: Vec<InvoiceIdx> = chosen.iter().map(|c| c.0).collect();
+    let mut cand = allocate_set(ledger, payment, &invoices, Source::TextReferences);
+    for a in &mut cand.allocations {
+        if let Some((_, qi, h)) = chosen.iter().find(|c| c.0 == a.invoice) {
+            a.reference = Some((*qi, h.sim, h.field));
+        }
+    }
+    out.push(cand);
+}
+
+/// Spreads a payment over a set of invoices that carry no line amounts: in full when the
+/// payment covers them (with their discounts when that is what it equals), the wire fee off the
+/// last when the gap is a fee, and otherwise oldest first until the cash runs out.
+pub(crate) fn allocate_set(ledger: &Ledger, payment: &Payment, invoices: &[InvoiceIdx], source: Source) -> Candidate {
+    let mut invs: Vec<InvoiceIdx> = invoices.to_vec();
+    // Credit memos first (they add cash to spread), then oldest due first.
+    invs.sort_by_key(|&i| {
+        let inv = ledger.invoice(i);
+        (!inv.is_credit(), inv.due_date, i)
+    });
+    let open_total: Decimal = invs.iter().map(|&i| ledger.invoice(i).open_amount).sum();
+    let discounts: Vec<Decimal> = invs
+        .iter()
+        .map(|&i| match terms_discount(ledger.invoice(i), payment.payment_date) {
+            Some((d, true)) => d.min(ledger.invoice(i).open_amount),
+            _ => Decimal::ZERO,
+        })
+        .collect();
+    let disc_total: Decimal = discounts.iter().sum();
+    let p = payment.amount;
+    let gap = open_total - p;
+    let mut allocations = Vec::with_capacity(invs.len());
+    let mut remaining = p;
+    for (k, &i) in invs.iter().enumerate() {
+        let inv = ledger.invoice(i);
+        let last = k + 1 == invs.len();
+        let cash = if !disc_total.is_zero() && gap == disc_total {
+            inv.open_amount - discounts[k]
+        } else if last {
+            remaining
+        } else {
+            inv.open_amount.min(remaining.max(Decimal::ZERO)).max(inv.open_amount.min(Decimal::ZERO))
+        };
+        let f = fit(inv, cash, None, payment.payment_date);
+        remaining -= f.amount;
+        allocations.push(CandidateAllocation { invoice: i, fit: f, reference: None, line: None });
+    }
+    finish(payment, source, allocations)
+}
+
+/// Single open items of the customers in play whose amount explains the payment.
+fn single_amounts(
+    ledger: &Ledger,
+    payment: &Payment,
+    customers: &[CustomerIdx],
+    limits: &CandidateLimits,
+    out: &mut Vec<Candidate>,
+) {
+    let p = payment.amount;
+    if p <= Decimal::ZERO {
+        return;
+    }
+    let mut found: Vec<(u8, Decimal, InvoiceIdx)> = Vec::new();
+    for &c in customers {
+        for &i in ledger.customer_invoices(c) {
+            let inv = ledger.invoice(i);
+            let open = inv.open_amount;
+            if open <= Decimal::ZERO || inv.currency != payment.currency {
+                continue;
+            }
+            let f = fit(inv, p, None, payment.payment_date);
+            let rank = match f.kind {
+                AmountFit::Exact => 0,
+                AmountFit::Discount => 1,
+                AmountFit::BankFee | AmountFit::LateDiscount => 2,
+                // Close misses only: a payment of half an invoice is not evidence for it.
+                AmountFit::Overpaid if f.excess <= open / Decimal::TEN => 3,
+                AmountFit::Partial if p * Decimal::TWO >= open => 4,
+                _ => continue,
+            };
+            found.push((rank, (open - p).abs(), i));
+        }
+    }
+    found.sort();
+    let exact = found.iter().filter(|f| f.0 == 0).count();
+    for &(_, _, i) in found.iter().take(limits.single_amount_candidates.max(exact.min(10))) {
+        let f = fit(ledger.invoice(i), p, None, payment.payment_date);
+        out.push(finish(
+            payment,
+            Source::SingleAmount,
+            vec![CandidateAllocation { invoice: i, fit: f, reference: None, line: None }],
+        ));
+    }
+}
+
+/// Consolidated payments without detail: sets of a customer's open items (credit memos too)
+/// whose open amounts, or discounted amounts, add up to the payment exactly.
+fn subsets(
+    ledger: &Ledger,
+    payment: &Payment,
+    customers: &[CustomerIdx],
+    limits: &CandidateLimits,
+    out: &mut Vec<Candidate>,
+) -> usize {
+    let mut n = 0;
+    for &c in customers.iter().take(2) {
+        let mut pool: Vec<InvoiceIdx> = ledger
+            .customer_invoices(c)
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let inv = ledger.invoice(i);
+                !inv.open_amount.is_zero() && inv.currency == payment.currency
+            })
+            .collect();
+        if pool.len() < 2 {
+            continue;
+        }
+        // The items most likely paid now: those due nearest the payment date.
+        if let Some(d) = payment.payment_date {
+            pool.sort_by_key(|&i| ((ledger.invoice(i).due_date - d).num_days().abs(), i));
+        }
+        pool.truncate(limits.subset_pool);
+        let open: Vec<Decimal> = pool.iter().map(|&i| ledger.invoice(i).open_amount).collect();
+        let discounted: Vec<Decimal> = pool
+            .iter()
+            .map(|&i| {
+                let inv = ledger.invoice(i);
+                match terms_discount(inv, payment.payment_date) {
+                    Some((d, true)) => inv.open_amount - d,
+                    _ => inv.open_amount,
+                }
+            })
+            .collect();
+        let mut targets = vec![open];
+        if targets[0] != discounted {
+            targets.push(discounted);
+        }
+        for amounts in &targets {
+            let (sols, _) =
+                subset_sums(amounts, payment.amount, limits.subset_max_size, limits.subset_max_solutions);
+            n += sols.len();
+            for s in sols {
+                let allocations = s
+                    .iter()
+                    .map(|&k| CandidateAllocation {
+                        invoice: pool[k],
+                        fit: fit(ledger.invoice(pool[k]), amounts[k], None, payment.payment_date),
+                        reference: None,
+                        line: None,
+                    })
+                    .collect();
+                out.push(finish(payment, Source::SubsetSum, allocations));
+            }
+        }
+    }
+    n
+}
+
+/// The heuristic ranking score: how well references, amounts and payer agree.
+fn prior(ledger: &Ledger, pc: &PaymentCandidates, c: &Candidate) -> f32 {
+    let n = c.allocations.len().max(1) as f32;
+    let ref_score: f32 = c.allocations.iter().map(|a| a.reference.map_or(0.0, |r| r.1)).sum::<f32>() / n;
+    let amount_score: f32 = c
+        .allocations
+        .iter()
+        .map(|a| match a.fit.kind {
+            AmountFit::Exact | AmountFit::Discount | AmountFit::StatedDeduction => 1.0,
+            AmountFit::BankFee | AmountFit::LateDiscount => 0.7,
+            AmountFit::Overpaid | AmountFit::Partial => 0.3,
+        })
+        .sum::<f32>()
+        / n;
+    let unapplied_pen = if c.unapplied.is_zero() { 0.0 } else { 0.3 };
+    let cust = c.allocations.first().map(|a| ledger.invoice_customer(a.invoice));
+    let payer_score = pc
+        .payers
+        .iter()
+        .find(|p| Some(p.customer) == cust && p.via != PayerVia::Reference)
+        .map_or(0.0, |p| p.score);
+    2.0 * ref_score + amount_score + 0.5 * payer_score - unapplied_pen
+}

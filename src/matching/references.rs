@@ -1,0 +1,281 @@
+//! Reference normalisation and extraction.
+//!
+//! Payers quote invoice numbers the way they typed or scanned them: `inv 12345`, `INV-0012345`,
+//! `lNV0O12345`, `12345`. Two keys make those comparable. The *normalised* form keeps letters and
+//! digits in upper case. The *core* is the digit run at the end of it after OCR folding (O->0,
+//! I/L->1, S->5, B->8, Z->2), without leading zeros: it survives a dropped or different prefix,
+//! lost zeros, OCR confusions, case and spacing, and is what the ledger index is keyed on.
+
+/// Upper-case letters and digits only.
+pub fn normalize(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+}
+
+/// The digit a letter is commonly misread for, if any.
+fn ocr_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c),
+        b'O' | b'Q' | b'D' => Some(b'0'),
+        b'I' | b'L' => Some(b'1'),
+        b'S' => Some(b'5'),
+        b'B' => Some(b'8'),
+        b'Z' => Some(b'2'),
+        b'G' => Some(b'6'),
+        _ => None,
+    }
+}
+
+/// Shortest core that still identifies a document; shorter digit tails fall back to the whole
+/// normalised reference (schemes like `AB12C34`).
+const MIN_CORE_DIGITS: usize = 4;
+
+/// The comparable core of a reference (see the module doc). Empty when the reference holds
+/// nothing usable.
+pub fn core(s: &str) -> String {
+    let n = normalize(s);
+    core_of_normalized(&n)
+}
+
+/// [`core`] of an already normalised reference.
+pub fn core_of_normalized(n: &str) -> String {
+    let b = n.as_bytes();
+    // The longest suffix that reads as digits after OCR folding, but it must contain at least
+    // one real digit: an all-letter word is not a document number.
+    let mut start = b.len();
+    while start > 0 && ocr_digit(b[start - 1]).is_some() {
+        start -= 1;
+    }
+    let tail = &b[start..];
+    let real_digits = tail.iter().filter(|c| c.is_ascii_digit()).count();
+    // Letters before the first real digit are the prefix (`SO`, `INVOICE`), not misread digits:
+    // a misread leading zero is dropped with the zeros anyway.
+    let skip = tail.iter().position(|c| c.is_ascii_digit()).unwrap_or(tail.len());
+    let tail = &tail[skip..];
+    let folded: Vec<u8> = tail.iter().filter_map(|&c| ocr_digit(c)).collect();
+    let trimmed: &[u8] = {
+        let z = folded.iter().take_while(|&&c| c == b'0').count();
+        &folded[z..]
+    };
+    if real_digits == 0 {
+        return String::new();
+    }
+    if trimmed.len() >= MIN_CORE_DIGITS {
+        String::from_utf8_lossy(trimmed).into_owned()
+    } else {
+        // Too short to stand alone: keep the whole reference, folded, so `AB12C34` is still a key.
+        n.bytes().map(|c| ocr_digit(c).unwrap_or(c) as char).collect()
+    }
+}
+
+/// How similar two references are, in [0, 1]: 1 for equal cores, otherwise the best of a
+/// Damerau-Levenshtein similarity of the cores (typos, transpositions, dropped digits) and a
+/// Jaro-Winkler similarity of the normalised forms.
+pub fn similarity(a: &str, b: &str) -> f64 {
+    let (na, nb) = (normalize(a), normalize(b));
+    similarity_normalized(&na, &core_of_normalized(&na), &nb, &core_of_normalized(&nb))
+}
+
+/// [`similarity`] on precomputed normalised forms and cores (the hot path keeps them).
+pub fn similarity_normalized(na: &str, ca: &str, nb: &str, cb: &str) -> f64 {
+    if na.is_empty() || nb.is_empty() {
+        return 0.0;
+    }
+    if na == nb {
+        return 1.0;
+    }
+    if !ca.is_empty() && ca == cb {
+        return 0.98;
+    }
+    let core_sim = if ca.is_empty() || cb.is_empty() {
+        0.0
+    } else {
+        strsim::normalized_damerau_levenshtein(ca, cb)
+    };
+    let text_sim = strsim::jaro_winkler(na, nb) * 0.9;
+    core_sim.max(text_sim)
+}
+
+/// A reference found in free text, with the line number of the text it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextReference {
+    pub reference: String,
+    /// Whether the text called it a purchase order (`PO 4500123`).
+    pub purchase_order: bool,
+}
+
+/// Largest range expansion (`INV 1001-1004`) taken at face value; a longer "range" is more
+/// likely two unrelated numbers with a dash.
+const MAX_RANGE: u64 = 50;
+
+/// Words that introduce a purchase order in a memo.
+const PO_WORDS: [&str; 4] = ["PO", "P.O.", "PURCHASE", "ORDER"];
+
+/// Finds invoice-number-like tokens in free text: tokens with at least three digits, lists
+/// (`INV 1001, 1002 & 1005`) and ranges (`INV 1001-1004`, `1001 TO 1004`). Amounts
+/// (`1,234.50`, `$99.00`) and dates are not references and are skipped.
+pub fn extract_from_text(text: &str) -> Vec<TextReference> {
+    let mut out: Vec<TextReference> = Vec::new();
+    let raw: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '&' || c == '(' || c == ')')
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut po_context = false;
+    let mut i = 0;
+    while i < raw.len() {
+        let tok = raw[i].trim_matches(|c: char| c == ':' || c == '#' || c == '.' || c == '"');
+        let up = tok.to_ascii_uppercase();
+        if PO_WORDS.contains(&up.as_str()) || up.starts_with("PO#") {
+            po_context = true;
+        } else if ["INV", "INVOICE", "INVOICES", "INVS", "BILL", "FACTUUR", "RECHNUNG"]
+            .contains(&up.as_str())
+        {
+            po_context = false;
+        }
+        if is_amount_or_date(tok) {
+            i += 1;
+            continue;
+        }
+        // `1001-1004` in one token, or `1001 - 1004` / `1001 TO 1004` across three.
+        if let Some((a, b)) = tok.split_once('-') {
+            if let Some(list) = expand_range(a, b) {
+                out.extend(list.into_iter().map(|r| TextReference { reference: r, purchase_order: po_context }));
+                i += 1;
+                continue;
+            }
+        }
+        if i + 2 < raw.len() && ["-", "TO", "THRU", "THROUGH"].contains(&raw[i + 1].to_ascii_uppercase().as_str()) {
+            if let Some(list) = expand_range(tok, raw[i + 2]) {
+                out.extend(list.into_iter().map(|r| TextReference { reference: r, purchase_order: po_context }));
+                i += 3;
+                continue;
+            }
+        }
+        let digits = tok.chars().filter(|c| c.is_ascii_digit()).count();
+        if digits >= 3 && tok.len() <= 30 {
+            let reference = tok.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+            let purchase_order = po_context || reference.to_ascii_uppercase().starts_with("PO");
+            out.push(TextReference { reference, purchase_order });
+        }
+        i += 1;
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|r| seen.insert(normalize(&r.reference)));
+    out
+}
+
+/// `1,234.50`, `$99`, `99.00`, `2026-11-27`, `11/27/2026`: numbers that are not references.
+fn is_amount_or_date(tok: &str) -> bool {
+    let t = tok.trim_start_matches(['$', '€', '£']).trim_end_matches(['.']);
+    if tok.starts_with(['$', '€', '£']) {
+        return true;
+    }
+    // Money: digits with a decimal point and exactly two decimals.
+    if let Some((int, frac)) = t.rsplit_once('.') {
+        if frac.len() == 2
+            && frac.bytes().all(|c| c.is_ascii_digit())
+            && !int.is_empty()
+            && int.bytes().all(|c| c.is_ascii_digit() || c == b',')
+        {
+            return true;
+        }
+    }
+    // Dates: three numeric groups separated by - or / with a 4-digit year at one end.
+    for sep in ['-', '/'] {
+        let parts: Vec<&str> = t.split(sep).collect();
+        if parts.len() == 3
+            && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+            && (parts[0].len() == 4 || parts[2].len() == 4)
+            && parts[1].len() <= 2
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// `INV1001` .. `1004` (or `INV1004`): the references in between, keeping the first one's prefix
+/// and zero padding. `None` when it is not a plausible range.
+fn expand_range(a: &str, b: &str) -> Option<Vec<String>> {
+    let a = a.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let b = b.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let split = |s: &str| {
+        let p = s.len() - s.bytes().rev().take_while(|c| c.is_ascii_digit()).count();
+        (s[..p].to_string(), s[p..].to_string())
+    };
+    let (pa, da) = split(a);
+    let (pb, db) = split(b);
+    if da.len() < 3 || db.is_empty() || !(pb.is_empty() || pb.eq_ignore_ascii_case(&pa)) {
+        return None;
+    }
+    let start: u64 = da.parse().ok()?;
+    // `1001-04` abbreviates the end to its last digits.
+    let end: u64 = if db.len() < da.len() {
+        let keep = &da[..da.len() - db.len()];
+        format!("{keep}{db}").parse().ok()?
+    } else {
+        db.parse().ok()?
+    };
+    if end <= start || end - start > MAX_RANGE {
+        return None;
+    }
+    let width = da.len();
+    Some((start..=end).map(|n| format!("{pa}{n:0width$}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_survives_prefixes_zeros_case_and_ocr() {
+        for r in ["INV-0012345", "inv 12345", "12345", "lNV0O12345", "SO-12345", "#0012345", "INVOICE 12345"] {
+            assert_eq!(core(r), "12345", "{r}");
+        }
+        assert_eq!(core("12S45"), "12545");
+        assert_eq!(core("INVOICE"), "");
+        // A short digit tail keeps the whole reference as its key.
+        assert_eq!(core("AB12C34"), "A812C34");
+        assert_eq!(core("ab12c34"), core("AB 12 C34"));
+    }
+
+    #[test]
+    fn similarity_ranks_typos_above_strangers() {
+        assert_eq!(similarity("INV-0012345", "inv12345"), 0.98);
+        let typo = similarity("INV-0012345", "INV-0012354");
+        let missing = similarity("INV-0012345", "INV-001234");
+        let other = similarity("INV-0012345", "INV-0098761");
+        assert!(typo > 0.75 && missing > 0.75, "{typo} {missing}");
+        assert!(other < typo && other < missing, "{other}");
+        assert_eq!(similarity("", "INV1"), 0.0);
+    }
+
+    #[test]
+    fn text_lists_ranges_and_amounts() {
+        let refs: Vec<String> = extract_from_text("PAYMENT FOR INV 1001, 1002 & 1005 TOTAL $3,300.00 ON 2026-11-02")
+            .into_iter()
+            .map(|r| r.reference)
+            .collect();
+        assert_eq!(refs, ["1001", "1002", "1005"]);
+        let refs: Vec<String> =
+            extract_from_text("INV 1001-1004").into_iter().map(|r| r.reference).collect();
+        assert_eq!(refs, ["1001", "1002", "1003", "1004"]);
+        let refs: Vec<String> =
+            extract_from_text("invoices INV-0101 to INV-0103").into_iter().map(|r| r.reference).collect();
+        assert_eq!(refs, ["INV-0101", "INV-0102", "INV-0103"]);
+        let po = extract_from_text("PO 4500123456 paid in full");
+        assert_eq!(po.len(), 1);
+        assert!(po[0].purchase_order);
+        assert!(extract_from_text("THANK YOU 1,234.56").is_empty());
+        // A huge "range" is two numbers, not a thousand invoices.
+        assert_eq!(extract_from_text("1001-9999").len(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn extraction_never_panics(s in "\\PC{0,200}") {
+            let _ = extract_from_text(&s);
+            let _ = core(&s);
+            let _ = similarity(&s, "INV-1001");
+        }
+    }
+}
