@@ -1,1 +1,345 @@
-fn main() {}
+//! The `cashmatch` command line: a thin shell over the library.
+
+use anyhow::{Context, Result, bail};
+use cashmatch::domain::{Customer, Decision, Invoice, Payment, Status};
+use cashmatch::engine::{Engine, EngineConfig};
+use cashmatch::eval::{self, Report};
+use cashmatch::formats::FormatError;
+use cashmatch::ledger::Ledger;
+use cashmatch::model::artifact::Model;
+use cashmatch::{io, synth, train};
+use clap::{Parser, Subcommand};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "cashmatch", version, about = "Cash application: match payments to open invoices")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Match remittances against an open-items ledger and write one decision per payment.
+    Match {
+        #[arg(long)]
+        customers: Option<PathBuf>,
+        #[arg(long)]
+        invoices: PathBuf,
+        #[arg(long)]
+        remittances: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Model directory; the default model built into the binary when absent.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Auto-apply threshold overriding the model's own.
+        #[arg(long)]
+        threshold: Option<f64>,
+    },
+    /// Train a model from labelled history and write its artifact directory.
+    Train {
+        #[arg(long)]
+        customers: Option<PathBuf>,
+        #[arg(long)]
+        invoices: PathBuf,
+        #[arg(long)]
+        remittances: PathBuf,
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Auto-apply precision the threshold must guarantee (95% confidence) on the holdout.
+        #[arg(long, default_value_t = 0.997)]
+        target_precision: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Version recorded in every decision the model makes.
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Score decisions against labels, beside the rules baseline when the ledger is given.
+    Eval {
+        #[arg(long)]
+        decisions: PathBuf,
+        #[arg(long)]
+        labels: PathBuf,
+        /// Case family per payment; `cases.csv` beside the labels when present.
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// With --invoices and --remittances: also run the rules baseline.
+        #[arg(long)]
+        customers: Option<PathBuf>,
+        #[arg(long)]
+        invoices: Option<PathBuf>,
+        #[arg(long)]
+        remittances: Option<PathBuf>,
+    },
+    /// Generate a seeded synthetic world with train/ and test/ splits.
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 1_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 10_000)]
+        payments: usize,
+    },
+    /// The main job on embedded defaults: synthesise a world the model never saw, match its test
+    /// split with the built-in model and print the figures beside the rules baseline.
+    Demo {
+        #[arg(long, default_value_t = 20261127)]
+        seed: u64,
+        #[arg(long, default_value_t = 1_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 10_000)]
+        payments: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("cashmatch: error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Match { customers, invoices, remittances, out, model, threshold } => {
+            let ledger = load_ledger(customers.as_deref(), &invoices)?;
+            let model = load_model(model.as_deref())?;
+            let payments = load_payments(&remittances)?;
+            let mut engine = Engine::new(ledger, model, EngineConfig { threshold, ..Default::default() });
+            let t = Instant::now();
+            let decisions = engine.run_batch(&payments);
+            let secs = t.elapsed().as_secs_f64();
+            write_decisions(&out, &decisions)?;
+            let auto = decisions.iter().filter(|d| d.status == Status::Auto).count();
+            eprintln!(
+                "{} payments: {} auto-applied, {} to review; {:.0} payments/s; decisions in {}",
+                decisions.len(),
+                auto,
+                decisions.len() - auto,
+                decisions.len() as f64 / secs.max(1e-9),
+                out.display()
+            );
+        }
+        Command::Train { customers, invoices, remittances, labels, out, target_precision, seed, version } => {
+            let mut ledger = load_ledger(customers.as_deref(), &invoices)?;
+            let payments = load_payments(&remittances)?;
+            let labels = report_bad(io::read_labels(&labels)?)?;
+            let cfg = train::TrainConfig {
+                target_precision,
+                params: cashmatch::model::gbdt::GbdtParams { seed, ..Default::default() },
+                version: version.unwrap_or_else(|| format!("cashmatch-{}", out.display())),
+                training_data: format!(
+                    "{} payments from {} with labels, ledger {}",
+                    payments.len(),
+                    remittances.display(),
+                    invoices.display()
+                ),
+                ..Default::default()
+            };
+            let t = Instant::now();
+            let ex = train::replay(&mut ledger, &payments, &labels, &cfg.limits);
+            eprintln!(
+                "replayed {} payments into {} candidate rows in {:.1}s; right answer among candidates for {:.2}%",
+                payments.len(),
+                ex.y.len(),
+                t.elapsed().as_secs_f64(),
+                100.0 * ex.recall()
+            );
+            let (model, card) = train::fit(&ex, &cfg)?;
+            model.save(&out, &card)?;
+            let m = &model.metrics;
+            eprintln!(
+                "trained {} rounds in {:.1}s; holdout AUC {:.4}, touchless {:.2}%, precision {:.3}% (lower bound {:.3}%), threshold {:.4}; written to {}",
+                m.rounds,
+                t.elapsed().as_secs_f64(),
+                m.holdout_auc,
+                100.0 * m.holdout_touchless,
+                100.0 * m.holdout_precision,
+                100.0 * m.holdout_precision_lower_bound,
+                model.threshold,
+                out.display()
+            );
+        }
+        Command::Eval { decisions, labels, cases, customers, invoices, remittances } => {
+            let decisions = read_decisions(&decisions)?;
+            let labels_rows = report_bad(io::read_labels(&labels)?)?;
+            let cases = load_cases(cases.as_deref(), &labels)?;
+            let report = eval::evaluate(&decisions, &labels_rows, &cases);
+            let baseline = match (invoices, remittances) {
+                (Some(inv), Some(rem)) => {
+                    let mut ledger = load_ledger(customers.as_deref(), &inv)?;
+                    let payments = load_payments(&rem)?;
+                    let base = eval::rules_baseline(&mut ledger, &payments);
+                    Some(eval::evaluate(&base, &labels_rows, &cases))
+                }
+                (None, None) => None,
+                _ => bail!("the rules baseline needs both --invoices and --remittances"),
+            };
+            print_reports(&report, baseline.as_ref());
+        }
+        Command::Synth { out, seed, customers, payments } => {
+            let world = synth::generate(&synth::SynthConfig { seed, customers, payments, ..Default::default() });
+            synth::write_world(&world, &out)?;
+            eprintln!(
+                "world {seed}: {} customers; train {} payments, {} invoices; test {} payments, {} invoices; written to {}",
+                world.customers.len(),
+                world.train.payments.len(),
+                world.train.invoices.len(),
+                world.test.payments.len(),
+                world.test.invoices.len(),
+                out.display()
+            );
+        }
+        Command::Demo { seed, customers, payments } => {
+            let t = Instant::now();
+            let world = synth::generate(&synth::SynthConfig { seed, customers, payments, ..Default::default() });
+            eprintln!(
+                "synthesised world {seed} ({} customers, {} test payments) in {:.1}s",
+                world.customers.len(),
+                world.test.payments.len(),
+                t.elapsed().as_secs_f64()
+            );
+            let model = Model::embedded_default()?;
+            eprintln!("model {} (threshold {:.4})", model.version, model.threshold);
+            let (ledger, errs) = Ledger::new(world.customers.clone(), world.test.invoices.clone());
+            if let Some(e) = errs.first() {
+                bail!("the synthetic ledger is inconsistent: {e}");
+            }
+            let mut engine = Engine::new(ledger, Arc::new(model), EngineConfig::default());
+            let t = Instant::now();
+            let decisions = engine.run_batch(&world.test.payments);
+            let secs = t.elapsed().as_secs_f64();
+            let cases: HashMap<String, String> = world.test.cases.iter().cloned().collect();
+            let report = eval::evaluate(&decisions, &world.test.labels, &cases);
+            let (mut base_ledger, _) = Ledger::new(world.customers.clone(), world.test.invoices.clone());
+            let base = eval::rules_baseline(&mut base_ledger, &world.test.payments);
+            let base_report = eval::evaluate(&base, &world.test.labels, &cases);
+            eprintln!("matched {} payments in {:.2}s ({:.0} payments/s)\n", decisions.len(), secs, decisions.len() as f64 / secs.max(1e-9));
+            print_reports(&report, Some(&base_report));
+            if let Some(d) = decisions.iter().find(|d| d.status == Status::Auto && d.allocations.len() > 1) {
+                println!("\nan auto-applied decision:\n{}", serde_json::to_string_pretty(d)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_reports(model: &Report, baseline: Option<&Report>) {
+    let mut cols: Vec<(&str, &Report)> = vec![("model", model)];
+    if let Some(b) = baseline {
+        cols.push(("rules", b));
+    }
+    print!("{}", eval::render(&cols));
+    let o = &model.overall;
+    println!(
+        "\nmodel: touchless {:.2}%, auto-apply precision {:.3}%, wrong auto-applies {:.2} per 1,000 payments, review top-1 {:.1}%",
+        100.0 * o.touchless(),
+        100.0 * o.precision(),
+        o.wrong_per_1000(),
+        100.0 * o.review_top1()
+    );
+    if let Some(b) = baseline {
+        let b = &b.overall;
+        println!(
+            "rules baseline: touchless {:.2}%, auto-apply precision {:.3}%, wrong auto-applies {:.2} per 1,000 payments",
+            100.0 * b.touchless(),
+            100.0 * b.precision(),
+            b.wrong_per_1000()
+        );
+    }
+}
+
+/// Prints the rows a reader rejected, with their positions, and keeps the good ones.
+fn report_bad<T>(loaded: io::Loaded<T>) -> Result<Vec<T>> {
+    for e in &loaded.errors {
+        eprintln!("cashmatch: skipped: {e}");
+    }
+    Ok(loaded.rows)
+}
+
+fn load_model(dir: Option<&Path>) -> Result<Arc<Model>> {
+    let m = match dir {
+        Some(d) => Model::load(d)?,
+        None => Model::embedded_default()?,
+    };
+    Ok(Arc::new(m))
+}
+
+fn load_ledger(customers: Option<&Path>, invoices: &Path) -> Result<Ledger> {
+    let invoices: Vec<Invoice> = report_bad(io::read_invoices(invoices)?)?;
+    let customers: Vec<Customer> = match customers {
+        Some(p) => report_bad(io::read_customers(p)?)?,
+        // Without a customer file, the invoices' customer ids are the customers, nameless.
+        None => {
+            let mut ids: Vec<&str> = invoices.iter().map(|i| i.customer_id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_iter()
+                .map(|id| Customer { id: id.to_string(), name: String::new(), parent_id: None, bank_accounts: vec![] })
+                .collect()
+        }
+    };
+    let (ledger, errors) = Ledger::new(customers, invoices);
+    for e in &errors {
+        eprintln!("cashmatch: skipped: {e}");
+    }
+    Ok(ledger)
+}
+
+fn load_payments(path: &Path) -> Result<Vec<Payment>> {
+    let parsed = io::read_remittances(path)?;
+    for e in &parsed.errors {
+        eprintln!("cashmatch: skipped: {e}");
+    }
+    Ok(parsed.payments)
+}
+
+fn load_cases(cases: Option<&Path>, labels: &Path) -> Result<HashMap<String, String>> {
+    let path = match cases {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let beside = labels.with_file_name("cases.csv");
+            if !beside.exists() {
+                return Ok(HashMap::new());
+            }
+            beside
+        }
+    };
+    Ok(report_bad(io::read_cases(&path)?)?.into_iter().collect())
+}
+
+fn write_decisions(path: &Path, decisions: &[Decision]) -> Result<()> {
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    io::write_decisions(&mut w, decisions).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn read_decisions(path: &Path) -> Result<Vec<Decision>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let d: Decision = serde_json::from_str(line).map_err(|e| {
+            FormatError::new(
+                &path.display().to_string(),
+                cashmatch::formats::Position::Line { line: i + 1, column: Some(e.column()) },
+                format!("not a decision: {e}"),
+            )
+        })?;
+        out.push(d);
+    }
+    Ok(out)
+}
