@@ -25,3 +25,4 @@ pub mod domain;
 pub mod formats;
 pub mod ledger;
 pub mod matching;
+pub mod model;
