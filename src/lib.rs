@@ -23,3 +23,4 @@
 
 pub mod domain;
 pub mod formats;
+pub mod io;
