@@ -23,6 +23,7 @@
 
 pub mod domain;
 pub mod formats;
+pub mod io;
 pub mod ledger;
 pub mod matching;
 pub mod model;

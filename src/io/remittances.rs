@@ -1,0 +1,675 @@
+//! `remittances.csv`, the project's own remittance format: one row per remittance line, the
+//! payment's fields repeated on each row, consecutive rows with one `payment_id` forming one
+//! payment. Read as a stream, so memory holds one payment whatever the file's size.
+
+use super::{Col, CsvFile, Row, open, opt_str};
+use crate::domain::{
+    Adjustment, Currency, Direction, Payer, Payment, ReferenceKind, RemittanceLine,
+};
+use crate::formats::{FormatError, Parsed, Position};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// The columns `write_remittances` writes: the eleven of the issue, then the optional three.
+const COLUMNS: [&str; 14] = [
+    "payment_id",
+    "payment_date",
+    "payment_amount",
+    "currency",
+    "payer_name",
+    "payer_account",
+    "reference",
+    "line_amount",
+    "adjustment_amount",
+    "adjustment_code",
+    "memo",
+    "reference_kind",
+    "invoice_amount",
+    "discount_amount",
+];
+
+/// Reads a whole remittance file into memory.
+pub fn read_remittances(path: impl AsRef<Path>) -> Result<Parsed, FormatError> {
+    let (r, name) = open(path.as_ref())?;
+    remittances_from_reader(r, &name)
+}
+
+/// Reads remittances from any reader into memory; `file` names it in errors.
+pub fn remittances_from_reader(reader: impl Read, file: &str) -> Result<Parsed, FormatError> {
+    let mut out = Parsed::default();
+    for_each_remittance(reader, file, |p| match p {
+        Ok(p) => out.payments.push(p),
+        Err(e) => out.errors.push(e),
+    })?;
+    Ok(out)
+}
+
+struct Cols {
+    id: Col,
+    date: Option<Col>,
+    amount: Col,
+    currency: Option<Col>,
+    payer_name: Option<Col>,
+    payer_account: Option<Col>,
+    reference: Col,
+    line_amount: Col,
+    adjustment_amount: Option<Col>,
+    adjustment_code: Option<Col>,
+    memo: Option<Col>,
+    kind: Option<Col>,
+    invoice_amount: Option<Col>,
+    discount: Option<Col>,
+}
+
+/// The fields every row of a payment repeats.
+#[derive(PartialEq)]
+struct Head {
+    date: Option<NaiveDate>,
+    amount: Decimal,
+    currency: Currency,
+    payer_name: Option<String>,
+    payer_account: Option<String>,
+}
+
+/// What one row adds to its payment.
+struct Detail {
+    reference: Option<String>,
+    kind: ReferenceKind,
+    line_amount: Option<Decimal>,
+    invoice_amount: Option<Decimal>,
+    discount: Option<Decimal>,
+    adjustment: Option<Adjustment>,
+    memo: Option<String>,
+}
+
+/// The payment being assembled from its consecutive rows.
+struct Group {
+    id: String,
+    first_line: usize,
+    head: Option<Head>,
+    lines: Vec<RemittanceLine>,
+    free_text: Vec<String>,
+    error: Option<FormatError>,
+}
+
+impl Group {
+    fn new(id: &str, line: usize) -> Self {
+        Group {
+            id: id.to_string(),
+            first_line: line,
+            head: None,
+            lines: Vec::new(),
+            free_text: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Marks the payment bad; the first fault is the one reported.
+    fn fail(&mut self, mut e: FormatError) {
+        if self.error.is_none() {
+            e.message = format!("payment {}: {}", self.id, e.message);
+            self.error = Some(e);
+            self.lines = Vec::new();
+            self.free_text = Vec::new();
+        }
+    }
+
+    fn add(&mut self, head: Head, detail: Detail, row: &Row<'_>, cols: &Cols) {
+        match &self.head {
+            None => self.head = Some(head),
+            Some(first) if *first != head => {
+                let (col, was, now) = first_difference(first, &head, cols);
+                let e = row.error(
+                    col,
+                    format!(
+                        "{now} differs from {was} on line {} (each row of a payment repeats its \
+                         payment fields)",
+                        self.first_line
+                    ),
+                );
+                self.fail(e);
+                return;
+            }
+            Some(_) => {}
+        }
+        if let Some(memo) = detail.memo {
+            if !self.free_text.contains(&memo) {
+                self.free_text.push(memo);
+            }
+        }
+        let has_line = detail.reference.is_some()
+            || detail.line_amount.is_some()
+            || detail.invoice_amount.is_some()
+            || detail.discount.is_some()
+            || detail.kind != ReferenceKind::Unknown;
+        if has_line {
+            self.lines.push(RemittanceLine {
+                reference: detail.reference,
+                reference_kind: detail.kind,
+                amount_paid: detail.line_amount,
+                invoice_amount: detail.invoice_amount,
+                discount: detail.discount,
+                adjustments: detail.adjustment.into_iter().collect(),
+            });
+        } else if let Some(adj) = detail.adjustment {
+            // A row with only an adjustment carries another adjustment of the line above it;
+            // before any line, it is a payment-level deduction on a line of its own.
+            match self.lines.last_mut() {
+                Some(line) => line.adjustments.push(adj),
+                None => self.lines.push(RemittanceLine {
+                    adjustments: vec![adj],
+                    ..Default::default()
+                }),
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Payment, FormatError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let head = self.head.ok_or_else(|| {
+            FormatError::new(
+                "",
+                Position::Line {
+                    line: self.first_line,
+                    column: None,
+                },
+                "empty payment",
+            )
+        })?;
+        Ok(Payment {
+            payment_id: self.id,
+            format: "csv".to_string(),
+            direction: Direction::Credit,
+            payment_date: head.date,
+            amount: head.amount,
+            currency: head.currency,
+            payer: Payer {
+                name: head.payer_name,
+                account: head.payer_account,
+            },
+            lines: self.lines,
+            free_text: self.free_text,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+fn first_difference(a: &Head, b: &Head, c: &Cols) -> (Col, String, String) {
+    let fallback = |name| Col {
+        index: c.id.index,
+        name,
+    };
+    let opt = |v: &Option<String>| {
+        v.clone()
+            .map_or_else(|| "(empty)".to_string(), |s| format!("{s:?}"))
+    };
+    if a.amount != b.amount {
+        return (c.amount, a.amount.to_string(), b.amount.to_string());
+    }
+    if a.date != b.date {
+        let d = |v: &Option<NaiveDate>| v.map_or_else(|| "(empty)".to_string(), |d| d.to_string());
+        return (
+            c.date.unwrap_or(fallback("payment_date")),
+            d(&a.date),
+            d(&b.date),
+        );
+    }
+    if a.currency != b.currency {
+        let col = c.currency.unwrap_or(fallback("currency"));
+        return (col, a.currency.to_string(), b.currency.to_string());
+    }
+    if a.payer_name != b.payer_name {
+        let col = c.payer_name.unwrap_or(fallback("payer_name"));
+        return (col, opt(&a.payer_name), opt(&b.payer_name));
+    }
+    let col = c.payer_account.unwrap_or(fallback("payer_account"));
+    (col, opt(&a.payer_account), opt(&b.payer_account))
+}
+
+fn parse_row(row: &Row<'_>, c: &Cols) -> Result<(Head, Detail), FormatError> {
+    row.check_width()?;
+    let amount = row.money(c.amount)?;
+    if amount.is_sign_negative() && !amount.is_zero() {
+        return Err(row.error(
+            c.amount,
+            format!("{amount} is negative; a remittance pays money in"),
+        ));
+    }
+    let currency = match (c.currency, row.opt_text(c.currency)?) {
+        (Some(col), Some(t)) => t.parse::<Currency>().map_err(|m| row.error(col, m))?,
+        _ => Currency::USD,
+    };
+    let head = Head {
+        date: row.opt_date(c.date)?,
+        amount,
+        currency,
+        payer_name: row.opt_text(c.payer_name)?.map(str::to_string),
+        payer_account: row.opt_text(c.payer_account)?.map(str::to_string),
+    };
+    let kind = match (c.kind, row.opt_text(c.kind)?) {
+        (Some(col), Some(t)) => parse_kind(t).map_err(|m| row.error(col, m))?,
+        _ => ReferenceKind::Unknown,
+    };
+    let adjustment_amount = row.opt_money(c.adjustment_amount)?;
+    let adjustment_code = row.opt_text(c.adjustment_code)?;
+    let adjustment = match (adjustment_amount, adjustment_code) {
+        (Some(amount), code) => Some(Adjustment {
+            amount,
+            reason_code: code.map(str::to_string),
+            text: None,
+        }),
+        (None, Some(code)) => {
+            let col = c.adjustment_code.unwrap_or(c.id);
+            return Err(row.error(
+                col,
+                format!("{code:?} is given without an adjustment_amount"),
+            ));
+        }
+        (None, None) => None,
+    };
+    let detail = Detail {
+        reference: row.opt_text(Some(c.reference))?.map(str::to_string),
+        kind,
+        line_amount: row.opt_money(Some(c.line_amount))?,
+        invoice_amount: row.opt_money(c.invoice_amount)?,
+        discount: row.opt_money(c.discount)?,
+        adjustment,
+        memo: row.opt_text(c.memo)?.map(str::to_string),
+    };
+    Ok((head, detail))
+}
+
+fn parse_kind(t: &str) -> Result<ReferenceKind, String> {
+    match t.to_ascii_lowercase().as_str() {
+        "invoice" => Ok(ReferenceKind::Invoice),
+        "credit_note" => Ok(ReferenceKind::CreditNote),
+        "purchase_order" => Ok(ReferenceKind::PurchaseOrder),
+        "unknown" => Ok(ReferenceKind::Unknown),
+        _ => Err(format!(
+            "{t:?} is not a reference kind (invoice, credit_note, purchase_order or unknown)"
+        )),
+    }
+}
+
+fn kind_name(k: ReferenceKind) -> &'static str {
+    match k {
+        ReferenceKind::Invoice => "invoice",
+        ReferenceKind::CreditNote => "credit_note",
+        ReferenceKind::PurchaseOrder => "purchase_order",
+        ReferenceKind::Unknown => "",
+    }
+}
+
+/// Streams the payments of a remittance file to `f`, one at a time, in file order.
+///
+/// Consecutive rows with the same `payment_id` form one payment. A payment with a bad field, or
+/// whose rows disagree on a payment field, reaches `f` as one `Err` naming the first bad line
+/// and column; the payments around it are unaffected. The `Err` this function returns is
+/// file-level: the file cannot be read or lacks a required column.
+pub fn for_each_remittance(
+    reader: impl Read,
+    file: &str,
+    mut f: impl FnMut(Result<Payment, FormatError>),
+) -> Result<(), FormatError> {
+    let mut csv = CsvFile::new(reader, file)?;
+    let cols = Cols {
+        id: csv.require("payment_id")?,
+        date: csv.optional("payment_date"),
+        amount: csv.require("payment_amount")?,
+        currency: csv.optional("currency"),
+        payer_name: csv.optional("payer_name"),
+        payer_account: csv.optional("payer_account"),
+        reference: csv.require("reference")?,
+        line_amount: csv.require("line_amount")?,
+        adjustment_amount: csv.optional("adjustment_amount"),
+        adjustment_code: csv.optional("adjustment_code"),
+        memo: csv.optional("memo"),
+        kind: csv.optional("reference_kind"),
+        invoice_amount: csv.optional("invoice_amount"),
+        discount: csv.optional("discount_amount"),
+    };
+    let file_name = csv.file.clone();
+    let mut current: Option<Group> = None;
+    while let Some(row) = csv.next_row()? {
+        let id = match row.required(cols.id) {
+            Ok(id) => id,
+            Err(e) => {
+                f(Err(e));
+                continue;
+            }
+        };
+        if current.as_ref().is_none_or(|g| g.id != id) {
+            if let Some(done) = current.take() {
+                f(done.finish().map_err(|mut e| {
+                    e.file.clone_from(&file_name);
+                    e
+                }));
+            }
+            current = Some(Group::new(id, row.line));
+        }
+        let Some(group) = current.as_mut() else {
+            continue;
+        };
+        if group.error.is_some() {
+            continue;
+        }
+        match parse_row(&row, &cols) {
+            Ok((head, detail)) => group.add(head, detail, &row, &cols),
+            Err(e) => group.fail(e),
+        }
+    }
+    if let Some(done) = current {
+        f(done.finish().map_err(|mut e| {
+            e.file.clone_from(&file_name);
+            e
+        }));
+    }
+    Ok(())
+}
+
+/// Writes payments in the project CSV format, one row per line.
+///
+/// A line's second and later adjustments go on rows of their own with no reference or line
+/// amount, which the reader adds back to that line. A payment with exactly one free-text entry
+/// repeats it on every row like the payment fields; several entries go one per row.
+pub fn write_remittances<'a>(
+    w: impl Write,
+    payments: impl IntoIterator<Item = &'a Payment>,
+) -> std::io::Result<()> {
+    let mut out = csv::Writer::from_writer(w);
+    out.write_record(COLUMNS)?;
+    for p in payments {
+        let head = [
+            p.payment_id.clone(),
+            opt_str(&p.payment_date),
+            p.amount.to_string(),
+            p.currency.to_string(),
+            opt_str(&p.payer.name),
+            opt_str(&p.payer.account),
+        ];
+        let mut rows: Vec<[String; 8]> = Vec::new();
+        for line in &p.lines {
+            let adj = |a: Option<&Adjustment>| {
+                (
+                    a.map(|a| a.amount.to_string()).unwrap_or_default(),
+                    a.and_then(|a| a.reason_code.clone()).unwrap_or_default(),
+                )
+            };
+            let (amount, code) = adj(line.adjustments.first());
+            rows.push([
+                opt_str(&line.reference),
+                opt_str(&line.amount_paid),
+                amount,
+                code,
+                String::new(),
+                kind_name(line.reference_kind).to_string(),
+                opt_str(&line.invoice_amount),
+                opt_str(&line.discount),
+            ]);
+            for a in line.adjustments.iter().skip(1) {
+                let (amount, code) = adj(Some(a));
+                let mut r: [String; 8] = Default::default();
+                r[2] = amount;
+                r[3] = code;
+                rows.push(r);
+            }
+        }
+        match p.free_text.as_slice() {
+            [only] => rows.iter_mut().for_each(|r| r[4].clone_from(only)),
+            many => {
+                for (i, text) in many.iter().enumerate() {
+                    match rows.get_mut(i) {
+                        Some(r) => r[4].clone_from(text),
+                        None => {
+                            let mut r: [String; 8] = Default::default();
+                            r[4].clone_from(text);
+                            rows.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        if rows.is_empty() {
+            let mut r: [String; 8] = Default::default();
+            if let [only] = p.free_text.as_slice() {
+                r[4].clone_from(only);
+            }
+            rows.push(r);
+        }
+        for r in &rows {
+            out.write_record(head.iter().chain(r.iter()))?;
+        }
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    const HEADER: &str = "payment_id,payment_date,payment_amount,currency,payer_name,payer_account,reference,line_amount,adjustment_amount,adjustment_code,memo\n";
+
+    fn parse(text: &str) -> Parsed {
+        remittances_from_reader(text.as_bytes(), "remittances.csv").unwrap()
+    }
+
+    #[test]
+    fn consecutive_rows_form_one_payment() {
+        let got = parse(&format!(
+            "{HEADER}P1,2026-03-02,\"1,500.00\",USD,NORTHWIND INDL,021000021:1234,INV-1,1000.00,,,PMT RUN 7\n\
+             P1,2026-03-02,1500.00,USD,NORTHWIND INDL,021000021:1234,INV-2,550.00,50.00,DAMAGE,PMT RUN 7\n\
+             P1,2026-03-02,1500.00,USD,NORTHWIND INDL,021000021:1234,CM-9,-50.00,,,\n\
+             P2,2026-03-03,75.10,,,,,,,,INV 5 6 & 7\n"
+        ));
+        assert!(got.errors.is_empty(), "{:?}", got.errors);
+        assert_eq!(got.payments.len(), 2);
+        let p = &got.payments[0];
+        assert_eq!((p.format.as_str(), p.direction), ("csv", Direction::Credit));
+        assert_eq!(p.amount, dec!(1500.00));
+        assert_eq!(p.payer.account.as_deref(), Some("021000021:1234"));
+        assert_eq!(p.lines.len(), 3);
+        assert_eq!(p.lines[1].adjustments[0].amount, dec!(50.00));
+        assert_eq!(
+            p.lines[1].adjustments[0].reason_code.as_deref(),
+            Some("DAMAGE")
+        );
+        assert_eq!(p.lines[2].amount_paid, Some(dec!(-50.00)));
+        assert_eq!(
+            p.free_text,
+            vec!["PMT RUN 7".to_string()],
+            "memo deduplicated"
+        );
+        let q = &got.payments[1];
+        assert!(
+            q.lines.is_empty(),
+            "a payment with no line detail has no lines"
+        );
+        assert_eq!(q.free_text, vec!["INV 5 6 & 7".to_string()]);
+        assert_eq!(q.payer, Payer::default());
+    }
+
+    #[test]
+    fn bad_field_fails_only_its_payment_with_line_and_column() {
+        let got = parse(&format!(
+            "{HEADER}P1,2026-03-02,100.00,USD,A,,INV-1,100.00,,,\n\
+             P2,2026-03-02,200.00,USD,B,,INV-2,100.00,,,\n\
+             P2,2026-03-02,200.00,USD,B,,INV-3,1O0.00,,,\n\
+             P2,2026-03-02,200.00,USD,B,,INV-4,abc,,,\n\
+             P3,2026-03-04,300.00,USD,C,,INV-5,300.00,,,\n"
+        ));
+        let ids: Vec<_> = got.payments.iter().map(|p| p.payment_id.as_str()).collect();
+        assert_eq!(ids, ["P1", "P3"]);
+        assert_eq!(got.errors.len(), 1);
+        let e = &got.errors[0];
+        assert_eq!(
+            e.position,
+            Position::Line {
+                line: 4,
+                column: Some(8)
+            }
+        );
+        assert!(
+            e.to_string().starts_with(
+                "remittances.csv: line 4, column 8: payment P2: line_amount: \"1O0.00\""
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rows_that_disagree_on_payment_fields_are_one_error() {
+        let got = parse(&format!(
+            "{HEADER}P1,2026-03-02,100.00,USD,A,,INV-1,60.00,,,\n\
+             P1,2026-03-02,120.00,USD,A,,INV-2,40.00,,,\n\
+             P2,2026-03-02,5.00,USD,A,,INV-3,5.00,,,\n"
+        ));
+        assert_eq!(got.payments.len(), 1);
+        let e = &got.errors[0];
+        assert_eq!(
+            e.position,
+            Position::Line {
+                line: 3,
+                column: Some(3)
+            }
+        );
+        assert!(
+            e.message.contains("120.00 differs from 100.00 on line 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reference_kind_is_an_optional_column() {
+        let text = "payment_id,payment_amount,reference,line_amount,reference_kind\n\
+                    P1,10.00,PO-77,10.00,purchase_order\nP2,10.00,X,10.00,order\n";
+        let got = parse(text);
+        assert_eq!(
+            got.payments[0].lines[0].reference_kind,
+            ReferenceKind::PurchaseOrder
+        );
+        assert_eq!(
+            got.errors[0].position,
+            Position::Line {
+                line: 3,
+                column: Some(5)
+            }
+        );
+    }
+
+    #[test]
+    fn adjustment_code_without_amount_and_negative_payment_are_errors() {
+        let got = parse(&format!(
+            "{HEADER}P1,2026-03-02,100.00,USD,A,,INV-1,100.00,,DAMAGE,\n\
+             P2,2026-03-02,-5.00,USD,A,,INV-2,-5.00,,,\n"
+        ));
+        assert!(got.payments.is_empty());
+        assert_eq!(got.errors.len(), 2);
+        assert_eq!(
+            got.errors[0].position,
+            Position::Line {
+                line: 2,
+                column: Some(10)
+            }
+        );
+        assert_eq!(
+            got.errors[1].position,
+            Position::Line {
+                line: 3,
+                column: Some(3)
+            }
+        );
+    }
+
+    #[test]
+    fn missing_required_column_is_a_file_error() {
+        let e =
+            remittances_from_reader("payment_id,payment_amount,reference\n".as_bytes(), "r.csv")
+                .unwrap_err();
+        assert!(e.message.contains("\"line_amount\""), "{e}");
+    }
+
+    #[test]
+    fn remittances_round_trip() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 2);
+        let payer = Payer {
+            name: Some("AP DEPT NORTHWIND".into()),
+            account: Some("1:2".into()),
+        };
+        let payments = vec![
+            Payment {
+                payment_id: "P1".into(),
+                format: "csv".into(),
+                direction: Direction::Credit,
+                payment_date: d,
+                amount: dec!(1450.00),
+                currency: Currency::USD,
+                payer: payer.clone(),
+                lines: vec![
+                    RemittanceLine {
+                        reference: Some("INV-0012345".into()),
+                        reference_kind: ReferenceKind::Invoice,
+                        amount_paid: Some(dec!(980.00)),
+                        invoice_amount: Some(dec!(1000.00)),
+                        discount: Some(dec!(20.00)),
+                        adjustments: vec![],
+                    },
+                    RemittanceLine {
+                        reference: Some("4500123456".into()),
+                        reference_kind: ReferenceKind::PurchaseOrder,
+                        amount_paid: Some(dec!(470.00)),
+                        invoice_amount: None,
+                        discount: None,
+                        adjustments: vec![
+                            Adjustment {
+                                amount: dec!(20),
+                                reason_code: Some("FRT".into()),
+                                text: None,
+                            },
+                            Adjustment {
+                                amount: dec!(10),
+                                reason_code: None,
+                                text: None,
+                            },
+                        ],
+                    },
+                ],
+                free_text: vec!["RUN 12, \"weekly\"".into()],
+                warnings: vec![],
+            },
+            Payment {
+                payment_id: "P2".into(),
+                format: "csv".into(),
+                direction: Direction::Credit,
+                payment_date: None,
+                amount: dec!(99.99),
+                currency: "EUR".parse().unwrap(),
+                payer: Payer::default(),
+                lines: vec![],
+                free_text: vec!["INV 1001-1004".into(), "second note".into(), "third".into()],
+                warnings: vec![],
+            },
+            Payment {
+                payment_id: "P3".into(),
+                format: "csv".into(),
+                direction: Direction::Credit,
+                payment_date: d,
+                amount: dec!(5),
+                currency: Currency::USD,
+                payer,
+                lines: vec![],
+                free_text: vec![],
+                warnings: vec![],
+            },
+        ];
+        let mut buf = Vec::new();
+        write_remittances(&mut buf, &payments).unwrap();
+        let back = remittances_from_reader(buf.as_slice(), "r.csv").unwrap();
+        assert!(back.errors.is_empty(), "{:?}", back.errors);
+        assert_eq!(back.payments, payments);
+    }
+}
