@@ -22,8 +22,11 @@
 //! - [`synth`]: a seeded generator of realistic worlds for training, tests and benchmarks.
 
 pub mod domain;
+pub mod engine;
+pub mod eval;
 pub mod formats;
 pub mod io;
 pub mod ledger;
 pub mod matching;
 pub mod model;
+pub mod train;

@@ -4,7 +4,6 @@ use anyhow::{Context, Result, bail};
 use cashmatch::domain::{Customer, Decision, Invoice, Payment, Status};
 use cashmatch::engine::{Engine, EngineConfig};
 use cashmatch::eval::{self, Report};
-use cashmatch::formats::FormatError;
 use cashmatch::ledger::Ledger;
 use cashmatch::model::artifact::Model;
 use cashmatch::{io, synth, train};
@@ -171,7 +170,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Eval { decisions, labels, cases, customers, invoices, remittances } => {
-            let decisions = read_decisions(&decisions)?;
+            let decisions = report_bad(io::read_decisions(&decisions)?)?;
             let labels_rows = report_bad(io::read_labels(&labels)?)?;
             let cases = load_cases(cases.as_deref(), &labels)?;
             let report = eval::evaluate(&decisions, &labels_rows, &cases);
@@ -323,23 +322,4 @@ fn write_decisions(path: &Path, decisions: &[Decision]) -> Result<()> {
     let mut w = std::io::BufWriter::new(f);
     io::write_decisions(&mut w, decisions).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
-}
-
-fn read_decisions(path: &Path) -> Result<Vec<Decision>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let d: Decision = serde_json::from_str(line).map_err(|e| {
-            FormatError::new(
-                &path.display().to_string(),
-                cashmatch::formats::Position::Line { line: i + 1, column: Some(e.column()) },
-                format!("not a decision: {e}"),
-            )
-        })?;
-        out.push(d);
-    }
-    Ok(out)
 }

@@ -5,6 +5,7 @@
 //! Scores flow `gbdt` -> `calibration` -> `threshold`: the threshold is chosen on a labelled
 //! calibration holdout and ships in the model artifact beside the trees and the calibrator.
 
+pub mod artifact;
 pub mod calibration;
 pub mod gbdt;
 pub mod threshold;
