@@ -5,6 +5,8 @@
 //! to one transaction is kept in [`Parsed::errors`] while the good transactions go on.
 
 use crate::domain::Payment;
+pub mod text;
+
 use std::fmt;
 
 /// A remittance or bank-statement format that cashmatch reads.
