@@ -149,7 +149,7 @@ impl Platt {
             // A tiny ridge keeps the 2x2 solve defined when every score is equal.
             let (haa, hbb) = (haa + 1e-12, hbb + 1e-12);
             let det = haa * hbb - hab * hab;
-            if !(det > 0.0) {
+            if det.is_nan() || det <= 0.0 {
                 break;
             }
             let da = -(hbb * ga - hab * gb) / det;
@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn calibrators_round_trip_through_json() {
-        let (s, l) = sample(2_000, 5, |x| sigmoid(x));
+        let (s, l) = sample(2_000, 5, sigmoid);
         for cal in [
             Calibrator::Identity,
             Calibrator::Platt(Platt::fit(&s, &l).unwrap()),
