@@ -990,7 +990,8 @@ fn grow_tree(
 
 /// One tree as serialised: parallel arrays indexed by node, the root at 0. A node whose `left`
 /// and `right` are both 0 is a leaf (no node points back to the root); other nodes send a row
-/// right when `row[feature] > threshold` (NaN goes left). Children always have larger indices than their parent.
+/// right when `row[feature] > threshold` (NaN goes left). Children always have larger indices
+/// than their parent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Tree {
     feature: Vec<u32>,
