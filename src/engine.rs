@@ -147,7 +147,7 @@ impl Engine {
             return d;
         };
         let rival = s.probabilities.get(1).copied().unwrap_or(0.0);
-        let confidence = self.model.calibrator.apply(decision_score(s.probabilities[0], rival));
+        let confidence = self.model.calibrator.apply(decision_score(s.probabilities[0], rival) as f32);
         d.confidence = confidence;
         if d.customer_id.is_none() {
             if let Some(a) = best.allocations.first() {
@@ -185,7 +185,7 @@ impl Engine {
         for (i, c) in pc.candidates.iter().take(MAX_SUGGESTIONS).enumerate() {
             let r = if i == 0 { rival } else { s.probabilities[0] };
             d.suggestions.push(Suggestion {
-                confidence: self.model.calibrator.apply(decision_score(s.probabilities[i], r)),
+                confidence: self.model.calibrator.apply(decision_score(s.probabilities[i], r) as f32),
                 allocations: self.allocations(c),
                 unapplied: c.unapplied,
                 explanation: self.explain(payment, pc, c),

@@ -22,6 +22,9 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, s};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 
+/// A threshold no calibrated confidence reaches: the model never auto-applies.
+pub const NEVER: f64 = 1.5;
+
 /// Settings of a training run.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -204,10 +207,13 @@ pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainErr
     let scores: Vec<f32> = tops.iter().map(|t| t.0 as f32).collect();
     let correct: Vec<bool> = tops.iter().map(|t| t.1).collect();
     let calibrator = Calibrator::Isotonic(Isotonic::fit(&scores, &correct).map_err(|e| TrainError::Calibration(e.to_string()))?);
-    let calibrated: Vec<f64> = tops.iter().map(|t| calibrator.apply(t.0)).collect();
-    let choice = threshold::choose_threshold(&calibrated, &correct, cfg.target_precision, cfg.confidence);
+    let calibrated: Vec<(f64, bool)> = tops.iter().map(|t| (calibrator.apply(t.0 as f32), t.1)).collect();
+    let choice = threshold::choose_threshold(&calibrated, cfg.target_precision, cfg.confidence)
+        .map_err(|e| TrainError::Calibration(e.to_string()))?;
+    // Nothing certified: the model may rank suggestions but never auto-applies.
+    let chosen = choice.threshold.unwrap_or(NEVER);
     let hold_with_truth = ((n - n_hold)..n).filter(|&i| ex.has_truth[i]).count();
-    let auto_right = calibrated.iter().zip(&correct).filter(|(c, r)| **c >= choice.threshold && **r).count();
+    let auto_right = calibrated.iter().filter(|(c, r)| *c >= chosen && *r).count();
     let metrics = TrainingMetrics {
         train_payments: train_end,
         train_candidates: r_train,
@@ -229,7 +235,7 @@ pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainErr
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         gbdt,
         calibrator,
-        threshold: choice.threshold,
+        threshold: chosen,
         metrics,
         training_data: cfg.training_data.clone(),
     };
@@ -291,7 +297,7 @@ pub fn model_card(m: &Model, choice: &threshold::ThresholdChoice) -> String {
         lb = 100.0 * mt.holdout_precision_lower_bound,
         target = 100.0 * mt.target_precision,
         thr = m.threshold,
-        n_auto = choice.n,
-        need = threshold::labels_needed(0.999, 0.95, 0.0),
+        n_auto = choice.n_auto,
+        need = threshold::labels_needed(0.999, 0.95, 0.0).unwrap_or(usize::MAX),
     )
 }
