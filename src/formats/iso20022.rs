@@ -176,6 +176,7 @@ impl Node {
 pub(crate) struct Opened {
     pub(crate) name: String,
     pub(crate) path: String,
+    ccy: Option<String>,
 }
 
 struct Frame {
@@ -275,6 +276,7 @@ impl<'a> XmlStream<'a> {
         Ok(Opened {
             name,
             path: self.path(),
+            ccy: None,
         })
     }
 
@@ -293,8 +295,16 @@ impl<'a> XmlStream<'a> {
         }
         loop {
             match self.next_event()? {
-                Event::Start(e) => return self.open(e.name().as_ref(), false).map(Some),
-                Event::Empty(e) => return self.open(e.name().as_ref(), true).map(Some),
+                Event::Start(e) => {
+                    let mut o = self.open(e.name().as_ref(), false)?;
+                    o.ccy = ccy_attribute(&e);
+                    return Ok(Some(o));
+                }
+                Event::Empty(e) => {
+                    let mut o = self.open(e.name().as_ref(), true)?;
+                    o.ccy = ccy_attribute(&e);
+                    return Ok(Some(o));
+                }
                 Event::End(_) => {
                     if self.stack.len() <= 1 {
                         return Err(self.fault("end tag without a start tag"));
@@ -319,6 +329,7 @@ impl<'a> XmlStream<'a> {
         let mut open: Vec<Node> = vec![Node {
             name: opened.name.clone(),
             path: opened.path.clone(),
+            ccy: opened.ccy.clone(),
             ..Node::default()
         }];
         if self.stack.last().is_some_and(|f| f.empty) {
@@ -1084,7 +1095,7 @@ mod tests {
     #[test]
     fn latin1_declaration_is_honoured() {
         let bytes = b"<?xml version='1.0' encoding='ISO-8859-1'?><a>\xC4</a>";
-        assert_eq!(decode_input(bytes, "f").unwrap().contains('Ä'), true);
+        assert!(decode_input(bytes, "f").unwrap().contains('Ä'));
         let e = decode_input(b"<a>\xC4</a>", "f").unwrap_err();
         assert!(e.message.contains("UTF-8 at byte 3"), "{e}");
     }
