@@ -151,3 +151,7 @@ pub struct Parsed {
     /// Transactions skipped for a fault; the rest of the file was still read.
     pub errors: Vec<FormatError>,
 }
+
+pub mod camt;
+pub(crate) mod iso20022;
+pub mod remt;
