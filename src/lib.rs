@@ -24,3 +24,4 @@
 pub mod domain;
 pub mod formats;
 pub mod io;
+pub mod synth;
