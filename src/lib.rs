@@ -29,4 +29,5 @@ pub mod io;
 pub mod ledger;
 pub mod matching;
 pub mod model;
+pub mod synth;
 pub mod train;

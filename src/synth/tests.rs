@@ -1,0 +1,555 @@
+//! World-level tests: determinism, the mix, the truth's consistency, and the difficulty.
+
+use super::numbers::normalise;
+use super::*;
+use crate::domain::Invoice;
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+
+fn small(seed: u64) -> World {
+    generate(&SynthConfig::new(seed, 300, 3_000))
+}
+
+/// The plain rules baseline the issue names: every line's normalised reference equals exactly
+/// one open invoice's normalised number, its amount equals that invoice's open amount, and the
+/// lines add up to the payment. Payer ignored, free text ignored.
+#[derive(Debug, Default)]
+pub(crate) struct Baseline {
+    pub(crate) payments: usize,
+    pub(crate) with_answer: usize,
+    pub(crate) auto: usize,
+    pub(crate) correct: usize,
+}
+
+impl Baseline {
+    pub(crate) fn touchless(&self) -> f64 {
+        self.correct as f64 / self.with_answer.max(1) as f64
+    }
+}
+
+pub(crate) fn baseline(split: &Split, norm: impl Fn(&str) -> String) -> Baseline {
+    let mut index: HashMap<String, Vec<&Invoice>> = HashMap::new();
+    for inv in &split.invoices {
+        if !inv.open_amount.is_zero() {
+            index.entry(norm(&inv.number)).or_default().push(inv);
+        }
+    }
+    let mut truth: HashMap<&str, Vec<(&str, Decimal)>> = HashMap::new();
+    for l in &split.labels {
+        truth
+            .entry(l.payment_id.as_str())
+            .or_default()
+            .push((l.invoice_id.as_str(), l.applied_amount));
+    }
+    let mut b = Baseline {
+        payments: split.payments.len(),
+        ..Default::default()
+    };
+    for p in &split.payments {
+        let expected = truth.get(p.payment_id.as_str());
+        if expected.is_some() {
+            b.with_answer += 1;
+        }
+        let mut alloc: Vec<(&str, Decimal)> = Vec::new();
+        let mut ok = !p.lines.is_empty();
+        for line in &p.lines {
+            let (Some(r), Some(a)) = (&line.reference, line.amount_paid) else {
+                ok = false;
+                break;
+            };
+            let hits: Vec<&&Invoice> = index
+                .get(&norm(r))
+                .map(|v| v.iter().filter(|i| i.open_amount == a).collect())
+                .unwrap_or_default();
+            match hits.as_slice() {
+                [one] => alloc.push((one.id.as_str(), a)),
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok || alloc.iter().map(|x| x.1).sum::<Decimal>() != p.amount {
+            continue;
+        }
+        b.auto += 1;
+        alloc.sort();
+        let mut want = expected.cloned().unwrap_or_default();
+        want.sort();
+        if alloc == want {
+            b.correct += 1;
+        }
+    }
+    b
+}
+
+/// Every label is consistent with its payment and its split's ledger.
+fn check_invariants(w: &World) {
+    for (name, split) in [("train", &w.train), ("test", &w.test)] {
+        let ledger: HashMap<&str, &Invoice> =
+            split.invoices.iter().map(|i| (i.id.as_str(), i)).collect();
+        assert_eq!(
+            ledger.len(),
+            split.invoices.len(),
+            "{name}: invoice ids unique"
+        );
+        let by_number: HashMap<String, &Invoice> = split
+            .invoices
+            .iter()
+            .map(|i| (normalise(&i.number), i))
+            .collect();
+        let cases: HashMap<&str, Case> = split
+            .cases
+            .iter()
+            .map(|(p, c)| {
+                (
+                    p.as_str(),
+                    Case::from_name(c).unwrap_or_else(|| panic!("unknown case {c}")),
+                )
+            })
+            .collect();
+        assert_eq!(
+            cases.len(),
+            split.payments.len(),
+            "{name}: one case per payment"
+        );
+        let mut applied_per_invoice: HashMap<&str, Decimal> = HashMap::new();
+        let mut labels: HashMap<&str, Vec<&Label>> = HashMap::new();
+        for l in &split.labels {
+            labels.entry(l.payment_id.as_str()).or_default().push(l);
+        }
+        for w2 in split.payments.windows(2) {
+            assert!(
+                w2[0].payment_date <= w2[1].payment_date,
+                "{name}: payments in time order"
+            );
+        }
+        for p in &split.payments {
+            assert!(
+                p.amount > Decimal::ZERO,
+                "{name} {}: positive amount",
+                p.payment_id
+            );
+            let case = cases[p.payment_id.as_str()];
+            let ls = labels
+                .get(p.payment_id.as_str())
+                .cloned()
+                .unwrap_or_default();
+            let total: Decimal = ls.iter().map(|l| l.applied_amount).sum();
+            assert!(
+                total <= p.amount,
+                "{name} {}: cash applied {total} > payment {}",
+                p.payment_id,
+                p.amount
+            );
+            let unapplied = p.amount - total;
+            assert_eq!(total + unapplied, p.amount);
+            match case {
+                Case::NoOpenInvoice | Case::DuplicatePayment => {
+                    assert!(
+                        ls.is_empty(),
+                        "{name} {}: {case:?} has no correct match",
+                        p.payment_id
+                    )
+                }
+                _ => assert!(
+                    !ls.is_empty(),
+                    "{name} {}: {case:?} has a truth",
+                    p.payment_id
+                ),
+            }
+            if !matches!(
+                case,
+                Case::Overpayment | Case::NoOpenInvoice | Case::DuplicatePayment
+            ) {
+                assert_eq!(
+                    unapplied,
+                    Decimal::ZERO,
+                    "{name} {} {case:?}: all cash applied",
+                    p.payment_id
+                );
+            }
+            for l in &ls {
+                let inv = ledger.get(l.invoice_id.as_str()).unwrap_or_else(|| {
+                    panic!(
+                        "{name} {}: label names {} not in the ledger",
+                        p.payment_id, l.invoice_id
+                    )
+                });
+                assert!(!l.applied_amount.is_zero());
+                assert_eq!(
+                    l.applied_amount.is_sign_negative(),
+                    inv.open_amount.is_sign_negative(),
+                    "{name} {}: sign of {}",
+                    p.payment_id,
+                    inv.id
+                );
+                assert!(
+                    Some(inv.invoice_date) <= p.payment_date,
+                    "{name} {}: billed after payment",
+                    p.payment_id
+                );
+                *applied_per_invoice.entry(inv.id.as_str()).or_default() += l.applied_amount;
+            }
+            if case == Case::DuplicatePayment {
+                let r = p.lines[0].reference.as_deref().unwrap_or_default();
+                let inv = by_number
+                    .get(&normalise(r))
+                    .expect("duplicate quotes a ledger invoice");
+                assert!(
+                    inv.open_amount.is_zero(),
+                    "{name} {}: duplicate of a closed invoice",
+                    p.payment_id
+                );
+            }
+            if case == Case::NoOpenInvoice {
+                let r = p.lines[0].reference.as_deref().unwrap_or_default();
+                assert!(
+                    !by_number.contains_key(&normalise(r)),
+                    "{name} {}: {r} exists",
+                    p.payment_id
+                );
+            }
+        }
+        for (id, applied) in applied_per_invoice {
+            let open = ledger[id].open_amount;
+            assert!(
+                applied.abs() <= open.abs(),
+                "{name}: {id} applied {applied} over open {open}"
+            );
+        }
+    }
+    let last_train = w.train.payments.last().and_then(|p| p.payment_date);
+    let first_test = w.test.payments.first().and_then(|p| p.payment_date);
+    assert!(
+        last_train <= first_test || first_test.is_none(),
+        "train is the earlier period"
+    );
+}
+
+#[test]
+fn labels_are_consistent_with_payments_and_ledgers_for_several_seeds() {
+    for seed in [1, 2, 3, 42, 1234] {
+        check_invariants(&small(seed));
+    }
+    check_invariants(&generate(&SynthConfig::new(5, 3, 40)));
+    check_invariants(&generate(&SynthConfig::new(6, 1, 10)));
+}
+
+#[test]
+fn tiny_and_empty_worlds_do_not_panic() {
+    let w = generate(&SynthConfig::new(1, 0, 100));
+    assert!(w.train.payments.is_empty() && w.test.payments.is_empty());
+    let w = generate(&SynthConfig::new(1, 5, 0));
+    assert!(!w.train.invoices.is_empty());
+    for tf in [0.0, 1.0, f64::NAN] {
+        let w = generate(&SynthConfig {
+            seed: 2,
+            customers: 20,
+            payments: 50,
+            train_fraction: tf,
+        });
+        assert_eq!(w.train.payments.len() + w.test.payments.len(), 50);
+        check_invariants(&w);
+    }
+}
+
+#[test]
+fn same_seed_same_files_other_seed_other_world() {
+    let dir = std::env::temp_dir().join(format!("cashmatch-synth-det-{}", std::process::id()));
+    let a = small(9);
+    let b = small(9);
+    assert_eq!(a, b);
+    write_world(&a, dir.join("a")).unwrap();
+    write_world(&b, dir.join("b")).unwrap();
+    for split in ["train", "test"] {
+        for f in [
+            "customers.csv",
+            "invoices.csv",
+            "remittances.csv",
+            "labels.csv",
+            "cases.csv",
+        ] {
+            let x = std::fs::read(dir.join("a").join(split).join(f)).unwrap();
+            let y = std::fs::read(dir.join("b").join(split).join(f)).unwrap();
+            assert!(x == y, "{split}/{f} differs between two runs of one seed");
+        }
+    }
+    let c = small(10);
+    assert_ne!(a.customers, c.customers);
+    assert_ne!(a.train.payments, c.train.payments);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn written_world_reads_back() {
+    let dir = std::env::temp_dir().join(format!("cashmatch-synth-rt-{}", std::process::id()));
+    let w = generate(&SynthConfig::new(3, 80, 400));
+    write_world(&w, &dir).unwrap();
+    let t = dir.join("test");
+    let customers = crate::io::read_customers(t.join("customers.csv")).unwrap();
+    let invoices = crate::io::read_invoices(t.join("invoices.csv")).unwrap();
+    let remits = crate::io::read_remittances(t.join("remittances.csv")).unwrap();
+    let labels = crate::io::read_labels(t.join("labels.csv")).unwrap();
+    let cases = crate::io::read_cases(t.join("cases.csv")).unwrap();
+    assert!(customers.errors.is_empty() && invoices.errors.is_empty() && remits.errors.is_empty());
+    assert_eq!(customers.rows, w.customers);
+    assert_eq!(invoices.rows, w.test.invoices);
+    assert_eq!(remits.payments, w.test.payments);
+    assert_eq!(labels.rows, w.test.labels);
+    assert_eq!(cases.rows, w.test.cases);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_mix_follows_the_configured_shares() {
+    let total: f64 = Case::MIX.iter().map(|(_, s)| s).sum();
+    assert!((total - 1.0).abs() < 1e-9, "shares sum to {total}");
+    let w = generate(&SynthConfig::new(7, 500, 6_000));
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (_, c) in w.train.cases.iter().chain(&w.test.cases) {
+        *counts.entry(c.as_str()).or_default() += 1;
+    }
+    for (case, share) in Case::MIX {
+        let got = counts.get(case.name()).copied().unwrap_or(0) as f64 / 6_000.0;
+        // Shares are exact by construction; only families the ledger could not supply fall
+        // back to exact_single.
+        assert!(
+            (got - share).abs() <= 0.004,
+            "{}: {got:.4} vs {share}",
+            case.name()
+        );
+    }
+    let must_not: f64 = Case::MIX
+        .iter()
+        .filter(|(c, _)| c.must_not_auto_apply())
+        .map(|(_, s)| s)
+        .sum();
+    assert!((0.04..=0.06).contains(&must_not));
+}
+
+#[test]
+fn a_plain_rules_baseline_settles_about_half() {
+    let w = generate(&SynthConfig::new(7, 500, 6_000));
+    for split in [&w.train, &w.test] {
+        let b = baseline(split, normalise);
+        let t = b.touchless();
+        assert!(
+            (0.45..=0.65).contains(&t),
+            "baseline touchless {t:.3}: {b:?}"
+        );
+        // A typo can land on another customer's invoice of the same amount; rare by nature.
+        assert!(
+            b.auto - b.correct <= b.payments / 1_000,
+            "exact rules almost never wrong: {b:?}"
+        );
+    }
+}
+
+#[test]
+fn the_ledger_looks_like_a_ledger() {
+    let w = generate(&SynthConfig::new(7, 1_000, 4_000));
+    let inv = &w.train.invoices;
+    let n = inv.len() as f64;
+    let credits = inv.iter().filter(|i| i.is_credit()).count() as f64 / n;
+    assert!(
+        (0.01..=0.06).contains(&credits),
+        "credit memos {credits:.3}"
+    );
+    let discount = inv
+        .iter()
+        .filter(|i| !i.terms.discount_rate.is_zero())
+        .count() as f64
+        / n;
+    assert!(
+        (0.1..=0.35).contains(&discount),
+        "discount terms {discount:.3}"
+    );
+    let closed = inv.iter().filter(|i| i.open_amount.is_zero()).count();
+    let partial = inv
+        .iter()
+        .filter(|i| !i.open_amount.is_zero() && i.open_amount != i.amount)
+        .count();
+    assert!(closed > 0 && partial > 0);
+    let mut open_per_customer: HashMap<&str, usize> = HashMap::new();
+    for i in inv.iter().filter(|i| !i.open_amount.is_zero()) {
+        *open_per_customer.entry(i.customer_id.as_str()).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = open_per_customer.into_values().collect();
+    counts.sort_unstable();
+    let median = counts[counts.len() / 2];
+    let in_range =
+        counts.iter().filter(|&&c| (2..=20).contains(&c)).count() as f64 / counts.len() as f64;
+    assert!((4..=15).contains(&median), "median open items {median}");
+    assert!(in_range > 0.6, "share with 2-20 open items {in_range:.2}");
+    assert!(
+        counts.last().copied().unwrap_or(0) >= 100,
+        "someone has hundreds: {:?}",
+        counts.last()
+    );
+    let mut amounts: Vec<Decimal> = inv
+        .iter()
+        .filter(|i| !i.is_credit())
+        .map(|i| i.amount)
+        .collect();
+    amounts.sort();
+    let median = amounts[amounts.len() / 2];
+    assert!(
+        median > Decimal::from(700) && median < Decimal::from(3_000),
+        "median amount {median}"
+    );
+    // The test ledger shows what train payments closed.
+    let test: HashMap<&str, &Invoice> =
+        w.test.invoices.iter().map(|i| (i.id.as_str(), i)).collect();
+    let exact: Vec<&str> = w
+        .train
+        .cases
+        .iter()
+        .filter(|(_, c)| c == "exact_single")
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let mut checked = 0;
+    for l in w
+        .train
+        .labels
+        .iter()
+        .filter(|l| exact.contains(&l.payment_id.as_str()))
+    {
+        if let Some(i) = test.get(l.invoice_id.as_str()) {
+            assert!(
+                i.open_amount.is_zero(),
+                "{} paid in train but open in test",
+                i.id
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn ledger_only_lands_near_the_requested_size() {
+    let (customers, invoices) = generate_ledger_only(4, 400, 20_000);
+    assert_eq!(customers.len(), 400);
+    let n = invoices.len() as f64;
+    assert!((n - 20_000.0).abs() / 20_000.0 < 0.1, "{n}");
+    let (_, again) = generate_ledger_only(4, 400, 20_000);
+    assert_eq!(invoices, again);
+}
+
+/// Prints the measured figures for docs/synth.md:
+/// `cargo test --lib synth::tests::report -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn report() {
+    let seed = std::env::var("SYNTH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let w = generate(&SynthConfig::new(seed, 2_000, 20_000));
+    println!("{}", describe(&w));
+}
+
+pub(crate) fn describe(w: &World) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let all_cases: Vec<&(String, String)> = w.train.cases.iter().chain(&w.test.cases).collect();
+    let n = all_cases.len() as f64;
+    let _ = writeln!(s, "customers {}", w.customers.len());
+    let with_parent = w.customers.iter().filter(|c| c.parent_id.is_some()).count();
+    let _ = writeln!(
+        s,
+        "customers with a parent {:.1}%",
+        100.0 * with_parent as f64 / w.customers.len() as f64
+    );
+    for (name, split) in [("train", &w.train), ("test", &w.test)] {
+        let inv = &split.invoices;
+        let open = inv.iter().filter(|i| !i.open_amount.is_zero()).count();
+        let credits = inv.iter().filter(|i| i.is_credit()).count();
+        let partial = inv
+            .iter()
+            .filter(|i| !i.open_amount.is_zero() && i.open_amount != i.amount)
+            .count();
+        let _ = writeln!(
+            s,
+            "{name}: payments {}, labels {}, ledger {} items ({} open, {} closed, {:.1}% credit memos, {:.1}% part-paid)",
+            split.payments.len(),
+            split.labels.len(),
+            inv.len(),
+            open,
+            inv.len() - open,
+            100.0 * credits as f64 / inv.len() as f64,
+            100.0 * partial as f64 / inv.len() as f64,
+        );
+        let b = baseline(split, normalise);
+        let digits_only = |r: &str| {
+            let n = normalise(r);
+            let (_, d) = super::numbers::split(&n);
+            d.trim_start_matches('0').to_string()
+        };
+        let b2 = baseline(split, digits_only);
+        let _ = writeln!(
+            s,
+            "{name}: baseline touchless {:.1}% (payments {}, auto {}, correct {}, with answer {}); digits-only variant {:.1}%",
+            100.0 * b.touchless(),
+            b.payments,
+            b.auto,
+            b.correct,
+            b.with_answer,
+            100.0 * b2.touchless()
+        );
+    }
+    let mut by_group: Vec<(&str, usize)> = Vec::new();
+    for (case, share) in Case::MIX {
+        let k = all_cases.iter().filter(|(_, c)| c == case.name()).count();
+        let _ = writeln!(
+            s,
+            "  {:<24} {:>6} {:>6.2}% (target {:.1}%)",
+            case.name(),
+            k,
+            100.0 * k as f64 / n,
+            100.0 * share
+        );
+        match by_group.iter_mut().find(|(g, _)| *g == case.group()) {
+            Some(g) => g.1 += k,
+            None => by_group.push((case.group(), k)),
+        }
+    }
+    for (g, k) in by_group {
+        let _ = writeln!(s, "group {g:<20} {:.1}%", 100.0 * k as f64 / n);
+    }
+    let payments: Vec<&Payment> = w.train.payments.iter().chain(&w.test.payments).collect();
+    let lines: Vec<usize> = payments.iter().map(|p| p.lines.len()).collect();
+    let multi = lines.iter().filter(|&&l| l >= 2).count();
+    let none = lines.iter().filter(|&&l| l == 0).count();
+    let big = lines.iter().filter(|&&l| l > 15).count();
+    let max = lines.iter().max().copied().unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "lines: none {:.1}%, 2+ {:.1}%, >15 {:.2}%, max {max}",
+        100.0 * none as f64 / n,
+        100.0 * multi as f64 / n,
+        100.0 * big as f64 / n
+    );
+    let known: std::collections::HashSet<&str> = w
+        .customers
+        .iter()
+        .flat_map(|c| c.bank_accounts.iter().map(String::as_str))
+        .collect();
+    let by_account = payments
+        .iter()
+        .filter(|p| {
+            p.payer.account.as_deref().is_some_and(|a| {
+                known.contains(a)
+                    || a.split_once(':')
+                        .is_some_and(|(_, acct)| known.contains(acct))
+            })
+        })
+        .count();
+    let _ = writeln!(
+        s,
+        "payer account on file {:.1}%",
+        100.0 * by_account as f64 / n
+    );
+    s
+}
