@@ -156,9 +156,9 @@ impl Engine {
         }
         let threshold = self.threshold();
         let consistent = self.check(payment, best).is_ok();
-        let tied = pc.candidates.get(1).is_some_and(|r| {
-            (s.probabilities[0] - s.probabilities[1]).abs() < 1e-6 && same_claim(best, r)
-        });
+        // Another allocation with the same claim and the same evidence: nothing in the data
+        // can tell them apart, so a person must, whatever the model's scores.
+        let tied = pc.candidates.iter().skip(1).any(|r| equally_explained(&self.ledger, best, r));
         if confidence >= threshold && consistent && !tied {
             d.status = Status::Auto;
             d.allocations = self.allocations(best);
@@ -366,6 +366,23 @@ impl Engine {
             rules_version: RULES_VERSION.to_string(),
         }
     }
+}
+
+/// Whether two candidates claim the same and rest on the same references and payer: two open
+/// items of one customer with the same amount and no reference to tell them apart.
+fn equally_explained(ledger: &Ledger, a: &Candidate, b: &Candidate) -> bool {
+    let sims = |c: &Candidate| {
+        let mut v: Vec<i32> = c.allocations.iter().map(|x| x.reference.map_or(-1, |r| (r.1 * 1000.0).round() as i32)).collect();
+        v.sort_unstable();
+        v
+    };
+    let customers = |c: &Candidate| {
+        let mut v: Vec<u32> = c.allocations.iter().map(|x| ledger.invoice_customer(x.invoice)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    same_claim(a, b) && sims(a) == sims(b) && customers(a) == customers(b)
 }
 
 /// Whether two candidates claim the same kind of explanation for the payment (same number of

@@ -11,7 +11,7 @@ pub(crate) mod index;
 
 use crate::domain::{Customer, Invoice};
 use crate::matching::names::{name_tokens, normalize_name};
-use crate::matching::references::{core_of_normalized, normalize};
+use crate::matching::references::RefKey;
 use index::{MultiMap, deletion_variants, key_hash};
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
@@ -46,10 +46,8 @@ pub enum RefField {
 /// Precomputed comparable forms of an invoice's numbers, so the hot path does not renormalise.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct InvoiceKeys {
-    pub(crate) number_norm: String,
-    pub(crate) number_core: String,
-    pub(crate) po_norm: String,
-    pub(crate) po_core: String,
+    pub(crate) number: RefKey,
+    pub(crate) po: RefKey,
 }
 
 /// How a payer relates to a customer, for the customer's index.
@@ -192,13 +190,9 @@ impl Ledger {
                 ),
             });
         }
-        let number_norm = normalize(&inv.number);
-        let po_norm = inv.po_number.as_deref().map(normalize).unwrap_or_default();
         let keys = InvoiceKeys {
-            number_core: core_of_normalized(&number_norm),
-            po_core: core_of_normalized(&po_norm),
-            number_norm,
-            po_norm,
+            number: RefKey::new(&inv.number),
+            po: inv.po_number.as_deref().map(RefKey::new).unwrap_or_default(),
         };
         let idx = match self.invoice_by_id.get(&inv.id) {
             Some(&i) => {
@@ -220,12 +214,15 @@ impl Ledger {
                 i
             }
         };
-        for (norm, core) in [(&keys.number_norm, &keys.number_core), (&keys.po_norm, &keys.po_core)] {
-            if norm.is_empty() {
+        for k in [&keys.number, &keys.po] {
+            if k.norm.is_empty() {
                 continue;
             }
-            self.by_norm.insert(key_hash(norm), idx);
-            if !core.is_empty() {
+            self.by_norm.insert(key_hash(&k.norm), idx);
+            for core in [&k.core, &k.tail] {
+                if core.is_empty() {
+                    continue;
+                }
                 self.by_core.insert(key_hash(core), idx);
                 for v in deletion_variants(core) {
                     self.by_core_variant.insert(key_hash(&v), idx);

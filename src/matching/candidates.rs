@@ -12,9 +12,7 @@ use crate::domain::{Payment, ReferenceKind};
 use crate::ledger::{CustomerIdx, InvoiceIdx, Ledger, RefField};
 use crate::matching::amounts::{AmountFit, Fit, fit, subset_sums, terms_discount};
 use crate::matching::payer::{self, PayerMatch, PayerVia};
-use crate::matching::references::{
-    core_of_normalized, extract_from_text, normalize, similarity_normalized,
-};
+use crate::matching::references::{RefKey, extract_from_text};
 use rust_decimal::Decimal;
 
 /// A reference the payment quotes, normalised once.
@@ -22,8 +20,7 @@ use rust_decimal::Decimal;
 pub struct RefQuery {
     /// As the payer wrote it.
     pub text: String,
-    pub norm: String,
-    pub core: String,
+    pub key: RefKey,
     pub kind: ReferenceKind,
     /// The remittance line it came from; `None` for free text.
     pub line: Option<usize>,
@@ -98,6 +95,8 @@ pub struct PaymentCandidates {
     pub closed_hits: usize,
     /// Subset-sum solutions found (before deduplication).
     pub subset_solutions: usize,
+    /// Open items the subset-sum searched: the more, the likelier a chance solution.
+    pub subset_pool: usize,
     pub candidates: Vec<Candidate>,
 }
 
@@ -160,13 +159,14 @@ pub fn generate(ledger: &Ledger, payment: &Payment, limits: &CandidateLimits) ->
     from_text(ledger, payment, &pc, &mut cands);
     let customers: Vec<CustomerIdx> =
         pc.payers.iter().take(limits.customers_scanned + 1).map(|p| p.customer).collect();
+    net_silent_credits(ledger, payment, &mut cands);
     single_amounts(ledger, payment, &customers, limits, &mut cands);
     let explained = cands.iter().any(|c| {
         c.unapplied.is_zero()
             && c.allocations.iter().all(|a| matches!(a.fit.kind, AmountFit::Exact | AmountFit::Discount))
     });
     if !explained {
-        pc.subset_solutions = subsets(ledger, payment, &customers, limits, &mut cands);
+        (pc.subset_solutions, pc.subset_pool) = subsets(ledger, payment, &customers, limits, &mut cands);
     }
     // One candidate per distinct answer; the first source to propose it keeps it.
     let mut seen = std::collections::HashSet::new();
@@ -182,15 +182,15 @@ pub fn generate(ledger: &Ledger, payment: &Payment, limits: &CandidateLimits) ->
 
 fn collect_queries(payment: &Payment, out: &mut Vec<RefQuery>) {
     let mut push = |text: &str, kind, line| {
-        let norm = normalize(text);
-        if norm.is_empty() || out.len() >= MAX_QUERIES {
+        let key = RefKey::new(text);
+        if key.is_empty() || out.len() >= MAX_QUERIES {
             return;
         }
         // The same reference twice (a line and the memo) is one query; the line keeps it.
-        if out.iter().any(|q: &RefQuery| q.norm == norm) {
+        if out.iter().any(|q: &RefQuery| q.key.norm == key.norm) {
             return;
         }
-        out.push(RefQuery { text: text.to_string(), core: core_of_normalized(&norm), norm, kind, line });
+        out.push(RefQuery { text: text.to_string(), key, kind, line });
     };
     for (i, l) in payment.lines.iter().enumerate() {
         if let Some(r) = l.reference.as_deref() {
@@ -212,16 +212,18 @@ fn lookup(
     payer_customers: &[CustomerIdx],
     limits: &CandidateLimits,
 ) -> (Vec<RefHit>, bool) {
-    let mut ids: Vec<InvoiceIdx> = ledger.lookup_norm(&q.norm).collect();
-    if !q.core.is_empty() {
-        ledger.lookup_core(&q.core, true, &mut ids);
+    let mut ids: Vec<InvoiceIdx> = ledger.lookup_norm(&q.key.norm).collect();
+    for core in [&q.key.core, &q.key.tail] {
+        if !core.is_empty() {
+            ledger.lookup_core(core, true, &mut ids);
+        }
     }
     let mut hits: Vec<RefHit> = Vec::new();
     let mut closed = false;
     let mut consider = |idx: InvoiceIdx, hits: &mut Vec<RefHit>| {
         let k = ledger.invoice_keys(idx);
-        let by_number = similarity_normalized(&q.norm, &q.core, &k.number_norm, &k.number_core);
-        let by_po = similarity_normalized(&q.norm, &q.core, &k.po_norm, &k.po_core);
+        let by_number = q.key.similarity(&k.number);
+        let by_po = q.key.similarity(&k.po);
         let (sim, field) = if by_po > by_number {
             (by_po as f32, RefField::PoNumber)
         } else {
@@ -289,7 +291,8 @@ fn line_choice_score(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates,
 fn from_lines(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, out: &mut Vec<Candidate>) {
     let line_queries: Vec<usize> =
         (0..pc.queries.len()).filter(|&i| pc.queries[i].line.is_some() && !pc.hits[i].is_empty()).collect();
-    if line_queries.is_empty() {
+    let amount_lines = payment.lines.iter().filter(|l| l.amount_paid.is_some_and(|a| a > Decimal::ZERO)).count();
+    if line_queries.is_empty() && amount_lines < 2 {
         return;
     }
     // Per line query: hits ordered by how well they fit the line.
@@ -326,7 +329,6 @@ fn build_from_lines(
     choice: &[usize],
 ) -> Candidate {
     let single_line = payment.lines.len() == 1;
-    let mut remaining = payment.amount;
     let mut allocations: Vec<CandidateAllocation> = Vec::new();
     for (k, &qi) in line_queries.iter().enumerate() {
         let Some(h) = ranked[k].get(choice[k]) else { continue };
@@ -346,9 +348,9 @@ fn build_from_lines(
             // Two lines naming one invoice: the second takes what the first left open.
             continue;
         }
-        let cash = if wanted > Decimal::ZERO { wanted.min(remaining.max(Decimal::ZERO)) } else { wanted };
-        let f = fit(inv, cash, line, payment.payment_date);
-        remaining -= f.amount;
+        // Taken as stated: a credit memo on a later line gives back cash, and `finish` trims
+        // from the end whatever the lines claim beyond the payment.
+        let f = fit(inv, wanted, line, payment.payment_date);
         allocations.push(CandidateAllocation {
             invoice: h.invoice,
             fit: f,
@@ -356,7 +358,51 @@ fn build_from_lines(
             line: q.line,
         });
     }
+    amount_only_lines(ledger, payment, pc, &mut allocations);
     finish(payment, Source::Lines, allocations)
+}
+
+/// Lines that carry an amount but no usable reference: the customer's open item with exactly
+/// that amount (or that amount with its discount), oldest first, if one is not taken yet.
+fn amount_only_lines(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, allocations: &mut Vec<CandidateAllocation>) {
+    let customer = allocations
+        .first()
+        .map(|a| ledger.invoice_customer(a.invoice))
+        .or_else(|| pc.payers.iter().find(|p| p.via != PayerVia::Reference).map(|p| p.customer));
+    let Some(customer) = customer else { return };
+    for (li, line) in payment.lines.iter().enumerate() {
+        let Some(amount) = line.amount_paid.filter(|a| *a > Decimal::ZERO) else { continue };
+        if allocations.iter().any(|a| a.line == Some(li)) {
+            continue;
+        }
+        let best = ledger
+            .customer_invoices(customer)
+            .iter()
+            .copied()
+            .filter(|&i| payable(ledger, payment, i) && !allocations.iter().any(|a| a.invoice == i))
+            .filter_map(|i| {
+                let f = fit(ledger.invoice(i), amount, Some(line), payment.payment_date);
+                let rank = match f.kind {
+                    AmountFit::Exact => 0,
+                    AmountFit::Discount | AmountFit::StatedDeduction => 1,
+                    _ => return None,
+                };
+                Some(((rank, ledger.invoice(i).due_date, i), f))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0));
+        if let Some(((_, _, i), f)) = best {
+            allocations.push(CandidateAllocation { invoice: i, fit: f, reference: None, line: Some(li) });
+        }
+    }
+}
+
+/// Whether an item can take cash from this payment: open, in its currency, and billed by the
+/// payment date (the ledger also holds items billed later in the period).
+fn payable(ledger: &Ledger, payment: &Payment, i: InvoiceIdx) -> bool {
+    let inv = ledger.invoice(i);
+    !inv.open_amount.is_zero()
+        && inv.currency == payment.currency
+        && payment.payment_date.is_none_or(|d| inv.invoice_date <= d)
 }
 
 /// Closes a candidate: anything the allocations would take beyond the payment is given back
@@ -380,6 +426,50 @@ fn finish(payment: &Payment, source: Source, mut allocations: Vec<CandidateAlloc
     allocations.retain(|a| !a.fit.amount.is_zero());
     let unapplied = payment.amount - allocations.iter().map(|a| a.fit.amount).sum::<Decimal>();
     Candidate { source, allocations, unapplied, prior: 0.0 }
+}
+
+/// Payers often net an open credit memo without saying so: where the referenced invoices'
+/// open total exceeds the payment by exactly one of the customer's open credits, that credit is
+/// a variant of the candidate.
+fn net_silent_credits(ledger: &Ledger, payment: &Payment, cands: &mut Vec<Candidate>) {
+    let mut variants = Vec::new();
+    for c in cands.iter() {
+        let Some(first) = c.allocations.first() else { continue };
+        let open: Decimal = c.allocations.iter().map(|a| ledger.invoice(a.invoice).open_amount).sum();
+        let gap = open - payment.amount;
+        if gap <= Decimal::ZERO {
+            continue;
+        }
+        let cust = ledger.invoice_customer(first.invoice);
+        let credit = ledger.customer_invoices(cust).iter().copied().find(|&i| {
+            let inv = ledger.invoice(i);
+            inv.is_credit()
+                && inv.open_amount == -gap
+                && payable(ledger, payment, i)
+                && !c.allocations.iter().any(|a| a.invoice == i)
+        });
+        if let Some(cm) = credit {
+            let mut allocations: Vec<CandidateAllocation> = c
+                .allocations
+                .iter()
+                .map(|a| {
+                    let inv = ledger.invoice(a.invoice);
+                    CandidateAllocation { fit: fit(inv, inv.open_amount, None, payment.payment_date), ..a.clone() }
+                })
+                .collect();
+            allocations.insert(
+                0,
+                CandidateAllocation {
+                    invoice: cm,
+                    fit: fit(ledger.invoice(cm), -gap, None, payment.payment_date),
+                    reference: None,
+                    line: None,
+                },
+            );
+            variants.push(finish(payment, c.source, allocations));
+        }
+    }
+    cands.extend(variants);
 }
 
 /// The invoices the free text names, as one set.
@@ -465,7 +555,7 @@ fn single_amounts(
         for &i in ledger.customer_invoices(c) {
             let inv = ledger.invoice(i);
             let open = inv.open_amount;
-            if open <= Decimal::ZERO || inv.currency != payment.currency {
+            if open <= Decimal::ZERO || !payable(ledger, payment, i) {
                 continue;
             }
             let f = fit(inv, p, None, payment.payment_date);
@@ -501,26 +591,23 @@ fn subsets(
     customers: &[CustomerIdx],
     limits: &CandidateLimits,
     out: &mut Vec<Candidate>,
-) -> usize {
+) -> (usize, usize) {
     let mut n = 0;
+    let mut pc_pool = 0;
     for &c in customers.iter().take(2) {
         let mut pool: Vec<InvoiceIdx> = ledger
             .customer_invoices(c)
             .iter()
             .copied()
-            .filter(|&i| {
-                let inv = ledger.invoice(i);
-                !inv.open_amount.is_zero() && inv.currency == payment.currency
-            })
+            .filter(|&i| payable(ledger, payment, i))
             .collect();
         if pool.len() < 2 {
             continue;
         }
-        // The items most likely paid now: those due nearest the payment date.
-        if let Some(d) = payment.payment_date {
-            pool.sort_by_key(|&i| ((ledger.invoice(i).due_date - d).num_days().abs(), i));
-        }
+        // Customers pay their oldest items first: the pool is the oldest by due date.
+        pool.sort_by_key(|&i| (ledger.invoice(i).due_date, i));
         pool.truncate(limits.subset_pool);
+        pc_pool = pc_pool.max(pool.len());
         let open: Vec<Decimal> = pool.iter().map(|&i| ledger.invoice(i).open_amount).collect();
         let discounted: Vec<Decimal> = pool
             .iter()
@@ -554,7 +641,7 @@ fn subsets(
             }
         }
     }
-    n
+    (n, pc_pool)
 }
 
 /// The heuristic ranking score: how well references, amounts and payer agree.

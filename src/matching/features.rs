@@ -16,7 +16,7 @@ use rust_decimal::prelude::ToPrimitive;
 
 /// The feature schema, in column order. It travels inside the model artifact, and loading a
 /// model whose schema differs is refused.
-pub const FEATURE_NAMES: [&str; 47] = [
+pub const FEATURE_NAMES: [&str; 50] = [
     "n_allocations",
     "n_lines",
     "n_line_references",
@@ -64,6 +64,9 @@ pub const FEATURE_NAMES: [&str; 47] = [
     "frac_queries_unmatched",
     "log10_amount",
     "n_credit_memos",
+    "subset_pool",
+    "subset_solutions",
+    "subset_chance_log10",
 ];
 
 /// Number of features.
@@ -202,7 +205,22 @@ pub fn row(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, i: usize,
     out.push(if pc.queries.is_empty() { 0.0 } else { unmatched as f32 / pc.queries.len() as f32 });
     out.push(pf.log10());
     out.push(c.allocations.iter().filter(|a| ledger.invoice(a.invoice).is_credit()).count() as f32);
+    out.push(pc.subset_pool as f32);
+    out.push(pc.subset_solutions as f32);
+    out.push(if c.source == Source::SubsetSum { subset_chance_log10(pc.subset_pool, c.allocations.len(), pf) } else { -10.0 });
     debug_assert_eq!(out.len() - start, N_FEATURES);
+}
+
+/// How many subsets of this size the pool holds, against how many cent values their sums
+/// spread over: the log of the expected number of solutions found by chance alone.
+fn subset_chance_log10(pool: usize, size: usize, amount: f32) -> f32 {
+    let k = size.min(pool);
+    let mut log_comb = 0.0f32;
+    for i in 0..k {
+        log_comb += ((pool - i) as f32).log10() - ((i + 1) as f32).log10();
+    }
+    let spread_cents = (amount * 100.0).max(1.0) * (k as f32).sqrt().max(1.0);
+    (log_comb - spread_cents.log10()).clamp(-10.0, 10.0)
 }
 
 /// What a candidate claims, stripped of which invoices: equal signatures explain the payment

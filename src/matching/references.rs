@@ -67,32 +67,71 @@ pub fn core_of_normalized(n: &str) -> String {
     }
 }
 
-/// How similar two references are, in [0, 1]: 1 for equal cores, otherwise the best of a
-/// Damerau-Levenshtein similarity of the cores (typos, transpositions, dropped digits) and a
-/// Jaro-Winkler similarity of the normalised forms.
-pub fn similarity(a: &str, b: &str) -> f64 {
-    let (na, nb) = (normalize(a), normalize(b));
-    similarity_normalized(&na, &core_of_normalized(&na), &nb, &core_of_normalized(&nb))
+/// The core of the last segment of a reference as written (`2026-0064628` gives `64628`), when
+/// it differs from the whole core: schemes with a year or branch in front lose that part when
+/// payers retype them (`IN-0064628`). Empty when there is no such segment.
+pub fn tail_core(raw: &str) -> String {
+    let last = raw.rsplit(|c: char| !c.is_ascii_alphanumeric()).find(|s| !s.is_empty()).unwrap_or("");
+    let whole = core(raw);
+    let t = core(last);
+    if t.len() >= MIN_CORE_DIGITS && t != whole && t.bytes().all(|c| c.is_ascii_digit()) { t } else { String::new() }
 }
 
-/// [`similarity`] on precomputed normalised forms and cores (the hot path keeps them).
-pub fn similarity_normalized(na: &str, ca: &str, nb: &str, cb: &str) -> f64 {
-    if na.is_empty() || nb.is_empty() {
-        return 0.0;
+/// How similar two references are, in [0, 1]: 1 for equal normalised forms, 0.98 for equal
+/// cores, 0.95 when one's number tail is the other's, otherwise a Damerau-Levenshtein
+/// similarity of the cores (typos, transpositions, dropped digits). Jaro-Winkler is used only
+/// for references without digits: on numbers it rewards a shared year prefix, not identity.
+pub fn similarity(a: &str, b: &str) -> f64 {
+    let (ka, kb) = (RefKey::new(a), RefKey::new(b));
+    ka.similarity(&kb)
+}
+
+/// The comparable forms of one reference, computed once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefKey {
+    pub norm: String,
+    pub core: String,
+    pub tail: String,
+}
+
+impl RefKey {
+    pub fn new(raw: &str) -> RefKey {
+        let norm = normalize(raw);
+        RefKey { core: core_of_normalized(&norm), tail: tail_core(raw), norm }
     }
-    if na == nb {
-        return 1.0;
+
+    pub fn is_empty(&self) -> bool {
+        self.norm.is_empty()
     }
-    if !ca.is_empty() && ca == cb {
-        return 0.98;
+
+    /// See [`similarity`].
+    pub fn similarity(&self, other: &RefKey) -> f64 {
+        if self.norm.is_empty() || other.norm.is_empty() {
+            return 0.0;
+        }
+        if self.norm == other.norm {
+            return 1.0;
+        }
+        if !self.core.is_empty() && self.core == other.core {
+            return 0.98;
+        }
+        let tails = |a: &RefKey, b: &RefKey| !a.tail.is_empty() && (a.tail == b.tail || a.tail == b.core);
+        if tails(self, other) || tails(other, self) {
+            return 0.95;
+        }
+        let dl = |a: &str, b: &str| if a.is_empty() || b.is_empty() { 0.0 } else { strsim::normalized_damerau_levenshtein(a, b) };
+        let digits = self.core.bytes().any(|c| c.is_ascii_digit()) || other.core.bytes().any(|c| c.is_ascii_digit());
+        let mut best = dl(&self.core, &other.core);
+        let my_tail = if self.tail.is_empty() { &self.core } else { &self.tail };
+        let their_tail = if other.tail.is_empty() { &other.core } else { &other.tail };
+        if !self.tail.is_empty() || !other.tail.is_empty() {
+            best = best.max(dl(my_tail, their_tail) * 0.97);
+        }
+        if !digits {
+            best = best.max(strsim::jaro_winkler(&self.norm, &other.norm) * 0.9);
+        }
+        best
     }
-    let core_sim = if ca.is_empty() || cb.is_empty() {
-        0.0
-    } else {
-        strsim::normalized_damerau_levenshtein(ca, cb)
-    };
-    let text_sim = strsim::jaro_winkler(na, nb) * 0.9;
-    core_sim.max(text_sim)
 }
 
 /// A reference found in free text, with the line number of the text it came from.
@@ -135,13 +174,24 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
             i += 1;
             continue;
         }
-        // `1001-1004` in one token, or `1001 - 1004` / `1001 TO 1004` across three.
-        if let Some((a, b)) = tok.split_once('-') {
-            if let Some(list) = expand_range(a, b) {
-                out.extend(list.into_iter().map(|r| TextReference { reference: r, purchase_order: po_context }));
-                i += 1;
-                continue;
+        // `2026-0065466/2026-0065468`: a list written with slashes.
+        if tok.contains('/') {
+            for part in tok.split('/').filter(|p| p.chars().filter(|c| c.is_ascii_digit()).count() >= 3) {
+                out.push(TextReference { reference: part.to_string(), purchase_order: po_context });
             }
+            i += 1;
+            continue;
+        }
+        // `1001-1004` or `2027-0081806-11` in one token (the last dash starts the range end),
+        // or `1001 - 1004` / `1001 TO 1004` across three.
+        let one_token = [tok.rsplit_once('-'), tok.split_once('-')]
+            .into_iter()
+            .flatten()
+            .find_map(|(a, b)| expand_range(a, b));
+        if let Some(list) = one_token {
+            out.extend(list.into_iter().map(|r| TextReference { reference: r, purchase_order: po_context }));
+            i += 1;
+            continue;
         }
         if i + 2 < raw.len() && ["-", "TO", "THRU", "THROUGH"].contains(&raw[i + 1].to_ascii_uppercase().as_str()) {
             if let Some(list) = expand_range(tok, raw[i + 2]) {
@@ -247,6 +297,9 @@ mod tests {
         assert!(typo > 0.75 && missing > 0.75, "{typo} {missing}");
         assert!(other < typo && other < missing, "{other}");
         assert_eq!(similarity("", "INV1"), 0.0);
+        // A shared year prefix is not identity.
+        assert!(similarity("2027-0050358", "2027-0081505") < 0.72);
+        assert_eq!(similarity("IN-0064628", "2026-0064628"), 0.95);
     }
 
     #[test]
@@ -266,6 +319,14 @@ mod tests {
         assert_eq!(po.len(), 1);
         assert!(po[0].purchase_order);
         assert!(extract_from_text("THANK YOU 1,234.56").is_empty());
+        let refs: Vec<String> = extract_from_text("INVOICES 2026-0065466/2026-0065468 ON 11/27/2026")
+            .into_iter()
+            .map(|r| r.reference)
+            .collect();
+        assert_eq!(refs, ["2026-0065466", "2026-0065468"]);
+        let refs: Vec<String> =
+            extract_from_text("INVS 2027-0081806-08").into_iter().map(|r| r.reference).collect();
+        assert_eq!(refs, ["2027-0081806", "2027-0081807", "2027-0081808"]);
         // A huge "range" is two numbers, not a thousand invoices.
         assert_eq!(extract_from_text("1001-9999").len(), 1);
     }
