@@ -575,6 +575,24 @@ pub(crate) fn describe(w: &World) -> String {
                 ages.push((*d - inv.invoice_date).num_days());
             }
         }
+        let mut per_customer: Vec<usize> = open_by_customer.values().map(Vec::len).collect();
+        per_customer.sort_unstable();
+        let share_2_20 = per_customer
+            .iter()
+            .filter(|&&k| (2..=20).contains(&k))
+            .count() as f64
+            / per_customer.len().max(1) as f64;
+        let _ = writeln!(
+            s,
+            "{name}: open items per customer: median {}, 2-20 {:.0}%, over 100 {}, max {}",
+            per_customer
+                .get(per_customer.len() / 2)
+                .copied()
+                .unwrap_or(0),
+            100.0 * share_2_20,
+            per_customer.iter().filter(|&&k| k > 100).count(),
+            per_customer.last().copied().unwrap_or(0)
+        );
         ages.sort_unstable();
         let q = |f: f64| {
             ages.get(((ages.len() as f64 - 1.0) * f) as usize)
