@@ -19,5 +19,23 @@ fn main() {
         let t = std::time::Instant::now();
         cashmatch::synth::write_world(&w, dir).unwrap();
         println!("written in {:.2?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let path = std::path::Path::new(dir).join("train/invoices.csv");
+        let loaded = cashmatch::io::read_invoices(&path).unwrap();
+        println!(
+            "read {} invoices back in {:.2?} ({} errors)",
+            loaded.rows.len(),
+            t.elapsed(),
+            loaded.errors.len()
+        );
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        let file =
+            std::fs::File::open(std::path::Path::new(dir).join("train/remittances.csv")).unwrap();
+        cashmatch::io::for_each_remittance(std::io::BufReader::new(file), "remittances.csv", |p| {
+            n += usize::from(p.is_ok());
+        })
+        .unwrap();
+        println!("streamed {n} payments in {:.2?}", t.elapsed());
     }
 }

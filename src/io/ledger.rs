@@ -3,6 +3,8 @@
 use super::{CsvFile, Loaded, Row, open, opt_str};
 use crate::domain::{Currency, Customer, Invoice, Terms};
 use crate::formats::{FormatError, Position};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -181,9 +183,6 @@ fn invoice_row(
 
 /// Drops every row whose id repeats an earlier row's, reporting it at its own line: an id is
 /// what allocations name, so two rows with one id would make a decision mean two things.
-///
-/// Sorting positions rather than hashing the ids keeps the extra memory to a few bytes a row
-/// on a million-invoice ledger.
 fn drop_duplicates<T>(
     out: &mut Loaded<T>,
     lines: &[usize],
@@ -192,45 +191,40 @@ fn drop_duplicates<T>(
     what: &str,
     id: impl Fn(&T) -> &str,
 ) {
-    let mut order: Vec<u32> = (0..out.rows.len() as u32).collect();
-    order.sort_by(|&a, &b| {
-        let (ra, rb) = (&out.rows[a as usize], &out.rows[b as usize]);
-        id(ra).cmp(id(rb)).then(a.cmp(&b))
-    });
-    let mut drop = vec![false; out.rows.len()];
-    let mut found = false;
-    for w in order.windows(2) {
-        let (first, dup) = (w[0] as usize, w[1] as usize);
-        if id(&out.rows[first]) == id(&out.rows[dup]) {
-            drop[dup] = true;
-            found = true;
-        }
-    }
-    if !found {
+    // (row of the repeat, row of the first occurrence)
+    let repeats: Vec<(usize, usize)> = {
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(out.rows.len());
+        out.rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, row)| match first.entry(id(row)) {
+                Entry::Occupied(e) => Some((i, *e.get())),
+                Entry::Vacant(e) => {
+                    e.insert(i);
+                    None
+                }
+            })
+            .collect()
+    };
+    if repeats.is_empty() {
         return;
     }
-    // The first line of each repeated id, to name it in the message.
-    let mut first_line = std::collections::HashMap::new();
-    for (i, row) in out.rows.iter().enumerate() {
-        if !drop[i] {
-            first_line
-                .entry(id(row).to_string())
-                .or_insert(lines.get(i).copied().unwrap_or(0));
-        }
-    }
-    let mut errors = Vec::new();
-    for (i, row) in out.rows.iter().enumerate() {
-        if drop[i] {
-            let first = first_line.get(id(row)).copied().unwrap_or(0);
-            errors.push(FormatError::new(
-                file,
-                Position::Line {
-                    line: lines.get(i).copied().unwrap_or(0),
-                    column: Some(column + 1),
-                },
-                format!("{what}: {:?} repeats the {what} of line {first}", id(row)),
-            ));
-        }
+    let line = |i: usize| lines.get(i).copied().unwrap_or(0);
+    let mut drop = vec![false; out.rows.len()];
+    for &(dup, first) in &repeats {
+        drop[dup] = true;
+        out.errors.push(FormatError::new(
+            file,
+            Position::Line {
+                line: line(dup),
+                column: Some(column + 1),
+            },
+            format!(
+                "{what}: {:?} repeats the {what} of line {}",
+                id(&out.rows[dup]),
+                line(first)
+            ),
+        ));
     }
     let mut i = 0;
     out.rows.retain(|_| {
@@ -238,7 +232,6 @@ fn drop_duplicates<T>(
         i += 1;
         keep
     });
-    out.errors.extend(errors);
     sort_errors(&mut out.errors);
 }
 

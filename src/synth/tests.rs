@@ -551,5 +551,89 @@ pub(crate) fn describe(w: &World) -> String {
         "payer account on file {:.1}%",
         100.0 * by_account as f64 / n
     );
+    for (name, split) in [("train", &w.train), ("test", &w.test)] {
+        let ledger: HashMap<&str, &Invoice> =
+            split.invoices.iter().map(|i| (i.id.as_str(), i)).collect();
+        let mut open_by_customer: HashMap<&str, Vec<Decimal>> = HashMap::new();
+        for i in split.invoices.iter().filter(|i| !i.open_amount.is_zero()) {
+            open_by_customer
+                .entry(i.customer_id.as_str())
+                .or_default()
+                .push(i.open_amount);
+        }
+        let mut ages: Vec<i64> = Vec::new();
+        let date: HashMap<&str, chrono::NaiveDate> = split
+            .payments
+            .iter()
+            .filter_map(|p| Some((p.payment_id.as_str(), p.payment_date?)))
+            .collect();
+        for l in &split.labels {
+            if let (Some(inv), Some(d)) = (
+                ledger.get(l.invoice_id.as_str()),
+                date.get(l.payment_id.as_str()),
+            ) {
+                ages.push((*d - inv.invoice_date).num_days());
+            }
+        }
+        let mut per_customer: Vec<usize> = open_by_customer.values().map(Vec::len).collect();
+        per_customer.sort_unstable();
+        let share_2_20 = per_customer
+            .iter()
+            .filter(|&&k| (2..=20).contains(&k))
+            .count() as f64
+            / per_customer.len().max(1) as f64;
+        let _ = writeln!(
+            s,
+            "{name}: open items per customer: median {}, 2-20 {:.0}%, over 100 {}, max {}",
+            per_customer
+                .get(per_customer.len() / 2)
+                .copied()
+                .unwrap_or(0),
+            100.0 * share_2_20,
+            per_customer.iter().filter(|&&k| k > 100).count(),
+            per_customer.last().copied().unwrap_or(0)
+        );
+        ages.sort_unstable();
+        let q = |f: f64| {
+            ages.get(((ages.len() as f64 - 1.0) * f) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        let _ = writeln!(
+            s,
+            "{name}: days from invoice to payment p10 {} p50 {} p90 {}",
+            q(0.1),
+            q(0.5),
+            q(0.9)
+        );
+        // How often a payment without references is ambiguous by amount alone.
+        for family in ["no_detail_single", "ambiguous_same_amount"] {
+            let ids: Vec<&str> = split
+                .cases
+                .iter()
+                .filter(|(_, c)| c == family)
+                .map(|(p, _)| p.as_str())
+                .collect();
+            let mut ambiguous = 0;
+            for l in split
+                .labels
+                .iter()
+                .filter(|l| ids.contains(&l.payment_id.as_str()))
+            {
+                let inv = ledger[l.invoice_id.as_str()];
+                let same = open_by_customer
+                    .get(inv.customer_id.as_str())
+                    .map_or(0, |v| v.iter().filter(|&&a| a == inv.open_amount).count());
+                if same > 1 {
+                    ambiguous += 1;
+                }
+            }
+            let _ = writeln!(
+                s,
+                "{name}: {family}: {ambiguous} of {} have another open item of the same amount",
+                ids.len()
+            );
+        }
+    }
     s
 }

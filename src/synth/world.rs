@@ -12,8 +12,12 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{LogNormal, Normal};
 use rust_decimal::Decimal;
 
-/// Days simulated: about six months of payments.
-const PERIOD_DAYS: u64 = 182;
+/// How long an invoice typically stays open before it is paid (days). B2B days-to-pay on
+/// NET 30 terms run around 35-45 days; with it, the customers' usual open-item counts and the
+/// number of payments fix how many days the payments must span (Little's law).
+const TURNOVER_DAYS: f64 = 40.0;
+/// Invoices settled per payment, on average over the mix (measured, about 2.5).
+const INVOICES_PER_PAYMENT: f64 = 2.5;
 /// How far back a closed item stays in a split's ledger.
 const CLOSED_HORIZON_DAYS: u64 = 120;
 
@@ -213,7 +217,11 @@ impl Sim {
                 test,
             };
         }
-        let dates = sim.payment_dates(n);
+        let open_items: f64 = sim.profiles.iter().map(|p| p.k as f64).sum();
+        let period =
+            (TURNOVER_DAYS * n as f64 * INVOICES_PER_PAYMENT / open_items.max(1.0)).round();
+        let period = (period as u64).clamp(14, 365);
+        let dates = sim.payment_dates(n, period);
         let families = sim.families(n);
         for (i, (date, family)) in dates.into_iter().zip(families).enumerate() {
             if i == n_train {
@@ -228,7 +236,7 @@ impl Sim {
             split.payments.push(payment);
         }
         if n_train >= n {
-            let end = days_after(sim.t0, PERIOD_DAYS);
+            let end = days_after(sim.t0, period);
             sim.cross_boundary(end);
         }
         train.invoices = sim.ledger(1);
@@ -556,11 +564,12 @@ impl Sim {
         for c in 0..self.profiles.len() as u32 {
             let k = self.profiles[c as usize].k;
             for _ in 0..k {
-                let old = self.rng.random_bool(0.1);
+                // Mostly current and recently due; a tail of long-overdue items.
+                let old = self.rng.random_bool(0.12);
                 let age = if old {
-                    self.rng.random_range(90..300)
+                    self.rng.random_range(60..300)
                 } else {
-                    self.rng.random_range(1..90)
+                    self.rng.random_range(1..60)
                 };
                 let amount = self.draw_amount(c);
                 let stuck = self.rng.random_bool(if old { 0.35 } else { 0.03 });
@@ -650,8 +659,8 @@ impl Sim {
 
     // ----- time and families -------------------------------------------------------------------
 
-    fn payment_dates(&mut self, n: usize) -> Vec<NaiveDate> {
-        let business: Vec<NaiveDate> = (0..PERIOD_DAYS)
+    fn payment_dates(&mut self, n: usize, period: u64) -> Vec<NaiveDate> {
+        let business: Vec<NaiveDate> = (0..period)
             .map(|d| days_after(self.t0, d))
             .filter(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
             .collect();
@@ -737,7 +746,7 @@ impl Sim {
             })
             .collect();
         // AR exports list by customer, then date.
-        idx.sort_by_key(|&i| {
+        idx.sort_unstable_by_key(|&i| {
             let inv = &self.inv[i as usize];
             (inv.customer, inv.date, i)
         });
