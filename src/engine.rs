@@ -159,7 +159,11 @@ impl Engine {
         // Another allocation with the same claim and the same evidence: nothing in the data
         // can tell them apart, so a person must, whatever the model's scores.
         let tied = pc.candidates.iter().skip(1).any(|r| equally_explained(&self.ledger, best, r));
-        if confidence >= threshold && consistent && !tied {
+        let guarded = self.guard(pc, best);
+        if let Some(why) = &guarded {
+            d.explanation.push(format!("not applied automatically: {why}"));
+        }
+        if confidence >= threshold && consistent && !tied && guarded.is_none() {
             d.status = Status::Auto;
             d.allocations = self.allocations(best);
             d.unapplied = best.unapplied;
@@ -271,6 +275,27 @@ impl Engine {
         d.allocations.clear();
         d.explanation.push(format!("review: {why}"));
         d
+    }
+
+    /// Evidence too thin to apply without a person, whatever the model says: an invoice found by
+    /// amount alone whose amount does not match (partial, overpaid, fee), or a subset of open
+    /// items that is one of several, or that ignores the references the payer gave.
+    fn guard(&self, pc: &PaymentCandidates, c: &Candidate) -> Option<String> {
+        let unreferenced_mismatch = c.allocations.iter().any(|a| {
+            a.reference.is_none() && !matches!(a.fit.kind, AmountFit::Exact | AmountFit::Discount)
+        });
+        if unreferenced_mismatch {
+            return Some("an invoice found by amount alone does not match the amount exactly".into());
+        }
+        if c.source == Source::SubsetSum {
+            if pc.subset_solutions > 1 {
+                return Some(format!("{} sets of open items add up to the payment", pc.subset_solutions));
+            }
+            if !pc.queries.is_empty() {
+                return Some("the payer's references do not name the open items that add up".into());
+            }
+        }
+        None
     }
 
     /// Whether a candidate may be applied: it balances and no invoice goes past zero.

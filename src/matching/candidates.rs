@@ -389,8 +389,13 @@ fn amount_only_lines(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates,
                 };
                 Some(((rank, ledger.invoice(i).due_date, i), f))
             })
-            .min_by(|a, b| a.0.cmp(&b.0));
-        if let Some(((_, _, i), f)) = best {
+            .collect::<Vec<_>>();
+        // Two items with the line's amount: nothing tells which, so the line stays unapplied.
+        let top = best.iter().map(|b| b.0.0).min();
+        if best.iter().filter(|b| Some(b.0.0) == top).count() != 1 {
+            continue;
+        }
+        if let Some(((_, _, i), f)) = best.into_iter().min_by(|a, b| a.0.cmp(&b.0)) {
             allocations.push(CandidateAllocation { invoice: i, fit: f, reference: None, line: Some(li) });
         }
     }

@@ -184,9 +184,10 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
         }
         // `1001-1004` or `2027-0081806-11` in one token (the last dash starts the range end),
         // or `1001 - 1004` / `1001 TO 1004` across three.
-        let one_token = [tok.rsplit_once('-'), tok.split_once('-')]
-            .into_iter()
-            .flatten()
+        let one_token = tok
+            .match_indices('-')
+            .map(|(i, _)| (&tok[..i], &tok[i + 1..]))
+            .rev()
             .find_map(|(a, b)| expand_range(a, b));
         if let Some(list) = one_token {
             out.extend(list.into_iter().map(|r| TextReference { reference: r, purchase_order: po_context }));
@@ -327,6 +328,9 @@ mod tests {
         let refs: Vec<String> =
             extract_from_text("INVS 2027-0081806-08").into_iter().map(|r| r.reference).collect();
         assert_eq!(refs, ["2027-0081806", "2027-0081807", "2027-0081808"]);
+        let refs: Vec<String> =
+            extract_from_text("INVS 2027-0082445-2027-0082447").into_iter().map(|r| r.reference).collect();
+        assert_eq!(refs, ["2027-0082445", "2027-0082446", "2027-0082447"]);
         // A huge "range" is two numbers, not a thousand invoices.
         assert_eq!(extract_from_text("1001-9999").len(), 1);
     }
