@@ -7,6 +7,9 @@
 use crate::domain::Payment;
 use std::fmt;
 
+pub mod nacha;
+pub mod x12;
+
 /// A remittance or bank-statement format that cashmatch reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -83,7 +86,11 @@ pub enum Position {
     /// A line (1-based) and, where known, a column or field (1-based).
     Line { line: usize, column: Option<usize> },
     /// An X12 segment: its ordinal (1-based), id, and the element (1-based) where known.
-    Segment { index: usize, id: String, element: Option<usize> },
+    Segment {
+        index: usize,
+        id: String,
+        element: Option<usize>,
+    },
     /// An XML element path such as `/Document/BkToCstmrDbtCdtNtfctn/Ntfctn[1]/Ntry[3]/Amt`.
     XmlPath(String),
     /// A fixed-width record (NACHA, lockbox): its line and the 1-based character range.
@@ -94,12 +101,23 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Position::File => f.write_str("file"),
-            Position::Line { line, column: Some(c) } => write!(f, "line {line}, column {c}"),
+            Position::Line {
+                line,
+                column: Some(c),
+            } => write!(f, "line {line}, column {c}"),
             Position::Line { line, column: None } => write!(f, "line {line}"),
-            Position::Segment { index, id, element: Some(e) } => {
+            Position::Segment {
+                index,
+                id,
+                element: Some(e),
+            } => {
                 write!(f, "segment {index} ({id}), element {id}{e:02}")
             }
-            Position::Segment { index, id, element: None } => write!(f, "segment {index} ({id})"),
+            Position::Segment {
+                index,
+                id,
+                element: None,
+            } => write!(f, "segment {index} ({id})"),
             Position::XmlPath(p) => f.write_str(p),
             Position::Record { line, from, to } => {
                 write!(f, "line {line}, positions {from}-{to}")
@@ -119,7 +137,11 @@ pub struct FormatError {
 
 impl FormatError {
     pub fn new(file: &str, position: Position, message: impl Into<String>) -> Self {
-        FormatError { file: file.to_string(), position, message: message.into() }
+        FormatError {
+            file: file.to_string(),
+            position,
+            message: message.into(),
+        }
     }
 }
 
