@@ -33,9 +33,7 @@ impl FromStr for Currency {
         let t = s.trim();
         let b = t.as_bytes();
         if b.len() != 3 || !b.iter().all(|c| c.is_ascii_alphabetic()) {
-            return Err(format!(
-                "currency must be a three-letter ISO 4217 code, got {t:?}"
-            ));
+            return Err(format!("currency must be a three-letter ISO 4217 code, got {t:?}"));
         }
         Ok(Currency([
             b[0].to_ascii_uppercase(),
@@ -102,10 +100,8 @@ impl Terms {
         if up.is_empty() || up == "DUE ON RECEIPT" || up == "COD" || up == "CIA" {
             return Ok(Terms::default());
         }
-        let cleaned: String = up
-            .chars()
-            .map(|c| if c == '%' || c == ',' { ' ' } else { c })
-            .collect();
+        let cleaned: String =
+            up.chars().map(|c| if c == '%' || c == ',' { ' ' } else { c }).collect();
         let mut discount_rate = Decimal::ZERO;
         let mut discount_days = 0;
         let mut net_days = None;
@@ -114,27 +110,17 @@ impl Terms {
         while i < tokens.len() {
             let t = tokens[i];
             if let Some((pct, days)) = t.split_once('/') {
-                let pct: Decimal = pct
-                    .parse()
-                    .map_err(|_| format!("bad discount percent in terms {s:?}"))?;
+                let pct: Decimal =
+                    pct.parse().map_err(|_| format!("bad discount percent in terms {s:?}"))?;
                 discount_rate = pct / Decimal::ONE_HUNDRED;
-                discount_days = days
-                    .parse()
-                    .map_err(|_| format!("bad discount days in terms {s:?}"))?;
+                discount_days =
+                    days.parse().map_err(|_| format!("bad discount days in terms {s:?}"))?;
             } else if t == "NET" || t == "N" {
-                let d = tokens
-                    .get(i + 1)
-                    .ok_or_else(|| format!("NET without days in {s:?}"))?;
-                net_days = Some(
-                    d.parse()
-                        .map_err(|_| format!("bad net days in terms {s:?}"))?,
-                );
+                let d = tokens.get(i + 1).ok_or_else(|| format!("NET without days in {s:?}"))?;
+                net_days = Some(d.parse().map_err(|_| format!("bad net days in terms {s:?}"))?);
                 i += 1;
             } else if let Some(d) = t.strip_prefix("NET").or_else(|| t.strip_prefix('N')) {
-                net_days = Some(
-                    d.parse()
-                        .map_err(|_| format!("bad net days in terms {s:?}"))?,
-                );
+                net_days = Some(d.parse().map_err(|_| format!("bad net days in terms {s:?}"))?);
             } else if let (Ok(pct), Some(days)) = (t.parse::<Decimal>(), tokens.get(i + 1)) {
                 // `2% 10 NET 30` once the percent sign is gone.
                 if let Ok(days) = days.parse::<u32>() {
@@ -150,22 +136,14 @@ impl Terms {
             i += 1;
         }
         let net_days = net_days.unwrap_or(discount_days);
-        Ok(Terms {
-            discount_rate,
-            discount_days,
-            net_days,
-        })
+        Ok(Terms { discount_rate, discount_days, net_days })
     }
 }
 
 impl fmt::Display for Terms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.discount_rate.is_zero() {
-            if self.net_days == 0 {
-                f.write_str("DUE ON RECEIPT")
-            } else {
-                write!(f, "NET {}", self.net_days)
-            }
+            if self.net_days == 0 { f.write_str("DUE ON RECEIPT") } else { write!(f, "NET {}", self.net_days) }
         } else {
             let pct = (self.discount_rate * Decimal::ONE_HUNDRED).normalize();
             write!(f, "{pct}/{} NET {}", self.discount_days, self.net_days)
@@ -367,23 +345,14 @@ mod tests {
     #[test]
     fn terms_parse_common_spellings() {
         let t = Terms::parse("2/10 NET 30").unwrap();
-        assert_eq!(
-            (t.discount_rate, t.discount_days, t.net_days),
-            (dec!(0.02), 10, 30)
-        );
+        assert_eq!((t.discount_rate, t.discount_days, t.net_days), (dec!(0.02), 10, 30));
         let t = Terms::parse("net30").unwrap();
         assert_eq!((t.discount_rate, t.net_days), (Decimal::ZERO, 30));
         let t = Terms::parse("1.5% 15 N45").unwrap();
-        assert_eq!(
-            (t.discount_rate, t.discount_days, t.net_days),
-            (dec!(0.015), 15, 45)
-        );
+        assert_eq!((t.discount_rate, t.discount_days, t.net_days), (dec!(0.015), 15, 45));
         assert_eq!(Terms::parse("").unwrap(), Terms::default());
         assert!(Terms::parse("whenever").is_err());
-        assert_eq!(
-            Terms::parse("2/10 NET 30").unwrap().to_string(),
-            "2/10 NET 30"
-        );
+        assert_eq!(Terms::parse("2/10 NET 30").unwrap().to_string(), "2/10 NET 30");
     }
 
     #[test]

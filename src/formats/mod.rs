@@ -86,11 +86,7 @@ pub enum Position {
     /// A line (1-based) and, where known, a column or field (1-based).
     Line { line: usize, column: Option<usize> },
     /// An X12 segment: its ordinal (1-based), id, and the element (1-based) where known.
-    Segment {
-        index: usize,
-        id: String,
-        element: Option<usize>,
-    },
+    Segment { index: usize, id: String, element: Option<usize> },
     /// An XML element path such as `/Document/BkToCstmrDbtCdtNtfctn/Ntfctn[1]/Ntry[3]/Amt`.
     XmlPath(String),
     /// A fixed-width record (NACHA, lockbox): its line and the 1-based character range.
@@ -101,23 +97,12 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Position::File => f.write_str("file"),
-            Position::Line {
-                line,
-                column: Some(c),
-            } => write!(f, "line {line}, column {c}"),
+            Position::Line { line, column: Some(c) } => write!(f, "line {line}, column {c}"),
             Position::Line { line, column: None } => write!(f, "line {line}"),
-            Position::Segment {
-                index,
-                id,
-                element: Some(e),
-            } => {
+            Position::Segment { index, id, element: Some(e) } => {
                 write!(f, "segment {index} ({id}), element {id}{e:02}")
             }
-            Position::Segment {
-                index,
-                id,
-                element: None,
-            } => write!(f, "segment {index} ({id})"),
+            Position::Segment { index, id, element: None } => write!(f, "segment {index} ({id})"),
             Position::XmlPath(p) => f.write_str(p),
             Position::Record { line, from, to } => {
                 write!(f, "line {line}, positions {from}-{to}")
@@ -137,11 +122,7 @@ pub struct FormatError {
 
 impl FormatError {
     pub fn new(file: &str, position: Position, message: impl Into<String>) -> Self {
-        FormatError {
-            file: file.to_string(),
-            position,
-            message: message.into(),
-        }
+        FormatError { file: file.to_string(), position, message: message.into() }
     }
 }
 
