@@ -583,7 +583,7 @@ impl Reader<'_> {
         if let Some(id) = e.identification.take() {
             p.free_text.push(id);
         }
-        if e.addenda_flag != !e.addenda.is_empty() {
+        if e.addenda_flag == e.addenda.is_empty() {
             p.warnings.push(format!(
                 "addenda record indicator (position 79) says {}, the entry has {} addenda",
                 if e.addenda_flag {

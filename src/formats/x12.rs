@@ -790,17 +790,11 @@ impl Txn {
                     date,
                 });
             }
-            b"TRN" => {
-                if self.trn.is_none() {
-                    self.trn = opt_text(seg.el(2));
-                }
-            }
-            b"CUR" => {
-                if self.currency.is_none() {
-                    let c = text(seg.el(2));
-                    let c = Currency::from_str(&c).map_err(|m| (Some(2), format!("CUR02: {m}")))?;
-                    self.currency = Some(c);
-                }
+            b"TRN" if self.trn.is_none() => self.trn = opt_text(seg.el(2)),
+            b"CUR" if self.currency.is_none() => {
+                let c = text(seg.el(2));
+                let c = Currency::from_str(&c).map_err(|m| (Some(2), format!("CUR02: {m}")))?;
+                self.currency = Some(c);
             }
             b"REF" => {
                 let parts: Vec<String> = (1..=3)
@@ -812,10 +806,8 @@ impl Txn {
                     self.free_text.push(parts.join(" "));
                 }
             }
-            b"DTM" => {
-                if !self.in_entity && self.header_date.is_none() {
-                    self.header_date = parse_date(seg.el(2));
-                }
+            b"DTM" if !self.in_entity && self.header_date.is_none() => {
+                self.header_date = parse_date(seg.el(2));
             }
             b"N1" => {
                 self.ctx = Ctx::Header;
