@@ -100,7 +100,7 @@ fn records(bytes: &[u8]) -> Vec<Record> {
         .map(|l| l.strip_suffix(&['\r']).unwrap_or(l).to_vec())
         .collect();
     // Some systems write the records back to back with no line ends at all.
-    if lines.len() == 1 && chars.len() > RECORD && chars.len() % RECORD == 0 {
+    if lines.len() == 1 && chars.len() >= 2 * RECORD {
         lines = chars.chunks(RECORD).map(<[char]>::to_vec).collect();
     }
     lines

@@ -533,18 +533,20 @@ pub(crate) fn parse_date(b: &[u8]) -> Option<NaiveDate> {
     if !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let s = std::str::from_utf8(b).ok()?;
-    match s.len() {
-        8 => NaiveDate::parse_from_str(s, "%Y%m%d").ok(),
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?
+            .iter()
+            .try_fold(0u32, |n, &d| Some(n * 10 + u32::from(d - b'0')))
+    };
+    let (year, rest) = match b.len() {
+        8 => (i32::try_from(num(0..4)?).ok()?, 4),
         6 => {
-            let yy: i32 = s.get(..2)?.parse().ok()?;
-            let year = if yy < 50 { 2000 + yy } else { 1900 + yy };
-            let month = s.get(2..4)?.parse().ok()?;
-            let day = s.get(4..6)?.parse().ok()?;
-            NaiveDate::from_ymd_opt(year, month, day)
+            let yy = i32::try_from(num(0..2)?).ok()?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, 2)
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    NaiveDate::from_ymd_opt(year, num(rest..rest + 2)?, num(rest + 2..rest + 4)?)
 }
 
 /// What an X12 reference qualifier (RMR01, ADX03) says the reference is.

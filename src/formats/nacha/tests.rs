@@ -387,8 +387,11 @@ fn unpadded_records_without_line_ends_read_the_same() {
     // Trailing spaces dropped, no final newline.
     let trimmed: Vec<_> = records.iter().map(|r| r.trim_end().to_string()).collect();
     assert_eq!(read(trimmed.join("\n").as_bytes()).payments, expected);
-    // Back to back, as some systems write them.
+    // Back to back, as some systems write them, with or without the padding records.
     assert_eq!(read(records.concat().as_bytes()).payments, expected);
+    let unpadded = read(records[..7].concat().trim_end().as_bytes()).payments;
+    assert_eq!(unpadded.len(), 2);
+    assert_eq!(unpadded[0].lines, expected[0].lines);
 }
 
 #[test]

@@ -577,6 +577,52 @@ fn the_repetition_separator_is_read_from_isa11_from_00402() {
 
 // ---- tolerance and faults ----
 
+#[test]
+fn terminators_bom_and_line_breaks_do_not_change_the_result() {
+    let original = String::from_utf8(fixture("820_005010_two_st_adx_credit_memo.x12")).unwrap();
+    let expected = read(original.as_bytes());
+    assert_eq!(expected.payments.len(), 2);
+    for (terminator, after) in [
+        ("\u{15}", "\r\n"),
+        ("\\", "\r\n    "),
+        ("~", ""),
+        ("'", "\n"),
+    ] {
+        let text = original.replace("~\n", &format!("{terminator}{after}"));
+        for bom in ["", "\u{feff}"] {
+            let bytes = format!("{bom}{text}");
+            assert!(looks_like(bytes.as_bytes()), "{terminator:?}");
+            let parsed = read(bytes.as_bytes());
+            assert_eq!(
+                parsed.payments, expected.payments,
+                "{terminator:?} {after:?}"
+            );
+            assert!(parsed.errors.is_empty());
+        }
+    }
+}
+
+#[test]
+fn several_groups_in_one_interchange() {
+    let text = format!(
+        "{ISA}GS*RA*S*R*20240101*1200*1*X*004010~ST*820*1~BPR*C*5*C~TRN*1*A~SE*4*1~GE*1*1~\
+         GS*RA*S*R*20240101*1200*2*X*004010~ST*820*1~BPR*C*6*C~TRN*1*B~SE*4*1~\
+         ST*820*2~BPR*C*7*C~TRN*1*C~SE*4*2~GE*2*2~IEA*2*000000001~"
+    );
+    let parsed = read(text.as_bytes());
+    let ids: Vec<_> = parsed
+        .payments
+        .iter()
+        .map(|p| p.payment_id.as_str())
+        .collect();
+    assert_eq!(ids, ["A", "B", "C"]);
+    assert!(
+        parsed.payments.iter().all(|p| p.warnings.is_empty()),
+        "{:?}",
+        parsed.payments
+    );
+}
+
 const ISA: &str = "ISA*00*          *00*          *ZZ*S              *ZZ*R              \
                    *240101*1200*U*00401*000000001*0*P*>~";
 
@@ -927,4 +973,38 @@ proptest! {
         }
         prop_assert!(tok.next_segment().unwrap().is_none());
     }
+}
+
+/// Throughput on a multi-megabyte file written by `write_820`. Ignored by default: timings in a
+/// test are only indicative; the benchmark is where the figure is reported.
+#[test]
+#[ignore]
+fn throughput_on_a_large_file() {
+    let base = sample_payments().remove(0);
+    let payments: Vec<Payment> = (0..60_000)
+        .map(|i| Payment {
+            payment_id: format!("PAY-{i}"),
+            ..base.clone()
+        })
+        .collect();
+    let mut data = Vec::new();
+    write_820(&payments, &mut data).unwrap();
+    // The best of a few runs: the machine is shared.
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        parse_reader(data.as_slice(), "big", &mut |r| {
+            r.unwrap();
+            n += 1;
+        })
+        .unwrap();
+        best = best.min(start.elapsed().as_secs_f64());
+        assert_eq!(n, payments.len());
+    }
+    eprintln!(
+        "{:.1} MB in {best:.3} s: {:.0} MB/s",
+        data.len() as f64 / 1e6,
+        data.len() as f64 / 1e6 / best
+    );
 }
