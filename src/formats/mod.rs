@@ -9,6 +9,9 @@ pub mod text;
 
 use std::fmt;
 
+pub mod nacha;
+pub mod x12;
+
 /// A remittance or bank-statement format that cashmatch reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
