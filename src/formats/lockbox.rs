@@ -537,3 +537,208 @@ fn structured_memo(memo: &str) -> Option<RemittanceLine> {
 fn clip(s: &str) -> String {
     s.chars().take(40).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    const ONE: &[u8] =
+        include_bytes!("../../fixtures/lockbox/lockbox_bai_fundersclub_one_check.bai");
+    const EMPTY: &[u8] = include_bytes!("../../fixtures/lockbox/lockbox_bai_fundersclub_empty.bai");
+
+    /// A record laid out column by column, padded to the columns given.
+    fn rec(parts: &[&str]) -> String {
+        parts.concat()
+    }
+
+    fn file(checks: &[String], batch_total: &str, lockbox_total: &str, trailer: &str) -> String {
+        let mut lines = vec![
+            "100ABCDEFGHIJ00999999912401151800".to_string(),
+            "2ABCDEFGHIJ0099999991000000000040008000801".to_string(),
+            "50010000077777240115ABCDEFGHIJ0099999991".to_string(),
+        ];
+        lines.extend(checks.iter().cloned());
+        lines.push(batch_total.to_string());
+        lines.push(lockbox_total.to_string());
+        lines.push(trailer.to_string());
+        lines.join("\r\n") + "\r\n"
+    }
+
+    #[test]
+    fn one_check_with_overflow_memo() {
+        let p = parse(ONE, "lb.bai").unwrap();
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.payments.len(), 1);
+        let x = &p.payments[0];
+        assert_eq!(x.payment_id, "0022222:20160523:001:001");
+        assert_eq!(
+            (x.direction, x.amount, x.currency),
+            (Direction::Credit, dec!(7000.00), Currency::USD)
+        );
+        assert_eq!(x.amount.to_string(), "7000.00");
+        assert_eq!(x.payment_date, NaiveDate::from_ymd_opt(2016, 5, 23));
+        assert_eq!(x.payer.name.as_deref(), Some("BOB E SMITH"));
+        assert_eq!(x.payer.account.as_deref(), Some("055002707:0012345555"));
+        assert_eq!(x.lines.len(), 1);
+        assert_eq!(x.lines[0].reference.as_deref(), Some("CE554"));
+        assert_eq!(x.lines[0].amount_paid, None);
+        // Batch (1 check, 7000.00), lockbox (1, 7000.00) and record count (8) reconcile.
+        assert!(x.warnings.is_empty(), "{:?}", x.warnings);
+    }
+
+    #[test]
+    fn empty_transmission_has_no_payments_and_no_faults() {
+        let p = parse(EMPTY, "e.bai").unwrap();
+        assert!(p.payments.is_empty());
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+    }
+
+    #[test]
+    fn detection() {
+        assert!(looks_like(ONE));
+        assert!(looks_like(EMPTY));
+        let nacha = b"101 091000019 1234567891801010000A094101FEDERAL RESERVE BANK   MY BANK\n\
+                      5200COMPANY NAME                        1234567890PPDPAYROLL\n";
+        assert!(!looks_like(nacha));
+        assert!(!looks_like(include_bytes!(
+            "../../fixtures/bai2/bai2_moj_citi_gbp.bai2"
+        )));
+    }
+
+    #[test]
+    fn overflow_invoices_totals_and_faults() {
+        let check1 = rec(&[
+            "6",
+            "001",
+            "001",
+            "0000015000",
+            "021000021",
+            "0000123456",
+            "0000001001",
+            "011524",
+            "ACME CORP",
+        ]);
+        let inv1 = rec(&["4", "001", "001", "4", "01", "0", "INV-1001 0000010000"]);
+        let inv2 = rec(&["4", "001", "001", "4", "02", "9", "INV-1002 50.00"]);
+        let check2 = rec(&["6", "001", "002", "0000000999", "", "", "", "", ""]);
+        let memo = rec(&[
+            "4",
+            "001",
+            "002",
+            "6",
+            "01",
+            "9",
+            "PAID WITH THANKS FOR JAN",
+        ]);
+        let stray = rec(&["4", "001", "009", "6", "01", "9", "LOST"]);
+        let bad = rec(&["6", "001", "003", "00000X0999"]);
+        // The batch total claims 3 checks and 170.00: one check was unreadable.
+        let batch = rec(&["7", "001", "000", "0077777", "240115", "003", "0000017000"]);
+        let lockbox = rec(&["8", "000", "000", "0077777", "240115", "0002", "0000015999"]);
+        let text = file(
+            &[check1, inv1, inv2, check2, memo, stray, bad],
+            &batch,
+            &lockbox,
+            "9000099",
+        );
+        let p = parse(text.as_bytes(), "lb.txt").unwrap();
+        assert_eq!(p.payments.len(), 2);
+        let a = &p.payments[0];
+        assert_eq!(a.payment_id, "0077777:20240115:001:001");
+        assert_eq!(a.amount, dec!(150.00));
+        assert_eq!(a.payer.name.as_deref(), Some("ACME CORP"));
+        let refs: Vec<(Option<&str>, Option<Decimal>)> = a
+            .lines
+            .iter()
+            .map(|l| (l.reference.as_deref(), l.amount_paid))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                (Some("INV-1001"), Some(dec!(100.00))),
+                (Some("INV-1002"), Some(dec!(50.00)))
+            ]
+        );
+        let b = &p.payments[1];
+        assert_eq!((b.amount, b.payer.account.clone()), (dec!(9.99), None));
+        assert_eq!(b.free_text, ["PAID WITH THANKS FOR JAN"]);
+        assert!(b.lines.is_empty());
+        let w = &a.warnings;
+        assert!(
+            w.iter()
+                .any(|w| w.contains("7 batch 001 total counts 3 checks but there are 2")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.contains("gives 170.00 but the checks add up to 159.99")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.contains("9 trailer counts 99 records but the file has 13")),
+            "{w:?}"
+        );
+        // The lockbox total is right.
+        assert!(!w.iter().any(|w| w.contains("8 lockbox")), "{w:?}");
+        let errors: Vec<String> = p.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(
+            errors[0],
+            "lb.txt: line 9, positions 2-7: 4 overflow record for batch 001 item 009 follows no \
+             check with that batch and item; the record was skipped"
+        );
+        assert_eq!(
+            errors[1],
+            "lb.txt: line 10, positions 8-17: 6 check record: check amount \"00000X0999\" is not \
+             a number; the check was skipped"
+        );
+    }
+
+    #[test]
+    fn not_a_lockbox_file_is_rejected() {
+        let e = parse(b"\n01,BAI2,file/\n", "x.bai").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("x.bai: line 2, positions 1-1: not a lockbox transmission"),
+            "{e}"
+        );
+        assert_eq!(parse(b"  \n", "x").unwrap_err().position, Position::File);
+    }
+
+    #[test]
+    fn structured_memos() {
+        assert_eq!(
+            structured_memo("CE554").and_then(|l| l.reference),
+            Some("CE554".into())
+        );
+        assert_eq!(
+            structured_memo("INV 1001"),
+            None,
+            "two words without an amount"
+        );
+        assert_eq!(structured_memo("THANKS"), None, "no digit");
+        assert_eq!(
+            structured_memo("A1 12.5").and_then(|l| l.amount_paid),
+            Some(dec!(12.5))
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn parse_never_panics(text in "([1-9][0-9 A-Z.-]{0,60}\r?\n){0,12}") {
+                let _ = parse(text.as_bytes(), "p");
+            }
+
+            #[test]
+            fn parse_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+                let _ = parse(&bytes, "p");
+            }
+        }
+    }
+}
