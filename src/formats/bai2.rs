@@ -843,7 +843,7 @@ impl<'f> Reader<'f> {
             let funds = cursor.next().map(|(_, f)| f).unwrap_or("");
             if !amount.is_empty() {
                 match signed_amount(amount) {
-                    Some(a) => total += a,
+                    Some(a) => total = total.saturating_add(a),
                     None => warnings.push(format!(
                         "03 account {number} at line {}: summary amount {amount:?} of type \
                          {code} (field {}) is not a number",
@@ -892,7 +892,7 @@ impl<'f> Reader<'f> {
             }
         };
         if let Some(a) = self.account.as_mut() {
-            a.total += i128::from(detail.minor);
+            a.total = a.total.saturating_add(i128::from(detail.minor));
         }
         let mut warnings = Vec::new();
         let payment_id = match &detail.bank_ref {
@@ -964,7 +964,7 @@ impl<'f> Reader<'f> {
         let declared = fields.first().and_then(|t| signed_amount(t));
         let records = fields.get(1).and_then(|n| n.parse::<u64>().ok());
         if let Some(g) = self.group.as_mut() {
-            g.total += declared.unwrap_or(a.total);
+            g.total = g.total.saturating_add(declared.unwrap_or(a.total));
         }
         match declared {
             Some(t) if t == a.total => {}
@@ -1034,7 +1034,7 @@ impl<'f> Reader<'f> {
         let declared = fields.first().and_then(|t| signed_amount(t));
         if let Some(f) = self.file_ctx.as_mut() {
             f.groups += 1;
-            f.total += declared.unwrap_or(g.total);
+            f.total = f.total.saturating_add(declared.unwrap_or(g.total));
         }
         if declared != Some(g.total) {
             self.control(
@@ -1663,7 +1663,7 @@ pub fn write_bai2(payments: &[Payment], mut w: impl Write) -> io::Result<()> {
         let group_records = account_records + 2;
         writeln!(w, "98,{account_total},1,{group_records}/")?;
         records += group_records;
-        file_total += account_total;
+        file_total = file_total.saturating_add(account_total);
         groups += 1;
         start = end;
     }
@@ -1683,7 +1683,15 @@ fn fmt_date(d: Option<NaiveDate>) -> String {
 
 fn minor_units(p: &Payment) -> io::Result<i128> {
     let exp = minor_unit_exponent(p.currency);
-    let scaled = p.amount * Decimal::from(10u64.pow(exp));
+    let scaled = p
+        .amount
+        .checked_mul(Decimal::from(10u64.pow(exp)))
+        .ok_or_else(|| {
+            invalid(format!(
+                "payment {}: amount {} is too large",
+                p.payment_id, p.amount
+            ))
+        })?;
     if p.amount.is_sign_negative() && !p.amount.is_zero() {
         return Err(invalid(format!(
             "payment {}: negative amount {}",

@@ -291,9 +291,6 @@ impl<'f> State<'f> {
             free_text: Vec::new(),
             warnings: Vec::new(),
         };
-        if cents > i64::MAX as u64 {
-            payment.amount = Decimal::ZERO;
-        }
         let key = (lockbox_index, batch.clone(), item.clone());
         if self.by_item.contains_key(&key) {
             payment.warnings.push(format!(

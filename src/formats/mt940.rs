@@ -414,7 +414,8 @@ impl Reader<'_> {
         }
         let exponent = minor_unit_exponent(currency);
         let first_payment = self.parsed.payments.len();
-        let mut movement = Decimal::ZERO;
+        // None once the sum overflows, which only absurd amounts can make happen.
+        let mut movement = Some(Decimal::ZERO);
         let mut all_read = true;
         for (seq, entry) in s.entries.iter().enumerate() {
             let line = match parse_61(&entry.field.lines) {
@@ -443,7 +444,7 @@ impl Reader<'_> {
                     Some("reversal of a debit (RD)"),
                 ),
             };
-            movement += sign * line.amount;
+            movement = movement.and_then(|m| m.checked_add(sign * line.amount));
             let mut amount = line.amount;
             if amount.scale() < exponent {
                 amount.rescale(exponent);
@@ -493,14 +494,17 @@ impl Reader<'_> {
                 warnings,
             });
         }
-        if let (Some((_, Ok(open))), Some((l, Ok(close))), true) = (&opening, &closing, all_read) {
-            if open.signed + movement != close.signed {
+        if let (Some((_, Ok(open))), Some((l, Ok(close))), true, Some(movement)) =
+            (&opening, &closing, all_read, movement)
+        {
+            let computed = open.signed.checked_add(movement);
+            if computed.is_some_and(|c| c != close.signed) {
                 balance_problem = Some(format!(
                     "{label}: the opening balance {} plus the statement lines {} gives {}, but \
                      the closing balance at line {l} is {}",
                     open.signed,
                     movement,
-                    open.signed + movement,
+                    computed.unwrap_or_default(),
                     close.signed
                 ));
             }
