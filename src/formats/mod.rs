@@ -4,6 +4,10 @@
 //! file-level fault (not the format at all, a broken envelope) is an `Err`, and a fault confined
 //! to one transaction is kept in [`Parsed::errors`] while the good transactions go on.
 
+pub mod bai2;
+pub mod lockbox;
+pub mod mt940;
+
 use crate::domain::Payment;
 pub mod text;
 

@@ -1,0 +1,9 @@
+#![no_main]
+//! Arbitrary bytes through the lockbox reader.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = cashmatch::formats::lockbox::looks_like(data);
+    let _ = cashmatch::formats::lockbox::parse(data, "fuzz.lockbox");
+});
