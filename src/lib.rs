@@ -21,6 +21,7 @@
 //! - [`train`] and [`eval`]: learning a model from labelled history and measuring decisions.
 //! - [`synth`]: a seeded generator of realistic worlds for training, tests and benchmarks.
 
+pub mod bench;
 pub mod domain;
 pub mod engine;
 pub mod eval;

@@ -88,6 +88,11 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         payments: usize,
     },
+    /// Benchmarks that print their figures (see docs/benchmarks.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// The main job on embedded defaults: synthesise a world the model never saw, match its test
     /// split with the built-in model and print the figures beside the rules baseline.
     Demo {
@@ -97,6 +102,19 @@ enum Command {
         customers: usize,
         #[arg(long, default_value_t = 10_000)]
         payments: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Batch matching throughput and peak memory against a large ledger.
+    Match {
+        #[arg(long, default_value_t = 1_000_000)]
+        invoices: usize,
+        #[arg(long, default_value_t = 100_000)]
+        payments: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
 }
 
@@ -199,6 +217,11 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
+        Command::Bench { what } => match what {
+            BenchWhat::Match { invoices, payments, seed } => {
+                cashmatch::bench::matching::run(invoices, payments, seed)?;
+            }
+        },
         Command::Demo { seed, customers, payments } => {
             let t = Instant::now();
             let world = synth::generate(&synth::SynthConfig { seed, customers, payments, ..Default::default() });
