@@ -116,6 +116,11 @@ enum BenchWhat {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// strsim against rapidfuzz on reference similarity.
+    Strings {
+        #[arg(long, default_value_t = 200_000)]
+        pairs: usize,
+    },
 }
 
 fn main() {
@@ -221,6 +226,7 @@ fn run(cli: Cli) -> Result<()> {
             BenchWhat::Match { invoices, payments, seed } => {
                 cashmatch::bench::matching::run(invoices, payments, seed)?;
             }
+            BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
         },
         Command::Demo { seed, customers, payments } => {
             let t = Instant::now();

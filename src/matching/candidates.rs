@@ -133,6 +133,9 @@ impl Default for CandidateLimits {
     }
 }
 
+/// Invoices from the one-edit neighbourhood of a reference compared at most.
+const MAX_FUZZY_IDS: usize = 256;
+
 /// Lines and references the generator reads at most; the rest is a warning in the explanation.
 const MAX_QUERIES: usize = 200;
 
@@ -212,15 +215,17 @@ fn lookup(
     payer_customers: &[CustomerIdx],
     limits: &CandidateLimits,
 ) -> (Vec<RefHit>, bool) {
+    // Exact forms first; the one-edit neighbourhood only when they find nothing good, since with
+    // sequential numbering it holds dozens of invoices.
     let mut ids: Vec<InvoiceIdx> = ledger.lookup_norm(&q.key.norm).collect();
     for core in [&q.key.core, &q.key.tail] {
         if !core.is_empty() {
-            ledger.lookup_core(core, true, &mut ids);
+            ledger.lookup_core(core, false, &mut ids);
         }
     }
     let mut hits: Vec<RefHit> = Vec::new();
-    let mut closed = false;
-    let mut consider = |idx: InvoiceIdx, hits: &mut Vec<RefHit>| {
+    let closed = std::cell::Cell::new(false);
+    let consider = |idx: InvoiceIdx, hits: &mut Vec<RefHit>| {
         let k = ledger.invoice_keys(idx);
         let by_number = q.key.similarity(&k.number);
         let by_po = q.key.similarity(&k.po);
@@ -233,7 +238,7 @@ fn lookup(
             return;
         }
         if ledger.invoice(idx).open_amount.is_zero() {
-            closed |= sim >= 0.98;
+            closed.set(closed.get() || sim >= 0.98);
             return;
         }
         if !hits.iter().any(|h| h.invoice == idx) {
@@ -243,12 +248,30 @@ fn lookup(
     for &idx in &ids {
         consider(idx, &mut hits);
     }
+    if !closed.get() && hits.iter().all(|h| h.sim < 0.95) {
+        ids.clear();
+        for core in [&q.key.core, &q.key.tail] {
+            if !core.is_empty() {
+                ledger.lookup_core(core, true, &mut ids);
+            }
+        }
+        for &idx in ids.iter().take(MAX_FUZZY_IDS) {
+            consider(idx, &mut hits);
+        }
+    }
     // Nothing close in the index: compare against the payer's own open items, which catches
     // references mangled beyond one edit of their core (other prefixes, two typos).
-    if hits.iter().all(|h| h.sim < 0.9) {
-        for &c in payer_customers {
-            for &idx in ledger.customer_invoices(c).iter().take(limits.customer_scan_limit) {
-                consider(idx, &mut hits);
+    // Only references that look like document numbers, and only items whose numbers are about
+    // as long: Damerau-Levenshtein is the costliest step of a payment.
+    let scannable = q.key.core.len() >= 4;
+    if scannable && !closed.get() && hits.iter().all(|h| h.sim < 0.9) {
+        let near = |k: &RefKey| k.core.len().abs_diff(q.key.core.len()) <= 2 || (!k.tail.is_empty() && k.tail.len().abs_diff(q.key.core.len()) <= 2);
+        for &c in payer_customers.iter().take(2) {
+            for &idx in ledger.customer_open_invoices(c).iter().take(limits.customer_scan_limit) {
+                let k = ledger.invoice_keys(idx);
+                if near(&k.number) || near(&k.po) {
+                    consider(idx, &mut hits);
+                }
             }
         }
     }
@@ -258,7 +281,7 @@ fn lookup(
         b.sim.total_cmp(&a.sim).then(own(b).cmp(&own(a))).then(a.invoice.cmp(&b.invoice))
     });
     hits.truncate(limits.hits_per_query);
-    (hits, closed)
+    (hits, closed.get())
 }
 
 /// How well a hit fits the line that quoted it: similarity, then whether the amounts agree and
@@ -376,7 +399,7 @@ fn amount_only_lines(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates,
             continue;
         }
         let best = ledger
-            .customer_invoices(customer)
+            .customer_open_invoices(customer)
             .iter()
             .copied()
             .filter(|&i| payable(ledger, payment, i) && !allocations.iter().any(|a| a.invoice == i))
@@ -446,13 +469,13 @@ fn net_silent_credits(ledger: &Ledger, payment: &Payment, cands: &mut Vec<Candid
             continue;
         }
         let cust = ledger.invoice_customer(first.invoice);
-        let credit = ledger.customer_invoices(cust).iter().copied().find(|&i| {
+        let credit = ledger.customer_open_invoices(cust).iter().copied().filter(|&i| {
             let inv = ledger.invoice(i);
             inv.is_credit()
                 && inv.open_amount == -gap
                 && payable(ledger, payment, i)
                 && !c.allocations.iter().any(|a| a.invoice == i)
-        });
+        }).min();
         if let Some(cm) = credit {
             let mut allocations: Vec<CandidateAllocation> = c
                 .allocations
@@ -557,7 +580,7 @@ fn single_amounts(
     }
     let mut found: Vec<(u8, Decimal, InvoiceIdx)> = Vec::new();
     for &c in customers {
-        for &i in ledger.customer_invoices(c) {
+        for &i in ledger.customer_open_invoices(c) {
             let inv = ledger.invoice(i);
             let open = inv.open_amount;
             if open <= Decimal::ZERO || !payable(ledger, payment, i) {
@@ -601,7 +624,7 @@ fn subsets(
     let mut pc_pool = 0;
     for &c in customers.iter().take(2) {
         let mut pool: Vec<InvoiceIdx> = ledger
-            .customer_invoices(c)
+            .customer_open_invoices(c)
             .iter()
             .copied()
             .filter(|&i| payable(ledger, payment, i))

@@ -239,7 +239,7 @@ fn same_amount_open_items(ledger: &Ledger, c: &Candidate) -> usize {
         let inv = ledger.invoice(a.invoice);
         let cust = ledger.invoice_customer(a.invoice);
         let n = ledger
-            .customer_invoices(cust)
+            .customer_open_invoices(cust)
             .iter()
             .filter(|&&j: &&InvoiceIdx| j != a.invoice && ledger.invoice(j).open_amount == inv.open_amount)
             .count();
