@@ -14,7 +14,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "cashmatch", version, about = "Cash application: match payments to open invoices")]
+#[command(
+    name = "cashmatch",
+    version,
+    about = "Cash application: match payments to open invoices"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -133,16 +137,33 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Match { customers, invoices, remittances, out, model, threshold } => {
+        Command::Match {
+            customers,
+            invoices,
+            remittances,
+            out,
+            model,
+            threshold,
+        } => {
             let ledger = load_ledger(customers.as_deref(), &invoices)?;
             let model = load_model(model.as_deref())?;
             let payments = load_payments(&remittances)?;
-            let mut engine = Engine::new(ledger, model, EngineConfig { threshold, ..Default::default() });
+            let mut engine = Engine::new(
+                ledger,
+                model,
+                EngineConfig {
+                    threshold,
+                    ..Default::default()
+                },
+            );
             let t = Instant::now();
             let decisions = engine.run_batch(&payments);
             let secs = t.elapsed().as_secs_f64();
             write_decisions(&out, &decisions)?;
-            let auto = decisions.iter().filter(|d| d.status == Status::Auto).count();
+            let auto = decisions
+                .iter()
+                .filter(|d| d.status == Status::Auto)
+                .count();
             eprintln!(
                 "{} payments: {} auto-applied, {} to review; {:.0} payments/s; decisions in {}",
                 decisions.len(),
@@ -152,13 +173,25 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
-        Command::Train { customers, invoices, remittances, labels, out, target_precision, seed, version } => {
+        Command::Train {
+            customers,
+            invoices,
+            remittances,
+            labels,
+            out,
+            target_precision,
+            seed,
+            version,
+        } => {
             let mut ledger = load_ledger(customers.as_deref(), &invoices)?;
             let payments = load_payments(&remittances)?;
             let labels = report_bad(io::read_labels(&labels)?)?;
             let cfg = train::TrainConfig {
                 target_precision,
-                params: cashmatch::model::gbdt::GbdtParams { seed, ..Default::default() },
+                params: cashmatch::model::gbdt::GbdtParams {
+                    seed,
+                    ..Default::default()
+                },
                 version: version.unwrap_or_else(|| format!("cashmatch-{}", out.display())),
                 training_data: format!(
                     "{} payments from {} with labels, ledger {}",
@@ -192,7 +225,14 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
-        Command::Eval { decisions, labels, cases, customers, invoices, remittances } => {
+        Command::Eval {
+            decisions,
+            labels,
+            cases,
+            customers,
+            invoices,
+            remittances,
+        } => {
             let decisions = report_bad(io::read_decisions(&decisions)?)?;
             let labels_rows = report_bad(io::read_labels(&labels)?)?;
             let cases = load_cases(cases.as_deref(), &labels)?;
@@ -209,8 +249,18 @@ fn run(cli: Cli) -> Result<()> {
             };
             print_reports(&report, baseline.as_ref());
         }
-        Command::Synth { out, seed, customers, payments } => {
-            let world = synth::generate(&synth::SynthConfig { seed, customers, payments, ..Default::default() });
+        Command::Synth {
+            out,
+            seed,
+            customers,
+            payments,
+        } => {
+            let world = synth::generate(&synth::SynthConfig {
+                seed,
+                customers,
+                payments,
+                ..Default::default()
+            });
             synth::write_world(&world, &out)?;
             eprintln!(
                 "world {seed}: {} customers; train {} payments, {} invoices; test {} payments, {} invoices; written to {}",
@@ -223,14 +273,27 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Bench { what } => match what {
-            BenchWhat::Match { invoices, payments, seed } => {
+            BenchWhat::Match {
+                invoices,
+                payments,
+                seed,
+            } => {
                 cashmatch::bench::matching::run(invoices, payments, seed)?;
             }
             BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
         },
-        Command::Demo { seed, customers, payments } => {
+        Command::Demo {
+            seed,
+            customers,
+            payments,
+        } => {
             let t = Instant::now();
-            let world = synth::generate(&synth::SynthConfig { seed, customers, payments, ..Default::default() });
+            let world = synth::generate(&synth::SynthConfig {
+                seed,
+                customers,
+                payments,
+                ..Default::default()
+            });
             eprintln!(
                 "synthesised world {seed} ({} customers, {} test payments) in {:.1}s",
                 world.customers.len(),
@@ -249,13 +312,25 @@ fn run(cli: Cli) -> Result<()> {
             let secs = t.elapsed().as_secs_f64();
             let cases: HashMap<String, String> = world.test.cases.iter().cloned().collect();
             let report = eval::evaluate(&decisions, &world.test.labels, &cases);
-            let (mut base_ledger, _) = Ledger::new(world.customers.clone(), world.test.invoices.clone());
+            let (mut base_ledger, _) =
+                Ledger::new(world.customers.clone(), world.test.invoices.clone());
             let base = eval::rules_baseline(&mut base_ledger, &world.test.payments);
             let base_report = eval::evaluate(&base, &world.test.labels, &cases);
-            eprintln!("matched {} payments in {:.2}s ({:.0} payments/s)\n", decisions.len(), secs, decisions.len() as f64 / secs.max(1e-9));
+            eprintln!(
+                "matched {} payments in {:.2}s ({:.0} payments/s)\n",
+                decisions.len(),
+                secs,
+                decisions.len() as f64 / secs.max(1e-9)
+            );
             print_reports(&report, Some(&base_report));
-            if let Some(d) = decisions.iter().find(|d| d.status == Status::Auto && d.allocations.len() > 1) {
-                println!("\nan auto-applied decision:\n{}", serde_json::to_string_pretty(d)?);
+            if let Some(d) = decisions
+                .iter()
+                .find(|d| d.status == Status::Auto && d.allocations.len() > 1)
+            {
+                println!(
+                    "\nan auto-applied decision:\n{}",
+                    serde_json::to_string_pretty(d)?
+                );
             }
         }
     }
@@ -313,7 +388,12 @@ fn load_ledger(customers: Option<&Path>, invoices: &Path) -> Result<Ledger> {
             ids.sort_unstable();
             ids.dedup();
             ids.into_iter()
-                .map(|id| Customer { id: id.to_string(), name: String::new(), parent_id: None, bank_accounts: vec![] })
+                .map(|id| Customer {
+                    id: id.to_string(),
+                    name: String::new(),
+                    parent_id: None,
+                    bank_accounts: vec![],
+                })
                 .collect()
         }
     };
@@ -349,6 +429,7 @@ fn load_cases(cases: Option<&Path>, labels: &Path) -> Result<HashMap<String, Str
 fn write_decisions(path: &Path, decisions: &[Decision]) -> Result<()> {
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(f);
-    io::write_decisions(&mut w, decisions).with_context(|| format!("writing {}", path.display()))?;
+    io::write_decisions(&mut w, decisions)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

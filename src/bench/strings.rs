@@ -6,7 +6,9 @@ use std::time::Instant;
 /// Times one call of each measure over pairs of invoice-number cores as the matcher compares
 /// them (typos, transpositions, strangers), and checks that both agree on every pair.
 pub fn run(pairs: usize) -> anyhow::Result<()> {
-    let cores: Vec<String> = (0..pairs).map(|i| format!("{}", 20_260_000_000u64 + (i as u64 * 7_919) % 1_000_000)).collect();
+    let cores: Vec<String> = (0..pairs)
+        .map(|i| format!("{}", 20_260_000_000u64 + (i as u64 * 7_919) % 1_000_000))
+        .collect();
     let others: Vec<String> = cores
         .iter()
         .enumerate()
@@ -40,6 +42,10 @@ pub fn run(pairs: usize) -> anyhow::Result<()> {
     println!("| strsim normalized_damerau_levenshtein | {strsim_ns:.0} |");
     println!("| strsim normalized OSA | {osa_ns:.0} |");
     println!("| rapidfuzz osa normalized_similarity (used) | {rf_ns:.0} |");
-    println!("\nmean similarity: strsim {:.4}, rapidfuzz {:.4} over {pairs} pairs", s1 / pairs as f64, s2 / pairs as f64);
+    println!(
+        "\nmean similarity: strsim {:.4}, rapidfuzz {:.4} over {pairs} pairs",
+        s1 / pairs as f64,
+        s2 / pairs as f64
+    );
     Ok(())
 }

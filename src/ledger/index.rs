@@ -112,7 +112,9 @@ mod tests {
     fn deletion_variants_meet_for_one_edit() {
         let has_common = |a: &str, b: &str| {
             let va: Vec<u64> = deletion_variants(a).chain([key_hash(a)]).collect();
-            deletion_variants(b).chain([key_hash(b)]).any(|v| va.contains(&v))
+            deletion_variants(b)
+                .chain([key_hash(b)])
+                .any(|v| va.contains(&v))
         };
         assert!(has_common("12345", "12354")); // transposition
         assert!(has_common("12345", "1245")); // deletion

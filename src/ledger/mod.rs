@@ -13,8 +13,8 @@ use crate::domain::{Customer, Invoice};
 use crate::matching::names::{name_tokens, normalize_name};
 use crate::matching::references::RefKey;
 use index::{MultiMap, deletion_variants, key_hash};
-use rust_decimal::Decimal;
 use rayon::prelude::*;
+use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 /// Dense index of an invoice in the ledger.
@@ -26,7 +26,10 @@ pub type CustomerIdx = u32;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LedgerError {
     #[error("invoice {invoice_id}: customer {customer_id} is not in the ledger")]
-    UnknownCustomer { invoice_id: String, customer_id: String },
+    UnknownCustomer {
+        invoice_id: String,
+        customer_id: String,
+    },
     #[error("invoice {0} is not in the ledger")]
     UnknownInvoice(String),
     #[error("invoice {invoice_id}: {message}")]
@@ -34,7 +37,11 @@ pub enum LedgerError {
     #[error(
         "invoice {invoice_id}: relieving {relieved} would take its open amount {open} past zero"
     )]
-    OverApplied { invoice_id: String, open: Decimal, relieved: Decimal },
+    OverApplied {
+        invoice_id: String,
+        open: Decimal,
+        relieved: Decimal,
+    },
 }
 
 /// Which field of an invoice a reference matched.
@@ -62,7 +69,11 @@ pub(crate) struct InvoiceKeys {
 impl InvoiceKeys {
     fn of(inv: &Invoice) -> InvoiceKeys {
         let number = RefKey::new(&inv.number);
-        let po = inv.po_number.as_deref().map(RefKey::new).unwrap_or_default();
+        let po = inv
+            .po_number
+            .as_deref()
+            .map(RefKey::new)
+            .unwrap_or_default();
         let mut exact = Vec::with_capacity(2);
         let mut cores = Vec::with_capacity(4);
         for k in [&number, &po] {
@@ -70,11 +81,26 @@ impl InvoiceKeys {
                 continue;
             }
             exact.push(key_hash(&k.norm));
-            cores.extend([&k.core, &k.tail].into_iter().filter(|c| !c.is_empty()).map(|c| key_hash(c)));
+            cores.extend(
+                [&k.core, &k.tail]
+                    .into_iter()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| key_hash(c)),
+            );
         }
-        let discriminating = if number.tail.is_empty() { &number.core } else { &number.tail };
+        let discriminating = if number.tail.is_empty() {
+            &number.core
+        } else {
+            &number.tail
+        };
         let variants = deletion_variants(discriminating).collect();
-        InvoiceKeys { number, po, exact, cores, variants }
+        InvoiceKeys {
+            number,
+            po,
+            exact,
+            cores,
+            variants,
+        }
     }
 }
 
@@ -200,9 +226,15 @@ impl Ledger {
             k.parent = None;
         }
         for (i, c) in self.customers.iter().enumerate() {
-            if let Some(p) = c.parent_id.as_deref().and_then(|p| self.customer_by_id.get(p)) {
+            if let Some(p) = c
+                .parent_id
+                .as_deref()
+                .and_then(|p| self.customer_by_id.get(p))
+            {
                 self.customer_keys[i].parent = Some(*p);
-                self.customer_keys[*p as usize].children.push(i as CustomerIdx);
+                self.customer_keys[*p as usize]
+                    .children
+                    .push(i as CustomerIdx);
             }
         }
     }
@@ -213,7 +245,11 @@ impl Ledger {
         self.insert_invoice(inv, keys)
     }
 
-    fn insert_invoice(&mut self, inv: Invoice, keys: InvoiceKeys) -> Result<InvoiceIdx, LedgerError> {
+    fn insert_invoice(
+        &mut self,
+        inv: Invoice,
+        keys: InvoiceKeys,
+    ) -> Result<InvoiceIdx, LedgerError> {
         let Some(&cust) = self.customer_by_id.get(&inv.customer_id) else {
             return Err(LedgerError::UnknownCustomer {
                 invoice_id: inv.id,
@@ -383,8 +419,10 @@ impl Ledger {
 
     /// Customers with this bank account.
     pub(crate) fn lookup_account(&self, account: &str) -> Vec<CustomerIdx> {
-        let mut out: Vec<CustomerIdx> =
-            account_keys(account).iter().flat_map(|k| self.by_account.get(key_hash(k))).collect();
+        let mut out: Vec<CustomerIdx> = account_keys(account)
+            .iter()
+            .flat_map(|k| self.by_account.get(key_hash(k)))
+            .collect();
         out.sort_unstable();
         out.dedup();
         out
@@ -404,10 +442,17 @@ impl Ledger {
 
     /// Approximate heap bytes held by the indexes, for the memory figures.
     pub fn index_bytes(&self) -> usize {
-        [&self.by_norm, &self.by_core, &self.by_core_variant, &self.by_account, &self.by_name, &self.by_name_token]
-            .iter()
-            .map(|m| m.heap_bytes())
-            .sum()
+        [
+            &self.by_norm,
+            &self.by_core,
+            &self.by_core_variant,
+            &self.by_account,
+            &self.by_name,
+            &self.by_name_token,
+        ]
+        .iter()
+        .map(|m| m.heap_bytes())
+        .sum()
     }
 }
 
@@ -427,7 +472,13 @@ mod tests {
         }
     }
 
-    pub(crate) fn invoice(id: &str, cust: &str, number: &str, po: Option<&str>, amount: Decimal) -> Invoice {
+    pub(crate) fn invoice(
+        id: &str,
+        cust: &str,
+        number: &str,
+        po: Option<&str>,
+        amount: Decimal,
+    ) -> Invoice {
         let d = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
         Invoice {
             id: id.into(),
@@ -446,7 +497,12 @@ mod tests {
     fn sample() -> Ledger {
         let (l, errs) = Ledger::new(
             vec![
-                customer("C1", "Northwind Industrial Supply Inc", None, "021000021:123456789"),
+                customer(
+                    "C1",
+                    "Northwind Industrial Supply Inc",
+                    None,
+                    "021000021:123456789",
+                ),
                 customer("C2", "Northwind West LLC", Some("C1"), "99887766"),
             ],
             vec![
@@ -479,7 +535,11 @@ mod tests {
         let l = sample();
         assert_eq!(l.lookup_account("123456789"), [0]);
         assert_eq!(l.lookup_account("021000021:123456789"), [0]);
-        assert_eq!(l.lookup_name(&normalize_name("NORTHWIND IND SUPPLY")).collect::<Vec<_>>(), [0]);
+        assert_eq!(
+            l.lookup_name(&normalize_name("NORTHWIND IND SUPPLY"))
+                .collect::<Vec<_>>(),
+            [0]
+        );
         assert_eq!(l.customer_keys(0).children, [1]);
         assert!(l.lookup_name_token("NORTHWIND").count() == 2);
     }
