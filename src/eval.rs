@@ -264,3 +264,42 @@ pub fn rules_baseline(ledger: &mut Ledger, payments: &[Payment]) -> Vec<Decision
         })
         .collect()
 }
+
+/// A model's figures on one labelled period beside the rules baseline's.
+pub struct Comparison {
+    pub model: Report,
+    pub rules: Report,
+    pub decisions: Vec<Decision>,
+    /// Wall-clock seconds the engine took for the batch.
+    pub seconds: f64,
+}
+
+/// Matches a labelled period with a model and with the rules baseline, each on its own copy of
+/// the ledger, and scores both.
+pub fn compare(
+    model: std::sync::Arc<crate::model::artifact::Model>,
+    customers: &[crate::domain::Customer],
+    invoices: &[crate::domain::Invoice],
+    payments: &[Payment],
+    labels: &[Label],
+    cases: &HashMap<String, String>,
+) -> Result<Comparison, crate::ledger::LedgerError> {
+    let ledger = |_: ()| {
+        let (l, errs) = Ledger::new(customers.to_vec(), invoices.to_vec());
+        match errs.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(l),
+        }
+    };
+    let mut engine = crate::engine::Engine::new(ledger(())?, model, Default::default());
+    let t = std::time::Instant::now();
+    let decisions = engine.run_batch(payments);
+    let seconds = t.elapsed().as_secs_f64();
+    let rules = rules_baseline(&mut ledger(())?, payments);
+    Ok(Comparison {
+        model: evaluate(&decisions, labels, cases),
+        rules: evaluate(&rules, labels, cases),
+        decisions,
+        seconds,
+    })
+}

@@ -63,6 +63,10 @@ enum Command {
         /// Version recorded in every decision the model makes.
         #[arg(long)]
         version: Option<String>,
+        /// A labelled split directory (customers, invoices, remittances, labels, cases CSVs) to
+        /// test the new model on; its figures go into the model card beside the rules baseline.
+        #[arg(long)]
+        test: Option<PathBuf>,
     },
     /// Score decisions against labels, beside the rules baseline when the ledger is given.
     Eval {
@@ -182,6 +186,7 @@ fn run(cli: Cli) -> Result<()> {
             target_precision,
             seed,
             version,
+            test,
         } => {
             let mut ledger = load_ledger(customers.as_deref(), &invoices)?;
             let payments = load_payments(&remittances)?;
@@ -210,7 +215,10 @@ fn run(cli: Cli) -> Result<()> {
                 t.elapsed().as_secs_f64(),
                 100.0 * ex.recall()
             );
-            let (model, card) = train::fit(&ex, &cfg)?;
+            let (model, mut card) = train::fit(&ex, &cfg)?;
+            if let Some(dir) = test {
+                card.push_str(&test_section(&model, &dir)?);
+            }
             model.save(&out, &card)?;
             let m = &model.metrics;
             eprintln!(
@@ -302,25 +310,21 @@ fn run(cli: Cli) -> Result<()> {
             );
             let model = Model::embedded_default()?;
             eprintln!("model {} (threshold {:.4})", model.version, model.threshold);
-            let (ledger, errs) = Ledger::new(world.customers.clone(), world.test.invoices.clone());
-            if let Some(e) = errs.first() {
-                bail!("the synthetic ledger is inconsistent: {e}");
-            }
-            let mut engine = Engine::new(ledger, Arc::new(model), EngineConfig::default());
-            let t = Instant::now();
-            let decisions = engine.run_batch(&world.test.payments);
-            let secs = t.elapsed().as_secs_f64();
             let cases: HashMap<String, String> = world.test.cases.iter().cloned().collect();
-            let report = eval::evaluate(&decisions, &world.test.labels, &cases);
-            let (mut base_ledger, _) =
-                Ledger::new(world.customers.clone(), world.test.invoices.clone());
-            let base = eval::rules_baseline(&mut base_ledger, &world.test.payments);
-            let base_report = eval::evaluate(&base, &world.test.labels, &cases);
+            let c = eval::compare(
+                Arc::new(model),
+                &world.customers,
+                &world.test.invoices,
+                &world.test.payments,
+                &world.test.labels,
+                &cases,
+            )?;
+            let (report, base_report, decisions) = (c.model, c.rules, c.decisions);
             eprintln!(
                 "matched {} payments in {:.2}s ({:.0} payments/s)\n",
                 decisions.len(),
-                secs,
-                decisions.len() as f64 / secs.max(1e-9)
+                c.seconds,
+                decisions.len() as f64 / c.seconds.max(1e-9)
             );
             print_reports(&report, Some(&base_report));
             if let Some(d) = decisions
@@ -335,6 +339,39 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The model card's section on a labelled test split: the model beside the rules baseline.
+fn test_section(model: &Model, dir: &Path) -> Result<String> {
+    let customers = report_bad(io::read_customers(dir.join("customers.csv"))?)?;
+    let invoices = report_bad(io::read_invoices(dir.join("invoices.csv"))?)?;
+    let payments = load_payments(&dir.join("remittances.csv"))?;
+    let labels = report_bad(io::read_labels(dir.join("labels.csv"))?)?;
+    let cases = load_cases(None, &dir.join("labels.csv"))?;
+    let c = eval::compare(
+        Arc::new(model.clone()),
+        &customers,
+        &invoices,
+        &payments,
+        &labels,
+        &cases,
+    )?;
+    let o = &c.model.overall;
+    eprintln!(
+        "test split {}: touchless {:.2}%, precision {:.3}%, wrong {:.2} per 1,000 (rules touchless {:.2}%)",
+        dir.display(),
+        100.0 * o.touchless(),
+        100.0 * o.precision(),
+        o.wrong_per_1000(),
+        100.0 * c.rules.overall.touchless()
+    );
+    Ok(format!(
+        "\n## Test split\n\n`{}`: {} payments the model never saw, matched in order against their \
+         ledger, beside the exact-match rules baseline.\n\n{}",
+        dir.display(),
+        payments.len(),
+        eval::render(&[("model", &c.model), ("rules", &c.rules)])
+    ))
 }
 
 fn print_reports(model: &Report, baseline: Option<&Report>) {

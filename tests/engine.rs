@@ -139,71 +139,46 @@ fn payments_amount(payments: &[cashmatch::domain::Payment], id: &str) -> Decimal
         .unwrap_or_default()
 }
 
-#[test]
-fn no_invoice_is_over_applied_and_every_payment_balances_on_generated_batches() {
-    let model = Arc::new(Model::embedded_default().expect("model"));
-    for seed in [11, 12, 13] {
-        let world = synth::generate(&SynthConfig {
-            seed,
-            customers: 150,
-            payments: 1_500,
-            ..Default::default()
-        });
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+
+    /// Whatever the world: no invoice goes past zero, every payment balances, every allocation
+    /// names a ledger invoice, the ledger moves exactly by what the decisions say, and a payment
+    /// id sent again changes nothing.
+    #[test]
+    fn no_invoice_is_over_applied_and_every_payment_balances(
+        seed in 0u64..1_000_000,
+        customers in 40usize..200,
+        payments in 300usize..1_500,
+    ) {
+        let model = Arc::new(Model::embedded_default().expect("model"));
+        let world = synth::generate(&SynthConfig { seed, customers, payments, ..Default::default() });
         let (ledger, errs) = Ledger::new(world.customers.clone(), world.test.invoices.clone());
-        assert!(errs.is_empty());
-        let before: HashMap<String, Decimal> = ledger
-            .invoices()
-            .iter()
-            .map(|i| (i.id.clone(), i.open_amount))
-            .collect();
-        let mut engine = Engine::new(ledger, model.clone(), EngineConfig::default());
-        // Send the batch twice: the second copy of each payment must change nothing.
+        proptest::prop_assert!(errs.is_empty());
+        let before: HashMap<String, Decimal> =
+            ledger.invoices().iter().map(|i| (i.id.clone(), i.open_amount)).collect();
+        let mut engine = Engine::new(ledger, model, EngineConfig::default());
         let mut batch = world.test.payments.clone();
         batch.extend(world.test.payments.iter().cloned());
         let decisions = engine.run_batch(&batch);
+        let n = world.test.payments.len();
         let mut relieved: HashMap<&str, Decimal> = HashMap::new();
-        for (p, d) in batch.iter().zip(&decisions).take(world.test.payments.len()) {
+        for (p, d) in batch.iter().zip(&decisions).take(n) {
             let applied: Decimal = d.allocations.iter().map(|a| a.amount).sum();
-            assert_eq!(
-                applied + d.unapplied,
-                p.amount,
-                "{} does not balance",
-                p.payment_id
-            );
+            proptest::prop_assert_eq!(applied + d.unapplied, p.amount, "{} does not balance", &p.payment_id);
             for a in &d.allocations {
-                assert!(
-                    before.contains_key(&a.invoice_id),
-                    "{} is not a ledger invoice",
-                    a.invoice_id
-                );
+                proptest::prop_assert!(before.contains_key(&a.invoice_id), "{} is not a ledger invoice", &a.invoice_id);
                 *relieved.entry(a.invoice_id.as_str()).or_default() += a.relieved();
             }
         }
         for inv in engine.ledger().invoices() {
             let open = inv.open_amount;
-            assert!(
-                if inv.is_credit() {
-                    open <= Decimal::ZERO
-                } else {
-                    open >= Decimal::ZERO
-                },
-                "{} went past zero",
-                inv.id
-            );
+            let within = if inv.is_credit() { open <= Decimal::ZERO } else { open >= Decimal::ZERO };
+            proptest::prop_assert!(within, "{} went past zero", &inv.id);
             let r = relieved.get(inv.id.as_str()).copied().unwrap_or_default();
-            assert_eq!(
-                before[&inv.id] - r,
-                open,
-                "{}: the ledger does not match the decisions",
-                inv.id
-            );
+            proptest::prop_assert_eq!(before[&inv.id] - r, open, "{}: ledger and decisions disagree", &inv.id);
         }
-        let n = world.test.payments.len();
-        assert_eq!(
-            &decisions[..n],
-            &decisions[n..],
-            "a repeated payment id must get its first decision back"
-        );
+        proptest::prop_assert_eq!(&decisions[..n], &decisions[n..], "a repeated payment id must get its first decision back");
     }
 }
 
