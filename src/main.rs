@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use cashmatch::domain::{Customer, Decision, Invoice, Payment, Status};
 use cashmatch::engine::{Engine, EngineConfig};
 use cashmatch::eval::{self, Report};
+use cashmatch::formats::{self, Format};
 use cashmatch::ledger::Ledger;
 use cashmatch::model::artifact::Model;
 use cashmatch::{io, synth, train};
@@ -22,6 +23,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read a remittance file in any supported format and write its payments as JSON Lines.
+    ///
+    /// One object per payment on stdout (the canonical payment, amounts as decimal strings; see
+    /// docs/formats.md); transactions that could not be read go to stderr with their positions.
+    Parse {
+        file: PathBuf,
+        /// The format, when detection from the content should not decide (csv, x12_820, bai2,
+        /// lockbox, camt053, camt054, remt001, nacha, mt940, text).
+        #[arg(long)]
+        format: Option<Format>,
+    },
     /// Match remittances against an open-items ledger and write one decision per payment.
     Match {
         #[arg(long)]
@@ -30,6 +42,9 @@ enum Command {
         invoices: PathBuf,
         #[arg(long)]
         remittances: PathBuf,
+        /// Format of --remittances; detected from the content when absent.
+        #[arg(long)]
+        format: Option<Format>,
         #[arg(long)]
         out: PathBuf,
         /// Model directory; the default model built into the binary when absent.
@@ -47,6 +62,9 @@ enum Command {
         invoices: PathBuf,
         #[arg(long)]
         remittances: PathBuf,
+        /// Format of --remittances; detected from the content when absent.
+        #[arg(long)]
+        format: Option<Format>,
         #[arg(long)]
         labels: PathBuf,
         #[arg(long)]
@@ -76,6 +94,9 @@ enum Command {
         invoices: Option<PathBuf>,
         #[arg(long)]
         remittances: Option<PathBuf>,
+        /// Format of --remittances; detected from the content when absent.
+        #[arg(long)]
+        format: Option<Format>,
     },
     /// Generate a seeded synthetic world with train/ and test/ splits.
     Synth {
@@ -116,6 +137,12 @@ enum BenchWhat {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Parse throughput and memory per format on generated multi-megabyte files.
+    Parse {
+        /// Approximate size of each generated file, in MB.
+        #[arg(long, default_value_t = 20)]
+        mb: usize,
+    },
 }
 
 fn main() {
@@ -128,10 +155,11 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Match { customers, invoices, remittances, out, model, threshold } => {
+        Command::Parse { file, format } => parse_to_json_lines(&file, format)?,
+        Command::Match { customers, invoices, remittances, format, out, model, threshold } => {
             let ledger = load_ledger(customers.as_deref(), &invoices)?;
             let model = load_model(model.as_deref())?;
-            let payments = load_payments(&remittances)?;
+            let payments = load_payments(&remittances, format)?;
             let mut engine = Engine::new(ledger, model, EngineConfig { threshold, ..Default::default() });
             let t = Instant::now();
             let decisions = engine.run_batch(&payments);
@@ -147,9 +175,9 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
-        Command::Train { customers, invoices, remittances, labels, out, target_precision, seed, version } => {
+        Command::Train { customers, invoices, remittances, format, labels, out, target_precision, seed, version } => {
             let mut ledger = load_ledger(customers.as_deref(), &invoices)?;
-            let payments = load_payments(&remittances)?;
+            let payments = load_payments(&remittances, format)?;
             let labels = report_bad(io::read_labels(&labels)?)?;
             let cfg = train::TrainConfig {
                 target_precision,
@@ -187,7 +215,7 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
-        Command::Eval { decisions, labels, cases, customers, invoices, remittances } => {
+        Command::Eval { decisions, labels, cases, customers, invoices, remittances, format } => {
             let decisions = report_bad(io::read_decisions(&decisions)?)?;
             let labels_rows = report_bad(io::read_labels(&labels)?)?;
             let cases = load_cases(cases.as_deref(), &labels)?;
@@ -195,7 +223,7 @@ fn run(cli: Cli) -> Result<()> {
             let baseline = match (invoices, remittances) {
                 (Some(inv), Some(rem)) => {
                     let mut ledger = load_ledger(customers.as_deref(), &inv)?;
-                    let payments = load_payments(&rem)?;
+                    let payments = load_payments(&rem, format)?;
                     let base = eval::rules_baseline(&mut ledger, &payments);
                     Some(eval::evaluate(&base, &labels_rows, &cases))
                 }
@@ -221,6 +249,7 @@ fn run(cli: Cli) -> Result<()> {
             BenchWhat::Match { invoices, payments, seed } => {
                 cashmatch::bench::matching::run(invoices, payments, seed)?;
             }
+            BenchWhat::Parse { mb } => cashmatch::bench::parse::run(mb)?,
         },
         Command::Demo { seed, customers, payments } => {
             let t = Instant::now();
@@ -318,12 +347,42 @@ fn load_ledger(customers: Option<&Path>, invoices: &Path) -> Result<Ledger> {
     Ok(ledger)
 }
 
-fn load_payments(path: &Path) -> Result<Vec<Payment>> {
-    let parsed = io::read_remittances(path)?;
+/// Reads remittances in any format (detected unless `format` is given), reporting the
+/// transactions that could not be read.
+fn load_payments(path: &Path, format: Option<Format>) -> Result<Vec<Payment>> {
+    let parsed = formats::parse_path(path, format)?;
     for e in &parsed.errors {
         eprintln!("cashmatch: skipped: {e}");
     }
     Ok(parsed.payments)
+}
+
+/// `cashmatch parse`: each payment as one JSON object per line on stdout, as it is read; each
+/// transaction that could not be read on stderr. Succeeds when the file itself could be read.
+fn parse_to_json_lines(file: &Path, format: Option<Format>) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut payments, mut rejected) = (0usize, 0usize);
+    let mut write_error: Option<std::io::Error> = None;
+    let format = formats::for_each_payment(file, format, &mut |r| match r {
+        Ok(p) if write_error.is_none() => {
+            payments += 1;
+            let written = serde_json::to_writer(&mut out, &p).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"));
+            write_error = written.err();
+        }
+        Ok(_) => {}
+        Err(e) => {
+            rejected += 1;
+            eprintln!("cashmatch: rejected: {e}");
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e).context("writing to stdout");
+    }
+    out.flush().context("writing to stdout")?;
+    eprintln!("{}: {format}: {payments} payments, {rejected} rejected", file.display());
+    Ok(())
 }
 
 fn load_cases(cases: Option<&Path>, labels: &Path) -> Result<HashMap<String, String>> {
