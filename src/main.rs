@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use cashmatch::domain::{Customer, Decision, Invoice, Payment, Status};
 use cashmatch::engine::{Engine, EngineConfig};
 use cashmatch::eval::{self, Report};
+use cashmatch::formats::{self, Format};
 use cashmatch::ledger::Ledger;
 use cashmatch::model::artifact::Model;
 use cashmatch::{io, synth, train};
@@ -26,6 +27,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read a remittance file in any supported format and write its payments as JSON Lines.
+    ///
+    /// One object per payment on stdout (the canonical payment, amounts as decimal strings; see
+    /// docs/formats.md); transactions that could not be read go to stderr with their positions.
+    Parse {
+        file: PathBuf,
+        /// The format, when detection from the content should not decide (csv, x12_820, bai2,
+        /// lockbox, camt053, camt054, remt001, nacha, mt940, text).
+        #[arg(long)]
+        format: Option<Format>,
+    },
     /// Match remittances against an open-items ledger and write one decision per payment.
     Match {
         #[arg(long)]
@@ -34,6 +46,9 @@ enum Command {
         invoices: PathBuf,
         #[arg(long)]
         remittances: PathBuf,
+        /// Format of --remittances; detected from the content when absent.
+        #[arg(long)]
+        format: Option<Format>,
         #[arg(long)]
         out: PathBuf,
         /// Model directory; the default model built into the binary when absent.
@@ -51,6 +66,9 @@ enum Command {
         invoices: PathBuf,
         #[arg(long)]
         remittances: PathBuf,
+        /// Format of --remittances; detected from the content when absent.
+        #[arg(long)]
+        format: Option<Format>,
         #[arg(long)]
         labels: PathBuf,
         #[arg(long)]
@@ -84,6 +102,9 @@ enum Command {
         invoices: Option<PathBuf>,
         #[arg(long)]
         remittances: Option<PathBuf>,
+        /// Format of --remittances; detected from the content when absent.
+        #[arg(long)]
+        format: Option<Format>,
     },
     /// Generate a seeded synthetic world with train/ and test/ splits.
     Synth {
@@ -129,6 +150,12 @@ enum BenchWhat {
         #[arg(long, default_value_t = 200_000)]
         pairs: usize,
     },
+    /// Parse throughput and memory per format on generated multi-megabyte files.
+    Parse {
+        /// Approximate size of each generated file, in MB.
+        #[arg(long, default_value_t = 20)]
+        mb: usize,
+    },
 }
 
 fn main() {
@@ -141,17 +168,19 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Parse { file, format } => parse_to_json_lines(&file, format)?,
         Command::Match {
             customers,
             invoices,
             remittances,
+            format,
             out,
             model,
             threshold,
         } => {
             let ledger = load_ledger(customers.as_deref(), &invoices)?;
             let model = load_model(model.as_deref())?;
-            let payments = load_payments(&remittances)?;
+            let payments = load_payments(&remittances, format)?;
             let mut engine = Engine::new(
                 ledger,
                 model,
@@ -181,6 +210,7 @@ fn run(cli: Cli) -> Result<()> {
             customers,
             invoices,
             remittances,
+            format,
             labels,
             out,
             target_precision,
@@ -189,7 +219,7 @@ fn run(cli: Cli) -> Result<()> {
             test,
         } => {
             let mut ledger = load_ledger(customers.as_deref(), &invoices)?;
-            let payments = load_payments(&remittances)?;
+            let payments = load_payments(&remittances, format)?;
             let labels = report_bad(io::read_labels(&labels)?)?;
             let cfg = train::TrainConfig {
                 target_precision,
@@ -240,6 +270,7 @@ fn run(cli: Cli) -> Result<()> {
             customers,
             invoices,
             remittances,
+            format,
         } => {
             let decisions = report_bad(io::read_decisions(&decisions)?)?;
             let labels_rows = report_bad(io::read_labels(&labels)?)?;
@@ -248,7 +279,7 @@ fn run(cli: Cli) -> Result<()> {
             let baseline = match (invoices, remittances) {
                 (Some(inv), Some(rem)) => {
                     let mut ledger = load_ledger(customers.as_deref(), &inv)?;
-                    let payments = load_payments(&rem)?;
+                    let payments = load_payments(&rem, format)?;
                     let base = eval::rules_baseline(&mut ledger, &payments);
                     Some(eval::evaluate(&base, &labels_rows, &cases))
                 }
@@ -289,6 +320,7 @@ fn run(cli: Cli) -> Result<()> {
                 cashmatch::bench::matching::run(invoices, payments, seed)?;
             }
             BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
+            BenchWhat::Parse { mb } => cashmatch::bench::parse::run(mb)?,
         },
         Command::Demo {
             seed,
@@ -345,7 +377,7 @@ fn run(cli: Cli) -> Result<()> {
 fn test_section(model: &Model, dir: &Path) -> Result<String> {
     let customers = report_bad(io::read_customers(dir.join("customers.csv"))?)?;
     let invoices = report_bad(io::read_invoices(dir.join("invoices.csv"))?)?;
-    let payments = load_payments(&dir.join("remittances.csv"))?;
+    let payments = load_payments(&dir.join("remittances.csv"), None)?;
     let labels = report_bad(io::read_labels(dir.join("labels.csv"))?)?;
     let cases = load_cases(None, &dir.join("labels.csv"))?;
     let c = eval::compare(
@@ -441,12 +473,47 @@ fn load_ledger(customers: Option<&Path>, invoices: &Path) -> Result<Ledger> {
     Ok(ledger)
 }
 
-fn load_payments(path: &Path) -> Result<Vec<Payment>> {
-    let parsed = io::read_remittances(path)?;
+/// Reads remittances in any format (detected unless `format` is given), reporting the
+/// transactions that could not be read.
+fn load_payments(path: &Path, format: Option<Format>) -> Result<Vec<Payment>> {
+    let parsed = formats::parse_path(path, format)?;
     for e in &parsed.errors {
         eprintln!("cashmatch: skipped: {e}");
     }
     Ok(parsed.payments)
+}
+
+/// `cashmatch parse`: each payment as one JSON object per line on stdout, as it is read; each
+/// transaction that could not be read on stderr. Succeeds when the file itself could be read.
+fn parse_to_json_lines(file: &Path, format: Option<Format>) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut payments, mut rejected) = (0usize, 0usize);
+    let mut write_error: Option<std::io::Error> = None;
+    let format = formats::for_each_payment(file, format, &mut |r| match r {
+        Ok(p) if write_error.is_none() => {
+            payments += 1;
+            let written = serde_json::to_writer(&mut out, &p)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            write_error = written.err();
+        }
+        Ok(_) => {}
+        Err(e) => {
+            rejected += 1;
+            eprintln!("cashmatch: rejected: {e}");
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e).context("writing to stdout");
+    }
+    out.flush().context("writing to stdout")?;
+    eprintln!(
+        "{}: {format}: {payments} payments, {rejected} rejected",
+        file.display()
+    );
+    Ok(())
 }
 
 fn load_cases(cases: Option<&Path>, labels: &Path) -> Result<HashMap<String, String>> {

@@ -3,6 +3,7 @@
 //! Figures go into docs/benchmarks.md; speed is proved here, never by timed tests.
 
 pub mod matching;
+pub mod parse;
 pub mod strings;
 
 /// Peak resident memory of this process so far, in MiB, from `/proc/self/status` (Linux); 0
