@@ -32,3 +32,6 @@ pub mod matching;
 pub mod model;
 pub mod synth;
 pub mod train;
+pub mod grpc;
+pub mod service;
+pub mod store;
