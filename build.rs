@@ -16,7 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compiler.open_file(p.trim_start_matches("proto/"))?;
     }
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("cashmatch_descriptor.bin"), compiler.encode_file_descriptor_set())?;
+    std::fs::write(
+        out.join("cashmatch_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
     tonic_prost_build::configure().compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

@@ -240,15 +240,33 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
-        Command::Serve { addr, data_dir, model, config, metrics_addr, demo } => {
+        Command::Serve {
+            addr,
+            data_dir,
+            model,
+            config,
+            metrics_addr,
+            demo,
+        } => {
             use cashmatch::service::config::{Overrides, Settings};
-            let flags = Overrides { addr, data_dir, model, metrics_addr };
+            let flags = Overrides {
+                addr,
+                data_dir,
+                model,
+                metrics_addr,
+            };
             let settings = Settings::load(config.as_deref(), flags)?;
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .init();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(cashmatch::grpc::serve(settings, demo))?;
         }
         Command::Bench { what } => match what {

@@ -11,8 +11,8 @@ use crate::formats::FormatError;
 use crate::model::artifact::TrainingMetrics;
 use crate::service::{ModelInfo, ServiceError};
 use crate::store::{
-    AuditEvent, AuditRecord, LabelSource, Resolution, ResolutionAction, ReviewRecord,
-    ReviewState, ReviewSummary, TrainingExample,
+    AuditEvent, AuditRecord, LabelSource, Resolution, ResolutionAction, ReviewRecord, ReviewState,
+    ReviewSummary, TrainingExample,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -28,18 +28,27 @@ pub struct FieldError {
 
 impl FieldError {
     pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// The same error inside an enclosing field.
     pub(crate) fn within(self, outer: impl std::fmt::Display) -> FieldError {
-        FieldError { field: format!("{outer}.{}", self.field), message: self.message }
+        FieldError {
+            field: format!("{outer}.{}", self.field),
+            message: self.message,
+        }
     }
 }
 
 impl From<FieldError> for ServiceError {
     fn from(e: FieldError) -> Self {
-        ServiceError::InvalidArgument { field: e.field, message: e.message }
+        ServiceError::InvalidArgument {
+            field: e.field,
+            message: e.message,
+        }
     }
 }
 
@@ -50,16 +59,34 @@ pub(crate) fn required(field: &str, v: String) -> Result<String, FieldError> {
     Ok(v)
 }
 
+/// Amounts beyond this are refused at the edge, so that no sum of a few of them can overflow.
+const MAX_AMOUNT: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, false, 0); // 10^15
+
 pub(crate) fn decimal(field: &str, v: &str) -> Result<Decimal, FieldError> {
     let t = v.trim();
     if t.is_empty() {
-        return Err(FieldError::new(field, "is required (a decimal string such as \"1234.56\")"));
+        return Err(FieldError::new(
+            field,
+            "is required (a decimal string such as \"1234.56\")",
+        ));
     }
-    Decimal::from_str(t).map_err(|e| FieldError::new(field, format!("{t:?} is not a decimal amount: {e}")))
+    let d = Decimal::from_str(t)
+        .map_err(|e| FieldError::new(field, format!("{t:?} is not a decimal amount: {e}")))?;
+    if d.abs() > MAX_AMOUNT {
+        return Err(FieldError::new(
+            field,
+            format!("{t} is beyond the largest amount, {MAX_AMOUNT}"),
+        ));
+    }
+    Ok(d)
 }
 
 fn decimal_or_zero(field: &str, v: &str) -> Result<Decimal, FieldError> {
-    if v.trim().is_empty() { Ok(Decimal::ZERO) } else { decimal(field, v) }
+    if v.trim().is_empty() {
+        Ok(Decimal::ZERO)
+    } else {
+        decimal(field, v)
+    }
 }
 
 fn opt_decimal(field: &str, v: Option<String>) -> Result<Option<Decimal>, FieldError> {
@@ -93,12 +120,20 @@ impl TryFrom<pb::Customer> for Customer {
     type Error = FieldError;
 
     fn try_from(v: pb::Customer) -> Result<Self, FieldError> {
-        let pb::Customer { id, name, parent_id, bank_accounts } = v;
+        let pb::Customer {
+            id,
+            name,
+            parent_id,
+            bank_accounts,
+        } = v;
         Ok(Customer {
             id: required("id", id)?,
             name,
             parent_id: nonempty(parent_id),
-            bank_accounts: bank_accounts.into_iter().filter(|a| !a.trim().is_empty()).collect(),
+            bank_accounts: bank_accounts
+                .into_iter()
+                .filter(|a| !a.trim().is_empty())
+                .collect(),
         })
     }
 }
@@ -142,8 +177,16 @@ impl TryFrom<pb::Adjustment> for Adjustment {
     type Error = FieldError;
 
     fn try_from(v: pb::Adjustment) -> Result<Self, FieldError> {
-        let pb::Adjustment { amount, reason_code, text } = v;
-        Ok(Adjustment { amount: decimal("amount", &amount)?, reason_code: nonempty(reason_code), text: nonempty(text) })
+        let pb::Adjustment {
+            amount,
+            reason_code,
+            text,
+        } = v;
+        Ok(Adjustment {
+            amount: decimal("amount", &amount)?,
+            reason_code: nonempty(reason_code),
+            text: nonempty(text),
+        })
     }
 }
 
@@ -151,17 +194,27 @@ impl TryFrom<pb::RemittanceLine> for RemittanceLine {
     type Error = FieldError;
 
     fn try_from(v: pb::RemittanceLine) -> Result<Self, FieldError> {
-        let pb::RemittanceLine { reference, reference_kind, amount_paid, invoice_amount, discount, adjustments } = v;
-        let reference_kind = match enum_value::<pb::ReferenceKind>("reference_kind", reference_kind)? {
-            pb::ReferenceKind::Unspecified => ReferenceKind::Unknown,
-            pb::ReferenceKind::Invoice => ReferenceKind::Invoice,
-            pb::ReferenceKind::CreditNote => ReferenceKind::CreditNote,
-            pb::ReferenceKind::PurchaseOrder => ReferenceKind::PurchaseOrder,
-        };
+        let pb::RemittanceLine {
+            reference,
+            reference_kind,
+            amount_paid,
+            invoice_amount,
+            discount,
+            adjustments,
+        } = v;
+        let reference_kind =
+            match enum_value::<pb::ReferenceKind>("reference_kind", reference_kind)? {
+                pb::ReferenceKind::Unspecified => ReferenceKind::Unknown,
+                pb::ReferenceKind::Invoice => ReferenceKind::Invoice,
+                pb::ReferenceKind::CreditNote => ReferenceKind::CreditNote,
+                pb::ReferenceKind::PurchaseOrder => ReferenceKind::PurchaseOrder,
+            };
         let adjustments = adjustments
             .into_iter()
             .enumerate()
-            .map(|(i, a)| Adjustment::try_from(a).map_err(|e| e.within(format!("adjustments[{i}]"))))
+            .map(|(i, a)| {
+                Adjustment::try_from(a).map_err(|e| e.within(format!("adjustments[{i}]")))
+            })
             .collect::<Result<_, _>>()?;
         Ok(RemittanceLine {
             reference: nonempty(reference),
@@ -195,7 +248,10 @@ impl TryFrom<pb::Payment> for Payment {
             pb::Direction::Debit => Direction::Debit,
         };
         let payer = match payer {
-            Some(pb::Payer { name, account }) => Payer { name: nonempty(name), account: nonempty(account) },
+            Some(pb::Payer { name, account }) => Payer {
+                name: nonempty(name),
+                account: nonempty(account),
+            },
             None => Payer::default(),
         };
         let lines = lines
@@ -205,9 +261,16 @@ impl TryFrom<pb::Payment> for Payment {
             .collect::<Result<_, _>>()?;
         Ok(Payment {
             payment_id: required("payment_id", payment_id)?,
-            format: if format.trim().is_empty() { "grpc".into() } else { format },
+            format: if format.trim().is_empty() {
+                "grpc".into()
+            } else {
+                format
+            },
             direction,
-            payment_date: payment_date.filter(|d| !d.trim().is_empty()).map(|d| date("payment_date", &d)).transpose()?,
+            payment_date: payment_date
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| date("payment_date", &d))
+                .transpose()?,
             amount: decimal("amount", &amount)?,
             currency: currency("currency", &cur)?,
             payer,
@@ -222,7 +285,13 @@ impl TryFrom<pb::Allocation> for Allocation {
     type Error = FieldError;
 
     fn try_from(v: pb::Allocation) -> Result<Self, FieldError> {
-        let pb::Allocation { invoice_id, amount, discount, deduction, reason_code } = v;
+        let pb::Allocation {
+            invoice_id,
+            amount,
+            discount,
+            deduction,
+            reason_code,
+        } = v;
         Ok(Allocation {
             invoice_id: required("invoice_id", invoice_id)?,
             amount: decimal("amount", &amount)?,
@@ -237,8 +306,18 @@ impl TryFrom<pb::Allocation> for Allocation {
 
 impl From<Customer> for pb::Customer {
     fn from(v: Customer) -> Self {
-        let Customer { id, name, parent_id, bank_accounts } = v;
-        pb::Customer { id, name, parent_id, bank_accounts }
+        let Customer {
+            id,
+            name,
+            parent_id,
+            bank_accounts,
+        } = v;
+        pb::Customer {
+            id,
+            name,
+            parent_id,
+            bank_accounts,
+        }
     }
 }
 
@@ -273,8 +352,18 @@ impl From<Invoice> for pb::Invoice {
 
 impl From<Payment> for pb::Payment {
     fn from(v: Payment) -> Self {
-        let Payment { payment_id, format, direction, payment_date, amount, currency, payer, lines, free_text, warnings } =
-            v;
+        let Payment {
+            payment_id,
+            format,
+            direction,
+            payment_date,
+            amount,
+            currency,
+            payer,
+            lines,
+            free_text,
+            warnings,
+        } = v;
         let Payer { name, account } = payer;
         pb::Payment {
             payment_id,
@@ -296,7 +385,14 @@ impl From<Payment> for pb::Payment {
 
 impl From<RemittanceLine> for pb::RemittanceLine {
     fn from(v: RemittanceLine) -> Self {
-        let RemittanceLine { reference, reference_kind, amount_paid, invoice_amount, discount, adjustments } = v;
+        let RemittanceLine {
+            reference,
+            reference_kind,
+            amount_paid,
+            invoice_amount,
+            discount,
+            adjustments,
+        } = v;
         pb::RemittanceLine {
             reference,
             reference_kind: match reference_kind {
@@ -310,11 +406,17 @@ impl From<RemittanceLine> for pb::RemittanceLine {
             discount: discount.map(|d| d.to_string()),
             adjustments: adjustments
                 .into_iter()
-                .map(|Adjustment { amount, reason_code, text }| pb::Adjustment {
-                    amount: amount.to_string(),
-                    reason_code,
-                    text,
-                })
+                .map(
+                    |Adjustment {
+                         amount,
+                         reason_code,
+                         text,
+                     }| pb::Adjustment {
+                        amount: amount.to_string(),
+                        reason_code,
+                        text,
+                    },
+                )
                 .collect(),
         }
     }
@@ -322,7 +424,13 @@ impl From<RemittanceLine> for pb::RemittanceLine {
 
 impl From<Allocation> for pb::Allocation {
     fn from(v: Allocation) -> Self {
-        let Allocation { invoice_id, amount, discount, deduction, reason_code } = v;
+        let Allocation {
+            invoice_id,
+            amount,
+            discount,
+            deduction,
+            reason_code,
+        } = v;
         pb::Allocation {
             invoice_id,
             amount: amount.to_string(),
@@ -373,12 +481,19 @@ impl From<Decision> for pb::Decision {
             unapplied: unapplied.to_string(),
             suggestions: suggestions
                 .into_iter()
-                .map(|Suggestion { confidence, allocations, unapplied, explanation }| pb::Suggestion {
-                    confidence,
-                    allocations: allocations.into_iter().map(pb::Allocation::from).collect(),
-                    unapplied: unapplied.to_string(),
-                    explanation,
-                })
+                .map(
+                    |Suggestion {
+                         confidence,
+                         allocations,
+                         unapplied,
+                         explanation,
+                     }| pb::Suggestion {
+                        confidence,
+                        allocations: allocations.into_iter().map(pb::Allocation::from).collect(),
+                        unapplied: unapplied.to_string(),
+                        explanation,
+                    },
+                )
                 .collect(),
             explanation,
             review_reason: review_reason(reason) as i32,
@@ -390,15 +505,32 @@ impl From<Decision> for pb::Decision {
 
 impl From<FormatError> for pb::InputError {
     fn from(v: FormatError) -> Self {
-        let FormatError { file, position, message } = v;
-        pb::InputError { file, position: position.to_string(), message }
+        let FormatError {
+            file,
+            position,
+            message,
+        } = v;
+        pb::InputError {
+            file,
+            position: position.to_string(),
+            message,
+        }
     }
 }
 
 /// A review summary as listed, with its age and priority measured at `now`.
 pub(crate) fn summary(v: ReviewSummary, now: DateTime<Utc>) -> pb::ReviewItemSummary {
     let (age_days, priority) = (v.age_days(now), v.priority(now));
-    let ReviewSummary { payment_id, customer_id, amount, currency, reason, confidence, created_at, state } = v;
+    let ReviewSummary {
+        payment_id,
+        customer_id,
+        amount,
+        currency,
+        reason,
+        confidence,
+        created_at,
+        state,
+    } = v;
     pb::ReviewItemSummary {
         payment_id,
         customer_id,
@@ -418,7 +550,16 @@ pub(crate) fn summary(v: ReviewSummary, now: DateTime<Utc>) -> pb::ReviewItemSum
 
 impl From<Resolution> for pb::Resolution {
     fn from(v: Resolution) -> Self {
-        let Resolution { action, analyst, resolved_at, allocations, unapplied, customer_id, suggestion_index, note } = v;
+        let Resolution {
+            action,
+            analyst,
+            resolved_at,
+            allocations,
+            unapplied,
+            customer_id,
+            suggestion_index,
+            note,
+        } = v;
         pb::Resolution {
             action: match action {
                 ResolutionAction::AcceptSuggestion => pb::ResolutionAction::AcceptSuggestion,
@@ -438,7 +579,12 @@ impl From<Resolution> for pb::Resolution {
 }
 
 pub(crate) fn review_item(v: ReviewRecord, now: DateTime<Utc>) -> pb::ReviewItem {
-    let ReviewRecord { summary: s, payment, decision, resolution } = v;
+    let ReviewRecord {
+        summary: s,
+        payment,
+        decision,
+        resolution,
+    } = v;
     pb::ReviewItem {
         summary: Some(summary(s, now)),
         payment: Some(payment.into()),
@@ -450,7 +596,14 @@ pub(crate) fn review_item(v: ReviewRecord, now: DateTime<Utc>) -> pb::ReviewItem
 impl From<AuditEvent> for pb::AuditEvent {
     fn from(v: AuditEvent) -> Self {
         let AuditEvent { id, record } = v;
-        let AuditRecord { at, actor, action, subject, before, after } = record;
+        let AuditRecord {
+            at,
+            actor,
+            action,
+            subject,
+            before,
+            after,
+        } = record;
         pb::AuditEvent {
             id,
             at: rfc3339(at),
@@ -465,7 +618,12 @@ impl From<AuditEvent> for pb::AuditEvent {
 
 impl From<TrainingExample> for pb::TrainingExample {
     fn from(v: TrainingExample) -> Self {
-        let TrainingExample { payment, source, allocations, decided_at } = v;
+        let TrainingExample {
+            payment,
+            source,
+            allocations,
+            decided_at,
+        } = v;
         let payment_id = payment.payment_id.clone();
         pb::TrainingExample {
             labels: allocations
@@ -568,24 +726,56 @@ mod tests {
 
     #[test]
     fn malformed_fields_are_named_with_their_path() {
-        let bad = pb::Invoice { amount: "1,00".into(), ..invoice() };
-        let e = Invoice::try_from(bad).err().map(|e| e.within("invoices[3]"));
+        let bad = pb::Invoice {
+            amount: "1,00".into(),
+            ..invoice()
+        };
+        let e = Invoice::try_from(bad)
+            .err()
+            .map(|e| e.within("invoices[3]"));
         assert_eq!(e.map(|e| e.field), Some("invoices[3].amount".into()));
-        let bad = pb::Invoice { due_date: "31/10/2026".into(), ..invoice() };
-        assert_eq!(Invoice::try_from(bad).err().map(|e| e.field), Some("due_date".into()));
+        let bad = pb::Invoice {
+            due_date: "31/10/2026".into(),
+            ..invoice()
+        };
+        assert_eq!(
+            Invoice::try_from(bad).err().map(|e| e.field),
+            Some("due_date".into())
+        );
         let p = pb::Payment {
             payment_id: "P1".into(),
             amount: "10".into(),
             currency: "USD".into(),
             lines: vec![pb::RemittanceLine {
-                adjustments: vec![pb::Adjustment { amount: "x".into(), ..Default::default() }],
+                adjustments: vec![pb::Adjustment {
+                    amount: "x".into(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
             ..Default::default()
         };
-        assert_eq!(Payment::try_from(p).err().map(|e| e.field), Some("lines[0].adjustments[0].amount".into()));
-        let p = pb::Payment { payment_id: "P1".into(), amount: "10".into(), ..Default::default() };
-        assert_eq!(Payment::try_from(p).err().map(|e| e.field), Some("currency".into()));
+        assert_eq!(
+            Payment::try_from(p).err().map(|e| e.field),
+            Some("lines[0].adjustments[0].amount".into())
+        );
+        let p = pb::Payment {
+            payment_id: "P1".into(),
+            amount: "10".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Payment::try_from(p).err().map(|e| e.field),
+            Some("currency".into())
+        );
+    }
+
+    #[test]
+    fn amounts_are_bounded() {
+        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000_000_000_i64));
+        assert!(decimal("amount", "1000000000000000").is_ok());
+        assert!(decimal("amount", "-1000000000000000.01").is_err());
+        assert!(decimal("amount", "79228162514264337593543950335").is_err());
     }
 
     #[test]
@@ -597,14 +787,21 @@ mod tests {
             payment_date: NaiveDate::from_ymd_opt(2026, 11, 2),
             amount: Decimal::new(12345, 2),
             currency: Currency::USD,
-            payer: Payer { name: Some("ACME".into()), account: None },
+            payer: Payer {
+                name: Some("ACME".into()),
+                account: None,
+            },
             lines: vec![RemittanceLine {
                 reference: Some("INV-1".into()),
                 reference_kind: ReferenceKind::Invoice,
                 amount_paid: Some(Decimal::new(12345, 2)),
                 invoice_amount: None,
                 discount: None,
-                adjustments: vec![Adjustment { amount: Decimal::ONE, reason_code: Some("FEE".into()), text: None }],
+                adjustments: vec![Adjustment {
+                    amount: Decimal::ONE,
+                    reason_code: Some("FEE".into()),
+                    text: None,
+                }],
             }],
             free_text: vec!["memo".into()],
             warnings: vec![],

@@ -25,7 +25,11 @@ fn response(o: UpsertOutcome) -> pb::UpsertResponse {
         accepted,
         rejected: rejected
             .into_iter()
-            .map(|r| pb::RecordError { index: r.index, id: r.id, message: r.message })
+            .map(|r| pb::RecordError {
+                index: r.index,
+                id: r.id,
+                message: r.message,
+            })
             .collect(),
     }
 }
@@ -37,7 +41,11 @@ where
 {
     list.into_iter()
         .enumerate()
-        .map(|(i, v)| D::try_from(v).map(|d| (i as u64, d)).map_err(|e| e.within(format!("{name}[{i}]"))))
+        .map(|(i, v)| {
+            D::try_from(v)
+                .map(|d| (i as u64, d))
+                .map_err(|e| e.within(format!("{name}[{i}]")))
+        })
         .collect()
 }
 
@@ -80,7 +88,11 @@ impl<S: Store> ledger_server::Ledger for LedgerApi<S> {
                 let next = stream.message().await?;
                 let done = next.is_none();
                 if let Some(pb::LedgerRecord { record }) = next {
-                    let reject = |id: String, e: FieldError| crate::service::Rejected { index, id, message: e.to_string() };
+                    let reject = |id: String, e: FieldError| crate::service::Rejected {
+                        index,
+                        id,
+                        message: e.to_string(),
+                    };
                     match record {
                         Some(pb::ledger_record::Record::Customer(c)) => {
                             let id = c.id.clone();
@@ -106,7 +118,13 @@ impl<S: Store> ledger_server::Ledger for LedgerApi<S> {
                 if (done && (!customers.is_empty() || !invoices.is_empty()))
                     || customers.len() + invoices.len() >= CHUNK
                 {
-                    let o = self.service.upsert(std::mem::take(&mut customers), std::mem::take(&mut invoices)).await?;
+                    let o = self
+                        .service
+                        .upsert(
+                            std::mem::take(&mut customers),
+                            std::mem::take(&mut invoices),
+                        )
+                        .await?;
                     total.accepted += o.accepted;
                     total.rejected.extend(o.rejected);
                 }
@@ -120,30 +138,49 @@ impl<S: Store> ledger_server::Ledger for LedgerApi<S> {
         .await
     }
 
-    async fn close_invoice(&self, request: Request<pb::CloseInvoiceRequest>) -> Result<Response<pb::Invoice>, Status> {
+    async fn close_invoice(
+        &self,
+        request: Request<pb::CloseInvoiceRequest>,
+    ) -> Result<Response<pb::Invoice>, Status> {
         observe(&self.metrics, "Ledger/CloseInvoice", async {
             let actor = principal(&request).name;
             let pb::CloseInvoiceRequest { invoice_id, reason } = request.into_inner();
             let id = required("invoice_id", invoice_id)?;
-            let inv = self.service.set_open_amount(id, Decimal::ZERO, "close_invoice", reason, actor).await?;
+            let inv = self
+                .service
+                .set_open_amount(id, Decimal::ZERO, "close_invoice", reason, actor)
+                .await?;
             Ok(inv.into())
         })
         .await
     }
 
-    async fn adjust_invoice(&self, request: Request<pb::AdjustInvoiceRequest>) -> Result<Response<pb::Invoice>, Status> {
+    async fn adjust_invoice(
+        &self,
+        request: Request<pb::AdjustInvoiceRequest>,
+    ) -> Result<Response<pb::Invoice>, Status> {
         observe(&self.metrics, "Ledger/AdjustInvoice", async {
             let actor = principal(&request).name;
-            let pb::AdjustInvoiceRequest { invoice_id, open_amount, reason } = request.into_inner();
+            let pb::AdjustInvoiceRequest {
+                invoice_id,
+                open_amount,
+                reason,
+            } = request.into_inner();
             let id = required("invoice_id", invoice_id)?;
             let open = decimal("open_amount", &open_amount)?;
-            let inv = self.service.set_open_amount(id, open, "adjust_invoice", reason, actor).await?;
+            let inv = self
+                .service
+                .set_open_amount(id, open, "adjust_invoice", reason, actor)
+                .await?;
             Ok(inv.into())
         })
         .await
     }
 
-    async fn get_invoice(&self, request: Request<pb::GetInvoiceRequest>) -> Result<Response<pb::Invoice>, Status> {
+    async fn get_invoice(
+        &self,
+        request: Request<pb::GetInvoiceRequest>,
+    ) -> Result<Response<pb::Invoice>, Status> {
         observe(&self.metrics, "Ledger/GetInvoice", async {
             let pb::GetInvoiceRequest { invoice_id } = request.into_inner();
             let id = required("invoice_id", invoice_id)?;

@@ -47,8 +47,9 @@ impl std::fmt::Debug for Metrics {
 }
 
 /// Latency buckets in seconds: single payments take about a millisecond, big files seconds.
-const BUCKETS: [f64; 14] =
-    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0];
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -61,11 +62,19 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("cashmatch");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("grpc_requests", "gRPC requests by method and status code", requests.clone());
+        registry.register(
+            "grpc_requests",
+            "gRPC requests by method and status code",
+            requests.clone(),
+        );
         let latency = Family::<MethodLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(BUCKETS)) as fn() -> Histogram,
         );
-        registry.register("grpc_request_duration_seconds", "gRPC request latency by method", latency.clone());
+        registry.register(
+            "grpc_request_duration_seconds",
+            "gRPC request latency by method",
+            latency.clone(),
+        );
         let decisions = Family::<StatusLabels, Counter>::default();
         registry.register(
             "decisions",
@@ -73,22 +82,40 @@ impl Metrics {
             decisions.clone(),
         );
         let queue_depth = Gauge::default();
-        registry.register("review_queue_depth", "Review items waiting for an analyst", queue_depth.clone());
+        registry.register(
+            "review_queue_depth",
+            "Review items waiting for an analyst",
+            queue_depth.clone(),
+        );
         let auto_rate = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "auto_rate",
             "Share of payments decided since start that were applied automatically",
             auto_rate.clone(),
         );
-        Metrics { registry, requests, latency, decisions, queue_depth, auto_rate }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            decisions,
+            queue_depth,
+            auto_rate,
+        }
     }
 
     /// Records one request.
     pub fn request(&self, method: &str, code: tonic::Code, elapsed: Duration) {
         self.requests
-            .get_or_create(&RequestLabels { method: method.to_string(), code: format!("{code:?}") })
+            .get_or_create(&RequestLabels {
+                method: method.to_string(),
+                code: format!("{code:?}"),
+            })
             .inc();
-        self.latency.get_or_create(&MethodLabels { method: method.to_string() }).observe(elapsed.as_secs_f64());
+        self.latency
+            .get_or_create(&MethodLabels {
+                method: method.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Renders the text exposition, reading the service's gauges now.
@@ -98,9 +125,14 @@ impl Metrics {
         let review = c.decisions_review.load(Ordering::Relaxed);
         self.set_counter("auto", auto);
         self.set_counter("review", review);
-        self.queue_depth.set(i64::try_from(service.queue_depth()).unwrap_or(i64::MAX));
+        self.queue_depth
+            .set(i64::try_from(service.queue_depth()).unwrap_or(i64::MAX));
         let total = auto + review;
-        self.auto_rate.set(if total == 0 { 0.0 } else { auto as f64 / total as f64 });
+        self.auto_rate.set(if total == 0 {
+            0.0
+        } else {
+            auto as f64 / total as f64
+        });
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -110,7 +142,9 @@ impl Metrics {
 
     /// Brings a decision counter up to the service's count (the service counts; this mirrors).
     fn set_counter(&self, status: &str, value: u64) {
-        let c = self.decisions.get_or_create(&StatusLabels { status: status.to_string() });
+        let c = self.decisions.get_or_create(&StatusLabels {
+            status: status.to_string(),
+        });
         let now = c.get();
         if value > now {
             c.inc_by(value - now);
@@ -130,8 +164,15 @@ pub async fn serve_metrics<S: Store>(
         "/metrics",
         get(move || {
             let body = metrics.render(&service);
-            async move { ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], body) }
+            async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                    body,
+                )
+            }
         }),
     );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

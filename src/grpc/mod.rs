@@ -31,19 +31,22 @@ pub mod pb {
 }
 
 /// The encoded descriptor set of the proto, served by reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cashmatch_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/cashmatch_descriptor.bin"));
 
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         let msg = e.to_string();
         match e {
-            ServiceError::InvalidArgument { .. } | ServiceError::Input(_) | ServiceError::TooLarge(_) => {
-                Status::invalid_argument(msg)
-            }
+            ServiceError::InvalidArgument { .. }
+            | ServiceError::Input(_)
+            | ServiceError::TooLarge(_) => Status::invalid_argument(msg),
             ServiceError::NotFound(_) => Status::not_found(msg),
             ServiceError::FailedPrecondition(_) => Status::failed_precondition(msg),
             ServiceError::AlreadyExists(_) => Status::already_exists(msg),
-            ServiceError::Stopped | ServiceError::Store(StoreError::Closed) => Status::unavailable(msg),
+            ServiceError::Stopped | ServiceError::Store(StoreError::Closed) => {
+                Status::unavailable(msg)
+            }
             ServiceError::Store(StoreError::Conflict(_)) => Status::aborted(msg),
             ServiceError::Store(_) | ServiceError::Internal(_) => Status::internal(msg),
         }
@@ -58,15 +61,23 @@ impl From<convert::FieldError> for Status {
 
 /// The interceptor of a service: the caller must hold `role`. The caller is left in the
 /// request's extensions for the handler.
-fn require(auth: Arc<Auth>, role: Role) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+fn require(
+    auth: Arc<Auth>,
+    role: Role,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut req: Request<()>| {
-        let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let header = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
         match auth.check(header, role) {
             Ok(p) => {
                 req.extensions_mut().insert(p);
                 Ok(req)
             }
-            Err(e @ crate::service::auth::AuthError::Forbidden { .. }) => Err(Status::permission_denied(e.to_string())),
+            Err(e @ crate::service::auth::AuthError::Forbidden { .. }) => {
+                Err(Status::permission_denied(e.to_string()))
+            }
             Err(e) => Err(Status::unauthenticated(e.to_string())),
         }
     }
@@ -74,11 +85,14 @@ fn require(auth: Arc<Auth>, role: Role) -> impl FnMut(Request<()>) -> Result<Req
 
 /// The caller the interceptor admitted.
 fn principal<T>(req: &Request<T>) -> Principal {
-    req.extensions().get::<Principal>().cloned().unwrap_or(Principal {
-        name: "anonymous".into(),
-        roles: Vec::new(),
-        authenticated: false,
-    })
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or(Principal {
+            name: "anonymous".into(),
+            roles: Vec::new(),
+            authenticated: false,
+        })
 }
 
 /// Runs a handler body, logging and measuring it.
@@ -97,10 +111,17 @@ async fn observe<T>(
     metrics.request(method, code, elapsed);
     let ms = elapsed.as_secs_f64() * 1e3;
     match &r {
-        Err(s) if matches!(s.code(), Code::Internal | Code::Unavailable | Code::Unknown | Code::DataLoss) => {
+        Err(s)
+            if matches!(
+                s.code(),
+                Code::Internal | Code::Unavailable | Code::Unknown | Code::DataLoss
+            ) =>
+        {
             tracing::error!(method, code = ?s.code(), ms, message = s.message(), "request failed")
         }
-        Err(s) => tracing::info!(method, code = ?s.code(), ms, message = s.message(), "request refused"),
+        Err(s) => {
+            tracing::info!(method, code = ?s.code(), ms, message = s.message(), "request refused")
+        }
         Ok(_) => tracing::debug!(method, ms, "request"),
     }
     r.map(Response::new)

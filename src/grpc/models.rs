@@ -17,7 +17,10 @@ pub(crate) struct ModelsApi<S: Store> {
 
 #[tonic::async_trait]
 impl<S: Store> models_server::Models for ModelsApi<S> {
-    async fn get_active_model(&self, request: Request<pb::GetActiveModelRequest>) -> Result<Response<pb::ModelInfo>, Status> {
+    async fn get_active_model(
+        &self,
+        request: Request<pb::GetActiveModelRequest>,
+    ) -> Result<Response<pb::ModelInfo>, Status> {
         observe(&self.metrics, "Models/GetActiveModel", async {
             let pb::GetActiveModelRequest {} = request.into_inner();
             Ok(self.service.model_info().into())
@@ -25,7 +28,10 @@ impl<S: Store> models_server::Models for ModelsApi<S> {
         .await
     }
 
-    async fn activate_model(&self, request: Request<pb::ActivateModelRequest>) -> Result<Response<pb::ModelInfo>, Status> {
+    async fn activate_model(
+        &self,
+        request: Request<pb::ActivateModelRequest>,
+    ) -> Result<Response<pb::ModelInfo>, Status> {
         observe(&self.metrics, "Models/ActivateModel", async {
             let actor = principal(&request).name;
             let pb::ActivateModelRequest { directory } = request.into_inner();

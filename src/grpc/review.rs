@@ -41,7 +41,11 @@ impl TryFrom<pb::ListReviewItemsRequest> for ReviewFilter {
             min_age_days,
             max_age_days,
             include_resolved,
-            limit: if limit == 0 { DEFAULT_LIMIT } else { limit.min(MAX_LIMIT) },
+            limit: if limit == 0 {
+                DEFAULT_LIMIT
+            } else {
+                limit.min(MAX_LIMIT)
+            },
             offset,
             now: now(),
         })
@@ -49,20 +53,33 @@ impl TryFrom<pb::ListReviewItemsRequest> for ReviewFilter {
 }
 
 /// A resolution request, with the analyst taken from the token when there is one.
-fn resolve_request(v: pb::ResolveReviewItemRequest, caller: crate::service::auth::Principal) -> Result<ResolveRequest, FieldError> {
-    let pb::ResolveReviewItemRequest { payment_id, analyst, action, note } = v;
+fn resolve_request(
+    v: pb::ResolveReviewItemRequest,
+    caller: crate::service::auth::Principal,
+) -> Result<ResolveRequest, FieldError> {
+    let pb::ResolveReviewItemRequest {
+        payment_id,
+        analyst,
+        action,
+        note,
+    } = v;
     use pb::resolve_review_item_request::Action;
     let action = match action {
-        Some(Action::AcceptSuggestion(pb::AcceptSuggestion { index })) => ResolveAction::AcceptSuggestion(index),
-        Some(Action::ApplyAllocation(pb::ApplyAllocation { allocations })) => ResolveAction::ApplyAllocation(
-            allocations
-                .into_iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    Allocation::try_from(a).map_err(|e| e.within(format!("apply_allocation.allocations[{i}]")))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        Some(Action::AcceptSuggestion(pb::AcceptSuggestion { index })) => {
+            ResolveAction::AcceptSuggestion(index)
+        }
+        Some(Action::ApplyAllocation(pb::ApplyAllocation { allocations })) => {
+            ResolveAction::ApplyAllocation(
+                allocations
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        Allocation::try_from(a)
+                            .map_err(|e| e.within(format!("apply_allocation.allocations[{i}]")))
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
         Some(Action::LeaveUnapplied(pb::LeaveUnapplied {})) => ResolveAction::LeaveUnapplied,
         Some(Action::PutOnAccount(pb::PutOnAccount { customer_id })) => {
             ResolveAction::PutOnAccount(required("put_on_account.customer_id", customer_id)?)
@@ -80,7 +97,12 @@ fn resolve_request(v: pb::ResolveReviewItemRequest, caller: crate::service::auth
     } else {
         required("analyst", analyst.unwrap_or_default())?
     };
-    Ok(ResolveRequest { payment_id: required("payment_id", payment_id)?, analyst, action, note })
+    Ok(ResolveRequest {
+        payment_id: required("payment_id", payment_id)?,
+        analyst,
+        action,
+        note,
+    })
 }
 
 type ExportStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::TrainingExample, Status>>>;
@@ -103,11 +125,17 @@ impl<S: Store> review_server::Review for ReviewApi<S> {
         .await
     }
 
-    async fn get_review_item(&self, request: Request<pb::GetReviewItemRequest>) -> Result<Response<pb::ReviewItem>, Status> {
+    async fn get_review_item(
+        &self,
+        request: Request<pb::GetReviewItemRequest>,
+    ) -> Result<Response<pb::ReviewItem>, Status> {
         observe(&self.metrics, "Review/GetReviewItem", async {
             let pb::GetReviewItemRequest { payment_id } = request.into_inner();
             let id = required("payment_id", payment_id)?;
-            Ok(convert::review_item(self.service.review_item(id).await?, now()))
+            Ok(convert::review_item(
+                self.service.review_item(id).await?,
+                now(),
+            ))
         })
         .await
     }
@@ -119,7 +147,10 @@ impl<S: Store> review_server::Review for ReviewApi<S> {
         observe(&self.metrics, "Review/ResolveReviewItem", async {
             let caller = principal(&request);
             let req = resolve_request(request.into_inner(), caller)?;
-            Ok(convert::review_item(self.service.resolve(req).await?, now()))
+            Ok(convert::review_item(
+                self.service.resolve(req).await?,
+                now(),
+            ))
         })
         .await
     }
@@ -129,11 +160,21 @@ impl<S: Store> review_server::Review for ReviewApi<S> {
         request: Request<pb::GetAuditTrailRequest>,
     ) -> Result<Response<pb::GetAuditTrailResponse>, Status> {
         observe(&self.metrics, "Review/GetAuditTrail", async {
-            let pb::GetAuditTrailRequest { payment_id, after_id, limit } = request.into_inner();
+            let pb::GetAuditTrailRequest {
+                payment_id,
+                after_id,
+                limit,
+            } = request.into_inner();
             let subject = Some(payment_id).filter(|p| !p.trim().is_empty());
-            let limit = if limit == 0 { MAX_LIMIT } else { limit.min(MAX_LIMIT) };
+            let limit = if limit == 0 {
+                MAX_LIMIT
+            } else {
+                limit.min(MAX_LIMIT)
+            };
             let events = self.service.audit_events(subject, after_id, limit).await?;
-            Ok(pb::GetAuditTrailResponse { events: events.into_iter().map(pb::AuditEvent::from).collect() })
+            Ok(pb::GetAuditTrailResponse {
+                events: events.into_iter().map(pb::AuditEvent::from).collect(),
+            })
         })
         .await
     }
@@ -147,8 +188,10 @@ impl<S: Store> review_server::Review for ReviewApi<S> {
         observe(&self.metrics, "Review/ExportLabels", async {
             let pb::ExportLabelsRequest { include_auto } = request.into_inner();
             let examples = self.service.training_examples(include_auto).await?;
-            let items: Vec<Result<pb::TrainingExample, Status>> =
-                examples.into_iter().map(|e| Ok(pb::TrainingExample::from(e))).collect();
+            let items: Vec<Result<pb::TrainingExample, Status>> = examples
+                .into_iter()
+                .map(|e| Ok(pb::TrainingExample::from(e)))
+                .collect();
             Ok(tokio_stream::iter(items))
         })
         .await

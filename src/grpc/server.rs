@@ -31,7 +31,12 @@ use tonic_health::ServingStatus;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The services reported by the health service (besides the whole server, "").
-const SERVICES: [&str; 4] = ["cashmatch.v1.Ledger", "cashmatch.v1.Matching", "cashmatch.v1.Review", "cashmatch.v1.Models"];
+const SERVICES: [&str; 4] = [
+    "cashmatch.v1.Ledger",
+    "cashmatch.v1.Matching",
+    "cashmatch.v1.Review",
+    "cashmatch.v1.Models",
+];
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +46,10 @@ pub enum ServeError {
     #[error("server reflection: {0}")]
     Reflection(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Service(#[from] ServiceError),
     #[error(transparent)]
@@ -66,7 +74,9 @@ pub async fn run<S: Store>(
     let limit = service.limits().max_message_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICES {
-        health.set_service_status(name, ServingStatus::Serving).await;
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
     }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -79,18 +89,30 @@ pub async fn run<S: Store>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let ledger = LedgerServer::new(LedgerApi { service: Arc::clone(&service), metrics: Arc::clone(&metrics) })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let matching = MatchingServer::new(MatchingApi { service: Arc::clone(&service), metrics: Arc::clone(&metrics) })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let review = ReviewServer::new(ReviewApi { service: Arc::clone(&service), metrics: Arc::clone(&metrics) })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let models = ModelsServer::new(ModelsApi { service: Arc::clone(&service), metrics: Arc::clone(&metrics) })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+    let ledger = LedgerServer::new(LedgerApi {
+        service: Arc::clone(&service),
+        metrics: Arc::clone(&metrics),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let matching = MatchingServer::new(MatchingApi {
+        service: Arc::clone(&service),
+        metrics: Arc::clone(&metrics),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let review = ReviewServer::new(ReviewApi {
+        service: Arc::clone(&service),
+        metrics: Arc::clone(&metrics),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let models = ModelsServer::new(ModelsApi {
+        service: Arc::clone(&service),
+        metrics: Arc::clone(&metrics),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
 
     let (drain_tx, drain_rx) = oneshot::channel::<()>();
     let signal = {
@@ -98,9 +120,13 @@ pub async fn run<S: Store>(
         async move {
             shutdown.await;
             tracing::info!("shutting down: no new requests; draining those in flight");
-            health.set_service_status("", ServingStatus::NotServing).await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             for name in SERVICES {
-                health.set_service_status(name, ServingStatus::NotServing).await;
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
             }
             let _ = drain_tx.send(());
         }
@@ -109,10 +135,22 @@ pub async fn run<S: Store>(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(InterceptedService::new(ledger, require(Arc::clone(&auth), Role::ArSystem)))
-        .add_service(InterceptedService::new(matching, require(Arc::clone(&auth), Role::ArSystem)))
-        .add_service(InterceptedService::new(review, require(Arc::clone(&auth), Role::Analyst)))
-        .add_service(InterceptedService::new(models, require(Arc::clone(&auth), Role::Admin)))
+        .add_service(InterceptedService::new(
+            ledger,
+            require(Arc::clone(&auth), Role::ArSystem),
+        ))
+        .add_service(InterceptedService::new(
+            matching,
+            require(Arc::clone(&auth), Role::ArSystem),
+        ))
+        .add_service(InterceptedService::new(
+            review,
+            require(Arc::clone(&auth), Role::Analyst),
+        ))
+        .add_service(InterceptedService::new(
+            models,
+            require(Arc::clone(&auth), Role::Admin),
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
     tokio::pin!(server);
     tokio::select! {
@@ -161,13 +199,24 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), ServeError> {
     }
     let store = SqliteStore::open(&settings.data_dir)?;
     tracing::info!(path = %store.path().display(), "store opened (SQLite, WAL)");
-    let service =
-        Arc::new(Service::open(store, settings.model.as_deref(), settings.threshold, settings.limits).await?);
+    let service = Arc::new(
+        Service::open(
+            store,
+            settings.model.as_deref(),
+            settings.threshold,
+            settings.limits,
+        )
+        .await?,
+    );
     if demo {
         seed_demo(&service, &settings.data_dir).await?;
     }
-    let listener = TcpListener::bind(settings.addr).await.map_err(io(format!("binding {}", settings.addr)))?;
-    let local = listener.local_addr().map_err(io("reading the bound address"))?;
+    let listener = TcpListener::bind(settings.addr)
+        .await
+        .map_err(io(format!("binding {}", settings.addr)))?;
+    let local = listener
+        .local_addr()
+        .map_err(io("reading the bound address"))?;
     let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -178,9 +227,15 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), ServeError> {
         let _ = rx.wait_for(|v| *v).await;
     };
     if let Some(addr) = settings.metrics_addr {
-        let l = TcpListener::bind(addr).await.map_err(io(format!("binding {addr} for metrics")))?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("binding {addr} for metrics")))?;
         tracing::info!(addr = %addr, "serving Prometheus metrics on /metrics");
-        let (m, s, stop) = (Arc::clone(&metrics), Arc::clone(&service), stopped(stop_rx.clone()));
+        let (m, s, stop) = (
+            Arc::clone(&metrics),
+            Arc::clone(&service),
+            stopped(stop_rx.clone()),
+        );
         tokio::spawn(async move {
             if let Err(e) = serve_metrics(l, m, s, stop).await {
                 tracing::error!(error = %e, "the metrics endpoint stopped");
@@ -189,7 +244,14 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), ServeError> {
     }
     let model = service.model_info();
     tracing::info!(addr = %local, model = %model.version, threshold = model.threshold, "serving gRPC");
-    run(listener, stopped(stop_rx), Arc::clone(&service), settings.auth, metrics).await?;
+    run(
+        listener,
+        stopped(stop_rx),
+        Arc::clone(&service),
+        settings.auth,
+        metrics,
+    )
+    .await?;
     service.store().close();
     tracing::info!("stopped; every acknowledged write is on disk");
     Ok(())
@@ -202,11 +264,25 @@ async fn seed_demo(service: &Arc<Service<SqliteStore>>, data_dir: &Path) -> Resu
         tracing::info!("--demo: the store already holds a ledger; not seeding");
         return Ok(());
     }
-    let world = tokio::task::spawn_blocking(|| synth::generate(&SynthConfig::new(20_261_127, 100, 1_000)))
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
-    let customers: Vec<_> = world.customers.iter().cloned().enumerate().map(|(i, c)| (i as u64, c)).collect();
-    let invoices: Vec<_> = world.test.invoices.iter().cloned().enumerate().map(|(i, v)| (i as u64, v)).collect();
+    let world =
+        tokio::task::spawn_blocking(|| synth::generate(&SynthConfig::new(20_261_127, 100, 1_000)))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let customers: Vec<_> = world
+        .customers
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, c)| (i as u64, c))
+        .collect();
+    let invoices: Vec<_> = world
+        .test
+        .invoices
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v))
+        .collect();
     let outcome = service.upsert(customers, invoices).await?;
     let dir = data_dir.join("demo");
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;

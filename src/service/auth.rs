@@ -68,7 +68,16 @@ impl Auth {
     pub fn with_tokens(tokens: impl IntoIterator<Item = (String, String, Vec<Role>)>) -> Auth {
         let map = tokens
             .into_iter()
-            .map(|(token, name, roles)| (token, Principal { name, roles, authenticated: true }))
+            .map(|(token, name, roles)| {
+                (
+                    token,
+                    Principal {
+                        name,
+                        roles,
+                        authenticated: true,
+                    },
+                )
+            })
             .collect();
         Auth { tokens: Some(map) }
     }
@@ -95,7 +104,10 @@ impl Auth {
             .trim();
         let p = tokens.get(token).ok_or(AuthError::Unknown)?;
         if !p.roles.contains(&role) {
-            return Err(AuthError::Forbidden { name: p.name.clone(), needed: role });
+            return Err(AuthError::Forbidden {
+                name: p.name.clone(),
+                needed: role,
+            });
         }
         Ok(p.clone())
     }
@@ -109,14 +121,35 @@ mod tests {
     fn roles_bound_what_a_token_may_call() {
         let auth = Auth::with_tokens([
             ("t-erp".to_string(), "erp".to_string(), vec![Role::ArSystem]),
-            ("t-ana".to_string(), "alice".to_string(), vec![Role::Analyst, Role::Admin]),
+            (
+                "t-ana".to_string(),
+                "alice".to_string(),
+                vec![Role::Analyst, Role::Admin],
+            ),
         ]);
-        assert_eq!(auth.check(Some("Bearer t-erp"), Role::ArSystem).map(|p| p.name), Ok("erp".into()));
-        assert!(matches!(auth.check(Some("Bearer t-erp"), Role::Analyst), Err(AuthError::Forbidden { .. })));
-        assert_eq!(auth.check(Some("Bearer t-ana"), Role::Admin).map(|p| p.name), Ok("alice".into()));
+        assert_eq!(
+            auth.check(Some("Bearer t-erp"), Role::ArSystem)
+                .map(|p| p.name),
+            Ok("erp".into())
+        );
+        assert!(matches!(
+            auth.check(Some("Bearer t-erp"), Role::Analyst),
+            Err(AuthError::Forbidden { .. })
+        ));
+        assert_eq!(
+            auth.check(Some("Bearer t-ana"), Role::Admin)
+                .map(|p| p.name),
+            Ok("alice".into())
+        );
         assert_eq!(auth.check(None, Role::Admin), Err(AuthError::Missing));
-        assert_eq!(auth.check(Some("t-erp"), Role::ArSystem), Err(AuthError::Unknown));
-        assert_eq!(auth.check(Some("Bearer nope"), Role::ArSystem), Err(AuthError::Unknown));
+        assert_eq!(
+            auth.check(Some("t-erp"), Role::ArSystem),
+            Err(AuthError::Unknown)
+        );
+        assert_eq!(
+            auth.check(Some("Bearer nope"), Role::ArSystem),
+            Err(AuthError::Unknown)
+        );
         assert!(Auth::disabled().check(None, Role::Admin).is_ok());
     }
 }

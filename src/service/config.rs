@@ -130,10 +130,21 @@ impl Settings {
     }
 
     fn from_parts(file: FileConfig, flags: Overrides) -> Result<Settings, ConfigError> {
-        let FileConfig { addr, data_dir, model, threshold, metrics_addr, limits, tokens } = file;
+        let FileConfig {
+            addr,
+            data_dir,
+            model,
+            threshold,
+            metrics_addr,
+            limits,
+            tokens,
+        } = file;
         let d = Settings::default();
-        let FileLimits { max_message_bytes, max_lines_per_remittance, max_payments_per_request } =
-            limits;
+        let FileLimits {
+            max_message_bytes,
+            max_lines_per_remittance,
+            max_payments_per_request,
+        } = limits;
         let limits = Limits {
             max_message_bytes: max_message_bytes.unwrap_or(d.limits.max_message_bytes),
             max_lines_per_remittance: max_lines_per_remittance
@@ -145,29 +156,45 @@ impl Settings {
             || limits.max_lines_per_remittance == 0
             || limits.max_payments_per_request == 0
         {
-            return Err(ConfigError::Invalid(format!("limits too small to serve anything: {limits:?}")));
+            return Err(ConfigError::Invalid(format!(
+                "limits too small to serve anything: {limits:?}"
+            )));
         }
         if let Some(t) = threshold {
             if !(0.0..=1.0).contains(&t) {
-                return Err(ConfigError::Invalid(format!("threshold {t} is not a probability")));
+                return Err(ConfigError::Invalid(format!(
+                    "threshold {t} is not a probability"
+                )));
             }
         }
         let mut seen = HashSet::new();
         for t in &tokens {
             if t.token.trim().is_empty() || t.name.trim().is_empty() {
-                return Err(ConfigError::Invalid("a [[tokens]] entry has an empty name or token".into()));
+                return Err(ConfigError::Invalid(
+                    "a [[tokens]] entry has an empty name or token".into(),
+                ));
             }
             if t.roles.is_empty() {
-                return Err(ConfigError::Invalid(format!("token {} has no roles", t.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "token {} has no roles",
+                    t.name
+                )));
             }
             if !seen.insert(t.token.as_str()) {
-                return Err(ConfigError::Invalid(format!("token of {} is given twice", t.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "token of {} is given twice",
+                    t.name
+                )));
             }
         }
         let auth = if tokens.is_empty() {
             Auth::disabled()
         } else {
-            Auth::with_tokens(tokens.into_iter().map(|t| (t.token.trim().to_string(), t.name, t.roles)))
+            Auth::with_tokens(
+                tokens
+                    .into_iter()
+                    .map(|t| (t.token.trim().to_string(), t.name, t.roles)),
+            )
         };
         let addr = flags.addr.or(addr).unwrap_or(d.addr);
         if !auth.enabled() && !addr.ip().is_loopback() {
@@ -193,7 +220,8 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Settings, ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Settings::from_parts(file, Overrides::default())
     }
 
@@ -205,19 +233,28 @@ mod tests {
         .expect("toml");
         let s = Settings::from_parts(
             file,
-            Overrides { addr: Some("127.0.0.1:7000".parse().expect("addr")), ..Default::default() },
+            Overrides {
+                addr: Some("127.0.0.1:7000".parse().expect("addr")),
+                ..Default::default()
+            },
         )
         .expect("settings");
         assert_eq!(s.addr.port(), 7000);
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(s.limits.max_lines_per_remittance, 5);
-        assert_eq!(s.limits.max_message_bytes, Limits::default().max_message_bytes);
+        assert_eq!(
+            s.limits.max_message_bytes,
+            Limits::default().max_message_bytes
+        );
         assert!(!s.auth.enabled());
     }
 
     #[test]
     fn no_tokens_means_loopback_only() {
-        let e = parse("addr = \"0.0.0.0:50051\"").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse("addr = \"0.0.0.0:50051\"")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("without authentication"), "{e}");
         let s = parse(
             "addr = \"0.0.0.0:50051\"\n[[tokens]]\nname = \"erp\"\ntoken = \"x\"\nroles = [\"ar_system\"]\n",

@@ -95,7 +95,10 @@ pub enum ServiceError {
 impl ServiceError {
     /// A missing or malformed request field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ServiceError {
-        ServiceError::InvalidArgument { field: field.into(), message: message.into() }
+        ServiceError::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -198,7 +201,9 @@ impl Core {
         }
         let moved = |a: &Allocation| self.touched.get(&a.invoice_id).is_some_and(|&t| t > tick);
         d.allocations.iter().any(moved)
-            || d.suggestions.iter().any(|s| s.allocations.iter().any(moved))
+            || d.suggestions
+                .iter()
+                .any(|s| s.allocations.iter().any(moved))
     }
 
     /// Applies allocations to the ledger, all or nothing, and reports the open-amount changes.
@@ -210,10 +215,17 @@ impl Core {
         let mut before: Vec<(String, Decimal)> = Vec::new();
         for a in &d.allocations {
             if before.iter().any(|(id, _)| *id == a.invoice_id) {
-                continue;
+                // Engine::apply would check both against the same open amount: refuse instead.
+                return Err(crate::ledger::LedgerError::InvalidInvoice {
+                    invoice_id: a.invoice_id.clone(),
+                    message: "named by two allocations of one payment".into(),
+                });
             }
             if let Some(idx) = self.engine.ledger().invoice_idx(&a.invoice_id) {
-                before.push((a.invoice_id.clone(), self.engine.ledger().invoice(idx).open_amount));
+                before.push((
+                    a.invoice_id.clone(),
+                    self.engine.ledger().invoice(idx).open_amount,
+                ));
             }
         }
         self.engine.apply(payment, d)?;
@@ -227,7 +239,11 @@ impl Core {
                 .map(|i| self.engine.ledger().invoice(i).open_amount)
                 .unwrap_or(b);
             self.touched.insert(id.clone(), self.tick);
-            changes.push(OpenAmountChange { invoice_id: id, before: b, after });
+            changes.push(OpenAmountChange {
+                invoice_id: id,
+                before: b,
+                after,
+            });
         }
         if self.touched.len() > MAX_TOUCHED {
             self.touched.clear();
@@ -246,8 +262,14 @@ struct ActiveModel {
 
 /// One payment through steps 1 and 2 of the module documentation.
 enum Step {
-    New { decision: Decision, commit: StoreFuture<()>, done: watch::Sender<bool> },
-    Seen { wait: Option<watch::Receiver<bool>> },
+    New {
+        decision: Box<Decision>,
+        commit: StoreFuture<()>,
+        done: watch::Sender<bool>,
+    },
+    Seen {
+        wait: Option<watch::Receiver<bool>>,
+    },
 }
 
 /// The service: engine, store and the bookkeeping between them.
@@ -272,7 +294,10 @@ fn open_amounts(ledger: &Ledger, ids: &[&str]) -> serde_json::Value {
         .iter()
         .filter_map(|id| {
             let idx = ledger.invoice_idx(id)?;
-            Some((id.to_string(), json!(ledger.invoice(idx).open_amount.to_string())))
+            Some((
+                id.to_string(),
+                json!(ledger.invoice(idx).open_amount.to_string()),
+            ))
         })
         .collect();
     serde_json::Value::Object(map)
@@ -290,7 +315,11 @@ fn demote(mut d: Decision, why: &str) -> Decision {
             explanation: d.explanation.clone(),
         },
     );
-    d.unapplied += d.suggestions[0].allocations.iter().map(|a| a.amount).sum::<Decimal>();
+    d.unapplied += d.suggestions[0]
+        .allocations
+        .iter()
+        .map(|a| a.amount)
+        .sum::<Decimal>();
     d.status = Status::Review;
     d.review_reason = Some(ReviewReason::LowConfidence);
     d.explanation.push(format!("review: {why}"));
@@ -307,8 +336,9 @@ impl<S: Store> Service<S> {
         limits: Limits,
     ) -> Result<Service<S>, ServiceError> {
         let snap = store.load().await?;
-        let dir: Option<PathBuf> =
-            model_dir.map(Path::to_path_buf).or_else(|| snap.active_model.as_ref().map(PathBuf::from));
+        let dir: Option<PathBuf> = model_dir
+            .map(Path::to_path_buf)
+            .or_else(|| snap.active_model.as_ref().map(PathBuf::from));
         let (model, source) = match &dir {
             Some(d) => {
                 let m = load_model(d.clone()).await?;
@@ -331,7 +361,14 @@ impl<S: Store> Service<S> {
             model = %model.version,
             "restored from the store"
         );
-        let engine = Engine::new(ledger, Arc::new(model), EngineConfig { threshold, ..Default::default() });
+        let engine = Engine::new(
+            ledger,
+            Arc::new(model),
+            EngineConfig {
+                threshold,
+                ..Default::default()
+            },
+        );
         Ok(Service {
             core: RwLock::new(Core {
                 engine,
@@ -345,7 +382,10 @@ impl<S: Store> Service<S> {
             store,
             limits,
             stopped: AtomicBool::new(false),
-            active: Mutex::new(ActiveModel { source, activated_at: crate::store::now() }),
+            active: Mutex::new(ActiveModel {
+                source,
+                activated_at: crate::store::now(),
+            }),
             counters: Counters::default(),
         })
     }
@@ -373,7 +413,10 @@ impl<S: Store> Service<S> {
     /// Customers and invoices in the ledger.
     pub fn ledger_size(&self) -> (usize, usize) {
         let core = self.read();
-        (core.engine.ledger().customers().len(), core.engine.ledger().invoices().len())
+        (
+            core.engine.ledger().customers().len(),
+            core.engine.ledger().invoices().len(),
+        )
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Core> {
@@ -406,7 +449,10 @@ impl<S: Store> Service<S> {
     // ----- matching -----
 
     /// Decides one structured payment.
-    pub async fn match_payment(self: &Arc<Self>, payment: Payment) -> Result<Matched, ServiceError> {
+    pub async fn match_payment(
+        self: &Arc<Self>,
+        payment: Payment,
+    ) -> Result<Matched, ServiceError> {
         if payment.lines.len() > self.limits.max_lines_per_remittance {
             return Err(ServiceError::TooLarge(format!(
                 "payment.lines: {} remittance lines exceed the limit of {}",
@@ -415,7 +461,8 @@ impl<S: Store> Service<S> {
             )));
         }
         let mut out = self.match_all(vec![payment]).await?;
-        out.pop().ok_or_else(|| ServiceError::Internal("no result".into()))?
+        out.pop()
+            .ok_or_else(|| ServiceError::Internal("no result".into()))?
     }
 
     /// Reads a raw remittance and decides each payment in it.
@@ -445,15 +492,29 @@ impl<S: Store> Service<S> {
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let (parsed, file) = parsed.map_err(ServiceError::Input)?;
-        let ids: Vec<String> = parsed.payments.iter().map(|p| p.payment_id.clone()).collect();
-        let mut out = MatchOutcome { results: Vec::new(), errors: parsed.errors };
+        let ids: Vec<String> = parsed
+            .payments
+            .iter()
+            .map(|p| p.payment_id.clone())
+            .collect();
+        let mut out = MatchOutcome {
+            results: Vec::new(),
+            errors: parsed.errors,
+        };
         for (r, id) in self.match_all(parsed.payments).await?.into_iter().zip(ids) {
             match r {
                 Ok(m) => out.results.push(m),
-                Err(e @ (ServiceError::Stopped | ServiceError::Store(_) | ServiceError::Internal(_))) => {
+                Err(
+                    e
+                    @ (ServiceError::Stopped | ServiceError::Store(_) | ServiceError::Internal(_)),
+                ) => {
                     return Err(e);
                 }
-                Err(e) => out.errors.push(FormatError::new(&file, Position::File, format!("payment {id}: {e}"))),
+                Err(e) => out.errors.push(FormatError::new(
+                    &file,
+                    Position::File,
+                    format!("payment {id}: {e}"),
+                )),
             }
         }
         Ok(out)
@@ -479,7 +540,10 @@ impl<S: Store> Service<S> {
         Ok(out)
     }
 
-    fn decide_and_apply(&self, payments: Vec<Payment>) -> Vec<(Payment, Result<Step, ServiceError>)> {
+    fn decide_and_apply(
+        &self,
+        payments: Vec<Payment>,
+    ) -> Vec<(Payment, Result<Step, ServiceError>)> {
         use rayon::prelude::*;
         let (first, epoch, tick) = {
             let core = self.read();
@@ -506,7 +570,9 @@ impl<S: Store> Service<S> {
     ) -> Result<Step, ServiceError> {
         let id = &payment.payment_id;
         let mut core = self.write()?;
-        let seen = || Step::Seen { wait: lock(&self.pending).get(id).cloned() };
+        let seen = || Step::Seen {
+            wait: lock(&self.pending).get(id).cloned(),
+        };
         if core.decided.contains(id) {
             return Ok(seen());
         }
@@ -541,16 +607,20 @@ impl<S: Store> Service<S> {
             at: crate::store::now(),
         });
         drop(core);
-        Ok(Step::New { decision: d, commit, done })
+        Ok(Step::New {
+            decision: Box::new(d),
+            commit,
+            done,
+        })
     }
 
-    async fn finish(
-        &self,
-        payment: Payment,
-        step: Step,
-    ) -> Result<Matched, ServiceError> {
+    async fn finish(&self, payment: Payment, step: Step) -> Result<Matched, ServiceError> {
         match step {
-            Step::New { decision, commit, done } => {
+            Step::New {
+                decision,
+                commit,
+                done,
+            } => {
                 let r = self.commit(commit).await;
                 lock(&self.pending).remove(&payment.payment_id);
                 r?;
@@ -561,15 +631,27 @@ impl<S: Store> Service<S> {
                     Status::Review => &self.counters.decisions_review,
                 };
                 c.fetch_add(1, Ordering::Relaxed);
-                Ok(Matched { decision, replayed: false })
+                Ok(Matched {
+                    decision: *decision,
+                    replayed: false,
+                })
             }
             Step::Seen { wait } => {
                 if let Some(mut w) = wait {
-                    w.wait_for(|v| *v).await.map_err(|_| ServiceError::Stopped)?;
+                    w.wait_for(|v| *v)
+                        .await
+                        .map_err(|_| ServiceError::Stopped)?;
                 }
-                let stored = self.store.decision(payment.payment_id.clone()).await?.ok_or_else(|| {
-                    ServiceError::Internal(format!("payment {} is decided but not stored", payment.payment_id))
-                })?;
+                let stored = self
+                    .store
+                    .decision(payment.payment_id.clone())
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::Internal(format!(
+                            "payment {} is decided but not stored",
+                            payment.payment_id
+                        ))
+                    })?;
                 if stored.payment != payment {
                     return Err(ServiceError::AlreadyExists(format!(
                         "payment_id {} was already decided for a different payment",
@@ -577,7 +659,10 @@ impl<S: Store> Service<S> {
                     )));
                 }
                 self.counters.replays.fetch_add(1, Ordering::Relaxed);
-                Ok(Matched { decision: stored.decision, replayed: true })
+                Ok(Matched {
+                    decision: stored.decision,
+                    replayed: true,
+                })
             }
         }
     }
@@ -585,7 +670,8 @@ impl<S: Store> Service<S> {
     /// The stored decision of a payment.
     pub async fn decision(&self, payment_id: String) -> Result<Decision, ServiceError> {
         let d = self.store.decision(payment_id.clone()).await?;
-        d.map(|d| d.decision).ok_or_else(|| ServiceError::NotFound(format!("payment {payment_id} is not decided")))
+        d.map(|d| d.decision)
+            .ok_or_else(|| ServiceError::NotFound(format!("payment {payment_id} is not decided")))
     }
 
     // ----- the ledger -----
@@ -598,9 +684,10 @@ impl<S: Store> Service<S> {
         invoices: Vec<(u64, Invoice)>,
     ) -> Result<UpsertOutcome, ServiceError> {
         let this = Arc::clone(self);
-        let (outcome, commit) = tokio::task::spawn_blocking(move || this.upsert_blocking(customers, invoices))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        let (outcome, commit) =
+            tokio::task::spawn_blocking(move || this.upsert_blocking(customers, invoices))
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))??;
         self.commit(commit).await?;
         Ok(outcome)
     }
@@ -625,7 +712,11 @@ impl<S: Store> Service<S> {
             let id = inv.id.clone();
             match ledger.upsert_invoice(inv.clone()) {
                 Ok(_) => write.invoices.push(inv),
-                Err(e) => outcome.rejected.push(Rejected { index, id, message: e.to_string() }),
+                Err(e) => outcome.rejected.push(Rejected {
+                    index,
+                    id,
+                    message: e.to_string(),
+                }),
             }
         }
         outcome.accepted = (write.customers.len() + write.invoices.len()) as u64;
@@ -646,13 +737,15 @@ impl<S: Store> Service<S> {
         let (inv, commit) = {
             let mut core = self.write()?;
             let ledger = core.engine.ledger_mut();
-            let idx = ledger
-                .invoice_idx(&invoice_id)
-                .ok_or_else(|| ServiceError::NotFound(format!("invoice {invoice_id} is not in the ledger")))?;
+            let idx = ledger.invoice_idx(&invoice_id).ok_or_else(|| {
+                ServiceError::NotFound(format!("invoice {invoice_id} is not in the ledger"))
+            })?;
             let mut inv = ledger.invoice(idx).clone();
             let before = inv.open_amount;
             inv.open_amount = open_amount;
-            ledger.upsert_invoice(inv.clone()).map_err(|e| ServiceError::invalid("open_amount", e.to_string()))?;
+            ledger
+                .upsert_invoice(inv.clone())
+                .map_err(|e| ServiceError::invalid("open_amount", e.to_string()))?;
             core.epoch += 1;
             let audit = AuditRecord {
                 at: crate::store::now(),
@@ -662,8 +755,11 @@ impl<S: Store> Service<S> {
                 before: json!({ "open_amount": before.to_string() }),
                 after: json!({ "open_amount": open_amount.to_string(), "reason": reason }),
             };
-            let commit =
-                self.store.write_ledger(LedgerWrite { customers: vec![], invoices: vec![inv.clone()], audit: Some(audit) });
+            let commit = self.store.write_ledger(LedgerWrite {
+                customers: vec![],
+                invoices: vec![inv.clone()],
+                audit: Some(audit),
+            });
             (inv, commit)
         };
         self.commit(commit).await?;
@@ -675,13 +771,18 @@ impl<S: Store> Service<S> {
         self.store
             .invoice(invoice_id.clone())
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("invoice {invoice_id} is not in the ledger")))
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("invoice {invoice_id} is not in the ledger"))
+            })
     }
 
     // ----- review -----
 
     /// Review items, highest priority first, and the number matching the filter.
-    pub async fn review_items(&self, filter: ReviewFilter) -> Result<(Vec<ReviewSummary>, u64), ServiceError> {
+    pub async fn review_items(
+        &self,
+        filter: ReviewFilter,
+    ) -> Result<(Vec<ReviewSummary>, u64), ServiceError> {
         Ok(self.store.review_items(filter).await?)
     }
 
@@ -690,12 +791,17 @@ impl<S: Store> Service<S> {
         self.store
             .review_item(payment_id.clone())
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no review item for payment {payment_id}")))
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("no review item for payment {payment_id}"))
+            })
     }
 
     /// Resolves an open review item: applies the chosen cash (checking the open amounts as they
     /// are now) and records who did what, before and after, in one transaction.
-    pub async fn resolve(self: &Arc<Self>, req: ResolveRequest) -> Result<ReviewRecord, ServiceError> {
+    pub async fn resolve(
+        self: &Arc<Self>,
+        req: ResolveRequest,
+    ) -> Result<ReviewRecord, ServiceError> {
         let item = self.review_item(req.payment_id.clone()).await?;
         if item.resolution.is_some() {
             return Err(ServiceError::FailedPrecondition(format!(
@@ -716,17 +822,30 @@ impl<S: Store> Service<S> {
         mut item: ReviewRecord,
         req: ResolveRequest,
     ) -> Result<(ReviewRecord, StoreFuture<()>), ServiceError> {
-        let ResolveRequest { payment_id, analyst, action, note } = req;
+        let ResolveRequest {
+            payment_id,
+            analyst,
+            action,
+            note,
+        } = req;
         let payment = &item.payment;
         let (kind, allocations, customer_id, suggestion_index) = match action {
             ResolveAction::AcceptSuggestion(k) => {
                 let s = item.decision.suggestions.get(k as usize).ok_or_else(|| {
                     ServiceError::invalid(
                         "accept_suggestion.index",
-                        format!("the decision has {} suggestion(s)", item.decision.suggestions.len()),
+                        format!(
+                            "the decision has {} suggestion(s)",
+                            item.decision.suggestions.len()
+                        ),
                     )
                 })?;
-                (ResolutionAction::AcceptSuggestion, s.allocations.clone(), None, Some(k))
+                (
+                    ResolutionAction::AcceptSuggestion,
+                    s.allocations.clone(),
+                    None,
+                    Some(k),
+                )
             }
             ResolveAction::ApplyAllocation(a) => {
                 if a.is_empty() {
@@ -738,35 +857,74 @@ impl<S: Store> Service<S> {
                 (ResolutionAction::ApplyAllocation, a, None, None)
             }
             ResolveAction::LeaveUnapplied => (ResolutionAction::LeaveUnapplied, vec![], None, None),
-            ResolveAction::PutOnAccount(c) => (ResolutionAction::PutOnAccount, vec![], Some(c), None),
+            ResolveAction::PutOnAccount(c) => {
+                (ResolutionAction::PutOnAccount, vec![], Some(c), None)
+            }
         };
-        let applied: Decimal = allocations.iter().map(|a| a.amount).sum();
-        let unapplied = payment.amount - applied;
+        // Checked: the amounts are the analyst's, and the engine sums them again unchecked.
+        let overflow = || ServiceError::invalid("allocations", "amounts too large to add up");
+        let mut applied = Decimal::ZERO;
+        for a in &allocations {
+            a.amount
+                .checked_add(a.discount)
+                .and_then(|r| r.checked_add(a.deduction))
+                .ok_or_else(overflow)?;
+            applied = applied.checked_add(a.amount).ok_or_else(overflow)?;
+        }
+        let unapplied = payment.amount.checked_sub(applied).ok_or_else(overflow)?;
         if unapplied < Decimal::ZERO {
             return Err(ServiceError::invalid(
                 "allocations",
-                format!("apply {applied} in all, more than the payment's {}", payment.amount),
+                format!(
+                    "apply {applied} in all, more than the payment's {}",
+                    payment.amount
+                ),
             ));
         }
         let mut core = self.write()?;
         if !core.open_reviews.contains(&payment_id) {
-            return Err(ServiceError::FailedPrecondition(format!("review item {payment_id} is already resolved")));
+            return Err(ServiceError::FailedPrecondition(format!(
+                "review item {payment_id} is already resolved"
+            )));
         }
         let ledger = core.engine.ledger();
         if let Some(c) = &customer_id {
             if ledger.customer_idx(c).is_none() {
-                return Err(ServiceError::invalid("put_on_account.customer_id", format!("customer {c} is not in the ledger")));
+                return Err(ServiceError::invalid(
+                    "put_on_account.customer_id",
+                    format!("customer {c} is not in the ledger"),
+                ));
             }
         }
         for (i, a) in allocations.iter().enumerate() {
+            // Engine::apply checks each allocation against the open amount before any is
+            // applied, so the same invoice twice could pass both checks and then cross zero.
+            if allocations[..i]
+                .iter()
+                .any(|b| b.invoice_id == a.invoice_id)
+            {
+                return Err(ServiceError::invalid(
+                    format!("allocations[{i}].invoice_id"),
+                    format!(
+                        "invoice {} appears twice; give one allocation per invoice",
+                        a.invoice_id
+                    ),
+                ));
+            }
             let idx = ledger.invoice_idx(&a.invoice_id).ok_or_else(|| {
-                ServiceError::invalid(format!("allocations[{i}].invoice_id"), format!("invoice {} is not in the ledger", a.invoice_id))
+                ServiceError::invalid(
+                    format!("allocations[{i}].invoice_id"),
+                    format!("invoice {} is not in the ledger", a.invoice_id),
+                )
             })?;
             let inv = ledger.invoice(idx);
             if inv.currency != payment.currency {
                 return Err(ServiceError::invalid(
                     format!("allocations[{i}].invoice_id"),
-                    format!("invoice {} is in {}, the payment in {}", inv.id, inv.currency, payment.currency),
+                    format!(
+                        "invoice {} is in {}, the payment in {}",
+                        inv.id, inv.currency, payment.currency
+                    ),
                 ));
             }
         }
@@ -780,9 +938,9 @@ impl<S: Store> Service<S> {
                 unapplied,
                 ..item.decision.clone()
             };
-            changes = core
-                .apply(payment, &applied_decision)
-                .map_err(|e| ServiceError::FailedPrecondition(format!("the allocation no longer fits: {e}")))?;
+            changes = core.apply(payment, &applied_decision).map_err(|e| {
+                ServiceError::FailedPrecondition(format!("the allocation no longer fits: {e}"))
+            })?;
         }
         let after_open = open_amounts(core.engine.ledger(), &ids);
         core.open_reviews.remove(&payment_id);
@@ -831,7 +989,10 @@ impl<S: Store> Service<S> {
     }
 
     /// Labelled payments for the retraining job.
-    pub async fn training_examples(&self, include_auto: bool) -> Result<Vec<TrainingExample>, ServiceError> {
+    pub async fn training_examples(
+        &self,
+        include_auto: bool,
+    ) -> Result<Vec<TrainingExample>, ServiceError> {
         Ok(self.store.training_examples(include_auto).await?)
     }
 
@@ -857,7 +1018,11 @@ impl<S: Store> Service<S> {
     /// Loads a model directory and makes it active. Decisions under way finish on the old model
     /// (they hold the read lock the swap waits for); a decision made on the old model but not yet
     /// applied is made again on the new one.
-    pub async fn activate_model(&self, dir: PathBuf, actor: String) -> Result<ModelInfo, ServiceError> {
+    pub async fn activate_model(
+        &self,
+        dir: PathBuf,
+        actor: String,
+    ) -> Result<ModelInfo, ServiceError> {
         let model = load_model(dir.clone()).await?;
         let source = dir.display().to_string();
         let commit = {
@@ -866,7 +1031,10 @@ impl<S: Store> Service<S> {
             let after = json!({ "version": model.version, "source": source });
             core.engine.set_model(Arc::new(model));
             core.epoch += 1;
-            *lock(&self.active) = ActiveModel { source: source.clone(), activated_at: crate::store::now() };
+            *lock(&self.active) = ActiveModel {
+                source: source.clone(),
+                activated_at: crate::store::now(),
+            };
             let audit = AuditRecord {
                 at: crate::store::now(),
                 actor,

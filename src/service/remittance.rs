@@ -60,8 +60,9 @@ fn detect(bytes: &[u8]) -> Option<Format> {
 
 /// Payments of a parsed file that exceed the per-remittance line limit, moved to the errors.
 pub(crate) fn enforce_line_limit(parsed: &mut Parsed, file: &str, max_lines: usize) {
-    let (ok, too_long): (Vec<Payment>, Vec<Payment>) =
-        std::mem::take(&mut parsed.payments).into_iter().partition(|p| p.lines.len() <= max_lines);
+    let (ok, too_long): (Vec<Payment>, Vec<Payment>) = std::mem::take(&mut parsed.payments)
+        .into_iter()
+        .partition(|p| p.lines.len() <= max_lines);
     parsed.payments = ok;
     for p in too_long {
         parsed.errors.push(FormatError::new(

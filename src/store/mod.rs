@@ -252,55 +252,30 @@ pub trait Store: Send + Sync + 'static {
     fn load(&self) -> StoreFuture<Snapshot>;
 
     /// Stores customers and invoices whole, with an optional audit event.
-    fn write_ledger(
-        &self,
-        write: LedgerWrite,
-    ) -> StoreFuture<()>;
+    fn write_ledger(&self, write: LedgerWrite) -> StoreFuture<()>;
 
     /// Stores a decision, its applications and open-amount changes, and (for review) its review
     /// item, in one transaction. A payment id already stored is a [`StoreError::Conflict`].
-    fn record_decision(
-        &self,
-        record: DecisionRecord,
-    ) -> StoreFuture<()>;
+    fn record_decision(&self, record: DecisionRecord) -> StoreFuture<()>;
 
     /// Closes a review item with its resolution, applications, open-amount changes and audit
     /// event, in one transaction. An item not open is a [`StoreError::Conflict`].
-    fn resolve(
-        &self,
-        record: ResolutionRecord,
-    ) -> StoreFuture<()>;
+    fn resolve(&self, record: ResolutionRecord) -> StoreFuture<()>;
 
     /// Remembers the active model directory, with its audit event.
-    fn set_active_model(
-        &self,
-        directory: String,
-        audit: AuditRecord,
-    ) -> StoreFuture<()>;
+    fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()>;
 
     /// A stored decision; sees every write whose future has resolved.
-    fn decision(
-        &self,
-        payment_id: String,
-    ) -> StoreFuture<Option<StoredDecision>>;
+    fn decision(&self, payment_id: String) -> StoreFuture<Option<StoredDecision>>;
 
     /// An invoice with its committed open amount.
-    fn invoice(
-        &self,
-        invoice_id: String,
-    ) -> StoreFuture<Option<Invoice>>;
+    fn invoice(&self, invoice_id: String) -> StoreFuture<Option<Invoice>>;
 
     /// Review items matching the filter, highest priority first, and how many match in all.
-    fn review_items(
-        &self,
-        filter: ReviewFilter,
-    ) -> StoreFuture<(Vec<ReviewSummary>, u64)>;
+    fn review_items(&self, filter: ReviewFilter) -> StoreFuture<(Vec<ReviewSummary>, u64)>;
 
     /// One review item.
-    fn review_item(
-        &self,
-        payment_id: String,
-    ) -> StoreFuture<Option<ReviewRecord>>;
+    fn review_item(&self, payment_id: String) -> StoreFuture<Option<ReviewRecord>>;
 
     /// Audit events on one subject (or all), in order, after an id.
     fn audit_events(
@@ -311,8 +286,5 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<Vec<AuditEvent>>;
 
     /// Labelled payments for retraining: every resolution, and auto decisions when asked.
-    fn training_examples(
-        &self,
-        include_auto: bool,
-    ) -> StoreFuture<Vec<TrainingExample>>;
+    fn training_examples(&self, include_auto: bool) -> StoreFuture<Vec<TrainingExample>>;
 }

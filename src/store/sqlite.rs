@@ -8,8 +8,8 @@
 
 use super::{
     AuditEvent, AuditRecord, DecisionRecord, LabelSource, LedgerWrite, OpenAmountChange,
-    Resolution, ResolutionRecord, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary,
-    Snapshot, Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
+    Resolution, ResolutionRecord, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary, Snapshot,
+    Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Customer, Decision, Invoice, Payment, ReviewReason, Status, Terms};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -125,11 +125,17 @@ pub struct SqliteStore {
 }
 
 fn backend(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError::Backend { context: context.to_string(), message: e.to_string() }
+    move |e| StoreError::Backend {
+        context: context.to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn corrupt(what: impl Into<String>, message: impl ToString) -> StoreError {
-    StoreError::Corrupt { what: what.into(), message: message.to_string() }
+    StoreError::Corrupt {
+        what: what.into(),
+        message: message.to_string(),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -152,7 +158,8 @@ impl SqliteStore {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(backend("setting WAL mode"))?;
-        conn.execute_batch(SCHEMA).map_err(backend("creating the schema"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(backend("creating the schema"))?;
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("cashmatch-store".into())
@@ -218,7 +225,10 @@ impl SqliteStore {
                 out
             })
             .await
-            .map_err(|e| StoreError::Backend { context: "reader task".into(), message: e.to_string() })?
+            .map_err(|e| StoreError::Backend {
+                context: "reader task".into(),
+                message: e.to_string(),
+            })?
         })
     }
 }
@@ -249,7 +259,12 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
 fn run_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
     let fail_all = |e: StoreError| -> Vec<Result<(), StoreError>> {
         jobs.iter()
-            .map(|_| Err(StoreError::Backend { context: "commit".into(), message: e.to_string() }))
+            .map(|_| {
+                Err(StoreError::Backend {
+                    context: "commit".into(),
+                    message: e.to_string(),
+                })
+            })
             .collect()
     };
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
@@ -310,7 +325,12 @@ fn json<T: serde::Serialize>(v: &T, what: &str) -> Result<String, StoreError> {
 }
 
 fn upsert_customer(conn: &Connection, c: &Customer) -> Result<(), StoreError> {
-    let Customer { id, name, parent_id, bank_accounts } = c;
+    let Customer {
+        id,
+        name,
+        parent_id,
+        bank_accounts,
+    } = c;
     let accounts = json(bank_accounts, "bank accounts")?;
     conn.prepare_cached(
         "INSERT INTO customers (id, name, parent_id, bank_accounts) VALUES (?1, ?2, ?3, ?4)
@@ -363,13 +383,27 @@ fn upsert_invoice(conn: &Connection, inv: &Invoice) -> Result<(), StoreError> {
 }
 
 fn insert_audit(conn: &Connection, a: &AuditRecord) -> Result<(), StoreError> {
-    let AuditRecord { at, actor, action, subject, before, after } = a;
+    let AuditRecord {
+        at,
+        actor,
+        action,
+        subject,
+        before,
+        after,
+    } = a;
     conn.prepare_cached(
         "INSERT INTO audit_events (at, actor, action, subject, before_json, after_json)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .and_then(|mut s| {
-        s.execute(params![at.to_rfc3339(), actor, action, subject, before.to_string(), after.to_string()])
+        s.execute(params![
+            at.to_rfc3339(),
+            actor,
+            action,
+            subject,
+            before.to_string(),
+            after.to_string()
+        ])
     })
     .map_err(backend("storing an audit event"))?;
     Ok(())
@@ -383,7 +417,10 @@ fn apply_changes(conn: &Connection, changes: &[OpenAmountChange]) -> Result<(), 
             .and_then(|mut s| s.query_row(params![ch.invoice_id], |r| r.get(0)).optional())
             .map_err(backend("reading an open amount"))?;
         let Some(stored) = stored else {
-            return Err(StoreError::Conflict(format!("invoice {} is not stored", ch.invoice_id)));
+            return Err(StoreError::Conflict(format!(
+                "invoice {} is not stored",
+                ch.invoice_id
+            )));
         };
         let stored: Decimal = stored
             .parse()
@@ -432,11 +469,14 @@ fn insert_applications(
 
 /// Ten-thousandths of an amount, saturating: a sort and filter key, never money.
 pub(crate) fn amount_key(d: Decimal) -> i64 {
-    (d * Decimal::from(10_000)).trunc().to_i64().unwrap_or(if d.is_sign_negative() {
+    let saturated = if d.is_sign_negative() {
         i64::MIN
     } else {
         i64::MAX
-    })
+    };
+    d.checked_mul(Decimal::from(10_000))
+        .and_then(|k| k.trunc().to_i64())
+        .unwrap_or(saturated)
 }
 
 fn status_name(s: Status) -> &'static str {
@@ -448,14 +488,25 @@ fn status_name(s: Status) -> &'static str {
 
 fn reason_name(r: ReviewReason) -> String {
     // The serde name, so the column reads like the decisions JSON.
-    serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn record_decision(conn: &Connection, r: &DecisionRecord) -> Result<(), StoreError> {
-    let DecisionRecord { payment, decision, changes, at } = r;
+    let DecisionRecord {
+        payment,
+        decision,
+        changes,
+        at,
+    } = r;
     let exists: Option<i64> = conn
         .prepare_cached("SELECT 1 FROM decisions WHERE payment_id = ?1")
-        .and_then(|mut s| s.query_row(params![payment.payment_id], |r| r.get(0)).optional())
+        .and_then(|mut s| {
+            s.query_row(params![payment.payment_id], |r| r.get(0))
+                .optional()
+        })
         .map_err(backend("checking a payment id"))?;
     if exists.is_some() {
         return Err(StoreError::Conflict(format!(
@@ -484,7 +535,13 @@ fn record_decision(conn: &Connection, r: &DecisionRecord) -> Result<(), StoreErr
     .map_err(backend("storing a decision"))?;
     apply_changes(conn, changes)?;
     match decision.status {
-        Status::Auto => insert_applications(conn, &payment.payment_id, &decision.allocations, "auto", *at),
+        Status::Auto => insert_applications(
+            conn,
+            &payment.payment_id,
+            &decision.allocations,
+            "auto",
+            *at,
+        ),
         Status::Review => {
             conn.prepare_cached(
                 "INSERT INTO review_items (payment_id, customer_id, amount, amount_key, currency,
@@ -511,7 +568,12 @@ fn record_decision(conn: &Connection, r: &DecisionRecord) -> Result<(), StoreErr
 }
 
 fn resolve(conn: &Connection, r: &ResolutionRecord) -> Result<(), StoreError> {
-    let ResolutionRecord { payment_id, resolution, changes, audit } = r;
+    let ResolutionRecord {
+        payment_id,
+        resolution,
+        changes,
+        audit,
+    } = r;
     let resolution_json = json(resolution, "resolution")?;
     let n = conn
         .prepare_cached(
@@ -519,21 +581,35 @@ fn resolve(conn: &Connection, r: &ResolutionRecord) -> Result<(), StoreError> {
              WHERE payment_id = ?3 AND state = 'open'",
         )
         .and_then(|mut s| {
-            s.execute(params![resolution_json, resolution.resolved_at.to_rfc3339(), payment_id])
+            s.execute(params![
+                resolution_json,
+                resolution.resolved_at.to_rfc3339(),
+                payment_id
+            ])
         })
         .map_err(backend("resolving a review item"))?;
     if n == 0 {
-        return Err(StoreError::Conflict(format!("review item {payment_id} is not open")));
+        return Err(StoreError::Conflict(format!(
+            "review item {payment_id} is not open"
+        )));
     }
     apply_changes(conn, changes)?;
-    insert_applications(conn, payment_id, &resolution.allocations, "review", resolution.resolved_at)?;
+    insert_applications(
+        conn,
+        payment_id,
+        &resolution.allocations,
+        "review",
+        resolution.resolved_at,
+    )?;
     insert_audit(conn, audit)
 }
 
 // ----- reading -----
 
 fn time(s: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt(what, e))
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(what, e))
 }
 
 fn decimal(s: &str, what: &str) -> Result<Decimal, StoreError> {
@@ -580,26 +656,47 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
         .map_err(backend("reading customers"))?;
     let rows = s
         .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, String>(3)?,
+            ))
         })
         .map_err(backend("reading customers"))?;
     for row in rows {
         let (id, name, parent_id, accounts) = row.map_err(backend("reading customers"))?;
         let bank_accounts = from_json(&accounts, &format!("customer {id} bank accounts"))?;
-        snap.customers.push(Customer { id, name, parent_id, bank_accounts });
+        snap.customers.push(Customer {
+            id,
+            name,
+            parent_id,
+            bank_accounts,
+        });
     }
     let mut s = conn
-        .prepare(&format!("SELECT {INVOICE_COLUMNS} FROM invoices ORDER BY rowid"))
+        .prepare(&format!(
+            "SELECT {INVOICE_COLUMNS} FROM invoices ORDER BY rowid"
+        ))
         .map_err(backend("reading invoices"))?;
-    let rows = s.query_map([], invoice_from_row).map_err(backend("reading invoices"))?;
+    let rows = s
+        .query_map([], invoice_from_row)
+        .map_err(backend("reading invoices"))?;
     for row in rows {
-        snap.invoices.push(row.map_err(backend("reading invoices"))??);
+        snap.invoices
+            .push(row.map_err(backend("reading invoices"))??);
     }
     snap.decided = strings(conn, "SELECT payment_id FROM decisions ORDER BY rowid")?;
-    snap.open_reviews =
-        strings(conn, "SELECT payment_id FROM review_items WHERE state = 'open' ORDER BY rowid")?;
+    snap.open_reviews = strings(
+        conn,
+        "SELECT payment_id FROM review_items WHERE state = 'open' ORDER BY rowid",
+    )?;
     snap.active_model = conn
-        .query_row("SELECT value FROM settings WHERE key = 'active_model'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'active_model'",
+            [],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(backend("reading settings"))?;
     Ok(snap)
@@ -607,8 +704,11 @@ fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
 
 fn strings(conn: &Connection, sql: &str) -> Result<Vec<String>, StoreError> {
     let mut s = conn.prepare(sql).map_err(backend("reading ids"))?;
-    let rows = s.query_map([], |r| r.get(0)).map_err(backend("reading ids"))?;
-    rows.collect::<Result<Vec<String>, _>>().map_err(backend("reading ids"))
+    let rows = s
+        .query_map([], |r| r.get(0))
+        .map_err(backend("reading ids"))?;
+    rows.collect::<Result<Vec<String>, _>>()
+        .map_err(backend("reading ids"))
 }
 
 fn stored_decision(
@@ -627,10 +727,28 @@ fn stored_decision(
 const SUMMARY_COLUMNS: &str =
     "payment_id, customer_id, amount, currency, reason, confidence, created_at, state";
 
-type SummaryRow = (String, Option<String>, String, String, Option<String>, f64, String, String);
+type SummaryRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    f64,
+    String,
+    String,
+);
 
 fn summary_row(r: &Row<'_>) -> rusqlite::Result<SummaryRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreError> {
@@ -649,13 +767,20 @@ fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreError> {
         reason,
         confidence,
         created_at: time(&created_at, &what("created_at"))?,
-        state: if state == "open" { ReviewState::Open } else { ReviewState::Resolved },
+        state: if state == "open" {
+            ReviewState::Open
+        } else {
+            ReviewState::Resolved
+        },
         customer_id,
         payment_id,
     })
 }
 
-fn review_items(conn: &Connection, f: &ReviewFilter) -> Result<(Vec<ReviewSummary>, u64), StoreError> {
+fn review_items(
+    conn: &Connection,
+    f: &ReviewFilter,
+) -> Result<(Vec<ReviewSummary>, u64), StoreError> {
     let now_ms = f.now.timestamp_millis();
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
@@ -681,10 +806,16 @@ fn review_items(conn: &Connection, f: &ReviewFilter) -> Result<(Vec<ReviewSummar
     }
     if let Some(d) = f.max_age_days {
         // Whole days: an item 3.5 days old is 3 days old.
-        args.push(Value::Integer(now_ms.saturating_sub((i64::from(d) + 1) * DAY_MS)));
+        args.push(Value::Integer(
+            now_ms.saturating_sub((i64::from(d) + 1) * DAY_MS),
+        ));
         clauses.push(format!("created_ms > ?{}", args.len()));
     }
-    let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
     let total: i64 = conn
         .query_row(
             &format!("SELECT COUNT(*) FROM review_items {filter}"),
@@ -705,7 +836,9 @@ fn review_items(conn: &Connection, f: &ReviewFilter) -> Result<(Vec<ReviewSummar
                   payment_id
          LIMIT ?{limit_arg} OFFSET ?{offset_arg}"
     );
-    let mut s = conn.prepare(&sql).map_err(backend("listing review items"))?;
+    let mut s = conn
+        .prepare(&sql)
+        .map_err(backend("listing review items"))?;
     let rows = s
         .query_map(rusqlite::params_from_iter(args.iter()), summary_row)
         .map_err(backend("listing review items"))?;
@@ -726,7 +859,14 @@ fn review_item(conn: &Connection, id: &str) -> Result<Option<ReviewRecord>, Stor
                 SUMMARY_COLUMNS.replace(", ", ", r.")
             ),
             params![id],
-            |r| Ok((summary_row(r)?, r.get::<_, Option<String>>(8)?, r.get::<_, String>(9)?, r.get::<_, String>(10)?)),
+            |r| {
+                Ok((
+                    summary_row(r)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, String>(9)?,
+                    r.get::<_, String>(10)?,
+                ))
+            },
         )
         .optional()
         .map_err(backend("reading a review item"))?;
@@ -773,7 +913,8 @@ fn audit_events(
         .map_err(backend("reading audit events"))?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, at, actor, action, subject, before, after) = row.map_err(backend("reading audit events"))?;
+        let (id, at, actor, action, subject, before, after) =
+            row.map_err(backend("reading audit events"))?;
         let what = format!("audit event {id}");
         out.push(AuditEvent {
             id: u64::try_from(id).unwrap_or(0),
@@ -790,7 +931,10 @@ fn audit_events(
     Ok(out)
 }
 
-fn training_examples(conn: &Connection, include_auto: bool) -> Result<Vec<TrainingExample>, StoreError> {
+fn training_examples(
+    conn: &Connection,
+    include_auto: bool,
+) -> Result<Vec<TrainingExample>, StoreError> {
     let mut out = Vec::new();
     let mut s = conn
         .prepare(
@@ -800,7 +944,13 @@ fn training_examples(conn: &Connection, include_auto: bool) -> Result<Vec<Traini
         )
         .map_err(backend("reading resolutions"))?;
     let rows = s
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
         .map_err(backend("reading resolutions"))?;
     for row in rows {
         let (id, payment, resolution) = row.map_err(backend("reading resolutions"))?;
@@ -809,7 +959,11 @@ fn training_examples(conn: &Connection, include_auto: bool) -> Result<Vec<Traini
         out.push(TrainingExample {
             payment,
             source: LabelSource::Review,
-            allocations: resolution.allocations.iter().map(|a| (a.invoice_id.clone(), a.amount)).collect(),
+            allocations: resolution
+                .allocations
+                .iter()
+                .map(|a| (a.invoice_id.clone(), a.amount))
+                .collect(),
             decided_at: resolution.resolved_at,
         });
     }
@@ -822,17 +976,29 @@ fn training_examples(conn: &Connection, include_auto: bool) -> Result<Vec<Traini
             .map_err(backend("reading auto decisions"))?;
         let rows = s
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
             })
             .map_err(backend("reading auto decisions"))?;
         for row in rows {
             let (id, payment, decision, at) = row.map_err(backend("reading auto decisions"))?;
-            let StoredDecision { payment, decision, decided_at } = stored_decision(&payment, &decision, &at, &id)?;
+            let StoredDecision {
+                payment,
+                decision,
+                decided_at,
+            } = stored_decision(&payment, &decision, &at, &id)?;
             let Decision { allocations, .. } = decision;
             out.push(TrainingExample {
                 payment,
                 source: LabelSource::Auto,
-                allocations: allocations.into_iter().map(|a| (a.invoice_id, a.amount)).collect(),
+                allocations: allocations
+                    .into_iter()
+                    .map(|a| (a.invoice_id, a.amount))
+                    .collect(),
                 decided_at,
             });
         }
@@ -849,32 +1015,19 @@ impl Store for SqliteStore {
         self.submit(Write::Ledger(write))
     }
 
-    fn record_decision(
-        &self,
-        record: DecisionRecord,
-    ) -> StoreFuture<()> {
+    fn record_decision(&self, record: DecisionRecord) -> StoreFuture<()> {
         self.submit(Write::Decision(Box::new(record)))
     }
 
-    fn resolve(
-        &self,
-        record: ResolutionRecord,
-    ) -> StoreFuture<()> {
+    fn resolve(&self, record: ResolutionRecord) -> StoreFuture<()> {
         self.submit(Write::Resolve(Box::new(record)))
     }
 
-    fn set_active_model(
-        &self,
-        directory: String,
-        audit: AuditRecord,
-    ) -> StoreFuture<()> {
+    fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()> {
         self.submit(Write::ActiveModel(directory, audit))
     }
 
-    fn decision(
-        &self,
-        payment_id: String,
-    ) -> StoreFuture<Option<StoredDecision>> {
+    fn decision(&self, payment_id: String) -> StoreFuture<Option<StoredDecision>> {
         self.read(move |conn| {
             let row = conn
                 .prepare_cached(
@@ -891,29 +1044,25 @@ impl Store for SqliteStore {
         })
     }
 
-    fn invoice(
-        &self,
-        invoice_id: String,
-    ) -> StoreFuture<Option<Invoice>> {
+    fn invoice(&self, invoice_id: String) -> StoreFuture<Option<Invoice>> {
         self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = ?1"))
-                .and_then(|mut s| s.query_row(params![invoice_id], invoice_from_row).optional())
-                .map_err(backend("reading an invoice"))?
-                .transpose()
+            conn.prepare_cached(&format!(
+                "SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = ?1"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![invoice_id], invoice_from_row)
+                    .optional()
+            })
+            .map_err(backend("reading an invoice"))?
+            .transpose()
         })
     }
 
-    fn review_items(
-        &self,
-        filter: ReviewFilter,
-    ) -> StoreFuture<(Vec<ReviewSummary>, u64)> {
+    fn review_items(&self, filter: ReviewFilter) -> StoreFuture<(Vec<ReviewSummary>, u64)> {
         self.read(move |conn| review_items(conn, &filter))
     }
 
-    fn review_item(
-        &self,
-        payment_id: String,
-    ) -> StoreFuture<Option<ReviewRecord>> {
+    fn review_item(&self, payment_id: String) -> StoreFuture<Option<ReviewRecord>> {
         self.read(move |conn| review_item(conn, &payment_id))
     }
 
@@ -926,10 +1075,7 @@ impl Store for SqliteStore {
         self.read(move |conn| audit_events(conn, subject.as_deref(), after_id, limit))
     }
 
-    fn training_examples(
-        &self,
-        include_auto: bool,
-    ) -> StoreFuture<Vec<TrainingExample>> {
+    fn training_examples(&self, include_auto: bool) -> StoreFuture<Vec<TrainingExample>> {
         self.read(move |conn| training_examples(conn, include_auto))
     }
 }
@@ -941,7 +1087,12 @@ mod tests {
     use rust_decimal_macros::dec;
 
     fn customer(id: &str) -> Customer {
-        Customer { id: id.into(), name: format!("{id} Inc"), parent_id: None, bank_accounts: vec!["1234567".into()] }
+        Customer {
+            id: id.into(),
+            name: format!("{id} Inc"),
+            parent_id: None,
+            bank_accounts: vec!["1234567".into()],
+        }
     }
 
     fn invoice(id: &str, amount: Decimal) -> Invoice {
@@ -975,7 +1126,12 @@ mod tests {
         }
     }
 
-    fn decision(id: &str, status: Status, allocations: Vec<Allocation>, unapplied: Decimal) -> Decision {
+    fn decision(
+        id: &str,
+        status: Status,
+        allocations: Vec<Allocation>,
+        unapplied: Decimal,
+    ) -> Decision {
         Decision {
             payment_id: id.into(),
             status,
@@ -1002,7 +1158,10 @@ mod tests {
     }
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
     }
 
     #[test]
@@ -1022,15 +1181,33 @@ mod tests {
             let now = crate::store::now();
             let auto = DecisionRecord {
                 payment: payment("P1", dec!(60.00)),
-                decision: decision("P1", Status::Auto, vec![alloc("I1", dec!(60.00))], Decimal::ZERO),
-                changes: vec![OpenAmountChange { invoice_id: "I1".into(), before: dec!(100.00), after: dec!(40.00) }],
+                decision: decision(
+                    "P1",
+                    Status::Auto,
+                    vec![alloc("I1", dec!(60.00))],
+                    Decimal::ZERO,
+                ),
+                changes: vec![OpenAmountChange {
+                    invoice_id: "I1".into(),
+                    before: dec!(100.00),
+                    after: dec!(40.00),
+                }],
                 at: now,
             };
             // Queued together: one group, each in its own savepoint.
             let stale = DecisionRecord {
                 payment: payment("P2", dec!(60.00)),
-                decision: decision("P2", Status::Auto, vec![alloc("I1", dec!(60.00))], Decimal::ZERO),
-                changes: vec![OpenAmountChange { invoice_id: "I1".into(), before: dec!(100.00), after: dec!(40.00) }],
+                decision: decision(
+                    "P2",
+                    Status::Auto,
+                    vec![alloc("I1", dec!(60.00))],
+                    Decimal::ZERO,
+                ),
+                changes: vec![OpenAmountChange {
+                    invoice_id: "I1".into(),
+                    before: dec!(100.00),
+                    after: dec!(40.00),
+                }],
                 at: now,
             };
             let review = DecisionRecord {
@@ -1039,11 +1216,18 @@ mod tests {
                 changes: vec![],
                 at: now,
             };
-            let (a, b, c) = (store.record_decision(auto.clone()), store.record_decision(stale), store.record_decision(review));
+            let (a, b, c) = (
+                store.record_decision(auto.clone()),
+                store.record_decision(stale),
+                store.record_decision(review),
+            );
             assert!(a.await.is_ok());
             assert!(matches!(b.await, Err(StoreError::Conflict(_))));
             assert!(c.await.is_ok());
-            assert!(matches!(store.record_decision(auto).await, Err(StoreError::Conflict(_))));
+            assert!(matches!(
+                store.record_decision(auto).await,
+                Err(StoreError::Conflict(_))
+            ));
             store.close();
             drop(store);
 
@@ -1054,7 +1238,11 @@ mod tests {
             assert_eq!(i1.open_amount, dec!(40.00));
             assert_eq!(snap.decided, vec!["P1".to_string(), "P3".to_string()]);
             assert_eq!(snap.open_reviews, vec!["P3".to_string()]);
-            let d = store.decision("P1".into()).await.expect("read").expect("stored");
+            let d = store
+                .decision("P1".into())
+                .await
+                .expect("read")
+                .expect("stored");
             assert_eq!(d.decision.allocations, vec![alloc("I1", dec!(60.00))]);
             assert!(store.decision("P2".into()).await.expect("read").is_none());
             let (items, total) = store
