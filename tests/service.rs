@@ -1212,3 +1212,232 @@ async fn shutdown_drains_a_stream_in_flight_and_limits_are_enforced() {
     server.service.store().close();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A port free at the moment of asking, for a server in another process.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Starts `cashmatch serve` and waits until its health check says SERVING.
+async fn spawn_server(data_dir: &Path, port: u16, log: &Path) -> (std::process::Child, Channel) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn cashmatch serve");
+    let uri = format!("http://127.0.0.1:{port}");
+    for _ in 0..600 {
+        if let Ok(ch) = Channel::from_shared(uri.clone())
+            .expect("uri")
+            .connect()
+            .await
+        {
+            let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+            if h.check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_ok()
+            {
+                return (child, ch);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("cashmatch serve did not come up on port {port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_under_load_loses_no_acknowledged_decision_application_or_resolution() {
+    use std::sync::Mutex;
+    let dir = temp_dir("crash");
+    let data = dir.join("data");
+    let log = dir.join("server.log");
+    let port = free_port();
+    let world = cashmatch::synth::generate(&cashmatch::synth::SynthConfig::new(424_242, 60, 900));
+    let (mut child, ch) = spawn_server(&data, port, &log).await;
+    let mut c = Clients::new(&ch, None);
+    let records: Vec<pb::LedgerRecord> = world
+        .customers
+        .iter()
+        .cloned()
+        .map(|c| pb::LedgerRecord {
+            record: Some(Record::Customer(c.into())),
+        })
+        .chain(
+            world
+                .test
+                .invoices
+                .iter()
+                .cloned()
+                .map(|i| pb::LedgerRecord {
+                    record: Some(Record::Invoice(i.into())),
+                }),
+        )
+        .collect();
+    let loaded = c
+        .ledger
+        .load_ledger(tokio_stream::iter(records))
+        .await
+        .expect("load")
+        .into_inner();
+    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+
+    // Four clients send payments, one analyst resolves review items as they appear; every
+    // acknowledgement is written down. The server is killed in the middle of it.
+    let acked: Arc<Mutex<Vec<(Payment, pb::Decision)>>> = Arc::default();
+    let resolved: Arc<Mutex<Vec<pb::ReviewItem>>> = Arc::default();
+    let payments = Arc::new(world.test.payments.clone());
+    let mut tasks = Vec::new();
+    for k in 0..4 {
+        let (ch, acked, payments) = (ch.clone(), Arc::clone(&acked), Arc::clone(&payments));
+        tasks.push(tokio::spawn(async move {
+            let mut m = Clients::new(&ch, None).matching;
+            for p in payments.iter().skip(k).step_by(4) {
+                match m.match_payment(structured(p.clone())).await {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        acked
+                            .lock()
+                            .expect("lock")
+                            .push((p.clone(), decision(&r.results[0]).clone()));
+                    }
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    {
+        let (ch, resolved) = (ch.clone(), Arc::clone(&resolved));
+        tasks.push(tokio::spawn(async move {
+            let mut r = Clients::new(&ch, None).review;
+            loop {
+                let Ok(list) = r
+                    .list_review_items(pb::ListReviewItemsRequest::default())
+                    .await
+                else {
+                    break;
+                };
+                for item in list.into_inner().items {
+                    let req = pb::ResolveReviewItemRequest {
+                        payment_id: item.payment_id.clone(),
+                        analyst: Some("night-shift".into()),
+                        action: Some(pb::resolve_review_item_request::Action::LeaveUnapplied(
+                            pb::LeaveUnapplied {},
+                        )),
+                        note: String::new(),
+                    };
+                    match r.resolve_review_item(req).await {
+                        Ok(done) => resolved.lock().expect("lock").push(done.into_inner()),
+                        Err(s) if s.code() == Code::FailedPrecondition => {}
+                        Err(_) => return,
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    for _ in 0..600 {
+        if acked.lock().expect("lock").len() >= 60 && !resolved.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = std::mem::take(&mut *acked.lock().expect("lock"));
+    let resolved = std::mem::take(&mut *resolved.lock().expect("lock"));
+    assert!(
+        acked.len() >= 60 && acked.len() < payments.len(),
+        "killed under load: {} acknowledged",
+        acked.len()
+    );
+    assert!(!resolved.is_empty());
+
+    let (mut child, ch) = spawn_server(&data, port, &log).await;
+    let mut c = Clients::new(&ch, None);
+    // Every acknowledged decision is there, as acknowledged, and a replay changes nothing.
+    for (p, d) in &acked {
+        let stored = c
+            .matching
+            .get_decision(pb::GetDecisionRequest {
+                payment_id: p.payment_id.clone(),
+            })
+            .await
+            .expect("an acknowledged decision survives")
+            .into_inner();
+        assert_eq!(&stored, d);
+    }
+    // Every acknowledged resolution is there, with its audit event.
+    for item in &resolved {
+        let id = item
+            .summary
+            .as_ref()
+            .map(|s| s.payment_id.clone())
+            .unwrap_or_default();
+        let stored = c
+            .review
+            .get_review_item(pb::GetReviewItemRequest {
+                payment_id: id.clone(),
+            })
+            .await
+            .expect("item")
+            .into_inner();
+        assert_eq!(stored.resolution, item.resolution, "{id}");
+        let trail = c
+            .review
+            .get_audit_trail(pb::GetAuditTrailRequest {
+                payment_id: id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("audit")
+            .into_inner();
+        assert_eq!(trail.events.len(), 1, "{id}");
+    }
+    // The open amounts are exactly the ledger minus the cash of every stored auto decision,
+    // acknowledged or not: a decision and its applications were committed together or not at all.
+    let mut relieved: HashMap<String, Decimal> = HashMap::new();
+    for p in payments.iter() {
+        match c
+            .matching
+            .get_decision(pb::GetDecisionRequest {
+                payment_id: p.payment_id.clone(),
+            })
+            .await
+        {
+            Ok(d) => check_balances(&d.into_inner(), p.amount, &mut relieved),
+            Err(s) => assert_eq!(s.code(), Code::NotFound),
+        }
+    }
+    for inv in &world.test.invoices {
+        let open = open_amount(&mut c.ledger, &inv.id).await;
+        let r = relieved.get(&inv.id).copied().unwrap_or_default();
+        assert_eq!(open, inv.open_amount - r, "{}", inv.id);
+    }
+    let (p, d) = &acked[0];
+    let again = c
+        .matching
+        .match_payment(structured(p.clone()))
+        .await
+        .expect("replay")
+        .into_inner();
+    assert!(again.results[0].replayed);
+    assert_eq!(decision(&again.results[0]), d);
+    child.kill().expect("stop");
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -734,36 +734,50 @@ impl<S: Store> Service<S> {
         reason: String,
         actor: String,
     ) -> Result<Invoice, ServiceError> {
-        let (inv, commit) = {
-            let mut core = self.write()?;
-            let ledger = core.engine.ledger_mut();
-            let idx = ledger.invoice_idx(&invoice_id).ok_or_else(|| {
-                ServiceError::NotFound(format!("invoice {invoice_id} is not in the ledger"))
-            })?;
-            let mut inv = ledger.invoice(idx).clone();
-            let before = inv.open_amount;
-            inv.open_amount = open_amount;
-            ledger
-                .upsert_invoice(inv.clone())
-                .map_err(|e| ServiceError::invalid("open_amount", e.to_string()))?;
-            core.epoch += 1;
-            let audit = AuditRecord {
-                at: crate::store::now(),
-                actor,
-                action: action.to_string(),
-                subject: invoice_id,
-                before: json!({ "open_amount": before.to_string() }),
-                after: json!({ "open_amount": open_amount.to_string(), "reason": reason }),
-            };
-            let commit = self.store.write_ledger(LedgerWrite {
-                customers: vec![],
-                invoices: vec![inv.clone()],
-                audit: Some(audit),
-            });
-            (inv, commit)
-        };
+        let this = Arc::clone(self);
+        let (inv, commit) = tokio::task::spawn_blocking(move || {
+            this.set_open_amount_blocking(invoice_id, open_amount, action, reason, actor)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))??;
         self.commit(commit).await?;
         Ok(inv)
+    }
+
+    fn set_open_amount_blocking(
+        &self,
+        invoice_id: String,
+        open_amount: Decimal,
+        action: &'static str,
+        reason: String,
+        actor: String,
+    ) -> Result<(Invoice, StoreFuture<()>), ServiceError> {
+        let mut core = self.write()?;
+        let ledger = core.engine.ledger_mut();
+        let idx = ledger.invoice_idx(&invoice_id).ok_or_else(|| {
+            ServiceError::NotFound(format!("invoice {invoice_id} is not in the ledger"))
+        })?;
+        let mut inv = ledger.invoice(idx).clone();
+        let before = inv.open_amount;
+        inv.open_amount = open_amount;
+        ledger
+            .upsert_invoice(inv.clone())
+            .map_err(|e| ServiceError::invalid("open_amount", e.to_string()))?;
+        core.epoch += 1;
+        let audit = AuditRecord {
+            at: crate::store::now(),
+            actor,
+            action: action.to_string(),
+            subject: invoice_id,
+            before: json!({ "open_amount": before.to_string() }),
+            after: json!({ "open_amount": open_amount.to_string(), "reason": reason }),
+        };
+        let write = LedgerWrite {
+            customers: vec![],
+            invoices: vec![inv.clone()],
+            audit: Some(audit),
+        };
+        Ok((inv, self.store.write_ledger(write)))
     }
 
     /// An invoice with its committed open amount.
@@ -1019,34 +1033,46 @@ impl<S: Store> Service<S> {
     /// (they hold the read lock the swap waits for); a decision made on the old model but not yet
     /// applied is made again on the new one.
     pub async fn activate_model(
-        &self,
+        self: &Arc<Self>,
         dir: PathBuf,
         actor: String,
     ) -> Result<ModelInfo, ServiceError> {
         let model = load_model(dir.clone()).await?;
-        let source = dir.display().to_string();
-        let commit = {
-            let mut core = self.write()?;
-            let before = json!({ "version": core.engine.model().version, "source": lock(&self.active).source });
-            let after = json!({ "version": model.version, "source": source });
-            core.engine.set_model(Arc::new(model));
-            core.epoch += 1;
-            *lock(&self.active) = ActiveModel {
-                source: source.clone(),
-                activated_at: crate::store::now(),
-            };
-            let audit = AuditRecord {
-                at: crate::store::now(),
-                actor,
-                action: "activate_model".into(),
-                subject: source.clone(),
-                before,
-                after,
-            };
-            self.store.set_active_model(source, audit)
-        };
+        let this = Arc::clone(self);
+        let commit = tokio::task::spawn_blocking(move || this.swap_model(model, dir, actor))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??;
         self.commit(commit).await?;
         Ok(self.model_info())
+    }
+
+    fn swap_model(
+        &self,
+        model: Model,
+        dir: PathBuf,
+        actor: String,
+    ) -> Result<StoreFuture<()>, ServiceError> {
+        let source = dir.display().to_string();
+        let mut core = self.write()?;
+        let before =
+            json!({ "version": core.engine.model().version, "source": lock(&self.active).source });
+        let after = json!({ "version": model.version, "source": source });
+        core.engine.set_model(Arc::new(model));
+        core.epoch += 1;
+        let at = crate::store::now();
+        *lock(&self.active) = ActiveModel {
+            source: source.clone(),
+            activated_at: at,
+        };
+        let audit = AuditRecord {
+            at,
+            actor,
+            action: "activate_model".into(),
+            subject: source.clone(),
+            before,
+            after,
+        };
+        Ok(self.store.set_active_model(source, audit))
     }
 }
 
