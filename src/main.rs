@@ -139,6 +139,22 @@ enum BenchWhat {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// The gRPC service over loopback: p50/p99 latency of single payments at a steady rate, then
+    /// streamed throughput.
+    Serve {
+        #[arg(long, default_value_t = 1_000_000)]
+        invoices: usize,
+        /// Single-payment requests per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Payments sent on streams after the steady phase.
+        #[arg(long, default_value_t = 20_000)]
+        streamed: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 fn main() {
@@ -272,6 +288,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { what } => match what {
             BenchWhat::Match { invoices, payments, seed } => {
                 cashmatch::bench::matching::run(invoices, payments, seed)?;
+            }
+            BenchWhat::Serve {
+                invoices,
+                rate,
+                seconds,
+                streamed,
+                seed,
+            } => {
+                use cashmatch::grpc::bench::{BenchConfig, run};
+                run(BenchConfig {
+                    invoices,
+                    rate,
+                    seconds,
+                    streamed,
+                    seed,
+                })?;
             }
         },
         Command::Demo { seed, customers, payments } => {
