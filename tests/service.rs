@@ -1226,7 +1226,7 @@ async fn spawn_server(data_dir: &Path, port: u16, log: &Path) -> (std::process::
         .append(true)
         .open(log)
         .expect("log");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
@@ -1254,6 +1254,8 @@ async fn spawn_server(data_dir: &Path, port: u16, log: &Path) -> (std::process::
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("cashmatch serve did not come up on port {port}");
 }
 
