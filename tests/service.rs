@@ -1443,3 +1443,94 @@ async fn a_sigkill_under_load_loses_no_acknowledged_decision_application_or_reso
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_activated_under_load_fails_no_request_in_flight() {
+    let dir = temp_dir("hot-swap");
+    let model_dir = dir.join("model-next");
+    let mut model = cashmatch::model::artifact::Model::embedded_default().expect("model");
+    model.version = "hot-swap-model".into();
+    model
+        .save(&model_dir, "the default model under another version")
+        .expect("save");
+    let server = start(&dir.join("data"), Auth::disabled(), Limits::default()).await;
+    let ch = server.channel().await;
+    let mut c = Clients::new(&ch, None);
+    const INVOICES: usize = 60;
+    let (customer, invoices) = contested_ledger(INVOICES);
+    c.ledger
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![customer.into()],
+        })
+        .await
+        .expect("customer");
+    let req = pb::UpsertInvoicesRequest {
+        invoices: invoices.into_iter().map(Into::into).collect(),
+    };
+    c.ledger.upsert_invoices(req).await.expect("invoices");
+
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for k in 0..3 {
+        let (ch, done) = (ch.clone(), Arc::clone(&done));
+        tasks.push(tokio::spawn(async move {
+            let mut m = Clients::new(&ch, None).matching;
+            let mut versions = Vec::new();
+            for i in (k..INVOICES).step_by(3) {
+                let p = contested_payment(format!("P-{i}"), &[i], dec("100.00"));
+                let r = m
+                    .match_payment(structured(p))
+                    .await
+                    .expect("no request fails during the swap");
+                versions.push(decision(&r.into_inner().results[0]).model_version.clone());
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            versions
+        }));
+    }
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let info = c
+        .models
+        .activate_model(pb::ActivateModelRequest {
+            directory: model_dir.display().to_string(),
+        })
+        .await
+        .expect("activate")
+        .into_inner();
+    assert_eq!(info.version, "hot-swap-model");
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.extend(t.await.expect("client"));
+    }
+    assert_eq!(versions.len(), INVOICES);
+    let default = cashmatch::model::artifact::Model::embedded_default()
+        .expect("model")
+        .version;
+    assert!(
+        versions.contains(&default) && versions.contains(&"hot-swap-model".to_string()),
+        "{versions:?}"
+    );
+    let (code_, msg) = code(
+        c.models
+            .activate_model(pb::ActivateModelRequest {
+                directory: dir.display().to_string(),
+            })
+            .await,
+    );
+    assert_eq!(
+        code_,
+        Code::FailedPrecondition,
+        "a directory without a model: {msg}"
+    );
+    let active = c
+        .models
+        .get_active_model(pb::GetActiveModelRequest {})
+        .await
+        .expect("active")
+        .into_inner();
+    assert_eq!(active.version, "hot-swap-model");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
