@@ -20,15 +20,23 @@
 //!   the auto-apply policy; the CLI and the service are thin shells over it.
 //! - [`train`] and [`eval`]: learning a model from labelled history and measuring decisions.
 //! - [`synth`]: a seeded generator of realistic worlds for training, tests and benchmarks.
+//! - [`service`]: the service core: the engine behind a lock, idempotent matching, the review
+//!   queue and model activation, each change made durable in the [`store`] before it is
+//!   acknowledged. [`store`] is the storage boundary (SQLite embedded).
+//! - [`grpc`]: the tonic adapter over [`service`] (package `cashmatch.v1`), the only module that
+//!   names tonic or prost; `cashmatch serve` runs it.
 
 pub mod bench;
 pub mod domain;
 pub mod engine;
 pub mod eval;
 pub mod formats;
+pub mod grpc;
 pub mod io;
 pub mod ledger;
 pub mod matching;
 pub mod model;
+pub mod service;
+pub mod store;
 pub mod synth;
 pub mod train;

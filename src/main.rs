@@ -117,6 +117,29 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         payments: usize,
     },
+    /// Run the gRPC service: ledger sync, matching, the review queue and models, on a durable
+    /// SQLite store (docs/api.md).
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:50051].
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// Directory of the store [default: ./data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Model directory; else the last one activated, else the built-in model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// TOML config: bearer tokens and their roles, limits, metrics address.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Serve Prometheus metrics on http://ADDR/metrics.
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
+        /// Seed an empty store with a small synthetic ledger (and its remittances in
+        /// DATA_DIR/demo/remittances.csv).
+        #[arg(long)]
+        demo: bool,
+    },
     /// Benchmarks that print their figures (see docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -155,6 +178,22 @@ enum BenchWhat {
         /// Approximate size of each generated file, in MB.
         #[arg(long, default_value_t = 20)]
         mb: usize,
+    },
+    /// The gRPC service over loopback: p50/p99 latency of single payments at a steady rate, then
+    /// streamed throughput.
+    Serve {
+        #[arg(long, default_value_t = 1_000_000)]
+        invoices: usize,
+        /// Single-payment requests per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Payments sent on streams after the steady phase.
+        #[arg(long, default_value_t = 20_000)]
+        streamed: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
 }
 
@@ -311,6 +350,35 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
+        Command::Serve {
+            addr,
+            data_dir,
+            model,
+            config,
+            metrics_addr,
+            demo,
+        } => {
+            use cashmatch::service::config::{Overrides, Settings};
+            let flags = Overrides {
+                addr,
+                data_dir,
+                model,
+                metrics_addr,
+            };
+            let settings = Settings::load(config.as_deref(), flags)?;
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .init();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(cashmatch::grpc::serve(settings, demo))?;
+        }
         Command::Bench { what } => match what {
             BenchWhat::Match {
                 invoices,
@@ -321,6 +389,22 @@ fn run(cli: Cli) -> Result<()> {
             }
             BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
             BenchWhat::Parse { mb } => cashmatch::bench::parse::run(mb)?,
+            BenchWhat::Serve {
+                invoices,
+                rate,
+                seconds,
+                streamed,
+                seed,
+            } => {
+                use cashmatch::grpc::bench::{BenchConfig, run};
+                run(BenchConfig {
+                    invoices,
+                    rate,
+                    seconds,
+                    streamed,
+                    seed,
+                })?;
+            }
         },
         Command::Demo {
             seed,

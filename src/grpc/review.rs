@@ -1,0 +1,199 @@
+//! `cashmatch.v1.Review`: the analysts' queue.
+
+use super::convert::{self, FieldError, decimal, required};
+use super::metrics::Metrics;
+use super::pb::{self, review_server};
+use super::{observe, principal};
+use crate::domain::Allocation;
+use crate::service::{ResolveAction, ResolveRequest, Service};
+use crate::store::{ReviewFilter, Store, now};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Items listed when the request does not say.
+const DEFAULT_LIMIT: u32 = 100;
+/// Items listed at most.
+const MAX_LIMIT: u32 = 1_000;
+
+pub(crate) struct ReviewApi<S: Store> {
+    pub(crate) service: Arc<Service<S>>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl TryFrom<pb::ListReviewItemsRequest> for ReviewFilter {
+    type Error = FieldError;
+
+    fn try_from(v: pb::ListReviewItemsRequest) -> Result<Self, FieldError> {
+        let pb::ListReviewItemsRequest {
+            customer_id,
+            min_amount,
+            max_amount,
+            min_age_days,
+            max_age_days,
+            limit,
+            offset,
+            include_resolved,
+        } = v;
+        Ok(ReviewFilter {
+            customer_id: customer_id.filter(|c| !c.trim().is_empty()),
+            min_amount: min_amount.map(|a| decimal("min_amount", &a)).transpose()?,
+            max_amount: max_amount.map(|a| decimal("max_amount", &a)).transpose()?,
+            min_age_days,
+            max_age_days,
+            include_resolved,
+            limit: if limit == 0 {
+                DEFAULT_LIMIT
+            } else {
+                limit.min(MAX_LIMIT)
+            },
+            offset,
+            now: now(),
+        })
+    }
+}
+
+/// A resolution request, with the analyst taken from the token when there is one.
+fn resolve_request(
+    v: pb::ResolveReviewItemRequest,
+    caller: crate::service::auth::Principal,
+) -> Result<ResolveRequest, FieldError> {
+    let pb::ResolveReviewItemRequest {
+        payment_id,
+        analyst,
+        action,
+        note,
+    } = v;
+    use pb::resolve_review_item_request::Action;
+    let action = match action {
+        Some(Action::AcceptSuggestion(pb::AcceptSuggestion { index })) => {
+            ResolveAction::AcceptSuggestion(index)
+        }
+        Some(Action::ApplyAllocation(pb::ApplyAllocation { allocations })) => {
+            ResolveAction::ApplyAllocation(
+                allocations
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        Allocation::try_from(a)
+                            .map_err(|e| e.within(format!("apply_allocation.allocations[{i}]")))
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        Some(Action::LeaveUnapplied(pb::LeaveUnapplied {})) => ResolveAction::LeaveUnapplied,
+        Some(Action::PutOnAccount(pb::PutOnAccount { customer_id })) => {
+            ResolveAction::PutOnAccount(required("put_on_account.customer_id", customer_id)?)
+        }
+        None => {
+            return Err(FieldError::new(
+                "action",
+                "is required: accept_suggestion, apply_allocation, leave_unapplied or put_on_account",
+            ));
+        }
+    };
+    // With authentication the token says who acts; a name in the request cannot change that.
+    let analyst = if caller.authenticated {
+        caller.name
+    } else {
+        required("analyst", analyst.unwrap_or_default())?
+    };
+    Ok(ResolveRequest {
+        payment_id: required("payment_id", payment_id)?,
+        analyst,
+        action,
+        note,
+    })
+}
+
+type ExportStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::TrainingExample, Status>>>;
+
+#[tonic::async_trait]
+impl<S: Store> review_server::Review for ReviewApi<S> {
+    async fn list_review_items(
+        &self,
+        request: Request<pb::ListReviewItemsRequest>,
+    ) -> Result<Response<pb::ListReviewItemsResponse>, Status> {
+        observe(&self.metrics, "Review/ListReviewItems", async {
+            let filter = ReviewFilter::try_from(request.into_inner())?;
+            let at = filter.now;
+            let (items, total) = self.service.review_items(filter).await?;
+            Ok(pb::ListReviewItemsResponse {
+                items: items.into_iter().map(|s| convert::summary(s, at)).collect(),
+                total,
+            })
+        })
+        .await
+    }
+
+    async fn get_review_item(
+        &self,
+        request: Request<pb::GetReviewItemRequest>,
+    ) -> Result<Response<pb::ReviewItem>, Status> {
+        observe(&self.metrics, "Review/GetReviewItem", async {
+            let pb::GetReviewItemRequest { payment_id } = request.into_inner();
+            let id = required("payment_id", payment_id)?;
+            Ok(convert::review_item(
+                self.service.review_item(id).await?,
+                now(),
+            ))
+        })
+        .await
+    }
+
+    async fn resolve_review_item(
+        &self,
+        request: Request<pb::ResolveReviewItemRequest>,
+    ) -> Result<Response<pb::ReviewItem>, Status> {
+        observe(&self.metrics, "Review/ResolveReviewItem", async {
+            let caller = principal(&request);
+            let req = resolve_request(request.into_inner(), caller)?;
+            Ok(convert::review_item(
+                self.service.resolve(req).await?,
+                now(),
+            ))
+        })
+        .await
+    }
+
+    async fn get_audit_trail(
+        &self,
+        request: Request<pb::GetAuditTrailRequest>,
+    ) -> Result<Response<pb::GetAuditTrailResponse>, Status> {
+        observe(&self.metrics, "Review/GetAuditTrail", async {
+            let pb::GetAuditTrailRequest {
+                payment_id,
+                after_id,
+                limit,
+            } = request.into_inner();
+            let subject = Some(payment_id).filter(|p| !p.trim().is_empty());
+            let limit = if limit == 0 {
+                MAX_LIMIT
+            } else {
+                limit.min(MAX_LIMIT)
+            };
+            let events = self.service.audit_events(subject, after_id, limit).await?;
+            Ok(pb::GetAuditTrailResponse {
+                events: events.into_iter().map(pb::AuditEvent::from).collect(),
+            })
+        })
+        .await
+    }
+
+    type ExportLabelsStream = ExportStream;
+
+    async fn export_labels(
+        &self,
+        request: Request<pb::ExportLabelsRequest>,
+    ) -> Result<Response<Self::ExportLabelsStream>, Status> {
+        observe(&self.metrics, "Review/ExportLabels", async {
+            let pb::ExportLabelsRequest { include_auto } = request.into_inner();
+            let examples = self.service.training_examples(include_auto).await?;
+            let items: Vec<Result<pb::TrainingExample, Status>> = examples
+                .into_iter()
+                .map(|e| Ok(pb::TrainingExample::from(e)))
+                .collect();
+            Ok(tokio_stream::iter(items))
+        })
+        .await
+    }
+}

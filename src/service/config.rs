@@ -1,0 +1,272 @@
+//! The service's settings: compiled-in defaults, then the TOML config file, then command-line
+//! flags, validated once into [`Settings`].
+//!
+//! ```toml
+//! addr = "0.0.0.0:50051"
+//! data_dir = "/var/lib/cashmatch"
+//! model = "/opt/cashmatch/models/2026-11"   # else the last activated, else the built-in one
+//! threshold = 0.97                          # overrides the model's auto-apply threshold
+//! metrics_addr = "127.0.0.1:9464"           # Prometheus /metrics over HTTP
+//!
+//! [limits]
+//! max_message_bytes = 16777216
+//! max_lines_per_remittance = 10000
+//! max_payments_per_request = 10000
+//!
+//! [[tokens]]
+//! name = "erp"
+//! token = "a long random string"
+//! roles = ["ar_system"]
+//!
+//! [[tokens]]
+//! name = "alice"
+//! token = "another long random string"
+//! roles = ["analyst"]
+//! ```
+
+use super::Limits;
+use super::auth::{Auth, Role};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The default listening address: loopback, so a bare `cashmatch serve` is not reachable from
+/// other machines.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    addr: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    model: Option<PathBuf>,
+    threshold: Option<f64>,
+    metrics_addr: Option<SocketAddr>,
+    #[serde(default)]
+    limits: FileLimits,
+    #[serde(default)]
+    tokens: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_message_bytes: Option<usize>,
+    max_lines_per_remittance: Option<usize>,
+    max_payments_per_request: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    name: String,
+    token: String,
+    roles: Vec<Role>,
+}
+
+/// Flags given on the command line; each overrides the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub addr: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub model: Option<PathBuf>,
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Everything the service needs to start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The model directory to start with; `None` means the last activated, else the built-in.
+    pub model: Option<PathBuf>,
+    pub threshold: Option<f64>,
+    pub metrics_addr: Option<SocketAddr>,
+    pub limits: Limits,
+    pub auth: Auth,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("data"),
+            model: None,
+            threshold: None,
+            metrics_addr: None,
+            limits: Limits::default(),
+            auth: Auth::disabled(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the file (if any), then the flags; refuses what cannot be right.
+    pub fn load(config: Option<&Path>, flags: Overrides) -> Result<Settings, ConfigError> {
+        let file = match config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::File {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::File {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Settings::from_parts(file, flags)
+    }
+
+    fn from_parts(file: FileConfig, flags: Overrides) -> Result<Settings, ConfigError> {
+        let FileConfig {
+            addr,
+            data_dir,
+            model,
+            threshold,
+            metrics_addr,
+            limits,
+            tokens,
+        } = file;
+        let d = Settings::default();
+        let FileLimits {
+            max_message_bytes,
+            max_lines_per_remittance,
+            max_payments_per_request,
+        } = limits;
+        let limits = Limits {
+            max_message_bytes: max_message_bytes.unwrap_or(d.limits.max_message_bytes),
+            max_lines_per_remittance: max_lines_per_remittance
+                .unwrap_or(d.limits.max_lines_per_remittance),
+            max_payments_per_request: max_payments_per_request
+                .unwrap_or(d.limits.max_payments_per_request),
+        };
+        if limits.max_message_bytes < 1024
+            || limits.max_lines_per_remittance == 0
+            || limits.max_payments_per_request == 0
+        {
+            return Err(ConfigError::Invalid(format!(
+                "limits too small to serve anything: {limits:?}"
+            )));
+        }
+        if let Some(t) = threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(ConfigError::Invalid(format!(
+                    "threshold {t} is not a probability"
+                )));
+            }
+        }
+        let mut seen = HashSet::new();
+        for t in &tokens {
+            if t.token.trim().is_empty() || t.name.trim().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "a [[tokens]] entry has an empty name or token".into(),
+                ));
+            }
+            if t.roles.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "token {} has no roles",
+                    t.name
+                )));
+            }
+            if !seen.insert(t.token.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "token of {} is given twice",
+                    t.name
+                )));
+            }
+        }
+        let auth = if tokens.is_empty() {
+            Auth::disabled()
+        } else {
+            Auth::with_tokens(
+                tokens
+                    .into_iter()
+                    .map(|t| (t.token.trim().to_string(), t.name, t.roles)),
+            )
+        };
+        let addr = flags.addr.or(addr).unwrap_or(d.addr);
+        if !auth.enabled() && !addr.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {addr} without authentication: give a --config with \
+                 [[tokens]], or listen on a loopback address"
+            )));
+        }
+        Ok(Settings {
+            addr,
+            data_dir: flags.data_dir.or(data_dir).unwrap_or(d.data_dir),
+            model: flags.model.or(model),
+            threshold,
+            metrics_addr: flags.metrics_addr.or(metrics_addr),
+            limits,
+            auth,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Settings::from_parts(file, Overrides::default())
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let file: FileConfig = toml::from_str(
+            "addr = \"127.0.0.1:6000\"\ndata_dir = \"/tmp/x\"\n[limits]\nmax_lines_per_remittance = 5\n",
+        )
+        .expect("toml");
+        let s = Settings::from_parts(
+            file,
+            Overrides {
+                addr: Some("127.0.0.1:7000".parse().expect("addr")),
+                ..Default::default()
+            },
+        )
+        .expect("settings");
+        assert_eq!(s.addr.port(), 7000);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.limits.max_lines_per_remittance, 5);
+        assert_eq!(
+            s.limits.max_message_bytes,
+            Limits::default().max_message_bytes
+        );
+        assert!(!s.auth.enabled());
+    }
+
+    #[test]
+    fn no_tokens_means_loopback_only() {
+        let e = parse("addr = \"0.0.0.0:50051\"")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("without authentication"), "{e}");
+        let s = parse(
+            "addr = \"0.0.0.0:50051\"\n[[tokens]]\nname = \"erp\"\ntoken = \"x\"\nroles = [\"ar_system\"]\n",
+        )
+        .expect("with tokens");
+        assert!(s.auth.enabled());
+    }
+
+    #[test]
+    fn unknown_keys_and_roles_are_refused() {
+        assert!(parse("adress = \"127.0.0.1:1\"").is_err());
+        assert!(parse("[[tokens]]\nname = \"a\"\ntoken = \"x\"\nroles = [\"root\"]\n").is_err());
+        assert!(parse("[[tokens]]\nname = \"a\"\ntoken = \"x\"\nroles = []\n").is_err());
+    }
+}

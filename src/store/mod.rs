@@ -1,0 +1,290 @@
+//! The service's durable state: the ledger, every decision with the cash it applied, the review
+//! queue with its resolutions, and the audit trail.
+//!
+//! [`Store`] is the boundary. It speaks in domain types and whole records, one record per
+//! transaction, so that a PostgreSQL implementation for several replicas could take the same
+//! calls: every change of an open amount carries the amount its writer saw before
+//! ([`OpenAmountChange::before`]) and the store refuses the record when the row says otherwise,
+//! which is the check a second replica would need. [`SqliteStore`] is the embedded default.
+//!
+//! Writes are ordered by the *call*, not by the await: the service calls a write method while it
+//! holds the engine's lock, then releases the lock and awaits the commit. The store must apply
+//! writes in call order, so it sees the open amounts change in the order the engine changed them.
+//! The returned future resolves once the write is durable (committed and synced).
+//!
+//! Money is stored as decimal text, exactly as `rust_decimal` prints it.
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::domain::{Allocation, Currency, Customer, Decision, Invoice, Payment, ReviewReason};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+/// What every store call returns: a future that owns what it needs (it borrows nothing from the
+/// store), so the caller may queue a write under a lock and await it after releasing the lock.
+pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+
+/// The current instant. (Through `SystemTime`, which needs no time-zone support from chrono.)
+pub fn now() -> DateTime<Utc> {
+    DateTime::<Utc>::from(std::time::SystemTime::now())
+}
+
+/// A fault of the store. The service treats a failed write as fatal for its in-memory state.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed: I/O, a full disk, a locked file.
+    #[error("store: {context}: {message}")]
+    Backend { context: String, message: String },
+    /// A stored record could not be read back.
+    #[error("store: corrupt {what}: {message}")]
+    Corrupt { what: String, message: String },
+    /// A write whose premise no longer holds: an open amount that is not what its writer saw, a
+    /// payment decided twice, a review item resolved twice. Nothing was written.
+    #[error("store: conflict: {0}")]
+    Conflict(String),
+    /// The store was shut down or its writer died.
+    #[error("store: closed")]
+    Closed,
+}
+
+/// What the service restores on start.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub customers: Vec<Customer>,
+    /// In the order they were first stored, with their current open amounts.
+    pub invoices: Vec<Invoice>,
+    /// Every decided payment id.
+    pub decided: Vec<String>,
+    /// Payment ids of the review items still open.
+    pub open_reviews: Vec<String>,
+    /// The model directory last activated, if any.
+    pub active_model: Option<String>,
+}
+
+/// An invoice's open amount moving from `before` to `after`. The store refuses the whole record
+/// when the stored open amount is not `before`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenAmountChange {
+    pub invoice_id: String,
+    pub before: Decimal,
+    pub after: Decimal,
+}
+
+/// One recorded action, with the state before and after it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// `resolve`, `close_invoice`, `adjust_invoice`, `activate_model`.
+    pub action: String,
+    /// The payment, invoice or model the action was on.
+    pub subject: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+/// An [`AuditRecord`] as stored, with its sequence number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    pub id: u64,
+    pub record: AuditRecord,
+}
+
+/// A decision with everything that must become durable with it, in one transaction.
+#[derive(Clone, Debug)]
+pub struct DecisionRecord {
+    pub payment: Payment,
+    pub decision: Decision,
+    /// Open amounts the decision's allocations reduce; empty for a review decision.
+    pub changes: Vec<OpenAmountChange>,
+    pub at: DateTime<Utc>,
+}
+
+/// A ledger change from the AR system: customers and invoices stored whole, replacing rows with
+/// the same id.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerWrite {
+    pub customers: Vec<Customer>,
+    pub invoices: Vec<Invoice>,
+    pub audit: Option<AuditRecord>,
+}
+
+/// What an analyst did with a review item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolutionAction {
+    AcceptSuggestion,
+    ApplyAllocation,
+    LeaveUnapplied,
+    PutOnAccount,
+}
+
+impl ResolutionAction {
+    /// The name stored and shown in the audit trail.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResolutionAction::AcceptSuggestion => "accept_suggestion",
+            ResolutionAction::ApplyAllocation => "apply_allocation",
+            ResolutionAction::LeaveUnapplied => "leave_unapplied",
+            ResolutionAction::PutOnAccount => "put_on_account",
+        }
+    }
+}
+
+/// The outcome of a review item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub action: ResolutionAction,
+    pub analyst: String,
+    pub resolved_at: DateTime<Utc>,
+    /// The cash applied; empty when nothing was.
+    pub allocations: Vec<Allocation>,
+    pub unapplied: Decimal,
+    /// For cash kept on account: whose.
+    pub customer_id: Option<String>,
+    /// For an accepted suggestion: which one (0-based).
+    pub suggestion_index: Option<u32>,
+    pub note: String,
+}
+
+/// A resolution with the open-amount changes and the audit event that must be durable with it.
+#[derive(Clone, Debug)]
+pub struct ResolutionRecord {
+    pub payment_id: String,
+    pub resolution: Resolution,
+    pub changes: Vec<OpenAmountChange>,
+    pub audit: AuditRecord,
+}
+
+/// Whether a review item still waits for an analyst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewState {
+    Open,
+    Resolved,
+}
+
+/// A review item as listed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReviewSummary {
+    pub payment_id: String,
+    pub customer_id: Option<String>,
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub reason: Option<ReviewReason>,
+    pub confidence: f64,
+    pub created_at: DateTime<Utc>,
+    pub state: ReviewState,
+}
+
+impl ReviewSummary {
+    /// Days since the item entered the queue.
+    pub fn age_days(&self, now: DateTime<Utc>) -> f64 {
+        ((now - self.created_at).num_milliseconds() as f64 / 86_400_000.0).max(0.0)
+    }
+
+    /// Large old items first: the amount weighted by one plus the age in days. A float, because
+    /// it only orders the queue; no money is computed from it.
+    pub fn priority(&self, now: DateTime<Utc>) -> f64 {
+        use rust_decimal::prelude::ToPrimitive;
+        self.amount.to_f64().unwrap_or(0.0) * (1.0 + self.age_days(now))
+    }
+}
+
+/// A review item with everything an analyst needs.
+#[derive(Clone, Debug)]
+pub struct ReviewRecord {
+    pub summary: ReviewSummary,
+    pub payment: Payment,
+    pub decision: Decision,
+    pub resolution: Option<Resolution>,
+}
+
+/// Which review items to list.
+#[derive(Clone, Debug)]
+pub struct ReviewFilter {
+    pub customer_id: Option<String>,
+    pub min_amount: Option<Decimal>,
+    pub max_amount: Option<Decimal>,
+    pub min_age_days: Option<u32>,
+    pub max_age_days: Option<u32>,
+    pub include_resolved: bool,
+    pub limit: u32,
+    pub offset: u32,
+    /// The instant ages are measured from.
+    pub now: DateTime<Utc>,
+}
+
+/// A stored decision with the payment it was made for.
+#[derive(Clone, Debug)]
+pub struct StoredDecision {
+    pub payment: Payment,
+    pub decision: Decision,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Where a training example's labels came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelSource {
+    Review,
+    Auto,
+}
+
+/// A payment with the invoices its cash really paid: `(invoice_id, cash applied)`. No
+/// allocations means it paid no open invoice.
+#[derive(Clone, Debug)]
+pub struct TrainingExample {
+    pub payment: Payment,
+    pub source: LabelSource,
+    pub allocations: Vec<(String, Decimal)>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// The storage boundary of the service; see the module documentation for its contract.
+///
+/// The call itself fixes a write's order; its future resolves when the write is durable.
+pub trait Store: Send + Sync + 'static {
+    /// Everything the service restores on start.
+    fn load(&self) -> StoreFuture<Snapshot>;
+
+    /// Stores customers and invoices whole, with an optional audit event.
+    fn write_ledger(&self, write: LedgerWrite) -> StoreFuture<()>;
+
+    /// Stores a decision, its applications and open-amount changes, and (for review) its review
+    /// item, in one transaction. A payment id already stored is a [`StoreError::Conflict`].
+    fn record_decision(&self, record: DecisionRecord) -> StoreFuture<()>;
+
+    /// Closes a review item with its resolution, applications, open-amount changes and audit
+    /// event, in one transaction. An item not open is a [`StoreError::Conflict`].
+    fn resolve(&self, record: ResolutionRecord) -> StoreFuture<()>;
+
+    /// Remembers the active model directory, with its audit event.
+    fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()>;
+
+    /// A stored decision; sees every write whose future has resolved.
+    fn decision(&self, payment_id: String) -> StoreFuture<Option<StoredDecision>>;
+
+    /// An invoice with its committed open amount.
+    fn invoice(&self, invoice_id: String) -> StoreFuture<Option<Invoice>>;
+
+    /// Review items matching the filter, highest priority first, and how many match in all.
+    fn review_items(&self, filter: ReviewFilter) -> StoreFuture<(Vec<ReviewSummary>, u64)>;
+
+    /// One review item.
+    fn review_item(&self, payment_id: String) -> StoreFuture<Option<ReviewRecord>>;
+
+    /// Audit events on one subject (or all), in order, after an id.
+    fn audit_events(
+        &self,
+        subject: Option<String>,
+        after_id: u64,
+        limit: u32,
+    ) -> StoreFuture<Vec<AuditEvent>>;
+
+    /// Labelled payments for retraining: every resolution, and auto decisions when asked.
+    fn training_examples(&self, include_auto: bool) -> StoreFuture<Vec<TrainingExample>>;
+}

@@ -1,0 +1,1274 @@
+//! The embedded [`Store`]: one SQLite file in WAL mode.
+//!
+//! One writer thread owns the only writing connection and takes writes from a channel in call
+//! order. It commits whatever has queued up as one transaction (group commit), each write in a
+//! savepoint of its own so that a refused write leaves the others in. `synchronous=FULL` makes a
+//! commit durable (the WAL is synced) before any write of the group is acknowledged. Reads run on
+//! tokio's blocking pool with connections of their own, which WAL lets proceed beside the writer.
+
+use super::{
+    AuditEvent, AuditRecord, DecisionRecord, LabelSource, LedgerWrite, OpenAmountChange,
+    Resolution, ResolutionRecord, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary, Snapshot,
+    Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
+};
+use crate::domain::{Customer, Decision, Invoice, Payment, ReviewReason, Status, Terms};
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "cashmatch.sqlite3";
+
+/// Writes committed together at most; enough to amortise the sync, few enough that one
+/// transaction stays short.
+const MAX_GROUP: usize = 512;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS customers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    parent_id TEXT,
+    bank_accounts TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invoices (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    number TEXT NOT NULL,
+    po_number TEXT,
+    invoice_date TEXT NOT NULL,
+    due_date TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    open_amount TEXT NOT NULL,
+    terms TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    payment_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    customer_id TEXT,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    payment_json TEXT NOT NULL,
+    decision_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS applications (
+    id INTEGER PRIMARY KEY,
+    payment_id TEXT NOT NULL,
+    invoice_id TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    discount TEXT NOT NULL,
+    deduction TEXT NOT NULL,
+    reason_code TEXT,
+    source TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS applications_payment ON applications (payment_id);
+CREATE INDEX IF NOT EXISTS applications_invoice ON applications (invoice_id);
+CREATE TABLE IF NOT EXISTS review_items (
+    payment_id TEXT PRIMARY KEY,
+    customer_id TEXT,
+    amount TEXT NOT NULL,
+    -- Ten-thousandths of the amount, to filter and order by; the amount itself is the text.
+    amount_key INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    reason TEXT,
+    confidence REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    resolution_json TEXT,
+    resolved_at TEXT
+);
+CREATE INDEX IF NOT EXISTS review_items_state ON review_items (state, customer_id);
+CREATE TABLE IF NOT EXISTS audit_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    before_json TEXT NOT NULL,
+    after_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_subject ON audit_events (subject, id);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+enum Write {
+    Ledger(LedgerWrite),
+    Decision(Box<DecisionRecord>),
+    Resolve(Box<ResolutionRecord>),
+    ActiveModel(String, AuditRecord),
+}
+
+struct Job {
+    write: Write,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The SQLite store of a data directory.
+pub struct SqliteStore {
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    path: PathBuf,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn backend(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Backend {
+        context: context.to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn corrupt(what: impl Into<String>, message: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what: what.into(),
+        message: message.to_string(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data behind, still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SqliteStore {
+    /// Opens (creating if need be) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend {
+            context: format!("creating {}", dir.display()),
+            message: e.to_string(),
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(backend("opening the database"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(backend("setting WAL mode"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(backend("creating the schema"))?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("cashmatch-store".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Backend {
+                context: "starting the writer thread".into(),
+                message: e.to_string(),
+            })?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            path,
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops the writer after the writes already queued, and waits for it.
+    pub fn close(&self) {
+        lock(&self.writer).take();
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+
+    fn submit(&self, write: Write) -> StoreFuture<()> {
+        let (reply, rx) = oneshot::channel();
+        let sent = match lock(&self.writer).as_ref() {
+            Some(w) => w.send(Job { write, reply }).is_ok(),
+            None => false,
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    fn read<T, F>(&self, f: F) -> StoreFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = match lock(&pool).pop() {
+                    Some(c) => c,
+                    None => Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(backend("opening a reader"))?,
+                };
+                let out = f(&conn);
+                lock(&pool).push(conn);
+                out
+            })
+            .await
+            .map_err(|e| StoreError::Backend {
+                context: "reader task".into(),
+                message: e.to_string(),
+            })?
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let results = run_group(&mut conn, &jobs);
+        for (job, r) in jobs.into_iter().zip(results) {
+            let _ = job.reply.send(r);
+        }
+    }
+}
+
+/// Runs a group of writes in one transaction, each in its own savepoint.
+fn run_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
+    let fail_all = |e: StoreError| -> Vec<Result<(), StoreError>> {
+        jobs.iter()
+            .map(|_| {
+                Err(StoreError::Backend {
+                    context: "commit".into(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    };
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(backend("beginning a transaction")(e)),
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let r = match tx.savepoint() {
+            Ok(sp) => {
+                let r = apply_write(&sp, &job.write);
+                match r {
+                    Ok(()) => sp.commit().map_err(backend("releasing a savepoint")),
+                    // Dropping the savepoint rolls it back.
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(backend("opening a savepoint")(e)),
+        };
+        results.push(r);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => fail_all(backend("committing")(e)),
+    }
+}
+
+fn apply_write(conn: &Connection, write: &Write) -> Result<(), StoreError> {
+    match write {
+        Write::Ledger(w) => {
+            for c in &w.customers {
+                upsert_customer(conn, c)?;
+            }
+            for inv in &w.invoices {
+                upsert_invoice(conn, inv)?;
+            }
+            if let Some(a) = &w.audit {
+                insert_audit(conn, a)?;
+            }
+            Ok(())
+        }
+        Write::Decision(r) => record_decision(conn, r),
+        Write::Resolve(r) => resolve(conn, r),
+        Write::ActiveModel(dir, audit) => {
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('active_model', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![dir],
+            )
+            .map_err(backend("storing the active model"))?;
+            insert_audit(conn, audit)
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| corrupt(what, e))
+}
+
+fn upsert_customer(conn: &Connection, c: &Customer) -> Result<(), StoreError> {
+    let Customer {
+        id,
+        name,
+        parent_id,
+        bank_accounts,
+    } = c;
+    let accounts = json(bank_accounts, "bank accounts")?;
+    conn.prepare_cached(
+        "INSERT INTO customers (id, name, parent_id, bank_accounts) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, parent_id = excluded.parent_id,
+         bank_accounts = excluded.bank_accounts",
+    )
+    .and_then(|mut s| s.execute(params![id, name, parent_id, accounts]))
+    .map_err(backend("storing a customer"))?;
+    Ok(())
+}
+
+fn upsert_invoice(conn: &Connection, inv: &Invoice) -> Result<(), StoreError> {
+    let Invoice {
+        id,
+        customer_id,
+        number,
+        po_number,
+        invoice_date,
+        due_date,
+        currency,
+        amount,
+        open_amount,
+        terms,
+    } = inv;
+    conn.prepare_cached(
+        "INSERT INTO invoices (id, customer_id, number, po_number, invoice_date, due_date,
+         currency, amount, open_amount, terms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id,
+         number = excluded.number, po_number = excluded.po_number,
+         invoice_date = excluded.invoice_date, due_date = excluded.due_date,
+         currency = excluded.currency, amount = excluded.amount,
+         open_amount = excluded.open_amount, terms = excluded.terms",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            customer_id,
+            number,
+            po_number,
+            invoice_date.to_string(),
+            due_date.to_string(),
+            currency.as_str(),
+            amount.to_string(),
+            open_amount.to_string(),
+            terms.to_string(),
+        ])
+    })
+    .map_err(backend("storing an invoice"))?;
+    Ok(())
+}
+
+fn insert_audit(conn: &Connection, a: &AuditRecord) -> Result<(), StoreError> {
+    let AuditRecord {
+        at,
+        actor,
+        action,
+        subject,
+        before,
+        after,
+    } = a;
+    conn.prepare_cached(
+        "INSERT INTO audit_events (at, actor, action, subject, before_json, after_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            at.to_rfc3339(),
+            actor,
+            action,
+            subject,
+            before.to_string(),
+            after.to_string()
+        ])
+    })
+    .map_err(backend("storing an audit event"))?;
+    Ok(())
+}
+
+/// Moves open amounts, refusing when a stored amount is not what the writer saw.
+fn apply_changes(conn: &Connection, changes: &[OpenAmountChange]) -> Result<(), StoreError> {
+    for ch in changes {
+        let stored: Option<String> = conn
+            .prepare_cached("SELECT open_amount FROM invoices WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![ch.invoice_id], |r| r.get(0)).optional())
+            .map_err(backend("reading an open amount"))?;
+        let Some(stored) = stored else {
+            return Err(StoreError::Conflict(format!(
+                "invoice {} is not stored",
+                ch.invoice_id
+            )));
+        };
+        let stored: Decimal = stored
+            .parse()
+            .map_err(|e| corrupt(format!("open amount of invoice {}", ch.invoice_id), e))?;
+        if stored != ch.before {
+            return Err(StoreError::Conflict(format!(
+                "invoice {}: open amount is {stored}, not {}",
+                ch.invoice_id, ch.before
+            )));
+        }
+        conn.prepare_cached("UPDATE invoices SET open_amount = ?1 WHERE id = ?2")
+            .and_then(|mut s| s.execute(params![ch.after.to_string(), ch.invoice_id]))
+            .map_err(backend("updating an open amount"))?;
+    }
+    Ok(())
+}
+
+fn insert_applications(
+    conn: &Connection,
+    payment_id: &str,
+    allocations: &[crate::domain::Allocation],
+    source: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for a in allocations {
+        conn.prepare_cached(
+            "INSERT INTO applications (payment_id, invoice_id, amount, discount, deduction,
+             reason_code, source, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                payment_id,
+                a.invoice_id,
+                a.amount.to_string(),
+                a.discount.to_string(),
+                a.deduction.to_string(),
+                a.reason_code,
+                source,
+                at.to_rfc3339(),
+            ])
+        })
+        .map_err(backend("storing an application"))?;
+    }
+    Ok(())
+}
+
+/// Ten-thousandths of an amount, saturating: a sort and filter key, never money.
+pub(crate) fn amount_key(d: Decimal) -> i64 {
+    let saturated = if d.is_sign_negative() {
+        i64::MIN
+    } else {
+        i64::MAX
+    };
+    d.checked_mul(Decimal::from(10_000))
+        .and_then(|k| k.trunc().to_i64())
+        .unwrap_or(saturated)
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Auto => "auto",
+        Status::Review => "review",
+    }
+}
+
+fn reason_name(r: ReviewReason) -> String {
+    // The serde name, so the column reads like the decisions JSON.
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn record_decision(conn: &Connection, r: &DecisionRecord) -> Result<(), StoreError> {
+    let DecisionRecord {
+        payment,
+        decision,
+        changes,
+        at,
+    } = r;
+    let exists: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM decisions WHERE payment_id = ?1")
+        .and_then(|mut s| {
+            s.query_row(params![payment.payment_id], |r| r.get(0))
+                .optional()
+        })
+        .map_err(backend("checking a payment id"))?;
+    if exists.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "payment {} is already decided",
+            payment.payment_id
+        )));
+    }
+    let (payment_json, decision_json) = (json(payment, "payment")?, json(decision, "decision")?);
+    conn.prepare_cached(
+        "INSERT INTO decisions (payment_id, status, customer_id, amount, currency, model_version,
+         decided_at, payment_json, decision_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            payment.payment_id,
+            status_name(decision.status),
+            decision.customer_id,
+            payment.amount.to_string(),
+            payment.currency.as_str(),
+            decision.model_version,
+            at.to_rfc3339(),
+            payment_json,
+            decision_json,
+        ])
+    })
+    .map_err(backend("storing a decision"))?;
+    apply_changes(conn, changes)?;
+    match decision.status {
+        Status::Auto => insert_applications(
+            conn,
+            &payment.payment_id,
+            &decision.allocations,
+            "auto",
+            *at,
+        ),
+        Status::Review => {
+            conn.prepare_cached(
+                "INSERT INTO review_items (payment_id, customer_id, amount, amount_key, currency,
+                 reason, confidence, created_at, created_ms, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open')",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    payment.payment_id,
+                    decision.customer_id,
+                    payment.amount.to_string(),
+                    amount_key(payment.amount),
+                    payment.currency.as_str(),
+                    decision.review_reason.map(reason_name),
+                    decision.confidence,
+                    at.to_rfc3339(),
+                    at.timestamp_millis(),
+                ])
+            })
+            .map_err(backend("storing a review item"))?;
+            Ok(())
+        }
+    }
+}
+
+fn resolve(conn: &Connection, r: &ResolutionRecord) -> Result<(), StoreError> {
+    let ResolutionRecord {
+        payment_id,
+        resolution,
+        changes,
+        audit,
+    } = r;
+    let resolution_json = json(resolution, "resolution")?;
+    let n = conn
+        .prepare_cached(
+            "UPDATE review_items SET state = 'resolved', resolution_json = ?1, resolved_at = ?2
+             WHERE payment_id = ?3 AND state = 'open'",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                resolution_json,
+                resolution.resolved_at.to_rfc3339(),
+                payment_id
+            ])
+        })
+        .map_err(backend("resolving a review item"))?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!(
+            "review item {payment_id} is not open"
+        )));
+    }
+    apply_changes(conn, changes)?;
+    insert_applications(
+        conn,
+        payment_id,
+        &resolution.allocations,
+        "review",
+        resolution.resolved_at,
+    )?;
+    insert_audit(conn, audit)
+}
+
+// ----- reading -----
+
+fn time(s: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(what, e))
+}
+
+fn decimal(s: &str, what: &str) -> Result<Decimal, StoreError> {
+    s.parse().map_err(|e| corrupt(what, e))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+}
+
+fn invoice_from_row(r: &Row<'_>) -> Result<Result<Invoice, StoreError>, rusqlite::Error> {
+    let id: String = r.get(0)?;
+    let text = |i: usize| r.get::<_, String>(i);
+    let (customer_id, number, po_number) = (text(1)?, text(2)?, r.get::<_, Option<String>>(3)?);
+    let (invoice_date, due_date, currency, amount, open_amount, terms) =
+        (text(4)?, text(5)?, text(6)?, text(7)?, text(8)?, text(9)?);
+    let what = |f: &str| format!("invoice {id} {f}");
+    let date = |s: &str, f: &str| -> Result<NaiveDate, StoreError> {
+        s.parse().map_err(|e| corrupt(what(f), e))
+    };
+    Ok((|| {
+        Ok(Invoice {
+            invoice_date: date(&invoice_date, "invoice_date")?,
+            due_date: date(&due_date, "due_date")?,
+            currency: currency.parse().map_err(|e| corrupt(what("currency"), e))?,
+            amount: decimal(&amount, &what("amount"))?,
+            open_amount: decimal(&open_amount, &what("open_amount"))?,
+            terms: Terms::parse(&terms).map_err(|e| corrupt(what("terms"), e))?,
+            customer_id,
+            number,
+            po_number,
+            id: id.clone(),
+        })
+    })())
+}
+
+const INVOICE_COLUMNS: &str = "id, customer_id, number, po_number, invoice_date, due_date, \
+                               currency, amount, open_amount, terms";
+
+fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
+    let mut snap = Snapshot::default();
+    let mut s = conn
+        .prepare("SELECT id, name, parent_id, bank_accounts FROM customers ORDER BY rowid")
+        .map_err(backend("reading customers"))?;
+    let rows = s
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(backend("reading customers"))?;
+    for row in rows {
+        let (id, name, parent_id, accounts) = row.map_err(backend("reading customers"))?;
+        let bank_accounts = from_json(&accounts, &format!("customer {id} bank accounts"))?;
+        snap.customers.push(Customer {
+            id,
+            name,
+            parent_id,
+            bank_accounts,
+        });
+    }
+    let mut s = conn
+        .prepare(&format!(
+            "SELECT {INVOICE_COLUMNS} FROM invoices ORDER BY rowid"
+        ))
+        .map_err(backend("reading invoices"))?;
+    let rows = s
+        .query_map([], invoice_from_row)
+        .map_err(backend("reading invoices"))?;
+    for row in rows {
+        snap.invoices
+            .push(row.map_err(backend("reading invoices"))??);
+    }
+    snap.decided = strings(conn, "SELECT payment_id FROM decisions ORDER BY rowid")?;
+    snap.open_reviews = strings(
+        conn,
+        "SELECT payment_id FROM review_items WHERE state = 'open' ORDER BY rowid",
+    )?;
+    snap.active_model = conn
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'active_model'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend("reading settings"))?;
+    Ok(snap)
+}
+
+fn strings(conn: &Connection, sql: &str) -> Result<Vec<String>, StoreError> {
+    let mut s = conn.prepare(sql).map_err(backend("reading ids"))?;
+    let rows = s
+        .query_map([], |r| r.get(0))
+        .map_err(backend("reading ids"))?;
+    rows.collect::<Result<Vec<String>, _>>()
+        .map_err(backend("reading ids"))
+}
+
+fn stored_decision(
+    payment_json: &str,
+    decision_json: &str,
+    decided_at: &str,
+    id: &str,
+) -> Result<StoredDecision, StoreError> {
+    Ok(StoredDecision {
+        payment: from_json(payment_json, &format!("payment {id}"))?,
+        decision: from_json(decision_json, &format!("decision {id}"))?,
+        decided_at: time(decided_at, &format!("decision {id} time"))?,
+    })
+}
+
+const SUMMARY_COLUMNS: &str =
+    "payment_id, customer_id, amount, currency, reason, confidence, created_at, state";
+
+type SummaryRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    f64,
+    String,
+    String,
+);
+
+fn summary_row(r: &Row<'_>) -> rusqlite::Result<SummaryRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreError> {
+    let (payment_id, customer_id, amount, currency, reason, confidence, created_at, state) = row;
+    let what = |f: &str| format!("review item {payment_id} {f}");
+    let reason = match reason {
+        Some(r) => Some(
+            serde_json::from_value::<ReviewReason>(serde_json::Value::String(r))
+                .map_err(|e| corrupt(what("reason"), e))?,
+        ),
+        None => None,
+    };
+    Ok(ReviewSummary {
+        amount: decimal(&amount, &what("amount"))?,
+        currency: currency.parse().map_err(|e| corrupt(what("currency"), e))?,
+        reason,
+        confidence,
+        created_at: time(&created_at, &what("created_at"))?,
+        state: if state == "open" {
+            ReviewState::Open
+        } else {
+            ReviewState::Resolved
+        },
+        customer_id,
+        payment_id,
+    })
+}
+
+fn review_items(
+    conn: &Connection,
+    f: &ReviewFilter,
+) -> Result<(Vec<ReviewSummary>, u64), StoreError> {
+    let now_ms = f.now.timestamp_millis();
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if !f.include_resolved {
+        clauses.push("state = 'open'".into());
+    }
+    if let Some(c) = &f.customer_id {
+        args.push(Value::Text(c.clone()));
+        clauses.push(format!("customer_id = ?{}", args.len()));
+    }
+    if let Some(a) = f.min_amount {
+        args.push(Value::Integer(amount_key(a)));
+        clauses.push(format!("amount_key >= ?{}", args.len()));
+    }
+    if let Some(a) = f.max_amount {
+        args.push(Value::Integer(amount_key(a)));
+        clauses.push(format!("amount_key <= ?{}", args.len()));
+    }
+    const DAY_MS: i64 = 86_400_000;
+    if let Some(d) = f.min_age_days {
+        args.push(Value::Integer(now_ms.saturating_sub(i64::from(d) * DAY_MS)));
+        clauses.push(format!("created_ms <= ?{}", args.len()));
+    }
+    if let Some(d) = f.max_age_days {
+        // Whole days: an item 3.5 days old is 3 days old.
+        args.push(Value::Integer(
+            now_ms.saturating_sub((i64::from(d) + 1) * DAY_MS),
+        ));
+        clauses.push(format!("created_ms > ?{}", args.len()));
+    }
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let total: i64 = conn
+        .query_row(
+            &format!("SELECT COUNT(*) FROM review_items {filter}"),
+            rusqlite::params_from_iter(args.iter()),
+            |r| r.get(0),
+        )
+        .map_err(backend("counting review items"))?;
+    args.push(Value::Integer(now_ms));
+    let now_arg = args.len();
+    args.push(Value::Integer(i64::from(f.limit)));
+    let limit_arg = args.len();
+    args.push(Value::Integer(i64::from(f.offset)));
+    let offset_arg = args.len();
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM review_items {filter}
+         ORDER BY state = 'open' DESC,
+                  amount_key * (1.0 + MAX(0, ?{now_arg} - created_ms) / 86400000.0) DESC,
+                  payment_id
+         LIMIT ?{limit_arg} OFFSET ?{offset_arg}"
+    );
+    let mut s = conn
+        .prepare(&sql)
+        .map_err(backend("listing review items"))?;
+    let rows = s
+        .query_map(rusqlite::params_from_iter(args.iter()), summary_row)
+        .map_err(backend("listing review items"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(summary(row.map_err(backend("listing review items"))?)?);
+    }
+    Ok((out, u64::try_from(total).unwrap_or(0)))
+}
+
+fn review_item(conn: &Connection, id: &str) -> Result<Option<ReviewRecord>, StoreError> {
+    let row = conn
+        .query_row(
+            &format!(
+                "SELECT r.{}, r.resolution_json, d.payment_json, d.decision_json
+                 FROM review_items r JOIN decisions d ON d.payment_id = r.payment_id
+                 WHERE r.payment_id = ?1",
+                SUMMARY_COLUMNS.replace(", ", ", r.")
+            ),
+            params![id],
+            |r| {
+                Ok((
+                    summary_row(r)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, String>(9)?,
+                    r.get::<_, String>(10)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(backend("reading a review item"))?;
+    let Some((s, resolution, payment, decision)) = row else {
+        return Ok(None);
+    };
+    let resolution: Option<Resolution> = match resolution {
+        Some(r) => Some(from_json(&r, &format!("resolution of {id}"))?),
+        None => None,
+    };
+    Ok(Some(ReviewRecord {
+        summary: summary(s)?,
+        payment: from_json(&payment, &format!("payment {id}"))?,
+        decision: from_json(&decision, &format!("decision {id}"))?,
+        resolution,
+    }))
+}
+
+fn audit_events(
+    conn: &Connection,
+    subject: Option<&str>,
+    after_id: u64,
+    limit: u32,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let after = i64::try_from(after_id).unwrap_or(i64::MAX);
+    let mut s = conn
+        .prepare(
+            "SELECT id, at, actor, action, subject, before_json, after_json FROM audit_events
+             WHERE (?1 IS NULL OR subject = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
+        )
+        .map_err(backend("reading audit events"))?;
+    let rows = s
+        .query_map(params![subject, after, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })
+        .map_err(backend("reading audit events"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, at, actor, action, subject, before, after) =
+            row.map_err(backend("reading audit events"))?;
+        let what = format!("audit event {id}");
+        out.push(AuditEvent {
+            id: u64::try_from(id).unwrap_or(0),
+            record: AuditRecord {
+                at: time(&at, &what)?,
+                actor,
+                action,
+                subject,
+                before: from_json(&before, &what)?,
+                after: from_json(&after, &what)?,
+            },
+        });
+    }
+    Ok(out)
+}
+
+fn training_examples(
+    conn: &Connection,
+    include_auto: bool,
+) -> Result<Vec<TrainingExample>, StoreError> {
+    let mut out = Vec::new();
+    let mut s = conn
+        .prepare(
+            "SELECT d.payment_id, d.payment_json, r.resolution_json FROM review_items r
+             JOIN decisions d ON d.payment_id = r.payment_id
+             WHERE r.state = 'resolved' ORDER BY r.resolved_at, r.payment_id",
+        )
+        .map_err(backend("reading resolutions"))?;
+    let rows = s
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(backend("reading resolutions"))?;
+    for row in rows {
+        let (id, payment, resolution) = row.map_err(backend("reading resolutions"))?;
+        let payment: Payment = from_json(&payment, &format!("payment {id}"))?;
+        let resolution: Resolution = from_json(&resolution, &format!("resolution of {id}"))?;
+        out.push(TrainingExample {
+            payment,
+            source: LabelSource::Review,
+            allocations: resolution
+                .allocations
+                .iter()
+                .map(|a| (a.invoice_id.clone(), a.amount))
+                .collect(),
+            decided_at: resolution.resolved_at,
+        });
+    }
+    if include_auto {
+        let mut s = conn
+            .prepare(
+                "SELECT payment_id, payment_json, decision_json, decided_at FROM decisions
+                 WHERE status = 'auto' ORDER BY rowid",
+            )
+            .map_err(backend("reading auto decisions"))?;
+        let rows = s
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(backend("reading auto decisions"))?;
+        for row in rows {
+            let (id, payment, decision, at) = row.map_err(backend("reading auto decisions"))?;
+            let StoredDecision {
+                payment,
+                decision,
+                decided_at,
+            } = stored_decision(&payment, &decision, &at, &id)?;
+            let Decision { allocations, .. } = decision;
+            out.push(TrainingExample {
+                payment,
+                source: LabelSource::Auto,
+                allocations: allocations
+                    .into_iter()
+                    .map(|a| (a.invoice_id, a.amount))
+                    .collect(),
+                decided_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn load(&self) -> StoreFuture<Snapshot> {
+        self.read(load)
+    }
+
+    fn write_ledger(&self, write: LedgerWrite) -> StoreFuture<()> {
+        self.submit(Write::Ledger(write))
+    }
+
+    fn record_decision(&self, record: DecisionRecord) -> StoreFuture<()> {
+        self.submit(Write::Decision(Box::new(record)))
+    }
+
+    fn resolve(&self, record: ResolutionRecord) -> StoreFuture<()> {
+        self.submit(Write::Resolve(Box::new(record)))
+    }
+
+    fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()> {
+        self.submit(Write::ActiveModel(directory, audit))
+    }
+
+    fn decision(&self, payment_id: String) -> StoreFuture<Option<StoredDecision>> {
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT payment_json, decision_json, decided_at FROM decisions WHERE payment_id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![payment_id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                    })
+                    .optional()
+                })
+                .map_err(backend("reading a decision"))?;
+            row.map(|(p, d, at)| stored_decision(&p, &d, &at, &payment_id)).transpose()
+        })
+    }
+
+    fn invoice(&self, invoice_id: String) -> StoreFuture<Option<Invoice>> {
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = ?1"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![invoice_id], invoice_from_row)
+                    .optional()
+            })
+            .map_err(backend("reading an invoice"))?
+            .transpose()
+        })
+    }
+
+    fn review_items(&self, filter: ReviewFilter) -> StoreFuture<(Vec<ReviewSummary>, u64)> {
+        self.read(move |conn| review_items(conn, &filter))
+    }
+
+    fn review_item(&self, payment_id: String) -> StoreFuture<Option<ReviewRecord>> {
+        self.read(move |conn| review_item(conn, &payment_id))
+    }
+
+    fn audit_events(
+        &self,
+        subject: Option<String>,
+        after_id: u64,
+        limit: u32,
+    ) -> StoreFuture<Vec<AuditEvent>> {
+        self.read(move |conn| audit_events(conn, subject.as_deref(), after_id, limit))
+    }
+
+    fn training_examples(&self, include_auto: bool) -> StoreFuture<Vec<TrainingExample>> {
+        self.read(move |conn| training_examples(conn, include_auto))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Allocation, Currency, Direction, Payer};
+    use rust_decimal_macros::dec;
+
+    fn customer(id: &str) -> Customer {
+        Customer {
+            id: id.into(),
+            name: format!("{id} Inc"),
+            parent_id: None,
+            bank_accounts: vec!["1234567".into()],
+        }
+    }
+
+    fn invoice(id: &str, amount: Decimal) -> Invoice {
+        let d = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
+        Invoice {
+            id: id.into(),
+            customer_id: "C1".into(),
+            number: format!("INV-{id}"),
+            po_number: None,
+            invoice_date: d,
+            due_date: d,
+            currency: Currency::USD,
+            amount,
+            open_amount: amount,
+            terms: Terms::default(),
+        }
+    }
+
+    fn payment(id: &str, amount: Decimal) -> Payment {
+        Payment {
+            payment_id: id.into(),
+            format: "grpc".into(),
+            direction: Direction::Credit,
+            payment_date: None,
+            amount,
+            currency: Currency::USD,
+            payer: Payer::default(),
+            lines: vec![],
+            free_text: vec![],
+            warnings: vec![],
+        }
+    }
+
+    fn decision(
+        id: &str,
+        status: Status,
+        allocations: Vec<Allocation>,
+        unapplied: Decimal,
+    ) -> Decision {
+        Decision {
+            payment_id: id.into(),
+            status,
+            confidence: 0.5,
+            customer_id: Some("C1".into()),
+            allocations,
+            unapplied,
+            suggestions: vec![],
+            explanation: vec!["why".into()],
+            review_reason: (status == Status::Review).then_some(ReviewReason::LowConfidence),
+            model_version: "m".into(),
+            rules_version: "r".into(),
+        }
+    }
+
+    fn alloc(inv: &str, amount: Decimal) -> Allocation {
+        Allocation {
+            invoice_id: inv.into(),
+            amount,
+            discount: Decimal::ZERO,
+            deduction: Decimal::ZERO,
+            reason_code: None,
+        }
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn decisions_and_open_amounts_survive_a_reopen_and_a_stale_before_is_refused() {
+        let dir = std::env::temp_dir().join(format!("cashmatch-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        rt().block_on(async {
+            let store = SqliteStore::open(&dir).expect("open");
+            store
+                .write_ledger(LedgerWrite {
+                    customers: vec![customer("C1")],
+                    invoices: vec![invoice("I1", dec!(100.00)), invoice("I2", dec!(50.00))],
+                    audit: None,
+                })
+                .await
+                .expect("ledger");
+            let now = crate::store::now();
+            let auto = DecisionRecord {
+                payment: payment("P1", dec!(60.00)),
+                decision: decision(
+                    "P1",
+                    Status::Auto,
+                    vec![alloc("I1", dec!(60.00))],
+                    Decimal::ZERO,
+                ),
+                changes: vec![OpenAmountChange {
+                    invoice_id: "I1".into(),
+                    before: dec!(100.00),
+                    after: dec!(40.00),
+                }],
+                at: now,
+            };
+            // Queued together: one group, each in its own savepoint.
+            let stale = DecisionRecord {
+                payment: payment("P2", dec!(60.00)),
+                decision: decision(
+                    "P2",
+                    Status::Auto,
+                    vec![alloc("I1", dec!(60.00))],
+                    Decimal::ZERO,
+                ),
+                changes: vec![OpenAmountChange {
+                    invoice_id: "I1".into(),
+                    before: dec!(100.00),
+                    after: dec!(40.00),
+                }],
+                at: now,
+            };
+            let review = DecisionRecord {
+                payment: payment("P3", dec!(7.00)),
+                decision: decision("P3", Status::Review, vec![], dec!(7.00)),
+                changes: vec![],
+                at: now,
+            };
+            let (a, b, c) = (
+                store.record_decision(auto.clone()),
+                store.record_decision(stale),
+                store.record_decision(review),
+            );
+            assert!(a.await.is_ok());
+            assert!(matches!(b.await, Err(StoreError::Conflict(_))));
+            assert!(c.await.is_ok());
+            assert!(matches!(
+                store.record_decision(auto).await,
+                Err(StoreError::Conflict(_))
+            ));
+            store.close();
+            drop(store);
+
+            let store = SqliteStore::open(&dir).expect("reopen");
+            let snap = store.load().await.expect("load");
+            assert_eq!(snap.customers.len(), 1);
+            let i1 = snap.invoices.iter().find(|i| i.id == "I1").expect("I1");
+            assert_eq!(i1.open_amount, dec!(40.00));
+            assert_eq!(snap.decided, vec!["P1".to_string(), "P3".to_string()]);
+            assert_eq!(snap.open_reviews, vec!["P3".to_string()]);
+            let d = store
+                .decision("P1".into())
+                .await
+                .expect("read")
+                .expect("stored");
+            assert_eq!(d.decision.allocations, vec![alloc("I1", dec!(60.00))]);
+            assert!(store.decision("P2".into()).await.expect("read").is_none());
+            let (items, total) = store
+                .review_items(ReviewFilter {
+                    customer_id: None,
+                    min_amount: Some(dec!(5)),
+                    max_amount: Some(dec!(7.00)),
+                    min_age_days: None,
+                    max_age_days: Some(0),
+                    include_resolved: false,
+                    limit: 10,
+                    offset: 0,
+                    now: crate::store::now(),
+                })
+                .await
+                .expect("list");
+            assert_eq!((items.len(), total), (1, 1));
+            assert_eq!(items[0].reason, Some(ReviewReason::LowConfidence));
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn amount_key_orders_like_the_amounts() {
+        assert!(amount_key(dec!(10.0001)) > amount_key(dec!(10.0000)));
+        assert_eq!(amount_key(dec!(-1.5)), -15_000);
+        assert_eq!(amount_key(Decimal::MAX), i64::MAX);
+    }
+}

@@ -1,0 +1,160 @@
+"""The service driven by a client that is not the project's own: Python grpcio with stubs
+generated from proto/cashmatch/v1/cashmatch.proto at test time.
+
+Run from the repository root after `cargo build` (or `cargo test`):
+
+    pip install grpcio grpcio-tools
+    python3 tests/python/test_grpc_client.py
+
+CASHMATCH_BIN names the binary (default target/debug/cashmatch).
+"""
+
+import csv
+import importlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from decimal import Decimal
+
+import grpc
+from grpc_tools import protoc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("CASHMATCH_BIN", os.path.join(ROOT, "target", "debug", "cashmatch"))
+
+
+def generate_stubs(out_dir):
+    """Compiles the proto into out_dir and imports the generated modules."""
+    os.makedirs(out_dir, exist_ok=True)
+    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    rc = protoc.main(
+        [
+            "grpc_tools.protoc",
+            "-I" + os.path.join(ROOT, "proto"),
+            "-I" + include,
+            "--python_out=" + out_dir,
+            "--grpc_python_out=" + out_dir,
+            os.path.join(ROOT, "proto", "cashmatch", "v1", "cashmatch.proto"),
+        ]
+    )
+    if rc != 0:
+        raise RuntimeError("protoc failed with %d" % rc)
+    sys.path.insert(0, out_dir)
+    pb = importlib.import_module("cashmatch.v1.cashmatch_pb2")
+    rpc = importlib.import_module("cashmatch.v1.cashmatch_pb2_grpc")
+    return pb, rpc
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PythonClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="cashmatch-python-")
+        cls.pb, cls.rpc = generate_stubs(os.path.join(cls.tmp, "stubs"))
+        cls.data = os.path.join(cls.tmp, "data")
+        port = free_port()
+        cls.log = open(os.path.join(cls.tmp, "server.log"), "wb")
+        cls.server = subprocess.Popen(
+            [BIN, "serve", "--demo", "--data-dir", cls.data, "--addr", "127.0.0.1:%d" % port],
+            stderr=cls.log,
+        )
+        cls.channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        cls.models = cls.rpc.ModelsStub(cls.channel)
+        deadline = time.time() + 120
+        while True:
+            try:
+                cls.models.GetActiveModel(cls.pb.GetActiveModelRequest(), timeout=2)
+                break
+            except grpc.RpcError:
+                if time.time() > deadline or cls.server.poll() is not None:
+                    raise RuntimeError("cashmatch serve did not come up; see " + cls.log.name)
+                time.sleep(0.2)
+        cls.ledger = cls.rpc.LedgerStub(cls.channel)
+        cls.matching = cls.rpc.MatchingStub(cls.channel)
+        cls.review = cls.rpc.ReviewStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        if cls.server.poll() is None:
+            cls.server.kill()
+            cls.server.wait()
+        cls.log.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_1_demo_remittances_are_matched_idempotently(self):
+        path = os.path.join(self.data, "demo", "remittances.csv")
+        with open(path, "rb") as f:
+            content = f.read()
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        ids = {r["payment_id"] for r in rows}
+        amounts = {r["payment_id"]: Decimal(r["payment_amount"]) for r in rows}
+        req = self.pb.MatchRequest(raw=self.pb.RawRemittance(content=content, format="csv", file_name="demo.csv"))
+        first = self.matching.MatchPayment(req, timeout=300)
+        self.assertEqual(len(first.errors), 0, first.errors)
+        self.assertEqual({r.decision.payment_id for r in first.results}, ids)
+        auto = [r.decision for r in first.results if r.decision.status == self.pb.DECISION_STATUS_AUTO]
+        self.assertGreater(len(auto), 0)
+        for r in first.results:
+            d = r.decision
+            applied = sum((Decimal(a.amount) for a in d.allocations), Decimal(0))
+            self.assertEqual(applied + Decimal(d.unapplied), amounts[d.payment_id], d.payment_id)
+        # An auto-applied invoice has its open amount reduced.
+        a = auto[0].allocations[0]
+        inv = self.ledger.GetInvoice(self.pb.GetInvoiceRequest(invoice_id=a.invoice_id))
+        self.assertGreaterEqual(Decimal(inv.open_amount), 0)
+        self.assertLessEqual(Decimal(inv.open_amount), Decimal(inv.amount) - Decimal(a.amount))
+        # The same file again changes nothing.
+        again = self.matching.MatchPayment(req, timeout=300)
+        self.assertTrue(all(r.replayed for r in again.results))
+        after = self.ledger.GetInvoice(self.pb.GetInvoiceRequest(invoice_id=a.invoice_id))
+        self.assertEqual(after.open_amount, inv.open_amount)
+
+    def test_2_a_review_item_is_resolved_with_an_audit_trail(self):
+        listed = self.review.ListReviewItems(self.pb.ListReviewItemsRequest(limit=10))
+        self.assertGreater(listed.total, 0)
+        priorities = [i.priority for i in listed.items]
+        self.assertEqual(priorities, sorted(priorities, reverse=True))
+        pid = listed.items[0].payment_id
+        item = self.review.GetReviewItem(self.pb.GetReviewItemRequest(payment_id=pid))
+        self.assertEqual(item.payment.payment_id, pid)
+        self.assertTrue(item.decision.explanation)
+        done = self.review.ResolveReviewItem(
+            self.pb.ResolveReviewItemRequest(
+                payment_id=pid, analyst="py-analyst", leave_unapplied=self.pb.LeaveUnapplied()
+            )
+        )
+        self.assertEqual(done.resolution.analyst, "py-analyst")
+        self.assertEqual(done.summary.state, self.pb.REVIEW_STATE_RESOLVED)
+        trail = self.review.GetAuditTrail(self.pb.GetAuditTrailRequest(payment_id=pid))
+        self.assertEqual([e.action for e in trail.events], ["resolve"])
+        self.assertEqual(trail.events[0].actor, "py-analyst")
+        labels = list(self.review.ExportLabels(self.pb.ExportLabelsRequest()))
+        self.assertIn(pid, [x.payment_id for x in labels])
+
+    def test_3_a_missing_field_is_invalid_argument_naming_it(self):
+        bad = self.pb.MatchRequest(payment=self.pb.Payment(payment_id="PY-1", amount="10.00"))
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.matching.MatchPayment(bad)
+        self.assertEqual(ctx.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertTrue(ctx.exception.details().startswith("payment.currency"), ctx.exception.details())
+
+    def test_4_sigterm_drains_and_exits_cleanly(self):
+        self.server.send_signal(signal.SIGTERM)
+        self.assertEqual(self.server.wait(timeout=60), 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

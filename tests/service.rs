@@ -1,0 +1,1536 @@
+//! The gRPC service end to end, over real sockets on port 0 with the generated tonic clients:
+//! loading a ledger, matching payments in several formats, idempotency, working the review queue
+//! with its audit trail, each role boundary, concurrent clients against the same invoices, a
+//! restart on the same data directory, graceful drain, request limits, and a SIGKILL under load.
+
+use cashmatch::domain::{Customer, Invoice, Payment};
+use cashmatch::grpc::metrics::Metrics;
+use cashmatch::grpc::pb::ledger_client::LedgerClient;
+use cashmatch::grpc::pb::matching_client::MatchingClient;
+use cashmatch::grpc::pb::models_client::ModelsClient;
+use cashmatch::grpc::pb::review_client::ReviewClient;
+use cashmatch::grpc::pb::{self, ledger_record::Record, match_request::Input};
+use cashmatch::grpc::{ServeError, run};
+use cashmatch::io;
+use cashmatch::service::auth::{Auth, Role};
+use cashmatch::service::{Limits, Service};
+use cashmatch::store::SqliteStore;
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/cases")
+        .join(name)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cashmatch-service-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse()
+        .unwrap_or_else(|e| panic!("{s:?} is not a decimal: {e}"))
+}
+
+/// A server running in this process on a port of its own.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+    service: Arc<Service<SqliteStore>>,
+}
+
+async fn start(dir: &Path, auth: Auth, limits: Limits) -> Running {
+    let store = SqliteStore::open(dir).expect("store");
+    let service = Arc::new(
+        Service::open(store, None, None, limits)
+            .await
+            .expect("service"),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = rx.await;
+    };
+    let task = tokio::spawn(run(
+        listener,
+        shutdown,
+        Arc::clone(&service),
+        auth,
+        Arc::new(Metrics::new()),
+    ));
+    Running {
+        addr,
+        stop: Some(tx),
+        task,
+        service,
+    }
+}
+
+impl Running {
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.expect("server task").expect("server ran");
+        self.service.store().close();
+    }
+}
+
+/// Adds the bearer token, if any, to every call.
+#[derive(Clone)]
+struct Bearer(Option<String>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(t) = &self.0 {
+            let v = format!("Bearer {t}")
+                .parse()
+                .map_err(|_| Status::internal("bad token"))?;
+            req.metadata_mut().insert("authorization", v);
+        }
+        Ok(req)
+    }
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+struct Clients {
+    ledger: LedgerClient<Authed>,
+    matching: MatchingClient<Authed>,
+    review: ReviewClient<Authed>,
+    models: ModelsClient<Authed>,
+}
+
+impl Clients {
+    fn new(ch: &Channel, token: Option<&str>) -> Clients {
+        let b = Bearer(token.map(str::to_string));
+        Clients {
+            ledger: LedgerClient::with_interceptor(ch.clone(), b.clone()),
+            matching: MatchingClient::with_interceptor(ch.clone(), b.clone()),
+            review: ReviewClient::with_interceptor(ch.clone(), b.clone()),
+            models: ModelsClient::with_interceptor(ch.clone(), b),
+        }
+    }
+}
+
+fn cases_ledger() -> (Vec<Customer>, Vec<Invoice>) {
+    let customers = io::read_customers(fixture("customers.csv"))
+        .expect("customers")
+        .rows;
+    let invoices = io::read_invoices(fixture("invoices.csv"))
+        .expect("invoices")
+        .rows;
+    (customers, invoices)
+}
+
+fn cases_payments() -> Vec<Payment> {
+    io::read_remittances(fixture("remittances.csv"))
+        .expect("remittances")
+        .payments
+}
+
+/// Loads the fixture ledger through the client-streaming call.
+async fn load_cases_ledger(ledger: &mut LedgerClient<Authed>) -> pb::UpsertResponse {
+    let (customers, invoices) = cases_ledger();
+    let records: Vec<pb::LedgerRecord> = customers
+        .into_iter()
+        .map(|c| pb::LedgerRecord {
+            record: Some(Record::Customer(c.into())),
+        })
+        .chain(invoices.into_iter().map(|i| pb::LedgerRecord {
+            record: Some(Record::Invoice(i.into())),
+        }))
+        .collect();
+    ledger
+        .load_ledger(tokio_stream::iter(records))
+        .await
+        .expect("load")
+        .into_inner()
+}
+
+fn raw(content: Vec<u8>, format: Option<&str>, file: &str) -> pb::MatchRequest {
+    pb::MatchRequest {
+        input: Some(Input::Raw(pb::RawRemittance {
+            content,
+            format: format.map(str::to_string),
+            file_name: file.to_string(),
+        })),
+    }
+}
+
+fn structured(p: Payment) -> pb::MatchRequest {
+    pb::MatchRequest {
+        input: Some(Input::Payment(p.into())),
+    }
+}
+
+fn csv_bytes(payments: &[Payment]) -> Vec<u8> {
+    let mut out = Vec::new();
+    io::write_remittances(&mut out, payments).expect("csv");
+    out
+}
+
+async fn open_amount(ledger: &mut LedgerClient<Authed>, id: &str) -> Decimal {
+    let inv = ledger
+        .get_invoice(pb::GetInvoiceRequest {
+            invoice_id: id.into(),
+        })
+        .await
+        .unwrap_or_else(|s| panic!("get {id}: {s}"))
+        .into_inner();
+    dec(inv.open_amount.as_deref().unwrap_or_default())
+}
+
+async fn open_amounts(
+    ledger: &mut LedgerClient<Authed>,
+    ids: &[String],
+) -> HashMap<String, Decimal> {
+    let mut out = HashMap::new();
+    for id in ids {
+        out.insert(id.clone(), open_amount(ledger, id).await);
+    }
+    out
+}
+
+fn decision(r: &pb::MatchedPayment) -> &pb::Decision {
+    r.decision.as_ref().expect("a decision")
+}
+
+fn is_auto(d: &pb::Decision) -> bool {
+    d.status == pb::DecisionStatus::Auto as i32
+}
+
+/// Cash applied plus unapplied is the payment, and each invoice's relief, summed.
+fn check_balances(d: &pb::Decision, amount: Decimal, relieved: &mut HashMap<String, Decimal>) {
+    let applied: Decimal = d.allocations.iter().map(|a| dec(&a.amount)).sum();
+    assert_eq!(
+        applied + dec(&d.unapplied),
+        amount,
+        "{} does not balance",
+        d.payment_id
+    );
+    for a in &d.allocations {
+        let r = dec(&a.amount) + dec(&a.discount) + dec(&a.deduction);
+        *relieved.entry(a.invoice_id.clone()).or_default() += r;
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, Status>) -> (Code, String) {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(s) => (s.code(), s.message().to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review_queue_is_worked() {
+    let dir = temp_dir("e2e");
+    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+    let mut c = Clients::new(&server.channel().await, None);
+    let (customers, invoices) = cases_ledger();
+    let loaded = load_cases_ledger(&mut c.ledger).await;
+    assert_eq!(loaded.accepted as usize, customers.len() + invoices.len());
+    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+    let invoice_ids: Vec<String> = invoices.iter().map(|i| i.id.clone()).collect();
+    let original: HashMap<String, Decimal> = invoices
+        .iter()
+        .map(|i| (i.id.clone(), i.open_amount))
+        .collect();
+
+    // Three formats: two payments in an X12 820, one in a camt.054, the rest in the project CSV.
+    let payments = cases_payments();
+    let amount_of: HashMap<String, Decimal> = payments
+        .iter()
+        .map(|p| (p.payment_id.clone(), p.amount))
+        .collect();
+    let pick = |ids: &[&str]| -> Vec<Payment> {
+        payments
+            .iter()
+            .filter(|p| ids.contains(&p.payment_id.as_str()))
+            .cloned()
+            .collect()
+    };
+    let x12_part = pick(&["P-exact", "P-discount"]);
+    let camt_part = pick(&["P-lowercase-spacing"]);
+    let csv_part: Vec<Payment> = payments
+        .iter()
+        .filter(|p| {
+            !["P-exact", "P-discount", "P-lowercase-spacing"].contains(&p.payment_id.as_str())
+        })
+        .cloned()
+        .collect();
+    let mut x12 = Vec::new();
+    cashmatch::formats::x12::write_820(&x12_part, &mut x12).expect("x12");
+    let mut camt = Vec::new();
+    cashmatch::formats::camt::write_camt054(&camt_part, &mut camt).expect("camt");
+
+    let mut decisions: HashMap<String, pb::Decision> = HashMap::new();
+    // The X12 and camt files without a format: the service tells them apart by their first bytes.
+    for req in [
+        raw(x12.clone(), None, "batch.x12"),
+        raw(camt, None, "notification.xml"),
+        raw(csv_bytes(&csv_part), Some("csv"), "rest.csv"),
+    ] {
+        let r = c
+            .matching
+            .match_payment(req)
+            .await
+            .expect("match")
+            .into_inner();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        for m in &r.results {
+            assert!(!m.replayed);
+            decisions.insert(decision(m).payment_id.clone(), decision(m).clone());
+        }
+    }
+    assert_eq!(decisions.len(), payments.len());
+    for id in [
+        "P-exact",
+        "P-discount",
+        "P-multi-lines",
+        "P-lowercase-spacing",
+    ] {
+        assert!(
+            is_auto(&decisions[id]),
+            "{id} should be auto-applied: {:#?}",
+            decisions[id]
+        );
+    }
+    for id in ["P-ambiguous", "P-duplicate", "P-no-open-invoice"] {
+        assert!(!is_auto(&decisions[id]), "{id} must go to review");
+    }
+    assert_eq!(decisions["P-exact"].allocations[0].invoice_id, "I-1001");
+    // Every payment balances, and the committed open amounts are the ledger minus what the auto
+    // decisions relieved.
+    let mut relieved = HashMap::new();
+    for d in decisions.values() {
+        check_balances(d, amount_of[&d.payment_id], &mut relieved);
+    }
+    let open = open_amounts(&mut c.ledger, &invoice_ids).await;
+    for id in &invoice_ids {
+        let r = relieved.get(id).copied().unwrap_or_default();
+        assert_eq!(open[id], original[id] - r, "{id}");
+    }
+    assert_eq!(open["I-1001"], Decimal::ZERO);
+
+    // Idempotent: the same file again gets the stored decisions back and changes nothing.
+    let again = c
+        .matching
+        .match_payment(raw(x12, Some("x12_820"), "batch.x12"))
+        .await
+        .expect("again")
+        .into_inner();
+    assert_eq!(again.results.len(), 2);
+    for m in &again.results {
+        assert!(m.replayed);
+        assert_eq!(decision(m), &decisions[&decision(m).payment_id]);
+    }
+    assert_eq!(open_amounts(&mut c.ledger, &invoice_ids).await, open);
+    // The same id for a different payment is refused.
+    let mut other = pick(&["P-exact"]).remove(0);
+    other.amount = dec("1.00");
+    let (code_, msg) = code(c.matching.match_payment(structured(other)).await);
+    assert_eq!(code_, Code::AlreadyExists, "{msg}");
+
+    // The review queue, highest priority first.
+    let list = c
+        .review
+        .list_review_items(pb::ListReviewItemsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    let review_ids: Vec<&String> = decisions
+        .values()
+        .filter(|d| !is_auto(d))
+        .map(|d| &d.payment_id)
+        .collect();
+    assert_eq!(list.total as usize, review_ids.len());
+    assert!(
+        list.items
+            .windows(2)
+            .all(|w| w[0].priority >= w[1].priority),
+        "ordered by priority"
+    );
+    assert!(
+        list.items
+            .iter()
+            .all(|i| i.state == pb::ReviewState::Open as i32)
+    );
+    let big = c
+        .review
+        .list_review_items(pb::ListReviewItemsRequest {
+            customer_id: Some("C500".into()),
+            min_amount: Some("1000".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("filtered")
+        .into_inner();
+    assert!(
+        big.items
+            .iter()
+            .all(|i| i.customer_id.as_deref() == Some("C500") && dec(&i.amount) >= dec("1000"))
+    );
+    assert!(big.items.iter().any(|i| i.payment_id == "P-ambiguous"));
+    let old = pb::ListReviewItemsRequest {
+        min_age_days: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.review
+            .list_review_items(old)
+            .await
+            .expect("aged")
+            .into_inner()
+            .total,
+        0
+    );
+
+    let item = c
+        .review
+        .get_review_item(pb::GetReviewItemRequest {
+            payment_id: "P-ambiguous".into(),
+        })
+        .await
+        .expect("item")
+        .into_inner();
+    let d = item.decision.as_ref().expect("decision");
+    assert!(d.suggestions.len() >= 2, "ambiguous has rival suggestions");
+    assert!(!d.explanation.is_empty());
+    assert_eq!(
+        item.payment.as_ref().map(|p| p.amount.as_str()),
+        Some("1500.00")
+    );
+    assert!(item.resolution.is_none());
+
+    // Accept the first suggestion: its invoices are relieved, the audit trail has before and after.
+    let first = d.suggestions[0].clone();
+    let ids: Vec<String> = first
+        .allocations
+        .iter()
+        .map(|a| a.invoice_id.clone())
+        .collect();
+    let before = open_amounts(&mut c.ledger, &ids).await;
+    let resolve = |id: &str, action| pb::ResolveReviewItemRequest {
+        payment_id: id.into(),
+        analyst: Some("alice".into()),
+        action: Some(action),
+        note: "checked with the customer".into(),
+    };
+    use pb::resolve_review_item_request::Action;
+    let resolved = c
+        .review
+        .resolve_review_item(resolve(
+            "P-ambiguous",
+            Action::AcceptSuggestion(pb::AcceptSuggestion { index: 0 }),
+        ))
+        .await
+        .expect("resolve")
+        .into_inner();
+    let res = resolved.resolution.expect("resolution");
+    assert_eq!(res.analyst, "alice");
+    assert_eq!(res.allocations, first.allocations);
+    for a in &first.allocations {
+        let r = dec(&a.amount) + dec(&a.discount) + dec(&a.deduction);
+        assert_eq!(
+            open_amount(&mut c.ledger, &a.invoice_id).await,
+            before[&a.invoice_id] - r
+        );
+    }
+    let (code_, _) = code(
+        c.review
+            .resolve_review_item(resolve(
+                "P-ambiguous",
+                Action::LeaveUnapplied(pb::LeaveUnapplied {}),
+            ))
+            .await,
+    );
+    assert_eq!(code_, Code::FailedPrecondition, "resolved twice");
+
+    // Cash on an invoice that is already paid is refused and changes nothing.
+    let over = pb::Allocation {
+        invoice_id: "I-1001".into(),
+        amount: "10.00".into(),
+        ..Default::default()
+    };
+    let (code_, msg) = code(
+        c.review
+            .resolve_review_item(resolve(
+                "P-no-open-invoice",
+                Action::ApplyAllocation(pb::ApplyAllocation {
+                    allocations: vec![over],
+                }),
+            ))
+            .await,
+    );
+    assert_eq!(code_, Code::FailedPrecondition, "{msg}");
+    assert_eq!(open_amount(&mut c.ledger, "I-1001").await, Decimal::ZERO);
+    let mut nameless = resolve(
+        "P-no-open-invoice",
+        Action::LeaveUnapplied(pb::LeaveUnapplied {}),
+    );
+    nameless.analyst = None;
+    let (code_, msg) = code(c.review.resolve_review_item(nameless).await);
+    assert_eq!(
+        (code_, msg.starts_with("analyst")),
+        (Code::InvalidArgument, true),
+        "{msg}"
+    );
+    c.review
+        .resolve_review_item(resolve(
+            "P-no-open-invoice",
+            Action::LeaveUnapplied(pb::LeaveUnapplied {}),
+        ))
+        .await
+        .expect("leave unapplied");
+    let (code_, msg) = code(
+        c.review
+            .resolve_review_item(resolve(
+                "P-duplicate",
+                Action::PutOnAccount(pb::PutOnAccount {
+                    customer_id: "C999".into(),
+                }),
+            ))
+            .await,
+    );
+    assert_eq!(code_, Code::InvalidArgument);
+    assert!(msg.starts_with("put_on_account.customer_id"), "{msg}");
+    c.review
+        .resolve_review_item(resolve(
+            "P-duplicate",
+            Action::PutOnAccount(pb::PutOnAccount {
+                customer_id: "C500".into(),
+            }),
+        ))
+        .await
+        .expect("on account");
+
+    let trail = c
+        .review
+        .get_audit_trail(pb::GetAuditTrailRequest {
+            payment_id: "P-ambiguous".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("audit")
+        .into_inner()
+        .events;
+    assert_eq!(trail.len(), 1);
+    let e = &trail[0];
+    assert_eq!((e.actor.as_str(), e.action.as_str()), ("alice", "resolve"));
+    let before_json: serde_json::Value = serde_json::from_str(&e.before_json).expect("json");
+    let after_json: serde_json::Value = serde_json::from_str(&e.after_json).expect("json");
+    assert_eq!(before_json["state"], "open");
+    assert_eq!(after_json["state"], "resolved");
+    for id in &ids {
+        assert_eq!(before_json["open_amounts"][id], before[id].to_string());
+    }
+    let open_list = c
+        .review
+        .list_review_items(pb::ListReviewItemsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(open_list.total as usize, review_ids.len() - 3);
+    let all = pb::ListReviewItemsRequest {
+        include_resolved: true,
+        ..Default::default()
+    };
+    let all = c
+        .review
+        .list_review_items(all)
+        .await
+        .expect("all")
+        .into_inner();
+    assert_eq!(all.total as usize, review_ids.len());
+
+    // Resolutions become training labels; auto decisions too when asked.
+    let mut export = c
+        .review
+        .export_labels(pb::ExportLabelsRequest {
+            include_auto: false,
+        })
+        .await
+        .expect("export")
+        .into_inner();
+    let mut examples = Vec::new();
+    while let Some(x) = export.message().await.expect("stream") {
+        examples.push(x);
+    }
+    assert_eq!(examples.len(), 3);
+    let amb = examples
+        .iter()
+        .find(|x| x.payment_id == "P-ambiguous")
+        .expect("labelled");
+    assert_eq!(amb.labels.len(), first.allocations.len());
+    assert!(
+        examples
+            .iter()
+            .find(|x| x.payment_id == "P-no-open-invoice")
+            .is_some_and(|x| x.labels.is_empty())
+    );
+    let mut export = c
+        .review
+        .export_labels(pb::ExportLabelsRequest { include_auto: true })
+        .await
+        .expect("export")
+        .into_inner();
+    let mut n = 0;
+    while export.message().await.expect("stream").is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 3 + decisions.values().filter(|d| is_auto(d)).count());
+
+    // Ledger maintenance, with its own audit trail.
+    let adj = pb::AdjustInvoiceRequest {
+        invoice_id: "I-1002".into(),
+        open_amount: "100.00".into(),
+        reason: "credit note".into(),
+    };
+    let inv = c
+        .ledger
+        .adjust_invoice(adj)
+        .await
+        .expect("adjust")
+        .into_inner();
+    assert_eq!(inv.open_amount.as_deref(), Some("100.00"));
+    let too_much = pb::AdjustInvoiceRequest {
+        invoice_id: "I-1002".into(),
+        open_amount: "999999".into(),
+        reason: String::new(),
+    };
+    let (code_, msg) = code(c.ledger.adjust_invoice(too_much).await);
+    assert_eq!(code_, Code::InvalidArgument, "{msg}");
+    c.ledger
+        .close_invoice(pb::CloseInvoiceRequest {
+            invoice_id: "I-1002".into(),
+            reason: "paid by check".into(),
+        })
+        .await
+        .expect("close");
+    assert_eq!(open_amount(&mut c.ledger, "I-1002").await, Decimal::ZERO);
+    let trail = c
+        .review
+        .get_audit_trail(pb::GetAuditTrailRequest {
+            payment_id: "I-1002".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("audit")
+        .into_inner()
+        .events;
+    assert_eq!(
+        trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["adjust_invoice", "close_invoice"]
+    );
+    let (code_, _) = code(
+        c.ledger
+            .get_invoice(pb::GetInvoiceRequest {
+                invoice_id: "I-nope".into(),
+            })
+            .await,
+    );
+    assert_eq!(code_, Code::NotFound);
+
+    // A missing or malformed field is INVALID_ARGUMENT naming it.
+    let mut bad = pb::Payment::from(pick(&["P-typo"]).remove(0));
+    bad.payment_id = "P-new".into();
+    bad.currency = String::new();
+    let (code_, msg) = code(
+        c.matching
+            .match_payment(pb::MatchRequest {
+                input: Some(Input::Payment(bad)),
+            })
+            .await,
+    );
+    assert_eq!(code_, Code::InvalidArgument);
+    assert!(msg.starts_with("payment.currency"), "{msg}");
+    let mut bad_inv = pb::Invoice::from(invoices[0].clone());
+    bad_inv.amount = "12,50".into();
+    let req = pb::UpsertInvoicesRequest {
+        invoices: vec![pb::Invoice::from(invoices[1].clone()), bad_inv],
+    };
+    let (code_, msg) = code(c.ledger.upsert_invoices(req).await);
+    assert_eq!(code_, Code::InvalidArgument);
+    assert!(msg.starts_with("invoices[1].amount"), "{msg}");
+    let (code_, msg) = code(
+        c.matching
+            .match_payment(pb::MatchRequest { input: None })
+            .await,
+    );
+    assert_eq!(
+        (code_, msg.starts_with("input")),
+        (Code::InvalidArgument, true),
+        "{msg}"
+    );
+    let (code_, msg) = code(
+        c.matching
+            .match_payment(raw(b"x".to_vec(), Some("pdf"), "a.pdf"))
+            .await,
+    );
+    assert_eq!(
+        (code_, msg.starts_with("raw.format")),
+        (Code::InvalidArgument, true),
+        "{msg}"
+    );
+    // Refused records of a bulk load are listed; the others are stored.
+    let orphan = Invoice {
+        id: "I-orphan".into(),
+        customer_id: "C-nobody".into(),
+        ..invoices[0].clone()
+    };
+    let fresh = Invoice {
+        id: "I-fresh".into(),
+        number: "INV-7777777".into(),
+        ..invoices[0].clone()
+    };
+    let req = pb::UpsertInvoicesRequest {
+        invoices: vec![orphan.into(), fresh.into()],
+    };
+    let r = c
+        .ledger
+        .upsert_invoices(req)
+        .await
+        .expect("upsert")
+        .into_inner();
+    assert_eq!((r.accepted, r.rejected.len()), (1, 1));
+    assert_eq!(
+        (r.rejected[0].index, r.rejected[0].id.as_str()),
+        (0, "I-orphan")
+    );
+
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_may_call_only_its_own_services() {
+    let dir = temp_dir("roles");
+    let auth = Auth::with_tokens([
+        (
+            "tok-erp".to_string(),
+            "erp".to_string(),
+            vec![Role::ArSystem],
+        ),
+        (
+            "tok-alice".to_string(),
+            "alice".to_string(),
+            vec![Role::Analyst],
+        ),
+        (
+            "tok-root".to_string(),
+            "root".to_string(),
+            vec![Role::Admin],
+        ),
+    ]);
+    let server = start(&dir, auth, Limits::default()).await;
+    let ch = server.channel().await;
+
+    // Health needs no token.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    let h = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "cashmatch.v1.Matching".into(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(
+        h.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    /// Calls one cheap method of each service; the codes in order Ledger, Matching, Review, Models.
+    async fn probe(c: &mut Clients) -> [Code; 4] {
+        let code_of = |r: Result<(), Status>| r.err().map_or(Code::Ok, |s| s.code());
+        [
+            code_of(
+                c.ledger
+                    .get_invoice(pb::GetInvoiceRequest {
+                        invoice_id: "I-x".into(),
+                    })
+                    .await
+                    .map(|_| ()),
+            ),
+            code_of(
+                c.matching
+                    .get_decision(pb::GetDecisionRequest {
+                        payment_id: "P-x".into(),
+                    })
+                    .await
+                    .map(|_| ()),
+            ),
+            code_of(
+                c.review
+                    .list_review_items(pb::ListReviewItemsRequest::default())
+                    .await
+                    .map(|_| ()),
+            ),
+            code_of(
+                c.models
+                    .get_active_model(pb::GetActiveModelRequest {})
+                    .await
+                    .map(|_| ()),
+            ),
+        ]
+    }
+    let denied = Code::PermissionDenied;
+    // Allowed calls fail for their own reasons (nothing there), never for permission.
+    let allowed = |c: Code| c != denied && c != Code::Unauthenticated;
+    let erp = probe(&mut Clients::new(&ch, Some("tok-erp"))).await;
+    assert!(allowed(erp[0]) && allowed(erp[1]), "{erp:?}");
+    assert_eq!((erp[2], erp[3]), (denied, denied));
+    let alice = probe(&mut Clients::new(&ch, Some("tok-alice"))).await;
+    assert_eq!((alice[0], alice[1], alice[3]), (denied, denied, denied));
+    assert!(allowed(alice[2]), "{alice:?}");
+    let root = probe(&mut Clients::new(&ch, Some("tok-root"))).await;
+    assert_eq!((root[0], root[1], root[2]), (denied, denied, denied));
+    assert!(allowed(root[3]), "{root:?}");
+    assert_eq!(
+        probe(&mut Clients::new(&ch, None)).await,
+        [Code::Unauthenticated; 4]
+    );
+    assert_eq!(
+        probe(&mut Clients::new(&ch, Some("tok-forged"))).await,
+        [Code::Unauthenticated; 4]
+    );
+
+    // The analyst recorded is the token's, whatever the request says.
+    let mut erp = Clients::new(&ch, Some("tok-erp"));
+    load_cases_ledger(&mut erp.ledger).await;
+    let p = cases_payments()
+        .into_iter()
+        .find(|p| p.payment_id == "P-no-open-invoice")
+        .expect("payment");
+    erp.matching
+        .match_payment(structured(p))
+        .await
+        .expect("match");
+    let mut alice = Clients::new(&ch, Some("tok-alice"));
+    let req = pb::ResolveReviewItemRequest {
+        payment_id: "P-no-open-invoice".into(),
+        analyst: Some("mallory".into()),
+        action: Some(pb::resolve_review_item_request::Action::LeaveUnapplied(
+            pb::LeaveUnapplied {},
+        )),
+        note: String::new(),
+    };
+    let r = alice
+        .review
+        .resolve_review_item(req)
+        .await
+        .expect("resolve")
+        .into_inner();
+    assert_eq!(r.resolution.map(|r| r.analyst), Some("alice".into()));
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A ledger of one customer with `n` invoices of 100.00.
+fn contested_ledger(n: usize) -> (Customer, Vec<Invoice>) {
+    let c = Customer {
+        id: "C1".into(),
+        name: "Contested Supply Co".into(),
+        parent_id: None,
+        bank_accounts: vec!["021000021:1111222233".into()],
+    };
+    let (_, mut template) = cases_ledger();
+    let t = template.remove(0);
+    let invoices = (0..n)
+        .map(|i| Invoice {
+            id: format!("I-{i}"),
+            customer_id: "C1".into(),
+            number: format!("INV-{:07}", 7_000_000 + i),
+            po_number: None,
+            amount: dec("100.00"),
+            open_amount: dec("100.00"),
+            ..t.clone()
+        })
+        .collect();
+    (c, invoices)
+}
+
+fn contested_payment(id: String, refs: &[usize], amount: Decimal) -> Payment {
+    use cashmatch::domain::{Direction, Payer, ReferenceKind, RemittanceLine};
+    Payment {
+        payment_id: id,
+        format: "grpc".into(),
+        direction: Direction::Credit,
+        payment_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 2),
+        amount,
+        currency: cashmatch::domain::Currency::USD,
+        payer: Payer {
+            name: Some("CONTESTED SUPPLY".into()),
+            account: Some("021000021:1111222233".into()),
+        },
+        lines: refs
+            .iter()
+            .map(|r| RemittanceLine {
+                reference: Some(format!("INV-{:07}", 7_000_000 + r)),
+                reference_kind: ReferenceKind::Invoice,
+                amount_paid: Some(amount / Decimal::from(refs.len())),
+                ..Default::default()
+            })
+            .collect(),
+        free_text: vec![],
+        warnings: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_clients_paying_the_same_invoices_never_over_apply_and_every_payment_balances() {
+    let dir = temp_dir("concurrency");
+    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+    let ch = server.channel().await;
+    let mut c = Clients::new(&ch, None);
+    const INVOICES: usize = 12;
+    let (customer, invoices) = contested_ledger(INVOICES);
+    c.ledger
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![customer.into()],
+        })
+        .await
+        .expect("customer");
+    let req = pb::UpsertInvoicesRequest {
+        invoices: invoices.iter().cloned().map(Into::into).collect(),
+    };
+    c.ledger.upsert_invoices(req).await.expect("invoices");
+
+    // Eight clients, each paying every invoice (some alone, some in pairs, some in part), half
+    // of them one call per payment and half on one stream.
+    let mut tasks = Vec::new();
+    for client in 0..8 {
+        let ch = ch.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut m = Clients::new(&ch, None).matching;
+            let payments: Vec<Payment> = (0..INVOICES)
+                .map(|i| match (i + client) % 3 {
+                    0 => contested_payment(format!("P-{client}-{i}"), &[i], dec("100.00")),
+                    1 => contested_payment(
+                        format!("P-{client}-{i}"),
+                        &[i, (i + 1) % INVOICES],
+                        dec("200.00"),
+                    ),
+                    _ => contested_payment(format!("P-{client}-{i}"), &[i], dec("40.00")),
+                })
+                .collect();
+            let mut out: Vec<(Payment, pb::Decision)> = Vec::new();
+            if client % 2 == 0 {
+                for p in payments {
+                    let r = m
+                        .match_payment(structured(p.clone()))
+                        .await
+                        .expect("match")
+                        .into_inner();
+                    out.push((p, decision(&r.results[0]).clone()));
+                }
+            } else {
+                let reqs: Vec<pb::MatchRequest> =
+                    payments.iter().cloned().map(structured).collect();
+                let mut stream = m
+                    .match_payments(tokio_stream::iter(reqs))
+                    .await
+                    .expect("stream")
+                    .into_inner();
+                let mut i = 0;
+                while let Some(r) = stream.message().await.expect("response") {
+                    assert!(r.errors.is_empty(), "{:?}", r.errors);
+                    out.push((payments[i].clone(), decision(&r.results[0]).clone()));
+                    i += 1;
+                }
+                assert_eq!(i, payments.len(), "one response per request");
+            }
+            out
+        }));
+    }
+    let mut relieved: HashMap<String, Decimal> = HashMap::new();
+    let mut autos = 0;
+    for t in tasks {
+        for (p, d) in t.await.expect("client") {
+            assert_eq!(
+                d.payment_id, p.payment_id,
+                "responses come back in request order"
+            );
+            check_balances(&d, p.amount, &mut relieved);
+            autos += usize::from(is_auto(&d));
+        }
+    }
+    assert!(
+        autos >= INVOICES / 2,
+        "the test must apply cash concurrently; only {autos} auto decisions"
+    );
+    for inv in &invoices {
+        let open = open_amount(&mut c.ledger, &inv.id).await;
+        assert!(open >= Decimal::ZERO, "{} went below zero: {open}", inv.id);
+        let r = relieved.get(&inv.id).copied().unwrap_or_default();
+        assert_eq!(
+            open,
+            inv.amount - r,
+            "{}: the stored open amount does not match the decisions",
+            inv.id
+        );
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_the_same_data_directory_restores_ledger_decisions_queue_audit_and_model() {
+    let dir = temp_dir("restart");
+    let model_dir = dir.join("model-b");
+    let mut model = cashmatch::model::artifact::Model::embedded_default().expect("model");
+    model.version = "restart-test-model".into();
+    model
+        .save(
+            &model_dir,
+            "a copy of the default model under another version",
+        )
+        .expect("save");
+    let store_dir = dir.join("data");
+    let payments = cases_payments();
+    let csv = csv_bytes(&payments);
+    let (_, invoices) = cases_ledger();
+    let invoice_ids: Vec<String> = invoices.iter().map(|i| i.id.clone()).collect();
+
+    let server = start(&store_dir, Auth::disabled(), Limits::default()).await;
+    let mut c = Clients::new(&server.channel().await, None);
+    load_cases_ledger(&mut c.ledger).await;
+    let first = c
+        .matching
+        .match_payment(raw(csv.clone(), None, "r.csv"))
+        .await
+        .expect("match")
+        .into_inner();
+    let review = pb::ResolveReviewItemRequest {
+        payment_id: "P-ambiguous".into(),
+        analyst: Some("alice".into()),
+        action: Some(pb::resolve_review_item_request::Action::AcceptSuggestion(
+            pb::AcceptSuggestion { index: 0 },
+        )),
+        note: String::new(),
+    };
+    c.review.resolve_review_item(review).await.expect("resolve");
+    let info = c
+        .models
+        .activate_model(pb::ActivateModelRequest {
+            directory: model_dir.display().to_string(),
+        })
+        .await
+        .expect("activate")
+        .into_inner();
+    assert_eq!(info.version, "restart-test-model");
+    let open = open_amounts(&mut c.ledger, &invoice_ids).await;
+    let queue = c
+        .review
+        .list_review_items(pb::ListReviewItemsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    let trail = c
+        .review
+        .get_audit_trail(pb::GetAuditTrailRequest::default())
+        .await
+        .expect("audit")
+        .into_inner();
+    server.stop().await;
+
+    let server = start(&store_dir, Auth::disabled(), Limits::default()).await;
+    let mut c = Clients::new(&server.channel().await, None);
+    assert_eq!(open_amounts(&mut c.ledger, &invoice_ids).await, open);
+    let queue2 = c
+        .review
+        .list_review_items(pb::ListReviewItemsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    let ids = |l: &pb::ListReviewItemsResponse| {
+        l.items
+            .iter()
+            .map(|i| i.payment_id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&queue2), ids(&queue));
+    assert!(!ids(&queue2).contains(&"P-ambiguous".to_string()));
+    let trail2 = c
+        .review
+        .get_audit_trail(pb::GetAuditTrailRequest::default())
+        .await
+        .expect("audit")
+        .into_inner();
+    assert_eq!(trail2, trail);
+    assert_eq!(
+        trail2.events.len(),
+        2,
+        "the resolution and the model activation"
+    );
+    let active = c
+        .models
+        .get_active_model(pb::GetActiveModelRequest {})
+        .await
+        .expect("model")
+        .into_inner();
+    assert_eq!(active.version, "restart-test-model");
+    for m in &first.results {
+        let d = decision(m);
+        let stored = c
+            .matching
+            .get_decision(pb::GetDecisionRequest {
+                payment_id: d.payment_id.clone(),
+            })
+            .await
+            .expect("stored")
+            .into_inner();
+        assert_eq!(&stored, d);
+    }
+    // Sent again after the restart: every payment replayed, nothing changed.
+    let again = c
+        .matching
+        .match_payment(raw(csv, None, "r.csv"))
+        .await
+        .expect("again")
+        .into_inner();
+    assert!(again.results.iter().all(|m| m.replayed));
+    assert_eq!(open_amounts(&mut c.ledger, &invoice_ids).await, open);
+    // New payments are decided by the restored model.
+    let mut fresh = payments
+        .into_iter()
+        .find(|p| p.payment_id == "P-no-open-invoice")
+        .expect("payment");
+    fresh.payment_id = "P-after-restart".into();
+    let r = c
+        .matching
+        .match_payment(structured(fresh))
+        .await
+        .expect("fresh")
+        .into_inner();
+    assert_eq!(decision(&r.results[0]).model_version, "restart-test-model");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_a_stream_in_flight_and_limits_are_enforced() {
+    let dir = temp_dir("drain");
+    let limits = Limits {
+        max_message_bytes: 64 * 1024,
+        max_lines_per_remittance: 3,
+        max_payments_per_request: 100,
+    };
+    let mut server = start(&dir, Auth::disabled(), limits).await;
+    let mut c = Clients::new(&server.channel().await, None);
+    load_cases_ledger(&mut c.ledger).await;
+    let payments = cases_payments();
+
+    // Limits: a message over the size limit, a payment over the line limit.
+    let (code_, msg) = code(
+        c.matching
+            .match_payment(raw(vec![b'a'; 100 * 1024], Some("text"), "big.txt"))
+            .await,
+    );
+    assert!(
+        matches!(code_, Code::OutOfRange | Code::ResourceExhausted),
+        "{code_:?}: {msg}"
+    );
+    let multi = payments
+        .iter()
+        .find(|p| p.payment_id == "P-multi-lines")
+        .expect("payment")
+        .clone();
+    let mut long = multi.clone();
+    long.payment_id = "P-long".into();
+    long.lines = std::iter::repeat_n(multi.lines[0].clone(), 4).collect();
+    let (code_, msg) = code(c.matching.match_payment(structured(long.clone())).await);
+    assert_eq!(code_, Code::InvalidArgument);
+    assert!(msg.starts_with("payment.lines"), "{msg}");
+    let r = c
+        .matching
+        .match_payment(raw(
+            csv_bytes(&[long, payments[0].clone()]),
+            Some("csv"),
+            "two.csv",
+        ))
+        .await
+        .expect("the short payment is still decided")
+        .into_inner();
+    assert_eq!(r.results.len(), 1);
+    assert!(r.errors[0].message.contains("P-long"), "{:?}", r.errors);
+
+    // Drain: a stream opened before the shutdown signal is served to its end.
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::MatchRequest>(4);
+    let mut stream = c
+        .matching
+        .match_payments(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("stream")
+        .into_inner();
+    tx.send(structured(payments[1].clone()))
+        .await
+        .expect("send");
+    assert!(stream.message().await.expect("first").is_some());
+    if let Some(stop) = server.stop.take() {
+        let _ = stop.send(());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tx.send(structured(payments[2].clone()))
+        .await
+        .expect("send after the signal");
+    let second = stream.message().await.expect("second").expect("a response");
+    assert_eq!(
+        decision(&second.results[0]).payment_id,
+        payments[2].payment_id
+    );
+    drop(tx);
+    assert!(stream.message().await.expect("end").is_none());
+    server
+        .task
+        .await
+        .expect("task")
+        .expect("the server stopped cleanly");
+    server.service.store().close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A port free at the moment of asking, for a server in another process.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Starts `cashmatch serve` and waits until its health check says SERVING.
+async fn spawn_server(data_dir: &Path, port: u16, log: &Path) -> (std::process::Child, Channel) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn cashmatch serve");
+    let uri = format!("http://127.0.0.1:{port}");
+    for _ in 0..600 {
+        if let Ok(ch) = Channel::from_shared(uri.clone())
+            .expect("uri")
+            .connect()
+            .await
+        {
+            let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+            if h.check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_ok()
+            {
+                return (child, ch);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("cashmatch serve did not come up on port {port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_under_load_loses_no_acknowledged_decision_application_or_resolution() {
+    use std::sync::Mutex;
+    let dir = temp_dir("crash");
+    let data = dir.join("data");
+    let log = dir.join("server.log");
+    let port = free_port();
+    let world = cashmatch::synth::generate(&cashmatch::synth::SynthConfig::new(424_242, 60, 900));
+    let (mut child, ch) = spawn_server(&data, port, &log).await;
+    let mut c = Clients::new(&ch, None);
+    let records: Vec<pb::LedgerRecord> = world
+        .customers
+        .iter()
+        .cloned()
+        .map(|c| pb::LedgerRecord {
+            record: Some(Record::Customer(c.into())),
+        })
+        .chain(
+            world
+                .test
+                .invoices
+                .iter()
+                .cloned()
+                .map(|i| pb::LedgerRecord {
+                    record: Some(Record::Invoice(i.into())),
+                }),
+        )
+        .collect();
+    let loaded = c
+        .ledger
+        .load_ledger(tokio_stream::iter(records))
+        .await
+        .expect("load")
+        .into_inner();
+    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+
+    // Four clients send payments, one analyst resolves review items as they appear; every
+    // acknowledgement is written down. The server is killed in the middle of it.
+    let acked: Arc<Mutex<Vec<(Payment, pb::Decision)>>> = Arc::default();
+    let resolved: Arc<Mutex<Vec<pb::ReviewItem>>> = Arc::default();
+    let payments = Arc::new(world.test.payments.clone());
+    let mut tasks = Vec::new();
+    for k in 0..4 {
+        let (ch, acked, payments) = (ch.clone(), Arc::clone(&acked), Arc::clone(&payments));
+        tasks.push(tokio::spawn(async move {
+            let mut m = Clients::new(&ch, None).matching;
+            for p in payments.iter().skip(k).step_by(4) {
+                match m.match_payment(structured(p.clone())).await {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        acked
+                            .lock()
+                            .expect("lock")
+                            .push((p.clone(), decision(&r.results[0]).clone()));
+                    }
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    {
+        let (ch, resolved) = (ch.clone(), Arc::clone(&resolved));
+        tasks.push(tokio::spawn(async move {
+            let mut r = Clients::new(&ch, None).review;
+            loop {
+                let Ok(list) = r
+                    .list_review_items(pb::ListReviewItemsRequest::default())
+                    .await
+                else {
+                    break;
+                };
+                for item in list.into_inner().items {
+                    let req = pb::ResolveReviewItemRequest {
+                        payment_id: item.payment_id.clone(),
+                        analyst: Some("night-shift".into()),
+                        action: Some(pb::resolve_review_item_request::Action::LeaveUnapplied(
+                            pb::LeaveUnapplied {},
+                        )),
+                        note: String::new(),
+                    };
+                    match r.resolve_review_item(req).await {
+                        Ok(done) => resolved.lock().expect("lock").push(done.into_inner()),
+                        Err(s) if s.code() == Code::FailedPrecondition => {}
+                        Err(_) => return,
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    for _ in 0..600 {
+        if acked.lock().expect("lock").len() >= 60 && !resolved.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = std::mem::take(&mut *acked.lock().expect("lock"));
+    let resolved = std::mem::take(&mut *resolved.lock().expect("lock"));
+    assert!(
+        acked.len() >= 60 && acked.len() < payments.len(),
+        "killed under load: {} acknowledged",
+        acked.len()
+    );
+    assert!(!resolved.is_empty());
+
+    let (mut child, ch) = spawn_server(&data, port, &log).await;
+    let mut c = Clients::new(&ch, None);
+    // Every acknowledged decision is there, as acknowledged, and a replay changes nothing.
+    for (p, d) in &acked {
+        let stored = c
+            .matching
+            .get_decision(pb::GetDecisionRequest {
+                payment_id: p.payment_id.clone(),
+            })
+            .await
+            .expect("an acknowledged decision survives")
+            .into_inner();
+        assert_eq!(&stored, d);
+    }
+    // Every acknowledged resolution is there, with its audit event.
+    for item in &resolved {
+        let id = item
+            .summary
+            .as_ref()
+            .map(|s| s.payment_id.clone())
+            .unwrap_or_default();
+        let stored = c
+            .review
+            .get_review_item(pb::GetReviewItemRequest {
+                payment_id: id.clone(),
+            })
+            .await
+            .expect("item")
+            .into_inner();
+        assert_eq!(stored.resolution, item.resolution, "{id}");
+        let trail = c
+            .review
+            .get_audit_trail(pb::GetAuditTrailRequest {
+                payment_id: id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("audit")
+            .into_inner();
+        assert_eq!(trail.events.len(), 1, "{id}");
+    }
+    // The open amounts are exactly the ledger minus the cash of every stored auto decision,
+    // acknowledged or not: a decision and its applications were committed together or not at all.
+    let mut relieved: HashMap<String, Decimal> = HashMap::new();
+    for p in payments.iter() {
+        match c
+            .matching
+            .get_decision(pb::GetDecisionRequest {
+                payment_id: p.payment_id.clone(),
+            })
+            .await
+        {
+            Ok(d) => check_balances(&d.into_inner(), p.amount, &mut relieved),
+            Err(s) => assert_eq!(s.code(), Code::NotFound),
+        }
+    }
+    for inv in &world.test.invoices {
+        let open = open_amount(&mut c.ledger, &inv.id).await;
+        let r = relieved.get(&inv.id).copied().unwrap_or_default();
+        assert_eq!(open, inv.open_amount - r, "{}", inv.id);
+    }
+    let (p, d) = &acked[0];
+    let again = c
+        .matching
+        .match_payment(structured(p.clone()))
+        .await
+        .expect("replay")
+        .into_inner();
+    assert!(again.results[0].replayed);
+    assert_eq!(decision(&again.results[0]), d);
+    child.kill().expect("stop");
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_activated_under_load_fails_no_request_in_flight() {
+    let dir = temp_dir("hot-swap");
+    let model_dir = dir.join("model-next");
+    let mut model = cashmatch::model::artifact::Model::embedded_default().expect("model");
+    model.version = "hot-swap-model".into();
+    model
+        .save(&model_dir, "the default model under another version")
+        .expect("save");
+    let server = start(&dir.join("data"), Auth::disabled(), Limits::default()).await;
+    let ch = server.channel().await;
+    let mut c = Clients::new(&ch, None);
+    const INVOICES: usize = 60;
+    let (customer, invoices) = contested_ledger(INVOICES);
+    c.ledger
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![customer.into()],
+        })
+        .await
+        .expect("customer");
+    let req = pb::UpsertInvoicesRequest {
+        invoices: invoices.into_iter().map(Into::into).collect(),
+    };
+    c.ledger.upsert_invoices(req).await.expect("invoices");
+
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for k in 0..3 {
+        let (ch, done) = (ch.clone(), Arc::clone(&done));
+        tasks.push(tokio::spawn(async move {
+            let mut m = Clients::new(&ch, None).matching;
+            let mut versions = Vec::new();
+            for i in (k..INVOICES).step_by(3) {
+                let p = contested_payment(format!("P-{i}"), &[i], dec("100.00"));
+                let r = m
+                    .match_payment(structured(p))
+                    .await
+                    .expect("no request fails during the swap");
+                versions.push(decision(&r.into_inner().results[0]).model_version.clone());
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            versions
+        }));
+    }
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let info = c
+        .models
+        .activate_model(pb::ActivateModelRequest {
+            directory: model_dir.display().to_string(),
+        })
+        .await
+        .expect("activate")
+        .into_inner();
+    assert_eq!(info.version, "hot-swap-model");
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.extend(t.await.expect("client"));
+    }
+    assert_eq!(versions.len(), INVOICES);
+    let default = cashmatch::model::artifact::Model::embedded_default()
+        .expect("model")
+        .version;
+    assert!(
+        versions.contains(&default) && versions.contains(&"hot-swap-model".to_string()),
+        "{versions:?}"
+    );
+    let (code_, msg) = code(
+        c.models
+            .activate_model(pb::ActivateModelRequest {
+                directory: dir.display().to_string(),
+            })
+            .await,
+    );
+    assert_eq!(
+        code_,
+        Code::FailedPrecondition,
+        "a directory without a model: {msg}"
+    );
+    let active = c
+        .models
+        .get_active_model(pb::GetActiveModelRequest {})
+        .await
+        .expect("active")
+        .into_inner();
+    assert_eq!(active.version, "hot-swap-model");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
