@@ -280,13 +280,18 @@ impl Engine {
 
     /// Applies a decision's allocations to the ledger: all or nothing.
     pub fn apply(&mut self, payment: &Payment, d: &Decision) -> Result<(), LedgerError> {
+        // One entry per invoice: two allocations naming the same invoice are checked and applied
+        // as their sum, so the check below covers what is really applied.
         let mut plan: Vec<(InvoiceIdx, Decimal)> = Vec::with_capacity(d.allocations.len());
         for a in &d.allocations {
             let idx = self
                 .ledger
                 .invoice_idx(&a.invoice_id)
                 .ok_or_else(|| LedgerError::UnknownInvoice(a.invoice_id.clone()))?;
-            plan.push((idx, a.relieved()));
+            match plan.iter_mut().find(|(i, _)| *i == idx) {
+                Some((_, r)) => *r += a.relieved(),
+                None => plan.push((idx, a.relieved())),
+            }
         }
         let applied: Decimal = d.allocations.iter().map(|a| a.amount).sum();
         if applied + d.unapplied != payment.amount {

@@ -268,3 +268,40 @@ fn bad_rows_are_reported_with_file_line_and_column_and_good_payments_still_decid
     assert_eq!(decided.len(), 23, "every good payment is decided");
     assert!(decided.iter().all(|d| d.payment_id != "P-typo"));
 }
+
+/// Regression: two allocations naming one invoice used to pass the check one by one and then
+/// fail half-way through applying, leaving the ledger changed.
+#[test]
+fn apply_checks_two_allocations_of_one_invoice_as_their_sum_and_changes_nothing_when_refused() {
+    let (mut engine, payments) = case_engine();
+    let p = payments
+        .iter()
+        .find(|p| p.payment_id == "P-exact")
+        .expect("P-exact")
+        .clone();
+    let half = |amount: &str| cashmatch::domain::Allocation {
+        invoice_id: "I-1001".into(),
+        amount: amount.parse().expect("decimal"),
+        discount: Decimal::ZERO,
+        deduction: Decimal::ZERO,
+        reason_code: None,
+    };
+    let before = engine
+        .ledger()
+        .invoice(engine.ledger().invoice_idx("I-1001").expect("I-1001"))
+        .open_amount;
+    let mut d = engine.decide(&p);
+    d.status = Status::Auto;
+    d.allocations = vec![half("1000.00"), half("1000.00")];
+    d.unapplied = p.amount - "2000.00".parse::<Decimal>().expect("decimal");
+    let err = engine.apply(&p, &d);
+    assert!(
+        err.is_err(),
+        "2,000.00 against 1,250.00 open must be refused"
+    );
+    let after = engine
+        .ledger()
+        .invoice(engine.ledger().invoice_idx("I-1001").expect("I-1001"))
+        .open_amount;
+    assert_eq!(before, after, "a refused apply changes nothing");
+}
