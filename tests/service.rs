@@ -1534,3 +1534,54 @@ async fn a_model_activated_under_load_fails_no_request_in_flight() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cancelled_mid_way_leave_their_payments_decided_once_and_replayable() {
+    let dir = temp_dir("cancel");
+    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+    let ch = server.channel().await;
+    let mut c = Clients::new(&ch, None);
+    const INVOICES: usize = 30;
+    let (customer, invoices) = contested_ledger(INVOICES);
+    c.ledger
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![customer.into()],
+        })
+        .await
+        .expect("customer");
+    let req = pb::UpsertInvoicesRequest {
+        invoices: invoices.iter().cloned().map(Into::into).collect(),
+    };
+    c.ledger.upsert_invoices(req).await.expect("invoices");
+    let payments: Vec<Payment> = (0..INVOICES)
+        .map(|i| contested_payment(format!("P-{i}"), &[i], dec("100.00")))
+        .collect();
+    // Deadlines so short that the client gives up while the server is deciding or committing.
+    for (i, p) in payments.iter().enumerate() {
+        let mut req = Request::new(structured(p.clone()));
+        req.set_timeout(std::time::Duration::from_micros(50 * (i as u64 % 10) + 1));
+        let _ = c.matching.match_payment(req).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut relieved = HashMap::new();
+    for p in &payments {
+        let r = c
+            .matching
+            .match_payment(structured(p.clone()))
+            .await
+            .expect("replayable after a cancel")
+            .into_inner();
+        check_balances(decision(&r.results[0]), p.amount, &mut relieved);
+    }
+    for inv in &invoices {
+        let r = relieved.get(&inv.id).copied().unwrap_or_default();
+        assert_eq!(
+            open_amount(&mut c.ledger, &inv.id).await,
+            inv.amount - r,
+            "{}",
+            inv.id
+        );
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
