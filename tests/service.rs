@@ -51,6 +51,7 @@ struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
     service: Arc<Service<SqliteStore>>,
+    metrics: Arc<Metrics>,
 }
 
 async fn start(dir: &Path, auth: Auth, limits: Limits) -> Running {
@@ -66,18 +67,20 @@ async fn start(dir: &Path, auth: Auth, limits: Limits) -> Running {
     let shutdown = async move {
         let _ = rx.await;
     };
+    let metrics = Arc::new(Metrics::new());
     let task = tokio::spawn(run(
         listener,
         shutdown,
         Arc::clone(&service),
         auth,
-        Arc::new(Metrics::new()),
+        Arc::clone(&metrics),
     ));
     Running {
         addr,
         stop: Some(tx),
         task,
         service,
+        metrics,
     }
 }
 
@@ -722,8 +725,64 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
         (0, "I-orphan")
     );
 
+    // The metrics endpoint: requests by method and code, decisions by status, the queue depth.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let maddr = listener.local_addr().expect("addr");
+    let (mstop, mstopped) = oneshot::channel::<()>();
+    let mtask = tokio::spawn(cashmatch::grpc::metrics::serve_metrics(
+        listener,
+        Arc::clone(&server.metrics),
+        Arc::clone(&server.service),
+        async move {
+            let _ = mstopped.await;
+        },
+    ));
+    let body = http_get(maddr, "/metrics").await;
+    let autos = decisions.values().filter(|d| is_auto(d)).count();
+    assert!(
+        body.contains(&format!(
+            "cashmatch_decisions_total{{status=\"auto\"}} {autos}"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "cashmatch_review_queue_depth {}",
+            review_ids.len() - 3
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "cashmatch_grpc_requests_total{method=\"Matching/MatchPayment\",code=\"Ok\"}"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("cashmatch_grpc_request_duration_seconds_bucket"),
+        "{body}"
+    );
+    let _ = mstop.send(());
+    mtask.await.expect("metrics task").expect("metrics served");
+
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The body of an HTTP/1.0 GET.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    assert!(
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+        "{out}"
+    );
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
