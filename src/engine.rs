@@ -24,17 +24,11 @@ pub const RULES_VERSION: &str = "rules-2026.11";
 const MAX_SUGGESTIONS: usize = 3;
 
 /// What the engine may change about how it decides.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
     pub limits: CandidateLimits,
     /// Overrides the model's own auto-apply threshold.
     pub threshold: Option<f64>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig { limits: CandidateLimits::default(), threshold: None }
-    }
 }
 
 /// The matching engine.
@@ -53,7 +47,11 @@ pub struct Scored {
 
 impl Engine {
     pub fn new(ledger: Ledger, model: Arc<Model>, config: EngineConfig) -> Engine {
-        Engine { ledger, model, config }
+        Engine {
+            ledger,
+            model,
+            config,
+        }
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -83,7 +81,9 @@ impl Engine {
         let mut pc = candidates::generate(&self.ledger, payment, &self.config.limits);
         // An allocation in another currency is never right: the ledger does not convert.
         pc.candidates.retain(|c| {
-            c.allocations.iter().all(|a| self.ledger.invoice(a.invoice).currency == payment.currency)
+            c.allocations
+                .iter()
+                .all(|a| self.ledger.invoice(a.invoice).currency == payment.currency)
         });
         let x = features::matrix(&self.ledger, payment, &pc);
         let probs = self.model.candidate_probabilities(x.view());
@@ -98,7 +98,10 @@ impl Engine {
             }
         }
         pc.candidates = sorted;
-        Scored { candidates: pc, probabilities }
+        Scored {
+            candidates: pc,
+            probabilities,
+        }
     }
 
     /// Decides one payment against the ledger as it stands. Changes nothing.
@@ -111,12 +114,18 @@ impl Engine {
         }
         if payment.amount <= Decimal::ZERO {
             d.review_reason = Some(ReviewReason::NotMatchable);
-            d.explanation.push(format!("amount {} is not a positive payment", payment.amount));
+            d.explanation.push(format!(
+                "amount {} is not a positive payment",
+                payment.amount
+            ));
             return d;
         }
         let s = self.score(payment);
         let pc = &s.candidates;
-        let direct_payer = pc.payers.iter().find(|p| p.via != crate::matching::payer::PayerVia::Reference);
+        let direct_payer = pc
+            .payers
+            .iter()
+            .find(|p| p.via != crate::matching::payer::PayerVia::Reference);
         if let Some(p) = direct_payer {
             let c = self.ledger.customer(p.customer);
             d.customer_id = Some(c.id.clone());
@@ -125,10 +134,15 @@ impl Engine {
                 c.name,
                 c.id,
                 p.via.describe(),
-                if p.score < 1.0 { format!(", similarity {:.2}", p.score) } else { String::new() }
+                if p.score < 1.0 {
+                    format!(", similarity {:.2}", p.score)
+                } else {
+                    String::new()
+                }
             ));
         } else if let Some(name) = payment.payer.name.as_deref() {
-            d.explanation.push(format!("payer {name:?} is not a known customer"));
+            d.explanation
+                .push(format!("payer {name:?} is not a known customer"));
         }
         if pc.closed_hits > 0 {
             d.explanation.push(format!(
@@ -138,7 +152,11 @@ impl Engine {
         }
         let Some(best) = pc.candidates.first() else {
             let no_customer = pc.payers.is_empty();
-            d.review_reason = Some(if no_customer { ReviewReason::NoCustomer } else { ReviewReason::NoCandidate });
+            d.review_reason = Some(if no_customer {
+                ReviewReason::NoCustomer
+            } else {
+                ReviewReason::NoCandidate
+            });
             d.explanation.push(if no_customer {
                 "no customer and no open invoice matches the payer or the references".into()
             } else {
@@ -147,7 +165,10 @@ impl Engine {
             return d;
         };
         let rival = s.probabilities.get(1).copied().unwrap_or(0.0);
-        let confidence = self.model.calibrator.apply(decision_score(s.probabilities[0], rival) as f32);
+        let confidence = self
+            .model
+            .calibrator
+            .apply(decision_score(s.probabilities[0], rival) as f32);
         d.confidence = confidence;
         if d.customer_id.is_none() {
             if let Some(a) = best.allocations.first() {
@@ -158,38 +179,54 @@ impl Engine {
         let consistent = self.check(payment, best).is_ok();
         // Another allocation with the same claim and the same evidence: nothing in the data
         // can tell them apart, so a person must, whatever the model's scores.
-        let tied = pc.candidates.iter().skip(1).any(|r| equally_explained(&self.ledger, best, r));
+        let tied = pc
+            .candidates
+            .iter()
+            .skip(1)
+            .any(|r| equally_explained(&self.ledger, best, r));
         let guarded = self.guard(pc, best);
         if let Some(why) = &guarded {
-            d.explanation.push(format!("not applied automatically: {why}"));
+            d.explanation
+                .push(format!("not applied automatically: {why}"));
         }
         if confidence >= threshold && consistent && !tied && guarded.is_none() {
             d.status = Status::Auto;
             d.allocations = self.allocations(best);
             d.unapplied = best.unapplied;
             d.explanation.extend(self.explain(payment, pc, best));
-            d.explanation.push(format!("auto-applied: confidence {confidence:.4} >= threshold {threshold:.4}"));
+            d.explanation.push(format!(
+                "auto-applied: confidence {confidence:.4} >= threshold {threshold:.4}"
+            ));
             return d;
         }
-        d.review_reason = Some(if tied || (rival > 0.5 && same_claim(best, &pc.candidates[1])) {
-            ReviewReason::Ambiguous
-        } else if !best.unapplied.is_zero()
-            || best.allocations.iter().any(|a| matches!(a.fit.kind, AmountFit::Partial | AmountFit::Overpaid))
-        {
-            ReviewReason::AmountMismatch
-        } else if best
-            .allocations
-            .iter()
-            .any(|a| matches!(a.fit.kind, AmountFit::StatedDeduction | AmountFit::BankFee | AmountFit::LateDiscount))
-        {
-            ReviewReason::Deduction
-        } else {
-            ReviewReason::LowConfidence
-        });
+        d.review_reason = Some(
+            if tied || (rival > 0.5 && same_claim(best, &pc.candidates[1])) {
+                ReviewReason::Ambiguous
+            } else if !best.unapplied.is_zero()
+                || best
+                    .allocations
+                    .iter()
+                    .any(|a| matches!(a.fit.kind, AmountFit::Partial | AmountFit::Overpaid))
+            {
+                ReviewReason::AmountMismatch
+            } else if best.allocations.iter().any(|a| {
+                matches!(
+                    a.fit.kind,
+                    AmountFit::StatedDeduction | AmountFit::BankFee | AmountFit::LateDiscount
+                )
+            }) {
+                ReviewReason::Deduction
+            } else {
+                ReviewReason::LowConfidence
+            },
+        );
         for (i, c) in pc.candidates.iter().take(MAX_SUGGESTIONS).enumerate() {
             let r = if i == 0 { rival } else { s.probabilities[0] };
             d.suggestions.push(Suggestion {
-                confidence: self.model.calibrator.apply(decision_score(s.probabilities[i], r) as f32),
+                confidence: self
+                    .model
+                    .calibrator
+                    .apply(decision_score(s.probabilities[i], r) as f32),
                 allocations: self.allocations(c),
                 unapplied: c.unapplied,
                 explanation: self.explain(payment, pc, c),
@@ -198,8 +235,10 @@ impl Engine {
         d.explanation.push(format!(
             "review: {}; best suggestion confidence {confidence:.4} (threshold {threshold:.4})",
             match d.review_reason {
-                Some(ReviewReason::Ambiguous) => "two or more allocations explain the payment about equally well",
-                Some(ReviewReason::AmountMismatch) => "the amounts leave a difference the engine cannot explain",
+                Some(ReviewReason::Ambiguous) =>
+                    "two or more allocations explain the payment about equally well",
+                Some(ReviewReason::AmountMismatch) =>
+                    "the amounts leave a difference the engine cannot explain",
                 Some(ReviewReason::Deduction) => "a deduction or late discount needs approval",
                 _ => "not confident enough to apply",
             }
@@ -243,23 +282,41 @@ impl Engine {
     pub fn apply(&mut self, payment: &Payment, d: &Decision) -> Result<(), LedgerError> {
         let mut plan: Vec<(InvoiceIdx, Decimal)> = Vec::with_capacity(d.allocations.len());
         for a in &d.allocations {
-            let idx = self.ledger.invoice_idx(&a.invoice_id).ok_or_else(|| LedgerError::UnknownInvoice(a.invoice_id.clone()))?;
+            let idx = self
+                .ledger
+                .invoice_idx(&a.invoice_id)
+                .ok_or_else(|| LedgerError::UnknownInvoice(a.invoice_id.clone()))?;
             plan.push((idx, a.relieved()));
         }
         let applied: Decimal = d.allocations.iter().map(|a| a.amount).sum();
         if applied + d.unapplied != payment.amount {
             return Err(LedgerError::InvalidInvoice {
-                invoice_id: d.allocations.first().map(|a| a.invoice_id.clone()).unwrap_or_default(),
-                message: format!("allocations {applied} + unapplied {} != payment {}", d.unapplied, payment.amount),
+                invoice_id: d
+                    .allocations
+                    .first()
+                    .map(|a| a.invoice_id.clone())
+                    .unwrap_or_default(),
+                message: format!(
+                    "allocations {applied} + unapplied {} != payment {}",
+                    d.unapplied, payment.amount
+                ),
             });
         }
         // Check everything first so that a refusal leaves the ledger as it was.
         for &(idx, relieved) in &plan {
             let inv = self.ledger.invoice(idx);
             let after = inv.open_amount - relieved;
-            let crosses = if inv.is_credit() { after > Decimal::ZERO } else { after < Decimal::ZERO };
+            let crosses = if inv.is_credit() {
+                after > Decimal::ZERO
+            } else {
+                after < Decimal::ZERO
+            };
             if crosses || (inv.open_amount.is_zero() && !relieved.is_zero()) {
-                return Err(LedgerError::OverApplied { invoice_id: inv.id.clone(), open: inv.open_amount, relieved });
+                return Err(LedgerError::OverApplied {
+                    invoice_id: inv.id.clone(),
+                    open: inv.open_amount,
+                    relieved,
+                });
             }
         }
         for (idx, relieved) in plan {
@@ -285,14 +342,21 @@ impl Engine {
             a.reference.is_none() && !matches!(a.fit.kind, AmountFit::Exact | AmountFit::Discount)
         });
         if unreferenced_mismatch {
-            return Some("an invoice found by amount alone does not match the amount exactly".into());
+            return Some(
+                "an invoice found by amount alone does not match the amount exactly".into(),
+            );
         }
         if c.source == Source::SubsetSum {
             if pc.subset_solutions > 1 {
-                return Some(format!("{} sets of open items add up to the payment", pc.subset_solutions));
+                return Some(format!(
+                    "{} sets of open items add up to the payment",
+                    pc.subset_solutions
+                ));
             }
             if !pc.queries.is_empty() {
-                return Some("the payer's references do not name the open items that add up".into());
+                return Some(
+                    "the payer's references do not name the open items that add up".into(),
+                );
             }
         }
         None
@@ -309,7 +373,11 @@ impl Engine {
         for a in &c.allocations {
             let inv = self.ledger.invoice(a.invoice);
             let relieved = a.fit.amount + a.fit.discount + a.fit.deduction;
-            let ok = if inv.is_credit() { relieved >= inv.open_amount && relieved <= Decimal::ZERO } else { relieved <= inv.open_amount && relieved >= Decimal::ZERO };
+            let ok = if inv.is_credit() {
+                relieved >= inv.open_amount && relieved <= Decimal::ZERO
+            } else {
+                relieved <= inv.open_amount && relieved >= Decimal::ZERO
+            };
             if !ok {
                 return Err(format!("{} would go past zero", inv.id));
             }
@@ -343,11 +411,18 @@ impl Engine {
                         crate::ledger::RefField::InvoiceNumber => "invoice number",
                         crate::ledger::RefField::PoNumber => "PO number",
                     };
-                    let how = if sim >= 0.999 { "exactly".to_string() } else { format!("similarity {sim:.2}") };
+                    let how = if sim >= 0.999 {
+                        "exactly".to_string()
+                    } else {
+                        format!("similarity {sim:.2}")
+                    };
                     format!("reference {:?} matched {what} {} {how}", q.text, inv.number)
                 }
                 None => match c.source {
-                    Source::SubsetSum => format!("{} found by amount (open items adding up to the payment)", inv.number),
+                    Source::SubsetSum => format!(
+                        "{} found by amount (open items adding up to the payment)",
+                        inv.number
+                    ),
                     _ => format!("{} found by amount", inv.number),
                 },
             };
@@ -365,13 +440,20 @@ impl Engine {
                 amount.push_str(&format!(
                     ", deduction {}{}",
                     a.fit.deduction,
-                    a.fit.reason_code.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    a.fit
+                        .reason_code
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
                 ));
             }
             out.push(format!("{matched}; {amount}"));
         }
         if !c.unapplied.is_zero() {
-            out.push(format!("{} of {} left unapplied", c.unapplied, payment.amount));
+            out.push(format!(
+                "{} of {} left unapplied",
+                c.unapplied, payment.amount
+            ));
         }
         out
     }
@@ -397,12 +479,20 @@ impl Engine {
 /// items of one customer with the same amount and no reference to tell them apart.
 fn equally_explained(ledger: &Ledger, a: &Candidate, b: &Candidate) -> bool {
     let sims = |c: &Candidate| {
-        let mut v: Vec<i32> = c.allocations.iter().map(|x| x.reference.map_or(-1, |r| (r.1 * 1000.0).round() as i32)).collect();
+        let mut v: Vec<i32> = c
+            .allocations
+            .iter()
+            .map(|x| x.reference.map_or(-1, |r| (r.1 * 1000.0).round() as i32))
+            .collect();
         v.sort_unstable();
         v
     };
     let customers = |c: &Candidate| {
-        let mut v: Vec<u32> = c.allocations.iter().map(|x| ledger.invoice_customer(x.invoice)).collect();
+        let mut v: Vec<u32> = c
+            .allocations
+            .iter()
+            .map(|x| ledger.invoice_customer(x.invoice))
+            .collect();
         v.sort_unstable();
         v.dedup();
         v

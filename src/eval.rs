@@ -33,7 +33,11 @@ impl Figures {
         ratio(self.auto_correct, self.with_truth)
     }
     pub fn precision(&self) -> f64 {
-        if self.auto == 0 { 1.0 } else { ratio(self.auto_correct, self.auto) }
+        if self.auto == 0 {
+            1.0
+        } else {
+            ratio(self.auto_correct, self.auto)
+        }
     }
     pub fn wrong_per_1000(&self) -> f64 {
         1000.0 * ratio(self.auto - self.auto_correct, self.payments)
@@ -55,17 +59,27 @@ pub struct Report {
 }
 
 fn key_of(allocs: &[Allocation]) -> Vec<(String, Decimal)> {
-    let mut k: Vec<(String, Decimal)> = allocs.iter().map(|a| (a.invoice_id.clone(), a.amount.normalize())).collect();
+    let mut k: Vec<(String, Decimal)> = allocs
+        .iter()
+        .map(|a| (a.invoice_id.clone(), a.amount.normalize()))
+        .collect();
     k.sort();
     k
 }
 
 /// Scores decisions against labels. Every decided payment counts as labelled: one with no label
 /// rows had no correct answer. `cases` maps payment ids to their case family, where known.
-pub fn evaluate(decisions: &[Decision], labels: &[Label], cases: &HashMap<String, String>) -> Report {
+pub fn evaluate(
+    decisions: &[Decision],
+    labels: &[Label],
+    cases: &HashMap<String, String>,
+) -> Report {
     let mut truth: HashMap<&str, Vec<(String, Decimal)>> = HashMap::new();
     for l in labels {
-        truth.entry(l.payment_id.as_str()).or_default().push((l.invoice_id.clone(), l.applied_amount.normalize()));
+        truth
+            .entry(l.payment_id.as_str())
+            .or_default()
+            .push((l.invoice_id.clone(), l.applied_amount.normalize()));
     }
     for v in truth.values_mut() {
         v.sort();
@@ -73,7 +87,10 @@ pub fn evaluate(decisions: &[Decision], labels: &[Label], cases: &HashMap<String
     let mut report = Report::default();
     for d in decisions {
         let t = truth.get(d.payment_id.as_str());
-        let case = cases.get(&d.payment_id).cloned().unwrap_or_else(|| "unknown".into());
+        let case = cases
+            .get(&d.payment_id)
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
         for f in [&mut report.overall, report.by_case.entry(case).or_default()] {
             f.payments += 1;
             f.with_truth += t.is_some() as usize;
@@ -89,7 +106,10 @@ pub fn evaluate(decisions: &[Decision], labels: &[Label], cases: &HashMap<String
                     f.review += 1;
                     if let Some(t) = t {
                         f.review_with_truth += 1;
-                        if d.suggestions.first().is_some_and(|s| *t == key_of(&s.allocations)) {
+                        if d.suggestions
+                            .first()
+                            .is_some_and(|s| *t == key_of(&s.allocations))
+                        {
                             f.review_top1 += 1;
                         }
                     }
@@ -105,7 +125,9 @@ pub fn render(reports: &[(&str, &Report)]) -> String {
     let mut out = String::new();
     out.push_str("| case | payments |");
     for (name, _) in reports {
-        out.push_str(&format!(" {name} touchless | {name} precision | {name} wrong/1k | {name} review top-1 |"));
+        out.push_str(&format!(
+            " {name} touchless | {name} precision | {name} wrong/1k | {name} review top-1 |"
+        ));
     }
     out.push('\n');
     out.push_str("|---|---:|");
@@ -113,11 +135,20 @@ pub fn render(reports: &[(&str, &Report)]) -> String {
         out.push_str("---:|---:|---:|---:|");
     }
     out.push('\n');
-    let Some((_, first)) = reports.first() else { return out };
-    let mut rows: Vec<(&str, Vec<&Figures>)> = vec![("**all**", reports.iter().map(|r| &r.1.overall).collect())];
+    let Some((_, first)) = reports.first() else {
+        return out;
+    };
+    let mut rows: Vec<(&str, Vec<&Figures>)> =
+        vec![("**all**", reports.iter().map(|r| &r.1.overall).collect())];
     let empty = Figures::default();
     for case in first.by_case.keys() {
-        rows.push((case, reports.iter().map(|r| r.1.by_case.get(case).unwrap_or(&empty)).collect()));
+        rows.push((
+            case,
+            reports
+                .iter()
+                .map(|r| r.1.by_case.get(case).unwrap_or(&empty))
+                .collect(),
+        ));
     }
     for (case, figs) in rows {
         out.push_str(&format!("| {case} | {} |", figs[0].payments));
@@ -127,7 +158,11 @@ pub fn render(reports: &[(&str, &Report)]) -> String {
                 100.0 * f.touchless(),
                 100.0 * f.precision(),
                 f.wrong_per_1000(),
-                if f.review_with_truth == 0 { "-".to_string() } else { format!("{:.1}%", 100.0 * f.review_top1()) },
+                if f.review_with_truth == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.1}%", 100.0 * f.review_top1())
+                },
             ));
         }
         out.push('\n');
@@ -142,7 +177,10 @@ pub fn render(reports: &[(&str, &Report)]) -> String {
 pub fn rules_baseline(ledger: &mut Ledger, payments: &[Payment]) -> Vec<Decision> {
     let mut by_number: HashMap<String, Vec<u32>> = HashMap::new();
     for (i, inv) in ledger.invoices().iter().enumerate() {
-        by_number.entry(normalize(&inv.number)).or_default().push(i as u32);
+        by_number
+            .entry(normalize(&inv.number))
+            .or_default()
+            .push(i as u32);
     }
     payments
         .iter()
@@ -164,7 +202,9 @@ pub fn rules_baseline(ledger: &mut Ledger, payments: &[Payment]) -> Vec<Decision
             let mut allocs: Vec<(u32, Decimal)> = Vec::new();
             let all = !p.lines.is_empty()
                 && p.lines.iter().all(|l| {
-                    let Some(r) = l.reference.as_deref() else { return false };
+                    let Some(r) = l.reference.as_deref() else {
+                        return false;
+                    };
                     let cash = match (l.amount_paid, single) {
                         (Some(a), _) => a,
                         (None, true) => p.amount,
@@ -223,4 +263,43 @@ pub fn rules_baseline(ledger: &mut Ledger, payments: &[Payment]) -> Vec<Decision
             d
         })
         .collect()
+}
+
+/// A model's figures on one labelled period beside the rules baseline's.
+pub struct Comparison {
+    pub model: Report,
+    pub rules: Report,
+    pub decisions: Vec<Decision>,
+    /// Wall-clock seconds the engine took for the batch.
+    pub seconds: f64,
+}
+
+/// Matches a labelled period with a model and with the rules baseline, each on its own copy of
+/// the ledger, and scores both.
+pub fn compare(
+    model: std::sync::Arc<crate::model::artifact::Model>,
+    customers: &[crate::domain::Customer],
+    invoices: &[crate::domain::Invoice],
+    payments: &[Payment],
+    labels: &[Label],
+    cases: &HashMap<String, String>,
+) -> Result<Comparison, crate::ledger::LedgerError> {
+    let ledger = |_: ()| {
+        let (l, errs) = Ledger::new(customers.to_vec(), invoices.to_vec());
+        match errs.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(l),
+        }
+    };
+    let mut engine = crate::engine::Engine::new(ledger(())?, model, Default::default());
+    let t = std::time::Instant::now();
+    let decisions = engine.run_batch(payments);
+    let seconds = t.elapsed().as_secs_f64();
+    let rules = rules_baseline(&mut ledger(())?, payments);
+    Ok(Comparison {
+        model: evaluate(&decisions, labels, cases),
+        rules: evaluate(&rules, labels, cases),
+        decisions,
+        seconds,
+    })
 }

@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use cashmatch::domain::{Customer, Decision, Invoice, Payment, Status};
 use cashmatch::engine::{Engine, EngineConfig};
 use cashmatch::eval::{self, Report};
+use cashmatch::formats::{self, Format};
 use cashmatch::ledger::Ledger;
 use cashmatch::model::artifact::Model;
 use cashmatch::{io, synth, train};
@@ -14,7 +15,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "cashmatch", version, about = "Cash application: match payments to open invoices")]
+#[command(
+    name = "cashmatch",
+    version,
+    about = "Cash application: match payments to open invoices"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +27,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read a remittance file in any supported format and write its payments as JSON Lines.
+    ///
+    /// One object per payment on stdout (the canonical payment, amounts as decimal strings; see
+    /// docs/formats.md); transactions that could not be read go to stderr with their positions.
+    Parse {
+        file: PathBuf,
+        /// The format, when detection from the content should not decide (csv, x12_820, bai2,
+        /// lockbox, camt053, camt054, remt001, nacha, mt940, text).
+        #[arg(long)]
+        format: Option<Format>,
+    },
     /// Match remittances against an open-items ledger and write one decision per payment.
     Match {
         #[arg(long)]
@@ -30,6 +46,9 @@ enum Command {
         invoices: PathBuf,
         #[arg(long)]
         remittances: PathBuf,
+        /// Format of --remittances; detected from the content when absent.
+        #[arg(long)]
+        format: Option<Format>,
         #[arg(long)]
         out: PathBuf,
         /// Model directory; the default model built into the binary when absent.
@@ -47,6 +66,9 @@ enum Command {
         invoices: PathBuf,
         #[arg(long)]
         remittances: PathBuf,
+        /// Format of --remittances; detected from the content when absent.
+        #[arg(long)]
+        format: Option<Format>,
         #[arg(long)]
         labels: PathBuf,
         #[arg(long)]
@@ -59,6 +81,10 @@ enum Command {
         /// Version recorded in every decision the model makes.
         #[arg(long)]
         version: Option<String>,
+        /// A labelled split directory (customers, invoices, remittances, labels, cases CSVs) to
+        /// test the new model on; its figures go into the model card beside the rules baseline.
+        #[arg(long)]
+        test: Option<PathBuf>,
     },
     /// Score decisions against labels, beside the rules baseline when the ledger is given.
     Eval {
@@ -76,6 +102,9 @@ enum Command {
         invoices: Option<PathBuf>,
         #[arg(long)]
         remittances: Option<PathBuf>,
+        /// Format of --remittances; detected from the content when absent.
+        #[arg(long)]
+        format: Option<Format>,
     },
     /// Generate a seeded synthetic world with train/ and test/ splits.
     Synth {
@@ -155,6 +184,17 @@ enum BenchWhat {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// strsim against rapidfuzz on reference similarity.
+    Strings {
+        #[arg(long, default_value_t = 200_000)]
+        pairs: usize,
+    },
+    /// Parse throughput and memory per format on generated multi-megabyte files.
+    Parse {
+        /// Approximate size of each generated file, in MB.
+        #[arg(long, default_value_t = 20)]
+        mb: usize,
+    },
 }
 
 fn main() {
@@ -167,16 +207,35 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Match { customers, invoices, remittances, out, model, threshold } => {
+        Command::Parse { file, format } => parse_to_json_lines(&file, format)?,
+        Command::Match {
+            customers,
+            invoices,
+            remittances,
+            format,
+            out,
+            model,
+            threshold,
+        } => {
             let ledger = load_ledger(customers.as_deref(), &invoices)?;
             let model = load_model(model.as_deref())?;
-            let payments = load_payments(&remittances)?;
-            let mut engine = Engine::new(ledger, model, EngineConfig { threshold, ..Default::default() });
+            let payments = load_payments(&remittances, format)?;
+            let mut engine = Engine::new(
+                ledger,
+                model,
+                EngineConfig {
+                    threshold,
+                    ..Default::default()
+                },
+            );
             let t = Instant::now();
             let decisions = engine.run_batch(&payments);
             let secs = t.elapsed().as_secs_f64();
             write_decisions(&out, &decisions)?;
-            let auto = decisions.iter().filter(|d| d.status == Status::Auto).count();
+            let auto = decisions
+                .iter()
+                .filter(|d| d.status == Status::Auto)
+                .count();
             eprintln!(
                 "{} payments: {} auto-applied, {} to review; {:.0} payments/s; decisions in {}",
                 decisions.len(),
@@ -186,13 +245,27 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
-        Command::Train { customers, invoices, remittances, labels, out, target_precision, seed, version } => {
+        Command::Train {
+            customers,
+            invoices,
+            remittances,
+            format,
+            labels,
+            out,
+            target_precision,
+            seed,
+            version,
+            test,
+        } => {
             let mut ledger = load_ledger(customers.as_deref(), &invoices)?;
-            let payments = load_payments(&remittances)?;
+            let payments = load_payments(&remittances, format)?;
             let labels = report_bad(io::read_labels(&labels)?)?;
             let cfg = train::TrainConfig {
                 target_precision,
-                params: cashmatch::model::gbdt::GbdtParams { seed, ..Default::default() },
+                params: cashmatch::model::gbdt::GbdtParams {
+                    seed,
+                    ..Default::default()
+                },
                 version: version.unwrap_or_else(|| format!("cashmatch-{}", out.display())),
                 training_data: format!(
                     "{} payments from {} with labels, ledger {}",
@@ -211,7 +284,10 @@ fn run(cli: Cli) -> Result<()> {
                 t.elapsed().as_secs_f64(),
                 100.0 * ex.recall()
             );
-            let (model, card) = train::fit(&ex, &cfg)?;
+            let (model, mut card) = train::fit(&ex, &cfg)?;
+            if let Some(dir) = test {
+                card.push_str(&test_section(&model, &dir)?);
+            }
             model.save(&out, &card)?;
             let m = &model.metrics;
             eprintln!(
@@ -226,7 +302,15 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
-        Command::Eval { decisions, labels, cases, customers, invoices, remittances } => {
+        Command::Eval {
+            decisions,
+            labels,
+            cases,
+            customers,
+            invoices,
+            remittances,
+            format,
+        } => {
             let decisions = report_bad(io::read_decisions(&decisions)?)?;
             let labels_rows = report_bad(io::read_labels(&labels)?)?;
             let cases = load_cases(cases.as_deref(), &labels)?;
@@ -234,7 +318,7 @@ fn run(cli: Cli) -> Result<()> {
             let baseline = match (invoices, remittances) {
                 (Some(inv), Some(rem)) => {
                     let mut ledger = load_ledger(customers.as_deref(), &inv)?;
-                    let payments = load_payments(&rem)?;
+                    let payments = load_payments(&rem, format)?;
                     let base = eval::rules_baseline(&mut ledger, &payments);
                     Some(eval::evaluate(&base, &labels_rows, &cases))
                 }
@@ -243,8 +327,18 @@ fn run(cli: Cli) -> Result<()> {
             };
             print_reports(&report, baseline.as_ref());
         }
-        Command::Synth { out, seed, customers, payments } => {
-            let world = synth::generate(&synth::SynthConfig { seed, customers, payments, ..Default::default() });
+        Command::Synth {
+            out,
+            seed,
+            customers,
+            payments,
+        } => {
+            let world = synth::generate(&synth::SynthConfig {
+                seed,
+                customers,
+                payments,
+                ..Default::default()
+            });
             synth::write_world(&world, &out)?;
             eprintln!(
                 "world {seed}: {} customers; train {} payments, {} invoices; test {} payments, {} invoices; written to {}",
@@ -286,7 +380,11 @@ fn run(cli: Cli) -> Result<()> {
             rt.block_on(cashmatch::grpc::serve(settings, demo))?;
         }
         Command::Bench { what } => match what {
-            BenchWhat::Match { invoices, payments, seed } => {
+            BenchWhat::Match {
+                invoices,
+                payments,
+                seed,
+            } => {
                 cashmatch::bench::matching::run(invoices, payments, seed)?;
             }
             BenchWhat::Serve {
@@ -305,10 +403,21 @@ fn run(cli: Cli) -> Result<()> {
                     seed,
                 })?;
             }
+            BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
+            BenchWhat::Parse { mb } => cashmatch::bench::parse::run(mb)?,
         },
-        Command::Demo { seed, customers, payments } => {
+        Command::Demo {
+            seed,
+            customers,
+            payments,
+        } => {
             let t = Instant::now();
-            let world = synth::generate(&synth::SynthConfig { seed, customers, payments, ..Default::default() });
+            let world = synth::generate(&synth::SynthConfig {
+                seed,
+                customers,
+                payments,
+                ..Default::default()
+            });
             eprintln!(
                 "synthesised world {seed} ({} customers, {} test payments) in {:.1}s",
                 world.customers.len(),
@@ -317,27 +426,68 @@ fn run(cli: Cli) -> Result<()> {
             );
             let model = Model::embedded_default()?;
             eprintln!("model {} (threshold {:.4})", model.version, model.threshold);
-            let (ledger, errs) = Ledger::new(world.customers.clone(), world.test.invoices.clone());
-            if let Some(e) = errs.first() {
-                bail!("the synthetic ledger is inconsistent: {e}");
-            }
-            let mut engine = Engine::new(ledger, Arc::new(model), EngineConfig::default());
-            let t = Instant::now();
-            let decisions = engine.run_batch(&world.test.payments);
-            let secs = t.elapsed().as_secs_f64();
             let cases: HashMap<String, String> = world.test.cases.iter().cloned().collect();
-            let report = eval::evaluate(&decisions, &world.test.labels, &cases);
-            let (mut base_ledger, _) = Ledger::new(world.customers.clone(), world.test.invoices.clone());
-            let base = eval::rules_baseline(&mut base_ledger, &world.test.payments);
-            let base_report = eval::evaluate(&base, &world.test.labels, &cases);
-            eprintln!("matched {} payments in {:.2}s ({:.0} payments/s)\n", decisions.len(), secs, decisions.len() as f64 / secs.max(1e-9));
+            let c = eval::compare(
+                Arc::new(model),
+                &world.customers,
+                &world.test.invoices,
+                &world.test.payments,
+                &world.test.labels,
+                &cases,
+            )?;
+            let (report, base_report, decisions) = (c.model, c.rules, c.decisions);
+            eprintln!(
+                "matched {} payments in {:.2}s ({:.0} payments/s)\n",
+                decisions.len(),
+                c.seconds,
+                decisions.len() as f64 / c.seconds.max(1e-9)
+            );
             print_reports(&report, Some(&base_report));
-            if let Some(d) = decisions.iter().find(|d| d.status == Status::Auto && d.allocations.len() > 1) {
-                println!("\nan auto-applied decision:\n{}", serde_json::to_string_pretty(d)?);
+            if let Some(d) = decisions
+                .iter()
+                .find(|d| d.status == Status::Auto && d.allocations.len() > 1)
+            {
+                println!(
+                    "\nan auto-applied decision:\n{}",
+                    serde_json::to_string_pretty(d)?
+                );
             }
         }
     }
     Ok(())
+}
+
+/// The model card's section on a labelled test split: the model beside the rules baseline.
+fn test_section(model: &Model, dir: &Path) -> Result<String> {
+    let customers = report_bad(io::read_customers(dir.join("customers.csv"))?)?;
+    let invoices = report_bad(io::read_invoices(dir.join("invoices.csv"))?)?;
+    let payments = load_payments(&dir.join("remittances.csv"), None)?;
+    let labels = report_bad(io::read_labels(dir.join("labels.csv"))?)?;
+    let cases = load_cases(None, &dir.join("labels.csv"))?;
+    let c = eval::compare(
+        Arc::new(model.clone()),
+        &customers,
+        &invoices,
+        &payments,
+        &labels,
+        &cases,
+    )?;
+    let o = &c.model.overall;
+    eprintln!(
+        "test split {}: touchless {:.2}%, precision {:.3}%, wrong {:.2} per 1,000 (rules touchless {:.2}%)",
+        dir.display(),
+        100.0 * o.touchless(),
+        100.0 * o.precision(),
+        o.wrong_per_1000(),
+        100.0 * c.rules.overall.touchless()
+    );
+    Ok(format!(
+        "\n## Test split\n\n`{}`: {} payments the model never saw, matched in order against their \
+         ledger, beside the exact-match rules baseline.\n\n{}",
+        dir.display(),
+        payments.len(),
+        eval::render(&[("model", &c.model), ("rules", &c.rules)])
+    ))
 }
 
 fn print_reports(model: &Report, baseline: Option<&Report>) {
@@ -391,7 +541,12 @@ fn load_ledger(customers: Option<&Path>, invoices: &Path) -> Result<Ledger> {
             ids.sort_unstable();
             ids.dedup();
             ids.into_iter()
-                .map(|id| Customer { id: id.to_string(), name: String::new(), parent_id: None, bank_accounts: vec![] })
+                .map(|id| Customer {
+                    id: id.to_string(),
+                    name: String::new(),
+                    parent_id: None,
+                    bank_accounts: vec![],
+                })
                 .collect()
         }
     };
@@ -402,12 +557,47 @@ fn load_ledger(customers: Option<&Path>, invoices: &Path) -> Result<Ledger> {
     Ok(ledger)
 }
 
-fn load_payments(path: &Path) -> Result<Vec<Payment>> {
-    let parsed = io::read_remittances(path)?;
+/// Reads remittances in any format (detected unless `format` is given), reporting the
+/// transactions that could not be read.
+fn load_payments(path: &Path, format: Option<Format>) -> Result<Vec<Payment>> {
+    let parsed = formats::parse_path(path, format)?;
     for e in &parsed.errors {
         eprintln!("cashmatch: skipped: {e}");
     }
     Ok(parsed.payments)
+}
+
+/// `cashmatch parse`: each payment as one JSON object per line on stdout, as it is read; each
+/// transaction that could not be read on stderr. Succeeds when the file itself could be read.
+fn parse_to_json_lines(file: &Path, format: Option<Format>) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut payments, mut rejected) = (0usize, 0usize);
+    let mut write_error: Option<std::io::Error> = None;
+    let format = formats::for_each_payment(file, format, &mut |r| match r {
+        Ok(p) if write_error.is_none() => {
+            payments += 1;
+            let written = serde_json::to_writer(&mut out, &p)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            write_error = written.err();
+        }
+        Ok(_) => {}
+        Err(e) => {
+            rejected += 1;
+            eprintln!("cashmatch: rejected: {e}");
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e).context("writing to stdout");
+    }
+    out.flush().context("writing to stdout")?;
+    eprintln!(
+        "{}: {format}: {payments} payments, {rejected} rejected",
+        file.display()
+    );
+    Ok(())
 }
 
 fn load_cases(cases: Option<&Path>, labels: &Path) -> Result<HashMap<String, String>> {
@@ -427,6 +617,7 @@ fn load_cases(cases: Option<&Path>, labels: &Path) -> Result<HashMap<String, Str
 fn write_decisions(path: &Path, decisions: &[Decision]) -> Result<()> {
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(f);
-    io::write_decisions(&mut w, decisions).with_context(|| format!("writing {}", path.display()))?;
+    io::write_decisions(&mut w, decisions)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

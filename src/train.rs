@@ -103,7 +103,9 @@ fn truth_keys(ledger: &Ledger, labels: &[Label]) -> HashMap<String, Vec<(Invoice
         // A label naming an invoice the ledger does not hold can never be matched: the payment
         // keeps an impossible truth, so none of its candidates is positive.
         let idx = ledger.invoice_idx(&l.invoice_id).unwrap_or(InvoiceIdx::MAX);
-        out.entry(l.payment_id.clone()).or_default().push((idx, l.applied_amount));
+        out.entry(l.payment_id.clone())
+            .or_default()
+            .push((idx, l.applied_amount));
     }
     for v in out.values_mut() {
         v.sort();
@@ -113,7 +115,12 @@ fn truth_keys(ledger: &Ledger, labels: &[Label]) -> HashMap<String, Vec<(Invoice
 
 /// Replays the history (see the module doc) and returns every candidate as a labelled row.
 /// `ledger` is changed as the history changed it.
-pub fn replay(ledger: &mut Ledger, payments: &[Payment], labels: &[Label], limits: &CandidateLimits) -> Examples {
+pub fn replay(
+    ledger: &mut Ledger,
+    payments: &[Payment],
+    labels: &[Label],
+    limits: &CandidateLimits,
+) -> Examples {
     let truth = truth_keys(ledger, labels);
     let mut data: Vec<f32> = Vec::new();
     let mut y: Vec<f32> = Vec::new();
@@ -129,7 +136,12 @@ pub fn replay(ledger: &mut Ledger, payments: &[Payment], labels: &[Label], limit
                 features::row(ledger, p, &pc, i, c, &mut data);
                 let right = want.is_some_and(|w| *w == c.key());
                 if right {
-                    relief = Some(c.allocations.iter().map(|a| (a.invoice, a.fit.amount + a.fit.discount + a.fit.deduction)).collect());
+                    relief = Some(
+                        c.allocations
+                            .iter()
+                            .map(|a| (a.invoice, a.fit.amount + a.fit.discount + a.fit.deduction))
+                            .collect(),
+                    );
                 }
                 y.push(right as u8 as f32);
             }
@@ -137,16 +149,28 @@ pub fn replay(ledger: &mut Ledger, payments: &[Payment], labels: &[Label], limit
         rows.push((start, y.len()));
         has_truth.push(want.is_some());
         // Apply what really happened: the candidate's full relief when it was found, else the cash.
-        let relief = relief.or_else(|| want.map(|w| w.iter().filter(|(i, _)| *i != InvoiceIdx::MAX).copied().collect()));
+        let relief = relief.or_else(|| {
+            want.map(|w| {
+                w.iter()
+                    .filter(|(i, _)| *i != InvoiceIdx::MAX)
+                    .copied()
+                    .collect()
+            })
+        });
         for (idx, amount) in relief.unwrap_or_default() {
             let open = ledger.invoice(idx).open_amount;
-            let take = if open.is_sign_negative() { amount.max(open) } else { amount.min(open) };
+            let take = if open.is_sign_negative() {
+                amount.max(open)
+            } else {
+                amount.min(open)
+            };
             // Clamped to what is open, so this cannot fail.
             let _ = ledger.relieve(idx, take);
         }
     }
     let n = y.len();
-    let x = Array2::from_shape_vec((n, N_FEATURES), data).unwrap_or_else(|_| Array2::zeros((0, N_FEATURES)));
+    let x = Array2::from_shape_vec((n, N_FEATURES), data)
+        .unwrap_or_else(|_| Array2::zeros((0, N_FEATURES)));
     Examples {
         x,
         y: Array1::from(y),
@@ -158,7 +182,11 @@ pub fn replay(ledger: &mut Ledger, payments: &[Payment], labels: &[Label], limit
 
 /// The decision of each holdout payment under a model: (decision score, top candidate correct),
 /// for payments that have candidates.
-pub fn top_decisions(ex: &Examples, payments: std::ops::Range<usize>, probs: &[f64]) -> Vec<(f64, bool)> {
+pub fn top_decisions(
+    ex: &Examples,
+    payments: std::ops::Range<usize>,
+    probs: &[f64],
+) -> Vec<(f64, bool)> {
     let mut out = Vec::new();
     for pi in payments {
         let (a, b) = ex.rows[pi];
@@ -188,32 +216,59 @@ pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainErr
     let xt: ArrayView2<f32> = ex.x.slice(s![..r_train, ..]);
     let yt: ArrayView1<f32> = ex.y.slice(s![..r_train]);
     if !yt.iter().any(|&v| v > 0.5) || !yt.iter().any(|&v| v < 0.5) {
-        return Err(TrainError::NotEnoughData("the training rows need both right and wrong candidates".into()));
+        return Err(TrainError::NotEnoughData(
+            "the training rows need both right and wrong candidates".into(),
+        ));
     }
-    let valid = (n_valid > 0 && r_valid > r_train)
-        .then(|| (ex.x.slice(s![r_train..r_valid, ..]), ex.y.slice(s![r_train..r_valid])));
+    let valid = (n_valid > 0 && r_valid > r_train).then(|| {
+        (
+            ex.x.slice(s![r_train..r_valid, ..]),
+            ex.y.slice(s![r_train..r_valid]),
+        )
+    });
     let gbdt = cfg.params.fit(xt, yt, None, valid)?;
     let hold_x = ex.x.slice(s![r_valid..r_hold, ..]);
-    let hold_probs: Vec<f64> = gbdt.predict_proba(hold_x).iter().map(|&p| p as f64).collect();
+    let hold_probs: Vec<f64> = gbdt
+        .predict_proba(hold_x)
+        .iter()
+        .map(|&p| p as f64)
+        .collect();
     // Probabilities indexed by global row.
     let mut probs = vec![0.0f64; ex.y.len()];
     probs[r_valid..r_hold].copy_from_slice(&hold_probs);
-    let hold_labels: Vec<bool> = ex.y.slice(s![r_valid..r_hold]).iter().map(|&v| v > 0.5).collect();
-    let hold_auc = auc(&hold_probs.iter().map(|&p| p as f32).collect::<Vec<_>>(), &hold_labels);
+    let hold_labels: Vec<bool> =
+        ex.y.slice(s![r_valid..r_hold])
+            .iter()
+            .map(|&v| v > 0.5)
+            .collect();
+    let hold_auc = auc(
+        &hold_probs.iter().map(|&p| p as f32).collect::<Vec<_>>(),
+        &hold_labels,
+    );
     let tops = top_decisions(ex, (n - n_hold)..n, &probs);
     if tops.len() < 10 {
-        return Err(TrainError::NotEnoughData("too few holdout payments with candidates".into()));
+        return Err(TrainError::NotEnoughData(
+            "too few holdout payments with candidates".into(),
+        ));
     }
     let scores: Vec<f32> = tops.iter().map(|t| t.0 as f32).collect();
     let correct: Vec<bool> = tops.iter().map(|t| t.1).collect();
-    let calibrator = Calibrator::Isotonic(Isotonic::fit(&scores, &correct).map_err(|e| TrainError::Calibration(e.to_string()))?);
-    let calibrated: Vec<(f64, bool)> = tops.iter().map(|t| (calibrator.apply(t.0 as f32), t.1)).collect();
+    let calibrator = Calibrator::Isotonic(
+        Isotonic::fit(&scores, &correct).map_err(|e| TrainError::Calibration(e.to_string()))?,
+    );
+    let calibrated: Vec<(f64, bool)> = tops
+        .iter()
+        .map(|t| (calibrator.apply(t.0 as f32), t.1))
+        .collect();
     let choice = threshold::choose_threshold(&calibrated, cfg.target_precision, cfg.confidence)
         .map_err(|e| TrainError::Calibration(e.to_string()))?;
     // Nothing certified: the model may rank suggestions but never auto-applies.
     let chosen = choice.threshold.unwrap_or(NEVER);
     let hold_with_truth = ((n - n_hold)..n).filter(|&i| ex.has_truth[i]).count();
-    let auto_right = calibrated.iter().filter(|(c, r)| *c >= chosen && *r).count();
+    let auto_right = calibrated
+        .iter()
+        .filter(|(c, r)| *c >= chosen && *r)
+        .count();
     let metrics = TrainingMetrics {
         train_payments: train_end,
         train_candidates: r_train,
@@ -223,7 +278,11 @@ pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainErr
         holdout_precision: choice.precision,
         holdout_precision_lower_bound: choice.lower_bound,
         holdout_recall_at_candidates: {
-            let sub = Examples { rows: ex.rows[n - n_hold..].to_vec(), has_truth: ex.has_truth[n - n_hold..].to_vec(), ..ex.clone() };
+            let sub = Examples {
+                rows: ex.rows[n - n_hold..].to_vec(),
+                has_truth: ex.has_truth[n - n_hold..].to_vec(),
+                ..ex.clone()
+            };
             sub.recall()
         },
         target_precision: cfg.target_precision,
@@ -246,8 +305,12 @@ pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainErr
 /// The model card: what the model is, what it was trained on, how it measured.
 pub fn model_card(m: &Model, choice: &threshold::ThresholdChoice) -> String {
     let mt = &m.metrics;
-    let mut imp: Vec<(f64, &str)> =
-        m.gbdt.feature_importance().into_iter().zip(FEATURE_NAMES).collect();
+    let mut imp: Vec<(f64, &str)> = m
+        .gbdt
+        .feature_importance()
+        .into_iter()
+        .zip(FEATURE_NAMES)
+        .collect();
     imp.sort_by(|a, b| b.0.total_cmp(&a.0));
     let total: f64 = imp.iter().map(|x| x.0).sum::<f64>().max(f64::MIN_POSITIVE);
     let top: String = imp
@@ -284,7 +347,11 @@ pub fn model_card(m: &Model, choice: &threshold::ThresholdChoice) -> String {
          differs, so retrain on labelled history (docs/training.md) before trusting the threshold \
          on real payments. The threshold guarantees precision on the holdout distribution only.\n",
         version = m.version,
-        data = if m.training_data.is_empty() { "(not recorded)" } else { &m.training_data },
+        data = if m.training_data.is_empty() {
+            "(not recorded)"
+        } else {
+            &m.training_data
+        },
         tp = mt.train_payments,
         tc = mt.train_candidates,
         hp = mt.holdout_payments,

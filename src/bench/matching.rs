@@ -20,7 +20,12 @@ pub fn run(invoices: usize, payments: usize, seed: u64) -> anyhow::Result<()> {
     let t = Instant::now();
     let customers = (invoices / ITEMS_PER_CUSTOMER).max(10);
     // All payments in one period, so the ledger the engine sees is the one they pay.
-    let world = synth::generate(&synth::SynthConfig { seed, customers, payments, train_fraction: 0.0 });
+    let world = synth::generate(&synth::SynthConfig {
+        seed,
+        customers,
+        payments,
+        train_fraction: 0.0,
+    });
     let split = world.test;
     eprintln!(
         "generated {} customers, {} ledger items, {} payments in {:.1}s (not measured below)",
@@ -32,8 +37,14 @@ pub fn run(invoices: usize, payments: usize, seed: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("cashmatch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (cpath, ipath) = (dir.join("customers.csv"), dir.join("invoices.csv"));
-    io::write_customers(std::io::BufWriter::new(std::fs::File::create(&cpath)?), &world.customers)?;
-    io::write_invoices(std::io::BufWriter::new(std::fs::File::create(&ipath)?), &split.invoices)?;
+    io::write_customers(
+        std::io::BufWriter::new(std::fs::File::create(&cpath)?),
+        &world.customers,
+    )?;
+    io::write_invoices(
+        std::io::BufWriter::new(std::fs::File::create(&ipath)?),
+        &split.invoices,
+    )?;
     let payments = split.payments;
     drop(world.customers);
     drop(split.invoices);
@@ -46,7 +57,11 @@ pub fn run(invoices: usize, payments: usize, seed: u64) -> anyhow::Result<()> {
     let n_invoices = invoices.len();
     let (ledger, errors) = Ledger::new(customers, invoices);
     let load_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(errors.is_empty(), "generated ledger rejected: {}", errors[0]);
+    anyhow::ensure!(
+        errors.is_empty(),
+        "generated ledger rejected: {}",
+        errors[0]
+    );
     let index_mib = ledger.index_bytes() as f64 / (1024.0 * 1024.0);
     std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
 
@@ -55,7 +70,10 @@ pub fn run(invoices: usize, payments: usize, seed: u64) -> anyhow::Result<()> {
     let t = Instant::now();
     let decisions = engine.run_batch(&payments);
     let match_secs = t.elapsed().as_secs_f64();
-    let auto = decisions.iter().filter(|d| d.status == Status::Auto).count();
+    let auto = decisions
+        .iter()
+        .filter(|d| d.status == Status::Auto)
+        .count();
     println!("| figure | value |");
     println!("|---|---:|");
     println!("| ledger items | {n_invoices} |");
@@ -65,8 +83,14 @@ pub fn run(invoices: usize, payments: usize, seed: u64) -> anyhow::Result<()> {
     println!("| ledger load: read CSV + build indexes | {load_secs:.2} s |");
     println!("| index memory (approx.) | {index_mib:.0} MiB |");
     println!("| batch match, end to end | {match_secs:.2} s |");
-    println!("| throughput | {:.0} payments/s |", payments.len() as f64 / match_secs.max(1e-9));
-    println!("| auto-applied | {:.1}% |", 100.0 * auto as f64 / payments.len().max(1) as f64);
+    println!(
+        "| throughput | {:.0} payments/s |",
+        payments.len() as f64 / match_secs.max(1e-9)
+    );
+    println!(
+        "| auto-applied | {:.1}% |",
+        100.0 * auto as f64 / payments.len().max(1) as f64
+    );
     println!("| peak RSS before load (generator and payments) | {rss_before:.0} MiB |");
     println!("| peak RSS | {:.0} MiB |", peak_rss_mib());
     Ok(())

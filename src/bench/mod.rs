@@ -3,6 +3,8 @@
 //! Figures go into docs/benchmarks.md; speed is proved here, never by timed tests.
 
 pub mod matching;
+pub mod parse;
+pub mod strings;
 
 /// Peak resident memory of this process so far, in MiB, from `/proc/self/status` (Linux); 0
 /// where that is not available.
@@ -10,9 +12,11 @@ pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -438,12 +438,14 @@ const NAMESPACE_054_08: &str = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08";
 /// notes, `AdjstmntAmtAndRsn`, `RmtdAmt`).
 ///
 /// [`parse`] reads back the same payment ids, directions, dates, amounts, currencies, payers,
-/// lines and free text (text trimmed; empty text and lines that carry nothing are not written).
+/// lines and free text (text trimmed; empty text and lines that carry nothing are not written;
+/// a line of unknown kind paying a negative amount is written, and read back, as a credit note).
 /// Values the schema cannot hold are refused with `InvalidInput` before anything is written: a
-/// negative payment amount, an invoice or unknown-kind line paying a negative amount or a credit
-/// note line a positive one, a negative discount, more than 5 decimals, an id, reference or
-/// text over its length limit (35 for ids and references, 140 for names and text, 4 for reason
-/// codes), or characters XML 1.0 cannot carry.
+/// negative payment amount, an invoice or purchase-order line paying a negative amount or a
+/// credit note line a positive one, a negative discount, more than 5 decimals, an id, reference or
+/// text over its length limit (35 for ids and references, 140 for names and text), a reason
+/// code over 4 characters holding `/`, or characters XML 1.0 cannot carry. A reason code over
+/// 4 characters, which `Rsn` cannot hold, goes in `AddtlInf` as `/RSN/code/text`.
 pub fn write_camt054(payments: &[Payment], w: impl Write) -> io::Result<()> {
     let mut scratch = String::new();
     for p in payments {
@@ -621,8 +623,16 @@ fn render_entry(p: &Payment, out: &mut String) -> io::Result<()> {
 }
 
 fn render_line(p: &Payment, l: &RemittanceLine, ccy: &str, out: &mut String) -> io::Result<()> {
-    let credit = l.reference_kind == ReferenceKind::CreditNote;
-    let code = match l.reference_kind {
+    // ISO 20022 amounts are never negative and only a credit note gives cash back, so a line
+    // of unknown kind that pays a negative amount is written as the credit note it must be.
+    let kind = match (l.reference_kind, l.amount_paid) {
+        (ReferenceKind::Unknown, Some(v)) if v.is_sign_negative() && !v.is_zero() => {
+            ReferenceKind::CreditNote
+        }
+        (k, _) => k,
+    };
+    let credit = kind == ReferenceKind::CreditNote;
+    let code = match kind {
         ReferenceKind::Invoice => Some("CINV"),
         ReferenceKind::CreditNote => Some("CREN"),
         ReferenceKind::PurchaseOrder => Some("PUOR"),
@@ -674,8 +684,8 @@ fn render_line(p: &Payment, l: &RemittanceLine, ccy: &str, out: &mut String) -> 
             amounts,
             "<AdjstmntAmtAndRsn><Amt Ccy=\"{ccy}\">{v}</Amt><CdtDbtInd>{cd}</CdtDbtInd>"
         );
-        if let Some(r) = a
-            .reason_code
+        let (rsn, info) = adjustment_reason(p, a, &what)?;
+        if let Some(r) = rsn
             .as_deref()
             .map(|r| xml_text(p, r, 4, "adjustment reason code"))
             .transpose()?
@@ -683,8 +693,7 @@ fn render_line(p: &Payment, l: &RemittanceLine, ccy: &str, out: &mut String) -> 
         {
             let _ = write!(amounts, "<Rsn>{r}</Rsn>");
         }
-        if let Some(t) = a
-            .text
+        if let Some(t) = info
             .as_deref()
             .map(|t| xml_text(p, t, 140, "adjustment text"))
             .transpose()?
@@ -721,6 +730,48 @@ fn render_line(p: &Payment, l: &RemittanceLine, ccy: &str, out: &mut String) -> 
     }
     out.push_str("</Strd>\n");
     Ok(())
+}
+
+/// Where an adjustment's reason code and text go. `Rsn` holds at most 4 characters, and the
+/// codes payers use are often longer (`DAMAGE`, `PROMO`); such a code travels at the head of
+/// `AddtlInf` as `/RSN/code/` followed by the text, which the reader takes apart again
+/// ([`iso20022::long_reason`]). A text that itself opens with `/RSN/` would be read back as a
+/// code, so it is refused, as is a long code holding `/`.
+fn adjustment_reason(
+    p: &Payment,
+    a: &crate::domain::Adjustment,
+    what: &str,
+) -> io::Result<(Option<String>, Option<String>)> {
+    let code = a
+        .reason_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let text = a.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    if text.is_some_and(|t| t.starts_with(iso20022::LONG_REASON)) {
+        return Err(invalid(
+            p,
+            format!(
+                "adjustment text of line {what} opens with {}",
+                iso20022::LONG_REASON
+            ),
+        ));
+    }
+    match code {
+        Some(c) if c.chars().count() > 4 => {
+            if c.contains('/') {
+                return Err(invalid(
+                    p,
+                    format!(
+                        "adjustment reason code {c:?} of line {what} is over 4 characters and holds '/'"
+                    ),
+                ));
+            }
+            let info = format!("{}{c}/{}", iso20022::LONG_REASON, text.unwrap_or(""));
+            Ok((None, Some(info)))
+        }
+        _ => Ok((code.map(str::to_string), text.map(str::to_string))),
+    }
 }
 
 #[cfg(test)]
@@ -1405,11 +1456,37 @@ mod tests {
         p.payment_id = "X".repeat(36);
         assert!(write_camt054(&[p], Vec::new()).is_err());
         let mut p = sample_payments().remove(0);
-        p.lines[2].adjustments[0].reason_code = Some("TOOLONG".into());
+        p.lines[2].adjustments[0].reason_code = Some("TOO/LONG".into());
+        assert!(write_camt054(&[p], Vec::new()).is_err());
+        let mut p = sample_payments().remove(0);
+        p.lines[2].adjustments[0].text = Some("/RSN/X/".into());
         assert!(write_camt054(&[p], Vec::new()).is_err());
         let mut p = sample_payments().remove(0);
         p.amount = dec!(1.000001);
         assert!(write_camt054(&[p], Vec::new()).is_err());
+    }
+
+    #[test]
+    fn reason_codes_over_four_characters_travel_in_addtlinf() {
+        let mut payments = sample_payments();
+        payments[0].lines[2].adjustments[0].reason_code = Some("DAMAGE".into());
+        payments[0].lines[2].adjustments[0].text = Some("CARTON / CRUSHED".into());
+        payments[0].lines[2].adjustments[1].reason_code = Some("PROMO".into());
+        let mut xml = Vec::new();
+        write_camt054(&payments, &mut xml).unwrap();
+        let xml = String::from_utf8(xml).unwrap();
+        assert!(
+            xml.contains("<AddtlInf>/RSN/DAMAGE/CARTON / CRUSHED</AddtlInf>"),
+            "{xml}"
+        );
+        let back = parse(xml.as_bytes(), "w.xml").unwrap();
+        let a = &back.payments[0].lines[2].adjustments;
+        assert_eq!(a[0].reason_code.as_deref(), Some("DAMAGE"));
+        assert_eq!(a[0].text.as_deref(), Some("CARTON / CRUSHED"));
+        assert_eq!(
+            (a[1].reason_code.as_deref(), a[1].text.as_deref()),
+            (Some("PROMO"), None)
+        );
     }
 
     mod properties {

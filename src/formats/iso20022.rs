@@ -710,12 +710,36 @@ fn adjustment(node: &Node, file: &str) -> Result<(Adjustment, Money), FormatErro
             ));
         }
     };
+    let (mut reason_code, mut text) = (node.text_at(&["Rsn"]), node.text_at(&["AddtlInf"]));
+    if reason_code.is_none() {
+        if let Some((code, rest)) = text.as_deref().and_then(long_reason) {
+            (reason_code, text) = (Some(code), rest);
+        }
+    }
     let adj = Adjustment {
         amount,
-        reason_code: node.text_at(&["Rsn"]),
-        text: node.text_at(&["AddtlInf"]),
+        reason_code,
+        text,
     };
     Ok((adj, m))
+}
+
+/// How cashmatch's camt writer carries a reason code longer than the 4 characters `Rsn` holds:
+/// at the head of `AddtlInf`, as `/RSN/code/` and then the text.
+pub(crate) const LONG_REASON: &str = "/RSN/";
+
+/// The reason code and the remaining text of an `AddtlInf` written as `/RSN/code/text`.
+pub(crate) fn long_reason(info: &str) -> Option<(String, Option<String>)> {
+    let (code, rest) = info.strip_prefix(LONG_REASON)?.split_once('/')?;
+    let code = code.trim();
+    if code.is_empty() {
+        return None;
+    }
+    let rest = rest.trim();
+    Some((
+        code.to_string(),
+        (!rest.is_empty()).then(|| rest.to_string()),
+    ))
 }
 
 /// The adjustments of a document's `LineDtls`, each noting the line it came from.

@@ -3,6 +3,10 @@
 //! Every parser has the same shape: `parse(bytes, file) -> Result<Parsed, FormatError>`, where a
 //! file-level fault (not the format at all, a broken envelope) is an `Err`, and a fault confined
 //! to one transaction is kept in [`Parsed::errors`] while the good transactions go on.
+//!
+//! [`detect`] tells the formats apart from the first 4 KiB, [`parse`] reads bytes in any of
+//! them, and [`parse_path`] and [`for_each_payment`] read a file, streaming it through the
+//! parsers that can (X12 820, BAI2 and the project CSV) so that memory does not grow with it.
 
 pub mod bai2;
 pub mod lockbox;
@@ -12,6 +16,8 @@ use crate::domain::Payment;
 pub mod text;
 
 use std::fmt;
+use std::io::{BufReader, Cursor, Read};
+use std::path::Path;
 
 pub mod nacha;
 pub mod x12;
@@ -162,3 +168,253 @@ pub struct Parsed {
 pub mod camt;
 pub(crate) mod iso20022;
 pub mod remt;
+
+/// How much of a file [`detect`] looks at.
+pub const DETECT_BYTES: usize = 4096;
+
+/// Tells the format of a file from its first bytes (at most [`DETECT_BYTES`] are looked at).
+///
+/// The formats are tried in the order of [`Format::ALL`]: an X12 interchange (`ISA` with the
+/// delimiters it declares), a NACHA file header (`101`, record size `094` or a `5` batch header
+/// next), an ISO 20022 document (camt.054, camt.053, remt.001 by namespace or message element;
+/// only when the file opens with `<`, so that a memo quoting a namespace is not XML), a BAI2 `01`
+/// file header of version 2, a BAI lockbox `1` header followed by a `2` service record, an
+/// MT940 statement (`:20:`, `:25:`, `:60F:` or a `{2:O940` block), the project CSV (a header
+/// with a `payment_id` column), and free text for anything else. The signatures are disjoint
+/// at the start of a file, so the order matters only for text that resembles several.
+pub fn detect(head: &[u8]) -> Format {
+    let head = head.get(..DETECT_BYTES).unwrap_or(head);
+    Format::ALL
+        .into_iter()
+        .find(|&f| looks_like(f, head))
+        .unwrap_or(Format::FreeText)
+}
+
+fn looks_like(format: Format, head: &[u8]) -> bool {
+    match format {
+        Format::X12_820 => x12::looks_like(head),
+        Format::Nacha => nacha::looks_like(head),
+        Format::Camt054 => opens_xml(head) && camt::looks_like_054(head),
+        Format::Camt053 => opens_xml(head) && camt::looks_like_053(head),
+        Format::Remt001 => opens_xml(head) && remt::looks_like(head),
+        Format::Bai2 => bai2::looks_like(head),
+        Format::Lockbox => lockbox::looks_like(head),
+        Format::Mt940 => mt940::looks_like(head),
+        Format::Csv => csv_header(head),
+        Format::FreeText => text::looks_like(head),
+    }
+}
+
+/// Whether the first thing in the file, after a byte-order mark and blanks, is markup.
+fn opens_xml(head: &[u8]) -> bool {
+    let h = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    h.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+}
+
+/// Whether the first non-blank line is a CSV header with a `payment_id` column. Only that one
+/// column is asked for, so that a project CSV missing another required column is still read as
+/// CSV and refused with an error naming the column, rather than taken for free text.
+fn csv_header(head: &[u8]) -> bool {
+    let h = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let Some(line) = h
+        .split(|&b| b == b'\n')
+        .find(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
+    else {
+        return false;
+    };
+    line.split(|&b| b == b',').any(|field| {
+        let f = field.trim_ascii();
+        let f = f
+            .strip_prefix(b"\"")
+            .and_then(|f| f.strip_suffix(b"\""))
+            .unwrap_or(f);
+        f.eq_ignore_ascii_case(b"payment_id")
+    })
+}
+
+/// Reads remittance bytes in `format`, or in the format [`detect`] finds when `None`. `file`
+/// names the input in errors.
+pub fn parse(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Parsed, FormatError> {
+    match format.unwrap_or_else(|| detect(bytes)) {
+        Format::Csv => crate::io::remittances_from_reader(bytes, file),
+        Format::X12_820 => x12::parse(bytes, file),
+        Format::Bai2 => bai2::parse(bytes, file),
+        Format::Lockbox => lockbox::parse(bytes, file),
+        // One reader serves both; it tells them apart by the message element.
+        Format::Camt053 | Format::Camt054 => camt::parse(bytes, file),
+        Format::Remt001 => remt::parse(bytes, file),
+        Format::Nacha => nacha::parse(bytes, file),
+        Format::Mt940 => mt940::parse(bytes, file),
+        Format::FreeText => text::parse(bytes, file),
+    }
+}
+
+/// Reads a remittance file in `format`, or in the format [`detect`] finds when `None`.
+///
+/// X12 820, BAI2 and the project CSV are streamed from the file; the other formats are read
+/// whole (bank statements and advices, small by nature). One difference follows from
+/// streaming: a BAI2 control total or record count that does not reconcile is found only at
+/// its trailer, after the payments it covers were read, so it is reported in
+/// [`Parsed::errors`] at that trailer (the payments are kept) rather than as a warning on each
+/// payment as [`parse`] does.
+pub fn parse_path(path: &Path, format: Option<Format>) -> Result<Parsed, FormatError> {
+    let mut parsed = Parsed::default();
+    for_each_payment(path, format, &mut |r| match r {
+        Ok(p) => parsed.payments.push(p),
+        Err(e) => parsed.errors.push(e),
+    })?;
+    Ok(parsed)
+}
+
+/// Streams the payments of a remittance file to `on_payment`, in file order for the streaming
+/// formats (X12 820, BAI2, the project CSV; see [`parse_path`]), and for the others the payments
+/// first and then the transactions that could not be read. Returns the format read. The `Err`
+/// is for faults of the whole file: it cannot be opened or read, or it is not the format.
+pub fn for_each_payment(
+    path: &Path,
+    format: Option<Format>,
+    on_payment: &mut dyn FnMut(Result<Payment, FormatError>),
+) -> Result<Format, FormatError> {
+    let file = path.display().to_string();
+    let io_error =
+        |e: std::io::Error| FormatError::new(&file, Position::File, format!("cannot read: {e}"));
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| FormatError::new(&file, Position::File, format!("cannot open: {e}")))?;
+    let mut head = Vec::with_capacity(DETECT_BYTES);
+    (&mut f)
+        .take(DETECT_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(io_error)?;
+    let format = format.unwrap_or_else(|| detect(&head));
+    // The head goes back in front of the rest, so each reader sees the whole file.
+    let whole = Cursor::new(head).chain(f);
+    match format {
+        // The tokenizer buffers for itself.
+        Format::X12_820 => x12::parse_reader(whole, &file, on_payment)?,
+        Format::Bai2 => {
+            bai2::parse_reader(BufReader::with_capacity(1 << 16, whole), &file, on_payment)?
+        }
+        Format::Csv => crate::io::for_each_remittance(whole, &file, on_payment)?,
+        _ => {
+            let mut bytes = Vec::new();
+            BufReader::new(whole)
+                .read_to_end(&mut bytes)
+                .map_err(io_error)?;
+            let parsed = parse(&bytes, &file, Some(format))?;
+            parsed.payments.into_iter().for_each(|p| on_payment(Ok(p)));
+            parsed.errors.into_iter().for_each(|e| on_payment(Err(e)));
+        }
+    }
+    Ok(format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixtures() -> Vec<(PathBuf, Format)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut out = Vec::new();
+        for (dir, format) in [
+            ("bai2", Format::Bai2),
+            ("camt", Format::Camt053),
+            ("lockbox", Format::Lockbox),
+            ("mt940", Format::Mt940),
+            ("nacha", Format::Nacha),
+            ("remt", Format::Remt001),
+            ("x12", Format::X12_820),
+        ] {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy();
+                    !name.starts_with('.') && !name.ends_with(".md")
+                })
+                .collect();
+            files.sort();
+            for p in files {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                let f = if name.starts_with("camt054") {
+                    Format::Camt054
+                } else {
+                    format
+                };
+                out.push((p, f));
+            }
+        }
+        out.push((root.join("cases/remittances.csv"), Format::Csv));
+        out
+    }
+
+    #[test]
+    fn every_fixture_is_detected_as_its_format() {
+        let all = fixtures();
+        assert!(all.len() > 40, "{} fixtures", all.len());
+        for (path, want) in all {
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(detect(&bytes), want, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn reading_a_file_streamed_gives_what_parsing_its_bytes_gives() {
+        for (path, format) in fixtures() {
+            let bytes = std::fs::read(&path).unwrap();
+            let name = path.display().to_string();
+            let whole = parse(&bytes, &name, None);
+            let streamed = parse_path(&path, None);
+            match (whole, streamed) {
+                (Ok(w), Ok(s)) => {
+                    let strip = |ps: &[Payment]| {
+                        ps.iter()
+                            .map(|p| Payment {
+                                warnings: vec![],
+                                ..p.clone()
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(strip(&w.payments), strip(&s.payments), "{name}");
+                    if format != Format::Bai2 {
+                        assert_eq!(w.payments, s.payments, "{name}");
+                        assert_eq!(w.errors, s.errors, "{name}");
+                    }
+                }
+                (Err(w), Err(s)) => assert_eq!(w, s, "{name}"),
+                (w, s) => panic!("{name}: {w:?} in memory but {s:?} streamed"),
+            }
+        }
+    }
+
+    #[test]
+    fn detection_falls_back_to_csv_and_free_text() {
+        assert_eq!(
+            detect(b"\xEF\xBB\xBFPayment_ID,payment_amount\nP1,5\n"),
+            Format::Csv
+        );
+        assert_eq!(detect(b"\"payment_id\",\"reference\"\n"), Format::Csv);
+        assert_eq!(detect(b"Please apply $10.00 to INV 1001"), Format::FreeText);
+        assert_eq!(detect(b""), Format::FreeText);
+        // A namespace quoted in a memo does not make the memo XML.
+        assert_eq!(
+            detect(b"see urn:iso:std:iso:20022:tech:xsd:camt.054.001.08 for INV 7, $5.00"),
+            Format::FreeText
+        );
+    }
+
+    #[test]
+    fn a_csv_missing_a_required_column_is_refused_naming_it() {
+        let e = parse(b"payment_id,payment_amount\nP1,5.00\n", "r.csv", None).unwrap_err();
+        assert!(e.to_string().contains("\"reference\""), "{e}");
+    }
+
+    #[test]
+    fn a_forced_format_is_used_and_a_missing_file_is_a_file_error() {
+        let e = parse(b"INV 1001 $5.00", "m.txt", Some(Format::X12_820)).unwrap_err();
+        assert_eq!(e.file, "m.txt");
+        let e = parse_path(Path::new("/nonexistent/r.csv"), None).unwrap_err();
+        assert_eq!(e.position, Position::File);
+        assert!(e.message.starts_with("cannot open"), "{e}");
+    }
+}

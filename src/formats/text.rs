@@ -23,7 +23,10 @@ fn amounts(text: &str) -> Vec<Decimal> {
             let t = t.trim_end_matches(['.', ',', ':']);
             let t = t.trim_start_matches(['$', '€', '£']);
             let (int, frac) = t.rsplit_once('.')?;
-            if frac.len() != 2 || int.is_empty() || !int.bytes().all(|c| c.is_ascii_digit() || c == b',') {
+            if frac.len() != 2
+                || int.is_empty()
+                || !int.bytes().all(|c| c.is_ascii_digit() || c == b',')
+            {
                 return None;
             }
             Decimal::from_str(&format!("{}.{frac}", int.replace(',', ""))).ok()
@@ -38,22 +41,34 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
     let all = amounts(&text);
     let total_line = text.lines().find(|l| {
         let u = l.to_ascii_uppercase();
-        (u.contains("TOTAL") || u.contains("PAYMENT OF") || u.contains("AMOUNT")) && !amounts(l).is_empty()
+        (u.contains("TOTAL") || u.contains("PAYMENT OF") || u.contains("AMOUNT"))
+            && !amounts(l).is_empty()
     });
     let amount = total_line
         .and_then(|l| amounts(l).into_iter().max())
         .or_else(|| all.iter().copied().max())
-        .ok_or_else(|| FormatError::new(file, Position::File, "no payment amount (such as $1,234.50) in the text"))?;
+        .ok_or_else(|| {
+            FormatError::new(
+                file,
+                Position::File,
+                "no payment amount (such as $1,234.50) in the text",
+            )
+        })?;
     let mut lines = Vec::new();
     for l in text.lines() {
         let refs = extract_from_text(l);
         let figures = amounts(l);
         // A line with exactly one reference and one figure that is not the total pays that much.
-        let line_amount = (refs.len() == 1 && figures.len() == 1 && figures[0] != amount).then(|| figures[0]);
+        let line_amount =
+            (refs.len() == 1 && figures.len() == 1 && figures[0] != amount).then(|| figures[0]);
         for r in refs {
             lines.push(RemittanceLine {
                 reference: Some(r.reference),
-                reference_kind: if r.purchase_order { ReferenceKind::PurchaseOrder } else { ReferenceKind::Unknown },
+                reference_kind: if r.purchase_order {
+                    ReferenceKind::PurchaseOrder
+                } else {
+                    ReferenceKind::Unknown
+                },
                 amount_paid: line_amount,
                 ..Default::default()
             });
@@ -64,7 +79,10 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
         .find(|c| text.contains(*c))
         .and_then(|c| Currency::from_str(c).ok())
         .unwrap_or(Currency::USD);
-    let stem = std::path::Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = std::path::Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     Ok(Parsed {
         payments: vec![Payment {
             payment_id: format!("text:{stem}"),
@@ -76,7 +94,9 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
             payer: Payer::default(),
             lines,
             free_text: vec![text.trim().to_string()],
-            warnings: vec!["free text: payment id made from the file name; amount read from the text".into()],
+            warnings: vec![
+                "free text: payment id made from the file name; amount read from the text".into(),
+            ],
         }],
         errors: vec![],
     })
@@ -103,7 +123,9 @@ mod tests {
         assert_eq!(p.amount, dec!(1142.18));
         assert_eq!(p.lines.len(), 2);
         assert_eq!(p.lines[1].amount_paid, Some(dec!(642.18)));
-        let p = &parse(b"Paid INV 1001-1004 total 400.00", "r.txt").unwrap().payments[0];
+        let p = &parse(b"Paid INV 1001-1004 total 400.00", "r.txt")
+            .unwrap()
+            .payments[0];
         assert_eq!(p.lines.len(), 4);
     }
 

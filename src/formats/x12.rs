@@ -17,6 +17,7 @@ use crate::domain::{
 use crate::formats::{FormatError, Parsed, Position};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
@@ -1205,33 +1206,55 @@ impl<'a> Reader820<'a> {
 ///
 /// What 820 carries comes back unchanged through [`parse`]: payment id (TRN02), direction,
 /// date, amount, currency, payer name (N1*PR) and account (BPR07/BPR09 from `routing:account`),
-/// the lines (RMR with their ADX and NTE) and free text (NTE). Delimiter characters inside
-/// values (`* ~ : ^` and line breaks) are replaced by spaces so that the output stays valid.
+/// the lines (RMR with their ADX and NTE) and free text (NTE). X12 forbids a delimiter inside a
+/// value, so the delimiters are chosen per file among characters no value uses (`*` `:` `~`
+/// `^` when the text allows, else `|` `>` `'` `{` and so on, then control characters); only a
+/// value that uses every candidate has the offending characters replaced by spaces, as line
+/// breaks always are.
 pub fn write_820(payments: &[Payment], mut w: impl Write) -> io::Result<()> {
+    let d = WriteDelimiters::for_payments(payments);
     let date = payments
         .iter()
         .find_map(|p| p.payment_date)
         .or_else(|| NaiveDate::from_ymd_opt(2000, 1, 1))
         .unwrap_or_default();
+    let e = d.element;
     writeln!(
         w,
-        "ISA*00*{:10}*00*{:10}*ZZ*{:<15}*ZZ*{:<15}*{}*0000*^*00501*000000001*0*P*:~",
+        "ISA{e}00{e}{:10}{e}00{e}{:10}{e}ZZ{e}{:<15}{e}ZZ{e}{:<15}{e}{}{e}0000{e}{}{e}00501{e}\
+         000000001{e}0{e}P{e}{}{}",
         "",
         "",
         "CASHMATCH",
         "CASHMATCH",
-        date.format("%y%m%d")
+        date.format("%y%m%d"),
+        d.repetition,
+        d.component,
+        d.segment
     )?;
-    writeln!(
-        w,
-        "GS*RA*CASHMATCH*CASHMATCH*{}*0000*1*X*005010~",
-        date.format("%Y%m%d")
-    )?;
+    let mut envelope = SegmentWriter {
+        w: &mut w,
+        count: 0,
+        d,
+    };
+    let gs_date = date.format("%Y%m%d").to_string();
+    envelope.seg(&[
+        "GS",
+        "RA",
+        "CASHMATCH",
+        "CASHMATCH",
+        &gs_date,
+        "0000",
+        "1",
+        "X",
+        "005010",
+    ])?;
     for (i, p) in payments.iter().enumerate() {
         let control = format!("{:04}", i + 1);
         let mut s = SegmentWriter {
             w: &mut w,
             count: 0,
+            d,
         };
         s.seg(&["ST", "820", &control])?;
         let (dfi_q, dfi, acct_q, acct) = match p.payer.account.as_deref() {
@@ -1293,14 +1316,73 @@ pub fn write_820(payments: &[Payment], mut w: impl Write) -> io::Result<()> {
         let count = (s.count + 1).to_string();
         s.seg(&["SE", &count, &control])?;
     }
-    writeln!(w, "GE*{}*1~", payments.len())?;
-    writeln!(w, "IEA*1*000000001~")?;
+    let mut envelope = SegmentWriter {
+        w: &mut w,
+        count: 0,
+        d,
+    };
+    envelope.seg(&["GE", &payments.len().to_string(), "1"])?;
+    envelope.seg(&["IEA", "1", "000000001"])?;
     Ok(())
+}
+
+/// The delimiters `write_820` uses for one file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct WriteDelimiters {
+    element: char,
+    component: char,
+    segment: char,
+    repetition: char,
+}
+
+impl WriteDelimiters {
+    /// The first candidate of each kind that no value of the payments uses. The candidates end
+    /// in control characters (information separators), which text practically never holds.
+    fn for_payments(payments: &[Payment]) -> Self {
+        let mut used: HashSet<char> = HashSet::new();
+        let mut note = |s: &str| used.extend(s.chars().filter(|c| !c.is_alphanumeric()));
+        for p in payments {
+            let lines = p.lines.iter();
+            let line_texts = lines.flat_map(|l| {
+                let adjustments = l.adjustments.iter();
+                let adjustment_texts = adjustments.flat_map(|a| [&a.reason_code, &a.text]);
+                std::iter::once(&l.reference).chain(adjustment_texts)
+            });
+            let texts = [&p.payer.name, &p.payer.account]
+                .into_iter()
+                .chain(line_texts);
+            note(&p.payment_id);
+            p.free_text.iter().for_each(|t| note(t));
+            texts.flatten().for_each(|t| note(t));
+        }
+        let mut taken: Vec<char> = Vec::new();
+        let mut pick = |candidates: &[char]| {
+            let c = candidates
+                .iter()
+                .copied()
+                .find(|c| !used.contains(c) && !taken.contains(c))
+                .or_else(|| candidates.iter().copied().find(|c| !taken.contains(c)))
+                .unwrap_or('\u{1D}');
+            taken.push(c);
+            c
+        };
+        WriteDelimiters {
+            element: pick(&['*', '|', '!', '\u{1D}']),
+            component: pick(&[':', '>', '\\', '\u{1F}']),
+            segment: pick(&['~', '\'', '\u{1C}']),
+            repetition: pick(&['^', '{', '}', '\u{1E}']),
+        }
+    }
+
+    fn is_delimiter(&self, c: char) -> bool {
+        c == self.element || c == self.component || c == self.segment || c == self.repetition
+    }
 }
 
 struct SegmentWriter<'w, W: Write> {
     w: &'w mut W,
     count: usize,
+    d: WriteDelimiters,
 }
 
 impl<W: Write> SegmentWriter<'_, W> {
@@ -1308,7 +1390,7 @@ impl<W: Write> SegmentWriter<'_, W> {
         let clean = |e: &str| -> String {
             e.chars()
                 .map(|c| {
-                    if matches!(c, '*' | '~' | ':' | '^' | '\r' | '\n') {
+                    if self.d.is_delimiter(c) || matches!(c, '\r' | '\n') {
                         ' '
                     } else {
                         c
@@ -1324,7 +1406,9 @@ impl<W: Write> SegmentWriter<'_, W> {
             parts.pop();
         }
         self.count += 1;
-        writeln!(self.w, "{}~", parts.join("*"))
+        let mut sep = [0u8; 4];
+        let sep: &str = self.d.element.encode_utf8(&mut sep);
+        writeln!(self.w, "{}{}", parts.join(sep), self.d.segment)
     }
 }
 

@@ -7,16 +7,26 @@
 //! every hit is verified by a similarity measure afterwards.
 
 use rustc_hash::FxHashMap;
-use std::hash::{Hash, Hasher};
 
 /// End of a posting list.
 const NIL: u32 = u32::MAX;
 
-/// Hash of a key string, stable within a process.
+/// FNV-1a over the bytes of a key given in parts: the same key gives the same hash however it
+/// is split, so deletion variants are hashed without building their strings.
+pub(crate) fn hash_parts(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Hash of a key string.
 pub(crate) fn key_hash(s: &str) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
-    s.hash(&mut h);
-    h.finish()
+    hash_parts(&[s.as_bytes()])
 }
 
 /// A multimap from key hashes to ids, append-only; removal is done by the caller filtering
@@ -67,20 +77,18 @@ impl MultiMap {
     }
 }
 
-/// The single-deletion variants of a key: each string with one character removed. Two keys
-/// within one edit (substitution, insertion, deletion, adjacent transposition) share a variant
-/// or one is a variant of the other, so looking these up finds typos without scanning.
-pub(crate) fn deletion_variants(key: &str) -> impl Iterator<Item = String> + '_ {
+/// The hashes of the single-deletion variants of a key: each string with one character
+/// removed. Two keys within one edit (substitution, insertion, deletion, adjacent transposition)
+/// share a variant or one is a variant of the other, so looking these up finds typos without
+/// scanning.
+pub(crate) fn deletion_variants(key: &str) -> impl Iterator<Item = u64> + '_ {
     let b = key.as_bytes();
     (0..b.len()).filter_map(move |i| {
         // Removing either of two equal neighbours gives the same variant once.
         if i > 0 && b[i] == b[i - 1] {
             return None;
         }
-        let mut v = Vec::with_capacity(b.len() - 1);
-        v.extend_from_slice(&b[..i]);
-        v.extend_from_slice(&b[i + 1..]);
-        String::from_utf8(v).ok()
+        Some(hash_parts(&[&b[..i], &b[i + 1..]]))
     })
 }
 
@@ -103,8 +111,10 @@ mod tests {
     #[test]
     fn deletion_variants_meet_for_one_edit() {
         let has_common = |a: &str, b: &str| {
-            let va: Vec<String> = deletion_variants(a).chain([a.to_string()]).collect();
-            deletion_variants(b).chain([b.to_string()]).any(|v| va.contains(&v))
+            let va: Vec<u64> = deletion_variants(a).chain([key_hash(a)]).collect();
+            deletion_variants(b)
+                .chain([key_hash(b)])
+                .any(|v| va.contains(&v))
         };
         assert!(has_common("12345", "12354")); // transposition
         assert!(has_common("12345", "1245")); // deletion

@@ -13,6 +13,7 @@ use crate::domain::{Customer, Invoice};
 use crate::matching::names::{name_tokens, normalize_name};
 use crate::matching::references::RefKey;
 use index::{MultiMap, deletion_variants, key_hash};
+use rayon::prelude::*;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
@@ -25,7 +26,10 @@ pub type CustomerIdx = u32;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LedgerError {
     #[error("invoice {invoice_id}: customer {customer_id} is not in the ledger")]
-    UnknownCustomer { invoice_id: String, customer_id: String },
+    UnknownCustomer {
+        invoice_id: String,
+        customer_id: String,
+    },
     #[error("invoice {0} is not in the ledger")]
     UnknownInvoice(String),
     #[error("invoice {invoice_id}: {message}")]
@@ -33,7 +37,11 @@ pub enum LedgerError {
     #[error(
         "invoice {invoice_id}: relieving {relieved} would take its open amount {open} past zero"
     )]
-    OverApplied { invoice_id: String, open: Decimal, relieved: Decimal },
+    OverApplied {
+        invoice_id: String,
+        open: Decimal,
+        relieved: Decimal,
+    },
 }
 
 /// Which field of an invoice a reference matched.
@@ -48,6 +56,52 @@ pub enum RefField {
 pub(crate) struct InvoiceKeys {
     pub(crate) number: RefKey,
     pub(crate) po: RefKey,
+    /// Hashes of the normalised number and PO.
+    exact: Vec<u64>,
+    /// Hashes of their cores and tails.
+    cores: Vec<u64>,
+    /// Hashes of the single-deletion variants of the invoice number's discriminating part (the
+    /// tail where the scheme has one, else the core). PO numbers get none: payers copy them from
+    /// their own systems, and a mangled one is still found in the payer's own open items.
+    variants: Vec<u64>,
+}
+
+impl InvoiceKeys {
+    fn of(inv: &Invoice) -> InvoiceKeys {
+        let number = RefKey::new(&inv.number);
+        let po = inv
+            .po_number
+            .as_deref()
+            .map(RefKey::new)
+            .unwrap_or_default();
+        let mut exact = Vec::with_capacity(2);
+        let mut cores = Vec::with_capacity(4);
+        for k in [&number, &po] {
+            if k.norm.is_empty() {
+                continue;
+            }
+            exact.push(key_hash(&k.norm));
+            cores.extend(
+                [&k.core, &k.tail]
+                    .into_iter()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| key_hash(c)),
+            );
+        }
+        let discriminating = if number.tail.is_empty() {
+            &number.core
+        } else {
+            &number.tail
+        };
+        let variants = deletion_variants(discriminating).collect();
+        InvoiceKeys {
+            number,
+            po,
+            exact,
+            cores,
+            variants,
+        }
+    }
 }
 
 /// How a payer relates to a customer, for the customer's index.
@@ -70,7 +124,12 @@ pub struct Ledger {
     invoices: Vec<Invoice>,
     invoice_keys: Vec<InvoiceKeys>,
     invoice_by_id: FxHashMap<String, InvoiceIdx>,
+    /// The customer of each invoice, so the hot path does not hash customer ids.
+    invoice_customer: Vec<CustomerIdx>,
     by_customer: Vec<Vec<InvoiceIdx>>,
+    /// The open items of each customer: what the matcher scans. Kept in step by
+    /// `upsert_invoice` and `relieve`.
+    open_by_customer: Vec<Vec<InvoiceIdx>>,
     /// Exact normalised invoice and PO numbers.
     by_norm: MultiMap,
     /// Cores of invoice and PO numbers.
@@ -101,8 +160,8 @@ impl Ledger {
     pub fn new(customers: Vec<Customer>, invoices: Vec<Invoice>) -> (Ledger, Vec<LedgerError>) {
         let mut ledger = Ledger {
             by_norm: MultiMap::with_capacity(invoices.len() * 2),
-            by_core: MultiMap::with_capacity(invoices.len() * 2),
-            by_core_variant: MultiMap::with_capacity(invoices.len() * 8),
+            by_core: MultiMap::with_capacity(invoices.len() * 3),
+            by_core_variant: MultiMap::with_capacity(invoices.len() * 3),
             ..Ledger::default()
         };
         let mut errors = Vec::new();
@@ -111,8 +170,11 @@ impl Ledger {
         }
         ledger.link_parents();
         ledger.invoices.reserve(invoices.len());
-        for inv in invoices {
-            if let Err(e) = ledger.upsert_invoice(inv) {
+        // Normalising numbers and hashing their variants is most of the work of a load: done in
+        // parallel, then inserted in order.
+        let keys: Vec<InvoiceKeys> = invoices.par_iter().map(InvoiceKeys::of).collect();
+        for (inv, k) in invoices.into_iter().zip(keys) {
+            if let Err(e) = ledger.insert_invoice(inv, k) {
                 errors.push(e);
             }
         }
@@ -131,6 +193,7 @@ impl Ledger {
                 self.customers.push(c.clone());
                 self.customer_keys.push(CustomerKeys::default());
                 self.by_customer.push(Vec::new());
+                self.open_by_customer.push(Vec::new());
                 i
             }
         };
@@ -163,15 +226,30 @@ impl Ledger {
             k.parent = None;
         }
         for (i, c) in self.customers.iter().enumerate() {
-            if let Some(p) = c.parent_id.as_deref().and_then(|p| self.customer_by_id.get(p)) {
+            if let Some(p) = c
+                .parent_id
+                .as_deref()
+                .and_then(|p| self.customer_by_id.get(p))
+            {
                 self.customer_keys[i].parent = Some(*p);
-                self.customer_keys[*p as usize].children.push(i as CustomerIdx);
+                self.customer_keys[*p as usize]
+                    .children
+                    .push(i as CustomerIdx);
             }
         }
     }
 
     /// Adds an invoice or replaces the one with the same id (its amounts and fields).
     pub fn upsert_invoice(&mut self, inv: Invoice) -> Result<InvoiceIdx, LedgerError> {
+        let keys = InvoiceKeys::of(&inv);
+        self.insert_invoice(inv, keys)
+    }
+
+    fn insert_invoice(
+        &mut self,
+        inv: Invoice,
+        keys: InvoiceKeys,
+    ) -> Result<InvoiceIdx, LedgerError> {
         let Some(&cust) = self.customer_by_id.get(&inv.customer_id) else {
             return Err(LedgerError::UnknownCustomer {
                 invoice_id: inv.id,
@@ -190,17 +268,12 @@ impl Ledger {
                 ),
             });
         }
-        let keys = InvoiceKeys {
-            number: RefKey::new(&inv.number),
-            po: inv.po_number.as_deref().map(RefKey::new).unwrap_or_default(),
-        };
         let idx = match self.invoice_by_id.get(&inv.id) {
             Some(&i) => {
-                let old = self.invoices[i as usize].customer_id.clone();
-                if old != inv.customer_id {
-                    if let Some(&oc) = self.customer_by_id.get(&old) {
-                        self.by_customer[oc as usize].retain(|&x| x != i);
-                    }
+                let oc = self.invoice_customer[i as usize];
+                if oc != cust {
+                    self.by_customer[oc as usize].retain(|&x| x != i);
+                    self.open_by_customer[oc as usize].retain(|&x| x != i);
                     self.by_customer[cust as usize].push(i);
                 }
                 i
@@ -208,28 +281,28 @@ impl Ledger {
             None => {
                 let i = self.invoices.len() as InvoiceIdx;
                 self.invoice_by_id.insert(inv.id.clone(), i);
-                self.invoices.push(inv.clone());
                 self.invoice_keys.push(InvoiceKeys::default());
+                self.invoice_customer.push(cust);
                 self.by_customer[cust as usize].push(i);
                 i
             }
         };
-        for k in [&keys.number, &keys.po] {
-            if k.norm.is_empty() {
-                continue;
-            }
-            self.by_norm.insert(key_hash(&k.norm), idx);
-            for core in [&k.core, &k.tail] {
-                if core.is_empty() {
-                    continue;
-                }
-                self.by_core.insert(key_hash(core), idx);
-                for v in deletion_variants(core) {
-                    self.by_core_variant.insert(key_hash(&v), idx);
-                }
-            }
+        self.invoice_customer[idx as usize] = cust;
+        self.set_open(cust, idx, !inv.open_amount.is_zero());
+        for &h in &keys.exact {
+            self.by_norm.insert(h, idx);
         }
-        self.invoices[idx as usize] = inv;
+        for &h in &keys.cores {
+            self.by_core.insert(h, idx);
+        }
+        for &h in &keys.variants {
+            self.by_core_variant.insert(h, idx);
+        }
+        if (idx as usize) < self.invoices.len() {
+            self.invoices[idx as usize] = inv;
+        } else {
+            self.invoices.push(inv);
+        }
         self.invoice_keys[idx as usize] = keys;
         Ok(idx)
     }
@@ -252,7 +325,24 @@ impl Ledger {
             });
         }
         inv.open_amount = after;
+        if after.is_zero() {
+            let c = self.invoice_customer[idx as usize];
+            self.set_open(c, idx, false);
+        }
         Ok(())
+    }
+
+    /// Keeps `open_by_customer` in step with an item's open amount.
+    fn set_open(&mut self, c: CustomerIdx, idx: InvoiceIdx, open: bool) {
+        let list = &mut self.open_by_customer[c as usize];
+        let at = list.iter().position(|&x| x == idx);
+        match (open, at) {
+            (true, None) => list.push(idx),
+            (false, Some(p)) => {
+                list.swap_remove(p);
+            }
+            _ => {}
+        }
     }
 
     pub fn customers(&self) -> &[Customer] {
@@ -281,7 +371,12 @@ impl Ledger {
 
     /// The customer an invoice belongs to.
     pub fn invoice_customer(&self, idx: InvoiceIdx) -> CustomerIdx {
-        self.customer_by_id[&self.invoices[idx as usize].customer_id]
+        self.invoice_customer[idx as usize]
+    }
+
+    /// The items of a customer with something still open, in no particular order.
+    pub fn customer_open_invoices(&self, c: CustomerIdx) -> &[InvoiceIdx] {
+        &self.open_by_customer[c as usize]
     }
 
     /// Every item of a customer, open or closed.
@@ -306,11 +401,12 @@ impl Ledger {
     pub(crate) fn lookup_core(&self, core: &str, fuzzy: bool, out: &mut Vec<InvoiceIdx>) {
         out.extend(self.by_core.get(key_hash(core)));
         if !fuzzy || core.len() < 4 {
+            out.sort_unstable();
+            out.dedup();
             return;
         }
         // The query with one more character than the key: its variants are keys.
-        for v in deletion_variants(core) {
-            let h = key_hash(&v);
+        for h in deletion_variants(core) {
             out.extend(self.by_core.get(h));
             // Substitutions and transpositions: both sides lose one character.
             out.extend(self.by_core_variant.get(h));
@@ -323,8 +419,10 @@ impl Ledger {
 
     /// Customers with this bank account.
     pub(crate) fn lookup_account(&self, account: &str) -> Vec<CustomerIdx> {
-        let mut out: Vec<CustomerIdx> =
-            account_keys(account).iter().flat_map(|k| self.by_account.get(key_hash(k))).collect();
+        let mut out: Vec<CustomerIdx> = account_keys(account)
+            .iter()
+            .flat_map(|k| self.by_account.get(key_hash(k)))
+            .collect();
         out.sort_unstable();
         out.dedup();
         out
@@ -344,10 +442,17 @@ impl Ledger {
 
     /// Approximate heap bytes held by the indexes, for the memory figures.
     pub fn index_bytes(&self) -> usize {
-        [&self.by_norm, &self.by_core, &self.by_core_variant, &self.by_account, &self.by_name, &self.by_name_token]
-            .iter()
-            .map(|m| m.heap_bytes())
-            .sum()
+        [
+            &self.by_norm,
+            &self.by_core,
+            &self.by_core_variant,
+            &self.by_account,
+            &self.by_name,
+            &self.by_name_token,
+        ]
+        .iter()
+        .map(|m| m.heap_bytes())
+        .sum()
     }
 }
 
@@ -367,7 +472,13 @@ mod tests {
         }
     }
 
-    pub(crate) fn invoice(id: &str, cust: &str, number: &str, po: Option<&str>, amount: Decimal) -> Invoice {
+    pub(crate) fn invoice(
+        id: &str,
+        cust: &str,
+        number: &str,
+        po: Option<&str>,
+        amount: Decimal,
+    ) -> Invoice {
         let d = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
         Invoice {
             id: id.into(),
@@ -386,7 +497,12 @@ mod tests {
     fn sample() -> Ledger {
         let (l, errs) = Ledger::new(
             vec![
-                customer("C1", "Northwind Industrial Supply Inc", None, "021000021:123456789"),
+                customer(
+                    "C1",
+                    "Northwind Industrial Supply Inc",
+                    None,
+                    "021000021:123456789",
+                ),
                 customer("C2", "Northwind West LLC", Some("C1"), "99887766"),
             ],
             vec![
@@ -419,7 +535,11 @@ mod tests {
         let l = sample();
         assert_eq!(l.lookup_account("123456789"), [0]);
         assert_eq!(l.lookup_account("021000021:123456789"), [0]);
-        assert_eq!(l.lookup_name(&normalize_name("NORTHWIND IND SUPPLY")).collect::<Vec<_>>(), [0]);
+        assert_eq!(
+            l.lookup_name(&normalize_name("NORTHWIND IND SUPPLY"))
+                .collect::<Vec<_>>(),
+            [0]
+        );
         assert_eq!(l.customer_keys(0).children, [1]);
         assert!(l.lookup_name_token("NORTHWIND").count() == 2);
     }

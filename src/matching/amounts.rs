@@ -99,7 +99,12 @@ pub fn terms_discount(inv: &Invoice, paid_on: Option<NaiveDate>) -> Option<(Deci
 
 /// Explains `cash` against an invoice's open amount. `line` is the remittance line that names
 /// the invoice, when there is one: its stated discount and adjustments come first.
-pub fn fit(inv: &Invoice, cash: Decimal, line: Option<&RemittanceLine>, paid_on: Option<NaiveDate>) -> Fit {
+pub fn fit(
+    inv: &Invoice,
+    cash: Decimal,
+    line: Option<&RemittanceLine>,
+    paid_on: Option<NaiveDate>,
+) -> Fit {
     let open = inv.open_amount;
     let plain = |amount, kind| Fit {
         amount,
@@ -111,15 +116,29 @@ pub fn fit(inv: &Invoice, cash: Decimal, line: Option<&RemittanceLine>, paid_on:
     };
     if inv.is_credit() || open <= Decimal::ZERO {
         // A credit memo is netted whole; it cannot absorb more than its credit.
-        let amount = if cash < open { open } else { cash.min(Decimal::ZERO) };
-        let kind = if amount == open { AmountFit::Exact } else { AmountFit::Partial };
-        return Fit { excess: cash - amount, ..plain(amount, kind) };
+        let amount = if cash < open {
+            open
+        } else {
+            cash.min(Decimal::ZERO)
+        };
+        let kind = if amount == open {
+            AmountFit::Exact
+        } else {
+            AmountFit::Partial
+        };
+        return Fit {
+            excess: cash - amount,
+            ..plain(amount, kind)
+        };
     }
     if cash == open {
         return plain(cash, AmountFit::Exact);
     }
     if cash > open {
-        return Fit { excess: cash - open, ..plain(open, AmountFit::Overpaid) };
+        return Fit {
+            excess: cash - open,
+            ..plain(open, AmountFit::Overpaid)
+        };
     }
     let gap = open - cash;
     // What the remittance says first.
@@ -128,7 +147,11 @@ pub fn fit(inv: &Invoice, cash: Decimal, line: Option<&RemittanceLine>, paid_on:
         let stated_adj: Decimal = l.adjustments.iter().map(|a| a.amount).sum();
         let code = l.adjustments.iter().find_map(|a| a.reason_code.clone());
         if !(stated_disc.is_zero() && stated_adj.is_zero()) && stated_disc + stated_adj == gap {
-            let kind = if stated_adj.is_zero() { AmountFit::Discount } else { AmountFit::StatedDeduction };
+            let kind = if stated_adj.is_zero() {
+                AmountFit::Discount
+            } else {
+                AmountFit::StatedDeduction
+            };
             return Fit {
                 discount: stated_disc,
                 deduction: stated_adj,
@@ -138,15 +161,26 @@ pub fn fit(inv: &Invoice, cash: Decimal, line: Option<&RemittanceLine>, paid_on:
         }
         if !stated_adj.is_zero() && stated_adj.abs() <= gap && stated_adj > Decimal::ZERO {
             // A stated deduction that covers part of the gap: the rest stays open.
-            return Fit { deduction: stated_adj, reason_code: code, ..plain(cash, AmountFit::StatedDeduction) };
+            return Fit {
+                deduction: stated_adj,
+                reason_code: code,
+                ..plain(cash, AmountFit::StatedDeduction)
+            };
         }
     }
     if let Some((disc, within)) = terms_discount(inv, paid_on) {
         // Payers compute the discount on the invoice amount or on what is open.
         let on_open = cents(open * inv.terms.discount_rate);
         if gap == disc || gap == on_open {
-            let kind = if within { AmountFit::Discount } else { AmountFit::LateDiscount };
-            return Fit { discount: gap, ..plain(cash, kind) };
+            let kind = if within {
+                AmountFit::Discount
+            } else {
+                AmountFit::LateDiscount
+            };
+            return Fit {
+                discount: gap,
+                ..plain(cash, kind)
+            };
         }
     }
     if (BANK_FEE_MIN..=BANK_FEE_MAX).contains(&gap) && gap < open / Decimal::TEN {
@@ -173,10 +207,16 @@ pub fn subset_sums(
     max_solutions: usize,
 ) -> (Vec<Vec<usize>>, bool) {
     // Work in integer cents: exact and fast.
-    let to_cents = |d: Decimal| -> Option<i64> { (cents(d) * Decimal::ONE_HUNDRED).trunc().try_into().ok() };
-    let Some(target) = to_cents(target) else { return (Vec::new(), true) };
-    let mut items: Vec<(i64, usize)> =
-        amounts.iter().enumerate().filter_map(|(i, a)| to_cents(*a).map(|c| (c, i))).collect();
+    let to_cents =
+        |d: Decimal| -> Option<i64> { (cents(d) * Decimal::ONE_HUNDRED).trunc().try_into().ok() };
+    let Some(target) = to_cents(target) else {
+        return (Vec::new(), true);
+    };
+    let mut items: Vec<(i64, usize)> = amounts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| to_cents(*a).map(|c| (c, i)))
+        .collect();
     // Largest first so the bound prunes early.
     items.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let n = items.len();
@@ -275,8 +315,14 @@ mod tests {
     fn discount_within_and_after_terms() {
         let i = inv(dec!(1000.00), "2/10 NET 30");
         let f = fit(&i, dec!(980.00), None, day(8));
-        assert_eq!((f.kind, f.amount, f.discount), (AmountFit::Discount, dec!(980.00), dec!(20.00)));
-        assert_eq!(fit(&i, dec!(980.00), None, day(28)).kind, AmountFit::LateDiscount);
+        assert_eq!(
+            (f.kind, f.amount, f.discount),
+            (AmountFit::Discount, dec!(980.00), dec!(20.00))
+        );
+        assert_eq!(
+            fit(&i, dec!(980.00), None, day(28)).kind,
+            AmountFit::LateDiscount
+        );
         // No discount in NET 30 terms: 20.00 short is a bank fee.
         let f = fit(&inv(dec!(1000.00), "NET 30"), dec!(980.00), None, day(8));
         assert_eq!((f.kind, f.deduction), (AmountFit::BankFee, dec!(20.00)));
@@ -286,30 +332,59 @@ mod tests {
     fn stated_deduction_partial_and_overpayment() {
         let i = inv(dec!(500.00), "NET 30");
         let line = RemittanceLine {
-            adjustments: vec![Adjustment { amount: dec!(75.00), reason_code: Some("DAMAGED".into()), text: None }],
+            adjustments: vec![Adjustment {
+                amount: dec!(75.00),
+                reason_code: Some("DAMAGED".into()),
+                text: None,
+            }],
             ..Default::default()
         };
         let f = fit(&i, dec!(425.00), Some(&line), day(8));
-        assert_eq!((f.kind, f.deduction, f.reason_code.as_deref()), (AmountFit::StatedDeduction, dec!(75.00), Some("DAMAGED")));
+        assert_eq!(
+            (f.kind, f.deduction, f.reason_code.as_deref()),
+            (AmountFit::StatedDeduction, dec!(75.00), Some("DAMAGED"))
+        );
         let f = fit(&i, dec!(200.00), None, day(8));
-        assert_eq!((f.kind, f.amount, f.deduction), (AmountFit::Partial, dec!(200.00), Decimal::ZERO));
+        assert_eq!(
+            (f.kind, f.amount, f.deduction),
+            (AmountFit::Partial, dec!(200.00), Decimal::ZERO)
+        );
         let f = fit(&i, dec!(510.00), None, day(8));
-        assert_eq!((f.kind, f.amount, f.excess), (AmountFit::Overpaid, dec!(500.00), dec!(10.00)));
+        assert_eq!(
+            (f.kind, f.amount, f.excess),
+            (AmountFit::Overpaid, dec!(500.00), dec!(10.00))
+        );
     }
 
     #[test]
     fn every_fit_stays_within_the_open_amount() {
         let i = inv(dec!(300.00), "2/10 NET 30");
-        for cash in [dec!(0.01), dec!(150), dec!(294), dec!(299.99), dec!(300), dec!(301)] {
+        for cash in [
+            dec!(0.01),
+            dec!(150),
+            dec!(294),
+            dec!(299.99),
+            dec!(300),
+            dec!(301),
+        ] {
             let f = fit(&i, cash, None, day(5));
-            assert!(f.amount + f.discount + f.deduction <= i.open_amount, "{cash}: {f:?}");
+            assert!(
+                f.amount + f.discount + f.deduction <= i.open_amount,
+                "{cash}: {f:?}"
+            );
             assert_eq!(f.amount + f.excess, cash);
         }
     }
 
     #[test]
     fn subset_sum_finds_consolidated_payments_with_credits() {
-        let a = [dec!(100.00), dec!(250.50), dec!(75.25), dec!(-50.00), dec!(999.99)];
+        let a = [
+            dec!(100.00),
+            dec!(250.50),
+            dec!(75.25),
+            dec!(-50.00),
+            dec!(999.99),
+        ];
         let (sols, done) = subset_sums(&a, dec!(325.75), 4, 10);
         assert!(done);
         assert!(sols.contains(&vec![1, 2]));

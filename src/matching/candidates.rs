@@ -44,8 +44,12 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 4] =
-        [Source::Lines, Source::TextReferences, Source::SingleAmount, Source::SubsetSum];
+    pub const ALL: [Source; 4] = [
+        Source::Lines,
+        Source::TextReferences,
+        Source::SingleAmount,
+        Source::SubsetSum,
+    ];
 }
 
 /// Cash against one invoice within a candidate, with the evidence for it.
@@ -78,7 +82,11 @@ impl Candidate {
 
     /// The invoice and cash pairs, sorted: two candidates with the same key are the same answer.
     pub fn key(&self) -> Vec<(InvoiceIdx, Decimal)> {
-        let mut k: Vec<_> = self.allocations.iter().map(|a| (a.invoice, a.fit.amount)).collect();
+        let mut k: Vec<_> = self
+            .allocations
+            .iter()
+            .map(|a| (a.invoice, a.fit.amount))
+            .collect();
         k.sort();
         k
     }
@@ -133,15 +141,25 @@ impl Default for CandidateLimits {
     }
 }
 
+/// Invoices from the one-edit neighbourhood of a reference compared at most.
+const MAX_FUZZY_IDS: usize = 256;
+
 /// Lines and references the generator reads at most; the rest is a warning in the explanation.
 const MAX_QUERIES: usize = 200;
 
 /// Generates the candidates for a payment.
 pub fn generate(ledger: &Ledger, payment: &Payment, limits: &CandidateLimits) -> PaymentCandidates {
-    let mut pc = PaymentCandidates { payers: payer::identify(ledger, payment), ..Default::default() };
+    let mut pc = PaymentCandidates {
+        payers: payer::identify(ledger, payment),
+        ..Default::default()
+    };
     collect_queries(payment, &mut pc.queries);
-    let payer_customers: Vec<CustomerIdx> =
-        pc.payers.iter().take(limits.customers_scanned).map(|p| p.customer).collect();
+    let payer_customers: Vec<CustomerIdx> = pc
+        .payers
+        .iter()
+        .take(limits.customers_scanned)
+        .map(|p| p.customer)
+        .collect();
     for q in &pc.queries {
         let (hits, closed) = lookup(ledger, q, &payer_customers, limits);
         pc.closed_hits += closed as usize;
@@ -151,22 +169,36 @@ pub fn generate(ledger: &Ledger, payment: &Payment, limits: &CandidateLimits) ->
     for hits in &pc.hits {
         if let Some(h) = hits.first().filter(|h| h.sim >= 0.9) {
             let c = ledger.invoice_customer(h.invoice);
-            payer::push_best(&mut pc.payers, PayerMatch { customer: c, score: 0.0, via: PayerVia::Reference });
+            payer::push_best(
+                &mut pc.payers,
+                PayerMatch {
+                    customer: c,
+                    score: 0.0,
+                    via: PayerVia::Reference,
+                },
+            );
         }
     }
     let mut cands = Vec::new();
     from_lines(ledger, payment, &pc, &mut cands);
     from_text(ledger, payment, &pc, &mut cands);
-    let customers: Vec<CustomerIdx> =
-        pc.payers.iter().take(limits.customers_scanned + 1).map(|p| p.customer).collect();
+    let customers: Vec<CustomerIdx> = pc
+        .payers
+        .iter()
+        .take(limits.customers_scanned + 1)
+        .map(|p| p.customer)
+        .collect();
     net_silent_credits(ledger, payment, &mut cands);
     single_amounts(ledger, payment, &customers, limits, &mut cands);
     let explained = cands.iter().any(|c| {
         c.unapplied.is_zero()
-            && c.allocations.iter().all(|a| matches!(a.fit.kind, AmountFit::Exact | AmountFit::Discount))
+            && c.allocations
+                .iter()
+                .all(|a| matches!(a.fit.kind, AmountFit::Exact | AmountFit::Discount))
     });
     if !explained {
-        (pc.subset_solutions, pc.subset_pool) = subsets(ledger, payment, &customers, limits, &mut cands);
+        (pc.subset_solutions, pc.subset_pool) =
+            subsets(ledger, payment, &customers, limits, &mut cands);
     }
     // One candidate per distinct answer; the first source to propose it keeps it.
     let mut seen = std::collections::HashSet::new();
@@ -190,7 +222,12 @@ fn collect_queries(payment: &Payment, out: &mut Vec<RefQuery>) {
         if out.iter().any(|q: &RefQuery| q.key.norm == key.norm) {
             return;
         }
-        out.push(RefQuery { text: text.to_string(), key, kind, line });
+        out.push(RefQuery {
+            text: text.to_string(),
+            key,
+            kind,
+            line,
+        });
     };
     for (i, l) in payment.lines.iter().enumerate() {
         if let Some(r) = l.reference.as_deref() {
@@ -199,7 +236,11 @@ fn collect_queries(payment: &Payment, out: &mut Vec<RefQuery>) {
     }
     for t in &payment.free_text {
         for r in extract_from_text(t) {
-            let kind = if r.purchase_order { ReferenceKind::PurchaseOrder } else { ReferenceKind::Unknown };
+            let kind = if r.purchase_order {
+                ReferenceKind::PurchaseOrder
+            } else {
+                ReferenceKind::Unknown
+            };
             push(&r.reference, kind, None);
         }
     }
@@ -212,15 +253,17 @@ fn lookup(
     payer_customers: &[CustomerIdx],
     limits: &CandidateLimits,
 ) -> (Vec<RefHit>, bool) {
+    // Exact forms first; the one-edit neighbourhood only when they find nothing good, since with
+    // sequential numbering it holds dozens of invoices.
     let mut ids: Vec<InvoiceIdx> = ledger.lookup_norm(&q.key.norm).collect();
     for core in [&q.key.core, &q.key.tail] {
         if !core.is_empty() {
-            ledger.lookup_core(core, true, &mut ids);
+            ledger.lookup_core(core, false, &mut ids);
         }
     }
     let mut hits: Vec<RefHit> = Vec::new();
-    let mut closed = false;
-    let mut consider = |idx: InvoiceIdx, hits: &mut Vec<RefHit>| {
+    let closed = std::cell::Cell::new(false);
+    let consider = |idx: InvoiceIdx, hits: &mut Vec<RefHit>| {
         let k = ledger.invoice_keys(idx);
         let by_number = q.key.similarity(&k.number);
         let by_po = q.key.similarity(&k.po);
@@ -233,37 +276,75 @@ fn lookup(
             return;
         }
         if ledger.invoice(idx).open_amount.is_zero() {
-            closed |= sim >= 0.98;
+            closed.set(closed.get() || sim >= 0.98);
             return;
         }
         if !hits.iter().any(|h| h.invoice == idx) {
-            hits.push(RefHit { invoice: idx, sim, field });
+            hits.push(RefHit {
+                invoice: idx,
+                sim,
+                field,
+            });
         }
     };
     for &idx in &ids {
         consider(idx, &mut hits);
     }
+    if !closed.get() && hits.iter().all(|h| h.sim < 0.95) {
+        ids.clear();
+        for core in [&q.key.core, &q.key.tail] {
+            if !core.is_empty() {
+                ledger.lookup_core(core, true, &mut ids);
+            }
+        }
+        for &idx in ids.iter().take(MAX_FUZZY_IDS) {
+            consider(idx, &mut hits);
+        }
+    }
     // Nothing close in the index: compare against the payer's own open items, which catches
     // references mangled beyond one edit of their core (other prefixes, two typos).
-    if hits.iter().all(|h| h.sim < 0.9) {
-        for &c in payer_customers {
-            for &idx in ledger.customer_invoices(c).iter().take(limits.customer_scan_limit) {
-                consider(idx, &mut hits);
+    // Only references that look like document numbers, and only items whose numbers are about
+    // as long: Damerau-Levenshtein is the costliest step of a payment.
+    let scannable = q.key.core.len() >= 4;
+    if scannable && !closed.get() && hits.iter().all(|h| h.sim < 0.9) {
+        let near = |k: &RefKey| {
+            k.core.len().abs_diff(q.key.core.len()) <= 2
+                || (!k.tail.is_empty() && k.tail.len().abs_diff(q.key.core.len()) <= 2)
+        };
+        for &c in payer_customers.iter().take(2) {
+            for &idx in ledger
+                .customer_open_invoices(c)
+                .iter()
+                .take(limits.customer_scan_limit)
+            {
+                let k = ledger.invoice_keys(idx);
+                if near(&k.number) || near(&k.po) {
+                    consider(idx, &mut hits);
+                }
             }
         }
     }
     // Best first; between equals, the payer's own invoices first, then the older one.
     hits.sort_by(|a, b| {
         let own = |h: &RefHit| payer_customers.contains(&ledger.invoice_customer(h.invoice));
-        b.sim.total_cmp(&a.sim).then(own(b).cmp(&own(a))).then(a.invoice.cmp(&b.invoice))
+        b.sim
+            .total_cmp(&a.sim)
+            .then(own(b).cmp(&own(a)))
+            .then(a.invoice.cmp(&b.invoice))
     });
     hits.truncate(limits.hits_per_query);
-    (hits, closed)
+    (hits, closed.get())
 }
 
 /// How well a hit fits the line that quoted it: similarity, then whether the amounts agree and
 /// whether it belongs to the payer.
-fn line_choice_score(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, q: &RefQuery, h: &RefHit) -> f32 {
+fn line_choice_score(
+    ledger: &Ledger,
+    payment: &Payment,
+    pc: &PaymentCandidates,
+    q: &RefQuery,
+    h: &RefHit,
+) -> f32 {
     let inv = ledger.invoice(h.invoice);
     let mut s = h.sim;
     if let Some(line) = q.line.and_then(|i| payment.lines.get(i)) {
@@ -280,7 +361,11 @@ fn line_choice_score(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates,
         }
     }
     let c = ledger.invoice_customer(h.invoice);
-    if pc.payers.iter().any(|p| p.customer == c && p.via != PayerVia::Reference) {
+    if pc
+        .payers
+        .iter()
+        .any(|p| p.customer == c && p.via != PayerVia::Reference)
+    {
         s += 0.1;
     }
     s
@@ -288,10 +373,20 @@ fn line_choice_score(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates,
 
 /// The remittance lines as written: each referenced line to its best invoice, and variants where
 /// one line takes its runner-up.
-fn from_lines(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, out: &mut Vec<Candidate>) {
-    let line_queries: Vec<usize> =
-        (0..pc.queries.len()).filter(|&i| pc.queries[i].line.is_some() && !pc.hits[i].is_empty()).collect();
-    let amount_lines = payment.lines.iter().filter(|l| l.amount_paid.is_some_and(|a| a > Decimal::ZERO)).count();
+fn from_lines(
+    ledger: &Ledger,
+    payment: &Payment,
+    pc: &PaymentCandidates,
+    out: &mut Vec<Candidate>,
+) {
+    let line_queries: Vec<usize> = (0..pc.queries.len())
+        .filter(|&i| pc.queries[i].line.is_some() && !pc.hits[i].is_empty())
+        .collect();
+    let amount_lines = payment
+        .lines
+        .iter()
+        .filter(|l| l.amount_paid.is_some_and(|a| a > Decimal::ZERO))
+        .count();
     if line_queries.is_empty() && amount_lines < 2 {
         return;
     }
@@ -302,19 +397,34 @@ fn from_lines(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, out: &
             let q = &pc.queries[qi];
             let mut hs = pc.hits[qi].clone();
             hs.sort_by(|a, b| {
-                line_choice_score(ledger, payment, pc, q, b).total_cmp(&line_choice_score(ledger, payment, pc, q, a))
+                line_choice_score(ledger, payment, pc, q, b)
+                    .total_cmp(&line_choice_score(ledger, payment, pc, q, a))
             });
             hs
         })
         .collect();
     let choice: Vec<usize> = vec![0; ranked.len()];
-    out.push(build_from_lines(ledger, payment, pc, &line_queries, &ranked, &choice));
+    out.push(build_from_lines(
+        ledger,
+        payment,
+        pc,
+        &line_queries,
+        &ranked,
+        &choice,
+    ));
     let mut variants = 0;
     for (k, hs) in ranked.iter().enumerate() {
         if hs.len() > 1 && variants < 3 {
             let mut c = choice.clone();
             c[k] = 1;
-            out.push(build_from_lines(ledger, payment, pc, &line_queries, &ranked, &c));
+            out.push(build_from_lines(
+                ledger,
+                payment,
+                pc,
+                &line_queries,
+                &ranked,
+                &c,
+            ));
             variants += 1;
         }
     }
@@ -331,7 +441,9 @@ fn build_from_lines(
     let single_line = payment.lines.len() == 1;
     let mut allocations: Vec<CandidateAllocation> = Vec::new();
     for (k, &qi) in line_queries.iter().enumerate() {
-        let Some(h) = ranked[k].get(choice[k]) else { continue };
+        let Some(h) = ranked[k].get(choice[k]) else {
+            continue;
+        };
         let q = &pc.queries[qi];
         let line = q.line.and_then(|i| payment.lines.get(i));
         let inv = ledger.invoice(h.invoice);
@@ -342,8 +454,11 @@ fn build_from_lines(
             None if single_line => payment.amount,
             None => inv.open_amount,
         };
-        let already: Decimal =
-            allocations.iter().filter(|a| a.invoice == h.invoice).map(|a| a.fit.amount).sum();
+        let already: Decimal = allocations
+            .iter()
+            .filter(|a| a.invoice == h.invoice)
+            .map(|a| a.fit.amount)
+            .sum();
         if already != Decimal::ZERO {
             // Two lines naming one invoice: the second takes what the first left open.
             continue;
@@ -364,19 +479,31 @@ fn build_from_lines(
 
 /// Lines that carry an amount but no usable reference: the customer's open item with exactly
 /// that amount (or that amount with its discount), oldest first, if one is not taken yet.
-fn amount_only_lines(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, allocations: &mut Vec<CandidateAllocation>) {
+fn amount_only_lines(
+    ledger: &Ledger,
+    payment: &Payment,
+    pc: &PaymentCandidates,
+    allocations: &mut Vec<CandidateAllocation>,
+) {
     let customer = allocations
         .first()
         .map(|a| ledger.invoice_customer(a.invoice))
-        .or_else(|| pc.payers.iter().find(|p| p.via != PayerVia::Reference).map(|p| p.customer));
+        .or_else(|| {
+            pc.payers
+                .iter()
+                .find(|p| p.via != PayerVia::Reference)
+                .map(|p| p.customer)
+        });
     let Some(customer) = customer else { return };
     for (li, line) in payment.lines.iter().enumerate() {
-        let Some(amount) = line.amount_paid.filter(|a| *a > Decimal::ZERO) else { continue };
+        let Some(amount) = line.amount_paid.filter(|a| *a > Decimal::ZERO) else {
+            continue;
+        };
         if allocations.iter().any(|a| a.line == Some(li)) {
             continue;
         }
         let best = ledger
-            .customer_invoices(customer)
+            .customer_open_invoices(customer)
             .iter()
             .copied()
             .filter(|&i| payable(ledger, payment, i) && !allocations.iter().any(|a| a.invoice == i))
@@ -396,7 +523,12 @@ fn amount_only_lines(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates,
             continue;
         }
         if let Some(((_, _, i), f)) = best.into_iter().min_by(|a, b| a.0.cmp(&b.0)) {
-            allocations.push(CandidateAllocation { invoice: i, fit: f, reference: None, line: Some(li) });
+            allocations.push(CandidateAllocation {
+                invoice: i,
+                fit: f,
+                reference: None,
+                line: Some(li),
+            });
         }
     }
 }
@@ -412,7 +544,11 @@ fn payable(ledger: &Ledger, payment: &Payment, i: InvoiceIdx) -> bool {
 
 /// Closes a candidate: anything the allocations would take beyond the payment is given back
 /// from the last ones, and the rest is unapplied.
-fn finish(payment: &Payment, source: Source, mut allocations: Vec<CandidateAllocation>) -> Candidate {
+fn finish(
+    payment: &Payment,
+    source: Source,
+    mut allocations: Vec<CandidateAllocation>,
+) -> Candidate {
     let mut over = allocations.iter().map(|a| a.fit.amount).sum::<Decimal>() - payment.amount;
     for a in allocations.iter_mut().rev() {
         if over <= Decimal::ZERO {
@@ -430,7 +566,12 @@ fn finish(payment: &Payment, source: Source, mut allocations: Vec<CandidateAlloc
     }
     allocations.retain(|a| !a.fit.amount.is_zero());
     let unapplied = payment.amount - allocations.iter().map(|a| a.fit.amount).sum::<Decimal>();
-    Candidate { source, allocations, unapplied, prior: 0.0 }
+    Candidate {
+        source,
+        allocations,
+        unapplied,
+        prior: 0.0,
+    }
 }
 
 /// Payers often net an open credit memo without saying so: where the referenced invoices'
@@ -439,27 +580,41 @@ fn finish(payment: &Payment, source: Source, mut allocations: Vec<CandidateAlloc
 fn net_silent_credits(ledger: &Ledger, payment: &Payment, cands: &mut Vec<Candidate>) {
     let mut variants = Vec::new();
     for c in cands.iter() {
-        let Some(first) = c.allocations.first() else { continue };
-        let open: Decimal = c.allocations.iter().map(|a| ledger.invoice(a.invoice).open_amount).sum();
+        let Some(first) = c.allocations.first() else {
+            continue;
+        };
+        let open: Decimal = c
+            .allocations
+            .iter()
+            .map(|a| ledger.invoice(a.invoice).open_amount)
+            .sum();
         let gap = open - payment.amount;
         if gap <= Decimal::ZERO {
             continue;
         }
         let cust = ledger.invoice_customer(first.invoice);
-        let credit = ledger.customer_invoices(cust).iter().copied().find(|&i| {
-            let inv = ledger.invoice(i);
-            inv.is_credit()
-                && inv.open_amount == -gap
-                && payable(ledger, payment, i)
-                && !c.allocations.iter().any(|a| a.invoice == i)
-        });
+        let credit = ledger
+            .customer_open_invoices(cust)
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let inv = ledger.invoice(i);
+                inv.is_credit()
+                    && inv.open_amount == -gap
+                    && payable(ledger, payment, i)
+                    && !c.allocations.iter().any(|a| a.invoice == i)
+            })
+            .min();
         if let Some(cm) = credit {
             let mut allocations: Vec<CandidateAllocation> = c
                 .allocations
                 .iter()
                 .map(|a| {
                     let inv = ledger.invoice(a.invoice);
-                    CandidateAllocation { fit: fit(inv, inv.open_amount, None, payment.payment_date), ..a.clone() }
+                    CandidateAllocation {
+                        fit: fit(inv, inv.open_amount, None, payment.payment_date),
+                        ..a.clone()
+                    }
                 })
                 .collect();
             allocations.insert(
@@ -506,7 +661,12 @@ fn from_text(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, out: &m
 /// Spreads a payment over a set of invoices that carry no line amounts: in full when the
 /// payment covers them (with their discounts when that is what it equals), the wire fee off the
 /// last when the gap is a fee, and otherwise oldest first until the cash runs out.
-pub(crate) fn allocate_set(ledger: &Ledger, payment: &Payment, invoices: &[InvoiceIdx], source: Source) -> Candidate {
+pub(crate) fn allocate_set(
+    ledger: &Ledger,
+    payment: &Payment,
+    invoices: &[InvoiceIdx],
+    source: Source,
+) -> Candidate {
     let mut invs: Vec<InvoiceIdx> = invoices.to_vec();
     // Credit memos first (they add cash to spread), then oldest due first.
     invs.sort_by_key(|&i| {
@@ -516,10 +676,12 @@ pub(crate) fn allocate_set(ledger: &Ledger, payment: &Payment, invoices: &[Invoi
     let open_total: Decimal = invs.iter().map(|&i| ledger.invoice(i).open_amount).sum();
     let discounts: Vec<Decimal> = invs
         .iter()
-        .map(|&i| match terms_discount(ledger.invoice(i), payment.payment_date) {
-            Some((d, true)) => d.min(ledger.invoice(i).open_amount),
-            _ => Decimal::ZERO,
-        })
+        .map(
+            |&i| match terms_discount(ledger.invoice(i), payment.payment_date) {
+                Some((d, true)) => d.min(ledger.invoice(i).open_amount),
+                _ => Decimal::ZERO,
+            },
+        )
         .collect();
     let disc_total: Decimal = discounts.iter().sum();
     let p = payment.amount;
@@ -534,11 +696,18 @@ pub(crate) fn allocate_set(ledger: &Ledger, payment: &Payment, invoices: &[Invoi
         } else if last {
             remaining
         } else {
-            inv.open_amount.min(remaining.max(Decimal::ZERO)).max(inv.open_amount.min(Decimal::ZERO))
+            inv.open_amount
+                .min(remaining.max(Decimal::ZERO))
+                .max(inv.open_amount.min(Decimal::ZERO))
         };
         let f = fit(inv, cash, None, payment.payment_date);
         remaining -= f.amount;
-        allocations.push(CandidateAllocation { invoice: i, fit: f, reference: None, line: None });
+        allocations.push(CandidateAllocation {
+            invoice: i,
+            fit: f,
+            reference: None,
+            line: None,
+        });
     }
     finish(payment, source, allocations)
 }
@@ -557,7 +726,7 @@ fn single_amounts(
     }
     let mut found: Vec<(u8, Decimal, InvoiceIdx)> = Vec::new();
     for &c in customers {
-        for &i in ledger.customer_invoices(c) {
+        for &i in ledger.customer_open_invoices(c) {
             let inv = ledger.invoice(i);
             let open = inv.open_amount;
             if open <= Decimal::ZERO || !payable(ledger, payment, i) {
@@ -578,12 +747,20 @@ fn single_amounts(
     }
     found.sort();
     let exact = found.iter().filter(|f| f.0 == 0).count();
-    for &(_, _, i) in found.iter().take(limits.single_amount_candidates.max(exact.min(10))) {
+    for &(_, _, i) in found
+        .iter()
+        .take(limits.single_amount_candidates.max(exact.min(10)))
+    {
         let f = fit(ledger.invoice(i), p, None, payment.payment_date);
         out.push(finish(
             payment,
             Source::SingleAmount,
-            vec![CandidateAllocation { invoice: i, fit: f, reference: None, line: None }],
+            vec![CandidateAllocation {
+                invoice: i,
+                fit: f,
+                reference: None,
+                line: None,
+            }],
         ));
     }
 }
@@ -601,7 +778,7 @@ fn subsets(
     let mut pc_pool = 0;
     for &c in customers.iter().take(2) {
         let mut pool: Vec<InvoiceIdx> = ledger
-            .customer_invoices(c)
+            .customer_open_invoices(c)
             .iter()
             .copied()
             .filter(|&i| payable(ledger, payment, i))
@@ -613,7 +790,10 @@ fn subsets(
         pool.sort_by_key(|&i| (ledger.invoice(i).due_date, i));
         pool.truncate(limits.subset_pool);
         pc_pool = pc_pool.max(pool.len());
-        let open: Vec<Decimal> = pool.iter().map(|&i| ledger.invoice(i).open_amount).collect();
+        let open: Vec<Decimal> = pool
+            .iter()
+            .map(|&i| ledger.invoice(i).open_amount)
+            .collect();
         let discounted: Vec<Decimal> = pool
             .iter()
             .map(|&i| {
@@ -629,15 +809,24 @@ fn subsets(
             targets.push(discounted);
         }
         for amounts in &targets {
-            let (sols, _) =
-                subset_sums(amounts, payment.amount, limits.subset_max_size, limits.subset_max_solutions);
+            let (sols, _) = subset_sums(
+                amounts,
+                payment.amount,
+                limits.subset_max_size,
+                limits.subset_max_solutions,
+            );
             n += sols.len();
             for s in sols {
                 let allocations = s
                     .iter()
                     .map(|&k| CandidateAllocation {
                         invoice: pool[k],
-                        fit: fit(ledger.invoice(pool[k]), amounts[k], None, payment.payment_date),
+                        fit: fit(
+                            ledger.invoice(pool[k]),
+                            amounts[k],
+                            None,
+                            payment.payment_date,
+                        ),
                         reference: None,
                         line: None,
                     })
@@ -652,7 +841,12 @@ fn subsets(
 /// The heuristic ranking score: how well references, amounts and payer agree.
 fn prior(ledger: &Ledger, pc: &PaymentCandidates, c: &Candidate) -> f32 {
     let n = c.allocations.len().max(1) as f32;
-    let ref_score: f32 = c.allocations.iter().map(|a| a.reference.map_or(0.0, |r| r.1)).sum::<f32>() / n;
+    let ref_score: f32 = c
+        .allocations
+        .iter()
+        .map(|a| a.reference.map_or(0.0, |r| r.1))
+        .sum::<f32>()
+        / n;
     let amount_score: f32 = c
         .allocations
         .iter()
@@ -664,7 +858,10 @@ fn prior(ledger: &Ledger, pc: &PaymentCandidates, c: &Candidate) -> f32 {
         .sum::<f32>()
         / n;
     let unapplied_pen = if c.unapplied.is_zero() { 0.0 } else { 0.3 };
-    let cust = c.allocations.first().map(|a| ledger.invoice_customer(a.invoice));
+    let cust = c
+        .allocations
+        .first()
+        .map(|a| ledger.invoice_customer(a.invoice));
     let payer_score = pc
         .payers
         .iter()

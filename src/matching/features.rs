@@ -88,7 +88,14 @@ pub fn matrix(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates) -> Arr
 }
 
 /// Pushes the features of candidate `i` onto `out`.
-pub fn row(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, i: usize, c: &Candidate, out: &mut Vec<f32>) {
+pub fn row(
+    ledger: &Ledger,
+    payment: &Payment,
+    pc: &PaymentCandidates,
+    i: usize,
+    c: &Candidate,
+    out: &mut Vec<f32>,
+) {
     let start = out.len();
     let n_alloc = c.allocations.len().max(1) as f32;
     let p = payment.amount;
@@ -99,26 +106,62 @@ pub fn row(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, i: usize,
     out.push(payment.lines.len() as f32);
     out.push(n_line_q as f32);
     out.push(n_text_q as f32);
-    let with_amount = payment.lines.iter().filter(|l| l.amount_paid.is_some()).count();
-    out.push(if payment.lines.is_empty() { 0.0 } else { with_amount as f32 / payment.lines.len() as f32 });
+    let with_amount = payment
+        .lines
+        .iter()
+        .filter(|l| l.amount_paid.is_some())
+        .count();
+    out.push(if payment.lines.is_empty() {
+        0.0
+    } else {
+        with_amount as f32 / payment.lines.len() as f32
+    });
     for s in Source::ALL {
         out.push((c.source == s) as u8 as f32);
     }
     // References.
-    let sims: Vec<f32> = c.allocations.iter().map(|a| a.reference.map_or(0.0, |r| r.1)).collect();
+    let sims: Vec<f32> = c
+        .allocations
+        .iter()
+        .map(|a| a.reference.map_or(0.0, |r| r.1))
+        .collect();
     out.push(sims.iter().sum::<f32>() / n_alloc);
-    out.push(sims.iter().copied().fold(f32::INFINITY, f32::min).min(1.0).max(0.0));
-    let referenced = c.allocations.iter().filter(|a| a.reference.is_some()).count();
+    out.push(
+        sims.iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min)
+            .clamp(0.0, 1.0),
+    );
+    let referenced = c
+        .allocations
+        .iter()
+        .filter(|a| a.reference.is_some())
+        .count();
     out.push(referenced as f32 / n_alloc);
     let covered = pc
         .hits
         .iter()
-        .filter(|hs| hs.iter().any(|h| c.allocations.iter().any(|a| a.invoice == h.invoice)))
+        .filter(|hs| {
+            hs.iter()
+                .any(|h| c.allocations.iter().any(|a| a.invoice == h.invoice))
+        })
         .count();
-    out.push(if pc.queries.is_empty() { 0.0 } else { covered as f32 / pc.queries.len() as f32 });
-    let exact = c.allocations.iter().filter(|a| a.reference.is_some_and(|r| r.1 >= 0.999)).count();
+    out.push(if pc.queries.is_empty() {
+        0.0
+    } else {
+        covered as f32 / pc.queries.len() as f32
+    });
+    let exact = c
+        .allocations
+        .iter()
+        .filter(|a| a.reference.is_some_and(|r| r.1 >= 0.999))
+        .count();
     out.push(exact as f32 / n_alloc);
-    let po = c.allocations.iter().filter(|a| a.reference.is_some_and(|r| r.2 == RefField::PoNumber)).count();
+    let po = c
+        .allocations
+        .iter()
+        .filter(|a| a.reference.is_some_and(|r| r.2 == RefField::PoNumber))
+        .count();
     out.push(po as f32 / n_alloc);
     // How far each referenced invoice stands above the next best reading of its reference.
     let margin = c
@@ -126,13 +169,22 @@ pub fn row(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, i: usize,
         .iter()
         .filter_map(|a| a.reference)
         .map(|(qi, sim, _)| {
-            let next = pc.hits[qi].iter().filter(|h| h.sim <= sim).map(|h| h.sim).nth(1).unwrap_or(0.0);
+            let next = pc.hits[qi]
+                .iter()
+                .filter(|h| h.sim <= sim)
+                .map(|h| h.sim)
+                .nth(1)
+                .unwrap_or(0.0);
             sim - next
         })
         .fold(1.0f32, f32::min);
     out.push(if referenced == 0 { 0.0 } else { margin });
     // Amounts.
-    let open_sum: Decimal = c.allocations.iter().map(|a| ledger.invoice(a.invoice).open_amount).sum();
+    let open_sum: Decimal = c
+        .allocations
+        .iter()
+        .map(|a| ledger.invoice(a.invoice).open_amount)
+        .sum();
     out.push((f(p - open_sum) / pf).clamp(-10.0, 10.0));
     out.push((f(c.unapplied) / pf).clamp(-10.0, 10.0));
     for kind in AmountFit::ALL {
@@ -141,7 +193,9 @@ pub fn row(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, i: usize,
     let mut with_line = 0.0f32;
     let (mut agree, mut inv_agree) = (0.0f32, 0.0f32);
     for a in &c.allocations {
-        let Some(line) = a.line.and_then(|l| payment.lines.get(l)) else { continue };
+        let Some(line) = a.line.and_then(|l| payment.lines.get(l)) else {
+            continue;
+        };
         with_line += 1.0;
         let inv = ledger.invoice(a.invoice);
         let stated: Decimal = line.amount_paid.unwrap_or_default()
@@ -150,10 +204,22 @@ pub fn row(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, i: usize,
         agree += (line.amount_paid.is_some() && stated == inv.open_amount) as u8 as f32;
         inv_agree += (line.invoice_amount == Some(inv.amount)) as u8 as f32;
     }
-    out.push(if with_line > 0.0 { agree / with_line } else { -1.0 });
-    out.push(if with_line > 0.0 { inv_agree / with_line } else { -1.0 });
+    out.push(if with_line > 0.0 {
+        agree / with_line
+    } else {
+        -1.0
+    });
+    out.push(if with_line > 0.0 {
+        inv_agree / with_line
+    } else {
+        -1.0
+    });
     // Payer.
-    let mut customers: Vec<u32> = c.allocations.iter().map(|a| ledger.invoice_customer(a.invoice)).collect();
+    let mut customers: Vec<u32> = c
+        .allocations
+        .iter()
+        .map(|a| ledger.invoice_customer(a.invoice))
+        .collect();
     customers.sort_unstable();
     customers.dedup();
     let best = pc
@@ -162,12 +228,26 @@ pub fn row(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, i: usize,
         .filter(|m| customers.contains(&m.customer))
         .max_by(|a, b| a.score.total_cmp(&b.score).then(b.via.cmp(&a.via)));
     out.push(best.map_or(0.0, |m| m.score));
-    for via in [PayerVia::Account, PayerVia::Name, PayerVia::Parent, PayerVia::Reference] {
+    for via in [
+        PayerVia::Account,
+        PayerVia::Name,
+        PayerVia::Parent,
+        PayerVia::Reference,
+    ] {
         out.push(best.is_some_and(|m| m.via == via) as u8 as f32);
     }
     out.push(customers.len() as f32);
-    out.push(pc.payers.first().is_some_and(|m| customers.contains(&m.customer)) as u8 as f32);
-    out.push(pc.payers.iter().filter(|m| m.via != PayerVia::Reference).count() as f32);
+    out.push(
+        pc.payers
+            .first()
+            .is_some_and(|m| customers.contains(&m.customer)) as u8 as f32,
+    );
+    out.push(
+        pc.payers
+            .iter()
+            .filter(|m| m.via != PayerVia::Reference)
+            .count() as f32,
+    );
     // Dates.
     let (mut after_due, mut since_inv) = (0.0f32, 0.0f32);
     if let Some(d) = payment.payment_date {
@@ -190,7 +270,11 @@ pub fn row(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, i: usize,
         .filter(|(j, _)| *j != i)
         .map(|(_, o)| o.prior)
         .fold(f32::NEG_INFINITY, f32::max);
-    out.push(if best_other.is_finite() { (c.prior - best_other).clamp(-5.0, 5.0) } else { 5.0 });
+    out.push(if best_other.is_finite() {
+        (c.prior - best_other).clamp(-5.0, 5.0)
+    } else {
+        5.0
+    });
     let my_fit = fit_signature(c);
     let rivals = pc
         .candidates
@@ -202,12 +286,25 @@ pub fn row(ledger: &Ledger, payment: &Payment, pc: &PaymentCandidates, i: usize,
     out.push(same_amount_open_items(ledger, c) as f32);
     out.push(pc.closed_hits as f32);
     let unmatched = pc.hits.iter().filter(|h| h.is_empty()).count();
-    out.push(if pc.queries.is_empty() { 0.0 } else { unmatched as f32 / pc.queries.len() as f32 });
+    out.push(if pc.queries.is_empty() {
+        0.0
+    } else {
+        unmatched as f32 / pc.queries.len() as f32
+    });
     out.push(pf.log10());
-    out.push(c.allocations.iter().filter(|a| ledger.invoice(a.invoice).is_credit()).count() as f32);
+    out.push(
+        c.allocations
+            .iter()
+            .filter(|a| ledger.invoice(a.invoice).is_credit())
+            .count() as f32,
+    );
     out.push(pc.subset_pool as f32);
     out.push(pc.subset_solutions as f32);
-    out.push(if c.source == Source::SubsetSum { subset_chance_log10(pc.subset_pool, c.allocations.len(), pf) } else { -10.0 });
+    out.push(if c.source == Source::SubsetSum {
+        subset_chance_log10(pc.subset_pool, c.allocations.len(), pf)
+    } else {
+        -10.0
+    });
     debug_assert_eq!(out.len() - start, N_FEATURES);
 }
 
@@ -235,13 +332,20 @@ fn fit_signature(c: &Candidate) -> (usize, Decimal, Vec<AmountFit>) {
 /// recurring-amount trap for a payment identified by amount alone.
 fn same_amount_open_items(ledger: &Ledger, c: &Candidate) -> usize {
     let mut most = 0;
-    for a in c.allocations.iter().filter(|a| a.reference.is_none()).take(4) {
+    for a in c
+        .allocations
+        .iter()
+        .filter(|a| a.reference.is_none())
+        .take(4)
+    {
         let inv = ledger.invoice(a.invoice);
         let cust = ledger.invoice_customer(a.invoice);
         let n = ledger
-            .customer_invoices(cust)
+            .customer_open_invoices(cust)
             .iter()
-            .filter(|&&j: &&InvoiceIdx| j != a.invoice && ledger.invoice(j).open_amount == inv.open_amount)
+            .filter(|&&j: &&InvoiceIdx| {
+                j != a.invoice && ledger.invoice(j).open_amount == inv.open_amount
+            })
             .count();
         most = most.max(n);
     }

@@ -6,7 +6,8 @@
 //! common abbreviations, so that variants of one name compare equal or close.
 
 /// Words in front of a name that say which department paid, not who.
-const PREFIXES: [&[&str]; 6] = [
+const PREFIXES: [&[&str]; 7] = [
+    &["A", "P", "DEPT"],
     &["AP", "DEPT"],
     &["AP", "DEPARTMENT"],
     &["ACCOUNTS", "PAYABLE"],
@@ -17,8 +18,22 @@ const PREFIXES: [&[&str]; 6] = [
 
 /// Legal-form words that carry no identity.
 const SUFFIXES: [&str; 16] = [
-    "INC", "INCORPORATED", "CORP", "CORPORATION", "CO", "COMPANY", "LLC", "LTD", "LIMITED", "LP",
-    "LLP", "PLC", "GMBH", "SA", "BV", "THE",
+    "INC",
+    "INCORPORATED",
+    "CORP",
+    "CORPORATION",
+    "CO",
+    "COMPANY",
+    "LLC",
+    "LTD",
+    "LIMITED",
+    "LP",
+    "LLP",
+    "PLC",
+    "GMBH",
+    "SA",
+    "BV",
+    "THE",
 ];
 
 /// Abbreviations expanded so that `INTL` and `INTERNATIONAL` agree.
@@ -43,7 +58,14 @@ const ABBREVIATIONS: [(&str, &str); 14] = [
 pub fn name_tokens(name: &str) -> Vec<String> {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_alphanumeric() { c.to_ascii_uppercase() } else if c == '&' { ' ' } else { ' ' })
+        // `&`, punctuation and spaces all separate words.
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                ' '
+            }
+        })
         .collect();
     let mut toks: Vec<String> = cleaned.split_whitespace().map(str::to_string).collect();
     for p in PREFIXES {
@@ -98,7 +120,10 @@ mod tests {
         assert_eq!(base, "NORTHWIND INDUSTRIAL SUPPLY");
         assert_eq!(normalize_name("NORTHWIND IND SUPPLY INC"), base);
         assert_eq!(normalize_name("AP DEPT NORTHWIND INDUSTRIAL SUPPLY"), base);
-        assert_eq!(normalize_name("Northwind Intl Mfg Co"), "NORTHWIND INTERNATIONAL MANUFACTURING");
+        assert_eq!(
+            normalize_name("Northwind Intl Mfg Co"),
+            "NORTHWIND INTERNATIONAL MANUFACTURING"
+        );
     }
 
     #[test]

@@ -49,14 +49,25 @@ pub fn identify(ledger: &Ledger, payment: &Payment) -> Vec<PayerMatch> {
     let mut out: Vec<PayerMatch> = Vec::new();
     if let Some(acct) = payment.payer.account.as_deref() {
         for c in ledger.lookup_account(acct) {
-            out.push(PayerMatch { customer: c, score: 1.0, via: PayerVia::Account });
+            out.push(PayerMatch {
+                customer: c,
+                score: 1.0,
+                via: PayerVia::Account,
+            });
         }
     }
     if let Some(name) = payment.payer.name.as_deref() {
         let norm = normalize_name(name);
         if !norm.is_empty() {
             for c in ledger.lookup_name(&norm) {
-                push_best(&mut out, PayerMatch { customer: c, score: 0.97, via: PayerVia::Name });
+                push_best(
+                    &mut out,
+                    PayerMatch {
+                        customer: c,
+                        score: 0.97,
+                        via: PayerVia::Name,
+                    },
+                );
             }
             if out.is_empty() {
                 fuzzy_name(ledger, &norm, &mut out);
@@ -69,11 +80,19 @@ pub fn identify(ledger: &Ledger, payment: &Payment) -> Vec<PayerMatch> {
         for &child in &ledger.customer_keys(m.customer).children {
             push_best(
                 &mut out,
-                PayerMatch { customer: child, score: m.score * 0.9, via: PayerVia::Parent },
+                PayerMatch {
+                    customer: child,
+                    score: m.score * 0.9,
+                    via: PayerVia::Parent,
+                },
             );
         }
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.customer.cmp(&b.customer)));
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.customer.cmp(&b.customer))
+    });
     out
 }
 
@@ -91,7 +110,14 @@ fn fuzzy_name(ledger: &Ledger, norm: &str, out: &mut Vec<PayerMatch>) {
     for c in seen {
         let s = name_similarity(norm, &ledger.customer_keys(c).name_norm);
         if s >= MIN_NAME_SIMILARITY {
-            push_best(out, PayerMatch { customer: c, score: s as f32, via: PayerVia::Name });
+            push_best(
+                out,
+                PayerMatch {
+                    customer: c,
+                    score: s as f32,
+                    via: PayerVia::Name,
+                },
+            );
         }
     }
 }
@@ -137,7 +163,10 @@ mod tests {
             payment_date: None,
             amount: Decimal::ONE,
             currency: Currency::USD,
-            payer: Payer { name: name.map(str::to_string), account: acct.map(str::to_string) },
+            payer: Payer {
+                name: name.map(str::to_string),
+                account: acct.map(str::to_string),
+            },
             lines: vec![],
             free_text: vec![],
             warnings: vec![],
@@ -150,7 +179,10 @@ mod tests {
         let m = identify(&l, &pay(Some("whoever"), Some("1111111")));
         assert_eq!(m[0].customer, 0);
         assert_eq!(m[0].via, PayerVia::Account);
-        assert!(m.iter().any(|x| x.customer == 1 && x.via == PayerVia::Parent));
+        assert!(
+            m.iter()
+                .any(|x| x.customer == 1 && x.via == PayerVia::Parent)
+        );
     }
 
     #[test]

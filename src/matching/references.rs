@@ -8,7 +8,10 @@
 
 /// Upper-case letters and digits only.
 pub fn normalize(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 /// The digit a letter is commonly misread for, if any.
@@ -49,7 +52,10 @@ pub fn core_of_normalized(n: &str) -> String {
     let real_digits = tail.iter().filter(|c| c.is_ascii_digit()).count();
     // Letters before the first real digit are the prefix (`SO`, `INVOICE`), not misread digits:
     // a misread leading zero is dropped with the zeros anyway.
-    let skip = tail.iter().position(|c| c.is_ascii_digit()).unwrap_or(tail.len());
+    let skip = tail
+        .iter()
+        .position(|c| c.is_ascii_digit())
+        .unwrap_or(tail.len());
     let tail = &tail[skip..];
     let folded: Vec<u8> = tail.iter().filter_map(|&c| ocr_digit(c)).collect();
     let trimmed: &[u8] = {
@@ -63,7 +69,9 @@ pub fn core_of_normalized(n: &str) -> String {
         String::from_utf8_lossy(trimmed).into_owned()
     } else {
         // Too short to stand alone: keep the whole reference, folded, so `AB12C34` is still a key.
-        n.bytes().map(|c| ocr_digit(c).unwrap_or(c) as char).collect()
+        n.bytes()
+            .map(|c| ocr_digit(c).unwrap_or(c) as char)
+            .collect()
     }
 }
 
@@ -71,10 +79,17 @@ pub fn core_of_normalized(n: &str) -> String {
 /// it differs from the whole core: schemes with a year or branch in front lose that part when
 /// payers retype them (`IN-0064628`). Empty when there is no such segment.
 pub fn tail_core(raw: &str) -> String {
-    let last = raw.rsplit(|c: char| !c.is_ascii_alphanumeric()).find(|s| !s.is_empty()).unwrap_or("");
+    let last = raw
+        .rsplit(|c: char| !c.is_ascii_alphanumeric())
+        .find(|s| !s.is_empty())
+        .unwrap_or("");
     let whole = core(raw);
     let t = core(last);
-    if t.len() >= MIN_CORE_DIGITS && t != whole && t.bytes().all(|c| c.is_ascii_digit()) { t } else { String::new() }
+    if t.len() >= MIN_CORE_DIGITS && t != whole && t.bytes().all(|c| c.is_ascii_digit()) {
+        t
+    } else {
+        String::new()
+    }
 }
 
 /// How similar two references are, in [0, 1]: 1 for equal normalised forms, 0.98 for equal
@@ -84,6 +99,17 @@ pub fn tail_core(raw: &str) -> String {
 pub fn similarity(a: &str, b: &str) -> f64 {
     let (ka, kb) = (RefKey::new(a), RefKey::new(b));
     ka.similarity(&kb)
+}
+
+/// 1 - (optimal-string-alignment distance / longer length): typos, dropped digits and adjacent
+/// transpositions cost one edit each. rapidfuzz's bit-parallel OSA, not strsim's
+/// Damerau-Levenshtein: on this hot path it measured many times faster for the same answers on
+/// references (`cashmatch bench strings`, docs/benchmarks.md).
+pub fn edit_similarity(a: &str, b: &str) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    rapidfuzz::distance::osa::normalized_similarity(a.bytes(), b.bytes())
 }
 
 /// The comparable forms of one reference, computed once.
@@ -97,7 +123,11 @@ pub struct RefKey {
 impl RefKey {
     pub fn new(raw: &str) -> RefKey {
         let norm = normalize(raw);
-        RefKey { core: core_of_normalized(&norm), tail: tail_core(raw), norm }
+        RefKey {
+            core: core_of_normalized(&norm),
+            tail: tail_core(raw),
+            norm,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,15 +145,25 @@ impl RefKey {
         if !self.core.is_empty() && self.core == other.core {
             return 0.98;
         }
-        let tails = |a: &RefKey, b: &RefKey| !a.tail.is_empty() && (a.tail == b.tail || a.tail == b.core);
+        let tails =
+            |a: &RefKey, b: &RefKey| !a.tail.is_empty() && (a.tail == b.tail || a.tail == b.core);
         if tails(self, other) || tails(other, self) {
             return 0.95;
         }
-        let dl = |a: &str, b: &str| if a.is_empty() || b.is_empty() { 0.0 } else { strsim::normalized_damerau_levenshtein(a, b) };
-        let digits = self.core.bytes().any(|c| c.is_ascii_digit()) || other.core.bytes().any(|c| c.is_ascii_digit());
+        let dl = |a: &str, b: &str| edit_similarity(a, b);
+        let digits = self.core.bytes().any(|c| c.is_ascii_digit())
+            || other.core.bytes().any(|c| c.is_ascii_digit());
         let mut best = dl(&self.core, &other.core);
-        let my_tail = if self.tail.is_empty() { &self.core } else { &self.tail };
-        let their_tail = if other.tail.is_empty() { &other.core } else { &other.tail };
+        let my_tail = if self.tail.is_empty() {
+            &self.core
+        } else {
+            &self.tail
+        };
+        let their_tail = if other.tail.is_empty() {
+            &other.core
+        } else {
+            &other.tail
+        };
         if !self.tail.is_empty() || !other.tail.is_empty() {
             best = best.max(dl(my_tail, their_tail) * 0.97);
         }
@@ -155,7 +195,9 @@ const PO_WORDS: [&str; 4] = ["PO", "P.O.", "PURCHASE", "ORDER"];
 pub fn extract_from_text(text: &str) -> Vec<TextReference> {
     let mut out: Vec<TextReference> = Vec::new();
     let raw: Vec<&str> = text
-        .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '&' || c == '(' || c == ')')
+        .split(|c: char| {
+            c.is_whitespace() || c == ',' || c == ';' || c == '&' || c == '(' || c == ')'
+        })
         .filter(|t| !t.is_empty())
         .collect();
     let mut po_context = false;
@@ -165,8 +207,10 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
         let up = tok.to_ascii_uppercase();
         if PO_WORDS.contains(&up.as_str()) || up.starts_with("PO#") {
             po_context = true;
-        } else if ["INV", "INVOICE", "INVOICES", "INVS", "BILL", "FACTUUR", "RECHNUNG"]
-            .contains(&up.as_str())
+        } else if [
+            "INV", "INVOICE", "INVOICES", "INVS", "BILL", "FACTUUR", "RECHNUNG",
+        ]
+        .contains(&up.as_str())
         {
             po_context = false;
         }
@@ -176,8 +220,14 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
         }
         // `2026-0065466/2026-0065468`: a list written with slashes.
         if tok.contains('/') {
-            for part in tok.split('/').filter(|p| p.chars().filter(|c| c.is_ascii_digit()).count() >= 3) {
-                out.push(TextReference { reference: part.to_string(), purchase_order: po_context });
+            for part in tok
+                .split('/')
+                .filter(|p| p.chars().filter(|c| c.is_ascii_digit()).count() >= 3)
+            {
+                out.push(TextReference {
+                    reference: part.to_string(),
+                    purchase_order: po_context,
+                });
             }
             i += 1;
             continue;
@@ -190,22 +240,35 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
             .rev()
             .find_map(|(a, b)| expand_range(a, b));
         if let Some(list) = one_token {
-            out.extend(list.into_iter().map(|r| TextReference { reference: r, purchase_order: po_context }));
+            out.extend(list.into_iter().map(|r| TextReference {
+                reference: r,
+                purchase_order: po_context,
+            }));
             i += 1;
             continue;
         }
-        if i + 2 < raw.len() && ["-", "TO", "THRU", "THROUGH"].contains(&raw[i + 1].to_ascii_uppercase().as_str()) {
+        if i + 2 < raw.len()
+            && ["-", "TO", "THRU", "THROUGH"].contains(&raw[i + 1].to_ascii_uppercase().as_str())
+        {
             if let Some(list) = expand_range(tok, raw[i + 2]) {
-                out.extend(list.into_iter().map(|r| TextReference { reference: r, purchase_order: po_context }));
+                out.extend(list.into_iter().map(|r| TextReference {
+                    reference: r,
+                    purchase_order: po_context,
+                }));
                 i += 3;
                 continue;
             }
         }
         let digits = tok.chars().filter(|c| c.is_ascii_digit()).count();
         if digits >= 3 && tok.len() <= 30 {
-            let reference = tok.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+            let reference = tok
+                .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_string();
             let purchase_order = po_context || reference.to_ascii_uppercase().starts_with("PO");
-            out.push(TextReference { reference, purchase_order });
+            out.push(TextReference {
+                reference,
+                purchase_order,
+            });
         }
         i += 1;
     }
@@ -216,7 +279,9 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
 
 /// `1,234.50`, `$99`, `99.00`, `2026-11-27`, `11/27/2026`: numbers that are not references.
 fn is_amount_or_date(tok: &str) -> bool {
-    let t = tok.trim_start_matches(['$', '€', '£']).trim_end_matches(['.']);
+    let t = tok
+        .trim_start_matches(['$', '€', '£'])
+        .trim_end_matches(['.']);
     if tok.starts_with(['$', '€', '£']) {
         return true;
     }
@@ -234,7 +299,9 @@ fn is_amount_or_date(tok: &str) -> bool {
     for sep in ['-', '/'] {
         let parts: Vec<&str> = t.split(sep).collect();
         if parts.len() == 3
-            && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
             && (parts[0].len() == 4 || parts[2].len() == 4)
             && parts[1].len() <= 2
         {
@@ -279,7 +346,15 @@ mod tests {
 
     #[test]
     fn core_survives_prefixes_zeros_case_and_ocr() {
-        for r in ["INV-0012345", "inv 12345", "12345", "lNV0O12345", "SO-12345", "#0012345", "INVOICE 12345"] {
+        for r in [
+            "INV-0012345",
+            "inv 12345",
+            "12345",
+            "lNV0O12345",
+            "SO-12345",
+            "#0012345",
+            "INVOICE 12345",
+        ] {
             assert_eq!(core(r), "12345", "{r}");
         }
         assert_eq!(core("12S45"), "12545");
@@ -305,31 +380,41 @@ mod tests {
 
     #[test]
     fn text_lists_ranges_and_amounts() {
-        let refs: Vec<String> = extract_from_text("PAYMENT FOR INV 1001, 1002 & 1005 TOTAL $3,300.00 ON 2026-11-02")
+        let refs: Vec<String> =
+            extract_from_text("PAYMENT FOR INV 1001, 1002 & 1005 TOTAL $3,300.00 ON 2026-11-02")
+                .into_iter()
+                .map(|r| r.reference)
+                .collect();
+        assert_eq!(refs, ["1001", "1002", "1005"]);
+        let refs: Vec<String> = extract_from_text("INV 1001-1004")
             .into_iter()
             .map(|r| r.reference)
             .collect();
-        assert_eq!(refs, ["1001", "1002", "1005"]);
-        let refs: Vec<String> =
-            extract_from_text("INV 1001-1004").into_iter().map(|r| r.reference).collect();
         assert_eq!(refs, ["1001", "1002", "1003", "1004"]);
-        let refs: Vec<String> =
-            extract_from_text("invoices INV-0101 to INV-0103").into_iter().map(|r| r.reference).collect();
+        let refs: Vec<String> = extract_from_text("invoices INV-0101 to INV-0103")
+            .into_iter()
+            .map(|r| r.reference)
+            .collect();
         assert_eq!(refs, ["INV-0101", "INV-0102", "INV-0103"]);
         let po = extract_from_text("PO 4500123456 paid in full");
         assert_eq!(po.len(), 1);
         assert!(po[0].purchase_order);
         assert!(extract_from_text("THANK YOU 1,234.56").is_empty());
-        let refs: Vec<String> = extract_from_text("INVOICES 2026-0065466/2026-0065468 ON 11/27/2026")
+        let refs: Vec<String> =
+            extract_from_text("INVOICES 2026-0065466/2026-0065468 ON 11/27/2026")
+                .into_iter()
+                .map(|r| r.reference)
+                .collect();
+        assert_eq!(refs, ["2026-0065466", "2026-0065468"]);
+        let refs: Vec<String> = extract_from_text("INVS 2027-0081806-08")
             .into_iter()
             .map(|r| r.reference)
             .collect();
-        assert_eq!(refs, ["2026-0065466", "2026-0065468"]);
-        let refs: Vec<String> =
-            extract_from_text("INVS 2027-0081806-08").into_iter().map(|r| r.reference).collect();
         assert_eq!(refs, ["2027-0081806", "2027-0081807", "2027-0081808"]);
-        let refs: Vec<String> =
-            extract_from_text("INVS 2027-0082445-2027-0082447").into_iter().map(|r| r.reference).collect();
+        let refs: Vec<String> = extract_from_text("INVS 2027-0082445-2027-0082447")
+            .into_iter()
+            .map(|r| r.reference)
+            .collect();
         assert_eq!(refs, ["2027-0082445", "2027-0082446", "2027-0082447"]);
         // A huge "range" is two numbers, not a thousand invoices.
         assert_eq!(extract_from_text("1001-9999").len(), 1);

@@ -26,13 +26,24 @@ pub const CARD_FILE: &str = "MODEL_CARD.md";
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a cashmatch model: {source}")]
-    Parse { path: String, source: serde_json::Error },
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
     #[error(
         "{path}: the model was trained on {found} features ({first_diff}) but this build computes {expected}; retrain it"
     )]
-    Schema { path: String, expected: usize, found: usize, first_diff: String },
+    Schema {
+        path: String,
+        expected: usize,
+        found: usize,
+        first_diff: String,
+    },
 }
 
 /// Figures measured when the model was trained, reported by `cashmatch` and the service.
@@ -83,13 +94,18 @@ impl Model {
     pub fn load(dir: &Path) -> Result<Model, ModelError> {
         let path = dir.join(MODEL_FILE);
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         Model::from_json(&text, &shown)
     }
 
     fn from_json(text: &str, path: &str) -> Result<Model, ModelError> {
-        let m: Model =
-            serde_json::from_str(text).map_err(|source| ModelError::Parse { path: path.to_string(), source })?;
+        let m: Model = serde_json::from_str(text).map_err(|source| ModelError::Parse {
+            path: path.to_string(),
+            source,
+        })?;
         m.check_schema(path)?;
         Ok(m)
     }
@@ -97,7 +113,11 @@ impl Model {
     /// Refuses a model trained on another feature schema: scoring it would be silent nonsense.
     fn check_schema(&self, path: &str) -> Result<(), ModelError> {
         let same = self.feature_names.len() == FEATURE_NAMES.len()
-            && self.feature_names.iter().zip(FEATURE_NAMES).all(|(a, b)| a == b);
+            && self
+                .feature_names
+                .iter()
+                .zip(FEATURE_NAMES)
+                .all(|(a, b)| a == b);
         if same {
             return Ok(());
         }
@@ -106,7 +126,12 @@ impl Model {
             .iter()
             .zip(FEATURE_NAMES)
             .position(|(a, b)| a != b)
-            .map(|i| format!("column {i}: {:?} vs {:?}", self.feature_names[i], FEATURE_NAMES[i]))
+            .map(|i| {
+                format!(
+                    "column {i}: {:?} vs {:?}",
+                    self.feature_names[i], FEATURE_NAMES[i]
+                )
+            })
             .unwrap_or_else(|| "a different number of columns".to_string());
         Err(ModelError::Schema {
             path: path.to_string(),
@@ -120,7 +145,10 @@ impl Model {
     pub fn save(&self, dir: &Path, card: &str) -> Result<(), ModelError> {
         let io = |path: &Path| {
             let shown = path.display().to_string();
-            move |source| ModelError::Io { path: shown, source }
+            move |source| ModelError::Io {
+                path: shown,
+                source,
+            }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let path = dir.join(MODEL_FILE);
@@ -137,12 +165,20 @@ impl Model {
     /// Raw probability that each candidate row is exactly right, scored in parallel.
     pub fn candidate_probabilities(&self, x: ArrayView2<f32>) -> Vec<f64> {
         if x.nrows() < 64 {
-            return x.rows().into_iter().map(|r| self.row_probability(r.as_slice())).collect();
+            return x
+                .rows()
+                .into_iter()
+                .map(|r| self.row_probability(r.as_slice()))
+                .collect();
         }
         x.axis_chunks_iter(ndarray::Axis(0), 32)
             .into_par_iter()
             .flat_map_iter(|chunk| {
-                chunk.rows().into_iter().map(|r| self.row_probability(r.as_slice())).collect::<Vec<_>>()
+                chunk
+                    .rows()
+                    .into_iter()
+                    .map(|r| self.row_probability(r.as_slice()))
+                    .collect::<Vec<_>>()
             })
             .collect()
     }

@@ -902,8 +902,22 @@ fn the_writer_keeps_delimiters_out_of_values() {
     let mut out = Vec::new();
     write_820(&[p], &mut out).unwrap();
     let back = one(&out);
-    assert_eq!(back.payment_id, "A B C");
-    assert_eq!(back.free_text, vec!["x y z w"]);
+    assert_eq!(
+        back.payment_id, "A*B~C",
+        "delimiters chosen around the values"
+    );
+    assert_eq!(back.free_text, vec!["x:y^z w"]);
+    let isa = String::from_utf8(out).unwrap();
+    assert!(isa.starts_with("ISA|00|"), "{isa}");
+
+    // When the values use every candidate, the first is taken and replaced in the values.
+    let mut p = sample_payments().remove(2);
+    p.payment_id = "A*B|C!D".into();
+    p.free_text = vec!["x\u{1D}y".into()];
+    let mut out = Vec::new();
+    write_820(&[p], &mut out).unwrap();
+    assert!(out.starts_with(b"ISA*00*"));
+    assert_eq!(one(&out).payment_id, "A B|C!D");
 }
 
 // ---- properties ----
