@@ -183,6 +183,9 @@ enum BenchWhat {
         streamed: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Sync every commit (`full`) or at checkpoints only (`normal`).
+        #[arg(long, default_value = "full")]
+        durability: String,
     },
     /// strsim against rapidfuzz on reference similarity.
     Strings {
@@ -393,14 +396,22 @@ fn run(cli: Cli) -> Result<()> {
                 seconds,
                 streamed,
                 seed,
+                durability,
             } => {
                 use cashmatch::grpc::bench::{BenchConfig, run};
+                use cashmatch::store::Durability;
+                let durability = match durability.as_str() {
+                    "full" => Durability::Full,
+                    "normal" => Durability::Normal,
+                    other => bail!("--durability must be full or normal, not {other:?}"),
+                };
                 run(BenchConfig {
                     invoices,
                     rate,
                     seconds,
                     streamed,
                     seed,
+                    durability,
                 })?;
             }
             BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
