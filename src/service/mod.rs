@@ -11,7 +11,9 @@
 //!    auto decision is applied to the in-memory ledger, all or nothing. The store write is
 //!    *queued* before the lock is released, so the store sees open amounts change in the order
 //!    the engine changed them.
-//! 3. Without any lock, the caller awaits the commit; only then is the decision acknowledged.
+//! 3. Without any lock, a task of its own awaits the commit and does the bookkeeping after it
+//!    (so a cancelled request cannot leave it undone); the caller awaits that task, and only
+//!    then is the decision acknowledged.
 //!
 //! If a store write ever fails, memory and disk may disagree: the service stops accepting
 //! changes (every later change is UNAVAILABLE) and a restart restores the truth from the store.
