@@ -168,17 +168,6 @@ enum BenchWhat {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// strsim against rapidfuzz on reference similarity.
-    Strings {
-        #[arg(long, default_value_t = 200_000)]
-        pairs: usize,
-    },
-    /// Parse throughput and memory per format on generated multi-megabyte files.
-    Parse {
-        /// Approximate size of each generated file, in MB.
-        #[arg(long, default_value_t = 20)]
-        mb: usize,
-    },
     /// The gRPC service over loopback: p50/p99 latency of single payments at a steady rate, then
     /// streamed throughput.
     Serve {
@@ -194,6 +183,20 @@ enum BenchWhat {
         streamed: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Sync every commit (`full`) or at checkpoints only (`normal`).
+        #[arg(long, default_value = "full")]
+        durability: String,
+    },
+    /// strsim against rapidfuzz on reference similarity.
+    Strings {
+        #[arg(long, default_value_t = 200_000)]
+        pairs: usize,
+    },
+    /// Parse throughput and memory per format on generated multi-megabyte files.
+    Parse {
+        /// Approximate size of each generated file, in MB.
+        #[arg(long, default_value_t = 20)]
+        mb: usize,
     },
 }
 
@@ -387,24 +390,32 @@ fn run(cli: Cli) -> Result<()> {
             } => {
                 cashmatch::bench::matching::run(invoices, payments, seed)?;
             }
-            BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
-            BenchWhat::Parse { mb } => cashmatch::bench::parse::run(mb)?,
             BenchWhat::Serve {
                 invoices,
                 rate,
                 seconds,
                 streamed,
                 seed,
+                durability,
             } => {
                 use cashmatch::grpc::bench::{BenchConfig, run};
+                use cashmatch::store::Durability;
+                let durability = match durability.as_str() {
+                    "full" => Durability::Full,
+                    "normal" => Durability::Normal,
+                    other => bail!("--durability must be full or normal, not {other:?}"),
+                };
                 run(BenchConfig {
                     invoices,
                     rate,
                     seconds,
                     streamed,
                     seed,
+                    durability,
                 })?;
             }
+            BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
+            BenchWhat::Parse { mb } => cashmatch::bench::parse::run(mb)?,
         },
         Command::Demo {
             seed,

@@ -51,6 +51,7 @@ struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
     service: Arc<Service<SqliteStore>>,
+    metrics: Arc<Metrics>,
 }
 
 async fn start(dir: &Path, auth: Auth, limits: Limits) -> Running {
@@ -66,18 +67,20 @@ async fn start(dir: &Path, auth: Auth, limits: Limits) -> Running {
     let shutdown = async move {
         let _ = rx.await;
     };
+    let metrics = Arc::new(Metrics::new());
     let task = tokio::spawn(run(
         listener,
         shutdown,
         Arc::clone(&service),
         auth,
-        Arc::new(Metrics::new()),
+        Arc::clone(&metrics),
     ));
     Running {
         addr,
         stop: Some(tx),
         task,
         service,
+        metrics,
     }
 }
 
@@ -722,8 +725,64 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
         (0, "I-orphan")
     );
 
+    // The metrics endpoint: requests by method and code, decisions by status, the queue depth.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let maddr = listener.local_addr().expect("addr");
+    let (mstop, mstopped) = oneshot::channel::<()>();
+    let mtask = tokio::spawn(cashmatch::grpc::metrics::serve_metrics(
+        listener,
+        Arc::clone(&server.metrics),
+        Arc::clone(&server.service),
+        async move {
+            let _ = mstopped.await;
+        },
+    ));
+    let body = http_get(maddr, "/metrics").await;
+    let autos = decisions.values().filter(|d| is_auto(d)).count();
+    assert!(
+        body.contains(&format!(
+            "cashmatch_decisions_total{{status=\"auto\"}} {autos}"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "cashmatch_review_queue_depth {}",
+            review_ids.len() - 3
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "cashmatch_grpc_requests_total{method=\"Matching/MatchPayment\",code=\"Ok\"}"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("cashmatch_grpc_request_duration_seconds_bucket"),
+        "{body}"
+    );
+    let _ = mstop.send(());
+    mtask.await.expect("metrics task").expect("metrics served");
+
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The body of an HTTP/1.0 GET.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    assert!(
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+        "{out}"
+    );
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1531,6 +1590,57 @@ async fn a_model_activated_under_load_fails_no_request_in_flight() {
         .expect("active")
         .into_inner();
     assert_eq!(active.version, "hot-swap-model");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cancelled_mid_way_leave_their_payments_decided_once_and_replayable() {
+    let dir = temp_dir("cancel");
+    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+    let ch = server.channel().await;
+    let mut c = Clients::new(&ch, None);
+    const INVOICES: usize = 30;
+    let (customer, invoices) = contested_ledger(INVOICES);
+    c.ledger
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![customer.into()],
+        })
+        .await
+        .expect("customer");
+    let req = pb::UpsertInvoicesRequest {
+        invoices: invoices.iter().cloned().map(Into::into).collect(),
+    };
+    c.ledger.upsert_invoices(req).await.expect("invoices");
+    let payments: Vec<Payment> = (0..INVOICES)
+        .map(|i| contested_payment(format!("P-{i}"), &[i], dec("100.00")))
+        .collect();
+    // Deadlines so short that the client gives up while the server is deciding or committing.
+    for (i, p) in payments.iter().enumerate() {
+        let mut req = Request::new(structured(p.clone()));
+        req.set_timeout(std::time::Duration::from_micros(50 * (i as u64 % 10) + 1));
+        let _ = c.matching.match_payment(req).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut relieved = HashMap::new();
+    for p in &payments {
+        let r = c
+            .matching
+            .match_payment(structured(p.clone()))
+            .await
+            .expect("replayable after a cancel")
+            .into_inner();
+        check_balances(decision(&r.results[0]), p.amount, &mut relieved);
+    }
+    for inv in &invoices {
+        let r = relieved.get(&inv.id).copied().unwrap_or_default();
+        assert_eq!(
+            open_amount(&mut c.ledger, &inv.id).await,
+            inv.amount - r,
+            "{}",
+            inv.id
+        );
+    }
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,6 +37,7 @@ pub struct BenchConfig {
     /// Payments sent on streams in the throughput phase.
     pub streamed: usize,
     pub seed: u64,
+    pub durability: crate::store::Durability,
 }
 
 fn request(p: &Payment) -> MatchRequest {
@@ -88,7 +89,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     );
     let dir = std::env::temp_dir().join(format!("cashmatch-bench-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = SqliteStore::open(&dir)?;
+    let store = SqliteStore::open_with(&dir, cfg.durability)?;
     let service = Arc::new(Service::open(store, None, None, Limits::default()).await?);
     let t = Instant::now();
     let n_invoices = split.invoices.len();
@@ -207,6 +208,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     println!("| figure | value |");
     println!("|---|---:|");
     println!("| ledger items | {n_invoices} |");
+    println!("| store durability | {:?} |", cfg.durability);
     println!("| ledger stored and indexed | {load_secs:.1} s |");
     println!(
         "| steady phase: target rate | {} requests/s for {} s |",

@@ -201,8 +201,8 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), ServeError> {
             "no [[tokens]] configured: running WITHOUT authentication, listening on loopback only"
         );
     }
-    let store = SqliteStore::open(&settings.data_dir)?;
-    tracing::info!(path = %store.path().display(), "store opened (SQLite, WAL)");
+    let store = SqliteStore::open_with(&settings.data_dir, settings.durability)?;
+    tracing::info!(path = %store.path().display(), durability = ?settings.durability, "store opened (SQLite, WAL)");
     let service = Arc::new(
         Service::open(
             store,

@@ -7,6 +7,7 @@
 //! model = "/opt/cashmatch/models/2026-11"   # else the last activated, else the built-in one
 //! threshold = 0.97                          # overrides the model's auto-apply threshold
 //! metrics_addr = "127.0.0.1:9464"           # Prometheus /metrics over HTTP
+//! durability = "full"                       # or "normal": see store::Durability
 //!
 //! [limits]
 //! max_message_bytes = 16777216
@@ -26,6 +27,7 @@
 
 use super::Limits;
 use super::auth::{Auth, Role};
+use crate::store::Durability;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -52,6 +54,8 @@ struct FileConfig {
     model: Option<PathBuf>,
     threshold: Option<f64>,
     metrics_addr: Option<SocketAddr>,
+    #[serde(default)]
+    durability: Durability,
     #[serde(default)]
     limits: FileLimits,
     #[serde(default)]
@@ -92,6 +96,8 @@ pub struct Settings {
     pub model: Option<PathBuf>,
     pub threshold: Option<f64>,
     pub metrics_addr: Option<SocketAddr>,
+    /// When a store commit counts as durable.
+    pub durability: Durability,
     pub limits: Limits,
     pub auth: Auth,
 }
@@ -104,6 +110,7 @@ impl Default for Settings {
             model: None,
             threshold: None,
             metrics_addr: None,
+            durability: Durability::Full,
             limits: Limits::default(),
             auth: Auth::disabled(),
         }
@@ -136,6 +143,7 @@ impl Settings {
             model,
             threshold,
             metrics_addr,
+            durability,
             limits,
             tokens,
         } = file;
@@ -209,6 +217,7 @@ impl Settings {
             model: flags.model.or(model),
             threshold,
             metrics_addr: flags.metrics_addr.or(metrics_addr),
+            durability,
             limits,
             auth,
         })
@@ -261,6 +270,16 @@ mod tests {
         )
         .expect("with tokens");
         assert!(s.auth.enabled());
+    }
+
+    #[test]
+    fn durability_is_full_unless_the_file_says_normal() {
+        assert_eq!(parse("").map(|s| s.durability).ok(), Some(Durability::Full));
+        assert_eq!(
+            parse("durability = \"normal\"").map(|s| s.durability).ok(),
+            Some(Durability::Normal)
+        );
+        assert!(parse("durability = \"sometimes\"").is_err());
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!    auto decision is applied to the in-memory ledger, all or nothing. The store write is
 //!    *queued* before the lock is released, so the store sees open amounts change in the order
 //!    the engine changed them.
-//! 3. Without any lock, the caller awaits the commit; only then is the decision acknowledged.
+//! 3. Without any lock, a task of its own awaits the commit and does the bookkeeping after it
+//!    (so a cancelled request cannot leave it undone); the caller awaits that task, and only
+//!    then is the decision acknowledged.
 //!
 //! If a store write ever fails, memory and disk may disagree: the service stops accepting
 //! changes (every later change is UNAVAILABLE) and a restart restores the truth from the store.
@@ -177,6 +179,9 @@ pub struct Counters {
     pub redecided: AtomicU64,
 }
 
+/// Payments decided together under one hold of the read lock.
+const DECIDE_CHUNK: usize = 256;
+
 /// Entries of the changed-invoice map before it is reset (forcing one round of re-decisions).
 const MAX_TOUCHED: usize = 100_000;
 
@@ -264,13 +269,16 @@ struct ActiveModel {
 enum Step {
     New {
         decision: Box<Decision>,
-        commit: StoreFuture<()>,
-        done: watch::Sender<bool>,
+        commit: Commit,
     },
     Seen {
         wait: Option<watch::Receiver<bool>>,
     },
 }
+
+/// A queued store write being awaited by a task of its own, so that the bookkeeping after the
+/// commit happens even when the request that caused it is cancelled.
+type Commit = tokio::task::JoinHandle<Result<(), ServiceError>>;
 
 /// The service: engine, store and the bookkeeping between them.
 pub struct Service<S: Store> {
@@ -434,16 +442,31 @@ impl<S: Store> Service<S> {
         Ok(core)
     }
 
-    /// Awaits a queued store write; a failure stops the service (memory is ahead of the disk).
-    async fn commit(&self, f: StoreFuture<()>) -> Result<(), ServiceError> {
-        match f.await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.stopped.store(true, Ordering::SeqCst);
+    /// Watches a queued store write on a task of its own, then runs `then` (with whether it
+    /// committed). A failure stops the service: memory is ahead of the disk. Must be called
+    /// within the tokio runtime (the blocking pool is).
+    fn spawn_commit(
+        self: &Arc<Self>,
+        write: StoreFuture<()>,
+        then: impl FnOnce(&Self, bool) + Send + 'static,
+    ) -> Commit {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let r = write.await;
+            if let Err(e) = &r {
+                this.stopped.store(true, Ordering::SeqCst);
                 tracing::error!(error = %e, "a store write failed: no more changes until a restart");
-                Err(ServiceError::Store(e))
             }
-        }
+            then(&this, r.is_ok());
+            r.map_err(ServiceError::Store)
+        })
+    }
+
+    /// Awaits a watched write.
+    async fn commit(commit: Commit) -> Result<(), ServiceError> {
+        commit
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
     }
 
     // ----- matching -----
@@ -541,28 +564,34 @@ impl<S: Store> Service<S> {
     }
 
     fn decide_and_apply(
-        &self,
+        self: &Arc<Self>,
         payments: Vec<Payment>,
     ) -> Vec<(Payment, Result<Step, ServiceError>)> {
         use rayon::prelude::*;
-        let (first, epoch, tick) = {
-            let core = self.read();
-            let first: Vec<Option<Decision>> = payments
-                .par_iter()
-                .map(|p| (!core.decided.contains(&p.payment_id)).then(|| core.engine.decide(p)))
-                .collect();
-            (first, core.epoch, core.tick)
-        };
         let mut out = Vec::with_capacity(payments.len());
-        for (payment, first) in payments.into_iter().zip(first) {
-            let step = self.apply_one(&payment, first, epoch, tick);
-            out.push((payment, step));
+        let mut payments = payments.into_iter().peekable();
+        while payments.peek().is_some() {
+            // In chunks, so that a large file does not hold the read lock (and every writer
+            // waiting behind it) for its whole length.
+            let chunk: Vec<Payment> = payments.by_ref().take(DECIDE_CHUNK).collect();
+            let (first, epoch, tick) = {
+                let core = self.read();
+                let first: Vec<Option<Decision>> = chunk
+                    .par_iter()
+                    .map(|p| (!core.decided.contains(&p.payment_id)).then(|| core.engine.decide(p)))
+                    .collect();
+                (first, core.epoch, core.tick)
+            };
+            for (payment, first) in chunk.into_iter().zip(first) {
+                let step = self.apply_one(&payment, first, epoch, tick);
+                out.push((payment, step));
+            }
         }
         out
     }
 
     fn apply_one(
-        &self,
+        self: &Arc<Self>,
         payment: &Payment,
         first: Option<Decision>,
         epoch: u64,
@@ -600,37 +629,36 @@ impl<S: Store> Service<S> {
         }
         let (done, wait) = watch::channel(false);
         lock(&self.pending).insert(id.clone(), wait);
-        let commit = self.store.record_decision(DecisionRecord {
+        let write = self.store.record_decision(DecisionRecord {
             payment: payment.clone(),
             decision: d.clone(),
             changes,
             at: crate::store::now(),
         });
         drop(core);
+        let (pid, status) = (id.clone(), d.status);
+        let commit = self.spawn_commit(write, move |this, ok| {
+            lock(&this.pending).remove(&pid);
+            if ok {
+                // Replays waiting on it read the stored decision now; none waiting is fine.
+                let _ = done.send(true);
+                let c = match status {
+                    Status::Auto => &this.counters.decisions_auto,
+                    Status::Review => &this.counters.decisions_review,
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        });
         Ok(Step::New {
             decision: Box::new(d),
             commit,
-            done,
         })
     }
 
     async fn finish(&self, payment: Payment, step: Step) -> Result<Matched, ServiceError> {
         match step {
-            Step::New {
-                decision,
-                commit,
-                done,
-            } => {
-                let r = self.commit(commit).await;
-                lock(&self.pending).remove(&payment.payment_id);
-                r?;
-                // Waiters may have gone; nobody listening is fine.
-                let _ = done.send(true);
-                let c = match decision.status {
-                    Status::Auto => &self.counters.decisions_auto,
-                    Status::Review => &self.counters.decisions_review,
-                };
-                c.fetch_add(1, Ordering::Relaxed);
+            Step::New { decision, commit } => {
+                Self::commit(commit).await?;
                 Ok(Matched {
                     decision: *decision,
                     replayed: false,
@@ -688,15 +716,15 @@ impl<S: Store> Service<S> {
             tokio::task::spawn_blocking(move || this.upsert_blocking(customers, invoices))
                 .await
                 .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        self.commit(commit).await?;
+        Self::commit(commit).await?;
         Ok(outcome)
     }
 
     fn upsert_blocking(
-        &self,
+        self: &Arc<Self>,
         customers: Vec<(u64, Customer)>,
         invoices: Vec<(u64, Invoice)>,
-    ) -> Result<(UpsertOutcome, StoreFuture<()>), ServiceError> {
+    ) -> Result<(UpsertOutcome, Commit), ServiceError> {
         let mut core = self.write()?;
         let mut outcome = UpsertOutcome::default();
         let mut write = LedgerWrite::default();
@@ -721,7 +749,7 @@ impl<S: Store> Service<S> {
         }
         outcome.accepted = (write.customers.len() + write.invoices.len()) as u64;
         core.epoch += 1;
-        let commit = self.store.write_ledger(write);
+        let commit = self.spawn_commit(self.store.write_ledger(write), |_, _| {});
         Ok((outcome, commit))
     }
 
@@ -740,18 +768,18 @@ impl<S: Store> Service<S> {
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        self.commit(commit).await?;
+        Self::commit(commit).await?;
         Ok(inv)
     }
 
     fn set_open_amount_blocking(
-        &self,
+        self: &Arc<Self>,
         invoice_id: String,
         open_amount: Decimal,
         action: &'static str,
         reason: String,
         actor: String,
-    ) -> Result<(Invoice, StoreFuture<()>), ServiceError> {
+    ) -> Result<(Invoice, Commit), ServiceError> {
         let mut core = self.write()?;
         let ledger = core.engine.ledger_mut();
         let idx = ledger.invoice_idx(&invoice_id).ok_or_else(|| {
@@ -777,7 +805,10 @@ impl<S: Store> Service<S> {
             invoices: vec![inv.clone()],
             audit: Some(audit),
         };
-        Ok((inv, self.store.write_ledger(write)))
+        Ok((
+            inv,
+            self.spawn_commit(self.store.write_ledger(write), |_, _| {}),
+        ))
     }
 
     /// An invoice with its committed open amount.
@@ -827,15 +858,15 @@ impl<S: Store> Service<S> {
         let (item, commit) = tokio::task::spawn_blocking(move || this.resolve_blocking(item, req))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        self.commit(commit).await?;
+        Self::commit(commit).await?;
         Ok(item)
     }
 
     fn resolve_blocking(
-        &self,
+        self: &Arc<Self>,
         mut item: ReviewRecord,
         req: ResolveRequest,
-    ) -> Result<(ReviewRecord, StoreFuture<()>), ServiceError> {
+    ) -> Result<(ReviewRecord, Commit), ServiceError> {
         let ResolveRequest {
             payment_id,
             analyst,
@@ -980,13 +1011,14 @@ impl<S: Store> Service<S> {
                 "open_amounts": after_open,
             }),
         };
-        let commit = self.store.resolve(ResolutionRecord {
+        let write = self.store.resolve(ResolutionRecord {
             payment_id,
             resolution: resolution.clone(),
             changes,
             audit,
         });
         drop(core);
+        let commit = self.spawn_commit(write, |_, _| {});
         item.summary.state = ReviewState::Resolved;
         item.resolution = Some(resolution);
         Ok((item, commit))
@@ -1042,16 +1074,16 @@ impl<S: Store> Service<S> {
         let commit = tokio::task::spawn_blocking(move || this.swap_model(model, dir, actor))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        self.commit(commit).await?;
+        Self::commit(commit).await?;
         Ok(self.model_info())
     }
 
     fn swap_model(
-        &self,
+        self: &Arc<Self>,
         model: Model,
         dir: PathBuf,
         actor: String,
-    ) -> Result<StoreFuture<()>, ServiceError> {
+    ) -> Result<Commit, ServiceError> {
         let source = dir.display().to_string();
         let mut core = self.write()?;
         let before =
@@ -1072,7 +1104,7 @@ impl<S: Store> Service<S> {
             before,
             after,
         };
-        Ok(self.store.set_active_model(source, audit))
+        Ok(self.spawn_commit(self.store.set_active_model(source, audit), |_, _| {}))
     }
 }
 

@@ -1,12 +1,8 @@
-//! Raw remittance bytes to payments: the one place the service reads a file, so that switching to
-//! the formats module's own dispatcher (`formats::parse`) is a change of this file only.
+//! Raw remittance bytes to payments, through the formats module's dispatcher, and the service's
+//! per-remittance limits.
 
 use crate::domain::Payment;
 use crate::formats::{self, Format, FormatError, Parsed, Position};
-use crate::io;
-
-/// Bytes of a file's head that format detection looks at.
-const HEAD: usize = 4096;
 
 /// Reads a remittance file in the given format, or the one its first bytes show.
 pub(crate) fn parse_remittance(
@@ -14,48 +10,7 @@ pub(crate) fn parse_remittance(
     file: &str,
     format: Option<Format>,
 ) -> Result<Parsed, FormatError> {
-    let format = match format {
-        Some(f) => f,
-        None => detect(bytes).ok_or_else(|| {
-            FormatError::new(
-                file,
-                Position::File,
-                "could not tell the format from the first bytes; name it in the request",
-            )
-        })?,
-    };
-    match format {
-        Format::Csv => io::remittances_from_reader(bytes, file),
-        Format::X12_820 => formats::x12::parse(bytes, file),
-        Format::Bai2 => formats::bai2::parse(bytes, file),
-        Format::Lockbox => formats::lockbox::parse(bytes, file),
-        Format::Camt053 | Format::Camt054 => formats::camt::parse(bytes, file),
-        Format::Remt001 => formats::remt::parse(bytes, file),
-        Format::Nacha => formats::nacha::parse(bytes, file),
-        Format::Mt940 => formats::mt940::parse(bytes, file),
-        Format::FreeText => formats::text::parse(bytes, file),
-    }
-}
-
-/// The format whose signature the head shows, trying the most specific first; the project CSV by
-/// its header; free text last.
-fn detect(bytes: &[u8]) -> Option<Format> {
-    let head = bytes.get(..HEAD).unwrap_or(bytes);
-    let csv_header = {
-        let h = head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(head);
-        h.trim_ascii_start().starts_with(b"payment_id")
-    };
-    Format::ALL.into_iter().find(|f| match f {
-        Format::X12_820 => formats::x12::looks_like(head),
-        Format::Nacha => formats::nacha::looks_like(head),
-        Format::Camt054 | Format::Camt053 => formats::camt::looks_like(head),
-        Format::Remt001 => formats::remt::looks_like(head),
-        Format::Bai2 => formats::bai2::looks_like(head),
-        Format::Lockbox => formats::lockbox::looks_like(head),
-        Format::Mt940 => formats::mt940::looks_like(head),
-        Format::Csv => csv_header,
-        Format::FreeText => formats::text::looks_like(head),
-    })
+    formats::parse(bytes, file, format)
 }
 
 /// Payments of a parsed file that exceed the per-remittance line limit, moved to the errors.
@@ -82,17 +37,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn detects_the_project_csv_and_x12_and_refuses_binary() {
-        let csv = b"payment_id,payment_date,payment_amount,currency,payer_name,payer_account,reference,line_amount,adjustment_amount,adjustment_code,memo\n";
-        assert_eq!(detect(csv), Some(Format::Csv));
-        let x12 = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/x12/820_005010_two_st_adx_credit_memo.x12"),
-        )
-        .unwrap_or_default();
-        assert_eq!(detect(&x12), Some(Format::X12_820));
-        assert_eq!(detect(&[0xff, 0xfe, 0x00, 0x01]), None);
-        let err = parse_remittance(&[0xff, 0x00], "blob.bin", None).err();
-        assert!(err.is_some_and(|e| e.to_string().starts_with("blob.bin: file:")));
+    fn a_payment_over_the_line_limit_is_reported_and_the_others_kept() {
+        let mut csv = String::from(
+            "payment_id,payment_date,payment_amount,currency,payer_name,payer_account,reference,line_amount,adjustment_amount,adjustment_code,memo\n",
+        );
+        for i in 0..3 {
+            csv.push_str(&format!("P1,2026-11-02,30.00,USD,ACME,,INV-{i},10.00,,,\n"));
+        }
+        csv.push_str("P2,2026-11-02,10.00,USD,ACME,,INV-9,10.00,,,\n");
+        let mut parsed = parse_remittance(csv.as_bytes(), "r.csv", None).expect("csv detected");
+        enforce_line_limit(&mut parsed, "r.csv", 2);
+        assert_eq!(
+            parsed
+                .payments
+                .iter()
+                .map(|p| p.payment_id.as_str())
+                .collect::<Vec<_>>(),
+            ["P2"]
+        );
+        assert!(
+            parsed.errors[0]
+                .to_string()
+                .starts_with("r.csv: file: payment P1: 3 remittance lines")
+        );
     }
 }

@@ -16,7 +16,7 @@
 
 pub mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 use crate::domain::{Allocation, Currency, Customer, Decision, Invoice, Payment, ReviewReason};
 use chrono::{DateTime, Utc};

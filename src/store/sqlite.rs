@@ -116,6 +116,19 @@ struct Job {
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// When a commit counts as durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// The WAL is synced at every commit: nothing acknowledged is lost even to a power cut. The
+    /// latency floor of a write is one sync of the disk.
+    #[default]
+    Full,
+    /// The WAL is synced at checkpoints only: nothing acknowledged is lost when the process dies
+    /// (SIGKILL, a panic), but the last commits may be lost to an OS crash or a power cut.
+    Normal,
+}
+
 /// The SQLite store of a data directory.
 pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
@@ -144,19 +157,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if need be) the store in `dir`.
+    /// Opens (creating if need be) the store in `dir`, syncing every commit.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(dir, Durability::Full)
+    }
+
+    /// Opens the store in `dir` with the given durability.
+    pub fn open_with(dir: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend {
             context: format!("creating {}", dir.display()),
             message: e.to_string(),
         })?;
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path).map_err(backend("opening the database"))?;
-        conn.execute_batch(
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;",
-        )
+             PRAGMA synchronous = {sync};
+             PRAGMA busy_timeout = 5000;"
+        ))
         .map_err(backend("setting WAL mode"))?;
         conn.execute_batch(SCHEMA)
             .map_err(backend("creating the schema"))?;
