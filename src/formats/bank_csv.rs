@@ -122,40 +122,156 @@ fn read_with<R: Read>(
         stem: &stem,
         recent: RecentIds::default(),
     };
-    let mut reader = csv_reader(layout.delimiter, open().map_err(io_error)?);
-    let mut record = csv::ByteRecord::new();
+    let mut records = Records::new(layout.delimiter, open().map_err(io_error)?);
+    let mut record = Record::default();
     let mut index = 0usize;
-    while reader
-        .read_byte_record(&mut record)
-        .map_err(csv_error(file))?
-    {
+    while records.next(&mut record).map_err(io_error)? {
         let this = index;
         index += 1;
         if this <= layout.header_record {
             continue;
         }
-        let line = record
-            .position()
-            .and_then(|p| usize::try_from(p.line()).ok())
-            .unwrap_or(this + 1);
-        let cells: Vec<Cow<str>> = record.iter().map(cell_text).collect();
-        if let Some(r) = rows.read(&cells, line) {
+        let cells: Vec<Cow<str>> = record.fields.iter().map(|f| cell_text(f)).collect();
+        if let Some(r) = rows.read(&cells, record.line) {
             on_payment(r);
         }
     }
     Ok(())
 }
 
-fn csv_reader<R: Read>(delimiter: u8, input: R) -> csv::Reader<R> {
-    csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(input)
+// ---------------------------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------------------------
+
+/// The longest record (a quoted field may hold line breaks) before the file is refused: an
+/// unbalanced quote would otherwise swallow the rest of the file into one field.
+const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// One CSV record and the line (1-based) it starts on.
+#[derive(Default)]
+struct Record {
+    line: usize,
+    fields: Vec<Vec<u8>>,
 }
 
-fn csv_error(file: &str) -> impl Fn(csv::Error) -> FormatError + '_ {
-    move |e| FormatError::new(file, Position::File, format!("cannot read: {e}"))
+/// A quote-aware CSV record reader that counts physical lines itself, so that an error names
+/// the line a person sees in an editor (the `csv` crate's record positions lag by one line in
+/// CRLF files). RFC 4180 quoting, leniently: a quote opens a quoted field only at the start of
+/// a field (after blanks); text after a closing quote is kept; a quote inside an unquoted field
+/// is a character. Lines that are empty (or blank) between records are skipped.
+struct Records<R> {
+    input: std::io::BufReader<R>,
+    delimiter: u8,
+    /// Physical lines read so far.
+    lines: usize,
+    raw: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote seen inside a quoted field: a doubled quote or the field's end.
+    QuoteInQuoted,
+    AfterQuoted,
+}
+
+impl<R: Read> Records<R> {
+    fn new(delimiter: u8, input: R) -> Self {
+        Records {
+            input: std::io::BufReader::with_capacity(1 << 16, input),
+            delimiter,
+            lines: 0,
+            raw: Vec::new(),
+        }
+    }
+
+    /// Reads the next record into `record`; `false` at the end of the input.
+    fn next(&mut self, record: &mut Record) -> std::io::Result<bool> {
+        use std::io::BufRead;
+        record.fields.clear();
+        let mut field = Vec::new();
+        let mut state = Lex::FieldStart;
+        let mut started = false;
+        let mut size = 0usize;
+        loop {
+            self.raw.clear();
+            if self.input.read_until(b'\n', &mut self.raw)? == 0 {
+                if !started {
+                    return Ok(false);
+                }
+                // End of input inside a quoted field: the record ends there.
+                record.fields.push(std::mem::take(&mut field));
+                return Ok(true);
+            }
+            self.lines += 1;
+            let mut line: &[u8] = &self.raw;
+            line = line.strip_suffix(b"\n").unwrap_or(line);
+            line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !started {
+                if line.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                started = true;
+                record.line = self.lines;
+            }
+            size += line.len();
+            if size > MAX_RECORD_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the record from line {} runs past {MAX_RECORD_BYTES} bytes \
+                         (an unbalanced quote?)",
+                        record.line
+                    ),
+                ));
+            }
+            for &b in line {
+                state = match (state, b) {
+                    (
+                        Lex::FieldStart | Lex::Unquoted | Lex::AfterQuoted | Lex::QuoteInQuoted,
+                        d,
+                    ) if d == self.delimiter => {
+                        record.fields.push(std::mem::take(&mut field));
+                        Lex::FieldStart
+                    }
+                    (Lex::FieldStart, b'"') => {
+                        field.clear();
+                        Lex::Quoted
+                    }
+                    (Lex::FieldStart, b' ') => {
+                        field.push(b);
+                        Lex::FieldStart
+                    }
+                    (Lex::FieldStart | Lex::Unquoted, _) => {
+                        field.push(b);
+                        Lex::Unquoted
+                    }
+                    (Lex::Quoted, b'"') => Lex::QuoteInQuoted,
+                    (Lex::Quoted, _) => {
+                        field.push(b);
+                        Lex::Quoted
+                    }
+                    (Lex::QuoteInQuoted, b'"') => {
+                        field.push(b'"');
+                        Lex::Quoted
+                    }
+                    (Lex::QuoteInQuoted | Lex::AfterQuoted, _) => {
+                        field.push(b);
+                        Lex::AfterQuoted
+                    }
+                };
+            }
+            if state == Lex::Quoted {
+                // A line break inside a quoted field belongs to the field.
+                field.push(b'\n');
+                continue;
+            }
+            record.fields.push(std::mem::take(&mut field));
+            return Ok(true);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -800,27 +916,25 @@ fn sniff(head: &[u8]) -> Sniffed {
     let mut best: Option<Layout> = None;
     let mut table: Option<(usize, Vec<String>)> = None;
     for delimiter in DELIMITERS {
-        let mut reader = csv_reader(delimiter, head);
+        let mut records = Records::new(delimiter, head);
         let mut rows: Vec<(usize, Vec<Cow<str>>)> = Vec::new();
-        let mut record = csv::ByteRecord::new();
-        while rows.len() <= MAX_PREAMBLE {
-            match reader.read_byte_record(&mut record) {
+        let mut record = Record::default();
+        // The header may be row MAX_PREAMBLE (0-based), and a table header wants the row after it.
+        while rows.len() <= MAX_PREAMBLE + 1 {
+            match records.next(&mut record) {
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             }
-            let line = record
-                .position()
-                .and_then(|p| usize::try_from(p.line()).ok())
-                .unwrap_or(rows.len() + 1);
             let cells = record
+                .fields
                 .iter()
-                .map(|b| cell_text(b).into_owned().into())
+                .map(|b| Cow::Owned(cell_text(b).into_owned()))
                 .collect();
-            rows.push((line, cells));
+            rows.push((record.line, cells));
         }
         let found = rows
             .iter()
-            .take(MAX_PREAMBLE)
+            .take(MAX_PREAMBLE + 1)
             .enumerate()
             .find_map(|(i, (_, cells))| Layout::from_header(cells, delimiter, i));
         if let Some(mut layout) = found {
@@ -970,8 +1084,8 @@ struct Evidence {
 /// The first pass: reads every row after the header for the decimal mark and the date order.
 fn survey<R: Read>(input: R, layout: &Layout, file: &str) -> Result<Conventions, FormatError> {
     let mut ev = Evidence::default();
-    let mut reader = csv_reader(layout.delimiter, input);
-    let mut record = csv::ByteRecord::new();
+    let mut records = Records::new(layout.delimiter, input);
+    let mut record = Record::default();
     let mut index = 0usize;
     let money_columns: Vec<usize> = [
         layout.amount.map(|(i, _)| i),
@@ -983,9 +1097,9 @@ fn survey<R: Read>(input: R, layout: &Layout, file: &str) -> Result<Conventions,
     .into_iter()
     .flatten()
     .collect();
-    while reader
-        .read_byte_record(&mut record)
-        .map_err(csv_error(file))?
+    while records
+        .next(&mut record)
+        .map_err(|e| FormatError::new(file, Position::File, format!("cannot read: {e}")))?
     {
         let this = index;
         index += 1;
@@ -993,7 +1107,7 @@ fn survey<R: Read>(input: R, layout: &Layout, file: &str) -> Result<Conventions,
             continue;
         }
         for &i in &money_columns {
-            if let Some(cell) = record.get(i) {
+            if let Some(cell) = record.fields.get(i) {
                 match decimal_evidence(&cell_text(cell)) {
                     Some(DecimalMark::Comma) => ev.comma_decimal += 1,
                     Some(DecimalMark::Dot) => ev.dot_decimal += 1,
@@ -1001,7 +1115,7 @@ fn survey<R: Read>(input: R, layout: &Layout, file: &str) -> Result<Conventions,
                 }
             }
         }
-        if let Some(cell) = record.get(layout.date)
+        if let Some(cell) = record.fields.get(layout.date)
             && let DateCell::Pair {
                 first,
                 second,
@@ -1706,7 +1820,14 @@ impl Rows<'_> {
         let mut lines: Vec<RemittanceLine> = Vec::new();
         for &(i, kind) in &l.references {
             let r = cell(i);
-            if !r.is_empty() && !lines.iter().any(|x| x.reference.as_deref() == Some(r)) {
+            // SEPA's placeholders for "no reference" are not references.
+            let placeholder = ["NOTPROVIDED", "NOT PROVIDED", "NONREF"]
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(r));
+            if !r.is_empty()
+                && !placeholder
+                && !lines.iter().any(|x| x.reference.as_deref() == Some(r))
+            {
                 lines.push(RemittanceLine {
                     reference: Some(r.to_string()),
                     reference_kind: kind,
