@@ -22,7 +22,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// How many rows may come before the header; a preamble is a few lines of account metadata.
@@ -69,10 +69,14 @@ pub(crate) fn for_each_in_path(
     file: &str,
     on_payment: &mut dyn FnMut(Result<Payment, FormatError>),
 ) -> Result<(), FormatError> {
-    read_with(&mut || std::fs::File::open(path), file, on_payment)
+    read_with(
+        &mut || std::fs::File::open(path).map(|f| std::io::BufReader::with_capacity(1 << 16, f)),
+        file,
+        on_payment,
+    )
 }
 
-fn read_with<R: Read>(
+fn read_with<R: BufRead>(
     open: &mut dyn FnMut() -> std::io::Result<R>,
     file: &str,
     on_payment: &mut dyn FnMut(Result<Payment, FormatError>),
@@ -131,7 +135,7 @@ fn read_with<R: Read>(
         if this <= layout.header_record {
             continue;
         }
-        let cells: Vec<Cow<str>> = record.fields.iter().map(|f| cell_text(f)).collect();
+        let cells: Vec<Cow<str>> = record.fields().map(cell_text).collect();
         if let Some(r) = rows.read(&cells, record.line) {
             on_payment(r);
         }
@@ -151,7 +155,33 @@ const MAX_RECORD_BYTES: usize = 1 << 20;
 #[derive(Default)]
 struct Record {
     line: usize,
-    fields: Vec<Vec<u8>>,
+    /// Every field's bytes, one after the other; `ends` says where each stops.
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Record {
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = match i.checked_sub(1) {
+            Some(p) => *self.ends.get(p)?,
+            None => 0,
+        };
+        self.bytes.get(start..end)
+    }
+
+    fn fields(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.ends.len()).filter_map(|i| self.get(i))
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    fn end_field(&mut self) {
+        self.ends.push(self.bytes.len());
+    }
 }
 
 /// A quote-aware CSV record reader that counts physical lines itself, so that an error names
@@ -160,7 +190,7 @@ struct Record {
 /// a field (after blanks); text after a closing quote is kept; a quote inside an unquoted field
 /// is a character. Lines that are empty (or blank) between records are skipped.
 struct Records<R> {
-    input: std::io::BufReader<R>,
+    input: R,
     delimiter: u8,
     /// Physical lines read so far.
     lines: usize,
@@ -177,10 +207,10 @@ enum Lex {
     AfterQuoted,
 }
 
-impl<R: Read> Records<R> {
+impl<R: BufRead> Records<R> {
     fn new(delimiter: u8, input: R) -> Self {
         Records {
-            input: std::io::BufReader::with_capacity(1 << 16, input),
+            input,
             delimiter,
             lines: 0,
             raw: Vec::new(),
@@ -189,9 +219,7 @@ impl<R: Read> Records<R> {
 
     /// Reads the next record into `record`; `false` at the end of the input.
     fn next(&mut self, record: &mut Record) -> std::io::Result<bool> {
-        use std::io::BufRead;
-        record.fields.clear();
-        let mut field = Vec::new();
+        record.clear();
         let mut state = Lex::FieldStart;
         let mut started = false;
         let mut size = 0usize;
@@ -202,7 +230,7 @@ impl<R: Read> Records<R> {
                     return Ok(false);
                 }
                 // End of input inside a quoted field: the record ends there.
-                record.fields.push(std::mem::take(&mut field));
+                record.end_field();
                 return Ok(true);
             }
             self.lines += 1;
@@ -233,42 +261,44 @@ impl<R: Read> Records<R> {
                         Lex::FieldStart | Lex::Unquoted | Lex::AfterQuoted | Lex::QuoteInQuoted,
                         d,
                     ) if d == self.delimiter => {
-                        record.fields.push(std::mem::take(&mut field));
+                        record.end_field();
                         Lex::FieldStart
                     }
                     (Lex::FieldStart, b'"') => {
-                        field.clear();
+                        // Blanks before an opening quote are not part of the field.
+                        let start = record.ends.last().copied().unwrap_or(0);
+                        record.bytes.truncate(start);
                         Lex::Quoted
                     }
                     (Lex::FieldStart, b' ') => {
-                        field.push(b);
+                        record.bytes.push(b);
                         Lex::FieldStart
                     }
                     (Lex::FieldStart | Lex::Unquoted, _) => {
-                        field.push(b);
+                        record.bytes.push(b);
                         Lex::Unquoted
                     }
                     (Lex::Quoted, b'"') => Lex::QuoteInQuoted,
                     (Lex::Quoted, _) => {
-                        field.push(b);
+                        record.bytes.push(b);
                         Lex::Quoted
                     }
                     (Lex::QuoteInQuoted, b'"') => {
-                        field.push(b'"');
+                        record.bytes.push(b'"');
                         Lex::Quoted
                     }
                     (Lex::QuoteInQuoted | Lex::AfterQuoted, _) => {
-                        field.push(b);
+                        record.bytes.push(b);
                         Lex::AfterQuoted
                     }
                 };
             }
             if state == Lex::Quoted {
                 // A line break inside a quoted field belongs to the field.
-                field.push(b'\n');
+                record.bytes.push(b'\n');
                 continue;
             }
-            record.fields.push(std::mem::take(&mut field));
+            record.end_field();
             return Ok(true);
         }
     }
@@ -768,11 +798,22 @@ const VOCABULARY: &[(Role, &[&str])] = &[
 ];
 
 fn role_of(folded: &str) -> Option<Role> {
-    VOCABULARY
-        .iter()
-        .find(|(_, names)| names.contains(&folded))
-        .map(|(role, _)| *role)
+    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, Role>> =
+        std::sync::OnceLock::new();
+    BY_NAME
+        .get_or_init(|| {
+            VOCABULARY
+                .iter()
+                .flat_map(|(role, names)| names.iter().map(move |n| (*n, *role)))
+                .collect()
+        })
+        .get(folded)
+        .copied()
 }
+
+/// The longest header name worth folding: no name of the vocabulary is near it, and data rows
+/// scanned for a header are mostly longer or numeric.
+const MAX_NAME_CHARS: usize = 48;
 
 // ---------------------------------------------------------------------------------------------
 // Finding the header
@@ -822,6 +863,9 @@ impl Layout {
         let named: Vec<(Option<Role>, Option<Currency>)> = cells
             .iter()
             .map(|c| {
+                if c.len() > MAX_NAME_CHARS * 2 || c.chars().count() > MAX_NAME_CHARS {
+                    return (None, None);
+                }
                 let (name, currency) = header_name(c);
                 (role_of(&name), currency)
             })
@@ -919,24 +963,25 @@ fn sniff(head: &[u8]) -> Sniffed {
         let mut records = Records::new(delimiter, head);
         let mut rows: Vec<(usize, Vec<Cow<str>>)> = Vec::new();
         let mut record = Record::default();
+        let mut found = None;
         // The header may be row MAX_PREAMBLE (0-based), and a table header wants the row after it.
         while rows.len() <= MAX_PREAMBLE + 1 {
             match records.next(&mut record) {
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             }
-            let cells = record
-                .fields
-                .iter()
+            let cells: Vec<Cow<str>> = record
+                .fields()
                 .map(|b| Cow::Owned(cell_text(b).into_owned()))
                 .collect();
+            if rows.len() <= MAX_PREAMBLE {
+                found = Layout::from_header(&cells, delimiter, rows.len());
+            }
             rows.push((record.line, cells));
+            if found.is_some() {
+                break;
+            }
         }
-        let found = rows
-            .iter()
-            .take(MAX_PREAMBLE + 1)
-            .enumerate()
-            .find_map(|(i, (_, cells))| Layout::from_header(cells, delimiter, i));
         if let Some(mut layout) = found {
             let preamble = rows.iter().take(layout.header_record).map(|(_, c)| c);
             layout.preamble_currency = preamble_currency(preamble);
@@ -1082,7 +1127,7 @@ struct Evidence {
 }
 
 /// The first pass: reads every row after the header for the decimal mark and the date order.
-fn survey<R: Read>(input: R, layout: &Layout, file: &str) -> Result<Conventions, FormatError> {
+fn survey<R: BufRead>(input: R, layout: &Layout, file: &str) -> Result<Conventions, FormatError> {
     let mut ev = Evidence::default();
     let mut records = Records::new(layout.delimiter, input);
     let mut record = Record::default();
@@ -1107,7 +1152,7 @@ fn survey<R: Read>(input: R, layout: &Layout, file: &str) -> Result<Conventions,
             continue;
         }
         for &i in &money_columns {
-            if let Some(cell) = record.fields.get(i) {
+            if let Some(cell) = record.get(i) {
                 match decimal_evidence(&cell_text(cell)) {
                     Some(DecimalMark::Comma) => ev.comma_decimal += 1,
                     Some(DecimalMark::Dot) => ev.dot_decimal += 1,
@@ -1115,7 +1160,7 @@ fn survey<R: Read>(input: R, layout: &Layout, file: &str) -> Result<Conventions,
                 }
             }
         }
-        if let Some(cell) = record.fields.get(layout.date)
+        if let Some(cell) = record.get(layout.date)
             && let DateCell::Pair {
                 first,
                 second,
@@ -1608,6 +1653,9 @@ const FOOTER_FOLLOWERS: [&str; 16] = [
 /// débit`. Kept narrow because a row with a valid date is a transaction unless it says it is a
 /// balance: `TOTAL ENERGIES` in a description must not drop a payment.
 fn is_footer_label(cell: &str) -> bool {
+    if !starts_with_footer_word(cell) {
+        return false;
+    }
     let folded = fold(cell);
     let mut words = folded.split(' ');
     let Some(first) = words.next() else {
@@ -1636,13 +1684,17 @@ fn is_footer_label(cell: &str) -> bool {
 
 /// Whether a row whose date cell is not a date is a footer: any cell starts with a footer word.
 fn is_loose_footer(cells: &[Cow<str>]) -> bool {
-    cells.iter().any(|c| {
-        let folded = fold(c);
-        folded
-            .split(' ')
-            .next()
-            .is_some_and(|w| FOOTER_WORDS.contains(&w))
-    })
+    cells.iter().any(|c| starts_with_footer_word(c))
+}
+
+/// Whether the first word of a cell is a footer word, without allocating: every row's every
+/// cell is asked.
+fn starts_with_footer_word(cell: &str) -> bool {
+    let end = cell
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(cell.len());
+    let word = cell.get(..end).unwrap_or("");
+    FOOTER_WORDS.iter().any(|w| w.eq_ignore_ascii_case(word))
 }
 
 // ---------------------------------------------------------------------------------------------

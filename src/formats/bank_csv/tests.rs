@@ -776,8 +776,7 @@ fn records_count_physical_lines_through_crlf_blank_lines_and_quoted_breaks() {
     let mut got = Vec::new();
     while r.next(&mut rec).unwrap() {
         let fields: Vec<String> = rec
-            .fields
-            .iter()
+            .fields()
             .map(|f| String::from_utf8_lossy(f).into_owned())
             .collect();
         got.push((rec.line, fields));
