@@ -255,44 +255,7 @@ impl<R: BufRead> Records<R> {
                     ),
                 ));
             }
-            for &b in line {
-                state = match (state, b) {
-                    (
-                        Lex::FieldStart | Lex::Unquoted | Lex::AfterQuoted | Lex::QuoteInQuoted,
-                        d,
-                    ) if d == self.delimiter => {
-                        record.end_field();
-                        Lex::FieldStart
-                    }
-                    (Lex::FieldStart, b'"') => {
-                        // Blanks before an opening quote are not part of the field.
-                        let start = record.ends.last().copied().unwrap_or(0);
-                        record.bytes.truncate(start);
-                        Lex::Quoted
-                    }
-                    (Lex::FieldStart, b' ') => {
-                        record.bytes.push(b);
-                        Lex::FieldStart
-                    }
-                    (Lex::FieldStart | Lex::Unquoted, _) => {
-                        record.bytes.push(b);
-                        Lex::Unquoted
-                    }
-                    (Lex::Quoted, b'"') => Lex::QuoteInQuoted,
-                    (Lex::Quoted, _) => {
-                        record.bytes.push(b);
-                        Lex::Quoted
-                    }
-                    (Lex::QuoteInQuoted, b'"') => {
-                        record.bytes.push(b'"');
-                        Lex::Quoted
-                    }
-                    (Lex::QuoteInQuoted | Lex::AfterQuoted, _) => {
-                        record.bytes.push(b);
-                        Lex::AfterQuoted
-                    }
-                };
-            }
+            state = self.lex(line, state, record);
             if state == Lex::Quoted {
                 // A line break inside a quoted field belongs to the field.
                 record.bytes.push(b'\n');
@@ -300,6 +263,83 @@ impl<R: BufRead> Records<R> {
             }
             record.end_field();
             return Ok(true);
+        }
+    }
+}
+
+impl<R> Records<R> {
+    /// Splits one physical line into `record`'s fields, from `state`; returns the state at the
+    /// line's end. Runs of plain bytes are copied whole between the bytes that matter (the
+    /// delimiter outside quotes, the quote inside them), found with memchr.
+    fn lex(&self, line: &[u8], mut state: Lex, record: &mut Record) -> Lex {
+        let delimiter = self.delimiter;
+        let mut rest = line;
+        loop {
+            match state {
+                Lex::Unquoted | Lex::AfterQuoted => match memchr::memchr(delimiter, rest) {
+                    Some(i) => {
+                        record
+                            .bytes
+                            .extend_from_slice(rest.get(..i).unwrap_or_default());
+                        record.end_field();
+                        rest = rest.get(i + 1..).unwrap_or_default();
+                        state = Lex::FieldStart;
+                    }
+                    None => {
+                        record.bytes.extend_from_slice(rest);
+                        return state;
+                    }
+                },
+                Lex::Quoted => match memchr::memchr(b'"', rest) {
+                    Some(i) => {
+                        record
+                            .bytes
+                            .extend_from_slice(rest.get(..i).unwrap_or_default());
+                        rest = rest.get(i + 1..).unwrap_or_default();
+                        state = Lex::QuoteInQuoted;
+                    }
+                    None => {
+                        record.bytes.extend_from_slice(rest);
+                        return state;
+                    }
+                },
+                Lex::FieldStart | Lex::QuoteInQuoted => {
+                    let Some((&b, tail)) = rest.split_first() else {
+                        return state;
+                    };
+                    rest = tail;
+                    state = match (state, b) {
+                        (_, d) if d == delimiter => {
+                            record.end_field();
+                            Lex::FieldStart
+                        }
+                        (Lex::FieldStart, b'"') => {
+                            // Blanks before an opening quote are not part of the field.
+                            let start = record.ends.last().copied().unwrap_or(0);
+                            record.bytes.truncate(start);
+                            Lex::Quoted
+                        }
+                        (Lex::FieldStart, b' ') => {
+                            record.bytes.push(b);
+                            Lex::FieldStart
+                        }
+                        (Lex::FieldStart, _) => {
+                            record.bytes.push(b);
+                            Lex::Unquoted
+                        }
+                        // A doubled quote inside quotes is one quote.
+                        (_, b'"') => {
+                            record.bytes.push(b'"');
+                            Lex::Quoted
+                        }
+                        // Text after a closing quote is kept, leniently.
+                        _ => {
+                            record.bytes.push(b);
+                            Lex::AfterQuoted
+                        }
+                    };
+                }
+            }
         }
     }
 }
