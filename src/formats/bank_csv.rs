@@ -135,7 +135,7 @@ fn read_with<R: BufRead>(
         if this <= layout.header_record {
             continue;
         }
-        let cells: Vec<Cow<str>> = record.fields().map(cell_text).collect();
+        let cells = record.cells();
         if let Some(r) = rows.read(&cells, record.line) {
             on_payment(r);
         }
@@ -152,7 +152,7 @@ fn read_with<R: BufRead>(
 const MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// One CSV record and the line (1-based) it starts on.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Record {
     line: usize,
     /// Every field's bytes, one after the other; `ends` says where each stops.
@@ -172,6 +172,11 @@ impl Record {
 
     fn fields(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.ends.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The fields as text (see [`cell_text`]).
+    fn cells(&self) -> Vec<Cow<'_, str>> {
+        self.fields().map(cell_text).collect()
     }
 
     fn clear(&mut self) {
@@ -903,7 +908,11 @@ impl Layout {
         let named: Vec<(Option<Role>, Option<Currency>)> = cells
             .iter()
             .map(|c| {
-                if c.len() > MAX_NAME_CHARS * 2 || c.chars().count() > MAX_NAME_CHARS {
+                // Dates and amounts, most of the cells of the rows searched, are no names.
+                let data = c.starts_with(|ch: char| {
+                    ch.is_ascii_digit() || matches!(ch, '-' | '+' | '(' | '$' | '€' | '£')
+                });
+                if data || c.len() > MAX_NAME_CHARS * 2 || c.chars().count() > MAX_NAME_CHARS {
                     return (None, None);
                 }
                 let (name, currency) = header_name(c);
@@ -1001,7 +1010,8 @@ fn sniff(head: &[u8]) -> Sniffed {
     let mut table: Option<(usize, Vec<String>)> = None;
     for delimiter in DELIMITERS {
         let mut records = Records::new(delimiter, head);
-        let mut rows: Vec<(usize, Vec<Cow<str>>)> = Vec::new();
+        // Kept raw and decoded where needed: most rows of most files are looked at only once.
+        let mut rows: Vec<Record> = Vec::new();
         let mut record = Record::default();
         let mut found = None;
         // The header may be row MAX_PREAMBLE (0-based), and a table header wants the row after it.
@@ -1010,20 +1020,16 @@ fn sniff(head: &[u8]) -> Sniffed {
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             }
-            let cells: Vec<Cow<str>> = record
-                .fields()
-                .map(|b| Cow::Owned(cell_text(b).into_owned()))
-                .collect();
             if rows.len() <= MAX_PREAMBLE {
-                found = Layout::from_header(&cells, delimiter, rows.len());
+                found = Layout::from_header(&record.cells(), delimiter, rows.len());
             }
-            rows.push((record.line, cells));
+            rows.push(std::mem::take(&mut record));
             if found.is_some() {
                 break;
             }
         }
         if let Some(mut layout) = found {
-            let preamble = rows.iter().take(layout.header_record).map(|(_, c)| c);
+            let preamble = rows.iter().take(layout.header_record).map(Record::cells);
             layout.preamble_currency = preamble_currency(preamble);
             let better = best.as_ref().is_none_or(|b| {
                 (layout.understood(), std::cmp::Reverse(layout.header_record))
@@ -1033,13 +1039,17 @@ fn sniff(head: &[u8]) -> Sniffed {
                 best = Some(layout);
             }
         } else if let Some((line, cells)) = rows.windows(2).find_map(|w| match w {
-            [(line, cells), (_, next)] if is_table_header(delimiter, cells, next) => {
-                Some((line, cells))
+            [row, next] => {
+                let cells = row.cells();
+                is_table_header(delimiter, &cells, &next.cells()).then(|| {
+                    let names: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+                    (row.line, names)
+                })
             }
             _ => None,
         }) && table.as_ref().is_none_or(|(_, c)| cells.len() > c.len())
         {
-            table = Some((*line, cells.iter().map(|c| c.to_string()).collect()));
+            table = Some((line, cells));
         }
     }
     match (best, table) {
@@ -1066,7 +1076,7 @@ fn is_table_header(delimiter: u8, cells: &[Cow<str>], next: &[Cow<str>]) -> bool
 
 /// A currency code standing alone in a preamble cell (`: EUR`, `Devise : EUR`, or `EUR` beside a
 /// `Currency` cell). Two different ones say nothing.
-fn preamble_currency<'a>(rows: impl Iterator<Item = &'a Vec<Cow<'a, str>>>) -> Option<Currency> {
+fn preamble_currency<'a>(rows: impl Iterator<Item = Vec<Cow<'a, str>>>) -> Option<Currency> {
     let mut found: Option<Currency> = None;
     for cell in rows.flatten() {
         let value = cell.rsplit(':').next().unwrap_or("").trim();
