@@ -4,10 +4,10 @@
 //! No two banks agree on the layout, so the reader finds its way from the content
 //! (docs/formats/bank_csv.md has the whole vocabulary and the rules):
 //!
-//! - the **header** is the first row (within [`MAX_PREAMBLE`] rows) whose cells name a date column
-//!   and an amount column, or debit/credit columns, in English, French, German, Dutch, Spanish or
-//!   Italian; the rows above it are a preamble (account number, period, currency), which is read
-//!   only for a currency code;
+//! - the **header** is the first row (after at most [`MAX_PREAMBLE`] rows) whose cells name a
+//!   date column and an amount column, or debit/credit columns, in English, French, German,
+//!   Dutch, Spanish or Italian; the rows above it are a preamble (account number, period,
+//!   currency), which is read only for a currency code;
 //! - the **delimiter** (`,` `;` tab) is the one under which such a header is found;
 //! - the **decimal mark** is settled for the whole file from its amount cells, and the **date
 //!   order** (day-first or month-first) for the whole date column, before any row is read, so
@@ -109,7 +109,7 @@ fn read_with<R: BufRead>(
                 Position::File,
                 format!(
                     "not a bank CSV export: no header row naming a date column and an amount \
-                     (or debit/credit) column in the first {MAX_PREAMBLE} rows"
+                     (or debit/credit) column after at most {MAX_PREAMBLE} rows of preamble"
                 ),
             ));
         }
