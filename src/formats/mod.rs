@@ -9,6 +9,7 @@
 //! parsers that can (X12 820, BAI2 and the project CSV) so that memory does not grow with it.
 
 pub mod bai2;
+pub mod bank_csv;
 pub mod lockbox;
 pub mod mt940;
 
@@ -27,6 +28,8 @@ pub mod x12;
 pub enum Format {
     /// The project's own remittance CSV (docs/formats.md).
     Csv,
+    /// A bank or payment-portal CSV export (docs/formats/bank_csv.md).
+    BankCsv,
     X12_820,
     Bai2,
     Lockbox,
@@ -40,7 +43,7 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order `detect` tries them.
-    pub const ALL: [Format; 10] = [
+    pub const ALL: [Format; 11] = [
         Format::X12_820,
         Format::Nacha,
         Format::Camt054,
@@ -50,6 +53,7 @@ impl Format {
         Format::Lockbox,
         Format::Mt940,
         Format::Csv,
+        Format::BankCsv,
         Format::FreeText,
     ];
 
@@ -57,6 +61,7 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::Csv => "csv",
+            Format::BankCsv => "bank_csv",
             Format::X12_820 => "x12_820",
             Format::Bai2 => "bai2",
             Format::Lockbox => "lockbox",
@@ -180,7 +185,8 @@ pub const DETECT_BYTES: usize = 4096;
 /// only when the file opens with `<`, so that a memo quoting a namespace is not XML), a BAI2 `01`
 /// file header of version 2, a BAI lockbox `1` header followed by a `2` service record, an
 /// MT940 statement (`:20:`, `:25:`, `:60F:` or a `{2:O940` block), the project CSV (a header
-/// with a `payment_id` column), and free text for anything else. The signatures are disjoint
+/// with a `payment_id` column), a bank or portal CSV export (a header row, after any preamble,
+/// naming a date and an amount or debit/credit column), and free text for anything else. The signatures are disjoint
 /// at the start of a file, so the order matters only for text that resembles several.
 pub fn detect(head: &[u8]) -> Format {
     let head = head.get(..DETECT_BYTES).unwrap_or(head);
@@ -201,6 +207,7 @@ fn looks_like(format: Format, head: &[u8]) -> bool {
         Format::Lockbox => lockbox::looks_like(head),
         Format::Mt940 => mt940::looks_like(head),
         Format::Csv => csv_header(head),
+        Format::BankCsv => bank_csv::looks_like(head),
         Format::FreeText => text::looks_like(head),
     }
 }
@@ -237,6 +244,7 @@ fn csv_header(head: &[u8]) -> bool {
 pub fn parse(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Parsed, FormatError> {
     match format.unwrap_or_else(|| detect(bytes)) {
         Format::Csv => crate::io::remittances_from_reader(bytes, file),
+        Format::BankCsv => bank_csv::parse(bytes, file),
         Format::X12_820 => x12::parse(bytes, file),
         Format::Bai2 => bai2::parse(bytes, file),
         Format::Lockbox => lockbox::parse(bytes, file),
@@ -251,8 +259,8 @@ pub fn parse(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Parsed,
 
 /// Reads a remittance file in `format`, or in the format [`detect`] finds when `None`.
 ///
-/// X12 820, BAI2 and the project CSV are streamed from the file; the other formats are read
-/// whole (bank statements and advices, small by nature). One difference follows from
+/// X12 820, BAI2 and the project CSV are streamed from the file, and a bank CSV export is read
+/// from it twice (conventions, then rows); the other formats are read whole (bank statements and advices, small by nature). One difference follows from
 /// streaming: a BAI2 control total or record count that does not reconcile is found only at
 /// its trailer, after the payments it covers were read, so it is reported in
 /// [`Parsed::errors`] at that trailer (the payments are kept) rather than as a warning on each
@@ -295,6 +303,11 @@ pub fn for_each_payment(
             bai2::parse_reader(BufReader::with_capacity(1 << 16, whole), &file, on_payment)?
         }
         Format::Csv => crate::io::for_each_remittance(whole, &file, on_payment)?,
+        // Read twice from the path (conventions, then rows) rather than held in memory.
+        Format::BankCsv => {
+            drop(whole);
+            bank_csv::for_each_in_path(path, &file, on_payment)?
+        }
         _ => {
             let mut bytes = Vec::new();
             BufReader::new(whole)
@@ -324,6 +337,7 @@ mod tests {
             ("nacha", Format::Nacha),
             ("remt", Format::Remt001),
             ("x12", Format::X12_820),
+            ("bank_csv", Format::BankCsv),
         ] {
             let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
                 .unwrap()
