@@ -34,7 +34,7 @@ enum Command {
     Parse {
         file: PathBuf,
         /// The format, when detection from the content should not decide (csv, x12_820, bai2,
-        /// lockbox, camt053, camt054, remt001, nacha, mt940, text).
+        /// lockbox, camt053, camt054, remt001, nacha, mt940, bank_csv, text).
         #[arg(long)]
         format: Option<Format>,
     },
