@@ -110,7 +110,7 @@ pub fn export_features(
     let cut = SplitPoints::of(fit.rows.len(), &trained.config);
     let row_at = |pi: usize| fit.rows.get(pi).map_or(fit.y.len(), |r| r.0);
     let (r_train, r_valid) = (row_at(cut.train_end), row_at(cut.holdout_start));
-    let split: Vec<u8> = (0..r_valid).map(|r| u8::from(r >= r_train)).collect();
+    let split: Vec<u32> = (0..r_valid).map(|r| u32::from(r >= r_train)).collect();
     let path = dir.join("features_train.parquet");
     let mut df = frame(fit, 0..r_valid, vec![Column::new("split".into(), split)])
         .map_err(|x| io_err(&path)(x.to_string()))?;

@@ -23,6 +23,10 @@ struct Flat {
     cases: Vec<(String, String)>,
 }
 
+fn cat<T: Clone>(a: &[T], b: &[T]) -> Vec<T> {
+    [a, b].concat()
+}
+
 fn flatten(w: &World) -> Flat {
     let known: HashSet<&str> = w.train.invoices.iter().map(|i| i.id.as_str()).collect();
     let mut invoices = w.train.invoices.clone();
@@ -33,7 +37,6 @@ fn flatten(w: &World) -> Flat {
             .filter(|i| !known.contains(i.id.as_str()))
             .cloned(),
     );
-    let cat = |a: &[_], b: &[_]| [a, b].concat();
     Flat {
         customers: w.customers.clone(),
         invoices,
@@ -176,8 +179,12 @@ fn biggest_customers(flat: &Flat, share: f64) -> HashSet<String> {
     out
 }
 
+/// Characters of a reference the shifted customers' new AP system keeps.
+const KEEP: usize = 8;
+
 /// From payment `from` on, the segment's remittance lines quote a truncated reference: the AP
-/// system of those customers cuts references to their last four characters.
+/// system of those customers cuts references to their first [`KEEP`] characters
+/// (`INV-0067505` becomes `INV-0067`).
 fn shift(flat: &mut Flat, from: usize, segment: &HashSet<String>) -> usize {
     let by_number: HashMap<String, &Invoice> = flat
         .invoices
@@ -196,8 +203,7 @@ fn shift(flat: &mut Flat, from: usize, segment: &HashSet<String>) -> usize {
             if !segment.contains(&inv.customer_id) {
                 continue;
             }
-            let tail: String = r.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-            line.reference = Some(tail);
+            line.reference = Some(r.chars().take(KEEP).collect());
             changed += 1;
         }
     }

@@ -257,13 +257,11 @@ impl<'t> Batch<'t> {
         let err = |e: PolarsError| file_error(&table.file, format!("cannot read: {e}"));
         let rows = df
             .column(ROW)
-            .and_then(|c| c.cast(&DataType::UInt64))
+            .and_then(|c| c.cast(&DataType::Int64))
             .map_err(err)?;
-        let rows: Vec<u64> = rows
-            .u64()
-            .map_err(err)?
-            .into_iter()
-            .map(|r| r.unwrap_or(0))
+        let rows = rows.i64().map_err(err)?;
+        let rows: Vec<u64> = (0..rows.len())
+            .map(|i| rows.get(i).unwrap_or(0).max(0) as u64)
             .collect();
         let mut cols = Vec::with_capacity(specs.len());
         for s in specs {

@@ -137,7 +137,7 @@ pub(crate) fn invoices(
                 }
                 let terms = match b.text(i, 9) {
                     None => Terms::default(),
-                    Some(s) => match terms_seen.get(s.as_ref()) {
+                    Some(s) => match terms_seen.get(&*s) {
                         Some(t) => *t,
                         None => {
                             let parsed = Terms::parse(&s).map_err(|m| b.error(i, 9, m))?;
@@ -424,11 +424,11 @@ pub(crate) fn remittances(
 ) -> Result<(), FormatError> {
     let file = t.file.clone();
     let mut current: Option<Group> = None;
-    let mut emit = |g: Group, out: &mut Vec<Payment>, errors: &mut Vec<FormatError>| {
-        match g.finish(&file) {
-            Ok(p) => out.push(p),
-            Err(e) => errors.push(e),
-        }
+    let emit = |g: Group, out: &mut Vec<Payment>, errors: &mut Vec<FormatError>| match g
+        .finish(&file)
+    {
+        Ok(p) => out.push(p),
+        Err(e) => errors.push(e),
     };
     t.for_each_batch(&REMITTANCE_SPECS, |b| {
         for i in 0..b.len() {
@@ -439,7 +439,7 @@ pub(crate) fn remittances(
                     continue;
                 }
             };
-            if current.as_ref().is_none_or(|g| g.id != id.as_ref()) {
+            if current.as_ref().is_none_or(|g| g.id.as_str() != &*id) {
                 if let Some(done) = current.take() {
                     emit(done, out, errors);
                 }
