@@ -234,7 +234,8 @@ pub fn top_decisions(
 pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainError> {
     let n = ex.rows.len();
     let split = SplitPoints::of(n, cfg);
-    let (n_hold, n_valid, train_end) = (n - split.holdout_start, split.valid_len(), split.train_end);
+    let (n_hold, n_valid, train_end) =
+        (n - split.holdout_start, split.valid_len(), split.train_end);
     if n < 50 || n_hold < 10 {
         return Err(TrainError::NotEnoughData(format!("got {n} payments")));
     }

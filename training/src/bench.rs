@@ -87,7 +87,12 @@ pub fn run(rows: usize, seed: u64, ui: Ui) -> Result<BenchFigures, JobError> {
         ..Default::default()
     };
     let bar = ui.bar(history.payments.len() as u64);
-    let prepared = evaluate::prepare(&history, rc.holdout_fraction, &CandidateLimits::default(), &bar)?;
+    let prepared = evaluate::prepare(
+        &history,
+        rc.holdout_fraction,
+        &CandidateLimits::default(),
+        &bar,
+    )?;
     bar.finish_and_clear();
     let bar = ui.bar(1);
     let trained = retrain::fit(&history, &prepared, &rc, "bench", &bar)?;

@@ -88,9 +88,21 @@ pub fn prepare(
     bar.set_length(n as u64);
     bar.set_message("replaying history (candidates and features)");
     let t = Instant::now();
-    let fit = replay_chunked(&mut ledger, &h.payments[..holdout_start], &by_payment, limits, bar);
+    let fit = replay_chunked(
+        &mut ledger,
+        &h.payments[..holdout_start],
+        &by_payment,
+        limits,
+        bar,
+    );
     let at_holdout = (ledger.customers().to_vec(), ledger.invoices().to_vec());
-    let hold = replay_chunked(&mut ledger, &h.payments[holdout_start..], &by_payment, limits, bar);
+    let hold = replay_chunked(
+        &mut ledger,
+        &h.payments[holdout_start..],
+        &by_payment,
+        limits,
+        bar,
+    );
     let replay_seconds = t.elapsed().as_secs_f64();
     let segments = segments_of(h, holdout_start, &at_holdout.1);
     Ok(Prepared {

@@ -66,7 +66,11 @@ pub struct Comparison {
     pub holdout_rows: usize,
 }
 
-fn frame(ex: &Examples, rows: std::ops::Range<usize>, extra: Vec<Column>) -> PolarsResult<DataFrame> {
+fn frame(
+    ex: &Examples,
+    rows: std::ops::Range<usize>,
+    extra: Vec<Column>,
+) -> PolarsResult<DataFrame> {
     let n = rows.len();
     let mut payment = vec![0u32; n];
     for (pi, &(a, b)) in ex.rows.iter().enumerate() {
@@ -152,7 +156,9 @@ pub fn run_lightgbm(dir: &Path) -> Result<Comparison, ExportError> {
         .status()
         .map_err(|e| ExportError::Compare(format!("cannot run python3: {e}")))?;
     if !status.success() {
-        return Err(ExportError::Compare(format!("the script exited with {status}")));
+        return Err(ExportError::Compare(format!(
+            "the script exited with {status}"
+        )));
     }
     read_comparison(dir)
 }

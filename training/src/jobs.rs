@@ -47,9 +47,9 @@ impl Ui {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} {msg:50} [{bar:30}] {pos}/{len} ({elapsed})",
-        ) {
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {msg:50} [{bar:30}] {pos}/{len} ({elapsed})")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -88,10 +88,18 @@ pub fn load_and_prepare(
         eprintln!("warning: {e}");
     }
     if history.errors.len() > 20 {
-        eprintln!("warning: ... and {} more bad rows", history.errors.len() - 20);
+        eprintln!(
+            "warning: ... and {} more bad rows",
+            history.errors.len() - 20
+        );
     }
     let bar = ui.bar(history.payments.len() as u64);
-    let prepared = evaluate::prepare(&history, holdout_fraction, &CandidateLimits::default(), &bar)?;
+    let prepared = evaluate::prepare(
+        &history,
+        holdout_fraction,
+        &CandidateLimits::default(),
+        &bar,
+    )?;
     bar.finish_and_clear();
     for e in prepared.ledger_errors.iter().take(5) {
         eprintln!("warning: ledger: {e}");

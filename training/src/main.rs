@@ -172,7 +172,10 @@ fn run() -> Result<()> {
                 &fit.extras(),
                 ui,
             )?;
-            eprintln!("challenger {} against {}", o.train.trained.model.version, o.active_name);
+            eprintln!(
+                "challenger {} against {}",
+                o.train.trained.model.version, o.active_name
+            );
             eprintln!("{}", o.verdict.reason);
             match &o.published {
                 Some(dir) => eprintln!(
@@ -212,11 +215,20 @@ fn run() -> Result<()> {
             println!("|---|---:|");
             println!("| payments | {} |", b.payments);
             println!("| candidate rows replayed | {} |", b.rows_replayed);
-            println!("| candidate rows fitted on (trees, early stop, calibration) | {} |", b.rows_fitted);
+            println!(
+                "| candidate rows fitted on (trees, early stop, calibration) | {} |",
+                b.rows_fitted
+            );
             println!("| threads (rayon) | {} |", b.threads);
             println!("| read history (polars, CSV) | {:.1} s |", b.read_seconds);
-            println!("| replay (candidates and features) | {:.1} s |", b.replay_seconds);
-            println!("| fit (trees, calibration, threshold) | {:.1} s ({} rounds) |", b.fit_seconds, b.rounds);
+            println!(
+                "| replay (candidates and features) | {:.1} s |",
+                b.replay_seconds
+            );
+            println!(
+                "| fit (trees, calibration, threshold) | {:.1} s ({} rounds) |",
+                b.fit_seconds, b.rounds
+            );
             println!(
                 "| total | {:.1} s |",
                 b.read_seconds + b.replay_seconds + b.fit_seconds

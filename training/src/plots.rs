@@ -50,11 +50,7 @@ pub fn precision_curve(tops: &[Top]) -> Vec<(f64, f64)> {
 }
 
 /// Precision against coverage for each model, with each model's operating point marked.
-pub fn precision_coverage(
-    path: &Path,
-    evals: &[&ModelEval],
-    target: f64,
-) -> Result<(), PlotError> {
+pub fn precision_coverage(path: &Path, evals: &[&ModelEval], target: f64) -> Result<(), PlotError> {
     let e = err(path);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
@@ -109,7 +105,11 @@ pub fn precision_coverage(
             .label(format!("{} ({})", m.name, m.version))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
         // The operating point: the last payment at or above the model's threshold.
-        let n_auto = m.tops.iter().filter(|t| t.confidence >= m.threshold).count();
+        let n_auto = m
+            .tops
+            .iter()
+            .filter(|t| t.confidence >= m.threshold)
+            .count();
         if n_auto > 0 {
             let n = m.tops.len().max(1) as f64;
             let prec = m
@@ -288,7 +288,12 @@ mod tests {
 
     #[test]
     fn ties_enter_the_curve_together() {
-        let tops = [top(0.9, true), top(0.9, false), top(0.5, true), top(0.1, false)];
+        let tops = [
+            top(0.9, true),
+            top(0.9, false),
+            top(0.5, true),
+            top(0.1, false),
+        ];
         let c = precision_curve(&tops);
         assert_eq!(c, vec![(0.5, 0.5), (0.75, 2.0 / 3.0), (1.0, 0.5)]);
     }

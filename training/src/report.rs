@@ -128,7 +128,11 @@ pub fn write(dir: &Path, r: &ReportInput<'_>) -> Result<(), ReportError> {
         let _ = writeln!(
             md,
             "## Verdict\n\n**{}** {}\n",
-            if v.publish { "Published." } else { "Not published." },
+            if v.publish {
+                "Published."
+            } else {
+                "Not published."
+            },
             v.reason
         );
     }
@@ -284,18 +288,10 @@ fn threshold_section(md: &mut String, r: &ReportInput<'_>, target: f64) {
                 let more = pays.saturating_sub(mt.holdout_payments);
                 // The calibration holdout is a fixed share of what is fitted on.
                 let hist = (pays as f64 / hold_frac.max(1e-9)).ceil() as usize;
-                let _ = writeln!(
-                    md,
-                    "| {} | {need} | {pays} | {more} | {hist} |",
-                    pct(t)
-                );
+                let _ = writeln!(md, "| {} | {need} | {pays} | {more} | {hist} |", pct(t));
             }
             _ => {
-                let _ = writeln!(
-                    md,
-                    "| {} | unreachable at this error rate | | | |",
-                    pct(t)
-                );
+                let _ = writeln!(md, "| {} | unreachable at this error rate | | | |", pct(t));
             }
         }
     }
@@ -303,7 +299,9 @@ fn threshold_section(md: &mut String, r: &ReportInput<'_>, target: f64) {
 }
 
 fn reliability_table(evals: &[&ModelEval]) -> String {
-    let mut s = String::from("| model | confidence bin mean | share right | payments |\n|---|---:|---:|---:|\n");
+    let mut s = String::from(
+        "| model | confidence bin mean | share right | payments |\n|---|---:|---:|---:|\n",
+    );
     for m in evals {
         for (c, rate, n) in plots::reliability_bins(&m.tops) {
             let _ = writeln!(s, "| {} | {:.3} | {:.3} | {n} |", m.name, c, rate);
@@ -356,7 +354,10 @@ fn errors_section(md: &mut String, dir: &Path, r: &ReportInput<'_>) -> Result<()
         &format!("Where {} is not touchless (holdout payments)", m.name),
         "payments",
         &rows,
-        &["sent to review (had a right answer)", "auto-applied wrongly"],
+        &[
+            "sent to review (had a right answer)",
+            "auto-applied wrongly",
+        ],
     )?;
     let _ = writeln!(
         md,
@@ -404,7 +405,10 @@ fn errors_section(md: &mut String, dir: &Path, r: &ReportInput<'_>) -> Result<()
                 md,
                 "| {} | {} | {} | {} | {} |",
                 d.payment_id,
-                r.history.cases.get(&d.payment_id).map_or("-", String::as_str),
+                r.history
+                    .cases
+                    .get(&d.payment_id)
+                    .map_or("-", String::as_str),
                 r.prepared
                     .segments
                     .get(&d.payment_id)

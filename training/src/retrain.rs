@@ -102,10 +102,7 @@ pub fn fit(
         ),
         ..Default::default()
     };
-    bar.set_message(format!(
-        "fitting trees on {} candidate rows",
-        p.fit.y.len()
-    ));
+    bar.set_message(format!("fitting trees on {} candidate rows", p.fit.y.len()));
     let t = Instant::now();
     let (model, card) = train::fit(&p.fit, &config)?;
     bar.inc(1);
@@ -130,10 +127,7 @@ pub struct Verdict {
 /// threshold and make no more wrong auto-applies than the champion, on the same holdout.
 pub fn judge(active: Option<&ModelEval>, new: &ModelEval, force: bool) -> Verdict {
     let (better, reason) = match active {
-        None => (
-            true,
-            "no usable active model to compare with".to_string(),
-        ),
+        None => (true, "no usable active model to compare with".to_string()),
         Some(a) => {
             let (ta, tn) = (a.overall().touchless(), new.overall().touchless());
             let (wa, wn) = (a.wrong(), new.wrong());
@@ -208,7 +202,10 @@ pub fn publish(from: &Path, models: &Path, version: &str) -> std::io::Result<Pat
     if to.exists() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
-            format!("{} already exists; versions are never overwritten", to.display()),
+            format!(
+                "{} already exists; versions are never overwritten",
+                to.display()
+            ),
         ));
     }
     // Built under a temporary name and renamed, so a half-copied directory never has the

@@ -122,10 +122,22 @@ fn bad_rows_are_reported_with_file_line_and_column_and_the_rest_is_read() {
     let h = History::load(d, &ProgressBar::hidden()).unwrap();
     let shown: Vec<String> = h.errors.iter().map(ToString::to_string).collect();
     let has = |s: &str| shown.iter().any(|e| e.contains(s));
-    assert!(has("customers.csv: line 3, column 1: customer_id"), "{shown:#?}");
-    assert!(has("invoices.csv: line 3, column 6: amount: \"1e3\""), "{shown:#?}");
-    assert!(has("remittances.csv: line 3, column 2: payment P2: payment_date"), "{shown:#?}");
-    assert!(has("service_labels.csv: line 3, column 4: source"), "{shown:#?}");
+    assert!(
+        has("customers.csv: line 3, column 1: customer_id"),
+        "{shown:#?}"
+    );
+    assert!(
+        has("invoices.csv: line 3, column 6: amount: \"1e3\""),
+        "{shown:#?}"
+    );
+    assert!(
+        has("remittances.csv: line 3, column 2: payment P2: payment_date"),
+        "{shown:#?}"
+    );
+    assert!(
+        has("service_labels.csv: line 3, column 4: source"),
+        "{shown:#?}"
+    );
     assert_eq!(h.customers.len(), 1);
     assert_eq!(h.invoices.len(), 1);
     assert_eq!(h.invoices[0].amount.to_string(), "1000.00");
@@ -147,7 +159,10 @@ fn same_history_and_seed_give_a_byte_identical_model() {
     };
     let (a, b) = (run("a"), run("b"));
     assert!(a.len() > 1_000);
-    assert!(a == b, "two runs with the same seed wrote different model.json");
+    assert!(
+        a == b,
+        "two runs with the same seed wrote different model.json"
+    );
 }
 
 /// The customers whose invoices take the largest share of payments, until about `share` of
@@ -250,8 +265,8 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
     write_history(&plain_hist, &plain);
     let shifted_hist = tmp.path().join("shifted");
     write_history(&shifted_hist, &shifted);
-    let before = jobs::report_model(&old_dir, &plain_hist, &tmp.path().join("r1"), 0.25, QUIET)
-        .unwrap();
+    let before =
+        jobs::report_model(&old_dir, &plain_hist, &tmp.path().join("r1"), 0.25, QUIET).unwrap();
     let rc = RunConfig {
         version: None,
         ..config()
@@ -282,7 +297,10 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
         segment.len(),
         n * 3 / 10
     );
-    println!("old model, unshifted holdout: touchless {:.2}%", 100.0 * t_before);
+    println!(
+        "old model, unshifted holdout: touchless {:.2}%",
+        100.0 * t_before
+    );
     println!(
         "old model, shifted holdout:   touchless {:.2}%, precision {:.3}%, wrong {}",
         100.0 * t_shifted,
@@ -298,11 +316,21 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
     println!("by segment, old: {:?}", seg_touchless(active));
     println!("by segment, new: {:?}", seg_touchless(&o.train.new));
     println!("verdict: {}", o.verdict.reason);
-    println!("holdout recall at candidates: {:.3}", o.train.prepared.hold.recall());
+    println!(
+        "holdout recall at candidates: {:.3}",
+        o.train.prepared.hold.recall()
+    );
     let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
     for d in &o.train.new.decisions {
-        if o.train.prepared.segments.get(&d.payment_id).is_some_and(|s| s.starts_with("large")) {
-            *reasons.entry(format!("{:?} {:?}", d.status, d.review_reason)).or_default() += 1;
+        if o.train
+            .prepared
+            .segments
+            .get(&d.payment_id)
+            .is_some_and(|s| s.starts_with("large"))
+        {
+            *reasons
+                .entry(format!("{:?} {:?}", d.status, d.review_reason))
+                .or_default() += 1;
         }
     }
     println!("large segment decisions of the retrained model: {reasons:?}");
@@ -321,7 +349,11 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
     assert!(o.train.new.overall().precision() >= 0.99);
 
     // Better, so published, and ACTIVE names it.
-    assert!(o.verdict.publish && o.verdict.better, "{}", o.verdict.reason);
+    assert!(
+        o.verdict.publish && o.verdict.better,
+        "{}",
+        o.verdict.reason
+    );
     let published = o.published.expect("published");
     assert!(published.join("model.json").is_file());
     assert!(published.join("REPORT.md").is_file());
@@ -330,7 +362,12 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
         Some(published.as_path())
     );
     let report = std::fs::read_to_string(published.join("REPORT.md")).unwrap();
-    for svg in ["precision_coverage.svg", "reliability.svg", "importance.svg", "errors.svg"] {
+    for svg in [
+        "precision_coverage.svg",
+        "reliability.svg",
+        "importance.svg",
+        "errors.svg",
+    ] {
         assert!(report.contains(svg), "report lacks {svg}");
         assert!(published.join(svg).is_file());
     }

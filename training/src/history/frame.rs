@@ -80,7 +80,8 @@ impl Table {
         let parquet = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-        let pl_path = PlRefPath::try_from_path(path).map_err(|e| file_error(&file, e.to_string()))?;
+        let pl_path =
+            PlRefPath::try_from_path(path).map_err(|e| file_error(&file, e.to_string()))?;
         let lf = if parquet {
             LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default())
         } else {
@@ -100,7 +101,10 @@ impl Table {
             .iter()
             .enumerate()
             .map(|(i, (name, dtype))| {
-                let canon = name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase();
+                let canon = name
+                    .trim_start_matches('\u{feff}')
+                    .trim()
+                    .to_ascii_lowercase();
                 (canon, name.to_string(), dtype.clone(), i + 1)
             })
             .collect();
@@ -151,7 +155,9 @@ impl Table {
                 Kind::Money => {
                     dtype.is_string() || dtype.is_integer() || dtype.is_decimal() || dtype.is_null()
                 }
-                Kind::Date => dtype.is_string() || matches!(dtype, DataType::Date) || dtype.is_null(),
+                Kind::Date => {
+                    dtype.is_string() || matches!(dtype, DataType::Date) || dtype.is_null()
+                }
             };
             if !ok {
                 let hint = if s.kind == Kind::Money && dtype.is_float() {

@@ -207,7 +207,11 @@ pub(crate) fn labels(
                 let source = match b.text(i, 3) {
                     None => default_source,
                     Some(s) => LabelSource::parse(&s).ok_or_else(|| {
-                        b.error(i, 3, format!("{s:?} is not a label source (analyst, auto or history)"))
+                        b.error(
+                            i,
+                            3,
+                            format!("{s:?} is not a label source (analyst, auto or history)"),
+                        )
                     })?,
                 };
                 Ok::<_, FormatError>((
@@ -354,7 +358,18 @@ fn parse_kind(t: &str) -> Result<ReferenceKind, String> {
 }
 
 /// One row's payment fields and what it adds to its payment.
-fn parse_row(b: &Batch<'_>, i: usize) -> Result<(Head, Option<RemittanceLine>, Option<Adjustment>, Option<String>), FormatError> {
+fn parse_row(
+    b: &Batch<'_>,
+    i: usize,
+) -> Result<
+    (
+        Head,
+        Option<RemittanceLine>,
+        Option<Adjustment>,
+        Option<String>,
+    ),
+    FormatError,
+> {
     let amount = b.money(i, R_AMOUNT)?;
     if amount.is_sign_negative() && !amount.is_zero() {
         return Err(b.error(
@@ -424,12 +439,11 @@ pub(crate) fn remittances(
 ) -> Result<(), FormatError> {
     let file = t.file.clone();
     let mut current: Option<Group> = None;
-    let emit = |g: Group, out: &mut Vec<Payment>, errors: &mut Vec<FormatError>| match g
-        .finish(&file)
-    {
-        Ok(p) => out.push(p),
-        Err(e) => errors.push(e),
-    };
+    let emit =
+        |g: Group, out: &mut Vec<Payment>, errors: &mut Vec<FormatError>| match g.finish(&file) {
+            Ok(p) => out.push(p),
+            Err(e) => errors.push(e),
+        };
     t.for_each_batch(&REMITTANCE_SPECS, |b| {
         for i in 0..b.len() {
             let id = match b.required(i, R_ID) {
