@@ -93,11 +93,18 @@ pub fn precision_coverage(path: &Path, evals: &[&ModelEval], target: f64) -> Res
     for (i, (m, curve)) in evals.iter().zip(&curves).enumerate() {
         let colour = COLOURS[(i + 1) % COLOURS.len()];
         let step = (curve.len() / 600).max(1);
-        let pts: Vec<(f64, f64)> = curve
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| k % step == 0 || *k + 1 == curve.len())
-            .map(|(_, p)| (p.0, p.1.max(low)))
+        // The best-ranked payments are often tied at the top confidence; the curve starts at
+        // their precision rather than mid-axis.
+        let start = curve.first().map(|p| (0.0, p.1.max(low)));
+        let pts: Vec<(f64, f64)> = start
+            .into_iter()
+            .chain(
+                curve
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| k % step == 0 || *k + 1 == curve.len())
+                    .map(|(_, p)| (p.0, p.1.max(low))),
+            )
             .collect();
         chart
             .draw_series(LineSeries::new(pts, colour.stroke_width(2)))

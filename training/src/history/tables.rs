@@ -357,19 +357,12 @@ fn parse_kind(t: &str) -> Result<ReferenceKind, String> {
     }
 }
 
+/// What one row adds to its payment: a line, or else an adjustment of the line above, and a
+/// memo.
+type Detail = (Option<RemittanceLine>, Option<Adjustment>, Option<String>);
+
 /// One row's payment fields and what it adds to its payment.
-fn parse_row(
-    b: &Batch<'_>,
-    i: usize,
-) -> Result<
-    (
-        Head,
-        Option<RemittanceLine>,
-        Option<Adjustment>,
-        Option<String>,
-    ),
-    FormatError,
-> {
+fn parse_row(b: &Batch<'_>, i: usize) -> Result<(Head, Detail), FormatError> {
     let amount = b.money(i, R_AMOUNT)?;
     if amount.is_sign_negative() && !amount.is_zero() {
         return Err(b.error(
@@ -423,9 +416,9 @@ fn parse_row(
             discount,
             adjustments: adjustment.into_iter().collect(),
         };
-        Ok((head, Some(line), None, memo))
+        Ok((head, (Some(line), None, memo)))
     } else {
-        Ok((head, None, adjustment, memo))
+        Ok((head, (None, adjustment, memo)))
     }
 }
 
@@ -472,7 +465,7 @@ pub(crate) fn remittances(
             if group.error.is_some() {
                 continue;
             }
-            let (head, line, adjustment, memo) = match parse_row(b, i) {
+            let (head, (line, adjustment, memo)) = match parse_row(b, i) {
                 Ok(parts) => parts,
                 Err(e) => {
                     group.fail(e);
