@@ -86,7 +86,7 @@ pub fn fit(
         target_precision: rc.target_precision,
         version: version.to_string(),
         training_data: format!(
-            "the first {} of {} payments of the history in `{}` ({} candidate rows; payments {}), \
+            "The first {} of {} payments of the history in `{}` ({} candidate rows; payments {}), \
              replayed through the engine's candidate generator and features; the last {} \
              payments were held out to judge it",
             p.holdout_start,
