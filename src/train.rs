@@ -180,6 +180,34 @@ pub fn replay(
     }
 }
 
+/// Where [`fit`] cuts a replayed history of payments in time order: payments
+/// `..train_end` grow the trees, `train_end..holdout_start` stop the boosting early, and
+/// `holdout_start..` calibrate the score and certify the threshold. Public so that a caller
+/// exporting the same matrices elsewhere (a reference booster) cuts exactly where `fit` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitPoints {
+    pub train_end: usize,
+    pub holdout_start: usize,
+}
+
+impl SplitPoints {
+    /// The cut points of `n_payments` payments under `cfg`'s fractions.
+    pub fn of(n_payments: usize, cfg: &TrainConfig) -> SplitPoints {
+        let n = n_payments;
+        let n_hold = (((n as f64) * cfg.holdout_fraction).round() as usize).min(n);
+        let n_valid = (((n as f64) * cfg.validation_fraction).round() as usize).min(n - n_hold);
+        SplitPoints {
+            train_end: n - n_hold - n_valid,
+            holdout_start: n - n_hold,
+        }
+    }
+
+    /// Payments that stop the boosting early.
+    pub fn valid_len(&self) -> usize {
+        self.holdout_start - self.train_end
+    }
+}
+
 /// The decision of each holdout payment under a model: (decision score, top candidate correct),
 /// for payments that have candidates.
 pub fn top_decisions(
@@ -205,12 +233,12 @@ pub fn top_decisions(
 /// Trains, calibrates and thresholds a model on replayed examples.
 pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainError> {
     let n = ex.rows.len();
-    let n_hold = ((n as f64) * cfg.holdout_fraction).round() as usize;
-    let n_valid = ((n as f64) * cfg.validation_fraction).round() as usize;
+    let split = SplitPoints::of(n, cfg);
+    let (n_hold, n_valid, train_end) =
+        (n - split.holdout_start, split.valid_len(), split.train_end);
     if n < 50 || n_hold < 10 {
         return Err(TrainError::NotEnoughData(format!("got {n} payments")));
     }
-    let train_end = n - n_hold - n_valid;
     let row_at = |p: usize| if p < n { ex.rows[p].0 } else { ex.y.len() };
     let (r_train, r_valid, r_hold) = (row_at(train_end), row_at(n - n_hold), ex.y.len());
     let xt: ArrayView2<f32> = ex.x.slice(s![..r_train, ..]);

@@ -286,7 +286,7 @@ impl<'a> Row<'a> {
 ///
 /// Written by hand rather than through `Decimal::from_str` because that accepts forms a ledger
 /// must not (`1e3`), and rejects the thousands commas that spreadsheets write.
-pub(crate) fn parse_money(s: &str) -> Result<Decimal, String> {
+pub fn parse_money(s: &str) -> Result<Decimal, String> {
     let bad = || {
         format!(
             "{s:?} is not an amount (expected digits with an optional sign, decimal point and \
@@ -342,8 +342,8 @@ pub(crate) fn parse_money(s: &str) -> Result<Decimal, String> {
         .map_err(|_| format!("{s:?} is out of range for an amount"))
 }
 
-/// Parses a date written `YYYY-MM-DD`.
-pub(crate) fn parse_date(s: &str) -> Result<NaiveDate, String> {
+/// Parses a date written `YYYY-MM-DD`, the only date form the project's files use.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     let b = s.as_bytes();
     let shape = b.len() == 10
         && b[4] == b'-'

@@ -1,0 +1,433 @@
+//! Tables read with polars: a CSV or Parquet file scanned lazily, only the columns asked for,
+//! streamed to the caller in batches of typed columns.
+//!
+//! The file never sits in memory whole: polars' streaming engine hands over one batch at a time
+//! (in file order) through a bounded channel, and each batch is converted to domain types and
+//! dropped before the next is read. CSV fields are text and are parsed here with the project's
+//! own money and date rules (`cashmatch::io`); Parquet columns keep their types (dates as
+//! `Date`, money as `Decimal`, an integer or text), and a floating-point money column is refused:
+//! money is never read through a double.
+//!
+//! Positions in errors: for CSV the line is the record's line when no quoted field spans lines
+//! (the header is line 1); for Parquet the "line" is the 1-based row. The column is the field's
+//! 1-based position in the file.
+
+use cashmatch::formats::{FormatError, Position};
+use chrono::NaiveDate;
+use polars::prelude::*;
+use rust_decimal::Decimal;
+use std::borrow::Cow;
+use std::num::NonZeroUsize;
+use std::path::Path;
+
+/// Rows per batch handed to the converters.
+const BATCH_ROWS: usize = 64 * 1024;
+/// The row-number column added to every scan.
+const ROW: &str = "__cashmatch_row";
+
+/// What a column holds, which decides the polars types it may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Text,
+    Money,
+    Date,
+}
+
+/// A column to read: its name in the project's formats (matched case-insensitively) and kind.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spec {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) required: bool,
+}
+
+pub(crate) const fn req(name: &'static str, kind: Kind) -> Spec {
+    Spec {
+        name,
+        kind,
+        required: true,
+    }
+}
+
+pub(crate) const fn opt(name: &'static str, kind: Kind) -> Spec {
+    Spec {
+        name,
+        kind,
+        required: false,
+    }
+}
+
+/// A file opened for scanning, with its header mapped.
+pub(crate) struct Table {
+    pub(crate) file: String,
+    lf: LazyFrame,
+    parquet: bool,
+    /// (lower-cased trimmed name, name in the file, dtype, 1-based position)
+    header: Vec<(String, String, DataType, usize)>,
+}
+
+fn file_error(file: &str, message: impl Into<String>) -> FormatError {
+    FormatError::new(file, Position::File, message)
+}
+
+impl Table {
+    /// Opens `path`, a `.csv` or `.parquet` file, and reads its header (or schema).
+    pub(crate) fn open(path: &Path) -> Result<Table, FormatError> {
+        let file = path.display().to_string();
+        if !path.is_file() {
+            return Err(file_error(&file, "cannot open: no such file"));
+        }
+        let parquet = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+        let pl_path =
+            PlRefPath::try_from_path(path).map_err(|e| file_error(&file, e.to_string()))?;
+        let lf = if parquet {
+            LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default())
+        } else {
+            // Every CSV field as text: money keeps its written digits (thousands commas
+            // included) until our own parser reads it, and a bad field is reported, not nulled.
+            LazyCsvReader::new(pl_path)
+                .with_has_header(true)
+                .with_infer_schema_length(Some(0))
+                .finish()
+        }
+        .map_err(|e| file_error(&file, format!("cannot read: {e}")))?;
+        let mut lf = lf;
+        let schema = lf
+            .collect_schema()
+            .map_err(|e| file_error(&file, format!("cannot read the header: {e}")))?;
+        let header: Vec<(String, String, DataType, usize)> = schema
+            .iter()
+            .enumerate()
+            .map(|(i, (name, dtype))| {
+                let canon = name
+                    .trim_start_matches('\u{feff}')
+                    .trim()
+                    .to_ascii_lowercase();
+                (canon, name.to_string(), dtype.clone(), i + 1)
+            })
+            .collect();
+        if header.is_empty() {
+            return Err(file_error(&file, "empty file: no header row"));
+        }
+        Ok(Table {
+            file,
+            lf,
+            parquet,
+            header,
+        })
+    }
+
+    /// Whether the file has a column of this (lower-case) name.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.header.iter().any(|h| h.0 == name)
+    }
+
+    fn find(&self, name: &str) -> Option<&(String, String, DataType, usize)> {
+        self.header.iter().find(|h| h.0 == name)
+    }
+
+    /// Checks that every required column is present with a usable type, as a file-level error
+    /// naming the column and listing the header found.
+    fn check(&self, specs: &[Spec]) -> Result<(), FormatError> {
+        for s in specs {
+            let Some((_, actual, dtype, pos)) = self.find(s.name) else {
+                if s.required {
+                    let names: Vec<&str> = self.header.iter().map(|h| h.1.as_str()).collect();
+                    return Err(FormatError::new(
+                        &self.file,
+                        Position::Line {
+                            line: 1,
+                            column: None,
+                        },
+                        format!(
+                            "missing required column {:?}; the header has: {}",
+                            s.name,
+                            names.join(",")
+                        ),
+                    ));
+                }
+                continue;
+            };
+            let ok = match s.kind {
+                Kind::Text => dtype.is_string() || dtype.is_integer() || dtype.is_null(),
+                Kind::Money => {
+                    dtype.is_string() || dtype.is_integer() || dtype.is_decimal() || dtype.is_null()
+                }
+                Kind::Date => {
+                    dtype.is_string() || matches!(dtype, DataType::Date) || dtype.is_null()
+                }
+            };
+            if !ok {
+                let hint = if s.kind == Kind::Money && dtype.is_float() {
+                    "; money must not be floating point: store it as a decimal or as text"
+                } else {
+                    ""
+                };
+                return Err(FormatError::new(
+                    &self.file,
+                    Position::Line {
+                        line: 1,
+                        column: Some(*pos),
+                    },
+                    format!("column {actual:?} has the type {dtype}{hint}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams the file in row order as batches of the `specs` columns (absent optional ones
+    /// read as empty), calling `f` for each. Stops at the first `Err` that `f` returns.
+    pub(crate) fn for_each_batch(
+        &self,
+        specs: &[Spec],
+        mut f: impl FnMut(&Batch<'_>) -> Result<(), FormatError>,
+    ) -> Result<(), FormatError> {
+        self.check(specs)?;
+        let mut exprs: Vec<Expr> = vec![col(ROW)];
+        let mut present = Vec::new();
+        for s in specs {
+            if let Some((_, actual, _, _)) = self.find(s.name) {
+                exprs.push(col(actual.as_str()).alias(s.name));
+                present.push(*s);
+            }
+        }
+        let lf = self.lf.clone().with_row_index(ROW, None).select(exprs);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(2);
+        let plan = lf
+            .sink_batches(
+                // `true` stops the scan: the receiver has gone (the converter failed).
+                PlanCallback::new(move |df: DataFrame| Ok(tx.send(df).is_err())),
+                true,
+                NonZeroUsize::new(BATCH_ROWS),
+            )
+            .map_err(|e| file_error(&self.file, format!("cannot read: {e}")))?;
+        std::thread::scope(|scope| {
+            let runner = scope.spawn(move || plan.collect());
+            let mut outcome = Ok(());
+            for df in rx.iter() {
+                let batch = Batch::new(self, &df, specs, &present)?;
+                if let Err(e) = f(&batch) {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            drop(rx);
+            let scanned = runner
+                .join()
+                .map_err(|_| file_error(&self.file, "the reader thread panicked"))?;
+            outcome?;
+            scanned
+                .map(|_| ())
+                .map_err(|e| file_error(&self.file, format!("cannot read: {e}")))
+        })
+    }
+}
+
+/// One batch's values of one column.
+enum Values {
+    Absent,
+    Text(StringChunked),
+    Int(Int64Chunked),
+    /// Days since 1970-01-01.
+    Date(Int32Chunked),
+    Decimal(Int128Chunked, u32),
+}
+
+/// A column of a batch: its values, name and position for messages.
+struct BatchCol {
+    name: &'static str,
+    position: Option<usize>,
+    values: Values,
+}
+
+/// A batch of rows, with accessors that turn a bad field into an error naming row and column.
+pub(crate) struct Batch<'t> {
+    table: &'t Table,
+    rows: Vec<u64>,
+    cols: Vec<BatchCol>,
+}
+
+/// A column index in a [`Batch`]: the position of its [`Spec`] in the list given.
+pub(crate) type Col = usize;
+
+impl<'t> Batch<'t> {
+    fn new(
+        table: &'t Table,
+        df: &DataFrame,
+        specs: &[Spec],
+        present: &[Spec],
+    ) -> Result<Batch<'t>, FormatError> {
+        let err = |e: PolarsError| file_error(&table.file, format!("cannot read: {e}"));
+        let rows = df
+            .column(ROW)
+            .and_then(|c| c.cast(&DataType::Int64))
+            .map_err(err)?;
+        let rows = rows.i64().map_err(err)?;
+        let rows: Vec<u64> = (0..rows.len())
+            .map(|i| rows.get(i).unwrap_or(0).max(0) as u64)
+            .collect();
+        let mut cols = Vec::with_capacity(specs.len());
+        for s in specs {
+            let position = table.find(s.name).map(|h| h.3);
+            if !present.iter().any(|p| p.name == s.name) {
+                cols.push(BatchCol {
+                    name: s.name,
+                    position,
+                    values: Values::Absent,
+                });
+                continue;
+            }
+            let c = df.column(s.name).map_err(err)?;
+            let dtype = c.dtype().clone();
+            let values = if dtype.is_null() {
+                Values::Absent
+            } else if dtype.is_string() {
+                Values::Text(c.str().map_err(err)?.clone())
+            } else if matches!(dtype, DataType::Date) {
+                Values::Date(c.date().map_err(err)?.physical().clone())
+            } else if dtype.is_decimal() {
+                let d = c.decimal().map_err(err)?;
+                Values::Decimal(d.physical().clone(), d.scale() as u32)
+            } else {
+                let c = c.cast(&DataType::Int64).map_err(err)?;
+                Values::Int(c.i64().map_err(err)?.clone())
+            };
+            cols.push(BatchCol {
+                name: s.name,
+                position,
+                values,
+            });
+        }
+        Ok(Batch { table, rows, cols })
+    }
+
+    /// Rows in the batch.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The file's line of row `i` (see the module doc).
+    pub(crate) fn line(&self, i: usize) -> usize {
+        let r = self.rows.get(i).copied().unwrap_or(0) as usize;
+        if self.table.parquet { r + 1 } else { r + 2 }
+    }
+
+    /// An error at row `i` and column `c`.
+    pub(crate) fn error(&self, i: usize, c: Col, message: impl std::fmt::Display) -> FormatError {
+        let (name, column) = self
+            .cols
+            .get(c)
+            .map_or(("?", None), |bc| (bc.name, bc.position));
+        FormatError::new(
+            &self.table.file,
+            Position::Line {
+                line: self.line(i),
+                column,
+            },
+            format!("{name}: {message}"),
+        )
+    }
+
+    /// The trimmed text of a field; `None` when absent or empty.
+    pub(crate) fn text(&self, i: usize, c: Col) -> Option<Cow<'_, str>> {
+        let col = self.cols.get(c)?;
+        match &col.values {
+            Values::Absent => None,
+            Values::Text(v) => v
+                .get(i)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(Cow::Borrowed),
+            Values::Int(v) => v.get(i).map(|n| Cow::Owned(n.to_string())),
+            Values::Date(v) => v.get(i).map(|d| Cow::Owned(days_to_date(d).to_string())),
+            Values::Decimal(v, scale) => v
+                .get(i)
+                .map(|n| Cow::Owned(Decimal::from_i128_with_scale(n, *scale).to_string())),
+        }
+    }
+
+    /// A field that must not be empty.
+    pub(crate) fn required(&self, i: usize, c: Col) -> Result<Cow<'_, str>, FormatError> {
+        self.text(i, c).ok_or_else(|| self.error(i, c, "is empty"))
+    }
+
+    /// An optional money field: exact, from its text or its decimal or integer value.
+    pub(crate) fn opt_money(&self, i: usize, c: Col) -> Result<Option<Decimal>, FormatError> {
+        let Some(col) = self.cols.get(c) else {
+            return Ok(None);
+        };
+        match &col.values {
+            Values::Absent => Ok(None),
+            Values::Text(v) => match v.get(i).map(str::trim).filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(t) => cashmatch::io::parse_money(t)
+                    .map(Some)
+                    .map_err(|m| self.error(i, c, m)),
+            },
+            Values::Int(v) => Ok(v.get(i).map(Decimal::from)),
+            Values::Decimal(v, scale) => match v.get(i) {
+                None => Ok(None),
+                Some(n) => Decimal::try_from_i128_with_scale(n, *scale)
+                    .map(Some)
+                    .map_err(|_| self.error(i, c, format!("{n}e-{scale} is out of range"))),
+            },
+            Values::Date(_) => Err(self.error(i, c, "a date is not an amount")),
+        }
+    }
+
+    /// A money field that must be given.
+    pub(crate) fn money(&self, i: usize, c: Col) -> Result<Decimal, FormatError> {
+        self.opt_money(i, c)?
+            .ok_or_else(|| self.error(i, c, "is empty"))
+    }
+
+    /// An optional date field.
+    pub(crate) fn opt_date(&self, i: usize, c: Col) -> Result<Option<NaiveDate>, FormatError> {
+        let Some(col) = self.cols.get(c) else {
+            return Ok(None);
+        };
+        match &col.values {
+            Values::Absent => Ok(None),
+            Values::Date(v) => Ok(v.get(i).map(days_to_date)),
+            _ => match self.text(i, c) {
+                None => Ok(None),
+                Some(t) => cashmatch::io::parse_date(&t)
+                    .map(Some)
+                    .map_err(|m| self.error(i, c, m)),
+            },
+        }
+    }
+
+    /// A date field that must be given.
+    pub(crate) fn date(&self, i: usize, c: Col) -> Result<NaiveDate, FormatError> {
+        self.opt_date(i, c)?
+            .ok_or_else(|| self.error(i, c, "is empty"))
+    }
+}
+
+fn days_to_date(days: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(days))))
+        .unwrap_or_default()
+}
+
+/// Copies a CSV file to Parquet, every column as text (money keeps its exact digits).
+pub(crate) fn csv_to_parquet(src: &Path, dst: &Path) -> Result<(), FormatError> {
+    let file = src.display().to_string();
+    let pl_path = PlRefPath::try_from_path(src).map_err(|e| file_error(&file, e.to_string()))?;
+    let mut df = LazyCsvReader::new(pl_path)
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .finish()
+        .and_then(|lf| lf.collect())
+        .map_err(|e| file_error(&file, format!("cannot read: {e}")))?;
+    let out = dst.display().to_string();
+    let f = std::fs::File::create(dst).map_err(|e| file_error(&out, e.to_string()))?;
+    ParquetWriter::new(f)
+        .finish(&mut df)
+        .map(|_| ())
+        .map_err(|e| file_error(&out, e.to_string()))
+}
