@@ -135,6 +135,12 @@ enum Command {
         /// Serve Prometheus metrics on http://ADDR/metrics.
         #[arg(long)]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// Where the analysts' workbench (web pages) listens [default: 127.0.0.1:8080].
+        #[arg(long)]
+        ui_addr: Option<std::net::SocketAddr>,
+        /// Do not serve the analysts' workbench.
+        #[arg(long, conflicts_with = "ui_addr")]
+        no_ui: bool,
         /// Seed an empty store with a small synthetic ledger (and its remittances in
         /// DATA_DIR/demo/remittances.csv).
         #[arg(long)]
@@ -359,6 +365,8 @@ fn run(cli: Cli) -> Result<()> {
             model,
             config,
             metrics_addr,
+            ui_addr,
+            no_ui,
             demo,
         } => {
             use cashmatch::service::config::{Overrides, Settings};
@@ -367,6 +375,8 @@ fn run(cli: Cli) -> Result<()> {
                 data_dir,
                 model,
                 metrics_addr,
+                ui_addr,
+                no_ui,
             };
             let settings = Settings::load(config.as_deref(), flags)?;
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -485,6 +485,7 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
                 "P-no-open-invoice",
                 Action::ApplyAllocation(pb::ApplyAllocation {
                     allocations: vec![over],
+                    unapplied: None,
                 }),
             ))
             .await,
@@ -895,7 +896,7 @@ async fn each_role_may_call_only_its_own_services() {
         action: Some(pb::resolve_review_item_request::Action::LeaveUnapplied(
             pb::LeaveUnapplied {},
         )),
-        note: String::new(),
+        note: "no open invoice to pay".into(),
     };
     let r = alice
         .review
@@ -1396,7 +1397,7 @@ async fn a_sigkill_under_load_loses_no_acknowledged_decision_application_or_reso
                         action: Some(pb::resolve_review_item_request::Action::LeaveUnapplied(
                             pb::LeaveUnapplied {},
                         )),
-                        note: String::new(),
+                        note: "parked for the day shift".into(),
                     };
                     match r.resolve_review_item(req).await {
                         Ok(done) => resolved.lock().expect("lock").push(done.into_inner()),

@@ -441,6 +441,20 @@ impl From<Allocation> for pb::Allocation {
     }
 }
 
+/// The domain reason of a wire reason; UNSPECIFIED (or an unknown number) is none.
+pub(crate) fn review_reason_from(v: i32) -> Option<ReviewReason> {
+    match pb::ReviewReason::try_from(v).ok()? {
+        pb::ReviewReason::Unspecified => None,
+        pb::ReviewReason::NoCustomer => Some(ReviewReason::NoCustomer),
+        pb::ReviewReason::NoCandidate => Some(ReviewReason::NoCandidate),
+        pb::ReviewReason::Ambiguous => Some(ReviewReason::Ambiguous),
+        pb::ReviewReason::AmountMismatch => Some(ReviewReason::AmountMismatch),
+        pb::ReviewReason::Deduction => Some(ReviewReason::Deduction),
+        pb::ReviewReason::LowConfidence => Some(ReviewReason::LowConfidence),
+        pb::ReviewReason::NotMatchable => Some(ReviewReason::NotMatchable),
+    }
+}
+
 fn review_reason(r: Option<ReviewReason>) -> pb::ReviewReason {
     match r {
         None => pb::ReviewReason::Unspecified,

@@ -33,8 +33,10 @@ impl TryFrom<pb::ListReviewItemsRequest> for ReviewFilter {
             limit,
             offset,
             include_resolved,
+            reason,
         } = v;
         Ok(ReviewFilter {
+            reason: reason.and_then(convert::review_reason_from),
             customer_id: customer_id.filter(|c| !c.trim().is_empty()),
             min_amount: min_amount.map(|a| decimal("min_amount", &a)).transpose()?,
             max_amount: max_amount.map(|a| decimal("max_amount", &a)).transpose()?,
@@ -68,18 +70,22 @@ fn resolve_request(
         Some(Action::AcceptSuggestion(pb::AcceptSuggestion { index })) => {
             ResolveAction::AcceptSuggestion(index)
         }
-        Some(Action::ApplyAllocation(pb::ApplyAllocation { allocations })) => {
-            ResolveAction::ApplyAllocation(
-                allocations
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, a)| {
-                        Allocation::try_from(a)
-                            .map_err(|e| e.within(format!("apply_allocation.allocations[{i}]")))
-                    })
-                    .collect::<Result<_, _>>()?,
-            )
-        }
+        Some(Action::ApplyAllocation(pb::ApplyAllocation {
+            allocations,
+            unapplied,
+        })) => ResolveAction::ApplyAllocation {
+            allocations: allocations
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    Allocation::try_from(a)
+                        .map_err(|e| e.within(format!("apply_allocation.allocations[{i}]")))
+                })
+                .collect::<Result<_, _>>()?,
+            unapplied: unapplied
+                .map(|u| decimal("apply_allocation.unapplied", &u))
+                .transpose()?,
+        },
         Some(Action::LeaveUnapplied(pb::LeaveUnapplied {})) => ResolveAction::LeaveUnapplied,
         Some(Action::PutOnAccount(pb::PutOnAccount { customer_id })) => {
             ResolveAction::PutOnAccount(required("put_on_account.customer_id", customer_id)?)

@@ -9,6 +9,11 @@
 //! metrics_addr = "127.0.0.1:9464"           # Prometheus /metrics over HTTP
 //! durability = "full"                       # or "normal": see store::Durability
 //!
+//! [ui]                                      # the analysts' workbench (docs/workbench.md)
+//! addr = "127.0.0.1:8080"                   # where it listens
+//! enabled = true                            # false: no workbench
+//! sla_hours = 48                            # a review item older than this is overdue
+//!
 //! [limits]
 //! max_message_bytes = 16777216
 //! max_lines_per_remittance = 10000
@@ -37,6 +42,12 @@ use std::path::{Path, PathBuf};
 /// other machines.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
 
+/// Where the workbench listens unless told otherwise: loopback too.
+pub const DEFAULT_UI_ADDR: &str = "127.0.0.1:8080";
+
+/// How long a review item may wait before the workbench marks it overdue, unless configured.
+pub const DEFAULT_SLA_HOURS: u32 = 48;
+
 /// A config that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -59,7 +70,17 @@ struct FileConfig {
     #[serde(default)]
     limits: FileLimits,
     #[serde(default)]
+    ui: FileUi,
+    #[serde(default)]
     tokens: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUi {
+    addr: Option<SocketAddr>,
+    enabled: Option<bool>,
+    sla_hours: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +106,9 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub model: Option<PathBuf>,
     pub metrics_addr: Option<SocketAddr>,
+    pub ui_addr: Option<SocketAddr>,
+    /// `--no-ui`: do not serve the workbench.
+    pub no_ui: bool,
 }
 
 /// Everything the service needs to start.
@@ -100,6 +124,10 @@ pub struct Settings {
     pub durability: Durability,
     pub limits: Limits,
     pub auth: Auth,
+    /// Where the analysts' workbench listens; `None`: not served.
+    pub ui_addr: Option<SocketAddr>,
+    /// How long a review item may wait before it is overdue.
+    pub review_sla_hours: u32,
 }
 
 impl Default for Settings {
@@ -113,6 +141,8 @@ impl Default for Settings {
             durability: Durability::Full,
             limits: Limits::default(),
             auth: Auth::disabled(),
+            ui_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            review_sla_hours: DEFAULT_SLA_HOURS,
         }
     }
 }
@@ -145,6 +175,7 @@ impl Settings {
             metrics_addr,
             durability,
             limits,
+            ui,
             tokens,
         } = file;
         let d = Settings::default();
@@ -211,8 +242,34 @@ impl Settings {
                  [[tokens]], or listen on a loopback address"
             )));
         }
+        let FileUi {
+            addr: ui_file_addr,
+            enabled,
+            sla_hours,
+        } = ui;
+        let ui_addr = if flags.no_ui || enabled == Some(false) {
+            None
+        } else {
+            flags.ui_addr.or(ui_file_addr).or(d.ui_addr)
+        };
+        if let Some(ui) = ui_addr {
+            if !auth.enabled() && !ui.ip().is_loopback() {
+                return Err(ConfigError::Invalid(format!(
+                    "refusing to serve the workbench on {ui} without authentication: give a \
+                     --config with [[tokens]], or a loopback --ui-addr"
+                )));
+            }
+        }
+        let review_sla_hours = sla_hours.unwrap_or(d.review_sla_hours);
+        if review_sla_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "ui.sla_hours must be at least 1".into(),
+            ));
+        }
         Ok(Settings {
             addr,
+            ui_addr,
+            review_sla_hours,
             data_dir: flags.data_dir.or(data_dir).unwrap_or(d.data_dir),
             model: flags.model.or(model),
             threshold,
@@ -280,6 +337,34 @@ mod tests {
             Some(Durability::Normal)
         );
         assert!(parse("durability = \"sometimes\"").is_err());
+    }
+
+    #[test]
+    fn the_workbench_listens_on_loopback_by_default_and_not_elsewhere_without_tokens() {
+        let s = parse("").expect("defaults");
+        assert_eq!(
+            s.ui_addr.map(|a| a.to_string()),
+            Some(DEFAULT_UI_ADDR.into())
+        );
+        assert_eq!(s.review_sla_hours, DEFAULT_SLA_HOURS);
+        let e = parse("[ui]\naddr = \"0.0.0.0:8080\"")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("without authentication"), "{e}");
+        let s = parse("[ui]\nenabled = false\naddr = \"0.0.0.0:8080\"\nsla_hours = 4")
+            .expect("disabled");
+        assert_eq!((s.ui_addr, s.review_sla_hours), (None, 4));
+        let file: FileConfig = toml::from_str("").expect("toml");
+        let s = Settings::from_parts(
+            file,
+            Overrides {
+                no_ui: true,
+                ..Default::default()
+            },
+        )
+        .expect("settings");
+        assert_eq!(s.ui_addr, None);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub(crate) mod remittance;
 
 use crate::domain::{
@@ -32,7 +33,7 @@ use crate::model::artifact::{Model, TrainingMetrics};
 use crate::store::{
     AuditEvent, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange, Resolution,
     ResolutionAction, ResolutionRecord, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary,
-    Store, StoreError, StoreFuture, TrainingExample,
+    ReviewTotals, Store, StoreError, StoreFuture, TrainingExample,
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -140,8 +141,12 @@ pub struct UpsertOutcome {
 pub enum ResolveAction {
     /// Apply the decision's suggestion with this index (0-based).
     AcceptSuggestion(u32),
-    /// Apply these allocations; the rest of the payment stays unapplied.
-    ApplyAllocation(Vec<Allocation>),
+    /// Apply these allocations; the rest of the payment stays unapplied. With `unapplied`, the
+    /// caller states the rest it expects, and the resolution is refused unless the two balance.
+    ApplyAllocation {
+        allocations: Vec<Allocation>,
+        unapplied: Option<Decimal>,
+    },
     LeaveUnapplied,
     /// Keep the cash on this customer's account.
     PutOnAccount(String),
@@ -332,6 +337,65 @@ fn demote(mut d: Decision, why: &str) -> Decision {
     d.review_reason = Some(ReviewReason::LowConfidence);
     d.explanation.push(format!("review: {why}"));
     d
+}
+
+/// Whether a resolution does what the engine proposed first: accepting (or re-entering) its first
+/// suggestion, or, when it had none, applying nothing. Anything else overrides the engine and
+/// needs a note.
+fn follows_engine(suggestions: &[Suggestion], action: &ResolveAction) -> bool {
+    match (suggestions.first(), action) {
+        (_, ResolveAction::AcceptSuggestion(0)) => true,
+        (Some(top), ResolveAction::ApplyAllocation { allocations, .. }) => {
+            *allocations == top.allocations
+        }
+        (None, ResolveAction::LeaveUnapplied | ResolveAction::PutOnAccount(_)) => true,
+        _ => false,
+    }
+}
+
+/// What an analyst's own allocations must satisfy before the ledger is consulted.
+fn check_analyst_allocations(allocations: &[Allocation]) -> Result<(), ServiceError> {
+    for (i, a) in allocations.iter().enumerate() {
+        let field = |f: &str| format!("allocations[{i}].{f}");
+        if a.discount < Decimal::ZERO {
+            return Err(ServiceError::invalid(
+                field("discount"),
+                format!(
+                    "{} is negative; a discount reduces what is owed",
+                    a.discount
+                ),
+            ));
+        }
+        if a.deduction < Decimal::ZERO {
+            return Err(ServiceError::invalid(
+                field("deduction"),
+                format!(
+                    "{} is negative; a deduction is what the customer kept back",
+                    a.deduction
+                ),
+            ));
+        }
+        let code = a.reason_code.as_deref().map(str::trim).unwrap_or_default();
+        if !a.deduction.is_zero() && code.is_empty() {
+            return Err(ServiceError::invalid(
+                field("reason_code"),
+                format!(
+                    "the deduction of {} on invoice {} needs a reason code",
+                    a.deduction, a.invoice_id
+                ),
+            ));
+        }
+        if a.amount.is_zero() && a.discount.is_zero() && a.deduction.is_zero() {
+            return Err(ServiceError::invalid(
+                field("amount"),
+                format!(
+                    "the allocation to invoice {} applies nothing; leave it out",
+                    a.invoice_id
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl<S: Store> Service<S> {
@@ -841,6 +905,65 @@ impl<S: Store> Service<S> {
             })
     }
 
+    /// Counts and cash of the review items a filter selects; open items that entered the queue
+    /// before `sla_cutoff` are past the SLA.
+    pub async fn review_totals(
+        &self,
+        filter: ReviewFilter,
+        sla_cutoff: DateTime<Utc>,
+    ) -> Result<ReviewTotals, ServiceError> {
+        Ok(self.store.review_totals(filter, sla_cutoff).await?)
+    }
+
+    /// A customer and its open items as the ledger holds them now, oldest due first.
+    pub fn customer_open_items(&self, customer_id: &str) -> Option<(Customer, Vec<Invoice>)> {
+        let core = self.read();
+        let ledger = core.engine.ledger();
+        let c = ledger.customer_idx(customer_id)?;
+        let mut open: Vec<Invoice> = ledger
+            .customer_open_invoices(c)
+            .iter()
+            .map(|&i| ledger.invoice(i).clone())
+            .filter(|i| !i.open_amount.is_zero())
+            .collect();
+        open.sort_by(|a, b| (a.due_date, &a.number).cmp(&(b.due_date, &b.number)));
+        Some((ledger.customer(c).clone(), open))
+    }
+
+    /// Invoices as the ledger holds them now; ids it does not hold are left out.
+    pub fn invoices_now<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<Invoice> {
+        let core = self.read();
+        let ledger = core.engine.ledger();
+        ids.into_iter()
+            .filter_map(|id| ledger.invoice_idx(id).map(|i| ledger.invoice(i).clone()))
+            .collect()
+    }
+
+    /// A customer's name, if the ledger holds the customer.
+    pub fn customer_name(&self, customer_id: &str) -> Option<String> {
+        let core = self.read();
+        let ledger = core.engine.ledger();
+        ledger
+            .customer_idx(customer_id)
+            .map(|c| ledger.customer(c).name.clone())
+    }
+
+    /// The dashboard's figures: per UTC day over the query's window, and the unapplied cash now.
+    pub async fn dashboard(
+        &self,
+        q: dashboard::DashboardQuery,
+    ) -> Result<dashboard::Dashboard, ServiceError> {
+        let first = q.first_day();
+        let since = first
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or(q.now);
+        let activity = self.store.daily_activity(first).await?;
+        let spans = self.store.queue_spans(since).await?;
+        let remainders = self.store.unapplied_remainders().await?;
+        Ok(dashboard::compute(&q, &activity, &spans, &remainders))
+    }
+
     /// Resolves an open review item: applies the chosen cash (checking the open amounts as they
     /// are now) and records who did what, before and after, in one transaction.
     pub async fn resolve(
@@ -874,7 +997,8 @@ impl<S: Store> Service<S> {
             note,
         } = req;
         let payment = &item.payment;
-        let (kind, allocations, customer_id, suggestion_index) = match action {
+        let follows_engine = follows_engine(&item.decision.suggestions, &action);
+        let (kind, allocations, customer_id, suggestion_index, expected) = match action {
             ResolveAction::AcceptSuggestion(k) => {
                 let s = item.decision.suggestions.get(k as usize).ok_or_else(|| {
                     ServiceError::invalid(
@@ -890,22 +1014,42 @@ impl<S: Store> Service<S> {
                     s.allocations.clone(),
                     None,
                     Some(k),
+                    None,
                 )
             }
-            ResolveAction::ApplyAllocation(a) => {
-                if a.is_empty() {
+            ResolveAction::ApplyAllocation {
+                allocations,
+                unapplied,
+            } => {
+                if allocations.is_empty() {
                     return Err(ServiceError::invalid(
                         "apply_allocation.allocations",
                         "at least one allocation; use leave_unapplied to apply nothing",
                     ));
                 }
-                (ResolutionAction::ApplyAllocation, a, None, None)
+                check_analyst_allocations(&allocations)?;
+                (
+                    ResolutionAction::ApplyAllocation,
+                    allocations,
+                    None,
+                    None,
+                    unapplied,
+                )
             }
-            ResolveAction::LeaveUnapplied => (ResolutionAction::LeaveUnapplied, vec![], None, None),
+            ResolveAction::LeaveUnapplied => {
+                (ResolutionAction::LeaveUnapplied, vec![], None, None, None)
+            }
             ResolveAction::PutOnAccount(c) => {
-                (ResolutionAction::PutOnAccount, vec![], Some(c), None)
+                (ResolutionAction::PutOnAccount, vec![], Some(c), None, None)
             }
         };
+        if !follows_engine && note.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                "note",
+                "is required when the resolution differs from the engine's first suggestion: \
+                 say why",
+            ));
+        }
         // Checked: the amounts are the analyst's, and the engine sums them again unchecked.
         let overflow = || ServiceError::invalid("allocations", "amounts too large to add up");
         let mut applied = Decimal::ZERO;
@@ -925,6 +1069,19 @@ impl<S: Store> Service<S> {
                     payment.amount
                 ),
             ));
+        }
+        if let Some(expected) = expected {
+            if expected != unapplied {
+                let total = applied.checked_add(expected).ok_or_else(overflow)?;
+                return Err(ServiceError::invalid(
+                    "unapplied",
+                    format!(
+                        "the amounts do not balance: {applied} applied + {expected} unapplied = \
+                         {total}, but the payment is {}",
+                        payment.amount
+                    ),
+                ));
+            }
         }
         let mut core = self.write()?;
         if !core.open_reviews.contains(&payment_id) {
@@ -971,6 +1128,27 @@ impl<S: Store> Service<S> {
                         inv.id, inv.currency, payment.currency
                     ),
                 ));
+            }
+            // Engine::apply refuses this too; checked here to say which invoice and by how much.
+            let relieved = a.relieved();
+            let fits = if inv.is_credit() {
+                relieved >= inv.open_amount && relieved <= Decimal::ZERO
+            } else {
+                relieved <= inv.open_amount && relieved >= Decimal::ZERO
+            };
+            if !fits {
+                return Err(ServiceError::FailedPrecondition(format!(
+                    "invoice {} ({}) has {} open, and allocation {} would relieve {} of it \
+                     (cash {} + discount {} + deduction {}); nothing was applied",
+                    inv.number,
+                    inv.id,
+                    inv.open_amount,
+                    i + 1,
+                    relieved,
+                    a.amount,
+                    a.discount,
+                    a.deduction
+                )));
             }
         }
         let ids: Vec<&str> = allocations.iter().map(|a| a.invoice_id.as_str()).collect();

@@ -19,7 +19,7 @@ pub mod sqlite;
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::domain::{Allocation, Currency, Customer, Decision, Invoice, Payment, ReviewReason};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -212,11 +212,74 @@ pub struct ReviewFilter {
     pub max_amount: Option<Decimal>,
     pub min_age_days: Option<u32>,
     pub max_age_days: Option<u32>,
+    /// Only items in review for this reason.
+    pub reason: Option<ReviewReason>,
     pub include_resolved: bool,
     pub limit: u32,
     pub offset: u32,
     /// The instant ages are measured from.
     pub now: DateTime<Utc>,
+}
+
+/// Counts and cash of the review items a filter selects (its limit and offset aside).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReviewTotals {
+    /// Items and the sum of their payments, per currency, in currency order.
+    pub by_currency: Vec<(Currency, u64, Decimal)>,
+    /// Items per review reason, counted without the filter's own reason (so that a page can
+    /// show what the other reasons hold); `None` is an item without a recorded reason.
+    pub by_reason: Vec<(Option<ReviewReason>, u64)>,
+    /// Open items that entered the queue before the SLA cut-off.
+    pub past_sla: u64,
+}
+
+/// What happened on one UTC day: the figures the dashboard draws.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DayActivity {
+    pub day: NaiveDate,
+    /// Payments decided that day.
+    pub decided: u64,
+    /// ... of which applied without a person.
+    pub auto: u64,
+    /// Payments sent to review that day, per reason.
+    pub review_by_reason: Vec<(Option<ReviewReason>, u64)>,
+    /// Review items resolved that day.
+    pub resolved: u64,
+    /// ... of which the engine had made at least one suggestion.
+    pub resolved_with_suggestion: u64,
+    /// ... of which the analyst accepted the first suggestion.
+    pub accepted_top: u64,
+}
+
+/// A review item's stay in the queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueSpan {
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub entered: DateTime<Utc>,
+    /// When it was resolved; `None` while it waits.
+    pub left: Option<DateTime<Utc>>,
+}
+
+/// Why cash of a decided payment is not on any invoice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RemainderKind {
+    /// An application (automatic or an analyst's) used less than the payment.
+    Excess,
+    /// An analyst left the payment unapplied.
+    LeftUnapplied,
+    /// An analyst kept it on the customer's account.
+    OnAccount,
+}
+
+/// Cash that a decision or a resolution left unapplied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Remainder {
+    pub kind: RemainderKind,
+    pub amount: Decimal,
+    pub currency: Currency,
+    /// When the payment was decided (received by the service).
+    pub received: DateTime<Utc>,
 }
 
 /// A stored decision with the payment it was made for.
@@ -287,4 +350,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Labelled payments for retraining: every resolution, and auto decisions when asked.
     fn training_examples(&self, include_auto: bool) -> StoreFuture<Vec<TrainingExample>>;
+
+    /// Counts and cash of the review items `filter` selects; open items that entered the queue
+    /// before `sla_cutoff` are past the SLA.
+    fn review_totals(
+        &self,
+        filter: ReviewFilter,
+        sla_cutoff: DateTime<Utc>,
+    ) -> StoreFuture<ReviewTotals>;
+
+    /// Activity per UTC day from `since` on, in day order; days without any are left out.
+    fn daily_activity(&self, since: NaiveDate) -> StoreFuture<Vec<DayActivity>>;
+
+    /// Every review item that was in the queue at some moment since `since`.
+    fn queue_spans(&self, since: DateTime<Utc>) -> StoreFuture<Vec<QueueSpan>>;
+
+    /// Cash that decisions and resolutions left unapplied, one entry per payment.
+    fn unapplied_remainders(&self) -> StoreFuture<Vec<Remainder>>;
 }

@@ -7,16 +7,18 @@
 //! tokio's blocking pool with connections of their own, which WAL lets proceed beside the writer.
 
 use super::{
-    AuditEvent, AuditRecord, DecisionRecord, LabelSource, LedgerWrite, OpenAmountChange,
-    Resolution, ResolutionRecord, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary, Snapshot,
-    Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
+    AuditEvent, AuditRecord, DayActivity, DecisionRecord, LabelSource, LedgerWrite,
+    OpenAmountChange, QueueSpan, Remainder, RemainderKind, Resolution, ResolutionRecord,
+    ReviewFilter, ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Snapshot, Store,
+    StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
-use crate::domain::{Customer, Decision, Invoice, Payment, ReviewReason, Status, Terms};
+use crate::domain::{Currency, Customer, Decision, Invoice, Payment, ReviewReason, Status, Terms};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -88,6 +90,13 @@ CREATE TABLE IF NOT EXISTS review_items (
     resolved_at TEXT
 );
 CREATE INDEX IF NOT EXISTS review_items_state ON review_items (state, customer_id);
+-- The dashboard's per-day figures.
+CREATE INDEX IF NOT EXISTS decisions_decided_at ON decisions (decided_at);
+CREATE INDEX IF NOT EXISTS review_items_created_at ON review_items (created_at);
+CREATE INDEX IF NOT EXISTS review_items_resolved_at ON review_items (resolved_at);
+-- Auto decisions that left cash unapplied (overpayments) are few; the dashboard reads only those.
+CREATE INDEX IF NOT EXISTS decisions_auto_remainder ON decisions (decided_at)
+    WHERE status = 'auto' AND json_extract(decision_json, '$.unapplied') GLOB '*[1-9]*';
 CREATE TABLE IF NOT EXISTS audit_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -776,13 +785,7 @@ fn summary_row(r: &Row<'_>) -> rusqlite::Result<SummaryRow> {
 fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreError> {
     let (payment_id, customer_id, amount, currency, reason, confidence, created_at, state) = row;
     let what = |f: &str| format!("review item {payment_id} {f}");
-    let reason = match reason {
-        Some(r) => Some(
-            serde_json::from_value::<ReviewReason>(serde_json::Value::String(r))
-                .map_err(|e| corrupt(what("reason"), e))?,
-        ),
-        None => None,
-    };
+    let reason = reason_from_name(reason, &what("reason"))?;
     Ok(ReviewSummary {
         amount: decimal(&amount, &what("amount"))?,
         currency: currency.parse().map_err(|e| corrupt(what("currency"), e))?,
@@ -799,10 +802,8 @@ fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreError> {
     })
 }
 
-fn review_items(
-    conn: &Connection,
-    f: &ReviewFilter,
-) -> Result<(Vec<ReviewSummary>, u64), StoreError> {
+/// The WHERE clause of a review filter, with its arguments; the reason is left out when asked.
+fn review_where(f: &ReviewFilter, with_reason: bool) -> (String, Vec<Value>) {
     let now_ms = f.now.timestamp_millis();
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
@@ -812,6 +813,10 @@ fn review_items(
     if let Some(c) = &f.customer_id {
         args.push(Value::Text(c.clone()));
         clauses.push(format!("customer_id = ?{}", args.len()));
+    }
+    if let (Some(r), true) = (f.reason, with_reason) {
+        args.push(Value::Text(reason_name(r)));
+        clauses.push(format!("reason = ?{}", args.len()));
     }
     if let Some(a) = f.min_amount {
         args.push(Value::Integer(amount_key(a)));
@@ -838,6 +843,15 @@ fn review_items(
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
+    (filter, args)
+}
+
+fn review_items(
+    conn: &Connection,
+    f: &ReviewFilter,
+) -> Result<(Vec<ReviewSummary>, u64), StoreError> {
+    let now_ms = f.now.timestamp_millis();
+    let (filter, mut args) = review_where(f, true);
     let total: i64 = conn
         .query_row(
             &format!("SELECT COUNT(*) FROM review_items {filter}"),
@@ -1028,6 +1042,258 @@ fn training_examples(
     Ok(out)
 }
 
+fn reason_from_name(name: Option<String>, what: &str) -> Result<Option<ReviewReason>, StoreError> {
+    name.map(|r| {
+        serde_json::from_value::<ReviewReason>(serde_json::Value::String(r))
+            .map_err(|e| corrupt(what, e))
+    })
+    .transpose()
+}
+
+fn currency(s: &str, what: &str) -> Result<Currency, StoreError> {
+    s.parse().map_err(|e| corrupt(what, e))
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn review_totals(
+    conn: &Connection,
+    f: &ReviewFilter,
+    sla_cutoff: DateTime<Utc>,
+) -> Result<ReviewTotals, StoreError> {
+    // The amounts are summed here, as decimals: SQLite would sum the text as floating point.
+    let (filter, args) = review_where(f, false);
+    let mut s = conn
+        .prepare(&format!(
+            "SELECT payment_id, currency, amount, reason, state, created_ms FROM review_items {filter}"
+        ))
+        .map_err(backend("totalling review items"))?;
+    let rows = s
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(backend("totalling review items"))?;
+    let cutoff = sla_cutoff.timestamp_millis();
+    let mut by_currency: BTreeMap<Currency, (u64, Decimal)> = BTreeMap::new();
+    let mut by_reason: Vec<(Option<ReviewReason>, u64)> = Vec::new();
+    let mut past_sla = 0;
+    for row in rows {
+        let (id, cur, amount, reason, state, created_ms) =
+            row.map_err(backend("totalling review items"))?;
+        let what = |f: &str| format!("review item {id} {f}");
+        let reason = reason_from_name(reason, &what("reason"))?;
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => by_reason.push((reason, 1)),
+        }
+        if f.reason.is_some() && f.reason != reason {
+            continue;
+        }
+        let amount = decimal(&amount, &what("amount"))?;
+        let e = by_currency
+            .entry(currency(&cur, &what("currency"))?)
+            .or_insert((0, Decimal::ZERO));
+        e.0 += 1;
+        e.1 = e.1.checked_add(amount).ok_or_else(|| {
+            corrupt(
+                what("amount"),
+                "the queue's total is beyond the decimal range",
+            )
+        })?;
+        if state == "open" && created_ms < cutoff {
+            past_sla += 1;
+        }
+    }
+    by_reason.sort_by_key(|(r, n)| (std::cmp::Reverse(*n), r.map(reason_name)));
+    Ok(ReviewTotals {
+        by_currency: by_currency
+            .into_iter()
+            .map(|(c, (n, sum))| (c, n, sum))
+            .collect(),
+        by_reason,
+        past_sla,
+    })
+}
+
+fn daily_activity(conn: &Connection, since: NaiveDate) -> Result<Vec<DayActivity>, StoreError> {
+    // Instants are stored as RFC 3339 in UTC, so their first ten characters are the UTC day and
+    // a bare date sorts before every instant of that day.
+    let since = since.to_string();
+    let mut days: BTreeMap<NaiveDate, DayActivity> = BTreeMap::new();
+    fn day<'a>(
+        days: &'a mut BTreeMap<NaiveDate, DayActivity>,
+        d: &str,
+    ) -> Result<&'a mut DayActivity, StoreError> {
+        let parsed: NaiveDate = d.parse().map_err(|e| corrupt("a stored instant", e))?;
+        Ok(days.entry(parsed).or_insert_with(|| DayActivity {
+            day: parsed,
+            ..Default::default()
+        }))
+    }
+    let mut s = conn
+        .prepare(
+            "SELECT substr(decided_at, 1, 10) AS day, COUNT(*), SUM(status = 'auto')
+             FROM decisions WHERE decided_at >= ?1 GROUP BY day",
+        )
+        .map_err(backend("counting decisions per day"))?;
+    let rows = s
+        .query_map(params![since], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(backend("counting decisions per day"))?;
+    for row in rows {
+        let (d, decided, auto) = row.map_err(backend("counting decisions per day"))?;
+        let a = day(&mut days, &d)?;
+        a.decided = count(decided);
+        a.auto = count(auto);
+    }
+    let mut s = conn
+        .prepare(
+            "SELECT substr(created_at, 1, 10) AS day, reason, COUNT(*)
+             FROM review_items WHERE created_at >= ?1 GROUP BY day, reason ORDER BY day, reason",
+        )
+        .map_err(backend("counting review items per day"))?;
+    let rows = s
+        .query_map(params![since], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(backend("counting review items per day"))?;
+    for row in rows {
+        let (d, reason, n) = row.map_err(backend("counting review items per day"))?;
+        let reason = reason_from_name(reason, "a review item's reason")?;
+        day(&mut days, &d)?
+            .review_by_reason
+            .push((reason, count(n)));
+    }
+    let mut s = conn
+        .prepare(
+            "SELECT substr(r.resolved_at, 1, 10) AS day, COUNT(*),
+                    SUM(json_array_length(d.decision_json, '$.suggestions') > 0),
+                    SUM(json_extract(r.resolution_json, '$.action') = 'accept_suggestion'
+                        AND json_extract(r.resolution_json, '$.suggestion_index') = 0)
+             FROM review_items r JOIN decisions d ON d.payment_id = r.payment_id
+             WHERE r.state = 'resolved' AND r.resolved_at >= ?1 GROUP BY day",
+        )
+        .map_err(backend("counting resolutions per day"))?;
+    let rows = s
+        .query_map(params![since], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(backend("counting resolutions per day"))?;
+    for row in rows {
+        let (d, resolved, with_suggestion, top) =
+            row.map_err(backend("counting resolutions per day"))?;
+        let a = day(&mut days, &d)?;
+        a.resolved = count(resolved);
+        a.resolved_with_suggestion = count(with_suggestion);
+        a.accepted_top = count(top);
+    }
+    Ok(days.into_values().collect())
+}
+
+fn queue_spans(conn: &Connection, since: DateTime<Utc>) -> Result<Vec<QueueSpan>, StoreError> {
+    let mut s = conn
+        .prepare(
+            "SELECT payment_id, amount, currency, created_at, resolved_at FROM review_items
+             WHERE state = 'open'
+             UNION ALL
+             SELECT payment_id, amount, currency, created_at, resolved_at FROM review_items
+             WHERE state = 'resolved' AND resolved_at >= ?1",
+        )
+        .map_err(backend("reading the queue's history"))?;
+    let rows = s
+        .query_map(params![since.to_rfc3339()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .map_err(backend("reading the queue's history"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, amount, cur, entered, left) =
+            row.map_err(backend("reading the queue's history"))?;
+        let what = |f: &str| format!("review item {id} {f}");
+        out.push(QueueSpan {
+            amount: decimal(&amount, &what("amount"))?,
+            currency: currency(&cur, &what("currency"))?,
+            entered: time(&entered, &what("created_at"))?,
+            left: left.map(|l| time(&l, &what("resolved_at"))).transpose()?,
+        });
+    }
+    Ok(out)
+}
+
+fn unapplied_remainders(conn: &Connection) -> Result<Vec<Remainder>, StoreError> {
+    // A decimal is zero when no digit but 0 appears in it ("0", "0.00", "-0.0").
+    let mut s = conn
+        .prepare(
+            "SELECT payment_id, json_extract(resolution_json, '$.unapplied'),
+                    json_extract(resolution_json, '$.action'), currency, created_at
+             FROM review_items
+             WHERE state = 'resolved' AND json_extract(resolution_json, '$.unapplied') GLOB '*[1-9]*'
+             UNION ALL
+             SELECT payment_id, json_extract(decision_json, '$.unapplied'), 'auto', currency,
+                    decided_at
+             FROM decisions
+             WHERE status = 'auto' AND json_extract(decision_json, '$.unapplied') GLOB '*[1-9]*'",
+        )
+        .map_err(backend("reading unapplied cash"))?;
+    let rows = s
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(backend("reading unapplied cash"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, amount, action, cur, received) = row.map_err(backend("reading unapplied cash"))?;
+        let what = |f: &str| format!("payment {id} {f}");
+        let kind = match action.as_str() {
+            "leave_unapplied" => RemainderKind::LeftUnapplied,
+            "put_on_account" => RemainderKind::OnAccount,
+            _ => RemainderKind::Excess,
+        };
+        out.push(Remainder {
+            kind,
+            amount: decimal(&amount, &what("unapplied"))?,
+            currency: currency(&cur, &what("currency"))?,
+            received: time(&received, &what("decided_at"))?,
+        });
+    }
+    Ok(out)
+}
+
 impl Store for SqliteStore {
     fn load(&self) -> StoreFuture<Snapshot> {
         self.read(load)
@@ -1100,12 +1366,33 @@ impl Store for SqliteStore {
     fn training_examples(&self, include_auto: bool) -> StoreFuture<Vec<TrainingExample>> {
         self.read(move |conn| training_examples(conn, include_auto))
     }
+
+    fn review_totals(
+        &self,
+        filter: ReviewFilter,
+        sla_cutoff: DateTime<Utc>,
+    ) -> StoreFuture<ReviewTotals> {
+        self.read(move |conn| review_totals(conn, &filter, sla_cutoff))
+    }
+
+    fn daily_activity(&self, since: NaiveDate) -> StoreFuture<Vec<DayActivity>> {
+        self.read(move |conn| daily_activity(conn, since))
+    }
+
+    fn queue_spans(&self, since: DateTime<Utc>) -> StoreFuture<Vec<QueueSpan>> {
+        self.read(move |conn| queue_spans(conn, since))
+    }
+
+    fn unapplied_remainders(&self) -> StoreFuture<Vec<Remainder>> {
+        self.read(unapplied_remainders)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Allocation, Currency, Direction, Payer};
+    use crate::domain::{Allocation, Direction, Payer};
+    use crate::store::ResolutionAction;
     use rust_decimal_macros::dec;
 
     fn customer(id: &str) -> Customer {
@@ -1274,6 +1561,7 @@ mod tests {
                     max_amount: Some(dec!(7.00)),
                     min_age_days: None,
                     max_age_days: Some(0),
+                    reason: None,
                     include_resolved: false,
                     limit: 10,
                     offset: 0,
@@ -1283,6 +1571,209 @@ mod tests {
                 .expect("list");
             assert_eq!((items.len(), total), (1, 1));
             assert_eq!(items[0].reason, Some(ReviewReason::LowConfidence));
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn review(id: &str, amount: Decimal, reason: ReviewReason, suggested: bool) -> DecisionRecord {
+        let mut d = decision(id, Status::Review, vec![], amount);
+        d.review_reason = Some(reason);
+        if suggested {
+            d.suggestions.push(crate::domain::Suggestion {
+                confidence: 0.4,
+                allocations: vec![alloc("I1", dec!(10.00))],
+                unapplied: amount - dec!(10.00),
+                explanation: vec![],
+            });
+        }
+        DecisionRecord {
+            payment: payment(id, amount),
+            decision: d,
+            changes: vec![],
+            at: crate::store::now(),
+        }
+    }
+
+    fn resolution(
+        id: &str,
+        action: ResolutionAction,
+        allocations: Vec<Allocation>,
+        unapplied: Decimal,
+        index: Option<u32>,
+    ) -> ResolutionRecord {
+        let at = crate::store::now();
+        ResolutionRecord {
+            payment_id: id.into(),
+            resolution: Resolution {
+                action,
+                analyst: "alice".into(),
+                resolved_at: at,
+                allocations,
+                unapplied,
+                customer_id: None,
+                suggestion_index: index,
+                note: String::new(),
+            },
+            changes: vec![],
+            audit: AuditRecord {
+                at,
+                actor: "alice".into(),
+                action: "resolve".into(),
+                subject: id.into(),
+                before: serde_json::json!({}),
+                after: serde_json::json!({}),
+            },
+        }
+    }
+
+    #[test]
+    fn dashboard_queries_count_days_reasons_acceptance_queue_and_unapplied_cash_exactly() {
+        use ResolutionAction as A;
+        let dir = std::env::temp_dir().join(format!("cashmatch-store-dash-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        rt().block_on(async {
+            let store = SqliteStore::open(&dir).expect("open");
+            store
+                .write_ledger(LedgerWrite {
+                    customers: vec![customer("C1")],
+                    invoices: vec![invoice("I1", dec!(1000.00))],
+                    audit: None,
+                })
+                .await
+                .expect("ledger");
+            let now = crate::store::now();
+            // An overpayment applied automatically leaves 0.10 unapplied; an exact one nothing.
+            let mut over = decision(
+                "A1",
+                Status::Auto,
+                vec![alloc("I1", dec!(100.00))],
+                dec!(0.10),
+            );
+            over.unapplied = dec!(0.10);
+            let writes = vec![
+                DecisionRecord {
+                    payment: payment("A1", dec!(100.10)),
+                    decision: over,
+                    changes: vec![OpenAmountChange {
+                        invoice_id: "I1".into(),
+                        before: dec!(1000.00),
+                        after: dec!(900.00),
+                    }],
+                    at: now,
+                },
+                DecisionRecord {
+                    payment: payment("A2", dec!(50.00)),
+                    decision: decision(
+                        "A2",
+                        Status::Auto,
+                        vec![alloc("I1", dec!(50.00))],
+                        dec!(0.00),
+                    ),
+                    changes: vec![OpenAmountChange {
+                        invoice_id: "I1".into(),
+                        before: dec!(900.00),
+                        after: dec!(850.00),
+                    }],
+                    at: now,
+                },
+                review("R1", dec!(0.10), ReviewReason::Ambiguous, true),
+                review("R2", dec!(0.20), ReviewReason::Ambiguous, true),
+                review("R3", dec!(300.01), ReviewReason::NoCustomer, false),
+                review("R4", dec!(40.00), ReviewReason::Deduction, true),
+            ];
+            for w in writes {
+                store.record_decision(w).await.expect("decision");
+            }
+            store
+                .resolve(resolution(
+                    "R1",
+                    A::AcceptSuggestion,
+                    vec![],
+                    dec!(0.10),
+                    Some(0),
+                ))
+                .await
+                .expect("R1");
+            store
+                .resolve(resolution(
+                    "R3",
+                    A::LeaveUnapplied,
+                    vec![],
+                    dec!(300.01),
+                    None,
+                ))
+                .await
+                .expect("R3");
+            store
+                .resolve(resolution("R4", A::PutOnAccount, vec![], dec!(40.00), None))
+                .await
+                .expect("R4");
+
+            let filter = ReviewFilter {
+                customer_id: None,
+                min_amount: None,
+                max_amount: None,
+                min_age_days: None,
+                max_age_days: None,
+                reason: Some(ReviewReason::Ambiguous),
+                include_resolved: true,
+                limit: 1,
+                offset: 0,
+                now: crate::store::now(),
+            };
+            let t = store
+                .review_totals(filter.clone(), now + chrono::Duration::hours(1))
+                .await
+                .expect("totals");
+            // 0.10 + 0.20 exactly: summed as decimals, not as floats.
+            assert_eq!(t.by_currency, vec![(Currency::USD, 2, dec!(0.30))]);
+            assert_eq!(
+                t.by_reason.first(),
+                Some(&(Some(ReviewReason::Ambiguous), 2))
+            );
+            assert_eq!(t.by_reason.len(), 3);
+            assert_eq!(t.past_sla, 1, "only R2 is still open");
+            let (items, total) = store.review_items(filter).await.expect("list");
+            assert_eq!((items.len(), total), (1, 2));
+
+            let days = store.daily_activity(now.date_naive()).await.expect("days");
+            assert_eq!(days.len(), 1);
+            let d = &days[0];
+            assert_eq!((d.day, d.decided, d.auto), (now.date_naive(), 6, 2));
+            assert_eq!(d.review_by_reason.iter().map(|(_, n)| n).sum::<u64>(), 4);
+            assert_eq!(
+                (d.resolved, d.resolved_with_suggestion, d.accepted_top),
+                (3, 2, 1)
+            );
+            let tomorrow = now.date_naive().succ_opt().expect("date");
+            assert!(
+                store
+                    .daily_activity(tomorrow)
+                    .await
+                    .expect("days")
+                    .is_empty()
+            );
+
+            let spans = store
+                .queue_spans(now - chrono::Duration::days(1))
+                .await
+                .expect("spans");
+            assert_eq!(spans.len(), 4);
+            assert_eq!(spans.iter().filter(|s| s.left.is_none()).count(), 1);
+
+            let mut rem = store.unapplied_remainders().await.expect("remainders");
+            rem.sort_by_key(|r| r.kind);
+            let got: Vec<(RemainderKind, Decimal)> =
+                rem.iter().map(|r| (r.kind, r.amount)).collect();
+            assert_eq!(
+                got,
+                vec![
+                    (RemainderKind::Excess, dec!(0.10)),
+                    (RemainderKind::Excess, dec!(0.10)),
+                    (RemainderKind::LeftUnapplied, dec!(300.01)),
+                    (RemainderKind::OnAccount, dec!(40.00)),
+                ]
+            );
         });
         let _ = std::fs::remove_dir_all(&dir);
     }

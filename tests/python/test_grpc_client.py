@@ -133,7 +133,10 @@ class PythonClientTest(unittest.TestCase):
         self.assertTrue(item.decision.explanation)
         done = self.review.ResolveReviewItem(
             self.pb.ResolveReviewItemRequest(
-                payment_id=pid, analyst="py-analyst", leave_unapplied=self.pb.LeaveUnapplied()
+                payment_id=pid,
+                analyst="py-analyst",
+                leave_unapplied=self.pb.LeaveUnapplied(),
+                note="the customer will call back",
             )
         )
         self.assertEqual(done.resolution.analyst, "py-analyst")
