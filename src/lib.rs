@@ -25,6 +25,8 @@
 //!   acknowledged. [`store`] is the storage boundary (SQLite embedded).
 //! - [`grpc`]: the tonic adapter over [`service`] (package `cashmatch.v1`), the only module that
 //!   names tonic or prost; `cashmatch serve` runs it.
+//! - [`web`]: the analysts' workbench, server-rendered pages over the same [`service`], served by
+//!   `cashmatch serve` beside gRPC; the only module that renders HTML.
 
 pub mod bench;
 pub mod domain;
@@ -40,3 +42,4 @@ pub mod service;
 pub mod store;
 pub mod synth;
 pub mod train;
+pub mod web;

@@ -1292,6 +1292,9 @@ async fn spawn_server(data_dir: &Path, port: u16, log: &Path) -> (std::process::
         .arg(data_dir)
         .arg("--addr")
         .arg(format!("127.0.0.1:{port}"))
+        // Any free port: tests run side by side, and 8080 may be taken.
+        .arg("--ui-addr")
+        .arg("127.0.0.1:0")
         .stderr(log)
         .spawn()
         .expect("spawn cashmatch serve");

@@ -67,10 +67,10 @@ pub async fn run<S: Store>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     service: Arc<Service<S>>,
-    auth: Auth,
+    auth: impl Into<Arc<Auth>>,
     metrics: Arc<Metrics>,
 ) -> Result<(), ServeError> {
-    let auth = Arc::new(auth);
+    let auth: Arc<Auth> = auth.into();
     let limit = service.limits().max_message_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICES {
@@ -246,16 +246,44 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), ServeError> {
             }
         });
     }
+    let auth = Arc::new(settings.auth);
+    let mut workbench = None;
+    if let Some(addr) = settings.ui_addr {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("binding {addr} for the workbench")))?;
+        let bound = l
+            .local_addr()
+            .map_err(io("reading the workbench's bound address"))?;
+        tracing::info!(url = %format!("http://{bound}/"), "serving the analysts' workbench");
+        let (a, s, stop) = (
+            Arc::clone(&auth),
+            Arc::clone(&service),
+            stopped(stop_rx.clone()),
+        );
+        let sla = settings.review_sla_hours;
+        workbench = Some(tokio::spawn(async move {
+            if let Err(e) = crate::web::run(l, stop, s, a, sla).await {
+                tracing::error!(error = %e, "the workbench stopped");
+            }
+        }));
+    }
     let model = service.model_info();
     tracing::info!(addr = %local, model = %model.version, threshold = model.threshold, "serving gRPC");
     run(
         listener,
         stopped(stop_rx),
         Arc::clone(&service),
-        settings.auth,
+        auth,
         metrics,
     )
     .await?;
+    // A resolution posted from the workbench must commit before the store closes.
+    if let Some(w) = workbench {
+        if tokio::time::timeout(DRAIN_TIMEOUT, w).await.is_err() {
+            tracing::warn!("workbench requests still in flight after {DRAIN_TIMEOUT:?}; closing anyway");
+        }
+    }
     service.store().close();
     tracing::info!("stopped; every acknowledged write is on disk");
     Ok(())

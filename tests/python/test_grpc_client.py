@@ -66,7 +66,7 @@ class PythonClientTest(unittest.TestCase):
         port = free_port()
         cls.log = open(os.path.join(cls.tmp, "server.log"), "wb")
         cls.server = subprocess.Popen(
-            [BIN, "serve", "--demo", "--data-dir", cls.data, "--addr", "127.0.0.1:%d" % port],
+            [BIN, "serve", "--demo", "--data-dir", cls.data, "--addr", "127.0.0.1:%d" % port, "--no-ui"],
             stderr=cls.log,
         )
         cls.channel = grpc.insecure_channel("127.0.0.1:%d" % port)

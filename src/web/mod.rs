@@ -1,0 +1,219 @@
+//! The analysts' workbench: server-rendered web pages over [`crate::service`], served by
+//! `cashmatch serve` on `--ui-addr` beside gRPC, sharing its [`Service`].
+//!
+//! Every action goes through the same service calls as the gRPC `Review` service
+//! ([`Service::resolve`] and friends); this module reads forms, calls the service and renders what
+//! it answers, refusals included. It holds no rule of its own about money: what the page checks in
+//! JavaScript is a convenience, and the service decides.
+//!
+//! Analysts sign in with their bearer token (the `[[tokens]]` of the config; only the `analyst`
+//! role may) and get a session: an unguessable id in an `HttpOnly`, `SameSite=Strict` cookie,
+//! held in memory (a restart signs everyone out). Every form carries the session's CSRF token, and
+//! the actor recorded is always the session's principal, never a form field. Without tokens (the
+//! loopback demo mode) the analyst types a name and every page says that nothing is
+//! authenticated.
+//!
+//! Pages work without JavaScript (forms post and redirect); `assets/app.js` adds the live balance
+//! check and keyboard shortcuts. Only this module names maud or axum's HTML parts.
+
+mod chart;
+mod dashboard;
+mod form;
+mod item;
+mod login;
+mod page;
+mod queue;
+mod session;
+#[cfg(test)]
+mod tests;
+
+use crate::service::auth::{Auth, Principal};
+use crate::service::{Service, ServiceError};
+use crate::store::{StoreError, Store};
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use session::Sessions;
+use std::sync::Arc;
+
+/// What every handler shares.
+pub(crate) struct Web<S: Store> {
+    pub(crate) service: Arc<Service<S>>,
+    pub(crate) auth: Arc<Auth>,
+    pub(crate) sessions: Sessions,
+    /// How long a review item may wait before it is overdue.
+    pub(crate) sla: chrono::Duration,
+}
+
+pub(crate) type Shared<S> = Arc<Web<S>>;
+
+/// The workbench's routes over a service.
+pub fn router<S: Store>(service: Arc<Service<S>>, auth: Arc<Auth>, sla_hours: u32) -> Router {
+    let web = Arc::new(Web {
+        service,
+        auth,
+        sessions: Sessions::default(),
+        sla: chrono::Duration::hours(i64::from(sla_hours.max(1))),
+    });
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/queue") }))
+        .route("/login", get(login::page::<S>).post(login::submit::<S>))
+        .route("/logout", post(login::logout::<S>))
+        .route("/queue", get(queue::page::<S>))
+        .route("/next", get(queue::next::<S>))
+        .route("/items/{payment_id}", get(item::page::<S>))
+        .route("/items/{payment_id}/resolve", post(item::resolve::<S>))
+        .route("/dashboard", get(dashboard::page::<S>))
+        .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
+        .with_state(web)
+}
+
+/// Serves the workbench on `listener` until `shutdown` resolves, then lets requests in flight
+/// finish.
+pub async fn run<S: Store>(
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    service: Arc<Service<S>>,
+    auth: Arc<Auth>,
+    sla_hours: u32,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(service, auth, sla_hours))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+const CSS: &str = include_str!("assets/app.css");
+const JS: &str = include_str!("assets/app.js");
+
+async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Small and part of the binary: an hour is enough for a session of work.
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A rendered page with the headers every page gets.
+pub(crate) fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    let mut r = (status, axum::response::Html(markup.into_string())).into_response();
+    let h = r.headers_mut();
+    // Our own scripts and styles only; no frames; no referrer leaking payment ids.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// The signed-in analyst of a request, if any.
+pub(crate) struct Analyst {
+    pub(crate) principal: Principal,
+    pub(crate) csrf: String,
+}
+
+impl<S: Store> Web<S> {
+    pub(crate) fn analyst(&self, headers: &HeaderMap) -> Option<Analyst> {
+        let id = session::cookie(headers)?;
+        self.sessions
+            .get(&id)
+            .map(|(principal, csrf)| Analyst { principal, csrf })
+    }
+}
+
+/// Where a page asks to go when no one is signed in.
+pub(crate) fn to_login(path_and_query: &str) -> Response {
+    let next: String = url_encode(path_and_query);
+    Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn url_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The status and the analyst's wording of a service refusal.
+pub(crate) fn refusal(e: &ServiceError) -> (StatusCode, String) {
+    refusal_for(e, &[])
+}
+
+/// [`refusal`] for a resolution whose allocations named `invoices`, in order.
+pub(crate) fn refusal_for(e: &ServiceError, invoices: &[String]) -> (StatusCode, String) {
+    match e {
+        ServiceError::InvalidArgument { field, message } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{}: {message}", form::field_label(field, invoices)),
+        ),
+        ServiceError::Input(_) | ServiceError::TooLarge(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
+        ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+        ServiceError::FailedPrecondition(m) | ServiceError::AlreadyExists(m) => {
+            (StatusCode::CONFLICT, m.clone())
+        }
+        ServiceError::Store(StoreError::Conflict(m)) => (StatusCode::CONFLICT, m.clone()),
+        ServiceError::Stopped | ServiceError::Store(StoreError::Closed) => {
+            (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        ServiceError::Store(_) | ServiceError::Internal(_) => {
+            tracing::error!(error = %e, "workbench request failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}
+
+/// A page that only says what went wrong.
+pub(crate) fn error_page(
+    status: StatusCode,
+    who: Option<&Analyst>,
+    auth_enabled: bool,
+    title: &str,
+    message: &str,
+) -> Response {
+    let body = maud::html! {
+        div.card.error-card {
+            h1 { (title) }
+            p.error { (message) }
+            p { a href="/queue" { "Back to the queue" } }
+        }
+    };
+    html(
+        status,
+        page::layout(title, page::Nav::None, who, auth_enabled, body),
+    )
+}
