@@ -281,7 +281,9 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), ServeError> {
     // A resolution posted from the workbench must commit before the store closes.
     if let Some(w) = workbench {
         if tokio::time::timeout(DRAIN_TIMEOUT, w).await.is_err() {
-            tracing::warn!("workbench requests still in flight after {DRAIN_TIMEOUT:?}; closing anyway");
+            tracing::warn!(
+                "workbench requests still in flight after {DRAIN_TIMEOUT:?}; closing anyway"
+            );
         }
     }
     service.store().close();

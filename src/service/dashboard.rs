@@ -107,11 +107,11 @@ pub struct Dashboard {
 
 /// The age ranges of the ageing table, in days.
 const BUCKETS: [(&str, i64, Option<i64>); 5] = [
-    ("under 1 day", 0, Some(1)),
-    ("1-2 days", 1, Some(3)),
-    ("3-6 days", 3, Some(7)),
-    ("7-29 days", 7, Some(30)),
-    ("30 days and over", 30, None),
+    ("< 1 d", 0, Some(1)),
+    ("1–2 d", 1, Some(3)),
+    ("3–6 d", 3, Some(7)),
+    ("7–29 d", 7, Some(30)),
+    ("≥ 30 d", 30, None),
 ];
 
 fn ratio(num: u64, den: u64) -> Option<f64> {

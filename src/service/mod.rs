@@ -22,6 +22,8 @@ pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub(crate) mod remittance;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use crate::domain::{
     Allocation, Customer, Decision, Invoice, Payment, ReviewReason, Status, Suggestion,

@@ -80,7 +80,11 @@ pub(crate) fn bars(
 /// A small horizontal meter for a probability.
 pub(crate) fn meter(p: f64) -> Markup {
     let w = 56.0;
-    let p = if p.is_finite() { p.clamp(0.0, 1.0) } else { 0.0 };
+    let p = if p.is_finite() {
+        p.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     html! {
         svg.meter width=(w) height="8" viewBox={"0 0 " (w) " 8"} aria-hidden="true" {
             rect.meter-bg x="0" y="0" width=(w) height="8" rx="4" {}
@@ -91,7 +95,7 @@ pub(crate) fn meter(p: f64) -> Markup {
 
 /// A horizontal bar whose length is `share` of the full width.
 pub(crate) fn hbar(share: f64) -> Markup {
-    let w = 160.0;
+    let w = 90.0;
     let s = if share.is_finite() {
         share.clamp(0.0, 1.0)
     } else {

@@ -50,7 +50,13 @@ pub(crate) async fn page<S: Store>(
         Ok(d) => d,
         Err(e) => {
             let (status, message) = refusal(&e);
-            return error_page(status, Some(&who), auth, "The dashboard could not be read", &message);
+            return error_page(
+                status,
+                Some(&who),
+                auth,
+                "The dashboard could not be read",
+                &message,
+            );
         }
     };
     let body = render(&d, days, web.sla.num_hours());
@@ -73,7 +79,11 @@ fn main_currency(d: &Dashboard) -> Option<Currency> {
     let mut best: Option<(Currency, u64)> = None;
     for f in &d.days {
         for c in f.queue_cash.keys() {
-            let n = d.days.iter().filter(|g| g.queue_cash.contains_key(c)).count() as u64;
+            let n = d
+                .days
+                .iter()
+                .filter(|g| g.queue_cash.contains_key(c))
+                .count() as u64;
             if best.is_none_or(|(_, m)| n > m) {
                 best = Some((*c, n));
             }
@@ -137,7 +147,10 @@ fn render(d: &Dashboard, days: u32, sla_hours: i64) -> Markup {
             segments: vec![(
                 f.queue_depth as f64,
                 "s-queue",
-                format!("{}: {} items waiting at the end of the day", f.day, f.queue_depth),
+                format!(
+                    "{}: {} items waiting at the end of the day",
+                    f.day, f.queue_depth
+                ),
             )],
         })
         .collect();
@@ -269,7 +282,7 @@ fn render(d: &Dashboard, days: u32, sla_hours: i64) -> Markup {
             section.card.chart-card {
                 h2 { "Unapplied cash by age" }
                 table.ageing {
-                    thead { tr { th { "Age" } th.num { "Items in review" } th {} th.num { "Cash in review" } th.num { "Left unapplied" } th.num { "On account" } } }
+                    thead { tr { th { "Age" } th.num { "In review" } th {} th.num { "Cash in review" } th.num { "Left unapplied" } th.num { "On account" } } }
                     tbody {
                         @for b in &d.ageing {
                             tr {
@@ -331,13 +344,14 @@ fn reason_class(r: Option<crate::domain::ReviewReason>) -> &'static str {
     }
 }
 
-/// A round upper bound for an axis: 1, 2 or 5 times a power of ten.
+/// A round upper bound for an axis: 1, 2, 4 or 8 times a power of ten.
 fn nice(max: f64) -> f64 {
     if !max.is_finite() || max <= 0.0 {
         return 1.0;
     }
     let p = 10f64.powf(max.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    // Quarters of these are round too: the axis has five ticks.
+    [1.0, 2.0, 4.0, 8.0, 10.0]
         .iter()
         .map(|m| m * p)
         .find(|v| *v >= max)
@@ -364,9 +378,10 @@ mod tests {
     #[test]
     fn axes_end_on_round_numbers() {
         assert_eq!(nice(0.0), 1.0);
-        assert_eq!(nice(7.0), 10.0);
+        assert_eq!(nice(7.0), 8.0);
         assert_eq!(nice(13.0), 20.0);
-        assert_eq!(nice(420.0), 500.0);
+        assert_eq!(nice(26.0), 40.0);
+        assert_eq!(nice(420.0), 800.0);
         assert_eq!(compact(12_500.0), "12k");
     }
 }

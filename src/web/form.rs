@@ -103,7 +103,9 @@ impl ResolveForm {
             "account" => {
                 let c = self.account.trim();
                 if c.is_empty() {
-                    return Err("Put on account: give the customer id whose account keeps the cash.".into());
+                    return Err(
+                        "Put on account: give the customer id whose account keeps the cash.".into(),
+                    );
                 }
                 Ok(ResolveAction::PutOnAccount(c.to_string()))
             }
@@ -238,7 +240,10 @@ mod tests {
         ]))
         .expect("form");
         let e = f.action().err().unwrap_or_default();
-        assert!(e.starts_with("Allocation 1 (invoice I-9), cash applied"), "{e}");
+        assert!(
+            e.starts_with("Allocation 1 (invoice I-9), cash applied"),
+            "{e}"
+        );
         assert_eq!(
             field_label("allocations[1].reason_code", &["A".into(), "B".into()]),
             "Allocation 2 (invoice B), reason code"

@@ -3,16 +3,14 @@
 //! it, and its history.
 
 use super::form::{ResolveForm, RowInput};
-use super::page::{
-    Nav, age, cash, instant, layout, money, percent, reason_badge, reason_label,
-};
+use super::page::{Nav, age, cash, instant, layout, money, percent, reason_badge, reason_label};
 use super::queue::{next_open, resolved_banner};
 use super::session::{same_origin, same_token};
 use super::{Analyst, Shared, Web, error_page, html, refusal, refusal_for, to_login, url_encode};
 use crate::domain::{Allocation, Currency, Invoice, Payment, Suggestion};
 use crate::service::ResolveRequest;
 use crate::service::auth::Role;
-use crate::store::{AuditEvent, ReviewRecord, Resolution, ResolutionAction, Store};
+use crate::store::{AuditEvent, Resolution, ResolutionAction, ReviewRecord, Store};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -112,7 +110,13 @@ async fn render<S: Store>(
         Ok(h) => h,
         Err(e) => {
             let (status, message) = refusal(&e);
-            return error_page(status, Some(who), auth, "The history could not be read", &message);
+            return error_page(
+                status,
+                Some(who),
+                auth,
+                "The history could not be read",
+                &message,
+            );
         }
     };
     let done = match &view.done {
@@ -127,7 +131,12 @@ async fn render<S: Store>(
     let customer = customer_id
         .as_deref()
         .and_then(|c| web.service.customer_open_items(c));
-    let rows = table_rows(web, &item, customer.as_ref().map(|(_, o)| o.as_slice()), &view);
+    let rows = table_rows(
+        web,
+        &item,
+        customer.as_ref().map(|(_, o)| o.as_slice()),
+        &view,
+    );
     let mut suggested_ids: Vec<&str> = Vec::new();
     for s in &item.decision.suggestions {
         for a in &s.allocations {
@@ -171,7 +180,7 @@ async fn render<S: Store>(
             div.col-main {
                 @if let Some((_, e)) = &view.submitted {
                     div.banner.error role="alert" #resolve-error {
-                        strong { "Not resolved. " } (e) " Nothing was changed."
+                        strong { "Not resolved. " } (e) @if !e.ends_with('.') { "." } " Nothing was changed."
                     }
                 }
                 @match &item.resolution {
@@ -249,7 +258,9 @@ fn table_rows<S: Store>(
                 invoice_id: inv.id.clone(),
                 ..Default::default()
             };
-            if let Some(a) = fill.and_then(|s| s.allocations.iter().find(|a| a.invoice_id == inv.id)) {
+            if let Some(a) =
+                fill.and_then(|s| s.allocations.iter().find(|a| a.invoice_id == inv.id))
+            {
                 input = row_of(key, a);
             }
             if let Some(r) = submitted.iter().find(|r| r.invoice_id.trim() == inv.id) {
@@ -277,7 +288,11 @@ fn table_rows<S: Store>(
     let unknown: Vec<&RowInput> = submitted
         .iter()
         .copied()
-        .filter(|r| !rows.iter().any(|t| t.input.invoice_id == r.invoice_id.trim()))
+        .filter(|r| {
+            !rows
+                .iter()
+                .any(|t| t.input.invoice_id == r.invoice_id.trim())
+        })
         .collect();
     let base = rows.len();
     for (i, r) in unknown.into_iter().enumerate() {
@@ -307,7 +322,13 @@ fn table_rows<S: Store>(
 }
 
 fn row_of(key: usize, a: &Allocation) -> RowInput {
-    let nz = |d: Decimal| if d.is_zero() { String::new() } else { d.to_string() };
+    let nz = |d: Decimal| {
+        if d.is_zero() {
+            String::new()
+        } else {
+            d.to_string()
+        }
+    };
     RowInput {
         key,
         invoice_id: a.invoice_id.clone(),
@@ -333,7 +354,7 @@ fn payment_card(p: &Payment, item: &ReviewRecord, customer_name: Option<&str>) -
             }
             @if !p.lines.is_empty() {
                 h3 { "Remittance lines" }
-                table.compact {
+                div.table-x { table.compact {
                     thead { tr { th { "Reference" } th.num { "Paid" } th.num { "Invoice amt" } th.num { "Discount" } th { "Adjustments" } } }
                     tbody {
                         @for l in &p.lines {
@@ -355,7 +376,7 @@ fn payment_card(p: &Payment, item: &ReviewRecord, customer_name: Option<&str>) -
                             }
                         }
                     }
-                }
+                } }
             }
             @if !p.free_text.is_empty() {
                 h3 { "Memo" }
@@ -507,7 +528,7 @@ fn resolve_card(
                                             }
                                         }
                                     }
-                                    td.small { (r.invoice.as_ref().map(|i| i.due_date.to_string()).unwrap_or_default()) }
+                                    td.small.nowrap { (r.invoice.as_ref().map(|i| i.due_date.to_string()).unwrap_or_default()) }
                                     td.num { (r.invoice.as_ref().map(|i| money(i.open_amount)).unwrap_or_else(|| "—".into())) }
                                     td.num { input.amount-input type="text" inputmode="decimal" name={"amt." (k)} value=(r.input.amount) aria-label="cash applied"; }
                                     td.num { input.amount-input.narrow type="text" inputmode="decimal" name={"disc." (k)} value=(r.input.discount) aria-label="discount"; }
@@ -517,24 +538,16 @@ fn resolve_card(
                                 }
                             }
                         }
-                        tfoot {
-                            tr {
-                                td colspan="3" { "Payment" }
-                                td.num.amount { (money(p.amount)) }
-                                td colspan="4" {}
-                            }
-                            tr {
-                                td colspan="3" { "Cash applied" }
-                                td.num.amount data-applied { "—" }
-                                td colspan="4" {}
-                            }
-                            tr {
-                                td colspan="3" { label for="unapplied" { "Unapplied (stays on the payment)" } }
-                                td.num { input #unapplied .amount-input type="text" inputmode="decimal" name="unapplied" value=(unapplied) data-auto[form.is_none()]; }
-                                td colspan="4" data-balance { span.muted { "Applied + unapplied must equal the payment." } }
-                            }
-                        }
                     }
+                }
+                div.balance {
+                    div { span.label { "Payment" } span.amount { (money(p.amount)) } }
+                    div { span.label { "Cash applied" } span.amount data-applied { "—" } }
+                    div {
+                        label.label for="unapplied" { "Unapplied (stays on the payment)" }
+                        input #unapplied .amount-input type="text" inputmode="decimal" name="unapplied" value=(unapplied) data-auto[form.is_none()];
+                    }
+                    div.balance-check data-balance { span.muted { "Cash applied + unapplied must equal the payment." } }
                 }
                 datalist #reason-codes {
                     @for (c, label) in REASON_CODES { option value=(c) { (label) } }
@@ -716,7 +729,13 @@ pub(crate) async fn resolve<S: Store>(
     let form = match ResolveForm::parse(pairs) {
         Ok(f) => f,
         Err(e) => {
-            return error_page(StatusCode::UNPROCESSABLE_ENTITY, Some(&who), auth, "Refused", &e);
+            return error_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(&who),
+                auth,
+                "Refused",
+                &e,
+            );
         }
     };
     if !same_token(&who.csrf, &form.csrf) {
@@ -756,8 +775,15 @@ pub(crate) async fn resolve<S: Store>(
     let action = match form.action() {
         Ok(a) => a,
         Err(e) => {
-            return refused(&web, &who, &payment_id, form, e, StatusCode::UNPROCESSABLE_ENTITY)
-                .await;
+            return refused(
+                &web,
+                &who,
+                &payment_id,
+                form,
+                e,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         }
     };
     let invoices: Vec<String> = match &action {

@@ -63,7 +63,10 @@ fn render(
     )
 }
 
-pub(crate) async fn page<S: Store>(State(web): State<Shared<S>>, Query(q): Query<Next>) -> Response {
+pub(crate) async fn page<S: Store>(
+    State(web): State<Shared<S>>,
+    Query(q): Query<Next>,
+) -> Response {
     render(
         StatusCode::OK,
         web.auth.enabled(),

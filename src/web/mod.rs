@@ -29,7 +29,7 @@ mod tests;
 
 use crate::service::auth::{Auth, Principal};
 use crate::service::{Service, ServiceError};
-use crate::store::{StoreError, Store};
+use crate::store::{Store, StoreError};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -67,6 +67,7 @@ pub fn router<S: Store>(service: Arc<Service<S>>, auth: Arc<Auth>, sla_hours: u3
         .route("/dashboard", get(dashboard::page::<S>))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .with_state(web)
 }
 

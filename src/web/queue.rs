@@ -151,12 +151,21 @@ pub(crate) async fn page<S: Store>(
     let at = filter.now;
     let offset = filter.offset;
     let listed = web.service.review_items(filter.clone()).await;
-    let totals = web.service.review_totals(filter.clone(), at - web.sla).await;
+    let totals = web
+        .service
+        .review_totals(filter.clone(), at - web.sla)
+        .await;
     let ((items, total), totals) = match (listed, totals) {
         (Ok(l), Ok(t)) => (l, t),
         (Err(e), _) | (_, Err(e)) => {
             let (status, message) = refusal(&e);
-            return error_page(status, Some(&who), auth, "The queue could not be read", &message);
+            return error_page(
+                status,
+                Some(&who),
+                auth,
+                "The queue could not be read",
+                &message,
+            );
         }
     };
     let done = match q.done.trim() {
@@ -324,7 +333,13 @@ pub(crate) async fn next<S: Store>(
         }
         Err(e) => {
             let (status, message) = refusal(&e);
-            error_page(status, Some(&who), web.auth.enabled(), "No next item", &message)
+            error_page(
+                status,
+                Some(&who),
+                web.auth.enabled(),
+                "No next item",
+                &message,
+            )
         }
     }
 }

@@ -38,8 +38,7 @@ pub(crate) fn random_token() -> Result<String, getrandom::Error> {
 /// Compares two tokens in time independent of where they differ.
 pub(crate) fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0

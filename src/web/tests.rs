@@ -1,1 +1,451 @@
-// tests come next
+//! The workbench's handlers, called through the router without a socket: who may sign in, and
+//! that every refused post (no CSRF token, another analyst, another site, unbalanced or
+//! over-applied amounts, no note) changes nothing, checked through the service.
+
+use super::{router, url_encode};
+use crate::service::Service;
+use crate::service::auth::{Auth, Role};
+use crate::service::tests::{cases_service, runtime};
+use crate::store::SqliteStore;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn auth() -> Arc<Auth> {
+    Arc::new(Auth::with_tokens([
+        (
+            "tok-erp".to_string(),
+            "erp".to_string(),
+            vec![Role::ArSystem],
+        ),
+        ("tok-ops".to_string(), "ops".to_string(), vec![Role::Admin]),
+        (
+            "tok-alice".to_string(),
+            "alice".to_string(),
+            vec![Role::Analyst],
+        ),
+        (
+            "tok-bob".to_string(),
+            "bob".to_string(),
+            vec![Role::Analyst],
+        ),
+    ]))
+}
+
+struct Reply {
+    status: StatusCode,
+    location: String,
+    cookie: String,
+    body: String,
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let r = app.clone().oneshot(req).await.expect("response");
+    let header = |h: header::HeaderName| {
+        r.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (status, location, cookie) = (
+        r.status(),
+        header(header::LOCATION),
+        header(header::SET_COOKIE),
+    );
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 24)
+        .await
+        .expect("body");
+    Reply {
+        status,
+        location,
+        cookie,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn get(path: &str, cookie: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .expect("request")
+}
+
+fn post(path: &str, cookie: &str, fields: &[(&str, &str)]) -> Request<Body> {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
+        .collect();
+    Request::post(path)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::ORIGIN, "http://127.0.0.1:8080")
+        .body(Body::from(body.join("&")))
+        .expect("request")
+}
+
+/// Signs in and returns the `Cookie` header value of the session.
+async fn sign_in(app: &Router, token: &str) -> String {
+    let r = send(
+        app,
+        post("/login", "", &[("token", token), ("next", "/queue")]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.cookie.contains("HttpOnly") && r.cookie.contains("SameSite=Strict"));
+    r.cookie.split(';').next().unwrap_or_default().to_string()
+}
+
+fn csrf_of(page: &str) -> String {
+    let key = "name=\"csrf\" value=\"";
+    page.find(key)
+        .map(|i| &page[i + key.len()..])
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// What a refused post must leave as it was.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    resolved: bool,
+    audit: usize,
+    open: Vec<(String, rust_decimal::Decimal)>,
+}
+
+async fn snapshot(service: &Service<SqliteStore>, ids: &[String]) -> Snapshot {
+    let item = service
+        .review_item("P-ambiguous".into())
+        .await
+        .expect("item");
+    Snapshot {
+        resolved: item.resolution.is_some(),
+        audit: service
+            .audit_events(Some("P-ambiguous".into()), 0, 100)
+            .await
+            .expect("audit")
+            .len(),
+        open: service
+            .invoices_now(ids.iter().map(String::as_str))
+            .into_iter()
+            .map(|i| (i.id, i.open_amount))
+            .collect(),
+    }
+}
+
+#[test]
+fn only_analysts_sign_in_and_pages_need_a_session() {
+    runtime().block_on(async {
+        let (service, dir) = cases_service("web-signin").await;
+        let app = router(Arc::clone(&service), auth(), 48);
+        let r = send(&app, get("/queue", "")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert!(r.location.starts_with("/login?next="), "{}", r.location);
+        for (token, status) in [
+            ("tok-erp", StatusCode::FORBIDDEN),
+            ("tok-ops", StatusCode::FORBIDDEN),
+            ("nope", StatusCode::UNAUTHORIZED),
+        ] {
+            let r = send(&app, post("/login", "", &[("token", token)])).await;
+            assert_eq!(r.status, status, "{token}");
+            assert!(r.cookie.is_empty(), "{token} got a session");
+        }
+        let r = send(&app, post("/login", "", &[("token", "tok-erp")])).await;
+        assert!(
+            r.body.contains("does not have the analyst role"),
+            "{}",
+            r.body
+        );
+        // A login form posted from another site is refused.
+        let mut req = post("/login", "", &[("token", "tok-alice")]);
+        req.headers_mut().insert(
+            header::ORIGIN,
+            header::HeaderValue::from_static("http://evil.example"),
+        );
+        assert_eq!(send(&app, req).await.status, StatusCode::FORBIDDEN);
+        // An open redirect is not: `next` stays on this site.
+        let r = send(
+            &app,
+            post(
+                "/login",
+                "",
+                &[("token", "tok-alice"), ("next", "//evil.example/")],
+            ),
+        )
+        .await;
+        assert_eq!(r.location, "/queue");
+
+        let cookie = sign_in(&app, "tok-alice").await;
+        let q = send(&app, get("/queue", &cookie)).await;
+        assert_eq!(q.status, StatusCode::OK);
+        assert!(q.body.contains("P-ambiguous") && q.body.contains("Signed in as"));
+        assert!(!q.body.contains("No authentication"));
+        let d = send(&app, get("/dashboard", &cookie)).await;
+        assert_eq!(d.status, StatusCode::OK);
+        assert!(d.body.contains("Touchless rate") && d.body.contains("<svg"));
+        // Signing out ends the session.
+        let csrf = csrf_of(&q.body);
+        let out = send(&app, post("/logout", &cookie, &[("csrf", &csrf)])).await;
+        assert_eq!(out.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            send(&app, get("/queue", &cookie)).await.status,
+            StatusCode::SEE_OTHER
+        );
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn refused_posts_say_why_and_change_nothing_then_the_analyst_of_the_session_is_recorded() {
+    runtime().block_on(async {
+        let (service, dir) = cases_service("web-resolve").await;
+        let app = router(Arc::clone(&service), auth(), 48);
+        let item = service
+            .review_item("P-ambiguous".into())
+            .await
+            .expect("item");
+        let second = item.decision.suggestions[1].allocations.clone();
+        let ids: Vec<String> = item
+            .decision
+            .suggestions
+            .iter()
+            .flat_map(|s| s.allocations.iter().map(|a| a.invoice_id.clone()))
+            .collect();
+        let before = snapshot(&service, &ids).await;
+        assert!(!before.resolved);
+
+        let cookie = sign_in(&app, "tok-alice").await;
+        let page = send(&app, get("/items/P-ambiguous", &cookie)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("Accept #1") && page.body.contains("data-alloc"));
+        let csrf = csrf_of(&page.body);
+        assert_eq!(csrf.len(), 64);
+        let path = "/items/P-ambiguous/resolve";
+        let inv = second[0].invoice_id.as_str();
+        let open = service.invoices_now([inv])[0].open_amount;
+        let amount = second[0].amount.to_string();
+        // Cash within the payment, but with the discount more than the invoice has open.
+        let over_discount = (open - second[0].amount + rust_decimal::Decimal::ONE).to_string();
+        let zeros = "0".repeat(64);
+
+        // (fields, status, words the page must say)
+        let cases: Vec<(Vec<(&str, &str)>, &str, StatusCode, &str)> = vec![
+            (
+                vec![("action", "accept:0")],
+                &cookie,
+                StatusCode::FORBIDDEN,
+                "security token",
+            ),
+            (
+                vec![("action", "accept:0"), ("csrf", zeros.as_str())],
+                &cookie,
+                StatusCode::FORBIDDEN,
+                "security token",
+            ),
+            (
+                vec![("action", "accept:0"), ("csrf", &csrf), ("analyst", "bob")],
+                &cookie,
+                StatusCode::FORBIDDEN,
+                "acts as bob",
+            ),
+            (
+                vec![("action", "accept:0"), ("csrf", &csrf)],
+                "",
+                StatusCode::UNAUTHORIZED,
+                "not signed in",
+            ),
+            (
+                vec![
+                    ("action", "allocate"),
+                    ("csrf", &csrf),
+                    ("inv.0", inv),
+                    ("amt.0", &amount),
+                    ("unapplied", "1.00"),
+                    ("note", "checked"),
+                ],
+                &cookie,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "do not balance",
+            ),
+            (
+                vec![
+                    ("action", "allocate"),
+                    ("csrf", &csrf),
+                    ("inv.0", inv),
+                    ("amt.0", &amount),
+                    ("disc.0", &over_discount),
+                    ("note", "checked"),
+                ],
+                &cookie,
+                StatusCode::CONFLICT,
+                "open",
+            ),
+            (
+                vec![
+                    ("action", "allocate"),
+                    ("csrf", &csrf),
+                    ("inv.0", inv),
+                    ("amt.0", "10.00"),
+                    ("ded.0", "5.00"),
+                    ("note", "short"),
+                ],
+                &cookie,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "needs a reason code",
+            ),
+            (
+                vec![("action", "accept:1"), ("csrf", &csrf)],
+                &cookie,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Note: is required",
+            ),
+            (
+                vec![
+                    ("action", "allocate"),
+                    ("csrf", &csrf),
+                    ("inv.0", inv),
+                    ("amt.0", "12,50"),
+                ],
+                &cookie,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "is not an amount",
+            ),
+        ];
+        for (fields, cookie, status, words) in &cases {
+            let r = send(&app, post(path, cookie, fields)).await;
+            assert_eq!(r.status, *status, "{fields:?}: {}", r.body);
+            assert!(r.body.contains(words), "{fields:?} should say {words:?}");
+            assert!(
+                r.body.contains("Nothing was changed") || r.body.contains("nothing was changed")
+            );
+            assert_eq!(
+                snapshot(&service, &ids).await,
+                before,
+                "{fields:?} changed something"
+            );
+        }
+        // A refused allocation comes back as typed, to correct.
+        let r = send(
+            &app,
+            post(
+                path,
+                &cookie,
+                &[
+                    ("action", "allocate"),
+                    ("csrf", &csrf),
+                    ("inv.0", inv),
+                    ("amt.0", &amount),
+                    ("disc.0", &over_discount),
+                    ("note", "typed note"),
+                ],
+            ),
+        )
+        .await;
+        assert!(
+            r.body.contains(&format!("value=\"{over_discount}\"")) && r.body.contains("typed note")
+        );
+        // Posted from another site, even with the right token: refused.
+        let mut req = post(path, &cookie, &[("action", "accept:0"), ("csrf", &csrf)]);
+        req.headers_mut().insert(
+            header::ORIGIN,
+            header::HeaderValue::from_static("http://evil.example"),
+        );
+        assert_eq!(send(&app, req).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(snapshot(&service, &ids).await, before);
+
+        // Accepting the first suggestion, as alice, with a form that names her.
+        let r = send(
+            &app,
+            post(
+                path,
+                &cookie,
+                &[
+                    ("action", "accept:0"),
+                    ("csrf", &csrf),
+                    ("analyst", "alice"),
+                ],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert!(
+            r.location
+                .starts_with("/next?skip=P-ambiguous&done=P-ambiguous")
+        );
+        let done = service
+            .review_item("P-ambiguous".into())
+            .await
+            .expect("item");
+        let res = done.resolution.expect("resolved");
+        assert_eq!(res.analyst, "alice");
+        assert_eq!(res.allocations, item.decision.suggestions[0].allocations);
+        let audit = service
+            .audit_events(Some("P-ambiguous".into()), 0, 10)
+            .await
+            .expect("audit");
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].record.actor, "alice");
+        // The item now shows its resolution and history, and no form.
+        let page = send(&app, get("/items/P-ambiguous", &cookie)).await;
+        assert!(page.body.contains("accepted suggestion #1") && !page.body.contains("data-alloc"));
+        // Bob's session cannot resolve it again.
+        let bob = sign_in(&app, "tok-bob").await;
+        let bob_csrf = csrf_of(&send(&app, get("/queue", &bob)).await.body);
+        let r = send(
+            &app,
+            post(
+                path,
+                &bob,
+                &[("action", "unapplied"), ("csrf", &bob_csrf), ("note", "x")],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(r.body.contains("already resolved"));
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn without_tokens_the_analyst_types_a_name_and_every_page_says_so_and_text_is_escaped() {
+    runtime().block_on(async {
+        let (service, dir) = cases_service("web-noauth").await;
+        let p = crate::domain::Payment {
+            payment_id: "P-<script>".into(),
+            format: "grpc".into(),
+            direction: crate::domain::Direction::Credit,
+            payment_date: None,
+            amount: rust_decimal::Decimal::new(7777, 2),
+            currency: crate::domain::Currency::USD,
+            payer: crate::domain::Payer {
+                name: Some("<script>alert(1)</script>".into()),
+                account: None,
+            },
+            lines: vec![],
+            free_text: vec!["memo <b>bold</b> & co".into()],
+            warnings: vec![],
+        };
+        let d = service.match_payment(p).await.expect("match");
+        assert_eq!(d.decision.status, crate::domain::Status::Review);
+        let app = router(Arc::clone(&service), Arc::new(Auth::disabled()), 48);
+        let r = send(&app, post("/login", "", &[("name", "  ")])).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let r = send(&app, post("/login", "", &[("name", "dana")])).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let cookie = r.cookie.split(';').next().unwrap_or_default().to_string();
+        let q = send(&app, get("/queue", &cookie)).await;
+        assert!(q.body.contains("No authentication") && q.body.contains("dana"));
+        let item = send(&app, get("/items/P-%3Cscript%3E", &cookie)).await;
+        assert_eq!(item.status, StatusCode::OK, "{}", item.body);
+        assert!(!item.body.contains("<script>alert"), "unescaped payer name");
+        assert!(item.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(item.body.contains("memo &lt;b&gt;bold&lt;/b&gt; &amp; co"));
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
