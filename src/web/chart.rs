@@ -95,15 +95,15 @@ pub(crate) fn meter(p: f64) -> Markup {
 
 /// A horizontal bar whose length is `share` of the full width.
 pub(crate) fn hbar(share: f64) -> Markup {
-    let w = 90.0;
+    let w = 60.0;
     let s = if share.is_finite() {
         share.clamp(0.0, 1.0)
     } else {
         0.0
     };
     html! {
-        svg.hbar width=(w) height="10" viewBox={"0 0 " (w) " 10"} aria-hidden="true" {
-            rect.hbar-fill x="0" y="0" width=(f(w * s)) height="10" rx="2" {}
+        svg.hbar width=(w) height="8" viewBox={"0 0 " (w) " 8"} aria-hidden="true" {
+            rect.hbar-fill x="0" y="0" width=(f(w * s)) height="8" rx="2" {}
         }
     }
 }

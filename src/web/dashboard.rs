@@ -282,14 +282,19 @@ fn render(d: &Dashboard, days: u32, sla_hours: i64) -> Markup {
             section.card.chart-card {
                 h2 { "Unapplied cash by age" }
                 table.ageing {
-                    thead { tr { th { "Age" } th.num { "In review" } th {} th.num { "Cash in review" } th.num { "Left unapplied" } th.num { "On account" } } }
+                    thead { tr { th { "Age" } th.num { "In review" } th.num { "Left unapplied" } th.num { "On account" } } }
                     tbody {
                         @for b in &d.ageing {
                             tr {
-                                td { (b.label) }
-                                td.num { (b.queue_items) }
-                                td { (chart::hbar(if max_queue_bucket > 0 { b.queue_items as f64 / max_queue_bucket as f64 } else { 0.0 })) }
-                                td.num { (cash_lines(&b.queue_cash)) }
+                                td.nowrap { (b.label) }
+                                td.num {
+                                    (cash_lines(&b.queue_cash))
+                                    @if b.queue_items > 0 {
+                                        br;
+                                        span.small.muted { (b.queue_items) " item" @if b.queue_items != 1 { "s" } " " }
+                                        (chart::hbar(b.queue_items as f64 / max_queue_bucket.max(1) as f64))
+                                    }
+                                }
                                 td.num { (cash_lines(&b.unapplied_cash)) }
                                 td.num { (cash_lines(&b.on_account_cash)) }
                             }

@@ -354,23 +354,33 @@ fn payment_card(p: &Payment, item: &ReviewRecord, customer_name: Option<&str>) -
             }
             @if !p.lines.is_empty() {
                 h3 { "Remittance lines" }
+                @let has_invoice_amount = p.lines.iter().any(|l| l.invoice_amount.is_some());
+                @let has_discount = p.lines.iter().any(|l| l.discount.is_some());
+                @let has_adjustments = p.lines.iter().any(|l| !l.adjustments.is_empty());
                 div.table-x { table.compact {
-                    thead { tr { th { "Reference" } th.num { "Paid" } th.num { "Invoice amt" } th.num { "Discount" } th { "Adjustments" } } }
+                    thead { tr {
+                        th { "Reference" } th.num { "Paid" }
+                        @if has_invoice_amount { th.num { "Invoice amt" } }
+                        @if has_discount { th.num { "Discount" } }
+                        @if has_adjustments { th { "Adjustments" } }
+                    } }
                     tbody {
                         @for l in &p.lines {
                             tr {
                                 td.mono { (l.reference.as_deref().unwrap_or("—")) }
                                 td.num { (l.amount_paid.map(money).unwrap_or_default()) }
-                                td.num { (l.invoice_amount.map(money).unwrap_or_default()) }
-                                td.num { (l.discount.map(money).unwrap_or_default()) }
-                                td {
-                                    @for a in &l.adjustments {
-                                        span.small {
-                                            (money(a.amount))
-                                            @if let Some(c) = &a.reason_code { " code " (c) }
-                                            @if let Some(t) = &a.text { " (" (t) ")" }
+                                @if has_invoice_amount { td.num { (l.invoice_amount.map(money).unwrap_or_default()) } }
+                                @if has_discount { td.num { (l.discount.map(money).unwrap_or_default()) } }
+                                @if has_adjustments {
+                                    td {
+                                        @for a in &l.adjustments {
+                                            span.small {
+                                                (money(a.amount))
+                                                @if let Some(c) = &a.reason_code { " code " (c) }
+                                                @if let Some(t) = &a.text { " (" (t) ")" }
+                                            }
+                                            br;
                                         }
-                                        br;
                                     }
                                 }
                             }
