@@ -232,8 +232,9 @@ fn refused_posts_say_why_and_change_nothing_then_the_analyst_of_the_session_is_r
         let over_discount = (open - second[0].amount + rust_decimal::Decimal::ONE).to_string();
         let zeros = "0".repeat(64);
 
-        // (fields, status, words the page must say)
-        let cases: Vec<(Vec<(&str, &str)>, &str, StatusCode, &str)> = vec![
+        // (fields, session cookie, status, words the page must say)
+        type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, StatusCode, &'a str);
+        let cases: Vec<Case> = vec![
             (
                 vec![("action", "accept:0")],
                 &cookie,
