@@ -316,16 +316,12 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
 /// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] until the store closes, then
 /// once more, truncating the WAL so that a closed store is one file.
 fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
-    loop {
-        match stop.recv_timeout(CHECKPOINT_EVERY) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                // PASSIVE copies what it can without waiting for the writer or readers; what it
-                // cannot reach now, a later round does.
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "a WAL checkpoint failed; the next round retries");
-                }
-            }
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+    // A message or a hang-up both mean the store is closing.
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        // PASSIVE copies what it can without waiting for the writer or readers; what it cannot
+        // reach now, a later round does.
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "a WAL checkpoint failed; the next round retries");
         }
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
