@@ -1273,6 +1273,84 @@ async fn shutdown_drains_a_stream_in_flight_and_limits_are_enforced() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A stream is decided in batches of what has arrived; a bad request among them is answered with
+/// an error in its own place and the stream goes on, every response in request order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_answers_each_request_in_order_and_a_bad_one_does_not_end_it() {
+    let dir = temp_dir("stream-order");
+    let limits = Limits {
+        max_lines_per_remittance: 3,
+        ..Limits::default()
+    };
+    let server = start(&dir, Auth::disabled(), limits).await;
+    let mut c = Clients::new(&server.channel().await, None);
+    load_cases_ledger(&mut c.ledger).await;
+    let payments = cases_payments();
+    let multi = payments
+        .iter()
+        .find(|p| p.payment_id == "P-multi-lines")
+        .expect("payment");
+    let mut long = multi.clone();
+    long.payment_id = "P-long".into();
+    long.lines = std::iter::repeat_n(multi.lines[0].clone(), 4).collect();
+    let reqs = vec![
+        structured(payments[0].clone()),
+        pb::MatchRequest { input: None },
+        raw(csv_bytes(&payments[1..3]), Some("csv"), "two.csv"),
+        structured(long),
+        structured(payments[3].clone()),
+        // The same payment again: its stored decision comes back, nothing changes.
+        structured(payments[0].clone()),
+    ];
+    let mut stream = c
+        .matching
+        .match_payments(tokio_stream::iter(reqs))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(r) = stream.message().await.expect("response") {
+        got.push(r);
+    }
+    assert_eq!(got.len(), 6, "one response per request: {got:?}");
+    assert_eq!(
+        decision(&got[0].results[0]).payment_id,
+        payments[0].payment_id
+    );
+    assert!(got[1].results.is_empty());
+    assert!(got[1].errors[0].message.contains("input"), "{:?}", got[1]);
+    let ids: Vec<&str> = got[2]
+        .results
+        .iter()
+        .map(|m| decision(m).payment_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            payments[1].payment_id.as_str(),
+            payments[2].payment_id.as_str()
+        ]
+    );
+    assert!(got[3].results.is_empty());
+    assert!(
+        got[3].errors[0].message.contains("payment.lines"),
+        "{:?}",
+        got[3]
+    );
+    assert_eq!(
+        decision(&got[4].results[0]).payment_id,
+        payments[3].payment_id
+    );
+    assert!(got[5].results[0].replayed, "the repeat is a replay");
+    assert_eq!(
+        decision(&got[5].results[0]),
+        decision(&got[0].results[0]),
+        "the repeat gets the stored decision"
+    );
+    server.service.store().close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A port free at the moment of asking, for a server in another process.
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -3,29 +3,19 @@
 use super::peak_rss_mib;
 use crate::domain::Status;
 use crate::engine::{Engine, EngineConfig};
+use crate::io;
 use crate::ledger::Ledger;
 use crate::model::artifact::Model;
-use crate::{io, synth};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Ledger items per customer in the generated worlds, near enough to size the world.
-const ITEMS_PER_CUSTOMER: usize = 25;
-
-/// Generates a world with about `invoices` ledger items and `payments` payments, writes its
+/// Generates a world with at least `invoices` ledger items and `payments` payments, writes its
 /// ledger as CSV and times loading it back (parse and index), then matches every payment with
 /// the shipped model and prints the figures.
 pub fn run(invoices: usize, payments: usize, seed: u64) -> anyhow::Result<()> {
     let t = Instant::now();
-    let customers = (invoices / ITEMS_PER_CUSTOMER).max(10);
-    // All payments in one period, so the ledger the engine sees is the one they pay.
-    let world = synth::generate(&synth::SynthConfig {
-        seed,
-        customers,
-        payments,
-        train_fraction: 0.0,
-    });
+    let world = super::world_with_ledger(invoices, payments, seed);
     let split = world.test;
     eprintln!(
         "generated {} customers, {} ledger items, {} payments in {:.1}s (not measured below)",

@@ -13,15 +13,12 @@ use super::pb::{self, MatchRequest};
 use crate::domain::Payment;
 use crate::service::{Limits, Service};
 use crate::store::SqliteStore;
-use crate::synth;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-/// Ledger items per customer in the generated world (as `bench match`).
-const ITEMS_PER_CUSTOMER: usize = 25;
 /// Client connections the steady-rate phase spreads its requests over.
 const CONNECTIONS: usize = 8;
 /// Concurrent streams in the throughput phase.
@@ -69,14 +66,8 @@ pub fn run(config: BenchConfig) -> anyhow::Result<()> {
 async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let steady = (cfg.rate as usize) * (cfg.seconds as usize);
     let t = Instant::now();
-    let customers = (cfg.invoices / ITEMS_PER_CUSTOMER).max(10);
     let world = tokio::task::spawn_blocking(move || {
-        synth::generate(&synth::SynthConfig {
-            seed: cfg.seed,
-            customers,
-            payments: steady + cfg.streamed,
-            train_fraction: 0.0,
-        })
+        crate::bench::world_with_ledger(cfg.invoices, steady + cfg.streamed, cfg.seed)
     })
     .await?;
     let (customers, split) = (world.customers, world.test);

@@ -8,13 +8,21 @@ use crate::domain::Payment;
 use crate::formats::Format;
 use crate::service::{MatchOutcome, Matched, Service};
 use crate::store::Store;
+use futures_util::FutureExt;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Requests of one stream decided at once; the responses still leave in request order.
-const STREAM_WINDOW: usize = 64;
+/// Responses of one stream buffered for a slow reader before the service stops reading it.
+const STREAM_WINDOW: usize = 256;
+
+/// Requests of one stream decided as one batch at most.
+const STREAM_BATCH: usize = 256;
+
+/// A batch's responses, in request order.
+type Batch = tokio::task::JoinHandle<Vec<Result<pb::MatchResponse, Status>>>;
 
 pub(crate) struct MatchingApi<S: Store> {
     pub(crate) service: Arc<Service<S>>,
@@ -103,6 +111,67 @@ async fn decide<S: Store>(
     Ok(response(outcome))
 }
 
+/// Decides a stream's batch: structured payments together, raw remittances one by one, each
+/// request's response (or refusal) in request order.
+async fn decide_batch<S: Store>(
+    service: Arc<Service<S>>,
+    metrics: Arc<Metrics>,
+    batch: Vec<pb::MatchRequest>,
+) -> Vec<Result<pb::MatchResponse, Status>> {
+    const METHOD: &str = "Matching/MatchPayments";
+    let started = Instant::now();
+    let mut out: Vec<Option<Result<pb::MatchResponse, Status>>> = Vec::with_capacity(batch.len());
+    let mut payments = Vec::new();
+    for req in batch {
+        match Input::try_from(req) {
+            Ok(Input::Payment(p)) => {
+                payments.push(p);
+                out.push(None);
+            }
+            Ok(Input::Raw {
+                content,
+                file,
+                format,
+            }) => out.push(Some(
+                service
+                    .match_raw(content, file, format)
+                    .await
+                    .map(response)
+                    .map_err(Status::from),
+            )),
+            Err(e) => out.push(Some(Err(Status::from(e)))),
+        }
+    }
+    let decided = match service.match_payments(payments).await {
+        Ok(d) => d.into_iter().map(|r| r.map_err(Status::from)).collect(),
+        Err(e) => vec![Err(Status::from(e))],
+    };
+    let mut decided = decided.into_iter();
+    let elapsed = started.elapsed();
+    out.into_iter()
+        .map(|slot| {
+            let r = match slot {
+                Some(r) => r,
+                None => decided
+                    .next()
+                    .unwrap_or_else(|| Err(Status::internal("a payment went undecided")))
+                    .map(|m| {
+                        response(MatchOutcome {
+                            results: vec![m],
+                            errors: vec![],
+                        })
+                    }),
+            };
+            metrics.request(
+                METHOD,
+                r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok),
+                elapsed,
+            );
+            r
+        })
+        .collect()
+}
+
 /// A stream element's failure as a response, so that one bad request does not end the stream;
 /// `None` when the failure is the service's own and the stream must end.
 fn as_item_error(s: &Status) -> Option<pb::MatchResponse> {
@@ -145,46 +214,60 @@ impl<S: Store> matching_server::Matching for MatchingApi<S> {
     ) -> Result<Response<Self::MatchPaymentsStream>, Status> {
         let mut inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel(STREAM_WINDOW);
-        // Requests are decided concurrently as they arrive; a bounded queue of their tasks, read
-        // in order, puts the responses back in request order and pushes back on the client.
-        let (task_tx, mut task_rx) = mpsc::channel::<
-            tokio::task::JoinHandle<Result<pb::MatchResponse, Status>>,
-        >(STREAM_WINDOW);
+        // Requests that have already arrived are decided as one batch (one engine pass, one
+        // group commit), batches concurrently; a bounded queue of their tasks, read in order,
+        // puts the responses back in request order and pushes back on the client.
+        let (task_tx, mut task_rx) = mpsc::channel::<Batch>(STREAM_WINDOW / 8);
         let service = Arc::clone(&self.service);
         let metrics = Arc::clone(&self.metrics);
-        let err_tx = out_tx.clone();
         tokio::spawn(async move {
-            loop {
-                match inbound.message().await {
-                    Ok(Some(req)) => {
-                        let (service, metrics) = (Arc::clone(&service), Arc::clone(&metrics));
-                        let task = tokio::spawn(async move {
-                            observe(&metrics, "Matching/MatchPayments", decide(&service, req))
-                                .await
-                                .map(Response::into_inner)
-                        });
-                        if task_tx.send(task).await.is_err() {
-                            break;
-                        }
+            let mut ended = false;
+            while !ended {
+                let mut batch = Vec::new();
+                let mut failed = None;
+                // Wait for one request, then take what is already there without waiting.
+                let mut next = inbound.message().await;
+                loop {
+                    match next {
+                        Ok(Some(req)) => batch.push(req),
+                        Ok(None) => ended = true,
+                        Err(s) => failed = Some(s),
                     }
-                    Ok(None) => break,
-                    Err(s) => {
-                        let _ = err_tx.send(Err(s)).await;
+                    if ended || failed.is_some() || batch.len() >= STREAM_BATCH {
                         break;
                     }
+                    match inbound.message().now_or_never() {
+                        Some(n) => next = n,
+                        None => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    let (service, metrics) = (Arc::clone(&service), Arc::clone(&metrics));
+                    let task = tokio::spawn(decide_batch(service, metrics, batch));
+                    if task_tx.send(task).await.is_err() {
+                        return;
+                    }
+                }
+                if let Some(s) = failed {
+                    let _ = task_tx.send(tokio::spawn(async { vec![Err(s)] })).await;
+                    return;
                 }
             }
         });
         tokio::spawn(async move {
             while let Some(task) = task_rx.recv().await {
-                let item = match task.await {
-                    Ok(Ok(r)) => Ok(r),
-                    Ok(Err(s)) => as_item_error(&s).ok_or(s),
-                    Err(e) => Err(Status::internal(format!("a matching task failed: {e}"))),
+                let items = match task.await {
+                    Ok(items) => items,
+                    Err(e) => vec![Err(Status::internal(format!(
+                        "a matching task failed: {e}"
+                    )))],
                 };
-                let end = item.is_err();
-                if out_tx.send(item).await.is_err() || end {
-                    break;
+                for item in items {
+                    let item = item.or_else(|s| as_item_error(&s).ok_or(s));
+                    let end = item.is_err();
+                    if out_tx.send(item).await.is_err() || end {
+                        return;
+                    }
                 }
             }
         });

@@ -1,10 +1,17 @@
 //! The embedded [`Store`]: one SQLite file in WAL mode.
 //!
 //! One writer thread owns the only writing connection and takes writes from a channel in call
-//! order. It commits whatever has queued up as one transaction (group commit), each write in a
-//! savepoint of its own so that a refused write leaves the others in. `synchronous=FULL` makes a
-//! commit durable (the WAL is synced) before any write of the group is acknowledged. Reads run on
-//! tokio's blocking pool with connections of their own, which WAL lets proceed beside the writer.
+//! order. It commits whatever has queued up as one transaction (group commit). Writes are refused
+//! rarely (a payment decided twice, a stale open amount), so a group first runs without
+//! savepoints; only when one write is refused is the group rolled back and run again with a
+//! savepoint per write, so that the refused one leaves the others in. `synchronous=FULL` makes a
+//! commit durable (the WAL is synced) before any write of the group is acknowledged.
+//!
+//! Checkpoints (copying the WAL back into the database file, with its own sync) run on a thread
+//! of their own in PASSIVE mode, which never blocks the writer: left to SQLite's automatic
+//! checkpoint they would run inside whichever commit crossed the WAL limit and stall every
+//! request waiting on it. Reads run on tokio's blocking pool with connections of their own, which
+//! WAL lets proceed beside the writer.
 
 use super::{
     AuditEvent, AuditRecord, DayActivity, DecisionRecord, LabelSource, LedgerWrite,
@@ -30,6 +37,13 @@ pub const DB_FILE: &str = "cashmatch.sqlite3";
 /// Writes committed together at most; enough to amortise the sync, few enough that one
 /// transaction stays short.
 const MAX_GROUP: usize = 512;
+
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Page cache of each connection, in KiB (SQLite's default is 2 MiB): the writer's B-tree pages
+/// for the decision and application indexes stay in memory.
+const CACHE_KIB: i64 = 64 * 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS customers (
@@ -142,6 +156,7 @@ pub enum Durability {
 pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     path: PathBuf,
     readers: Arc<Mutex<Vec<Connection>>>,
 }
@@ -186,22 +201,39 @@ impl SqliteStore {
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {sync};
-             PRAGMA busy_timeout = 5000;"
+             PRAGMA busy_timeout = 5000;
+             PRAGMA wal_autocheckpoint = 0;
+             PRAGMA cache_size = -{CACHE_KIB};"
         ))
         .map_err(backend("setting WAL mode"))?;
         conn.execute_batch(SCHEMA)
             .map_err(backend("creating the schema"))?;
+        let checkpoints = Connection::open(&path).map_err(backend("opening the checkpointer"))?;
+        checkpoints
+            .execute_batch(&format!(
+                "PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+            ))
+            .map_err(backend("setting up the checkpointer"))?;
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| StoreError::Backend {
+                    context: format!("starting the {name} thread"),
+                    message: e.to_string(),
+                })
+        };
         let (tx, rx) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("cashmatch-store".into())
-            .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| StoreError::Backend {
-                context: "starting the writer thread".into(),
-                message: e.to_string(),
-            })?;
+        let thread = spawn("cashmatch-store", Box::new(move || writer_loop(conn, rx)))?;
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let checkpointer = spawn(
+            "cashmatch-checkpoint",
+            Box::new(move || checkpoint_loop(checkpoints, stop_rx)),
+        )?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(Some((stop_tx, checkpointer))),
             path,
             readers: Arc::new(Mutex::new(Vec::new())),
         })
@@ -216,6 +248,10 @@ impl SqliteStore {
     pub fn close(&self) {
         lock(&self.writer).take();
         if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+        if let Some((stop, t)) = lock(&self.checkpointer).take() {
+            drop(stop);
             let _ = t.join();
         }
     }
@@ -286,8 +322,46 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs a group of writes in one transaction, each in its own savepoint.
+/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] until the store closes, then
+/// once more, truncating the WAL so that a closed store is one file.
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+    // A message or a hang-up both mean the store is closing.
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        // PASSIVE copies what it can without waiting for the writer or readers; what it cannot
+        // reach now, a later round does.
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "a WAL checkpoint failed; the next round retries");
+        }
+    }
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "the closing WAL checkpoint failed; the next open replays it");
+    }
+}
+
+/// Runs a group of writes in one transaction: first without savepoints, and only if a write is
+/// refused, again with a savepoint per write.
 fn run_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
+    match run_plain(conn, jobs) {
+        Ok(()) => jobs.iter().map(|_| Ok(())).collect(),
+        Err(()) => run_savepoints(conn, jobs),
+    }
+}
+
+/// The whole group or nothing: `Err` (after rolling back) when any write is refused or the
+/// commit fails.
+fn run_plain(conn: &mut Connection, jobs: &[Job]) -> Result<(), ()> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|_| ())?;
+    for job in jobs {
+        // Dropping the transaction rolls it back.
+        apply_write(&tx, &job.write).map_err(|_| ())?;
+    }
+    tx.commit().map_err(|_| ())
+}
+
+/// Each write in its own savepoint, so that a refused write leaves the others in.
+fn run_savepoints(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
     let fail_all = |e: StoreError| -> Vec<Result<(), StoreError>> {
         jobs.iter()
             .map(|_| {
