@@ -267,6 +267,7 @@ fn bad_rows_are_reported_with_file_line_and_column_and_good_payments_still_decid
     let decided = io::read_decisions(&out).expect("decisions").rows;
     assert_eq!(decided.len(), 23, "every good payment is decided");
     assert!(decided.iter().all(|d| d.payment_id != "P-typo"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Regression: two allocations naming one invoice used to pass the check one by one and then
