@@ -27,8 +27,8 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -348,8 +348,7 @@ fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>, written: &AtomicU
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_POLL) {
         let now = written.load(Ordering::Relaxed);
         let pending = now - done;
-        if pending >= CHECKPOINT_WRITES || (pending > 0 && last.elapsed() >= CHECKPOINT_MAX_WAIT)
-        {
+        if pending >= CHECKPOINT_WRITES || (pending > 0 && last.elapsed() >= CHECKPOINT_MAX_WAIT) {
             // PASSIVE copies what it can without waiting for the writer or readers; what it
             // cannot reach now, a later round does.
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
