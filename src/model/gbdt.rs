@@ -1944,40 +1944,4 @@ mod tests {
             prop_assert!(model.predict_margin(&row).is_finite());
         }
     }
-
-    /// Timing, not a test: run with
-    /// `cargo test --lib --config 'profile.dev.package.cashmatch.opt-level=3' predict_speed -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn predict_speed() {
-        let (x, y) = dataset(20_000, 30, 15, noisy_linear);
-        let params = GbdtParams {
-            n_rounds: 200,
-            max_depth: 6,
-            max_leaves: 63,
-            ..GbdtParams::default()
-        };
-        let t = std::time::Instant::now();
-        let model = params.fit(x.view(), y.view(), None, None).unwrap();
-        eprintln!("fit 20k x 30, 200 rounds: {:?}", t.elapsed());
-        let rows: Vec<Vec<f32>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
-        let steps: u32 = model.forest.trees.iter().map(|t| t.depth).sum();
-        eprintln!("{} trees, {steps} steps per row", model.n_trees());
-        let mut best_row = f64::INFINITY;
-        let mut best_batch = f64::INFINITY;
-        let mut sink = 0.0f32;
-        for _ in 0..7 {
-            let t = std::time::Instant::now();
-            for row in &rows {
-                sink += model.predict_proba_row(row);
-            }
-            best_row = best_row.min(t.elapsed().as_nanos() as f64 / rows.len() as f64);
-            let t = std::time::Instant::now();
-            sink += model.predict_proba(x.view())[0];
-            best_batch = best_batch.min(t.elapsed().as_nanos() as f64 / rows.len() as f64);
-        }
-        eprintln!(
-            "predict_proba_row: {best_row:.0} ns/row; predict_proba batch: {best_batch:.0} ns/row ({sink})"
-        );
-    }
 }

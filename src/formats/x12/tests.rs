@@ -988,37 +988,3 @@ proptest! {
         prop_assert!(tok.next_segment().unwrap().is_none());
     }
 }
-
-/// Throughput on a multi-megabyte file written by `write_820`. Ignored by default: timings in a
-/// test are only indicative; the benchmark is where the figure is reported.
-#[test]
-#[ignore]
-fn throughput_on_a_large_file() {
-    let base = sample_payments().remove(0);
-    let payments: Vec<Payment> = (0..60_000)
-        .map(|i| Payment {
-            payment_id: format!("PAY-{i}"),
-            ..base.clone()
-        })
-        .collect();
-    let mut data = Vec::new();
-    write_820(&payments, &mut data).unwrap();
-    // The best of a few runs: the machine is shared.
-    let mut best = f64::MAX;
-    for _ in 0..5 {
-        let start = std::time::Instant::now();
-        let mut n = 0;
-        parse_reader(data.as_slice(), "big", &mut |r| {
-            r.unwrap();
-            n += 1;
-        })
-        .unwrap();
-        best = best.min(start.elapsed().as_secs_f64());
-        assert_eq!(n, payments.len());
-    }
-    eprintln!(
-        "{:.1} MB in {best:.3} s: {:.0} MB/s",
-        data.len() as f64 / 1e6,
-        data.len() as f64 / 1e6 / best
-    );
-}
