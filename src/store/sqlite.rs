@@ -7,11 +7,11 @@
 //! tokio's blocking pool with connections of their own, which WAL lets proceed beside the writer.
 
 use super::{
-    AuditEvent, AuditRecord, DecisionRecord, LabelSource, LedgerWrite, OpenAmountChange,
+    AuditEvent, AuditRecord, DecisionRecord, ExportQuery, LedgerWrite, OpenAmountChange,
     Resolution, ResolutionRecord, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary, Snapshot,
     Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
-use crate::domain::{Customer, Decision, Invoice, Payment, ReviewReason, Status, Terms};
+use crate::domain::{Customer, Invoice, LabelSource, Payment, ReviewReason, Status, Terms};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -955,75 +955,85 @@ fn audit_events(
 
 fn training_examples(
     conn: &Connection,
-    include_auto: bool,
+    q: &ExportQuery,
 ) -> Result<Vec<TrainingExample>, StoreError> {
-    let mut out = Vec::new();
+    // Keyset paging on the decisions' rowid: each page is one short read, and the export order
+    // is the order the payments were decided in. A resolution joins its review decision.
     let mut s = conn
         .prepare(
-            "SELECT d.payment_id, d.payment_json, r.resolution_json FROM review_items r
-             JOIN decisions d ON d.payment_id = r.payment_id
-             WHERE r.state = 'resolved' ORDER BY r.resolved_at, r.payment_id",
+            "SELECT d.rowid, d.payment_id, d.status, d.payment_json, d.decision_json, d.decided_at,
+                    r.resolution_json
+             FROM decisions d
+             LEFT JOIN review_items r ON r.payment_id = d.payment_id AND r.state = 'resolved'
+             WHERE d.rowid > ?1
+               AND (r.resolution_json IS NOT NULL
+                    OR (?2 AND d.status = 'auto'
+                        AND (?3 IS NULL OR julianday(d.decided_at) < julianday(?3))))
+             ORDER BY d.rowid
+             LIMIT ?4",
         )
-        .map_err(backend("reading resolutions"))?;
+        .map_err(backend("reading labelled payments"))?;
+    let after = i64::try_from(q.after).unwrap_or(i64::MAX);
+    let before = q.auto_decided_before.map(|t| t.to_rfc3339());
     let rows = s
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(backend("reading resolutions"))?;
-    for row in rows {
-        let (id, payment, resolution) = row.map_err(backend("reading resolutions"))?;
-        let payment: Payment = from_json(&payment, &format!("payment {id}"))?;
-        let resolution: Resolution = from_json(&resolution, &format!("resolution of {id}"))?;
-        out.push(TrainingExample {
-            payment,
-            source: LabelSource::Review,
-            allocations: resolution
-                .allocations
-                .iter()
-                .map(|a| (a.invoice_id.clone(), a.amount))
-                .collect(),
-            decided_at: resolution.resolved_at,
-        });
-    }
-    if include_auto {
-        let mut s = conn
-            .prepare(
-                "SELECT payment_id, payment_json, decision_json, decided_at FROM decisions
-                 WHERE status = 'auto' ORDER BY rowid",
-            )
-            .map_err(backend("reading auto decisions"))?;
-        let rows = s
-            .query_map([], |r| {
+        .query_map(
+            params![after, q.include_auto, before, i64::from(q.limit)],
+            |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
-            })
-            .map_err(backend("reading auto decisions"))?;
-        for row in rows {
-            let (id, payment, decision, at) = row.map_err(backend("reading auto decisions"))?;
-            let StoredDecision {
-                payment,
-                decision,
-                decided_at,
-            } = stored_decision(&payment, &decision, &at, &id)?;
-            let Decision { allocations, .. } = decision;
-            out.push(TrainingExample {
-                payment,
-                source: LabelSource::Auto,
-                allocations: allocations
-                    .into_iter()
-                    .map(|a| (a.invoice_id, a.amount))
-                    .collect(),
-                decided_at,
-            });
-        }
+            },
+        )
+        .map_err(backend("reading labelled payments"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (rowid, id, status, payment, decision, at, resolution) =
+            row.map_err(backend("reading labelled payments"))?;
+        let position = u64::try_from(rowid).unwrap_or(0);
+        let example = match resolution {
+            Some(resolution) => {
+                let payment: Payment = from_json(&payment, &format!("payment {id}"))?;
+                let resolution: Resolution =
+                    from_json(&resolution, &format!("resolution of {id}"))?;
+                TrainingExample {
+                    payment,
+                    source: LabelSource::Analyst,
+                    allocations: resolution
+                        .allocations
+                        .into_iter()
+                        .map(|a| (a.invoice_id, a.amount))
+                        .collect(),
+                    decided_at: resolution.resolved_at,
+                    position,
+                }
+            }
+            None if status == "auto" => {
+                let StoredDecision {
+                    payment,
+                    decision,
+                    decided_at,
+                } = stored_decision(&payment, &decision, &at, &id)?;
+                TrainingExample {
+                    payment,
+                    source: LabelSource::Auto,
+                    allocations: decision
+                        .allocations
+                        .into_iter()
+                        .map(|a| (a.invoice_id, a.amount))
+                        .collect(),
+                    decided_at,
+                    position,
+                }
+            }
+            None => continue,
+        };
+        out.push(example);
     }
     Ok(out)
 }
@@ -1097,15 +1107,15 @@ impl Store for SqliteStore {
         self.read(move |conn| audit_events(conn, subject.as_deref(), after_id, limit))
     }
 
-    fn training_examples(&self, include_auto: bool) -> StoreFuture<Vec<TrainingExample>> {
-        self.read(move |conn| training_examples(conn, include_auto))
+    fn training_examples(&self, query: ExportQuery) -> StoreFuture<Vec<TrainingExample>> {
+        self.read(move |conn| training_examples(conn, &query))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Allocation, Currency, Direction, Payer};
+    use crate::domain::{Allocation, Currency, Decision, Direction, Payer};
     use rust_decimal_macros::dec;
 
     fn customer(id: &str) -> Customer {
