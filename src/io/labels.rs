@@ -202,6 +202,48 @@ mod tests {
     }
 
     #[test]
+    fn sources_are_written_read_back_and_checked() {
+        let l = |p: &str, i: &str| Label {
+            payment_id: p.into(),
+            invoice_id: i.into(),
+            applied_amount: dec!(10.00),
+        };
+        let mut buf = Vec::new();
+        let mut w = LabelsWriter::new(&mut buf, true).unwrap();
+        w.write(&l("P1", "I1"), LabelSource::Analyst).unwrap();
+        w.write(&l("P2", "I2"), LabelSource::Auto).unwrap();
+        w.finish().unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.starts_with("payment_id,invoice_id,applied_amount,source\n"));
+        // A row without a source takes the default; a bad source is an error at its column.
+        let text = format!("{text}P3,I3,10.00,\nP4,I4,10.00,robot\n");
+        let got = labels_from_table(
+            &mut CsvFile::new(text.as_bytes(), "l.csv").unwrap(),
+            LabelSource::History,
+        )
+        .unwrap();
+        assert_eq!(
+            got.rows,
+            vec![
+                (l("P1", "I1"), LabelSource::Analyst),
+                (l("P2", "I2"), LabelSource::Auto),
+                (l("P3", "I3"), LabelSource::History),
+            ]
+        );
+        assert_eq!(
+            got.errors[0].position,
+            Position::Line {
+                line: 5,
+                column: Some(4)
+            }
+        );
+        assert!(got.errors[0].message.starts_with("source: \"robot\""));
+        // The plain reader reads the same rows without their sources.
+        let plain = labels_from_reader(text.as_bytes(), "l.csv").unwrap();
+        assert_eq!(plain.rows.len(), 3);
+    }
+
+    #[test]
     fn cases_round_trip() {
         let cases = vec![("P1".to_string(), "exact_single".to_string())];
         let mut buf = Vec::new();

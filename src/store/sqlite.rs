@@ -1116,6 +1116,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::domain::{Allocation, Currency, Decision, Direction, Payer};
+    use crate::store::ResolutionAction;
     use rust_decimal_macros::dec;
 
     fn customer(id: &str) -> Customer {
@@ -1293,6 +1294,136 @@ mod tests {
                 .expect("list");
             assert_eq!((items.len(), total), (1, 1));
             assert_eq!(items[0].reason, Some(ReviewReason::LowConfidence));
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn labelled_payments_page_in_decision_order_with_young_auto_applies_left_out() {
+        let dir = std::env::temp_dir().join(format!("cashmatch-export-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        rt().block_on(async {
+            let store = SqliteStore::open(&dir).expect("open");
+            store
+                .write_ledger(LedgerWrite {
+                    customers: vec![customer("C1")],
+                    invoices: vec![
+                        invoice("I1", dec!(100.00)),
+                        invoice("I2", dec!(50.00)),
+                        invoice("I3", dec!(30.00)),
+                        invoice("I4", dec!(20.00)),
+                    ],
+                    audit: None,
+                })
+                .await
+                .expect("ledger");
+            let now = crate::store::now();
+            let old = now - chrono::Duration::days(40);
+            let auto = |id: &str, inv: &str, amount: Decimal, open: Decimal, at| DecisionRecord {
+                payment: payment(id, amount),
+                decision: decision(id, Status::Auto, vec![alloc(inv, amount)], Decimal::ZERO),
+                changes: vec![OpenAmountChange {
+                    invoice_id: inv.into(),
+                    before: open,
+                    after: open - amount,
+                }],
+                at,
+            };
+            let review = |id: &str, amount: Decimal| DecisionRecord {
+                payment: payment(id, amount),
+                decision: decision(id, Status::Review, vec![], amount),
+                changes: vec![],
+                at: old,
+            };
+            // P1 auto (old), P2 review left open, P3 review resolved, P4 auto (too young),
+            // P5 auto (old).
+            for r in [
+                auto("P1", "I1", dec!(60.00), dec!(100.00), old),
+                review("P2", dec!(5.00)),
+                review("P3", dec!(7.00)),
+                auto("P4", "I3", dec!(30.00), dec!(30.00), now),
+                auto("P5", "I4", dec!(20.00), dec!(20.00), old),
+            ] {
+                store.record_decision(r).await.expect("decision");
+            }
+            let resolution = Resolution {
+                action: ResolutionAction::ApplyAllocation,
+                analyst: "ana".into(),
+                resolved_at: now,
+                allocations: vec![alloc("I2", dec!(7.00))],
+                unapplied: Decimal::ZERO,
+                customer_id: None,
+                suggestion_index: None,
+                note: String::new(),
+            };
+            store
+                .resolve(ResolutionRecord {
+                    payment_id: "P3".into(),
+                    resolution,
+                    changes: vec![OpenAmountChange {
+                        invoice_id: "I2".into(),
+                        before: dec!(50.00),
+                        after: dec!(43.00),
+                    }],
+                    audit: AuditRecord {
+                        at: now,
+                        actor: "ana".into(),
+                        action: "resolve".into(),
+                        subject: "P3".into(),
+                        before: serde_json::Value::Null,
+                        after: serde_json::Value::Null,
+                    },
+                })
+                .await
+                .expect("resolve");
+            let mut query = ExportQuery {
+                include_auto: true,
+                auto_decided_before: Some(now - chrono::Duration::days(30)),
+                after: 0,
+                limit: 2,
+            };
+            let mut pages = Vec::new();
+            loop {
+                let page = store.training_examples(query.clone()).await.expect("page");
+                let ids: Vec<(String, LabelSource, Vec<(String, Decimal)>)> = page
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.payment.payment_id.clone(),
+                            e.source,
+                            e.allocations.clone(),
+                        )
+                    })
+                    .collect();
+                let last = page.last().map(|e| e.position);
+                pages.push(ids);
+                match last {
+                    Some(p) if page.len() == 2 => query.after = p,
+                    _ => break,
+                }
+            }
+            let row = |id: &str, s, inv: &str, a| (id.to_string(), s, vec![(inv.to_string(), a)]);
+            assert_eq!(
+                pages,
+                vec![
+                    vec![
+                        row("P1", LabelSource::Auto, "I1", dec!(60.00)),
+                        row("P3", LabelSource::Analyst, "I2", dec!(7.00)),
+                    ],
+                    vec![row("P5", LabelSource::Auto, "I4", dec!(20.00))],
+                ]
+            );
+            // Analysts' decisions only; and every auto-apply when no age is asked for.
+            query.after = 0;
+            query.include_auto = false;
+            let only = store.training_examples(query.clone()).await.expect("page");
+            assert_eq!(only.len(), 1);
+            query.include_auto = true;
+            query.auto_decided_before = None;
+            query.limit = 10;
+            let all = store.training_examples(query).await.expect("page");
+            assert_eq!(all.len(), 4);
+            store.close();
         });
         let _ = std::fs::remove_dir_all(&dir);
     }
