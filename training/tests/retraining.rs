@@ -199,7 +199,7 @@ const KEEP: usize = 8;
 
 /// From payment `from` on, the segment's remittance lines quote a truncated reference: the AP
 /// system of those customers cuts references to their first [`KEEP`] characters
-/// (`INV-0067505` becomes `INV-0067`).
+/// (`0090045589` becomes `00900455` in this world's numbering).
 fn shift(flat: &mut Flat, from: usize, segment: &HashSet<String>) -> usize {
     let by_number: HashMap<String, &Invoice> = flat
         .invoices
@@ -340,7 +340,7 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
     );
     // The retrained model learnt the habit of the customers who changed, and of no one else:
     // the old one, trained before the change, has none, so its candidate generator cannot read
-    // `INV-0067` as the start of a number at all.
+    // `00900455` as the start of a number at all.
     let old_model = cashmatch::model::artifact::Model::load(&old_dir).unwrap();
     assert!(old_model.habits.is_empty());
     let learnt = &o.train.trained.model.habits.truncates;
