@@ -359,6 +359,43 @@ pub struct Label {
     pub applied_amount: Decimal,
 }
 
+/// Who said a label is true. When sources disagree about a payment, the strongest wins (the
+/// order of the variants): an analyst's decision over the imported history, and both over an
+/// auto-applied match that nobody reversed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelSource {
+    /// Auto-applied by the engine and never reversed.
+    Auto,
+    /// Imported history (the ERP's own cash application).
+    History,
+    /// Decided by an analyst in the review queue.
+    Analyst,
+}
+
+impl LabelSource {
+    /// The name written in the `source` column of a labels file.
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelSource::Auto => "auto",
+            LabelSource::History => "history",
+            LabelSource::Analyst => "analyst",
+        }
+    }
+
+    /// Reads a `source` field, in any case.
+    pub fn parse(s: &str) -> Result<LabelSource, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(LabelSource::Auto),
+            "history" => Ok(LabelSource::History),
+            "analyst" => Ok(LabelSource::Analyst),
+            _ => Err(format!(
+                "{s:?} is not a label source (analyst, auto or history)"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,7 +78,12 @@ impl Engine {
 
     /// Candidates of a payment with their probabilities, sorted best first.
     pub fn score(&self, payment: &Payment) -> Scored {
-        let mut pc = candidates::generate(&self.ledger, payment, &self.config.limits);
+        let mut pc = candidates::generate(
+            &self.ledger,
+            payment,
+            &self.model.habits,
+            &self.config.limits,
+        );
         // An allocation in another currency is never right: the ledger does not convert.
         pc.candidates.retain(|c| {
             c.allocations
@@ -183,7 +188,7 @@ impl Engine {
             .candidates
             .iter()
             .skip(1)
-            .any(|r| equally_explained(&self.ledger, best, r));
+            .any(|r| equally_explained(&self.ledger, payment, best, r));
         let guarded = self.guard(pc, best);
         if let Some(why) = &guarded {
             d.explanation
@@ -480,9 +485,22 @@ impl Engine {
     }
 }
 
-/// Whether two candidates claim the same and rest on the same references and payer: two open
-/// items of one customer with the same amount and no reference to tell them apart.
-fn equally_explained(ledger: &Ledger, a: &Candidate, b: &Candidate) -> bool {
+/// Whether two candidates claim the same and rest on the same evidence: the same references (as
+/// closely), the same customers, and the remittance lines stating the open amounts of as many of
+/// their invoices. Two open items of one customer with the same amount and no reference to tell
+/// them apart; or two a short reference fits (`INV-0067` for `INV-0067505` and `INV-0067512`)
+/// when the line's amount fits both or neither.
+fn equally_explained(ledger: &Ledger, payment: &Payment, a: &Candidate, b: &Candidate) -> bool {
+    let stating = |c: &Candidate| {
+        c.allocations
+            .iter()
+            .filter(|x| {
+                x.line.and_then(|l| payment.lines.get(l)).is_some_and(|l| {
+                    features::line_states_open_amount(l, ledger.invoice(x.invoice))
+                })
+            })
+            .count()
+    };
     let sims = |c: &Candidate| {
         let mut v: Vec<i32> = c
             .allocations
@@ -502,7 +520,10 @@ fn equally_explained(ledger: &Ledger, a: &Candidate, b: &Candidate) -> bool {
         v.dedup();
         v
     };
-    same_claim(a, b) && sims(a) == sims(b) && customers(a) == customers(b)
+    same_claim(a, b)
+        && sims(a) == sims(b)
+        && customers(a) == customers(b)
+        && stating(a) == stating(b)
 }
 
 /// Whether two candidates claim the same kind of explanation for the payment (same number of

@@ -146,6 +146,26 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Export the labels the service has learnt (analysts' resolutions, auto-applied matches
+    /// never reversed) for the retraining job, reading the store directly (docs/training.md).
+    ExportLabels {
+        /// Directory of the store (the service's --data-dir).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The labels file to write (`service_labels.csv` of a history directory).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the exported payments, in the remittance format.
+        #[arg(long)]
+        remittances: Option<PathBuf>,
+        /// Leave out auto-applied matches younger than this many days: a reversal may not have
+        /// reached the engine yet.
+        #[arg(long, default_value_t = 30)]
+        settle_days: u32,
+        /// Analysts' resolutions only.
+        #[arg(long)]
+        no_auto: bool,
+    },
     /// Benchmarks that print their figures (see docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -204,6 +224,67 @@ enum BenchWhat {
         #[arg(long, default_value_t = 20)]
         mb: usize,
     },
+}
+
+/// `cashmatch export-labels`: the store's labels (and payments) to files, written under a
+/// temporary name and renamed, so a failed export leaves no half file to train on.
+fn export_labels(
+    data_dir: &Path,
+    out: &Path,
+    remittances: Option<&Path>,
+    settle_days: u32,
+    no_auto: bool,
+) -> Result<()> {
+    use cashmatch::store::export::{ExportOptions, export_labels};
+    use cashmatch::store::{SqliteStore, now, sqlite::DB_FILE};
+    // Opening creates a store where there is none; an export from a mistyped directory must fail.
+    if !data_dir.join(DB_FILE).is_file() {
+        bail!(
+            "{}: no store here (no {DB_FILE}); give the service's --data-dir",
+            data_dir.display()
+        );
+    }
+    let store = SqliteStore::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let options = ExportOptions {
+        include_auto: !no_auto,
+        auto_decided_before: Some(now() - chrono::Duration::days(i64::from(settle_days))),
+    };
+    let tmp = |p: &Path| {
+        let mut name = p.file_name().unwrap_or_default().to_os_string();
+        name.push(".tmp");
+        p.with_file_name(name)
+    };
+    let create = |p: &Path| {
+        std::fs::File::create(p)
+            .map(std::io::BufWriter::new)
+            .with_context(|| format!("creating {}", p.display()))
+    };
+    let labels_tmp = tmp(out);
+    let remittances_tmp = remittances.map(tmp);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let counts = rt.block_on(export_labels(
+        &store,
+        &options,
+        create(&labels_tmp)?,
+        remittances_tmp.as_deref().map(create).transpose()?,
+    ))?;
+    store.close();
+    std::fs::rename(&labels_tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    if let (Some(from), Some(to)) = (remittances_tmp, remittances) {
+        std::fs::rename(&from, to).with_context(|| format!("writing {}", to.display()))?;
+    }
+    eprintln!(
+        "{} label rows for {} payments ({} resolved by analysts, {} auto-applied at least {settle_days} days ago) written to {}",
+        counts.rows,
+        counts.analyst + counts.auto,
+        counts.analyst,
+        counts.auto,
+        out.display()
+    );
+    Ok(())
 }
 
 fn main() {
@@ -282,10 +363,17 @@ fn run(cli: Cli) -> Result<()> {
                     remittances.display(),
                     invoices.display()
                 ),
+                // How the history's customers quote references, learnt before the replay so
+                // that training reads them as the engine will.
+                habits: cashmatch::matching::habits::ReferenceHabits::learn(
+                    ledger.invoices(),
+                    &payments,
+                    &labels,
+                ),
                 ..Default::default()
             };
             let t = Instant::now();
-            let ex = train::replay(&mut ledger, &payments, &labels, &cfg.limits);
+            let ex = train::replay(&mut ledger, &payments, &labels, &cfg.habits, &cfg.limits);
             eprintln!(
                 "replayed {} payments into {} candidate rows in {:.1}s; right answer among candidates for {:.2}%",
                 payments.len(),
@@ -392,6 +480,19 @@ fn run(cli: Cli) -> Result<()> {
                 .build()?;
             rt.block_on(cashmatch::grpc::serve(settings, demo))?;
         }
+        Command::ExportLabels {
+            data_dir,
+            out,
+            remittances,
+            settle_days,
+            no_auto,
+        } => export_labels(
+            &data_dir,
+            &out,
+            remittances.as_deref(),
+            settle_days,
+            no_auto,
+        )?,
         Command::Bench { what } => match what {
             BenchWhat::Match {
                 invoices,

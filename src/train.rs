@@ -14,6 +14,7 @@ use crate::domain::{Label, Payment};
 use crate::ledger::{InvoiceIdx, Ledger};
 use crate::matching::candidates::{self, CandidateLimits};
 use crate::matching::features::{self, FEATURE_NAMES, N_FEATURES};
+use crate::matching::habits::ReferenceHabits;
 use crate::model::artifact::{Model, TrainingMetrics, decision_score};
 use crate::model::calibration::{Calibrator, Isotonic};
 use crate::model::gbdt::{GbdtParams, auc};
@@ -40,6 +41,9 @@ pub struct TrainConfig {
     pub confidence: f64,
     pub version: String,
     pub training_data: String,
+    /// The reference habits the history was replayed with ([`ReferenceHabits::learn`]); the
+    /// model carries them, so it reads references at work as it did in training.
+    pub habits: ReferenceHabits,
 }
 
 impl Default for TrainConfig {
@@ -53,6 +57,7 @@ impl Default for TrainConfig {
             confidence: 0.95,
             version: "unversioned".into(),
             training_data: String::new(),
+            habits: ReferenceHabits::default(),
         }
     }
 }
@@ -113,12 +118,14 @@ fn truth_keys(ledger: &Ledger, labels: &[Label]) -> HashMap<String, Vec<(Invoice
     out
 }
 
-/// Replays the history (see the module doc) and returns every candidate as a labelled row.
-/// `ledger` is changed as the history changed it.
+/// Replays the history (see the module doc) and returns every candidate as a labelled row,
+/// reading references with `habits` (those the model will carry). `ledger` is changed as the
+/// history changed it.
 pub fn replay(
     ledger: &mut Ledger,
     payments: &[Payment],
     labels: &[Label],
+    habits: &ReferenceHabits,
     limits: &CandidateLimits,
 ) -> Examples {
     let truth = truth_keys(ledger, labels);
@@ -131,7 +138,7 @@ pub fn replay(
         let start = y.len();
         let mut relief: Option<Vec<(InvoiceIdx, Decimal)>> = None;
         if p.direction == crate::domain::Direction::Credit && p.amount > Decimal::ZERO {
-            let pc = candidates::generate(ledger, p, limits);
+            let pc = candidates::generate(ledger, p, habits, limits);
             for (i, c) in pc.candidates.iter().enumerate() {
                 features::row(ledger, p, &pc, i, c, &mut data);
                 let right = want.is_some_and(|w| *w == c.key());
@@ -325,6 +332,7 @@ pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainErr
         threshold: chosen,
         metrics,
         training_data: cfg.training_data.clone(),
+        habits: cfg.habits.clone(),
     };
     let card = model_card(&model, &choice);
     Ok((model, card))
@@ -370,10 +378,13 @@ pub fn model_card(m: &Model, choice: &threshold::ThresholdChoice) -> String {
          A tighter target needs more labels: certifying 99.9% with no errors takes at least {need} \
          auto-applied holdout payments.\n\n\
          ## Most important features (gain)\n\n| feature | share of gain |\n|---|---|\n{top}\n\
+         ## Reference habits\n\n{habits}\n\n\
          ## Limits\n\n\
-         Trained on synthetic data from `cashmatch synth` (docs/synth.md); a customer's own history \
-         differs, so retrain on labelled history (docs/training.md) before trusting the threshold \
-         on real payments. The threshold guarantees precision on the holdout distribution only.\n",
+         The threshold guarantees precision only on payments like those of the training data \
+         above. Payments from other customers, or from customers who changed how they pay, may \
+         do worse: judge the model on the deployment's own labelled payments \
+         (`cashmatch-train report`) and retrain on them (docs/training.md) before trusting its \
+         auto-applies there.\n",
         version = m.version,
         data = if m.training_data.is_empty() {
             "(not recorded)"
@@ -394,5 +405,15 @@ pub fn model_card(m: &Model, choice: &threshold::ThresholdChoice) -> String {
         thr = m.threshold,
         n_auto = choice.n_auto,
         need = threshold::labels_needed(0.999, 0.95, 0.0).unwrap_or(usize::MAX),
+        habits = if m.habits.is_empty() {
+            "None learnt: references are read as written (docs/training.md).".to_string()
+        } else {
+            format!(
+                "{} customer(s) quote only the start of their invoice numbers; their short \
+                 references are also read as the start of their own open items' numbers \
+                 (docs/training.md).",
+                m.habits.truncates.len()
+            )
+        },
     )
 }

@@ -199,6 +199,7 @@ fn a_model_trained_on_one_world_generalises_to_another_and_beats_the_rules() {
         &mut ledger,
         &train_world.train.payments,
         &train_world.train.labels,
+        &cfg.habits,
         &cfg.limits,
     );
     let (model, _card) = cashmatch::train::fit(&ex, &cfg).expect("training succeeds");
@@ -305,4 +306,90 @@ fn apply_checks_two_allocations_of_one_invoice_as_their_sum_and_changes_nothing_
         .invoice(engine.ledger().invoice_idx("I-1001").expect("I-1001"))
         .open_amount;
     assert_eq!(before, after, "a refused apply changes nothing");
+}
+
+/// A customer known to cut references short (a habit a retrained model carries) quotes
+/// `INV-0067`: the engine reads it as the start of that customer's own numbers, and when two of
+/// its open items start so and carry the payment's amount, nothing tells them apart: review.
+#[test]
+fn a_short_reference_that_fits_two_open_items_equally_goes_to_review() {
+    use cashmatch::domain::{Currency, Customer, Invoice, Payer, Payment, RemittanceLine, Terms};
+    use cashmatch::matching::habits::{ReferenceHabits, Truncation};
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("date");
+    let invoice = |id: &str, number: &str, amount: Decimal| Invoice {
+        id: id.into(),
+        customer_id: "C1".into(),
+        number: number.into(),
+        po_number: None,
+        invoice_date: d,
+        due_date: d + chrono::Days::new(30),
+        currency: Currency::USD,
+        amount,
+        open_amount: amount,
+        terms: Terms::default(),
+    };
+    let two_fit = |second: Decimal| {
+        let (ledger, errs) = Ledger::new(
+            vec![Customer {
+                id: "C1".into(),
+                name: "Harbour Freight Lines".into(),
+                parent_id: None,
+                bank_accounts: vec!["111122223333".into()],
+            }],
+            vec![
+                invoice("I1", "INV-0067505", Decimal::new(25_000, 2)),
+                invoice("I2", "INV-0067512", second),
+            ],
+        );
+        assert!(errs.is_empty());
+        ledger
+    };
+    let mut model = Model::embedded_default().expect("the shipped model loads");
+    model.habits = ReferenceHabits {
+        truncates: [(
+            "C1".to_string(),
+            Truncation {
+                seen: 12,
+                shortest: 7,
+            },
+        )]
+        .into(),
+    };
+    let engine = Engine::new(
+        two_fit(Decimal::new(25_000, 2)),
+        Arc::new(model),
+        EngineConfig::default(),
+    );
+    let payment = Payment {
+        payment_id: "P1".into(),
+        format: "csv".into(),
+        direction: Default::default(),
+        payment_date: chrono::NaiveDate::from_ymd_opt(2026, 10, 20),
+        amount: Decimal::new(25_000, 2),
+        currency: Currency::USD,
+        payer: Payer {
+            name: None,
+            account: Some("111122223333".into()),
+        },
+        lines: vec![RemittanceLine {
+            reference: Some("INV-0067".into()),
+            amount_paid: Some(Decimal::new(25_000, 2)),
+            ..Default::default()
+        }],
+        free_text: vec![],
+        warnings: vec![],
+    };
+    let d = engine.decide(&payment);
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty());
+    // Both readings are offered to the analyst.
+    let offered: Vec<&str> = d
+        .suggestions
+        .iter()
+        .flat_map(|s| s.allocations.iter().map(|a| a.invoice_id.as_str()))
+        .collect();
+    assert!(
+        offered.contains(&"I1") && offered.contains(&"I2"),
+        "{offered:?}"
+    );
 }

@@ -767,6 +767,56 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
     mtask.await.expect("metrics task").expect("metrics served");
 
     server.stop().await;
+
+    // With the service stopped, `cashmatch export-labels` reads the same labels from the store.
+    let export = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+            .arg("export-labels")
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let (labels, paid) = (dir.join("service_labels.csv"), dir.join("exported.csv"));
+    let out = export(&[
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+        "--out".as_ref(),
+        labels.as_os_str(),
+        "--remittances".as_ref(),
+        paid.as_os_str(),
+        "--settle-days".as_ref(),
+        "0".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = cashmatch::io::labels_from_table(
+        &mut cashmatch::io::CsvFile::new(std::fs::File::open(&labels).expect("labels"), "l")
+            .expect("header"),
+        cashmatch::domain::LabelSource::History,
+    )
+    .expect("read");
+    assert!(rows.errors.is_empty(), "{:?}", rows.errors);
+    let by_source = |s| rows.rows.iter().filter(|r| r.1 == s).count();
+    assert!(by_source(cashmatch::domain::LabelSource::Analyst) > 0);
+    assert!(by_source(cashmatch::domain::LabelSource::Auto) > 0);
+    assert_eq!(by_source(cashmatch::domain::LabelSource::History), 0);
+    let exported = cashmatch::io::read_remittances(&paid).expect("payments");
+    assert_eq!(exported.payments.len(), 3 + autos);
+    // A directory with no store is an error, and nothing is written.
+    let empty = temp_dir("no-store");
+    let out = export(&[
+        "--data-dir".as_ref(),
+        empty.as_os_str(),
+        "--out".as_ref(),
+        empty.join("l.csv").as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no store here"));
+    assert!(!empty.join("l.csv").exists());
+    let _ = std::fs::remove_dir_all(&empty);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -4,14 +4,14 @@
 
 use super::pb;
 use crate::domain::{
-    Adjustment, Allocation, Currency, Customer, Decision, Direction, Invoice, Payer, Payment,
-    ReferenceKind, RemittanceLine, ReviewReason, Status, Suggestion, Terms,
+    Adjustment, Allocation, Currency, Customer, Decision, Direction, Invoice, LabelSource, Payer,
+    Payment, ReferenceKind, RemittanceLine, ReviewReason, Status, Suggestion, Terms,
 };
 use crate::formats::FormatError;
 use crate::model::artifact::TrainingMetrics;
 use crate::service::{ModelInfo, ServiceError};
 use crate::store::{
-    AuditEvent, AuditRecord, LabelSource, Resolution, ResolutionAction, ReviewRecord, ReviewState,
+    AuditEvent, AuditRecord, Resolution, ResolutionAction, ReviewRecord, ReviewState,
     ReviewSummary, TrainingExample,
 };
 use chrono::{DateTime, NaiveDate, Utc};
@@ -637,6 +637,7 @@ impl From<TrainingExample> for pb::TrainingExample {
             source,
             allocations,
             decided_at,
+            position: _,
         } = v;
         let payment_id = payment.payment_id.clone();
         pb::TrainingExample {
@@ -649,9 +650,11 @@ impl From<TrainingExample> for pb::TrainingExample {
                 })
                 .collect(),
             payment_id,
+            // The API's names predate the labels file's: "review" is the file's "analyst".
             source: match source {
-                LabelSource::Review => "review",
+                LabelSource::Analyst => "review",
                 LabelSource::Auto => "auto",
+                LabelSource::History => "history",
             }
             .into(),
             payment: Some(payment.into()),

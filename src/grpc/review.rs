@@ -6,7 +6,7 @@ use super::pb::{self, review_server};
 use super::{observe, principal};
 use crate::domain::Allocation;
 use crate::service::{ResolveAction, ResolveRequest, Service};
-use crate::store::{ReviewFilter, Store, now};
+use crate::store::{ExportQuery, ReviewFilter, Store, now};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -111,7 +111,11 @@ fn resolve_request(
     })
 }
 
-type ExportStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::TrainingExample, Status>>>;
+type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::TrainingExample, Status>>;
+
+/// Labelled payments read from the store per page of an export: the stream holds one page (and
+/// the channel's few messages), whatever the store's size.
+const EXPORT_PAGE: u32 = 500;
 
 #[tonic::async_trait]
 impl<S: Store> review_server::Review for ReviewApi<S> {
@@ -193,12 +197,41 @@ impl<S: Store> review_server::Review for ReviewApi<S> {
     ) -> Result<Response<Self::ExportLabelsStream>, Status> {
         observe(&self.metrics, "Review/ExportLabels", async {
             let pb::ExportLabelsRequest { include_auto } = request.into_inner();
-            let examples = self.service.training_examples(include_auto).await?;
-            let items: Vec<Result<pb::TrainingExample, Status>> = examples
-                .into_iter()
-                .map(|e| Ok(pb::TrainingExample::from(e)))
-                .collect();
-            Ok(tokio_stream::iter(items))
+            let mut query = ExportQuery {
+                include_auto,
+                auto_decided_before: None,
+                after: 0,
+                limit: EXPORT_PAGE,
+            };
+            // The first page is read here, so a store fault is the call's status; later pages
+            // are read as the client takes the stream, and a fault ends it with that status.
+            let first = self.service.training_examples(query.clone()).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_PAGE as usize);
+            let service = Arc::clone(&self.service);
+            tokio::spawn(async move {
+                let mut page = first;
+                loop {
+                    let last = page.last().map(|e| e.position);
+                    let full = page.len() >= query.limit as usize;
+                    for e in page {
+                        if tx.send(Ok(pb::TrainingExample::from(e))).await.is_err() {
+                            return; // the client went away
+                        }
+                    }
+                    let Some(after) = last.filter(|_| full) else {
+                        return;
+                    };
+                    query.after = after;
+                    page = match service.training_examples(query.clone()).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = tx.send(Err(Status::from(e))).await;
+                            return;
+                        }
+                    };
+                }
+            });
+            Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
         })
         .await
     }

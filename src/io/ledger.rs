@@ -1,27 +1,43 @@
 //! `customers.csv` and `invoices.csv`: the open-items ledger.
 
-use super::{CsvFile, Loaded, Row, open, opt_str};
+use super::table::{Column, Kind, Record, Table, optional, required};
+use super::{CsvFile, Loaded, open, opt_str};
 use crate::domain::{Currency, Customer, Invoice, Terms};
-use crate::formats::{FormatError, Position};
+use crate::formats::FormatError;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::io::{Read, Write};
 use std::path::Path;
 
-const CUSTOMER_COLUMNS: [&str; 4] = ["customer_id", "name", "parent_id", "bank_accounts"];
-
-const INVOICE_COLUMNS: [&str; 10] = [
-    "invoice_id",
-    "customer_id",
-    "invoice_number",
-    "po_number",
-    "invoice_date",
-    "due_date",
-    "currency",
-    "amount",
-    "open_amount",
-    "terms",
+const CUSTOMER_COLUMNS: [Column; 4] = [
+    required("customer_id", Kind::Text),
+    required("name", Kind::Text),
+    optional("parent_id", Kind::Text),
+    optional("bank_accounts", Kind::Text),
 ];
+
+const INVOICE_COLUMNS: [Column; 10] = [
+    required("invoice_id", Kind::Text),
+    required("customer_id", Kind::Text),
+    required("invoice_number", Kind::Text),
+    optional("po_number", Kind::Text),
+    required("invoice_date", Kind::Date),
+    required("due_date", Kind::Date),
+    optional("currency", Kind::Text),
+    required("amount", Kind::Money),
+    required("open_amount", Kind::Money),
+    optional("terms", Kind::Text),
+];
+const I_ID: usize = 0;
+const I_CUSTOMER: usize = 1;
+const I_NUMBER: usize = 2;
+const I_PO: usize = 3;
+const I_INVOICE_DATE: usize = 4;
+const I_DUE_DATE: usize = 5;
+const I_CURRENCY: usize = 6;
+const I_AMOUNT: usize = 7;
+const I_OPEN: usize = 8;
+const I_TERMS: usize = 9;
 
 /// Reads `customers.csv`.
 pub fn read_customers(path: impl AsRef<Path>) -> Result<Loaded<Customer>, FormatError> {
@@ -34,43 +50,40 @@ pub fn customers_from_reader(
     reader: impl Read,
     file: &str,
 ) -> Result<Loaded<Customer>, FormatError> {
-    let mut csv = CsvFile::new(reader, file)?;
-    let id = csv.require("customer_id")?;
-    let name = csv.require("name")?;
-    let parent = csv.optional("parent_id");
-    let accounts = csv.optional("bank_accounts");
+    customers_from_table(&mut CsvFile::new(reader, file)?)
+}
+
+/// Reads customers from any table: `customer_id,name[,parent_id,bank_accounts]`.
+pub fn customers_from_table(t: &mut dyn Table) -> Result<Loaded<Customer>, FormatError> {
     let mut out = Loaded::default();
-    let mut lines = Vec::new();
-    while let Some(row) = csv.next_row()? {
-        let line = row.line;
-        let parsed = (|| {
-            row.check_width()?;
-            Ok::<_, FormatError>(Customer {
-                id: row.required(id)?.to_string(),
-                name: row.required(name)?.to_string(),
-                parent_id: row.opt_text(parent)?.map(str::to_string),
-                bank_accounts: row
-                    .opt_text(accounts)?
-                    .map(|t| {
-                        t.split(';')
-                            .map(str::trim)
-                            .filter(|a| !a.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            })
-        })();
-        match parsed {
-            Ok(c) => {
-                out.rows.push(c);
-                lines.push(line);
-            }
+    let mut ids = Ids::default();
+    t.scan(&CUSTOMER_COLUMNS, &mut |r| {
+        match customer_row(r).and_then(|c| ids.first(r, 0, "customer_id", &c.id).map(|()| c)) {
+            Ok(c) => out.rows.push(c),
             Err(e) => out.errors.push(e),
         }
-    }
-    drop_duplicates(&mut out, &lines, file, id.index, "customer_id", |c| &c.id);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+fn customer_row(r: &dyn Record) -> Result<Customer, FormatError> {
+    r.check()?;
+    Ok(Customer {
+        id: r.required(0)?.into_owned(),
+        name: r.required(1)?.into_owned(),
+        parent_id: r.text(2)?.map(|s| s.into_owned()),
+        bank_accounts: r
+            .text(3)?
+            .map(|t| {
+                t.split(';')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
 }
 
 /// Reads `invoices.csv`, the open-items ledger.
@@ -81,91 +94,70 @@ pub fn read_invoices(path: impl AsRef<Path>) -> Result<Loaded<Invoice>, FormatEr
 
 /// Reads invoices from any reader; `file` names it in errors.
 pub fn invoices_from_reader(reader: impl Read, file: &str) -> Result<Loaded<Invoice>, FormatError> {
-    let mut csv = CsvFile::new(reader, file)?;
-    let cols = InvoiceCols {
-        id: csv.require("invoice_id")?,
-        customer: csv.require("customer_id")?,
-        number: csv.require("invoice_number")?,
-        po: csv.optional("po_number"),
-        invoice_date: csv.require("invoice_date")?,
-        due_date: csv.require("due_date")?,
-        currency: csv.optional("currency"),
-        amount: csv.require("amount")?,
-        open: csv.require("open_amount")?,
-        terms: csv.optional("terms"),
-    };
+    invoices_from_table(&mut CsvFile::new(reader, file)?)
+}
+
+/// Reads invoices from any table, with the open-amount rules of docs/formats.md.
+pub fn invoices_from_table(t: &mut dyn Table) -> Result<Loaded<Invoice>, FormatError> {
     let mut out = Loaded::default();
-    let mut lines = Vec::new();
+    let mut ids = Ids::default();
     // A ledger repeats a handful of terms spellings a million times; parse each once.
     let mut terms_seen: Vec<(String, Terms)> = Vec::new();
-    while let Some(row) = csv.next_row()? {
-        let line = row.line;
-        match invoice_row(&row, &cols, &mut terms_seen) {
-            Ok(inv) => {
-                out.rows.push(inv);
-                lines.push(line);
-            }
+    t.scan(&INVOICE_COLUMNS, &mut |r| {
+        match invoice_row(r, &mut terms_seen)
+            .and_then(|i| ids.first(r, I_ID, "invoice_id", &i.id).map(|()| i))
+        {
+            Ok(inv) => out.rows.push(inv),
             Err(e) => out.errors.push(e),
         }
-    }
-    drop_duplicates(&mut out, &lines, file, cols.id.index, "invoice_id", |i| {
-        &i.id
-    });
+        Ok(())
+    })?;
     Ok(out)
 }
 
-struct InvoiceCols {
-    id: super::Col,
-    customer: super::Col,
-    number: super::Col,
-    po: Option<super::Col>,
-    invoice_date: super::Col,
-    due_date: super::Col,
-    currency: Option<super::Col>,
-    amount: super::Col,
-    open: super::Col,
-    terms: Option<super::Col>,
+/// A currency field; absent or empty means USD.
+pub(crate) fn currency(r: &dyn Record, c: usize) -> Result<Currency, FormatError> {
+    match r.text(c)? {
+        Some(t) => t.parse::<Currency>().map_err(|m| r.error(c, &m)),
+        None => Ok(Currency::USD),
+    }
 }
 
 fn invoice_row(
-    row: &Row<'_>,
-    c: &InvoiceCols,
+    r: &dyn Record,
     terms_seen: &mut Vec<(String, Terms)>,
 ) -> Result<Invoice, FormatError> {
-    row.check_width()?;
-    let id = row.required(c.id)?.to_string();
-    let customer_id = row.required(c.customer)?.to_string();
-    let number = row.required(c.number)?.to_string();
-    let po_number = row.opt_text(c.po)?.map(str::to_string);
-    let invoice_date = row.date(c.invoice_date)?;
-    let due_date = row.date(c.due_date)?;
-    let currency = match (c.currency, row.opt_text(c.currency)?) {
-        (Some(col), Some(t)) => t.parse::<Currency>().map_err(|m| row.error(col, m))?,
-        _ => Currency::USD,
-    };
-    let amount = row.money(c.amount)?;
-    let open_amount = row.money(c.open)?;
+    r.check()?;
+    let id = r.required(I_ID)?.into_owned();
+    let customer_id = r.required(I_CUSTOMER)?.into_owned();
+    let number = r.required(I_NUMBER)?.into_owned();
+    let po_number = r.text(I_PO)?.map(|s| s.into_owned());
+    let invoice_date = r.date(I_INVOICE_DATE)?;
+    let due_date = r.date(I_DUE_DATE)?;
+    let currency = currency(r, I_CURRENCY)?;
+    let amount = r.money(I_AMOUNT)?;
+    let open_amount = r.money(I_OPEN)?;
     if !open_amount.is_zero() && open_amount.is_sign_negative() != amount.is_sign_negative() {
-        return Err(row.error(
-            c.open,
-            format!("{open_amount} has the opposite sign to amount {amount}"),
+        return Err(r.error(
+            I_OPEN,
+            &format!("{open_amount} has the opposite sign to amount {amount}"),
         ));
     }
     if open_amount.abs() > amount.abs() {
-        return Err(row.error(c.open, format!("{open_amount} is beyond amount {amount}")));
+        return Err(r.error(I_OPEN, &format!("{open_amount} is beyond amount {amount}")));
     }
-    let terms = match (c.terms, row.opt_text(c.terms)?) {
-        (Some(col), Some(t)) => match terms_seen.iter().find(|(s, _)| s == t) {
+    let terms = match r.text(I_TERMS)? {
+        Some(t) => match terms_seen.iter().find(|(s, _)| *s == *t) {
             Some((_, terms)) => *terms,
             None => {
-                let parsed = Terms::parse(t).map_err(|m| row.error(col, m))?;
+                let parsed = Terms::parse(&t).map_err(|m| r.error(I_TERMS, &m))?;
                 if terms_seen.len() < 64 {
-                    terms_seen.push((t.to_string(), parsed));
+                    terms_seen.push((t.into_owned(), parsed));
                 }
                 parsed
             }
         },
-        _ => Terms::default(),
+        None => Terms::default(),
     };
     Ok(Invoice {
         id,
@@ -181,66 +173,25 @@ fn invoice_row(
     })
 }
 
-/// Drops every row whose id repeats an earlier row's, reporting it at its own line: an id is
-/// what allocations name, so two rows with one id would make a decision mean two things.
-fn drop_duplicates<T>(
-    out: &mut Loaded<T>,
-    lines: &[usize],
-    file: &str,
-    column: usize,
-    what: &str,
-    id: impl Fn(&T) -> &str,
-) {
-    // (row of the repeat, row of the first occurrence)
-    let repeats: Vec<(usize, usize)> = {
-        let mut first: HashMap<&str, usize> = HashMap::with_capacity(out.rows.len());
-        out.rows
-            .iter()
-            .enumerate()
-            .filter_map(|(i, row)| match first.entry(id(row)) {
-                Entry::Occupied(e) => Some((i, *e.get())),
-                Entry::Vacant(e) => {
-                    e.insert(i);
-                    None
-                }
-            })
-            .collect()
-    };
-    if repeats.is_empty() {
-        return;
-    }
-    let line = |i: usize| lines.get(i).copied().unwrap_or(0);
-    let mut drop = vec![false; out.rows.len()];
-    for &(dup, first) in &repeats {
-        drop[dup] = true;
-        out.errors.push(FormatError::new(
-            file,
-            Position::Line {
-                line: line(dup),
-                column: Some(column + 1),
-            },
-            format!(
-                "{what}: {:?} repeats the {what} of line {}",
-                id(&out.rows[dup]),
-                line(first)
-            ),
-        ));
-    }
-    let mut i = 0;
-    out.rows.retain(|_| {
-        let keep = !drop[i];
-        i += 1;
-        keep
-    });
-    sort_errors(&mut out.errors);
-}
+/// The ids read so far, with their lines. A repeated id is an error at the later row, which is
+/// dropped: an id is what allocations name, so two rows with one id would make a decision mean
+/// two things.
+#[derive(Default)]
+struct Ids(HashMap<String, usize>);
 
-/// Errors in file order, so a user fixes them top to bottom.
-fn sort_errors(errors: &mut [FormatError]) {
-    errors.sort_by_key(|e| match e.position {
-        Position::Line { line, column } => (line, column.unwrap_or(0)),
-        _ => (0, 0),
-    });
+impl Ids {
+    /// `Ok` when `id`, read from column `c` (named `what`) of `r`, is new.
+    fn first(&mut self, r: &dyn Record, c: usize, what: &str, id: &str) -> Result<(), FormatError> {
+        match self.0.entry(id.to_string()) {
+            Entry::Occupied(e) => {
+                Err(r.error(c, &format!("{id:?} repeats the {what} of line {}", e.get())))
+            }
+            Entry::Vacant(e) => {
+                e.insert(r.line());
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Writes `customers.csv`.
@@ -249,7 +200,7 @@ pub fn write_customers<'a>(
     customers: impl IntoIterator<Item = &'a Customer>,
 ) -> std::io::Result<()> {
     let mut out = csv::Writer::from_writer(w);
-    out.write_record(CUSTOMER_COLUMNS)?;
+    out.write_record(CUSTOMER_COLUMNS.map(|c| c.name))?;
     for c in customers {
         out.write_record([
             c.id.as_str(),
@@ -267,7 +218,7 @@ pub fn write_invoices<'a>(
     invoices: impl IntoIterator<Item = &'a Invoice>,
 ) -> std::io::Result<()> {
     let mut out = csv::Writer::from_writer(w);
-    out.write_record(INVOICE_COLUMNS)?;
+    out.write_record(INVOICE_COLUMNS.map(|c| c.name))?;
     for i in invoices {
         out.write_record([
             i.id.as_str(),
@@ -288,6 +239,7 @@ pub fn write_invoices<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::Position;
     use chrono::NaiveDate;
     use rust_decimal_macros::dec;
 

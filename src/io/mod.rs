@@ -8,29 +8,38 @@
 //! remittances, in [`Parsed`](crate::formats::Parsed)). Headers are matched by name in any order,
 //! extra columns are ignored, a UTF-8 byte-order mark is tolerated and fields are trimmed.
 //!
+//! Each reader's rules are written once, against [`Table`]: `*_from_table` reads any table, and
+//! the CSV readers here pass a [`CsvFile`]. The retraining job (`training/`) passes its polars
+//! tables (CSV and Parquet at scale) to the same functions.
+//!
 //! Writers take any `impl Write` and write what the readers read back unchanged.
 
 mod decisions;
 mod labels;
 mod ledger;
 mod remittances;
+mod table;
 
 pub use decisions::{decisions_from_reader, read_decisions, write_decisions};
 pub use labels::{
-    cases_from_reader, labels_from_reader, read_cases, read_labels, write_cases, write_labels,
+    LabelsWriter, cases_from_reader, cases_from_table, labels_from_reader, labels_from_table,
+    read_cases, read_labels, write_cases, write_labels,
 };
 pub use ledger::{
-    customers_from_reader, invoices_from_reader, read_customers, read_invoices, write_customers,
-    write_invoices,
+    customers_from_reader, customers_from_table, invoices_from_reader, invoices_from_table,
+    read_customers, read_invoices, write_customers, write_invoices,
 };
 pub use remittances::{
-    for_each_remittance, read_remittances, remittances_from_reader, write_remittances,
+    RemittancesWriter, for_each_remittance, for_each_remittance_in, read_remittances,
+    remittances_from_reader, write_remittances,
 };
+pub use table::{Column, Kind, Record, Table, optional, required};
 
 use crate::formats::{FormatError, Position};
 use chrono::NaiveDate;
 use csv::ByteRecord;
 use rust_decimal::Decimal;
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -67,22 +76,24 @@ pub(crate) fn open(path: &Path) -> Result<(BufReader<File>, String), FormatError
 
 /// A column of a CSV file: where it is in this file and what it is called (for messages).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Col {
-    pub(crate) index: usize,
-    pub(crate) name: &'static str,
+struct Col {
+    index: usize,
+    name: &'static str,
 }
 
-/// A CSV file opened for reading, with its header mapped by name.
-pub(crate) struct CsvFile<R> {
+/// A CSV file opened for reading, with its header mapped by name: the [`Table`] the CSV
+/// readers scan.
+pub struct CsvFile<R> {
     reader: csv::Reader<R>,
-    pub(crate) file: String,
+    file: String,
     header: Vec<String>,
     record: ByteRecord,
 }
 
 impl<R: Read> CsvFile<R> {
-    /// Reads the header row. An unreadable or empty header is a file-level error.
-    pub(crate) fn new(reader: R, file: &str) -> Result<Self, FormatError> {
+    /// Reads the header row; `file` names the source in errors. An unreadable or empty header,
+    /// or a column named twice, is a file-level error.
+    pub fn new(reader: R, file: &str) -> Result<Self, FormatError> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             // Short and long rows are reported per row, not as a fatal reader error.
@@ -133,45 +144,77 @@ impl<R: Read> CsvFile<R> {
         })
     }
 
-    /// A column the file must have.
-    pub(crate) fn require(&self, name: &'static str) -> Result<Col, FormatError> {
-        self.optional(name).ok_or_else(|| {
-            FormatError::new(
-                &self.file,
-                Position::Line {
-                    line: 1,
-                    column: None,
-                },
-                format!(
-                    "missing required column {name:?}; the header has: {}",
-                    self.header.join(",")
-                ),
-            )
-        })
+    /// Whether the header has a column of this (lower-case) name.
+    pub fn has(&self, name: &str) -> bool {
+        self.header.iter().any(|h| h == name)
     }
 
-    /// A column the file may have.
-    pub(crate) fn optional(&self, name: &'static str) -> Option<Col> {
-        self.header
+    /// Where each of `columns` is in this file; a missing required one is a file-level error.
+    fn map(&self, columns: &[Column]) -> Result<Vec<Option<Col>>, FormatError> {
+        columns
             .iter()
-            .position(|h| h == name)
-            .map(|index| Col { index, name })
+            .map(|c| {
+                let found = self
+                    .header
+                    .iter()
+                    .position(|h| h == c.name)
+                    .map(|index| Col {
+                        index,
+                        name: c.name,
+                    });
+                if found.is_none() && c.required {
+                    return Err(missing_column(&self.file, c.name, &self.header));
+                }
+                Ok(found)
+            })
+            .collect()
+    }
+}
+
+/// The file-level error for a required column the header lacks, listing the header found.
+pub(crate) fn missing_column(file: &str, name: &str, header: &[impl AsRef<str>]) -> FormatError {
+    let names: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
+    FormatError::new(
+        file,
+        Position::Line {
+            line: 1,
+            column: None,
+        },
+        format!(
+            "missing required column {name:?}; the header has: {}",
+            names.join(",")
+        ),
+    )
+}
+
+impl<R: Read> Table for CsvFile<R> {
+    fn file(&self) -> &str {
+        &self.file
     }
 
-    /// The next data row, `None` at the end. An I/O error is file-level.
-    pub(crate) fn next_row(&mut self) -> Result<Option<Row<'_>>, FormatError> {
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(false) => Ok(None),
-            Ok(true) => {
-                let line = self.record.position().map_or(0, |p| p.line() as usize);
-                Ok(Some(Row {
-                    record: &self.record,
-                    file: &self.file,
-                    line,
-                    width: self.header.len(),
-                }))
+    fn scan(
+        &mut self,
+        columns: &[Column],
+        f: &mut dyn FnMut(&dyn Record) -> Result<(), FormatError>,
+    ) -> Result<(), FormatError> {
+        let cols = self.map(columns)?;
+        let width = self.header.len();
+        loop {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {
+                    let row = CsvRecord {
+                        record: &self.record,
+                        file: &self.file,
+                        line: self.record.position().map_or(0, |p| p.line() as usize),
+                        width,
+                        columns,
+                        cols: &cols,
+                    };
+                    f(&row)?;
+                }
+                Err(e) => return Err(csv_error(&self.file, &e)),
             }
-            Err(e) => Err(csv_error(&self.file, &e)),
         }
     }
 }
@@ -187,30 +230,42 @@ fn csv_error(file: &str, e: &csv::Error) -> FormatError {
     FormatError::new(file, position, format!("cannot read CSV: {e}"))
 }
 
-/// One data row, with accessors that turn a bad field into an error naming line and column.
-pub(crate) struct Row<'a> {
+/// One data row of a CSV file.
+struct CsvRecord<'a> {
     record: &'a ByteRecord,
     file: &'a str,
-    pub(crate) line: usize,
+    line: usize,
+    /// Fields in the header.
     width: usize,
+    columns: &'a [Column],
+    /// Where each of `columns` is in the file.
+    cols: &'a [Option<Col>],
 }
 
-impl<'a> Row<'a> {
-    /// A row-level error at a column.
-    pub(crate) fn error(&self, col: Col, message: impl std::fmt::Display) -> FormatError {
+impl Record for CsvRecord<'_> {
+    fn line(&self) -> usize {
+        self.line
+    }
+
+    fn error(&self, c: usize, message: &dyn std::fmt::Display) -> FormatError {
+        let col = self.cols.get(c).copied().flatten();
+        let name = col
+            .map(|col| col.name)
+            .or_else(|| self.columns.get(c).map(|c| c.name))
+            .unwrap_or("?");
         FormatError::new(
             self.file,
             Position::Line {
                 line: self.line,
-                column: Some(col.index + 1),
+                column: col.map(|col| col.index + 1),
             },
-            format!("{}: {message}", col.name),
+            format!("{name}: {message}"),
         )
     }
 
     /// A row that is shorter than the header lost fields somewhere: reject it whole rather than
     /// guess which fields moved.
-    pub(crate) fn check_width(&self) -> Result<(), FormatError> {
+    fn check(&self) -> Result<(), FormatError> {
         if self.record.len() < self.width {
             return Err(FormatError::new(
                 self.file,
@@ -228,56 +283,18 @@ impl<'a> Row<'a> {
         Ok(())
     }
 
-    /// The trimmed text of a field; empty when the field is empty.
-    pub(crate) fn text(&self, col: Col) -> Result<&'a str, FormatError> {
+    fn text(&self, c: usize) -> Result<Option<Cow<'_, str>>, FormatError> {
+        let Some(col) = self.cols.get(c).copied().flatten() else {
+            return Ok(None);
+        };
         let raw = self.record.get(col.index).unwrap_or_default();
-        std::str::from_utf8(raw).map(str::trim).map_err(|_| {
+        let t = std::str::from_utf8(raw).map(str::trim).map_err(|_| {
             self.error(
-                col,
-                format!("not valid UTF-8: {:?}", String::from_utf8_lossy(raw)),
+                c,
+                &format!("not valid UTF-8: {:?}", String::from_utf8_lossy(raw)),
             )
-        })
-    }
-
-    /// The text of an optional column; `None` when the column is absent or the field empty.
-    pub(crate) fn opt_text(&self, col: Option<Col>) -> Result<Option<&'a str>, FormatError> {
-        match col {
-            None => Ok(None),
-            Some(c) => self.text(c).map(|t| (!t.is_empty()).then_some(t)),
-        }
-    }
-
-    /// A field that must not be empty.
-    pub(crate) fn required(&self, col: Col) -> Result<&'a str, FormatError> {
-        let t = self.text(col)?;
-        if t.is_empty() {
-            return Err(self.error(col, "is empty"));
-        }
-        Ok(t)
-    }
-
-    pub(crate) fn money(&self, col: Col) -> Result<Decimal, FormatError> {
-        let t = self.required(col)?;
-        parse_money(t).map_err(|m| self.error(col, m))
-    }
-
-    pub(crate) fn opt_money(&self, col: Option<Col>) -> Result<Option<Decimal>, FormatError> {
-        match (col, self.opt_text(col)?) {
-            (Some(c), Some(t)) => parse_money(t).map(Some).map_err(|m| self.error(c, m)),
-            _ => Ok(None),
-        }
-    }
-
-    pub(crate) fn date(&self, col: Col) -> Result<NaiveDate, FormatError> {
-        let t = self.required(col)?;
-        parse_date(t).map_err(|m| self.error(col, m))
-    }
-
-    pub(crate) fn opt_date(&self, col: Option<Col>) -> Result<Option<NaiveDate>, FormatError> {
-        match (col, self.opt_text(col)?) {
-            (Some(c), Some(t)) => parse_date(t).map(Some).map_err(|m| self.error(c, m)),
-            _ => Ok(None),
-        }
+        })?;
+        Ok((!t.is_empty()).then_some(Cow::Borrowed(t)))
     }
 }
 

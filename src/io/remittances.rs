@@ -2,7 +2,9 @@
 //! payment's fields repeated on each row, consecutive rows with one `payment_id` forming one
 //! payment. Read as a stream, so memory holds one payment whatever the file's size.
 
-use super::{Col, CsvFile, Row, open, opt_str};
+use super::ledger::currency;
+use super::table::{Column, Kind, Record, Table, optional, required};
+use super::{CsvFile, open, opt_str};
 use crate::domain::{
     Adjustment, Currency, Direction, Payer, Payment, ReferenceKind, RemittanceLine,
 };
@@ -12,23 +14,38 @@ use rust_decimal::Decimal;
 use std::io::{Read, Write};
 use std::path::Path;
 
-/// The columns `write_remittances` writes: the eleven of the issue, then the optional three.
-const COLUMNS: [&str; 14] = [
-    "payment_id",
-    "payment_date",
-    "payment_amount",
-    "currency",
-    "payer_name",
-    "payer_account",
-    "reference",
-    "line_amount",
-    "adjustment_amount",
-    "adjustment_code",
-    "memo",
-    "reference_kind",
-    "invoice_amount",
-    "discount_amount",
+/// The columns: the eleven of the issue, then the optional three. `write_remittances` writes
+/// them in this order.
+const COLUMNS: [Column; 14] = [
+    required("payment_id", Kind::Text),
+    optional("payment_date", Kind::Date),
+    required("payment_amount", Kind::Money),
+    optional("currency", Kind::Text),
+    optional("payer_name", Kind::Text),
+    optional("payer_account", Kind::Text),
+    required("reference", Kind::Text),
+    required("line_amount", Kind::Money),
+    optional("adjustment_amount", Kind::Money),
+    optional("adjustment_code", Kind::Text),
+    optional("memo", Kind::Text),
+    optional("reference_kind", Kind::Text),
+    optional("invoice_amount", Kind::Money),
+    optional("discount_amount", Kind::Money),
 ];
+const ID: usize = 0;
+const DATE: usize = 1;
+const AMOUNT: usize = 2;
+const CURRENCY: usize = 3;
+const PAYER_NAME: usize = 4;
+const PAYER_ACCOUNT: usize = 5;
+const REFERENCE: usize = 6;
+const LINE_AMOUNT: usize = 7;
+const ADJ_AMOUNT: usize = 8;
+const ADJ_CODE: usize = 9;
+const MEMO: usize = 10;
+const KIND: usize = 11;
+const INVOICE_AMOUNT: usize = 12;
+const DISCOUNT: usize = 13;
 
 /// Reads a whole remittance file into memory.
 pub fn read_remittances(path: impl AsRef<Path>) -> Result<Parsed, FormatError> {
@@ -44,23 +61,6 @@ pub fn remittances_from_reader(reader: impl Read, file: &str) -> Result<Parsed, 
         Err(e) => out.errors.push(e),
     })?;
     Ok(out)
-}
-
-struct Cols {
-    id: Col,
-    date: Option<Col>,
-    amount: Col,
-    currency: Option<Col>,
-    payer_name: Option<Col>,
-    payer_account: Option<Col>,
-    reference: Col,
-    line_amount: Col,
-    adjustment_amount: Option<Col>,
-    adjustment_code: Option<Col>,
-    memo: Option<Col>,
-    kind: Option<Col>,
-    invoice_amount: Option<Col>,
-    discount: Option<Col>,
 }
 
 /// The fields every row of a payment repeats.
@@ -116,14 +116,14 @@ impl Group {
         }
     }
 
-    fn add(&mut self, head: Head, detail: Detail, row: &Row<'_>, cols: &Cols) {
+    fn add(&mut self, head: Head, detail: Detail, row: &dyn Record) {
         match &self.head {
             None => self.head = Some(head),
             Some(first) if *first != head => {
-                let (col, was, now) = first_difference(first, &head, cols);
+                let (col, was, now) = first_difference(first, &head);
                 let e = row.error(
                     col,
-                    format!(
+                    &format!(
                         "{now} differs from {was} on line {} (each row of a payment repeats its \
                          payment fields)",
                         self.first_line
@@ -166,13 +166,13 @@ impl Group {
         }
     }
 
-    fn finish(self) -> Result<Payment, FormatError> {
+    fn finish(self, file: &str) -> Result<Payment, FormatError> {
         if let Some(e) = self.error {
             return Err(e);
         }
         let head = self.head.ok_or_else(|| {
             FormatError::new(
-                "",
+                file,
                 Position::Line {
                     line: self.first_line,
                     column: None,
@@ -198,87 +198,70 @@ impl Group {
     }
 }
 
-fn first_difference(a: &Head, b: &Head, c: &Cols) -> (Col, String, String) {
-    let fallback = |name| Col {
-        index: c.id.index,
-        name,
-    };
+/// The first payment field two rows of one payment disagree on: its column, and the two values.
+fn first_difference(a: &Head, b: &Head) -> (usize, String, String) {
     let opt = |v: &Option<String>| {
         v.clone()
             .map_or_else(|| "(empty)".to_string(), |s| format!("{s:?}"))
     };
     if a.amount != b.amount {
-        return (c.amount, a.amount.to_string(), b.amount.to_string());
+        return (AMOUNT, a.amount.to_string(), b.amount.to_string());
     }
     if a.date != b.date {
         let d = |v: &Option<NaiveDate>| v.map_or_else(|| "(empty)".to_string(), |d| d.to_string());
-        return (
-            c.date.unwrap_or(fallback("payment_date")),
-            d(&a.date),
-            d(&b.date),
-        );
+        return (DATE, d(&a.date), d(&b.date));
     }
     if a.currency != b.currency {
-        let col = c.currency.unwrap_or(fallback("currency"));
-        return (col, a.currency.to_string(), b.currency.to_string());
+        return (CURRENCY, a.currency.to_string(), b.currency.to_string());
     }
     if a.payer_name != b.payer_name {
-        let col = c.payer_name.unwrap_or(fallback("payer_name"));
-        return (col, opt(&a.payer_name), opt(&b.payer_name));
+        return (PAYER_NAME, opt(&a.payer_name), opt(&b.payer_name));
     }
-    let col = c.payer_account.unwrap_or(fallback("payer_account"));
-    (col, opt(&a.payer_account), opt(&b.payer_account))
+    (PAYER_ACCOUNT, opt(&a.payer_account), opt(&b.payer_account))
 }
 
-fn parse_row(row: &Row<'_>, c: &Cols) -> Result<(Head, Detail), FormatError> {
-    row.check_width()?;
-    let amount = row.money(c.amount)?;
+fn parse_row(r: &dyn Record) -> Result<(Head, Detail), FormatError> {
+    r.check()?;
+    let amount = r.money(AMOUNT)?;
     if amount.is_sign_negative() && !amount.is_zero() {
-        return Err(row.error(
-            c.amount,
-            format!("{amount} is negative; a remittance pays money in"),
+        return Err(r.error(
+            AMOUNT,
+            &format!("{amount} is negative; a remittance pays money in"),
         ));
     }
-    let currency = match (c.currency, row.opt_text(c.currency)?) {
-        (Some(col), Some(t)) => t.parse::<Currency>().map_err(|m| row.error(col, m))?,
-        _ => Currency::USD,
-    };
     let head = Head {
-        date: row.opt_date(c.date)?,
+        date: r.opt_date(DATE)?,
         amount,
-        currency,
-        payer_name: row.opt_text(c.payer_name)?.map(str::to_string),
-        payer_account: row.opt_text(c.payer_account)?.map(str::to_string),
+        currency: currency(r, CURRENCY)?,
+        payer_name: r.text(PAYER_NAME)?.map(|s| s.into_owned()),
+        payer_account: r.text(PAYER_ACCOUNT)?.map(|s| s.into_owned()),
     };
-    let kind = match (c.kind, row.opt_text(c.kind)?) {
-        (Some(col), Some(t)) => parse_kind(t).map_err(|m| row.error(col, m))?,
-        _ => ReferenceKind::Unknown,
+    let kind = match r.text(KIND)? {
+        Some(t) => parse_kind(&t).map_err(|m| r.error(KIND, &m))?,
+        None => ReferenceKind::Unknown,
     };
-    let adjustment_amount = row.opt_money(c.adjustment_amount)?;
-    let adjustment_code = row.opt_text(c.adjustment_code)?;
-    let adjustment = match (adjustment_amount, adjustment_code) {
+    let adjustment = match (r.opt_money(ADJ_AMOUNT)?, r.text(ADJ_CODE)?) {
         (Some(amount), code) => Some(Adjustment {
             amount,
-            reason_code: code.map(str::to_string),
+            reason_code: code.map(|c| c.into_owned()),
             text: None,
         }),
         (None, Some(code)) => {
-            let col = c.adjustment_code.unwrap_or(c.id);
-            return Err(row.error(
-                col,
-                format!("{code:?} is given without an adjustment_amount"),
+            return Err(r.error(
+                ADJ_CODE,
+                &format!("{code:?} is given without an adjustment_amount"),
             ));
         }
         (None, None) => None,
     };
     let detail = Detail {
-        reference: row.opt_text(Some(c.reference))?.map(str::to_string),
+        reference: r.text(REFERENCE)?.map(|s| s.into_owned()),
         kind,
-        line_amount: row.opt_money(Some(c.line_amount))?,
-        invoice_amount: row.opt_money(c.invoice_amount)?,
-        discount: row.opt_money(c.discount)?,
+        line_amount: r.opt_money(LINE_AMOUNT)?,
+        invoice_amount: r.opt_money(INVOICE_AMOUNT)?,
+        discount: r.opt_money(DISCOUNT)?,
         adjustment,
-        memo: row.opt_text(c.memo)?.map(str::to_string),
+        memo: r.text(MEMO)?.map(|s| s.into_owned()),
     };
     Ok((head, detail))
 }
@@ -313,60 +296,46 @@ fn kind_name(k: ReferenceKind) -> &'static str {
 pub fn for_each_remittance(
     reader: impl Read,
     file: &str,
+    f: impl FnMut(Result<Payment, FormatError>),
+) -> Result<(), FormatError> {
+    for_each_remittance_in(&mut CsvFile::new(reader, file)?, f)
+}
+
+/// [`for_each_remittance`] over any table.
+pub fn for_each_remittance_in(
+    t: &mut dyn Table,
     mut f: impl FnMut(Result<Payment, FormatError>),
 ) -> Result<(), FormatError> {
-    let mut csv = CsvFile::new(reader, file)?;
-    let cols = Cols {
-        id: csv.require("payment_id")?,
-        date: csv.optional("payment_date"),
-        amount: csv.require("payment_amount")?,
-        currency: csv.optional("currency"),
-        payer_name: csv.optional("payer_name"),
-        payer_account: csv.optional("payer_account"),
-        reference: csv.require("reference")?,
-        line_amount: csv.require("line_amount")?,
-        adjustment_amount: csv.optional("adjustment_amount"),
-        adjustment_code: csv.optional("adjustment_code"),
-        memo: csv.optional("memo"),
-        kind: csv.optional("reference_kind"),
-        invoice_amount: csv.optional("invoice_amount"),
-        discount: csv.optional("discount_amount"),
-    };
-    let file_name = csv.file.clone();
+    let file = t.file().to_string();
     let mut current: Option<Group> = None;
-    while let Some(row) = csv.next_row()? {
-        let id = match row.required(cols.id) {
+    t.scan(&COLUMNS, &mut |row| {
+        let id = match row.required(ID) {
             Ok(id) => id,
             Err(e) => {
                 f(Err(e));
-                continue;
+                return Ok(());
             }
         };
-        if current.as_ref().is_none_or(|g| g.id != id) {
+        if current.as_ref().is_none_or(|g| g.id != *id) {
             if let Some(done) = current.take() {
-                f(done.finish().map_err(|mut e| {
-                    e.file.clone_from(&file_name);
-                    e
-                }));
+                f(done.finish(&file));
             }
-            current = Some(Group::new(id, row.line));
+            current = Some(Group::new(&id, row.line()));
         }
         let Some(group) = current.as_mut() else {
-            continue;
+            return Ok(());
         };
         if group.error.is_some() {
-            continue;
+            return Ok(());
         }
-        match parse_row(&row, &cols) {
-            Ok((head, detail)) => group.add(head, detail, &row, &cols),
+        match parse_row(row) {
+            Ok((head, detail)) => group.add(head, detail, row),
             Err(e) => group.fail(e),
         }
-    }
+        Ok(())
+    })?;
     if let Some(done) = current {
-        f(done.finish().map_err(|mut e| {
-            e.file.clone_from(&file_name);
-            e
-        }));
+        f(done.finish(&file));
     }
     Ok(())
 }
@@ -380,9 +349,28 @@ pub fn write_remittances<'a>(
     w: impl Write,
     payments: impl IntoIterator<Item = &'a Payment>,
 ) -> std::io::Result<()> {
-    let mut out = csv::Writer::from_writer(w);
-    out.write_record(COLUMNS)?;
+    let mut out = RemittancesWriter::new(w)?;
     for p in payments {
+        out.write(p)?;
+    }
+    out.finish()
+}
+
+/// [`write_remittances`] one payment at a time, so an export of any size streams.
+pub struct RemittancesWriter<W: Write> {
+    out: csv::Writer<W>,
+}
+
+impl<W: Write> RemittancesWriter<W> {
+    /// Writes the header.
+    pub fn new(w: W) -> std::io::Result<Self> {
+        let mut out = csv::Writer::from_writer(w);
+        out.write_record(COLUMNS.map(|c| c.name))?;
+        Ok(RemittancesWriter { out })
+    }
+
+    /// Writes one payment's rows.
+    pub fn write(&mut self, p: &Payment) -> std::io::Result<()> {
         let head = [
             p.payment_id.clone(),
             opt_str(&p.payment_date),
@@ -441,10 +429,15 @@ pub fn write_remittances<'a>(
             rows.push(r);
         }
         for r in &rows {
-            out.write_record(head.iter().chain(r.iter()))?;
+            self.out.write_record(head.iter().chain(r.iter()))?;
         }
+        Ok(())
     }
-    out.flush()
+
+    /// Flushes what is buffered.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 #[cfg(test)]

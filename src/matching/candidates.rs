@@ -11,6 +11,7 @@
 use crate::domain::{Payment, ReferenceKind};
 use crate::ledger::{CustomerIdx, InvoiceIdx, Ledger, RefField};
 use crate::matching::amounts::{AmountFit, Fit, fit, subset_sums, terms_discount};
+use crate::matching::habits::{MIN_PREFIX_CHARS, ReferenceHabits};
 use crate::matching::payer::{self, PayerMatch, PayerVia};
 use crate::matching::references::{RefKey, extract_from_text};
 use rust_decimal::Decimal;
@@ -24,6 +25,9 @@ pub struct RefQuery {
     pub kind: ReferenceKind,
     /// The remittance line it came from; `None` for free text.
     pub line: Option<usize>,
+    /// Later remittance lines quoting the same reference (a payer that cuts references short
+    /// writes one prefix for several invoices).
+    pub also_lines: Vec<usize>,
 }
 
 /// An invoice a reference may mean.
@@ -147,8 +151,14 @@ const MAX_FUZZY_IDS: usize = 256;
 /// Lines and references the generator reads at most; the rest is a warning in the explanation.
 const MAX_QUERIES: usize = 200;
 
-/// Generates the candidates for a payment.
-pub fn generate(ledger: &Ledger, payment: &Payment, limits: &CandidateLimits) -> PaymentCandidates {
+/// Generates the candidates for a payment. `habits` are the reference habits the model learnt
+/// (empty for a model that learnt none).
+pub fn generate(
+    ledger: &Ledger,
+    payment: &Payment,
+    habits: &ReferenceHabits,
+    limits: &CandidateLimits,
+) -> PaymentCandidates {
     let mut pc = PaymentCandidates {
         payers: payer::identify(ledger, payment),
         ..Default::default()
@@ -160,8 +170,42 @@ pub fn generate(ledger: &Ledger, payment: &Payment, limits: &CandidateLimits) ->
         .take(limits.customers_scanned)
         .map(|p| p.customer)
         .collect();
+    // Customers whose short references are read as the start of their numbers: the identified
+    // payers known to cut references short (a customer found through a reference is not
+    // evidence for reading another reference loosely); when no identified payer has the habit
+    // (a payment service, a parent or a sister company paying, an unknown payer), every
+    // customer that has it, since the invoices are still theirs.
+    let truncating: Vec<(CustomerIdx, usize)> = if habits.is_empty() {
+        Vec::new()
+    } else {
+        let habit = |c: CustomerIdx| {
+            habits
+                .truncation(&ledger.customer(c).id)
+                .map(|t| (c, (t.shortest as usize).max(MIN_PREFIX_CHARS)))
+        };
+        let direct: Vec<(CustomerIdx, usize)> = pc
+            .payers
+            .iter()
+            .take(limits.customers_scanned)
+            .filter(|p| p.via != PayerVia::Reference)
+            .filter_map(|p| habit(p.customer))
+            .collect();
+        if direct.is_empty() {
+            habits
+                .truncates
+                .keys()
+                .filter_map(|id| ledger.customer_idx(id))
+                .filter_map(habit)
+                .collect()
+        } else {
+            direct
+        }
+    };
     for q in &pc.queries {
-        let (hits, closed) = lookup(ledger, q, &payer_customers, limits);
+        let (mut hits, closed) = lookup(ledger, q, &payer_customers, limits);
+        if !truncating.is_empty() && !closed && hits.iter().all(|h| h.sim < 0.9) {
+            prefix_hits(ledger, q, &truncating, limits, &mut hits);
+        }
         pc.closed_hits += closed as usize;
         pc.hits.push(hits);
     }
@@ -218,8 +262,12 @@ fn collect_queries(payment: &Payment, out: &mut Vec<RefQuery>) {
         if key.is_empty() || out.len() >= MAX_QUERIES {
             return;
         }
-        // The same reference twice (a line and the memo) is one query; the line keeps it.
-        if out.iter().any(|q: &RefQuery| q.key.norm == key.norm) {
+        // The same reference twice (a line and the memo, two lines) is one query; the first
+        // line keeps it and remembers the others.
+        if let Some(q) = out.iter_mut().find(|q| q.key.norm == key.norm) {
+            if let (Some(_), Some(l)) = (q.line, line) {
+                q.also_lines.push(l);
+            }
             return;
         }
         out.push(RefQuery {
@@ -227,6 +275,7 @@ fn collect_queries(payment: &Payment, out: &mut Vec<RefQuery>) {
             key,
             kind,
             line,
+            also_lines: Vec::new(),
         });
     };
     for (i, l) in payment.lines.iter().enumerate() {
@@ -335,6 +384,64 @@ fn lookup(
     hits.truncate(limits.hits_per_query);
     (hits, closed.get())
 }
+
+/// Open items a payer's short reference may be the start of, when the payer is known to cut
+/// references short (see `matching::habits`): each of its open items whose normalised invoice
+/// (or PO) number starts with the reference, scored by the share of the number the reference
+/// gives. They join the reference's other hits; the line's amount then chooses among them.
+fn prefix_hits(
+    ledger: &Ledger,
+    q: &RefQuery,
+    truncating: &[(CustomerIdx, usize)],
+    limits: &CandidateLimits,
+    hits: &mut Vec<RefHit>,
+) {
+    let n = q.key.norm.len();
+    for &(c, shortest) in truncating {
+        if n < shortest {
+            continue;
+        }
+        for &idx in ledger
+            .customer_open_invoices(c)
+            .iter()
+            .take(limits.customer_scan_limit)
+        {
+            let k = ledger.invoice_keys(idx);
+            let read = [
+                (&k.number, RefField::InvoiceNumber),
+                (&k.po, RefField::PoNumber),
+            ]
+            .into_iter()
+            .find(|(key, _)| key.norm.len() > n && key.norm.starts_with(&q.key.norm));
+            let Some((key, field)) = read else {
+                continue;
+            };
+            let sim = n as f32 / key.norm.len() as f32;
+            match hits.iter_mut().find(|h| h.invoice == idx) {
+                Some(h) if h.sim >= sim => {}
+                Some(h) => {
+                    *h = RefHit {
+                        invoice: idx,
+                        sim,
+                        field,
+                    }
+                }
+                None => hits.push(RefHit {
+                    invoice: idx,
+                    sim,
+                    field,
+                }),
+            }
+        }
+    }
+    hits.sort_by(|a, b| b.sim.total_cmp(&a.sim).then(a.invoice.cmp(&b.invoice)));
+    // Several open items may share the start of their numbers; the amount decides among them,
+    // so more of them are kept than a fuzzy reading keeps.
+    hits.truncate(limits.hits_per_query.max(MAX_PREFIX_HITS));
+}
+
+/// Open items one short reference may stand for, at most.
+const MAX_PREFIX_HITS: usize = 8;
 
 /// How well a hit fits the line that quoted it: similarity, then whether the amounts agree and
 /// whether it belongs to the payer.
@@ -473,8 +580,79 @@ fn build_from_lines(
             line: q.line,
         });
     }
+    repeated_reference_lines(ledger, payment, pc, line_queries, ranked, &mut allocations);
     amount_only_lines(ledger, payment, pc, &mut allocations);
     finish(payment, Source::Lines, allocations)
+}
+
+/// Lines quoting a reference an earlier line already quoted: each takes the one reading of it,
+/// as good as the best and not taken by another line, whose amount fits the line (paid in full,
+/// with its discount, or with the deduction the line states). A payer that cuts references
+/// short quotes one prefix for several invoices, and the amounts tell them apart; where two
+/// readings fit, nothing does, and the line is left to the amount alone.
+fn repeated_reference_lines(
+    ledger: &Ledger,
+    payment: &Payment,
+    pc: &PaymentCandidates,
+    line_queries: &[usize],
+    ranked: &[Vec<RefHit>],
+    allocations: &mut Vec<CandidateAllocation>,
+) {
+    for (k, &qi) in line_queries.iter().enumerate() {
+        let hits = &ranked[k];
+        let Some(top) = hits.iter().map(|h| h.sim).reduce(f32::max) else {
+            continue;
+        };
+        // Readings of the customer whose invoice the first line took: one payer, one ledger.
+        let Some(owner) = allocations
+            .iter()
+            .find(|a| a.line.is_some() && a.line == pc.queries[qi].line)
+            .map(|a| ledger.invoice_customer(a.invoice))
+        else {
+            continue;
+        };
+        for &li in &pc.queries[qi].also_lines {
+            let Some(line) = payment.lines.get(li) else {
+                continue;
+            };
+            let Some(paid) = line.amount_paid.filter(|a| *a > Decimal::ZERO) else {
+                continue;
+            };
+            let fitting: Vec<(&RefHit, Fit)> = hits
+                .iter()
+                .filter(|h| {
+                    h.sim >= top
+                        && ledger.invoice_customer(h.invoice) == owner
+                        && !allocations.iter().any(|a| a.invoice == h.invoice)
+                })
+                .map(|h| {
+                    (
+                        h,
+                        fit(
+                            ledger.invoice(h.invoice),
+                            paid,
+                            Some(line),
+                            payment.payment_date,
+                        ),
+                    )
+                })
+                .filter(|(_, f)| {
+                    matches!(
+                        f.kind,
+                        AmountFit::Exact | AmountFit::Discount | AmountFit::StatedDeduction
+                    )
+                })
+                .collect();
+            if let [(h, f)] = fitting.as_slice() {
+                allocations.push(CandidateAllocation {
+                    invoice: h.invoice,
+                    fit: f.clone(),
+                    reference: Some((qi, h.sim, h.field)),
+                    line: Some(li),
+                });
+            }
+        }
+    }
 }
 
 /// Lines that carry an amount but no usable reference: the customer's open item with exactly
@@ -868,4 +1046,142 @@ fn prior(ledger: &Ledger, pc: &PaymentCandidates, c: &Candidate) -> f32 {
         .find(|p| Some(p.customer) == cust && p.via != PayerVia::Reference)
         .map_or(0.0, |p| p.score);
     2.0 * ref_score + amount_score + 0.5 * payer_score - unapplied_pen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Currency, Customer, Invoice, Payer, RemittanceLine, Terms};
+    use crate::matching::habits::Truncation;
+    use chrono::NaiveDate;
+    use rust_decimal_macros::dec;
+
+    fn invoice(id: &str, cust: &str, number: &str, amount: Decimal) -> Invoice {
+        let d = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
+        Invoice {
+            id: id.into(),
+            customer_id: cust.into(),
+            number: number.into(),
+            po_number: None,
+            invoice_date: d,
+            due_date: d + chrono::Days::new(30),
+            currency: Currency::USD,
+            amount,
+            open_amount: amount,
+            terms: Terms::default(),
+        }
+    }
+
+    /// C1 and C2 each hold open items numbered `INV-0067...`.
+    fn ledger(second_amount: Decimal) -> Ledger {
+        let customer = |id: &str, acct: &str| Customer {
+            id: id.into(),
+            name: format!("{id} Trading Company"),
+            parent_id: None,
+            bank_accounts: vec![acct.into()],
+        };
+        let (l, errs) = Ledger::new(
+            vec![
+                customer("C1", "111122223333"),
+                customer("C2", "444455556666"),
+            ],
+            vec![
+                invoice("I1", "C1", "INV-0067505", dec!(100.00)),
+                invoice("I2", "C1", "INV-0067512", second_amount),
+                invoice("I3", "C1", "INV-0068001", dec!(250.00)),
+                invoice("I4", "C2", "INV-0067520", dec!(250.00)),
+            ],
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        l
+    }
+
+    fn short_reference_payment(account: &str) -> Payment {
+        Payment {
+            payment_id: "P1".into(),
+            format: "csv".into(),
+            direction: Default::default(),
+            payment_date: NaiveDate::from_ymd_opt(2026, 10, 20),
+            amount: dec!(250.00),
+            currency: Currency::USD,
+            payer: Payer {
+                name: None,
+                account: Some(account.into()),
+            },
+            lines: vec![RemittanceLine {
+                reference: Some("INV-0067".into()),
+                amount_paid: Some(dec!(250.00)),
+                ..Default::default()
+            }],
+            free_text: vec![],
+            warnings: vec![],
+        }
+    }
+
+    fn habit_of_c1() -> ReferenceHabits {
+        ReferenceHabits {
+            truncates: [(
+                "C1".to_string(),
+                Truncation {
+                    seen: 9,
+                    shortest: 7,
+                },
+            )]
+            .into(),
+        }
+    }
+
+    fn referenced(pc: &PaymentCandidates) -> Vec<(InvoiceIdx, f32)> {
+        pc.candidates
+            .iter()
+            .filter(|c| c.source == Source::Lines)
+            .flat_map(|c| c.allocations.iter())
+            .filter_map(|a| a.reference.map(|r| (a.invoice, r.1)))
+            .collect()
+    }
+
+    #[test]
+    fn a_short_reference_names_nothing_without_the_payers_habit() {
+        let l = ledger(dec!(250.00));
+        let p = short_reference_payment("111122223333");
+        let pc = generate(&l, &p, &ReferenceHabits::default(), &Default::default());
+        assert!(pc.hits[0].is_empty());
+        assert!(referenced(&pc).is_empty());
+    }
+
+    #[test]
+    fn with_the_habit_a_short_reference_reads_as_the_start_of_the_payers_own_numbers() {
+        let l = ledger(dec!(250.00));
+        let p = short_reference_payment("111122223333");
+        let pc = generate(&l, &p, &habit_of_c1(), &Default::default());
+        // Both of C1's INV-0067... items, not C1's INV-0068001 nor C2's INV-0067520.
+        let mut hit: Vec<InvoiceIdx> = pc.hits[0].iter().map(|h| h.invoice).collect();
+        hit.sort_unstable();
+        let idx = |id: &str| l.invoice_idx(id).unwrap_or(InvoiceIdx::MAX);
+        assert_eq!(hit, vec![idx("I1"), idx("I2")]);
+        // The line's amount chooses: the first candidate of the lines pays I2, which the
+        // reference gives 7 of 10 characters of.
+        let first = pc
+            .candidates
+            .iter()
+            .find(|c| c.source == Source::Lines)
+            .expect("a candidate from the line");
+        assert_eq!(first.allocations[0].invoice, idx("I2"));
+        assert_eq!(first.allocations[0].fit.kind, AmountFit::Exact);
+        assert!((first.allocations[0].reference.map_or(0.0, |r| r.1) - 0.7).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_habit_belongs_to_the_customer_not_to_whoever_pays() {
+        // C2, without the habit, pays with the same short reference: it is read as the start
+        // of the numbers of C1, who has the habit (a sister company paying C1's invoice), and
+        // never of C2's own INV-0067520.
+        let l = ledger(dec!(250.00));
+        let p = short_reference_payment("444455556666");
+        let pc = generate(&l, &p, &habit_of_c1(), &Default::default());
+        let mut hit: Vec<InvoiceIdx> = pc.hits[0].iter().map(|h| h.invoice).collect();
+        hit.sort_unstable();
+        let idx = |id: &str| l.invoice_idx(id).unwrap_or(InvoiceIdx::MAX);
+        assert_eq!(hit, vec![idx("I1"), idx("I2")]);
+    }
 }

@@ -5,7 +5,7 @@
 //! compares with the payment's other candidates (a candidate with an equally good rival must not
 //! look certain). Floating point lives here only; money is converted at the last moment.
 
-use crate::domain::Payment;
+use crate::domain::{Invoice, Payment, RemittanceLine};
 use crate::ledger::{InvoiceIdx, Ledger, RefField};
 use crate::matching::amounts::AmountFit;
 use crate::matching::candidates::{Candidate, PaymentCandidates, Source};
@@ -198,10 +198,7 @@ pub fn row(
         };
         with_line += 1.0;
         let inv = ledger.invoice(a.invoice);
-        let stated: Decimal = line.amount_paid.unwrap_or_default()
-            + line.discount.unwrap_or_default()
-            + line.adjustments.iter().map(|x| x.amount).sum::<Decimal>();
-        agree += (line.amount_paid.is_some() && stated == inv.open_amount) as u8 as f32;
+        agree += line_states_open_amount(line, inv) as u8 as f32;
         inv_agree += (line.invoice_amount == Some(inv.amount)) as u8 as f32;
     }
     out.push(if with_line > 0.0 {
@@ -306,6 +303,15 @@ pub fn row(
         -10.0
     });
     debug_assert_eq!(out.len() - start, N_FEATURES);
+}
+
+/// Whether a remittance line states exactly what the invoice has open: the cash it pays plus
+/// the discount and adjustments it gives.
+pub fn line_states_open_amount(line: &RemittanceLine, inv: &Invoice) -> bool {
+    let stated: Decimal = line.amount_paid.unwrap_or_default()
+        + line.discount.unwrap_or_default()
+        + line.adjustments.iter().map(|x| x.amount).sum::<Decimal>();
+    line.amount_paid.is_some() && stated == inv.open_amount
 }
 
 /// How many subsets of this size the pool holds, against how many cent values their sums

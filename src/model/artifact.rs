@@ -7,6 +7,7 @@
 //! from any directory.
 
 use crate::matching::features::FEATURE_NAMES;
+use crate::matching::habits::ReferenceHabits;
 use crate::model::calibration::Calibrator;
 use crate::model::gbdt::Gbdt;
 use ndarray::ArrayView2;
@@ -82,6 +83,10 @@ pub struct Model {
     pub metrics: TrainingMetrics,
     /// Where the training data came from, for the model card.
     pub training_data: String,
+    /// How the customers of the training history quote references; the candidate generator
+    /// reads them this way (absent from models that learnt none, such as the shipped one).
+    #[serde(default, skip_serializing_if = "ReferenceHabits::is_empty")]
+    pub habits: ReferenceHabits,
 }
 
 impl Model {

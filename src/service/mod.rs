@@ -1246,12 +1246,12 @@ impl<S: Store> Service<S> {
         Ok(self.store.audit_events(subject, after_id, limit).await?)
     }
 
-    /// Labelled payments for the retraining job.
+    /// A page of labelled payments for the retraining job.
     pub async fn training_examples(
         &self,
-        include_auto: bool,
+        query: crate::store::ExportQuery,
     ) -> Result<Vec<TrainingExample>, ServiceError> {
-        Ok(self.store.training_examples(include_auto).await?)
+        Ok(self.store.training_examples(query).await?)
     }
 
     // ----- models -----

@@ -14,11 +14,14 @@
 //!
 //! Money is stored as decimal text, exactly as `rust_decimal` prints it.
 
+pub mod export;
 pub mod sqlite;
 
 pub use sqlite::{Durability, SqliteStore};
 
-use crate::domain::{Allocation, Currency, Customer, Decision, Invoice, Payment, ReviewReason};
+use crate::domain::{
+    Allocation, Currency, Customer, Decision, Invoice, LabelSource, Payment, ReviewReason,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -290,21 +293,33 @@ pub struct StoredDecision {
     pub decided_at: DateTime<Utc>,
 }
 
-/// Where a training example's labels came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LabelSource {
-    Review,
-    Auto,
-}
-
 /// A payment with the invoices its cash really paid: `(invoice_id, cash applied)`. No
 /// allocations means it paid no open invoice.
 #[derive(Clone, Debug)]
 pub struct TrainingExample {
     pub payment: Payment,
+    /// [`LabelSource::Analyst`] for a resolved review item, [`LabelSource::Auto`] for an
+    /// auto-applied decision.
     pub source: LabelSource,
     pub allocations: Vec<(String, Decimal)>,
     pub decided_at: DateTime<Utc>,
+    /// Where the example is in the export order: pass the last one of a page as
+    /// [`ExportQuery::after`] to get the next page.
+    pub position: u64,
+}
+
+/// One page of labelled payments for retraining, in the order the payments were decided.
+#[derive(Clone, Debug)]
+pub struct ExportQuery {
+    /// Also auto-applied decisions, beside analysts' resolutions.
+    pub include_auto: bool,
+    /// Auto-applied decisions made at or after this instant are left out: too recent to know
+    /// that nobody reversed them. `None` keeps them all.
+    pub auto_decided_before: Option<DateTime<Utc>>,
+    /// Examples after this position (0: from the start).
+    pub after: u64,
+    /// Examples in the page at most.
+    pub limit: u32,
 }
 
 /// The storage boundary of the service; see the module documentation for its contract.
@@ -348,9 +363,9 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreFuture<Vec<AuditEvent>>;
 
-    /// Labelled payments for retraining: every resolution, and auto decisions when asked.
-    fn training_examples(&self, include_auto: bool) -> StoreFuture<Vec<TrainingExample>>;
-
+    /// A page of labelled payments for retraining: resolved review items, and auto decisions
+    /// when asked, in decision order. A page shorter than the limit is the last.
+    fn training_examples(&self, query: ExportQuery) -> StoreFuture<Vec<TrainingExample>>;
     /// Counts and cash of the review items `filter` selects; open items that entered the queue
     /// before `sla_cutoff` are past the SLA.
     fn review_totals(

@@ -14,12 +14,14 @@
 //! WAL lets proceed beside the writer.
 
 use super::{
-    AuditEvent, AuditRecord, DayActivity, DecisionRecord, LabelSource, LedgerWrite,
+    AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery, LedgerWrite,
     OpenAmountChange, QueueSpan, Remainder, RemainderKind, Resolution, ResolutionRecord,
     ReviewFilter, ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Snapshot, Store,
     StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
-use crate::domain::{Currency, Customer, Decision, Invoice, Payment, ReviewReason, Status, Terms};
+use crate::domain::{
+    Currency, Customer, Invoice, LabelSource, Payment, ReviewReason, Status, Terms,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -1067,75 +1069,85 @@ fn audit_events(
 
 fn training_examples(
     conn: &Connection,
-    include_auto: bool,
+    q: &ExportQuery,
 ) -> Result<Vec<TrainingExample>, StoreError> {
-    let mut out = Vec::new();
+    // Keyset paging on the decisions' rowid: each page is one short read, and the export order
+    // is the order the payments were decided in. A resolution joins its review decision.
     let mut s = conn
         .prepare(
-            "SELECT d.payment_id, d.payment_json, r.resolution_json FROM review_items r
-             JOIN decisions d ON d.payment_id = r.payment_id
-             WHERE r.state = 'resolved' ORDER BY r.resolved_at, r.payment_id",
+            "SELECT d.rowid, d.payment_id, d.status, d.payment_json, d.decision_json, d.decided_at,
+                    r.resolution_json
+             FROM decisions d
+             LEFT JOIN review_items r ON r.payment_id = d.payment_id AND r.state = 'resolved'
+             WHERE d.rowid > ?1
+               AND (r.resolution_json IS NOT NULL
+                    OR (?2 AND d.status = 'auto'
+                        AND (?3 IS NULL OR julianday(d.decided_at) < julianday(?3))))
+             ORDER BY d.rowid
+             LIMIT ?4",
         )
-        .map_err(backend("reading resolutions"))?;
+        .map_err(backend("reading labelled payments"))?;
+    let after = i64::try_from(q.after).unwrap_or(i64::MAX);
+    let before = q.auto_decided_before.map(|t| t.to_rfc3339());
     let rows = s
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(backend("reading resolutions"))?;
-    for row in rows {
-        let (id, payment, resolution) = row.map_err(backend("reading resolutions"))?;
-        let payment: Payment = from_json(&payment, &format!("payment {id}"))?;
-        let resolution: Resolution = from_json(&resolution, &format!("resolution of {id}"))?;
-        out.push(TrainingExample {
-            payment,
-            source: LabelSource::Review,
-            allocations: resolution
-                .allocations
-                .iter()
-                .map(|a| (a.invoice_id.clone(), a.amount))
-                .collect(),
-            decided_at: resolution.resolved_at,
-        });
-    }
-    if include_auto {
-        let mut s = conn
-            .prepare(
-                "SELECT payment_id, payment_json, decision_json, decided_at FROM decisions
-                 WHERE status = 'auto' ORDER BY rowid",
-            )
-            .map_err(backend("reading auto decisions"))?;
-        let rows = s
-            .query_map([], |r| {
+        .query_map(
+            params![after, q.include_auto, before, i64::from(q.limit)],
+            |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
-            })
-            .map_err(backend("reading auto decisions"))?;
-        for row in rows {
-            let (id, payment, decision, at) = row.map_err(backend("reading auto decisions"))?;
-            let StoredDecision {
-                payment,
-                decision,
-                decided_at,
-            } = stored_decision(&payment, &decision, &at, &id)?;
-            let Decision { allocations, .. } = decision;
-            out.push(TrainingExample {
-                payment,
-                source: LabelSource::Auto,
-                allocations: allocations
-                    .into_iter()
-                    .map(|a| (a.invoice_id, a.amount))
-                    .collect(),
-                decided_at,
-            });
-        }
+            },
+        )
+        .map_err(backend("reading labelled payments"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (rowid, id, status, payment, decision, at, resolution) =
+            row.map_err(backend("reading labelled payments"))?;
+        let position = u64::try_from(rowid).unwrap_or(0);
+        let example = match resolution {
+            Some(resolution) => {
+                let payment: Payment = from_json(&payment, &format!("payment {id}"))?;
+                let resolution: Resolution =
+                    from_json(&resolution, &format!("resolution of {id}"))?;
+                TrainingExample {
+                    payment,
+                    source: LabelSource::Analyst,
+                    allocations: resolution
+                        .allocations
+                        .into_iter()
+                        .map(|a| (a.invoice_id, a.amount))
+                        .collect(),
+                    decided_at: resolution.resolved_at,
+                    position,
+                }
+            }
+            None if status == "auto" => {
+                let StoredDecision {
+                    payment,
+                    decision,
+                    decided_at,
+                } = stored_decision(&payment, &decision, &at, &id)?;
+                TrainingExample {
+                    payment,
+                    source: LabelSource::Auto,
+                    allocations: decision
+                        .allocations
+                        .into_iter()
+                        .map(|a| (a.invoice_id, a.amount))
+                        .collect(),
+                    decided_at,
+                    position,
+                }
+            }
+            None => continue,
+        };
+        out.push(example);
     }
     Ok(out)
 }
@@ -1461,8 +1473,8 @@ impl Store for SqliteStore {
         self.read(move |conn| audit_events(conn, subject.as_deref(), after_id, limit))
     }
 
-    fn training_examples(&self, include_auto: bool) -> StoreFuture<Vec<TrainingExample>> {
-        self.read(move |conn| training_examples(conn, include_auto))
+    fn training_examples(&self, query: ExportQuery) -> StoreFuture<Vec<TrainingExample>> {
+        self.read(move |conn| training_examples(conn, &query))
     }
 
     fn review_totals(
@@ -1489,7 +1501,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Allocation, Direction, Payer};
+    use crate::domain::{Allocation, Currency, Decision, Direction, Payer};
     use crate::store::ResolutionAction;
     use rust_decimal_macros::dec;
 
@@ -1872,6 +1884,136 @@ mod tests {
                     (RemainderKind::OnAccount, dec!(40.00)),
                 ]
             );
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn labelled_payments_page_in_decision_order_with_young_auto_applies_left_out() {
+        let dir = std::env::temp_dir().join(format!("cashmatch-export-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        rt().block_on(async {
+            let store = SqliteStore::open(&dir).expect("open");
+            store
+                .write_ledger(LedgerWrite {
+                    customers: vec![customer("C1")],
+                    invoices: vec![
+                        invoice("I1", dec!(100.00)),
+                        invoice("I2", dec!(50.00)),
+                        invoice("I3", dec!(30.00)),
+                        invoice("I4", dec!(20.00)),
+                    ],
+                    audit: None,
+                })
+                .await
+                .expect("ledger");
+            let now = crate::store::now();
+            let old = now - chrono::Duration::days(40);
+            let auto = |id: &str, inv: &str, amount: Decimal, open: Decimal, at| DecisionRecord {
+                payment: payment(id, amount),
+                decision: decision(id, Status::Auto, vec![alloc(inv, amount)], Decimal::ZERO),
+                changes: vec![OpenAmountChange {
+                    invoice_id: inv.into(),
+                    before: open,
+                    after: open - amount,
+                }],
+                at,
+            };
+            let review = |id: &str, amount: Decimal| DecisionRecord {
+                payment: payment(id, amount),
+                decision: decision(id, Status::Review, vec![], amount),
+                changes: vec![],
+                at: old,
+            };
+            // P1 auto (old), P2 review left open, P3 review resolved, P4 auto (too young),
+            // P5 auto (old).
+            for r in [
+                auto("P1", "I1", dec!(60.00), dec!(100.00), old),
+                review("P2", dec!(5.00)),
+                review("P3", dec!(7.00)),
+                auto("P4", "I3", dec!(30.00), dec!(30.00), now),
+                auto("P5", "I4", dec!(20.00), dec!(20.00), old),
+            ] {
+                store.record_decision(r).await.expect("decision");
+            }
+            let resolution = Resolution {
+                action: ResolutionAction::ApplyAllocation,
+                analyst: "ana".into(),
+                resolved_at: now,
+                allocations: vec![alloc("I2", dec!(7.00))],
+                unapplied: Decimal::ZERO,
+                customer_id: None,
+                suggestion_index: None,
+                note: String::new(),
+            };
+            store
+                .resolve(ResolutionRecord {
+                    payment_id: "P3".into(),
+                    resolution,
+                    changes: vec![OpenAmountChange {
+                        invoice_id: "I2".into(),
+                        before: dec!(50.00),
+                        after: dec!(43.00),
+                    }],
+                    audit: AuditRecord {
+                        at: now,
+                        actor: "ana".into(),
+                        action: "resolve".into(),
+                        subject: "P3".into(),
+                        before: serde_json::Value::Null,
+                        after: serde_json::Value::Null,
+                    },
+                })
+                .await
+                .expect("resolve");
+            let mut query = ExportQuery {
+                include_auto: true,
+                auto_decided_before: Some(now - chrono::Duration::days(30)),
+                after: 0,
+                limit: 2,
+            };
+            let mut pages = Vec::new();
+            loop {
+                let page = store.training_examples(query.clone()).await.expect("page");
+                let ids: Vec<(String, LabelSource, Vec<(String, Decimal)>)> = page
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.payment.payment_id.clone(),
+                            e.source,
+                            e.allocations.clone(),
+                        )
+                    })
+                    .collect();
+                let last = page.last().map(|e| e.position);
+                pages.push(ids);
+                match last {
+                    Some(p) if page.len() == 2 => query.after = p,
+                    _ => break,
+                }
+            }
+            let row = |id: &str, s, inv: &str, a| (id.to_string(), s, vec![(inv.to_string(), a)]);
+            assert_eq!(
+                pages,
+                vec![
+                    vec![
+                        row("P1", LabelSource::Auto, "I1", dec!(60.00)),
+                        row("P3", LabelSource::Analyst, "I2", dec!(7.00)),
+                    ],
+                    vec![row("P5", LabelSource::Auto, "I4", dec!(20.00))],
+                ]
+            );
+            // Analysts' decisions only; and every auto-apply when no age is asked for.
+            query.after = 0;
+            query.include_auto = false;
+            let only = store.training_examples(query.clone()).await.expect("page");
+            assert_eq!(only.len(), 1);
+            query.include_auto = true;
+            query.auto_decided_before = None;
+            query.limit = 10;
+            let all = store.training_examples(query).await.expect("page");
+            assert_eq!(all.len(), 4);
+            store.close();
         });
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -48,6 +48,7 @@ pub fn run(rows: usize, seed: u64, ui: Ui) -> Result<BenchFigures, JobError> {
         &mut ledger,
         &pilot.test.payments,
         &pilot.test.labels,
+        &Default::default(),
         &CandidateLimits::default(),
     );
     let per_payment = ex.y.len() as f64 / pilot.test.payments.len().max(1) as f64;

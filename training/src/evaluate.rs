@@ -7,6 +7,10 @@
 //! copy of that ledger, so a champion and a challenger see exactly the same payments and the
 //! same ledger. The holdout's replayed candidate rows give the candidate-level figures (AUC,
 //! precision against coverage, calibration) and the matrices for the reference booster.
+//!
+//! The customers' reference habits (`cashmatch::matching::habits`) are learnt from the payments
+//! before the holdout only, and the whole history is replayed with them: what a new model will
+//! carry. A model with other habits (the champion) has its holdout rows replayed with its own.
 
 use crate::history::History;
 use cashmatch::domain::{Customer, Decision, Invoice, Label, Status};
@@ -15,6 +19,7 @@ use cashmatch::eval::{self, Figures, Report};
 use cashmatch::ledger::Ledger;
 use cashmatch::matching::candidates::CandidateLimits;
 use cashmatch::matching::features::N_FEATURES;
+use cashmatch::matching::habits::ReferenceHabits;
 use cashmatch::model::artifact::Model;
 use cashmatch::model::gbdt::auc;
 use cashmatch::train::{self, Examples};
@@ -56,6 +61,9 @@ pub struct Prepared {
     pub hold: Examples,
     /// Index of the first holdout payment in `History::payments`.
     pub holdout_start: usize,
+    /// The reference habits learnt from the payments before the holdout, which the history was
+    /// replayed with.
+    pub habits: ReferenceHabits,
     /// The ledger as it stood at the start of the holdout.
     pub at_holdout: (Vec<Customer>, Vec<Invoice>),
     /// Segment of each holdout payment (see [`SEGMENTS`]).
@@ -85,6 +93,7 @@ pub fn prepare(
     let (mut ledger, errs) = Ledger::new(h.customers.clone(), h.invoices.clone());
     let ledger_errors: Vec<String> = errs.iter().map(ToString::to_string).collect();
     let by_payment = labels_by_payment(&h.labels);
+    let habits = ReferenceHabits::learn(&h.invoices, &h.payments[..holdout_start], &h.labels);
     bar.set_length(n as u64);
     bar.set_message("replaying history (candidates and features)");
     let t = Instant::now();
@@ -92,6 +101,7 @@ pub fn prepare(
         &mut ledger,
         &h.payments[..holdout_start],
         &by_payment,
+        &habits,
         limits,
         bar,
     );
@@ -100,6 +110,7 @@ pub fn prepare(
         &mut ledger,
         &h.payments[holdout_start..],
         &by_payment,
+        &habits,
         limits,
         bar,
     );
@@ -109,6 +120,7 @@ pub fn prepare(
         fit,
         hold,
         holdout_start,
+        habits,
         at_holdout,
         segments,
         replay_seconds,
@@ -129,6 +141,7 @@ fn replay_chunked(
     ledger: &mut Ledger,
     payments: &[cashmatch::domain::Payment],
     by_payment: &HashMap<&str, Vec<&Label>>,
+    habits: &ReferenceHabits,
     limits: &CandidateLimits,
     bar: &ProgressBar,
 ) -> Examples {
@@ -139,7 +152,7 @@ fn replay_chunked(
             .flat_map(|p| by_payment.get(p.payment_id.as_str()).into_iter().flatten())
             .map(|l| (*l).clone())
             .collect();
-        parts.push(train::replay(ledger, chunk, &labels, limits));
+        parts.push(train::replay(ledger, chunk, &labels, habits, limits));
         bar.inc(chunk.len() as u64);
     }
     concat(parts)
@@ -282,7 +295,23 @@ pub fn evaluate(
         .flat_map(|d| d.allocations.iter().map(|a| a.amount))
         .sum();
 
-    let ex = &prepared.hold;
+    // The model's candidates are those its own habits give.
+    let own;
+    let ex = if model.habits == prepared.habits {
+        &prepared.hold
+    } else {
+        let (mut ledger, _) = Ledger::new(customers.clone(), invoices.clone());
+        let hidden = ProgressBar::hidden();
+        own = replay_chunked(
+            &mut ledger,
+            payments,
+            &labels_by_payment(&h.labels),
+            &model.habits,
+            &CandidateLimits::default(),
+            &hidden,
+        );
+        &own
+    };
     let probs = model.candidate_probabilities(ex.x.view());
     let labels: Vec<bool> = ex.y.iter().map(|&v| v > 0.5).collect();
     let scores32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();

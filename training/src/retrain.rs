@@ -100,6 +100,7 @@ pub fn fit(
             },
             h.payments.len() - p.holdout_start,
         ),
+        habits: p.habits.clone(),
         ..Default::default()
     };
     bar.set_message(format!("fitting trees on {} candidate rows", p.fit.y.len()));

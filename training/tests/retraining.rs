@@ -199,7 +199,7 @@ const KEEP: usize = 8;
 
 /// From payment `from` on, the segment's remittance lines quote a truncated reference: the AP
 /// system of those customers cuts references to their first [`KEEP`] characters
-/// (`INV-0067505` becomes `INV-0067`).
+/// (`0090045589` becomes `00900455` in this world's numbering).
 fn shift(flat: &mut Flat, from: usize, segment: &HashSet<String>) -> usize {
     let by_number: HashMap<String, &Invoice> = flat
         .invoices
@@ -338,12 +338,24 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
         t_shifted < t_before - 0.05,
         "the shift should cost the old model touchless: {t_before} -> {t_shifted}"
     );
-    // The policy guards (ambiguous readings, amounts found by amount alone) send most of the
-    // truncated references to review whatever the model says, so retraining wins back the part
-    // that was the model's: fewer wrong auto-applies and more touchless.
+    // The retrained model learnt the habit of the customers who changed, and of no one else:
+    // the old one, trained before the change, has none, so its candidate generator cannot read
+    // `00900455` as the start of a number at all.
+    let old_model = cashmatch::model::artifact::Model::load(&old_dir).unwrap();
+    assert!(old_model.habits.is_empty());
+    let learnt = &o.train.trained.model.habits.truncates;
+    println!(
+        "habits learnt: {} customers cut references short",
+        learnt.len()
+    );
+    assert!(learnt.keys().all(|c| segment.contains(c)), "{learnt:?}");
+    assert!(learnt.len() * 10 >= segment.len() * 9, "{}", learnt.len());
+    // A truncated reference that two open items fit as well (same start, same amount) stays
+    // with an analyst, so not all is won back; but at least half of what the shift cost, with
+    // fewer wrong auto-applies than the old model and the precision target kept.
     assert!(
-        t_new > t_shifted + 0.005,
-        "retraining should recover touchless: {t_shifted} -> {t_new}"
+        t_new - t_shifted >= 0.5 * (t_before - t_shifted),
+        "retraining should win back at least half: {t_before} -> {t_shifted} -> {t_new}"
     );
     assert!(o.train.new.wrong() <= active.wrong());
     assert!(o.train.new.overall().precision() >= 0.99);
@@ -388,5 +400,207 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
     assert_eq!(
         retrain::active_dir(&models).as_deref(),
         Some(published.as_path())
+    );
+}
+
+/// The service's labels, exported from its store by the code behind `cashmatch export-labels`,
+/// are what the history reader reads: every analyst resolution (with what the analyst applied,
+/// or nothing) and every auto-applied match, each with its source.
+#[test]
+fn labels_exported_from_the_service_store_are_the_history_labels() {
+    use cashmatch::domain::{LabelSource, Status};
+    use cashmatch::service::{Limits, ResolveAction, ResolveRequest, Service};
+    use cashmatch::store::SqliteStore;
+    use cashmatch::store::export::{ExportOptions, export_labels};
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    let w = synth::generate(&SynthConfig::new(17, 40, 400));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let truth: HashMap<&str, Vec<&Label>> =
+        w.train
+            .labels
+            .iter()
+            .fold(HashMap::new(), |mut m: HashMap<&str, Vec<&Label>>, l| {
+                m.entry(l.payment_id.as_str()).or_default().push(l);
+                m
+            });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // (payment, invoice, cash) the service recorded, by source; and payments resolved as
+    // paying nothing.
+    let mut want: BTreeSet<(String, String, String, LabelSource)> = BTreeSet::new();
+    let mut nothing: Vec<String> = Vec::new();
+    let payments: Vec<Payment> = w.train.payments.iter().take(150).cloned().collect();
+    rt.block_on(async {
+        let store = SqliteStore::open(&data).unwrap();
+        let service = Arc::new(
+            Service::open(store, None, None, Limits::default())
+                .await
+                .unwrap(),
+        );
+        let customers = w.customers.iter().cloned().enumerate();
+        let invoices = w.train.invoices.iter().cloned().enumerate();
+        service
+            .upsert(
+                customers.map(|(i, c)| (i as u64, c)).collect(),
+                invoices.map(|(i, c)| (i as u64, c)).collect(),
+            )
+            .await
+            .unwrap();
+        let mut reviews = 0;
+        for p in &payments {
+            let d = service.match_payment(p.clone()).await.unwrap().decision;
+            if d.status == Status::Auto {
+                for a in &d.allocations {
+                    want.insert((
+                        p.payment_id.clone(),
+                        a.invoice_id.clone(),
+                        a.amount.to_string(),
+                        LabelSource::Auto,
+                    ));
+                }
+                continue;
+            }
+            // Every other review item is resolved: alternately with the true allocation and as
+            // paying nothing; the rest stay open and are not exported.
+            reviews += 1;
+            if reviews % 3 == 0 {
+                continue;
+            }
+            let with_truth = reviews % 3 == 1;
+            let action = match truth.get(p.payment_id.as_str()) {
+                Some(rows) if with_truth => ResolveAction::ApplyAllocation(
+                    rows.iter()
+                        .map(|l| cashmatch::domain::Allocation {
+                            invoice_id: l.invoice_id.clone(),
+                            amount: l.applied_amount,
+                            discount: rust_decimal::Decimal::ZERO,
+                            deduction: rust_decimal::Decimal::ZERO,
+                            reason_code: None,
+                        })
+                        .collect(),
+                ),
+                _ => ResolveAction::LeaveUnapplied,
+            };
+            let applied = match &action {
+                ResolveAction::ApplyAllocation(a) => a.clone(),
+                _ => Vec::new(),
+            };
+            let req = ResolveRequest {
+                payment_id: p.payment_id.clone(),
+                analyst: "ana".into(),
+                action,
+                note: String::new(),
+            };
+            // An allocation the ledger no longer allows (an earlier auto-apply took the
+            // invoice) is refused and the item stays open, as it would for an analyst.
+            if service.resolve(req).await.is_err() {
+                continue;
+            }
+            if applied.is_empty() {
+                nothing.push(p.payment_id.clone());
+            }
+            for a in applied {
+                want.insert((
+                    p.payment_id.clone(),
+                    a.invoice_id,
+                    a.amount.to_string(),
+                    LabelSource::Analyst,
+                ));
+            }
+        }
+    });
+    drop(rt);
+    assert!(
+        want.iter().any(|w| w.3 == LabelSource::Analyst),
+        "no resolutions"
+    );
+    assert!(
+        want.iter().any(|w| w.3 == LabelSource::Auto),
+        "no auto-applies"
+    );
+    assert!(!nothing.is_empty(), "no resolution that paid nothing");
+
+    // The service is stopped; the export reads the store directly.
+    let hist = tmp.path().join("history");
+    std::fs::create_dir_all(&hist).unwrap();
+    let f = |n: &str| BufWriter::new(File::create(hist.join(n)).unwrap());
+    cashmatch::io::write_customers(f("customers.csv"), &w.customers).unwrap();
+    cashmatch::io::write_invoices(f("invoices.csv"), &w.train.invoices).unwrap();
+    let store = SqliteStore::open(&data).unwrap();
+    let counts = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(export_labels(
+            &store,
+            &ExportOptions {
+                include_auto: true,
+                auto_decided_before: None,
+            },
+            f("service_labels.csv"),
+            Some(f("remittances.csv")),
+        ))
+        .unwrap();
+    store.close();
+    assert_eq!(counts.rows, want.len());
+
+    let h = History::load(&hist, &ProgressBar::hidden()).unwrap();
+    assert!(h.errors.is_empty(), "{:?}", h.errors.first());
+    let analyst_payments: HashSet<&str> = want
+        .iter()
+        .filter(|w| w.3 == LabelSource::Analyst)
+        .map(|w| w.0.as_str())
+        .chain(nothing.iter().map(String::as_str))
+        .collect();
+    let source_of = |p: &str| {
+        if analyst_payments.contains(p) {
+            LabelSource::Analyst
+        } else {
+            LabelSource::Auto
+        }
+    };
+    let got: BTreeSet<(String, String, String, LabelSource)> = h
+        .labels
+        .iter()
+        .map(|l| {
+            (
+                l.payment_id.clone(),
+                l.invoice_id.clone(),
+                l.applied_amount.to_string(),
+                source_of(&l.payment_id),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        h.label_counts.rows.get("analyst").copied().unwrap_or(0)
+            + h.label_counts.rows.get("auto").copied().unwrap_or(0),
+        want.len()
+    );
+    // A payment the analyst found no match for is in the history with no label rows: the
+    // reader's "paid no open invoice".
+    for id in &nothing {
+        assert!(h.payments.iter().any(|p| &p.payment_id == id), "{id}");
+        assert!(!h.labels.iter().any(|l| &l.payment_id == id), "{id}");
+    }
+    // Only decided payments are exported, with what the service was sent.
+    let exported: HashSet<&str> = h.payments.iter().map(|p| p.payment_id.as_str()).collect();
+    let sent: HashMap<&str, &Payment> = payments
+        .iter()
+        .map(|p| (p.payment_id.as_str(), p))
+        .collect();
+    for p in &h.payments {
+        let s = sent[p.payment_id.as_str()];
+        assert_eq!((p.amount, &p.lines), (s.amount, &s.lines));
+    }
+    assert!(
+        exported.len() < payments.len(),
+        "open review items were exported"
     );
 }

@@ -1,5 +1,7 @@
 //! Tables read with polars: a CSV or Parquet file scanned lazily, only the columns asked for,
-//! streamed to the caller in batches of typed columns.
+//! streamed in batches of typed columns and handed row by row to `cashmatch::io`'s readers
+//! through its [`Table`] and [`Record`] traits, so what a row means is decided in one place for
+//! the service, the CLI and this job.
 //!
 //! The file never sits in memory whole: polars' streaming engine hands over one batch at a time
 //! (in file order) through a bounded channel, and each batch is converted to domain types and
@@ -13,10 +15,12 @@
 //! 1-based position in the file.
 
 use cashmatch::formats::{FormatError, Position};
+use cashmatch::io::{Column, Kind, Record, Table};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use rust_decimal::Decimal;
 use std::borrow::Cow;
+use std::fmt::Display;
 use std::num::NonZeroUsize;
 use std::path::Path;
 
@@ -25,40 +29,8 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// The row-number column added to every scan.
 const ROW: &str = "__cashmatch_row";
 
-/// What a column holds, which decides the polars types it may have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Text,
-    Money,
-    Date,
-}
-
-/// A column to read: its name in the project's formats (matched case-insensitively) and kind.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Spec {
-    pub(crate) name: &'static str,
-    pub(crate) kind: Kind,
-    pub(crate) required: bool,
-}
-
-pub(crate) const fn req(name: &'static str, kind: Kind) -> Spec {
-    Spec {
-        name,
-        kind,
-        required: true,
-    }
-}
-
-pub(crate) const fn opt(name: &'static str, kind: Kind) -> Spec {
-    Spec {
-        name,
-        kind,
-        required: false,
-    }
-}
-
 /// A file opened for scanning, with its header mapped.
-pub(crate) struct Table {
+pub(crate) struct PolarsTable {
     pub(crate) file: String,
     lf: LazyFrame,
     parquet: bool,
@@ -70,9 +42,9 @@ fn file_error(file: &str, message: impl Into<String>) -> FormatError {
     FormatError::new(file, Position::File, message)
 }
 
-impl Table {
+impl PolarsTable {
     /// Opens `path`, a `.csv` or `.parquet` file, and reads its header (or schema).
-    pub(crate) fn open(path: &Path) -> Result<Table, FormatError> {
+    pub(crate) fn open(path: &Path) -> Result<PolarsTable, FormatError> {
         let file = path.display().to_string();
         if !path.is_file() {
             return Err(file_error(&file, "cannot open: no such file"));
@@ -111,7 +83,7 @@ impl Table {
         if header.is_empty() {
             return Err(file_error(&file, "empty file: no header row"));
         }
-        Ok(Table {
+        Ok(PolarsTable {
             file,
             lf,
             parquet,
@@ -130,8 +102,8 @@ impl Table {
 
     /// Checks that every required column is present with a usable type, as a file-level error
     /// naming the column and listing the header found.
-    fn check(&self, specs: &[Spec]) -> Result<(), FormatError> {
-        for s in specs {
+    fn check(&self, columns: &[Column]) -> Result<(), FormatError> {
+        for s in columns {
             let Some((_, actual, dtype, pos)) = self.find(s.name) else {
                 if s.required {
                     let names: Vec<&str> = self.header.iter().map(|h| h.1.as_str()).collect();
@@ -177,18 +149,24 @@ impl Table {
         }
         Ok(())
     }
+}
 
-    /// Streams the file in row order as batches of the `specs` columns (absent optional ones
-    /// read as empty), calling `f` for each. Stops at the first `Err` that `f` returns.
-    pub(crate) fn for_each_batch(
-        &self,
-        specs: &[Spec],
-        mut f: impl FnMut(&Batch<'_>) -> Result<(), FormatError>,
+impl Table for PolarsTable {
+    fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Streams the file in row order as batches of the `columns` (absent optional ones read as
+    /// empty) and hands each row to `f`.
+    fn scan(
+        &mut self,
+        columns: &[Column],
+        f: &mut dyn FnMut(&dyn Record) -> Result<(), FormatError>,
     ) -> Result<(), FormatError> {
-        self.check(specs)?;
+        self.check(columns)?;
         let mut exprs: Vec<Expr> = vec![col(ROW)];
         let mut present = Vec::new();
-        for s in specs {
+        for s in columns {
             if let Some((_, actual, _, _)) = self.find(s.name) {
                 exprs.push(col(actual.as_str()).alias(s.name));
                 present.push(*s);
@@ -204,24 +182,33 @@ impl Table {
                 NonZeroUsize::new(BATCH_ROWS),
             )
             .map_err(|e| file_error(&self.file, format!("cannot read: {e}")))?;
+        let this = &*self;
         std::thread::scope(|scope| {
             let runner = scope.spawn(move || plan.collect());
             let mut outcome = Ok(());
-            for df in rx.iter() {
-                let batch = Batch::new(self, &df, specs, &present)?;
-                if let Err(e) = f(&batch) {
-                    outcome = Err(e);
-                    break;
+            'batches: for df in rx.iter() {
+                let batch = match Batch::new(this, &df, columns, &present) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                };
+                for i in 0..batch.len() {
+                    if let Err(e) = f(&BatchRow { batch: &batch, i }) {
+                        outcome = Err(e);
+                        break 'batches;
+                    }
                 }
             }
             drop(rx);
             let scanned = runner
                 .join()
-                .map_err(|_| file_error(&self.file, "the reader thread panicked"))?;
+                .map_err(|_| file_error(&this.file, "the reader thread panicked"))?;
             outcome?;
             scanned
                 .map(|_| ())
-                .map_err(|e| file_error(&self.file, format!("cannot read: {e}")))
+                .map_err(|e| file_error(&this.file, format!("cannot read: {e}")))
         })
     }
 }
@@ -243,22 +230,19 @@ struct BatchCol {
     values: Values,
 }
 
-/// A batch of rows, with accessors that turn a bad field into an error naming row and column.
-pub(crate) struct Batch<'t> {
-    table: &'t Table,
+/// A batch of rows.
+struct Batch<'t> {
+    table: &'t PolarsTable,
     rows: Vec<u64>,
     cols: Vec<BatchCol>,
 }
 
-/// A column index in a [`Batch`]: the position of its [`Spec`] in the list given.
-pub(crate) type Col = usize;
-
 impl<'t> Batch<'t> {
     fn new(
-        table: &'t Table,
+        table: &'t PolarsTable,
         df: &DataFrame,
-        specs: &[Spec],
-        present: &[Spec],
+        columns: &[Column],
+        present: &[Column],
     ) -> Result<Batch<'t>, FormatError> {
         let err = |e: PolarsError| file_error(&table.file, format!("cannot read: {e}"));
         let rows = df
@@ -269,8 +253,8 @@ impl<'t> Batch<'t> {
         let rows: Vec<u64> = (0..rows.len())
             .map(|i| rows.get(i).unwrap_or(0).max(0) as u64)
             .collect();
-        let mut cols = Vec::with_capacity(specs.len());
-        for s in specs {
+        let mut cols = Vec::with_capacity(columns.len());
+        for s in columns {
             let position = table.find(s.name).map(|h| h.3);
             if !present.iter().any(|p| p.name == s.name) {
                 cols.push(BatchCol {
@@ -304,37 +288,56 @@ impl<'t> Batch<'t> {
         Ok(Batch { table, rows, cols })
     }
 
-    /// Rows in the batch.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.rows.len()
     }
+}
 
-    /// The file's line of row `i` (see the module doc).
-    pub(crate) fn line(&self, i: usize) -> usize {
-        let r = self.rows.get(i).copied().unwrap_or(0) as usize;
-        if self.table.parquet { r + 1 } else { r + 2 }
+/// Row `i` of a batch.
+struct BatchRow<'b> {
+    batch: &'b Batch<'b>,
+    i: usize,
+}
+
+impl BatchRow<'_> {
+    fn values(&self, c: usize) -> &Values {
+        self.batch
+            .cols
+            .get(c)
+            .map_or(&Values::Absent, |bc| &bc.values)
+    }
+}
+
+impl Record for BatchRow<'_> {
+    /// The file's line of the row (see the module doc).
+    fn line(&self) -> usize {
+        let r = self.batch.rows.get(self.i).copied().unwrap_or(0) as usize;
+        if self.batch.table.parquet {
+            r + 1
+        } else {
+            r + 2
+        }
     }
 
-    /// An error at row `i` and column `c`.
-    pub(crate) fn error(&self, i: usize, c: Col, message: impl std::fmt::Display) -> FormatError {
+    fn error(&self, c: usize, message: &dyn Display) -> FormatError {
         let (name, column) = self
+            .batch
             .cols
             .get(c)
             .map_or(("?", None), |bc| (bc.name, bc.position));
         FormatError::new(
-            &self.table.file,
+            &self.batch.table.file,
             Position::Line {
-                line: self.line(i),
+                line: self.line(),
                 column,
             },
             format!("{name}: {message}"),
         )
     }
 
-    /// The trimmed text of a field; `None` when absent or empty.
-    pub(crate) fn text(&self, i: usize, c: Col) -> Option<Cow<'_, str>> {
-        let col = self.cols.get(c)?;
-        match &col.values {
+    fn text(&self, c: usize) -> Result<Option<Cow<'_, str>>, FormatError> {
+        let i = self.i;
+        Ok(match self.values(c) {
             Values::Absent => None,
             Values::Text(v) => v
                 .get(i)
@@ -346,65 +349,42 @@ impl<'t> Batch<'t> {
             Values::Decimal(v, scale) => v
                 .get(i)
                 .map(|n| Cow::Owned(Decimal::from_i128_with_scale(n, *scale).to_string())),
-        }
+        })
     }
 
-    /// A field that must not be empty.
-    pub(crate) fn required(&self, i: usize, c: Col) -> Result<Cow<'_, str>, FormatError> {
-        self.text(i, c).ok_or_else(|| self.error(i, c, "is empty"))
-    }
-
-    /// An optional money field: exact, from its text or its decimal or integer value.
-    pub(crate) fn opt_money(&self, i: usize, c: Col) -> Result<Option<Decimal>, FormatError> {
-        let Some(col) = self.cols.get(c) else {
-            return Ok(None);
-        };
-        match &col.values {
+    /// Exact, from the text, or from the decimal or integer value.
+    fn opt_money(&self, c: usize) -> Result<Option<Decimal>, FormatError> {
+        let i = self.i;
+        match self.values(c) {
             Values::Absent => Ok(None),
             Values::Text(v) => match v.get(i).map(str::trim).filter(|t| !t.is_empty()) {
                 None => Ok(None),
                 Some(t) => cashmatch::io::parse_money(t)
                     .map(Some)
-                    .map_err(|m| self.error(i, c, m)),
+                    .map_err(|m| self.error(c, &m)),
             },
             Values::Int(v) => Ok(v.get(i).map(Decimal::from)),
             Values::Decimal(v, scale) => match v.get(i) {
                 None => Ok(None),
                 Some(n) => Decimal::try_from_i128_with_scale(n, *scale)
                     .map(Some)
-                    .map_err(|_| self.error(i, c, format!("{n}e-{scale} is out of range"))),
+                    .map_err(|_| self.error(c, &format!("{n}e-{scale} is out of range"))),
             },
-            Values::Date(_) => Err(self.error(i, c, "a date is not an amount")),
+            Values::Date(_) => Err(self.error(c, &"a date is not an amount")),
         }
     }
 
-    /// A money field that must be given.
-    pub(crate) fn money(&self, i: usize, c: Col) -> Result<Decimal, FormatError> {
-        self.opt_money(i, c)?
-            .ok_or_else(|| self.error(i, c, "is empty"))
-    }
-
-    /// An optional date field.
-    pub(crate) fn opt_date(&self, i: usize, c: Col) -> Result<Option<NaiveDate>, FormatError> {
-        let Some(col) = self.cols.get(c) else {
-            return Ok(None);
-        };
-        match &col.values {
+    fn opt_date(&self, c: usize) -> Result<Option<NaiveDate>, FormatError> {
+        match self.values(c) {
             Values::Absent => Ok(None),
-            Values::Date(v) => Ok(v.get(i).map(days_to_date)),
-            _ => match self.text(i, c) {
+            Values::Date(v) => Ok(v.get(self.i).map(days_to_date)),
+            _ => match self.text(c)? {
                 None => Ok(None),
                 Some(t) => cashmatch::io::parse_date(&t)
                     .map(Some)
-                    .map_err(|m| self.error(i, c, m)),
+                    .map_err(|m| self.error(c, &m)),
             },
         }
-    }
-
-    /// A date field that must be given.
-    pub(crate) fn date(&self, i: usize, c: Col) -> Result<NaiveDate, FormatError> {
-        self.opt_date(i, c)?
-            .ok_or_else(|| self.error(i, c, "is empty"))
     }
 }
 

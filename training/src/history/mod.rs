@@ -19,12 +19,13 @@
 //! date of the one before it), since training and the holdout are cut by time.
 
 mod frame;
-mod tables;
 
-pub use tables::LabelSource;
+pub use cashmatch::domain::LabelSource;
 
 use cashmatch::domain::{Customer, Invoice, Label, Payment};
 use cashmatch::formats::FormatError;
+use cashmatch::io::Loaded;
+use frame::PolarsTable;
 use indicatif::ProgressBar;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -96,24 +97,31 @@ impl History {
             progress.set_message(format!("reading {name}"));
             progress.inc(1);
         };
+        // What each row means is `cashmatch::io`'s business; this only supplies the rows.
+        fn keep<T>(got: Loaded<T>, rows: &mut Vec<T>, errors: &mut Vec<FormatError>) {
+            rows.extend(got.rows);
+            errors.extend(got.errors);
+        }
         step("customers");
-        tables::customers(
-            &frame::Table::open(&need("customers")?)?,
+        let mut t = PolarsTable::open(&need("customers")?)?;
+        keep(
+            cashmatch::io::customers_from_table(&mut t)?,
             &mut h.customers,
             &mut h.errors,
-        )?;
+        );
         step("invoices");
-        tables::invoices(
-            &frame::Table::open(&need("invoices")?)?,
+        let mut t = PolarsTable::open(&need("invoices")?)?;
+        keep(
+            cashmatch::io::invoices_from_table(&mut t)?,
             &mut h.invoices,
             &mut h.errors,
-        )?;
+        );
         step("remittances");
-        tables::remittances(
-            &frame::Table::open(&need("remittances")?)?,
-            &mut h.payments,
-            &mut h.errors,
-        )?;
+        let mut t = PolarsTable::open(&need("remittances")?)?;
+        cashmatch::io::for_each_remittance_in(&mut t, |p| match p {
+            Ok(p) => h.payments.push(p),
+            Err(e) => h.errors.push(e),
+        })?;
         step("labels");
         let mut labels = Vec::new();
         let mut any = false;
@@ -123,16 +131,20 @@ impl History {
         ] {
             if let Some(path) = find(dir, name) {
                 any = true;
-                let t = frame::Table::open(&path)?;
+                let mut t = PolarsTable::open(&path)?;
                 if name == "service_labels" && !t.has("source") {
                     // The service always says who decided; without it the rows are unsafe to
                     // rank, so they are taken as the weakest source.
                     progress.println(format!(
                         "{}: no source column; rows taken as auto-applied matches",
-                        t.file
+                        cashmatch::io::Table::file(&t)
                     ));
                 }
-                tables::labels(&t, source, &mut labels, &mut h.errors)?;
+                keep(
+                    cashmatch::io::labels_from_table(&mut t, source)?,
+                    &mut labels,
+                    &mut h.errors,
+                );
             }
         }
         if !any {
@@ -140,7 +152,9 @@ impl History {
         }
         if let Some(path) = find(dir, "cases") {
             step("cases");
-            tables::cases(&frame::Table::open(&path)?, &mut h.cases, &mut h.errors)?;
+            let got = cashmatch::io::cases_from_table(&mut PolarsTable::open(&path)?)?;
+            h.cases.extend(got.rows);
+            h.errors.extend(got.errors);
         }
         sort_by_time(&mut h.payments);
         let (kept, counts) = merge_labels(labels, &h.payments);
