@@ -474,8 +474,9 @@ fn labels_exported_from_the_service_store_are_the_history_labels() {
             }
             let with_truth = reviews % 3 == 1;
             let action = match truth.get(p.payment_id.as_str()) {
-                Some(rows) if with_truth => ResolveAction::ApplyAllocation(
-                    rows.iter()
+                Some(rows) if with_truth => ResolveAction::ApplyAllocation {
+                    allocations: rows
+                        .iter()
                         .map(|l| cashmatch::domain::Allocation {
                             invoice_id: l.invoice_id.clone(),
                             amount: l.applied_amount,
@@ -484,18 +485,20 @@ fn labels_exported_from_the_service_store_are_the_history_labels() {
                             reason_code: None,
                         })
                         .collect(),
-                ),
+                    unapplied: None,
+                },
                 _ => ResolveAction::LeaveUnapplied,
             };
             let applied = match &action {
-                ResolveAction::ApplyAllocation(a) => a.clone(),
+                ResolveAction::ApplyAllocation { allocations, .. } => allocations.clone(),
                 _ => Vec::new(),
             };
             let req = ResolveRequest {
                 payment_id: p.payment_id.clone(),
                 analyst: "ana".into(),
                 action,
-                note: String::new(),
+                // Overriding the engine needs a note.
+                note: "resolved from the known truth".into(),
             };
             // An allocation the ledger no longer allows (an earlier auto-apply took the
             // invoice) is refused and the item stays open, as it would for an analyst.
