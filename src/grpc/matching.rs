@@ -93,33 +93,12 @@ impl TryFrom<pb::MatchRequest> for Input {
     }
 }
 
+/// Decides requests, a single call's or a stream's batch: structured payments together, raw
+/// remittances one by one, each request's response (or refusal) in request order.
 async fn decide<S: Store>(
     service: &Arc<Service<S>>,
-    req: pb::MatchRequest,
-) -> Result<pb::MatchResponse, Status> {
-    let outcome = match Input::try_from(req)? {
-        Input::Raw {
-            content,
-            file,
-            format,
-        } => service.match_raw(content, file, format).await?,
-        Input::Payment(p) => MatchOutcome {
-            results: vec![service.match_payment(p).await?],
-            errors: vec![],
-        },
-    };
-    Ok(response(outcome))
-}
-
-/// Decides a stream's batch: structured payments together, raw remittances one by one, each
-/// request's response (or refusal) in request order.
-async fn decide_batch<S: Store>(
-    service: Arc<Service<S>>,
-    metrics: Arc<Metrics>,
     batch: Vec<pb::MatchRequest>,
 ) -> Vec<Result<pb::MatchResponse, Status>> {
-    const METHOD: &str = "Matching/MatchPayments";
-    let started = Instant::now();
     let mut out: Vec<Option<Result<pb::MatchResponse, Status>>> = Vec::with_capacity(batch.len());
     let mut payments = Vec::new();
     for req in batch {
@@ -147,29 +126,36 @@ async fn decide_batch<S: Store>(
         Err(e) => vec![Err(Status::from(e))],
     };
     let mut decided = decided.into_iter();
-    let elapsed = started.elapsed();
     out.into_iter()
-        .map(|slot| {
-            let r = match slot {
-                Some(r) => r,
-                None => decided
-                    .next()
-                    .unwrap_or_else(|| Err(Status::internal("a payment went undecided")))
-                    .map(|m| {
-                        response(MatchOutcome {
-                            results: vec![m],
-                            errors: vec![],
-                        })
-                    }),
-            };
-            metrics.request(
-                METHOD,
-                r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok),
-                elapsed,
-            );
-            r
+        .map(|slot| match slot {
+            Some(r) => r,
+            None => decided
+                .next()
+                .unwrap_or_else(|| Err(Status::internal("a payment went undecided")))
+                .map(|m| {
+                    response(MatchOutcome {
+                        results: vec![m],
+                        errors: vec![],
+                    })
+                }),
         })
         .collect()
+}
+
+/// A stream's batch, decided, with each request's latency (the batch's) counted.
+async fn decide_batch<S: Store>(
+    service: Arc<Service<S>>,
+    metrics: Arc<Metrics>,
+    batch: Vec<pb::MatchRequest>,
+) -> Vec<Result<pb::MatchResponse, Status>> {
+    let started = Instant::now();
+    let out = decide(&service, batch).await;
+    let elapsed = started.elapsed();
+    for r in &out {
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        metrics.request("Matching/MatchPayments", code, elapsed);
+    }
+    out
 }
 
 /// A stream element's failure as a response, so that one bad request does not end the stream;
@@ -198,11 +184,12 @@ impl<S: Store> matching_server::Matching for MatchingApi<S> {
         &self,
         request: Request<pb::MatchRequest>,
     ) -> Result<Response<pb::MatchResponse>, Status> {
-        observe(
-            &self.metrics,
-            "Matching/MatchPayment",
-            decide(&self.service, request.into_inner()),
-        )
+        observe(&self.metrics, "Matching/MatchPayment", async {
+            decide(&self.service, vec![request.into_inner()])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(Status::internal("no response")))
+        })
         .await
     }
 
