@@ -1298,6 +1298,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// (payment, source, (invoice, cash) of each allocation)
+    type Exported = (String, LabelSource, Vec<(String, Decimal)>);
+
     #[test]
     fn labelled_payments_page_in_decision_order_with_young_auto_applies_left_out() {
         let dir = std::env::temp_dir().join(format!("cashmatch-export-{}", std::process::id()));
@@ -1385,7 +1388,7 @@ mod tests {
             let mut pages = Vec::new();
             loop {
                 let page = store.training_examples(query.clone()).await.expect("page");
-                let ids: Vec<(String, LabelSource, Vec<(String, Decimal)>)> = page
+                let ids: Vec<Exported> = page
                     .iter()
                     .map(|e| {
                         (
