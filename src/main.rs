@@ -129,6 +129,11 @@ enum Command {
         /// Model directory; else the last one activated, else the built-in model.
         #[arg(long)]
         model: Option<PathBuf>,
+        /// A models directory to follow: when its ACTIVE file names another version (what
+        /// `cashmatch-train retrain --publish` writes), that model is activated without a
+        /// restart.
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
         /// TOML config: bearer tokens and their roles, limits, metrics address.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -445,6 +450,7 @@ fn run(cli: Cli) -> Result<()> {
             addr,
             data_dir,
             model,
+            models_dir,
             config,
             metrics_addr,
             demo,
@@ -454,6 +460,7 @@ fn run(cli: Cli) -> Result<()> {
                 addr,
                 data_dir,
                 model,
+                models_dir,
                 metrics_addr,
             };
             let settings = Settings::load(config.as_deref(), flags)?;

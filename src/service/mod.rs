@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod model_watch;
 pub(crate) mod remittance;
 
 use crate::domain::{
