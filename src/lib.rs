@@ -10,7 +10,8 @@
 //! - [`domain`]: the shared types: customers, invoices, the canonical [`domain::Payment`] and
 //!   the [`domain::Decision`].
 //! - [`io`]: the project's CSV files (ledger, remittances, labels) and the decisions JSON Lines,
-//!   with errors that name file, line and column.
+//!   with errors that name file, line and column; each file's rules are written once against a
+//!   `Table` of rows, and the retraining job passes its polars tables to the same readers.
 //! - [`ledger`]: the open-items ledger in memory with its indexes: invoice and PO numbers
 //!   (exact and fuzzy), customers by bank account and by name.
 //! - [`matching`]: from a payment to scored candidate allocations: reference normalisation,
@@ -22,7 +23,8 @@
 //! - [`synth`]: a seeded generator of realistic worlds for training, tests and benchmarks.
 //! - [`service`]: the service core: the engine behind a lock, idempotent matching, the review
 //!   queue and model activation, each change made durable in the [`store`] before it is
-//!   acknowledged. [`store`] is the storage boundary (SQLite embedded).
+//!   acknowledged. [`store`] is the storage boundary (SQLite embedded); `store::export` writes
+//!   its labels for the retraining job (`cashmatch export-labels`).
 //! - [`grpc`]: the tonic adapter over [`service`] (package `cashmatch.v1`), the only module that
 //!   names tonic or prost; `cashmatch serve` runs it.
 //! - [`web`]: the analysts' workbench, server-rendered pages over the same [`service`], served by

@@ -129,6 +129,11 @@ enum Command {
         /// Model directory; else the last one activated, else the built-in model.
         #[arg(long)]
         model: Option<PathBuf>,
+        /// A models directory to follow: when its ACTIVE file names another version (what
+        /// `cashmatch-train retrain --publish` writes), that model is activated without a
+        /// restart.
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
         /// TOML config: bearer tokens and their roles, limits, metrics address.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -451,6 +456,7 @@ fn run(cli: Cli) -> Result<()> {
             addr,
             data_dir,
             model,
+            models_dir,
             config,
             metrics_addr,
             ui_addr,
@@ -462,6 +468,7 @@ fn run(cli: Cli) -> Result<()> {
                 addr,
                 data_dir,
                 model,
+                models_dir,
                 metrics_addr,
                 ui_addr,
                 no_ui,

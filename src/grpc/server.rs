@@ -268,6 +268,16 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), ServeError> {
             }
         }));
     }
+    if let Some(models) = settings.models_dir.clone() {
+        tracing::info!(models = %models.display(), "following models/ACTIVE");
+        let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
+        tokio::spawn(crate::service::model_watch::follow(
+            s,
+            models,
+            crate::service::model_watch::POLL,
+            stop,
+        ));
+    }
     let model = service.model_info();
     tracing::info!(addr = %local, model = %model.version, threshold = model.threshold, "serving gRPC");
     run(

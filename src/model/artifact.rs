@@ -23,6 +23,18 @@ pub const MODEL_FILE: &str = "model.json";
 /// File name of the model card inside a model directory.
 pub const CARD_FILE: &str = "MODEL_CARD.md";
 
+/// The pointer file of a models directory (`MODELS/<version>/` beside it): one line naming the
+/// active version's directory. The retraining job replaces it atomically when it publishes; a
+/// service started with `--models-dir MODELS` follows it (docs/training.md).
+pub const ACTIVE_FILE: &str = "ACTIVE";
+
+/// The model directory `models/ACTIVE` names, if the file exists and names one.
+pub fn active_dir(models: &Path) -> Option<std::path::PathBuf> {
+    let name = std::fs::read_to_string(models.join(ACTIVE_FILE)).ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| models.join(name))
+}
+
 /// Faults loading or saving a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

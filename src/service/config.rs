@@ -4,6 +4,7 @@
 //! ```toml
 //! addr = "0.0.0.0:50051"
 //! data_dir = "/var/lib/cashmatch"
+//! models_dir = "/var/lib/cashmatch/models"   # follow MODELS/ACTIVE (docs/training.md)
 //! model = "/opt/cashmatch/models/2026-11"   # else the last activated, else the built-in one
 //! threshold = 0.97                          # overrides the model's auto-apply threshold
 //! metrics_addr = "127.0.0.1:9464"           # Prometheus /metrics over HTTP
@@ -63,6 +64,7 @@ struct FileConfig {
     addr: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     model: Option<PathBuf>,
+    models_dir: Option<PathBuf>,
     threshold: Option<f64>,
     metrics_addr: Option<SocketAddr>,
     #[serde(default)]
@@ -105,6 +107,7 @@ pub struct Overrides {
     pub addr: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub model: Option<PathBuf>,
+    pub models_dir: Option<PathBuf>,
     pub metrics_addr: Option<SocketAddr>,
     pub ui_addr: Option<SocketAddr>,
     /// `--no-ui`: do not serve the workbench.
@@ -118,6 +121,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The model directory to start with; `None` means the last activated, else the built-in.
     pub model: Option<PathBuf>,
+    /// A models directory whose `ACTIVE` pointer the service follows (what `cashmatch-train
+    /// retrain --publish` writes).
+    pub models_dir: Option<PathBuf>,
     pub threshold: Option<f64>,
     pub metrics_addr: Option<SocketAddr>,
     /// When a store commit counts as durable.
@@ -136,6 +142,7 @@ impl Default for Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("data"),
             model: None,
+            models_dir: None,
             threshold: None,
             metrics_addr: None,
             durability: Durability::Full,
@@ -171,6 +178,7 @@ impl Settings {
             addr,
             data_dir,
             model,
+            models_dir,
             threshold,
             metrics_addr,
             durability,
@@ -272,6 +280,7 @@ impl Settings {
             review_sla_hours,
             data_dir: flags.data_dir.or(data_dir).unwrap_or(d.data_dir),
             model: flags.model.or(model),
+            models_dir: flags.models_dir.or(models_dir),
             threshold,
             metrics_addr: flags.metrics_addr.or(metrics_addr),
             durability,

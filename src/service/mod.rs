@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod config;
 pub mod dashboard;
+pub mod model_watch;
 pub(crate) mod remittance;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -4,8 +4,9 @@
 //! Data flows one way:
 //!
 //! - [`history`]: labelled history read at scale with polars (CSV or Parquet, streamed in
-//!   batches) into cashmatch's domain types: customers, the ledger, payments, labels from the
-//!   imported history and from the service's review decisions, case families.
+//!   batches) and handed row by row to `cashmatch::io`'s readers (one implementation of what a
+//!   file means): customers, the ledger, payments, labels from the imported history and from
+//!   the service's export (`cashmatch export-labels`), case families.
 //! - [`evaluate`]: the history replayed in time order through `cashmatch::train::replay` (the
 //!   engine's own candidates and features), cut at a time-ordered holdout; models run through
 //!   the engine on that holdout and measured overall, by case family and by customer segment.

@@ -16,8 +16,7 @@ use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The pointer file naming the active model directory inside a models directory.
-pub const ACTIVE_FILE: &str = "ACTIVE";
+pub use cashmatch::model::artifact::{ACTIVE_FILE, active_dir};
 
 /// Settings of a training run.
 #[derive(Clone, Debug)]
@@ -168,13 +167,6 @@ pub fn unused_version(models: &Path, base: &str) -> String {
         .map(|i| format!("{base}.{i}"))
         .find(|v| !models.join(v).exists())
         .unwrap_or_else(|| base.to_string())
-}
-
-/// The model directory `models/ACTIVE` names, if the file exists.
-pub fn active_dir(models: &Path) -> Option<PathBuf> {
-    let name = std::fs::read_to_string(models.join(ACTIVE_FILE)).ok()?;
-    let name = name.trim();
-    (!name.is_empty()).then(|| models.join(name))
 }
 
 /// Loads the champion: `dir`, else what `models/ACTIVE` names, else the model built into

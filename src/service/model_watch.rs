@@ -1,0 +1,161 @@
+//! Following a models directory, so that a model the retraining job publishes goes live without
+//! a restart.
+//!
+//! `cashmatch-train retrain --publish MODELS` writes `MODELS/<version>/` and then replaces
+//! `MODELS/ACTIVE` (one line naming the version) by a rename, so the pointer never names a half
+//! written directory. A service started with `--models-dir MODELS` reads the pointer every few
+//! seconds and, when it names another directory than it did, activates that directory exactly
+//! as `Models/ActivateModel` would: loaded and checked against the feature schema, swapped in
+//! while requests in flight finish on the old model, recorded in the audit trail (actor
+//! `models/ACTIVE`) and remembered across restarts. A version that cannot be loaded is logged
+//! and the running model stays. Only a change of the pointer acts, so an administrator's
+//! `ActivateModel` (a rollback, say) holds until the next publish.
+
+use super::Service;
+use crate::model::artifact::active_dir;
+use crate::store::Store;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the pointer is read: a file of one line, so often is cheap.
+pub const POLL: Duration = Duration::from_secs(5);
+
+/// The actor recorded for an activation made by following the pointer.
+pub const ACTOR: &str = "models/ACTIVE";
+
+/// Follows `models/ACTIVE` until `stop` resolves (see the module doc).
+pub async fn follow<S: Store>(
+    service: Arc<Service<S>>,
+    models: PathBuf,
+    every: Duration,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The directory the pointer named when last read.
+    let mut seen: Option<PathBuf> = None;
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let models = models.clone();
+        let named = tokio::task::spawn_blocking(move || active_dir(&models))
+            .await
+            .ok()
+            .flatten();
+        let Some(dir) = named else {
+            continue;
+        };
+        if seen.as_ref() == Some(&dir) {
+            continue;
+        }
+        seen = Some(dir.clone());
+        // Already running it: restarted after it was activated.
+        if service.model_info().source == dir.display().to_string() {
+            continue;
+        }
+        match service.activate_model(dir.clone(), ACTOR.to_string()).await {
+            Ok(info) => tracing::info!(
+                directory = %dir.display(),
+                version = %info.version,
+                "activated the model models/ACTIVE names"
+            ),
+            Err(e) => tracing::warn!(
+                directory = %dir.display(),
+                error = %e,
+                "models/ACTIVE names a model that cannot be activated; the running model stays"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::artifact::{ACTIVE_FILE, Model};
+    use crate::service::Limits;
+    use crate::store::SqliteStore;
+    use std::path::Path;
+
+    fn publish(models: &Path, version: &str, model: &Model) {
+        model.save(&models.join(version), "card").expect("save");
+        std::fs::write(models.join(ACTIVE_FILE), format!("{version}\n")).expect("pointer");
+    }
+
+    async fn running(service: &Service<SqliteStore>, version: &str) -> bool {
+        for _ in 0..200 {
+            if service.model_info().version == version {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_published_model_goes_live_and_an_unusable_one_leaves_the_running_one() {
+        let root = std::env::temp_dir().join(format!("cashmatch-follow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let models = root.join("models");
+        std::fs::create_dir_all(&models).expect("models dir");
+        let store = SqliteStore::open(&root.join("data")).expect("store");
+        let service = Arc::new(
+            Service::open(store, None, None, Limits::default())
+                .await
+                .expect("service"),
+        );
+        let base = Model::embedded_default().expect("built-in model");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let follower = tokio::spawn(follow(
+            Arc::clone(&service),
+            models.clone(),
+            Duration::from_millis(20),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+
+        let v1 = Model {
+            version: "retrain-v1".into(),
+            ..base.clone()
+        };
+        publish(&models, "v1", &v1);
+        assert!(running(&service, "retrain-v1").await);
+        assert_eq!(
+            service.model_info().source,
+            models.join("v1").display().to_string()
+        );
+
+        // A model trained on another feature schema is refused; v1 keeps deciding.
+        let mut other = Model {
+            version: "retrain-v2".into(),
+            ..base.clone()
+        };
+        other.feature_names.pop();
+        publish(&models, "v2", &other);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(service.model_info().version, "retrain-v1");
+
+        let v3 = Model {
+            version: "retrain-v3".into(),
+            ..base
+        };
+        publish(&models, "v3", &v3);
+        assert!(running(&service, "retrain-v3").await);
+        let trail = service
+            .audit_events(Some(models.join("v3").display().to_string()), 0, 10)
+            .await
+            .expect("audit");
+        assert_eq!(trail.len(), 1);
+        assert_eq!(trail[0].record.actor, ACTOR);
+
+        let _ = stop_tx.send(());
+        follower.await.expect("follower stops");
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
