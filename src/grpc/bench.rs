@@ -153,6 +153,9 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     }
     let steady_secs = start.elapsed().as_secs_f64();
     latencies.sort_unstable();
+    // Whether checkpoints keep up: a WAL that only grows under steady load means they do not.
+    let wal = dir.join(format!("{}-wal", crate::store::sqlite::DB_FILE));
+    let wal_mib = std::fs::metadata(&wal).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
 
     // Phase 2: streams, as fast as the service takes them.
     let rest: Vec<Payment> = payments.iter().skip(steady).cloned().collect();
@@ -226,6 +229,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         "| latency max | {:.2} ms |",
         ms(latencies.last().copied().unwrap_or_default())
     );
+    println!("| WAL after the steady phase | {wal_mib:.1} MiB |");
     println!("| streamed payments | {streamed} on {STREAMS} streams |");
     println!(
         "| streamed throughput | {:.0} payments/s |",

@@ -7,11 +7,17 @@
 //! savepoint per write, so that the refused one leaves the others in. `synchronous=FULL` makes a
 //! commit durable (the WAL is synced) before any write of the group is acknowledged.
 //!
-//! Checkpoints (copying the WAL back into the database file, with its own sync) run on a thread
-//! of their own in PASSIVE mode, which never blocks the writer: left to SQLite's automatic
-//! checkpoint they would run inside whichever commit crossed the WAL limit and stall every
-//! request waiting on it. Reads run on tokio's blocking pool with connections of their own, which
-//! WAL lets proceed beside the writer.
+//! Checkpoints copy the WAL back into the database file, with a sync of their own. Left to
+//! SQLite's automatic checkpoint they would run inside whichever commit crossed the WAL limit and
+//! stall every request waiting on it, so they are split in two. A thread of their own copies the
+//! bulk in PASSIVE mode, which never blocks the writer; but the writer keeps appending meanwhile,
+//! so under steady load that alone never copies the whole WAL, and SQLite only starts the WAL
+//! over once every frame is copied: the WAL would grow for as long as the load lasts (20 MiB/s at
+//! 500 decisions/s). So after each such round the writer, between two groups, copies the few
+//! frames committed since, and its next commit starts the WAL from the beginning. A bulk ledger
+//! load is checkpointed by the writer, and the WAL emptied, before it is acknowledged: the cost
+//! of copying a million invoices lands on the load, not on the payments that follow it. Reads run on tokio's blocking
+//! pool with connections of their own, which WAL lets proceed beside the writer.
 
 use super::{
     AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery, LedgerWrite,
@@ -29,13 +35,20 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "cashmatch.sqlite3";
+
+/// Ledger rows (customers and invoices) in one group from which the writer checkpoints before
+/// acknowledging the group, so that a bulk load pays for copying itself.
+const BULK_ROWS: usize = 5_000;
+
+/// The WAL file is cut back to this size when it starts over after a bulk load made it large.
+const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 
 /// Writes committed together at most; enough to amortise the sync, few enough that one
 /// transaction stays short.
@@ -44,13 +57,14 @@ const MAX_GROUP: usize = 512;
 /// How often the checkpointer looks at what the writer has committed.
 const CHECKPOINT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Writes committed since the last checkpoint that call for the next one (a few MiB of WAL).
-const CHECKPOINT_WRITES: u64 = 4096;
-
-/// The longest a committed write waits to be checkpointed when writes trickle in. A checkpoint
-/// syncs the database file, and that sync slows the writer's own WAL syncs on the same disk: at
-/// 500 decisions/s, checkpointing every 500 ms gave a worse p99 than every 5 s
+/// Writes committed since the last checkpoint that call for the next one. A decision writes
+/// about ten pages, so this is some 40 MiB of WAL: less than the WAL file kept
+/// ([`WAL_KEEP_BYTES`]), which is then written over rather than grown and cut back each round.
+/// Rounds of 4,096 writes overflowed it and tripled the p99 at 500 decisions/s
 /// (docs/benchmarks.md).
+const CHECKPOINT_WRITES: u64 = 1024;
+
+/// The longest a committed write waits to be checkpointed when writes trickle in.
 const CHECKPOINT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Page cache of each connection, in KiB (SQLite's default is 2 MiB): the writer's B-tree pages
@@ -146,6 +160,15 @@ enum Write {
     ActiveModel(String, AuditRecord),
 }
 
+impl Write {
+    fn ledger_rows(&self) -> usize {
+        match self {
+            Write::Ledger(w) => w.customers.len() + w.invoices.len(),
+            _ => 0,
+        }
+    }
+}
+
 struct Job {
     write: Write,
     reply: oneshot::Sender<Result<(), StoreError>>,
@@ -215,6 +238,7 @@ impl SqliteStore {
              PRAGMA synchronous = {sync};
              PRAGMA busy_timeout = 5000;
              PRAGMA wal_autocheckpoint = 0;
+             PRAGMA journal_size_limit = {WAL_KEEP_BYTES};
              PRAGMA cache_size = -{CACHE_KIB};"
         ))
         .map_err(backend("setting WAL mode"))?;
@@ -236,8 +260,8 @@ impl SqliteStore {
                 })
         };
         let (tx, rx) = mpsc::channel::<Job>();
-        let written = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&written);
+        let progress = Arc::new(Progress::default());
+        let counted = Arc::clone(&progress);
         let thread = spawn(
             "cashmatch-store",
             Box::new(move || writer_loop(conn, rx, &counted)),
@@ -245,7 +269,7 @@ impl SqliteStore {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let checkpointer = spawn(
             "cashmatch-checkpoint",
-            Box::new(move || checkpoint_loop(checkpoints, stop_rx, &written)),
+            Box::new(move || checkpoint_loop(checkpoints, stop_rx, &progress)),
         )?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
@@ -323,8 +347,30 @@ impl Drop for SqliteStore {
     }
 }
 
-/// Commits queued writes in groups; `written` counts the writes committed, for the checkpointer.
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, written: &AtomicU64) {
+/// What the writer and the checkpointer tell each other.
+#[derive(Default)]
+struct Progress {
+    /// Writes committed, counted by the writer.
+    written: AtomicU64,
+    /// Set by the checkpointer after a round, taken by the writer: copy what was committed
+    /// during the round, so that the WAL can start over.
+    finish: AtomicBool,
+}
+
+/// Copies the WAL into the database file as far as no reader's snapshot prevents it (PASSIVE:
+/// never waits). False when it failed (logged; the next round retries).
+fn checkpoint(conn: &Connection, who: &str) -> bool {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, by = who, "a WAL checkpoint failed; the next round retries");
+            false
+        }
+    }
+}
+
+/// Commits queued writes in groups, and finishes checkpoints (see the module doc).
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, progress: &Progress) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -334,9 +380,31 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, written: &AtomicU6
             }
         }
         let results = run_group(&mut conn, &jobs);
-        written.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        progress
+            .written
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let bulk: usize = jobs.iter().map(|j| j.write.ledger_rows()).sum();
+        if bulk >= BULK_ROWS {
+            // TRUNCATE also empties the WAL the load filled, so the next payment's commit does
+            // not pay for cutting it back.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "the checkpoint after a bulk load failed");
+            }
+        }
+        let mut spent = Vec::with_capacity(jobs.len());
         for (job, r) in jobs.into_iter().zip(results) {
             let _ = job.reply.send(r);
+            spent.push(job.write);
+        }
+        // Freeing a million invoices takes tens of milliseconds the next payments would wait.
+        // (Should the thread not start, they are freed here.)
+        if bulk >= BULK_ROWS {
+            let _ = std::thread::Builder::new()
+                .name("cashmatch-free".into())
+                .spawn(move || drop(spent));
+        }
+        if progress.finish.swap(false, Ordering::Relaxed) {
+            checkpoint(&conn, "writer");
         }
     }
 }
@@ -344,17 +412,16 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, written: &AtomicU6
 /// Copies the WAL into the database file after [`CHECKPOINT_WRITES`] writes or
 /// [`CHECKPOINT_MAX_WAIT`], whichever comes first, until the store closes; then once more,
 /// truncating the WAL so that a closed store is one file.
-fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>, written: &AtomicU64) {
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>, progress: &Progress) {
     let (mut done, mut last) = (0u64, std::time::Instant::now());
     // A message or a hang-up both mean the store is closing.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_POLL) {
-        let now = written.load(Ordering::Relaxed);
+        let now = progress.written.load(Ordering::Relaxed);
         let pending = now - done;
         if pending >= CHECKPOINT_WRITES || (pending > 0 && last.elapsed() >= CHECKPOINT_MAX_WAIT) {
-            // PASSIVE copies what it can without waiting for the writer or readers; what it
-            // cannot reach now, a later round does.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "a WAL checkpoint failed; the next round retries");
+            // What this round could not reach (committed meanwhile), the writer copies next.
+            if checkpoint(&conn, "checkpointer") {
+                progress.finish.store(true, Ordering::Relaxed);
             }
             (done, last) = (now, std::time::Instant::now());
         }
@@ -1581,6 +1648,59 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime")
+    }
+
+    #[test]
+    fn a_bulk_load_leaves_an_empty_wal_and_steady_writes_keep_starting_it_over() {
+        let dir = std::env::temp_dir().join(format!("cashmatch-store-wal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let wal = dir.join(format!("{DB_FILE}-wal"));
+        let wal_bytes = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+        rt().block_on(async {
+            // NORMAL: the checkpoint schedule is the same, without a disk sync per commit.
+            let store = SqliteStore::open_with(&dir, Durability::Normal).expect("open");
+            let invoices: Vec<Invoice> = (0..BULK_ROWS)
+                .map(|i| invoice(&format!("I{i}"), dec!(100.00)))
+                .collect();
+            store
+                .write_ledger(LedgerWrite {
+                    customers: vec![customer("C1")],
+                    invoices,
+                    audit: None,
+                })
+                .await
+                .expect("ledger");
+            assert_eq!(wal_bytes(), 0, "the load copied and emptied its WAL");
+
+            // One write after another, never a pause long enough for the checkpointer alone to
+            // catch up: without the writer finishing each round the WAL would only grow.
+            let record = |i: usize| DecisionRecord {
+                payment: payment(&format!("P{i}"), dec!(7.00)),
+                decision: decision(&format!("P{i}"), Status::Review, vec![], dec!(7.00)),
+                changes: vec![],
+                at: crate::store::now(),
+            };
+            let first = CHECKPOINT_WRITES as usize / 2;
+            for i in 0..first {
+                store.record_decision(record(i)).await.expect("decision");
+            }
+            let per_write = wal_bytes() / first as u64;
+            assert!(per_write > 0);
+            let total = 8 * CHECKPOINT_WRITES as usize;
+            for i in first..total {
+                store.record_decision(record(i)).await.expect("decision");
+            }
+            // Grown without a restart the WAL would hold all `total` writes; starting over after
+            // each round of CHECKPOINT_WRITES it holds a round and what came in during the next
+            // (about 1,900 writes here), and is cut back to WAL_KEEP_BYTES at each start.
+            let bytes = wal_bytes();
+            assert!(
+                bytes < per_write * total as u64 / 2,
+                "WAL {bytes} bytes after {total} writes of about {per_write} bytes each"
+            );
+            store.close();
+        });
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
