@@ -171,6 +171,16 @@ enum Command {
         #[arg(long)]
         no_auto: bool,
     },
+    /// Copy the service's store into a new data directory, while the service runs: one
+    /// consistent snapshot, checked before it is put in place (docs/operations.md).
+    Backup {
+        /// Directory of the store (the service's --data-dir).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The new data directory (must not exist or be empty); `serve --data-dir` starts from it.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Benchmarks that print their figures (see docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -500,6 +510,19 @@ fn run(cli: Cli) -> Result<()> {
             settle_days,
             no_auto,
         )?,
+        Command::Backup { data_dir, out } => {
+            let t = std::time::Instant::now();
+            let b = cashmatch::store::sqlite::backup(&data_dir, &out)?;
+            println!(
+                "{}: {:.1} MiB, {} invoices, {} decisions, {} open review items, in {:.1}s",
+                b.file.display(),
+                b.bytes as f64 / (1024.0 * 1024.0),
+                b.invoices,
+                b.decisions,
+                b.open_reviews,
+                t.elapsed().as_secs_f64()
+            );
+        }
         Command::Bench { what } => match what {
             BenchWhat::Match {
                 invoices,

@@ -341,6 +341,96 @@ impl SqliteStore {
     }
 }
 
+/// What [`backup`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupSummary {
+    /// The backup's database file.
+    pub file: PathBuf,
+    pub bytes: u64,
+    pub invoices: u64,
+    pub decisions: u64,
+    pub open_reviews: u64,
+}
+
+/// Copies the store in `data_dir` into `out`, a new data directory that `cashmatch serve
+/// --data-dir OUT` can start from. The copy is one consistent snapshot (`VACUUM INTO` in a read
+/// transaction), taken beside a running service without stopping its writes: what was committed
+/// before the snapshot began is in it, what came after is not. It is written under a temporary
+/// name, checked (`quick_check`), and only then renamed into place, so a backup that exists is
+/// whole. `out` must not exist yet or be empty.
+pub fn backup(data_dir: &Path, out: &Path) -> Result<BackupSummary, StoreError> {
+    let fail = |context: String| {
+        move |e: std::io::Error| StoreError::Backend {
+            context,
+            message: e.to_string(),
+        }
+    };
+    let source = data_dir.join(DB_FILE);
+    if !source.is_file() {
+        return Err(StoreError::Backend {
+            context: format!("backing up {}", data_dir.display()),
+            message: format!("no store here (no {DB_FILE})"),
+        });
+    }
+    if out.exists() {
+        let mut entries =
+            std::fs::read_dir(out).map_err(fail(format!("reading {}", out.display())))?;
+        if entries.next().is_some() {
+            return Err(StoreError::Backend {
+                context: format!("backing up into {}", out.display()),
+                message: "the directory is not empty; a backup never overwrites".into(),
+            });
+        }
+    }
+    std::fs::create_dir_all(out).map_err(fail(format!("creating {}", out.display())))?;
+    let file = out.join(DB_FILE);
+    let partial = out.join(format!("{DB_FILE}.partial"));
+    let _ = std::fs::remove_file(&partial);
+    let conn = Connection::open_with_flags(
+        &source,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend("opening the store to back it up"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend("setting up the backup"))?;
+    let target = partial.to_str().ok_or_else(|| StoreError::Backend {
+        context: format!("backing up into {}", out.display()),
+        message: "the path is not UTF-8".into(),
+    })?;
+    conn.execute("VACUUM INTO ?1", params![target])
+        .map_err(backend("copying the store"))?;
+    drop(conn);
+    let copy = Connection::open(&partial).map_err(backend("opening the copy"))?;
+    let check: String = copy
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(backend("checking the copy"))?;
+    if check != "ok" {
+        return Err(corrupt("backup copy", check));
+    }
+    let count = |sql: &str| -> Result<u64, StoreError> {
+        copy.query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(backend("counting the copy's rows"))
+    };
+    let invoices = count("SELECT COUNT(*) FROM invoices")?;
+    let decisions = count("SELECT COUNT(*) FROM decisions")?;
+    let open_reviews = count("SELECT COUNT(*) FROM review_items WHERE state = 'open'")?;
+    drop(copy);
+    std::fs::rename(&partial, &file).map_err(fail(format!("renaming {}", partial.display())))?;
+    // The rename is only durable once the directory is synced.
+    if let Ok(d) = std::fs::File::open(out) {
+        let _ = d.sync_all();
+    }
+    let bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
+    Ok(BackupSummary {
+        file,
+        bytes,
+        invoices,
+        decisions,
+        open_reviews,
+    })
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.close();
@@ -1648,6 +1738,83 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime")
+    }
+
+    #[test]
+    fn a_backup_of_a_running_store_is_a_data_directory_holding_what_was_acknowledged() {
+        let root = std::env::temp_dir().join(format!("cashmatch-backup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (live, copy) = (root.join("data"), root.join("backup"));
+        rt().block_on(async {
+            let store = SqliteStore::open(&live).expect("open");
+            store
+                .write_ledger(LedgerWrite {
+                    customers: vec![customer("C1")],
+                    invoices: vec![invoice("I1", dec!(100.00)), invoice("I2", dec!(50.00))],
+                    audit: None,
+                })
+                .await
+                .expect("ledger");
+            let auto = |id: &str, inv: &str, before: Decimal, paid: Decimal| DecisionRecord {
+                payment: payment(id, paid),
+                decision: decision(id, Status::Auto, vec![alloc(inv, paid)], Decimal::ZERO),
+                changes: vec![OpenAmountChange {
+                    invoice_id: inv.into(),
+                    before,
+                    after: before - paid,
+                }],
+                at: crate::store::now(),
+            };
+            store
+                .record_decision(auto("P1", "I1", dec!(100.00), dec!(60.00)))
+                .await
+                .expect("P1");
+            store
+                .record_decision(DecisionRecord {
+                    payment: payment("P2", dec!(7.00)),
+                    decision: decision("P2", Status::Review, vec![], dec!(7.00)),
+                    changes: vec![],
+                    at: crate::store::now(),
+                })
+                .await
+                .expect("P2");
+
+            // Taken while the store is open and its last commits are still in the WAL.
+            let summary = backup(&live, &copy).expect("backup");
+            assert_eq!(
+                (summary.invoices, summary.decisions, summary.open_reviews),
+                (2, 2, 1)
+            );
+            assert!(summary.file.is_file() && summary.bytes > 0);
+            assert!(!copy.join(format!("{DB_FILE}.partial")).exists());
+
+            // Written after the snapshot: not in the copy.
+            store
+                .record_decision(auto("P3", "I2", dec!(50.00), dec!(50.00)))
+                .await
+                .expect("P3");
+            let again = backup(&live, &copy).expect_err("the backup directory is not empty");
+            assert!(again.to_string().contains("not empty"), "{again}");
+            let nowhere = backup(&root.join("nothing"), &root.join("b2")).expect_err("no store");
+            assert!(nowhere.to_string().contains("no store here"), "{nowhere}");
+            store.close();
+
+            let restored = SqliteStore::open(&copy).expect("the backup opens as a store");
+            let snap = restored.load().await.expect("snapshot");
+            let open: Vec<(String, Decimal)> = snap
+                .invoices
+                .iter()
+                .map(|i| (i.id.clone(), i.open_amount))
+                .collect();
+            assert_eq!(
+                open,
+                vec![("I1".into(), dec!(40.00)), ("I2".into(), dec!(50.00))]
+            );
+            assert_eq!(snap.decided.len(), 2);
+            assert_eq!(snap.open_reviews, vec!["P2".to_string()]);
+            restored.close();
+        });
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
