@@ -9,13 +9,13 @@
 //! while requests in flight finish on the old model, recorded in the audit trail (actor
 //! `models/ACTIVE`) and remembered across restarts. A version that cannot be loaded is logged
 //! and the running model stays. Only a change of the pointer acts, so an administrator's
-//! `ActivateModel` (a rollback, say) holds until the next publish.
+//! `ActivateModel` (a rollback, say) holds until the next publish, across restarts too.
 
 use super::Service;
 use crate::model::artifact::active_dir;
 use crate::store::Store;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +35,10 @@ pub async fn follow<S: Store>(
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The directory the pointer named when last read.
-    let mut seen: Option<PathBuf> = None;
+    // The directory the pointer named when last read. A pointer this service already followed
+    // before a restart is not followed again, so a restart does not undo an administrator's
+    // `ActivateModel` since; one published while the service was down is followed.
+    let mut seen = already_followed(&service, &models).await;
     loop {
         tokio::select! {
             () = &mut stop => return,
@@ -73,6 +75,21 @@ pub async fn follow<S: Store>(
     }
 }
 
+/// The directory `models/ACTIVE` names, if the audit trail shows this service activated it by
+/// following the pointer.
+async fn already_followed<S: Store>(service: &Service<S>, models: &Path) -> Option<PathBuf> {
+    let m = models.to_path_buf();
+    let dir = tokio::task::spawn_blocking(move || active_dir(&m))
+        .await
+        .ok()
+        .flatten()?;
+    let trail = service
+        .audit_events(Some(dir.display().to_string()), 0, 1000)
+        .await
+        .ok()?;
+    trail.iter().any(|e| e.record.actor == ACTOR).then_some(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,7 +114,8 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_published_model_goes_live_and_an_unusable_one_leaves_the_running_one() {
+    async fn a_published_model_goes_live_an_unusable_one_is_refused_and_a_rollback_outlasts_a_restart()
+     {
         let root = std::env::temp_dir().join(format!("cashmatch-follow-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let models = root.join("models");
@@ -142,7 +160,7 @@ mod tests {
 
         let v3 = Model {
             version: "retrain-v3".into(),
-            ..base
+            ..base.clone()
         };
         publish(&models, "v3", &v3);
         assert!(running(&service, "retrain-v3").await);
@@ -153,6 +171,33 @@ mod tests {
         assert_eq!(trail.len(), 1);
         assert_eq!(trail[0].record.actor, ACTOR);
 
+        let _ = stop_tx.send(());
+        follower.await.expect("follower stops");
+
+        // An administrator rolls back to v1; a restart of the follower (as of the service)
+        // leaves it there, since the pointer still names the v3 it already followed.
+        service
+            .activate_model(models.join("v1"), "ops".into())
+            .await
+            .expect("rollback");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let follower = tokio::spawn(follow(
+            Arc::clone(&service),
+            models.clone(),
+            Duration::from_millis(20),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(service.model_info().version, "retrain-v1");
+        // The next publish is followed.
+        let v4 = Model {
+            version: "retrain-v4".into(),
+            ..v3
+        };
+        publish(&models, "v4", &v4);
+        assert!(running(&service, "retrain-v4").await);
         let _ = stop_tx.send(());
         follower.await.expect("follower stops");
         service.store().close();
