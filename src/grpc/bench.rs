@@ -198,6 +198,11 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     server.await??;
     service.store().close();
     drop(service);
+    let serving_rss = crate::bench::peak_rss_mib();
+    let t = Instant::now();
+    let copy = crate::store::sqlite::backup(&dir, &dir.join("backup"))?;
+    let backup_secs = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(dir.join("backup"));
     // A restart: the ledger index, the decided ids and the queue come back from the store.
     let t = Instant::now();
     let store = SqliteStore::open_with(&dir, cfg.durability)?;
@@ -250,7 +255,15 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         100.0 * streamed_auto as f64 / streamed.max(1) as f64
     );
     println!("| store file at the end | {db_mib:.0} MiB |");
+    println!(
+        "| `cashmatch backup` of the store | {backup_secs:.1} s ({:.0} MiB) |",
+        copy.bytes as f64 / (1024.0 * 1024.0)
+    );
     println!("| restart: store reopened, service restored | {restart_secs:.1} s |");
-    println!("| peak RSS | {:.0} MiB |", crate::bench::peak_rss_mib());
+    println!("| peak RSS while serving | {serving_rss:.0} MiB |");
+    println!(
+        "| peak RSS with the restart | {:.0} MiB |",
+        crate::bench::peak_rss_mib()
+    );
     Ok(())
 }
