@@ -113,6 +113,26 @@ mod tests {
         false
     }
 
+    /// Follows `models` every 20 ms until the sender is used or dropped.
+    fn start(
+        service: &Arc<Service<SqliteStore>>,
+        models: &Path,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let follower = tokio::spawn(follow(
+            Arc::clone(service),
+            models.to_path_buf(),
+            Duration::from_millis(20),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        (stop_tx, follower)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_published_model_goes_live_an_unusable_one_is_refused_and_a_rollback_outlasts_a_restart()
      {
@@ -127,15 +147,7 @@ mod tests {
                 .expect("service"),
         );
         let base = Model::embedded_default().expect("built-in model");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let follower = tokio::spawn(follow(
-            Arc::clone(&service),
-            models.clone(),
-            Duration::from_millis(20),
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
+        let (stop_tx, follower) = start(&service, &models);
 
         let v1 = Model {
             version: "retrain-v1".into(),
@@ -180,15 +192,7 @@ mod tests {
             .activate_model(models.join("v1"), "ops".into())
             .await
             .expect("rollback");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let follower = tokio::spawn(follow(
-            Arc::clone(&service),
-            models.clone(),
-            Duration::from_millis(20),
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
+        let (stop_tx, follower) = start(&service, &models);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(service.model_info().version, "retrain-v1");
         // The next publish is followed.

@@ -1687,6 +1687,15 @@ mod tests {
         }
     }
 
+    /// Customer C1 and its invoices.
+    fn ledger(invoices: Vec<Invoice>) -> LedgerWrite {
+        LedgerWrite {
+            customers: vec![customer("C1")],
+            invoices,
+            audit: None,
+        }
+    }
+
     fn payment(id: &str, amount: Decimal) -> Payment {
         Payment {
             payment_id: id.into(),
@@ -1748,11 +1757,10 @@ mod tests {
         rt().block_on(async {
             let store = SqliteStore::open(&live).expect("open");
             store
-                .write_ledger(LedgerWrite {
-                    customers: vec![customer("C1")],
-                    invoices: vec![invoice("I1", dec!(100.00)), invoice("I2", dec!(50.00))],
-                    audit: None,
-                })
+                .write_ledger(ledger(vec![
+                    invoice("I1", dec!(100.00)),
+                    invoice("I2", dec!(50.00)),
+                ]))
                 .await
                 .expect("ledger");
             let auto = |id: &str, inv: &str, before: Decimal, paid: Decimal| DecisionRecord {
@@ -1829,14 +1837,7 @@ mod tests {
             let invoices: Vec<Invoice> = (0..BULK_ROWS)
                 .map(|i| invoice(&format!("I{i}"), dec!(100.00)))
                 .collect();
-            store
-                .write_ledger(LedgerWrite {
-                    customers: vec![customer("C1")],
-                    invoices,
-                    audit: None,
-                })
-                .await
-                .expect("ledger");
+            store.write_ledger(ledger(invoices)).await.expect("ledger");
             assert_eq!(wal_bytes(), 0, "the load copied and emptied its WAL");
 
             // One write after another, never a pause long enough for the checkpointer alone to
@@ -1877,11 +1878,10 @@ mod tests {
         rt().block_on(async {
             let store = SqliteStore::open(&dir).expect("open");
             store
-                .write_ledger(LedgerWrite {
-                    customers: vec![customer("C1")],
-                    invoices: vec![invoice("I1", dec!(100.00)), invoice("I2", dec!(50.00))],
-                    audit: None,
-                })
+                .write_ledger(ledger(vec![
+                    invoice("I1", dec!(100.00)),
+                    invoice("I2", dec!(50.00)),
+                ]))
                 .await
                 .expect("ledger");
             let now = crate::store::now();
