@@ -2,6 +2,7 @@
 //! payers mangle them when they quote them back.
 
 use super::pick;
+use crate::matching::references::normalize;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -97,14 +98,6 @@ pub(crate) fn split(number: &str) -> (&str, &str) {
         .rfind(|c: char| !c.is_ascii_digit())
         .map_or(0, |i| i + 1);
     number.split_at(cut)
-}
-
-/// Upper-case alphanumerics only: the normalisation a plain rules engine applies.
-pub(crate) fn normalise(s: &str) -> String {
-    s.chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
 }
 
 /// The same number in other case and spacing; normalises back to the original.
@@ -252,8 +245,8 @@ pub(crate) fn prefix_change(rng: &mut ChaCha8Rng, number: &str) -> String {
         // `2026-004512` quoted as `26-004512`.
         options.push(format!("{}-{digits}", &alpha[2..]));
     }
-    let norm = normalise(number);
-    options.retain(|o| normalise(o) != norm);
+    let norm = normalize(number);
+    options.retain(|o| normalize(o) != norm);
     options
         .get(pick(rng, options.len()))
         .cloned()
@@ -394,14 +387,14 @@ mod tests {
             for _ in 0..200 {
                 let c = case_spacing(&mut r, n);
                 assert_ne!(c, n);
-                assert_eq!(normalise(&c), normalise(n), "{n} -> {c}");
+                assert_eq!(normalize(&c), normalize(n), "{n} -> {c}");
                 for noisy in [
                     typo(&mut r, n),
                     ocr(&mut r, n),
                     prefix_change(&mut r, n),
                     drop_zeros(n),
                 ] {
-                    assert_ne!(normalise(&noisy), normalise(n), "{n} -> {noisy}");
+                    assert_ne!(normalize(&noisy), normalize(n), "{n} -> {noisy}");
                 }
             }
         }

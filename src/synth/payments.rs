@@ -5,6 +5,7 @@ use super::numbers::{self, memo_generic};
 use super::world::{Sim, Table, cents, days_before, frac};
 use super::{Case, pick};
 use crate::domain::{Adjustment, Currency, Direction, Label, Payer, Payment, RemittanceLine};
+use crate::matching::references::normalize;
 use chrono::NaiveDate;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
@@ -258,10 +259,10 @@ impl Sim {
     /// unresolvable by accident rather than by design.
     fn lands_on_twin(&self, i: u32, reference: &str) -> bool {
         let inv = &self.inv[i as usize];
-        let r = numbers::normalise(reference);
+        let r = normalize(reference);
         self.profiles[inv.customer as usize].pool.iter().any(|&j| {
             let other = &self.inv[j as usize];
-            j != i && other.open == inv.open && numbers::normalise(&other.number) == r
+            j != i && other.open == inv.open && normalize(&other.number) == r
         })
     }
 

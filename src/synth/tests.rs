@@ -1,8 +1,10 @@
 //! World-level tests: determinism, the mix, the truth's consistency, and the difficulty.
 
-use super::numbers::normalise;
 use super::*;
 use crate::domain::Invoice;
+use crate::eval::Figures;
+use crate::ledger::Ledger;
+use crate::matching::references::normalize;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 
@@ -10,77 +12,13 @@ fn small(seed: u64) -> World {
     generate(&SynthConfig::new(seed, 300, 3_000))
 }
 
-/// The plain rules baseline the issue names: every line's normalised reference equals exactly
-/// one open invoice's normalised number, its amount equals that invoice's open amount, and the
-/// lines add up to the payment. Payer ignored, free text ignored.
-#[derive(Debug, Default)]
-pub(crate) struct Baseline {
-    pub(crate) payments: usize,
-    pub(crate) with_answer: usize,
-    pub(crate) auto: usize,
-    pub(crate) correct: usize,
-}
-
-impl Baseline {
-    pub(crate) fn touchless(&self) -> f64 {
-        self.correct as f64 / self.with_answer.max(1) as f64
-    }
-}
-
-pub(crate) fn baseline(split: &Split, norm: impl Fn(&str) -> String) -> Baseline {
-    let mut index: HashMap<String, Vec<&Invoice>> = HashMap::new();
-    for inv in &split.invoices {
-        if !inv.open_amount.is_zero() {
-            index.entry(norm(&inv.number)).or_default().push(inv);
-        }
-    }
-    let mut truth: HashMap<&str, Vec<(&str, Decimal)>> = HashMap::new();
-    for l in &split.labels {
-        truth
-            .entry(l.payment_id.as_str())
-            .or_default()
-            .push((l.invoice_id.as_str(), l.applied_amount));
-    }
-    let mut b = Baseline {
-        payments: split.payments.len(),
-        ..Default::default()
-    };
-    for p in &split.payments {
-        let expected = truth.get(p.payment_id.as_str());
-        if expected.is_some() {
-            b.with_answer += 1;
-        }
-        let mut alloc: Vec<(&str, Decimal)> = Vec::new();
-        let mut ok = !p.lines.is_empty();
-        for line in &p.lines {
-            let (Some(r), Some(a)) = (&line.reference, line.amount_paid) else {
-                ok = false;
-                break;
-            };
-            let hits: Vec<&&Invoice> = index
-                .get(&norm(r))
-                .map(|v| v.iter().filter(|i| i.open_amount == a).collect())
-                .unwrap_or_default();
-            match hits.as_slice() {
-                [one] => alloc.push((one.id.as_str(), a)),
-                _ => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if !ok || alloc.iter().map(|x| x.1).sum::<Decimal>() != p.amount {
-            continue;
-        }
-        b.auto += 1;
-        alloc.sort();
-        let mut want = expected.cloned().unwrap_or_default();
-        want.sort();
-        if alloc == want {
-            b.correct += 1;
-        }
-    }
-    b
+/// The plain rules baseline ([`crate::eval::rules_baseline_by`]) on a split, references and
+/// invoice numbers compared by `key`, scored against the split's labels.
+fn baseline(w: &World, split: &Split, key: impl Fn(&str) -> String) -> Figures {
+    let (mut ledger, errors) = Ledger::new(w.customers.clone(), split.invoices.clone());
+    assert!(errors.is_empty(), "{errors:?}");
+    let decisions = crate::eval::rules_baseline_by(&mut ledger, &split.payments, key);
+    crate::eval::evaluate(&decisions, &split.labels, &HashMap::new()).overall
 }
 
 /// Every label is consistent with its payment and its split's ledger.
@@ -96,7 +34,7 @@ fn check_invariants(w: &World) {
         let by_number: HashMap<String, &Invoice> = split
             .invoices
             .iter()
-            .map(|i| (normalise(&i.number), i))
+            .map(|i| (normalize(&i.number), i))
             .collect();
         let cases: HashMap<&str, Case> = split
             .cases
@@ -194,7 +132,7 @@ fn check_invariants(w: &World) {
             if case == Case::DuplicatePayment {
                 let r = p.lines[0].reference.as_deref().unwrap_or_default();
                 let inv = by_number
-                    .get(&normalise(r))
+                    .get(&normalize(r))
                     .expect("duplicate quotes a ledger invoice");
                 assert!(
                     inv.open_amount.is_zero(),
@@ -205,7 +143,7 @@ fn check_invariants(w: &World) {
             if case == Case::NoOpenInvoice {
                 let r = p.lines[0].reference.as_deref().unwrap_or_default();
                 assert!(
-                    !by_number.contains_key(&normalise(r)),
+                    !by_number.contains_key(&normalize(r)),
                     "{name} {}: {r} exists",
                     p.payment_id
                 );
@@ -332,7 +270,7 @@ fn the_mix_follows_the_configured_shares() {
 fn a_plain_rules_baseline_settles_about_half() {
     let w = generate(&SynthConfig::new(7, 500, 6_000));
     for split in [&w.train, &w.test] {
-        let b = baseline(split, normalise);
+        let b = baseline(&w, split, normalize);
         let t = b.touchless();
         assert!(
             (0.45..=0.65).contains(&t),
@@ -340,7 +278,7 @@ fn a_plain_rules_baseline_settles_about_half() {
         );
         // A typo can land on another customer's invoice of the same amount; rare by nature.
         assert!(
-            b.auto - b.correct <= b.payments / 1_000,
+            b.auto - b.auto_correct <= b.payments / 1_000,
             "exact rules almost never wrong: {b:?}"
         );
     }
@@ -481,21 +419,21 @@ pub(crate) fn describe(w: &World) -> String {
             100.0 * credits as f64 / inv.len() as f64,
             100.0 * partial as f64 / inv.len() as f64,
         );
-        let b = baseline(split, normalise);
+        let b = baseline(w, split, normalize);
         let digits_only = |r: &str| {
-            let n = normalise(r);
+            let n = normalize(r);
             let (_, d) = super::numbers::split(&n);
             d.trim_start_matches('0').to_string()
         };
-        let b2 = baseline(split, digits_only);
+        let b2 = baseline(w, split, digits_only);
         let _ = writeln!(
             s,
             "{name}: baseline touchless {:.1}% (payments {}, auto {}, correct {}, with answer {}); digits-only variant {:.1}%",
             100.0 * b.touchless(),
             b.payments,
             b.auto,
-            b.correct,
-            b.with_answer,
+            b.auto_correct,
+            b.with_truth,
             100.0 * b2.touchless()
         );
     }
