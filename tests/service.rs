@@ -763,6 +763,13 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
         body.contains("cashmatch_grpc_request_duration_seconds_bucket"),
         "{body}"
     );
+    // The decisions just committed are in the WAL, so it is not empty.
+    let wal: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("cashmatch_store_wal_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no WAL gauge in {body}"));
+    assert!(wal > 0, "{body}");
     let _ = mstop.send(());
     mtask.await.expect("metrics task").expect("metrics served");
 

@@ -38,6 +38,7 @@ pub struct Metrics {
     decisions: Family<StatusLabels, Counter>,
     queue_depth: Gauge,
     auto_rate: Gauge<f64, AtomicU64>,
+    wal_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,6 +94,13 @@ impl Metrics {
             "Share of payments decided since start that were applied automatically",
             auto_rate.clone(),
         );
+        let wal_bytes = Gauge::default();
+        registry.register(
+            "store_wal_bytes",
+            "Size of the store's write-ahead log file; it stays under about 64 MiB unless a long \
+             reader or a slow disk keeps checkpoints from catching up",
+            wal_bytes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -100,6 +108,7 @@ impl Metrics {
             decisions,
             queue_depth,
             auto_rate,
+            wal_bytes,
         }
     }
 
@@ -133,6 +142,9 @@ impl Metrics {
         } else {
             auto as f64 / total as f64
         });
+        if let Some(b) = service.store().wal_bytes() {
+            self.wal_bytes.set(i64::try_from(b).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -382,4 +382,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cash that decisions and resolutions left unapplied, one entry per payment.
     fn unapplied_remainders(&self) -> StoreFuture<Vec<Remainder>>;
+
+    /// Size of the write-ahead log file, for a backend that has one (the metrics report it: a
+    /// WAL that keeps growing means checkpoints cannot catch up).
+    fn wal_bytes(&self) -> Option<u64> {
+        None
+    }
 }

@@ -1653,6 +1653,13 @@ impl Store for SqliteStore {
     fn unapplied_remainders(&self) -> StoreFuture<Vec<Remainder>> {
         self.read(unapplied_remainders)
     }
+
+    fn wal_bytes(&self) -> Option<u64> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        // No file: closed, or emptied by a TRUNCATE checkpoint and not written since.
+        Some(std::fs::metadata(wal).map_or(0, |m| m.len()))
+    }
 }
 
 #[cfg(test)]
