@@ -44,12 +44,7 @@ pub async fn follow<S: Store>(
             () = &mut stop => return,
             _ = tick.tick() => {}
         }
-        let models = models.clone();
-        let named = tokio::task::spawn_blocking(move || active_dir(&models))
-            .await
-            .ok()
-            .flatten();
-        let Some(dir) = named else {
+        let Some(dir) = pointer(&models).await else {
             continue;
         };
         if seen.as_ref() == Some(&dir) {
@@ -75,14 +70,19 @@ pub async fn follow<S: Store>(
     }
 }
 
+/// The directory `models/ACTIVE` names, read off the async threads.
+async fn pointer(models: &Path) -> Option<PathBuf> {
+    let models = models.to_path_buf();
+    tokio::task::spawn_blocking(move || active_dir(&models))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// The directory `models/ACTIVE` names, if the audit trail shows this service activated it by
 /// following the pointer.
 async fn already_followed<S: Store>(service: &Service<S>, models: &Path) -> Option<PathBuf> {
-    let m = models.to_path_buf();
-    let dir = tokio::task::spawn_blocking(move || active_dir(&m))
-        .await
-        .ok()
-        .flatten()?;
+    let dir = pointer(models).await?;
     let trail = service
         .audit_events(Some(dir.display().to_string()), 0, 1000)
         .await
