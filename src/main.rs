@@ -251,14 +251,8 @@ fn export_labels(
     no_auto: bool,
 ) -> Result<()> {
     use cashmatch::store::export::{ExportOptions, export_labels};
-    use cashmatch::store::{SqliteStore, now, sqlite::DB_FILE};
-    // Opening creates a store where there is none; an export from a mistyped directory must fail.
-    if !data_dir.join(DB_FILE).is_file() {
-        bail!(
-            "{}: no store here (no {DB_FILE}); give the service's --data-dir",
-            data_dir.display()
-        );
-    }
+    use cashmatch::store::{SqliteStore, now, sqlite::existing};
+    existing(data_dir)?;
     let store = SqliteStore::open(data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let options = ExportOptions {

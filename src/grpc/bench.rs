@@ -12,7 +12,7 @@ use super::pb::matching_client::MatchingClient;
 use super::pb::{self, MatchRequest};
 use crate::domain::Payment;
 use crate::service::{Limits, Service};
-use crate::store::SqliteStore;
+use crate::store::{SqliteStore, Store};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,8 +154,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let steady_secs = start.elapsed().as_secs_f64();
     latencies.sort_unstable();
     // Whether checkpoints keep up: a WAL that only grows under steady load means they do not.
-    let wal = dir.join(format!("{}-wal", crate::store::sqlite::DB_FILE));
-    let wal_mib = std::fs::metadata(&wal).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
+    let wal_mib = service.store().wal_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0);
 
     // Phase 2: streams, as fast as the service takes them.
     let rest: Vec<Payment> = payments.iter().skip(steady).cloned().collect();
@@ -209,7 +208,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let restarted = Service::open(store, None, None, Limits::default()).await?;
     let restart_secs = t.elapsed().as_secs_f64();
     restarted.store().close();
-    let db_mib = std::fs::metadata(dir.join(crate::store::sqlite::DB_FILE))
+    let db_mib = std::fs::metadata(restarted.store().path())
         .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
     drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);

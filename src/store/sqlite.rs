@@ -16,8 +16,10 @@
 //! 500 decisions/s). So after each such round the writer, between two groups, copies the few
 //! frames committed since, and its next commit starts the WAL from the beginning. A bulk ledger
 //! load is checkpointed by the writer, and the WAL emptied, before it is acknowledged: the cost
-//! of copying a million invoices lands on the load, not on the payments that follow it. Reads run on tokio's blocking
-//! pool with connections of their own, which WAL lets proceed beside the writer.
+//! of copying a million invoices lands on the load, not on the payments that follow it.
+//!
+//! Reads run on tokio's blocking pool with connections of their own, which WAL lets proceed
+//! beside the writer.
 
 use super::{
     AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery, LedgerWrite,
@@ -341,6 +343,21 @@ impl SqliteStore {
     }
 }
 
+/// The database file of the store in `data_dir`, or an error naming the directory when there is
+/// none. For the commands that read an existing store: opening one creates it, so a mistyped
+/// directory would otherwise read as an empty store.
+pub fn existing(data_dir: &Path) -> Result<PathBuf, StoreError> {
+    let file = data_dir.join(DB_FILE);
+    if file.is_file() {
+        Ok(file)
+    } else {
+        Err(StoreError::Backend {
+            context: data_dir.display().to_string(),
+            message: format!("no store here (no {DB_FILE}); give the service's --data-dir"),
+        })
+    }
+}
+
 /// What [`backup`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackupSummary {
@@ -365,13 +382,7 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<BackupSummary, StoreError> 
             message: e.to_string(),
         }
     };
-    let source = data_dir.join(DB_FILE);
-    if !source.is_file() {
-        return Err(StoreError::Backend {
-            context: format!("backing up {}", data_dir.display()),
-            message: format!("no store here (no {DB_FILE})"),
-        });
-    }
+    let source = existing(data_dir)?;
     if out.exists() {
         let mut entries =
             std::fs::read_dir(out).map_err(fail(format!("reading {}", out.display())))?;
@@ -473,8 +484,8 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, progress: &Progres
         progress
             .written
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        let bulk: usize = jobs.iter().map(|j| j.write.ledger_rows()).sum();
-        if bulk >= BULK_ROWS {
+        let bulk = jobs.iter().map(|j| j.write.ledger_rows()).sum::<usize>() >= BULK_ROWS;
+        if bulk {
             // TRUNCATE also empties the WAL the load filled, so the next payment's commit does
             // not pay for cutting it back.
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
@@ -488,7 +499,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, progress: &Progres
         }
         // Freeing a million invoices takes tens of milliseconds the next payments would wait.
         // (Should the thread not start, they are freed here.)
-        if bulk >= BULK_ROWS {
+        if bulk {
             let _ = std::thread::Builder::new()
                 .name("cashmatch-free".into())
                 .spawn(move || drop(spent));
@@ -1836,8 +1847,6 @@ mod tests {
     fn a_bulk_load_leaves_an_empty_wal_and_steady_writes_keep_starting_it_over() {
         let dir = std::env::temp_dir().join(format!("cashmatch-store-wal-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let wal = dir.join(format!("{DB_FILE}-wal"));
-        let wal_bytes = || std::fs::metadata(&wal).map_or(0, |m| m.len());
         rt().block_on(async {
             // NORMAL: the checkpoint schedule is the same, without a disk sync per commit.
             let store = SqliteStore::open_with(&dir, Durability::Normal).expect("open");
@@ -1845,7 +1854,11 @@ mod tests {
                 .map(|i| invoice(&format!("I{i}"), dec!(100.00)))
                 .collect();
             store.write_ledger(ledger(invoices)).await.expect("ledger");
-            assert_eq!(wal_bytes(), 0, "the load copied and emptied its WAL");
+            assert_eq!(
+                store.wal_bytes().unwrap_or(0),
+                0,
+                "the load copied and emptied its WAL"
+            );
 
             // One write after another, never a pause long enough for the checkpointer alone to
             // catch up: without the writer finishing each round the WAL would only grow.
@@ -1859,7 +1872,7 @@ mod tests {
             for i in 0..first {
                 store.record_decision(record(i)).await.expect("decision");
             }
-            let per_write = wal_bytes() / first as u64;
+            let per_write = store.wal_bytes().unwrap_or(0) / first as u64;
             assert!(per_write > 0);
             let total = 8 * CHECKPOINT_WRITES as usize;
             for i in first..total {
@@ -1868,7 +1881,7 @@ mod tests {
             // Grown without a restart the WAL would hold all `total` writes; starting over after
             // each round of CHECKPOINT_WRITES it holds a round and what came in during the next
             // (about 1,900 writes here), and is cut back to WAL_KEEP_BYTES at each start.
-            let bytes = wal_bytes();
+            let bytes = store.wal_bytes().unwrap_or(0);
             assert!(
                 bytes < per_write * total as u64 / 2,
                 "WAL {bytes} bytes after {total} writes of about {per_write} bytes each"
