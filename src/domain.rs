@@ -272,12 +272,14 @@ pub struct Payment {
     pub warnings: Vec<String>,
 }
 
-/// Whether a decision was applied without a person.
+/// Whether a decision was applied without a person. The engine decides `Auto` or `Review`; a
+/// payment the bank returned later is `Returned` (every posting of it reversed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Auto,
     Review,
+    Returned,
 }
 
 /// Why a payment went to review, so the queue can be filtered by it.
@@ -298,6 +300,12 @@ pub enum ReviewReason {
     LowConfidence,
     /// Debits, currencies the ledger does not hold, payments already decided.
     NotMatchable,
+    /// The remittance quotes an item that is already paid: the cash may be a second payment of
+    /// it, which the payer may want back rather than applied elsewhere.
+    PossibleDuplicate,
+    /// Its application was undone (unapplied by an analyst or the AR system): it waits to be
+    /// resolved again. The engine never decides this.
+    Unapplied,
 }
 
 /// Cash applied to one invoice.

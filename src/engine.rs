@@ -7,28 +7,53 @@
 //! whose invoices an earlier one in the batch has already taken is decided again.
 
 use crate::domain::{Allocation, Decision, Direction, Payment, ReviewReason, Status, Suggestion};
-use crate::ledger::{InvoiceIdx, Ledger, LedgerError};
+use crate::ledger::{InvoiceIdx, Ledger, LedgerError, Settlement};
 use crate::matching::amounts::AmountFit;
-use crate::matching::candidates::{self, Candidate, CandidateLimits, PaymentCandidates, Source};
+use crate::matching::candidates::{
+    self, Candidate, CandidateLimits, PaymentCandidates, RefQuery, Source,
+};
 use crate::matching::features;
+use crate::matching::references::one_slip_apart;
+use crate::matching::strata;
 use crate::model::artifact::{Model, decision_score};
 use rayon::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::Arc;
 
 /// Version of the candidate rules and policy, recorded in every decision beside the model's.
-pub const RULES_VERSION: &str = "rules-2026.11";
+pub const RULES_VERSION: &str = "rules-2026.12";
 
 /// Suggestions shown to an analyst for a review item.
 const MAX_SUGGESTIONS: usize = 3;
 
 /// What the engine may change about how it decides.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub limits: CandidateLimits,
     /// Overrides the model's own auto-apply threshold.
     pub threshold: Option<f64>,
+    /// Cash an auto decision may leave unapplied without the remittance accounting for it, in
+    /// the payment's currency ([`DEFAULT_UNEXPLAINED_TOLERANCE`] by default). An overpayment a
+    /// remittance line states (the line pays more than the invoice has open) is accounted for
+    /// and does not count against it.
+    pub unexplained_tolerance: Decimal,
+}
+
+/// The default of [`EngineConfig::unexplained_tolerance`]: one currency unit, so that rounding
+/// on the payer's side is not a review item, and a remittance that accounts for only part of
+/// the cash always is.
+pub const DEFAULT_UNEXPLAINED_TOLERANCE: Decimal = Decimal::ONE;
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            limits: CandidateLimits::default(),
+            threshold: None,
+            unexplained_tolerance: DEFAULT_UNEXPLAINED_TOLERANCE,
+        }
+    }
 }
 
 /// The matching engine.
@@ -43,6 +68,9 @@ pub struct Scored {
     pub candidates: PaymentCandidates,
     /// Raw candidate probabilities, aligned with `candidates.candidates`.
     pub probabilities: Vec<f64>,
+    /// The feature row of the best candidate (empty when there is none), for the model's
+    /// out-of-distribution guard.
+    pub best_row: Vec<f32>,
 }
 
 impl Engine {
@@ -94,7 +122,9 @@ impl Engine {
         let probs = self.model.candidate_probabilities(x.view());
         let mut order: Vec<usize> = (0..pc.candidates.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
-        let probabilities = order.iter().map(|&i| probs[i]).collect();
+        let mut probabilities: Vec<f64> = order.iter().map(|&i| probs[i]).collect();
+        // Where each sorted candidate's feature row is, kept through the promotion below.
+        let mut rows: Vec<usize> = order.clone();
         let mut sorted: Vec<Candidate> = Vec::with_capacity(order.len());
         let mut old: Vec<Option<Candidate>> = pc.candidates.drain(..).map(Some).collect();
         for i in order {
@@ -102,10 +132,13 @@ impl Engine {
                 sorted.push(c);
             }
         }
+        promote_completions(&mut sorted, &mut probabilities, &mut rows);
+        let best_row = rows.first().map(|&i| x.row(i).to_vec()).unwrap_or_default();
         pc.candidates = sorted;
         Scored {
             candidates: pc,
             probabilities,
+            best_row,
         }
     }
 
@@ -149,20 +182,23 @@ impl Engine {
             d.explanation
                 .push(format!("payer {name:?} is not a known customer"));
         }
-        if pc.closed_hits > 0 {
-            d.explanation.push(format!(
-                "{} reference(s) name an invoice that is already paid: possible duplicate payment",
-                pc.closed_hits
-            ));
+        let duplicates = self.possible_duplicates(payment, pc);
+        let duplicate = !duplicates.is_empty();
+        for &(qi, idx) in &duplicates {
+            d.explanation.push(self.paid_reference(pc, qi, idx));
         }
         let Some(best) = pc.candidates.first() else {
             let no_customer = pc.payers.is_empty();
-            d.review_reason = Some(if no_customer {
+            d.review_reason = Some(if duplicate {
+                ReviewReason::PossibleDuplicate
+            } else if no_customer {
                 ReviewReason::NoCustomer
             } else {
                 ReviewReason::NoCandidate
             });
-            d.explanation.push(if no_customer {
+            d.explanation.push(if duplicate {
+                "review: possible duplicate payment, and no open item explains the payment".into()
+            } else if no_customer {
                 "no customer and no open invoice matches the payer or the references".into()
             } else {
                 "no combination of open items explains the payment".into()
@@ -180,7 +216,29 @@ impl Engine {
                 d.customer_id = Some(self.ledger.invoice(a.invoice).customer_id.clone());
             }
         }
-        let threshold = self.threshold();
+        // The threshold of the best candidate's evidence stratum; a stratum the model could not
+        // certify never auto-applies, whatever `--threshold` says.
+        let stratum = strata::stratum(best);
+        let threshold = match self.model.threshold_for(stratum) {
+            Some(t) => self.config.threshold.unwrap_or(t),
+            None => {
+                d.explanation.push(format!(
+                    "not applied automatically: the model has too few labelled {stratum} payments to certify a threshold for them"
+                ));
+                f64::INFINITY
+            }
+        };
+        // A model never auto-applies a candidate unlike anything it was trained on.
+        let unseen = self
+            .model
+            .envelope
+            .as_ref()
+            .and_then(|e| e.unseen(&s.best_row));
+        if let Some(why) = &unseen {
+            d.explanation.push(format!(
+                "not applied automatically: unlike the model's training data: {why}"
+            ));
+        }
         let consistent = self.check(payment, best).is_ok();
         // Another allocation with the same claim and the same evidence: nothing in the data
         // can tell them apart, so a person must, whatever the model's scores.
@@ -189,42 +247,46 @@ impl Engine {
             .iter()
             .skip(1)
             .any(|r| equally_explained(&self.ledger, payment, best, r));
-        let guarded = self.guard(pc, best);
+        let guarded = if duplicate {
+            Some("the remittance quotes an item already paid".to_string())
+        } else {
+            self.guard(payment, pc, best)
+        };
         if let Some(why) = &guarded {
             d.explanation
                 .push(format!("not applied automatically: {why}"));
         }
-        if confidence >= threshold && consistent && !tied && guarded.is_none() {
+        if confidence >= threshold && consistent && !tied && guarded.is_none() && unseen.is_none() {
             d.status = Status::Auto;
             d.allocations = self.allocations(best);
             d.unapplied = best.unapplied;
             d.explanation.extend(self.explain(payment, pc, best));
             d.explanation.push(format!(
-                "auto-applied: confidence {confidence:.4} >= threshold {threshold:.4}"
+                "auto-applied: confidence {confidence:.4} >= threshold {threshold:.4} ({stratum} evidence)"
             ));
             return d;
         }
-        d.review_reason = Some(
-            if tied || (rival > 0.5 && same_claim(best, &pc.candidates[1])) {
-                ReviewReason::Ambiguous
-            } else if !best.unapplied.is_zero()
-                || best
-                    .allocations
-                    .iter()
-                    .any(|a| matches!(a.fit.kind, AmountFit::Partial | AmountFit::Overpaid))
-            {
-                ReviewReason::AmountMismatch
-            } else if best.allocations.iter().any(|a| {
-                matches!(
-                    a.fit.kind,
-                    AmountFit::StatedDeduction | AmountFit::BankFee | AmountFit::LateDiscount
-                )
-            }) {
-                ReviewReason::Deduction
-            } else {
-                ReviewReason::LowConfidence
-            },
-        );
+        d.review_reason = Some(if duplicate {
+            ReviewReason::PossibleDuplicate
+        } else if tied || (rival > 0.5 && same_claim(best, &pc.candidates[1])) {
+            ReviewReason::Ambiguous
+        } else if !best.unapplied.is_zero()
+            || best
+                .allocations
+                .iter()
+                .any(|a| matches!(a.fit.kind, AmountFit::Partial | AmountFit::Overpaid))
+        {
+            ReviewReason::AmountMismatch
+        } else if best.allocations.iter().any(|a| {
+            matches!(
+                a.fit.kind,
+                AmountFit::StatedDeduction | AmountFit::BankFee | AmountFit::LateDiscount
+            )
+        }) {
+            ReviewReason::Deduction
+        } else {
+            ReviewReason::LowConfidence
+        });
         for (i, c) in pc.candidates.iter().take(MAX_SUGGESTIONS).enumerate() {
             let r = if i == 0 { rival } else { s.probabilities[0] };
             d.suggestions.push(Suggestion {
@@ -238,14 +300,21 @@ impl Engine {
             });
         }
         d.explanation.push(format!(
-            "review: {}; best suggestion confidence {confidence:.4} (threshold {threshold:.4})",
+            "review: {}; best suggestion confidence {confidence:.4} ({})",
             match d.review_reason {
+                Some(ReviewReason::PossibleDuplicate) =>
+                    "the remittance quotes an item already paid: possibly a second payment of it",
                 Some(ReviewReason::Ambiguous) =>
                     "two or more allocations explain the payment about equally well",
                 Some(ReviewReason::AmountMismatch) =>
                     "the amounts leave a difference the engine cannot explain",
                 Some(ReviewReason::Deduction) => "a deduction or late discount needs approval",
                 _ => "not confident enough to apply",
+            },
+            if threshold.is_finite() {
+                format!("threshold {threshold:.4}, {stratum} evidence")
+            } else {
+                format!("no certified threshold for {stratum} evidence")
             }
         ));
         d
@@ -331,6 +400,17 @@ impl Engine {
         }
         for (idx, relieved) in plan {
             self.ledger.relieve(idx, relieved)?;
+            if self.ledger.invoice(idx).open_amount.is_zero() {
+                // Remembered so that a later remittance quoting the item is shown as a possible
+                // second payment of it, naming this one.
+                self.ledger.record_settlement(
+                    idx,
+                    Settlement {
+                        payment_id: payment.payment_id.clone(),
+                        paid_on: payment.payment_date,
+                    },
+                );
+            }
         }
         Ok(())
     }
@@ -344,10 +424,54 @@ impl Engine {
         d
     }
 
-    /// Evidence too thin to apply without a person, whatever the model says: an invoice found by
-    /// amount alone whose amount does not match (partial, overpaid, fee), or a subset of open
-    /// items that is one of several, or that ignores the references the payer gave.
-    fn guard(&self, pc: &PaymentCandidates, c: &Candidate) -> Option<String> {
+    /// Evidence too thin to apply without a person, whatever the model says (a possible
+    /// duplicate payment is decided before): a quoted reference the candidate leaves aside
+    /// (it resolves to nothing open, to a paid item, or to items the candidate does not pay)
+    /// while the cash would go by amount alone to another invoice; a line whose amount is not
+    /// its invoice's but another open item's whose number reads like the reference; cash the
+    /// remittance does not account for beyond the tolerance; an invoice found by amount alone
+    /// whose amount does not match (partial, overpaid, fee); a completion of a cut list or a
+    /// subset of open items that is one of several, or a subset that ignores the references the
+    /// payer gave.
+    fn guard(&self, payment: &Payment, pc: &PaymentCandidates, c: &Candidate) -> Option<String> {
+        // A reference that found items of another customer (another entity's numbers share
+        // digits with ours) is left aside just as one that found nothing.
+        let uses = |qi: usize| {
+            c.allocations
+                .iter()
+                .any(|a| a.reference.is_some_and(|r| r.0 == qi))
+        };
+        if let Some(qi) = (0..pc.queries.len())
+            .filter(|&qi| !uses(qi) && (pc.queries[qi].named || pc.unresolved().any(|u| u == qi)))
+            .find(|&qi| self.by_amount_elsewhere(&pc.queries[qi], c))
+        {
+            let found = if pc.unresolved().any(|u| u == qi) {
+                "names nothing open"
+            } else {
+                "names items this allocation does not pay"
+            };
+            return Some(format!(
+                "reference {:?} {found}, and the cash is not applied by amount alone to another \
+                 invoice",
+                pc.queries[qi].text
+            ));
+        }
+        if let Some(why) = self.mistyped_reference(payment, pc, c) {
+            return Some(why);
+        }
+        let unexplained = unexplained(&self.ledger, payment, c);
+        if unexplained > self.config.unexplained_tolerance {
+            return Some(format!(
+                "{unexplained} of {} is accounted for by nothing the remittance says (tolerance {})",
+                payment.amount, self.config.unexplained_tolerance
+            ));
+        }
+        if c.completed && pc.completions > 1 {
+            return Some(format!(
+                "{} sets of open items complete the listed references",
+                pc.completions
+            ));
+        }
         let unreferenced_mismatch = c.allocations.iter().any(|a| {
             a.reference.is_none() && !matches!(a.fit.kind, AmountFit::Exact | AmountFit::Discount)
         });
@@ -355,6 +479,19 @@ impl Engine {
             return Some(
                 "an invoice found by amount alone does not match the amount exactly".into(),
             );
+        }
+        // Two weak signs do not make a strong one: a reference that is not the number as
+        // written (another entity's `CA-2026-0133557` reads as our `2026-0133557`) paying an
+        // amount the invoice does not ask for.
+        if let Some(a) = c.allocations.iter().find(|a| {
+            a.reference.is_some_and(|r| r.1 < 1.0)
+                && matches!(a.fit.kind, AmountFit::Partial | AmountFit::Overpaid)
+        }) {
+            return Some(format!(
+                "{} is read from a reference that is not its number as written, and the amount \
+                 does not fit it",
+                self.ledger.invoice(a.invoice).number
+            ));
         }
         if c.source == Source::SubsetSum {
             if pc.subset_solutions > 1 {
@@ -370,6 +507,126 @@ impl Engine {
             }
         }
         None
+    }
+
+    /// A line whose reference found an invoice its amount does not fit, while another open item
+    /// of that customer, whose number reads like the reference, has exactly the line's amount
+    /// open: one mistyped digit that lands on a real invoice (`2026-0148283` for `...281`) looks
+    /// like an overpayment or a short pay of the wrong item.
+    fn mistyped_reference(
+        &self,
+        payment: &Payment,
+        pc: &PaymentCandidates,
+        c: &Candidate,
+    ) -> Option<String> {
+        let min_similarity = f64::from(self.config.limits.min_similarity);
+        c.allocations
+            .iter()
+            .filter(|a| matches!(a.fit.kind, AmountFit::Overpaid | AmountFit::Partial))
+            .find_map(|a| {
+                let q = &pc.queries[a.reference?.0];
+                let line = payment.lines.get(a.line?)?;
+                if features::line_states_open_amount(line, self.ledger.invoice(a.invoice)) {
+                    // The line's amount is its own invoice's (a fee or short pay of the cash).
+                    return None;
+                }
+                let stated = line.amount_paid?;
+                let open = self
+                    .ledger
+                    .open_items(self.ledger.invoice_customer(a.invoice));
+                open.by_open_amount(Bound::Included(stated), Bound::Included(stated))
+                    .chain(open.by_net_amount(stated))
+                    .find(|&o| {
+                        let k = self.ledger.invoice_keys(o);
+                        !c.allocations.iter().any(|x| x.invoice == o)
+                            && q.key.similarity(&k.number).max(q.key.similarity(&k.po))
+                                >= min_similarity
+                    })
+                    .map(|o| {
+                        format!(
+                            "the line quoting {:?} pays {stated}, which is what {} has open, \
+                             not {}: the reference may be mistyped",
+                            q.text,
+                            self.ledger.invoice(o).number,
+                            self.ledger.invoice(a.invoice).number
+                        )
+                    })
+            })
+    }
+
+    /// Whether a candidate applies cash by amount alone to an invoice other than the one a
+    /// quoted reference could be: an allocation with no reference, unless the reference is
+    /// one slip of the keyboard from its number (a mis-keyed digit that landed on a paid item
+    /// or on someone else's: the amount then says which invoice was meant) or is the start of
+    /// its number (a list the bank's field cut in the middle of a number). Another entity's
+    /// `CA-2027-0150424` is two slips from our `2026-0150427`, however alike their tails.
+    fn by_amount_elsewhere(&self, q: &RefQuery, c: &Candidate) -> bool {
+        let digits = |s: &str| -> String { s.chars().filter(|ch| ch.is_ascii_digit()).collect() };
+        let cut = digits(&q.key.norm);
+        c.allocations.iter().any(|a| {
+            let k = self.ledger.invoice_keys(a.invoice);
+            let number = digits(&k.number.norm);
+            let continues = cut.len() >= 3 && number.len() > cut.len() && number.starts_with(&cut);
+            let slip = one_slip_apart(&q.key, &k.number) || one_slip_apart(&q.key, &k.po);
+            a.reference.is_none() && !continues && !slip
+        })
+    }
+
+    /// The quoted paid items that make the payment a possible duplicate: those whose amount
+    /// the remittance pays (the line's amount, or the payment's when it quotes one reference,
+    /// within the terms' discount), or whose amount it does not say. A reference that lands on
+    /// a paid item while the amount is another invoice's is a mis-keyed reference, left to the
+    /// rule on references that find nothing open.
+    fn possible_duplicates(
+        &self,
+        payment: &Payment,
+        pc: &PaymentCandidates,
+    ) -> Vec<(usize, InvoiceIdx)> {
+        let quoted = pc.queries.iter().filter(|q| q.named).count();
+        pc.paid_refs
+            .iter()
+            .copied()
+            .filter(|&(qi, idx)| {
+                let inv = self.ledger.invoice(idx);
+                let stated = pc
+                    .queries
+                    .get(qi)
+                    .and_then(|q| q.line)
+                    .and_then(|l| payment.lines.get(l))
+                    .and_then(|l| l.amount_paid);
+                let paid = match stated {
+                    Some(a) => a,
+                    None if quoted == 1 => payment.amount,
+                    None => return true,
+                };
+                let discount = crate::matching::amounts::terms_discount(inv, None)
+                    .map_or(Decimal::ZERO, |(d, _)| d);
+                paid <= inv.amount + self.config.unexplained_tolerance
+                    && paid >= inv.amount - discount - self.config.unexplained_tolerance
+            })
+            .collect()
+    }
+
+    /// What the explanation says of a quoted item already paid: which payment paid it and when,
+    /// or that it arrived closed from the AR system.
+    fn paid_reference(&self, pc: &PaymentCandidates, qi: usize, idx: InvoiceIdx) -> String {
+        let inv = self.ledger.invoice(idx);
+        let by = match self.ledger.settlement(idx) {
+            Some(s) => format!(
+                "paid by payment {}{}",
+                s.payment_id,
+                s.paid_on.map(|d| format!(" of {d}")).unwrap_or_default()
+            ),
+            None => "closed in the ledger".to_string(),
+        };
+        format!(
+            "possible duplicate payment: reference {:?} names {} ({}, {} {}), already {by}",
+            pc.queries.get(qi).map_or("", |q| q.text.as_str()),
+            inv.number,
+            inv.id,
+            inv.amount,
+            inv.currency
+        )
     }
 
     /// Whether a candidate may be applied: it balances and no invoice goes past zero.
@@ -483,6 +740,62 @@ impl Engine {
             rules_version: RULES_VERSION.to_string(),
         }
     }
+}
+
+/// Puts each list completed by open items the bank's field cut off (`Candidate::completed`)
+/// ahead of the listed part it completes, keeping the model's order otherwise: the part
+/// explains only some of the cash, so it is never the whole answer while a completion exists.
+fn promote_completions(cands: &mut Vec<Candidate>, probs: &mut Vec<f64>, rows: &mut Vec<usize>) {
+    for i in 0..cands.len() {
+        if !cands[i].completed {
+            continue;
+        }
+        let part_of = |base: &Candidate| {
+            !base.completed
+                && !base.allocations.is_empty()
+                && base
+                    .allocations
+                    .iter()
+                    .all(|a| cands[i].allocations.iter().any(|b| b.invoice == a.invoice))
+        };
+        if let Some(j) = (0..i).find(|&j| part_of(&cands[j])) {
+            let c = cands.remove(i);
+            cands.insert(j, c);
+            let p = probs.remove(i);
+            probs.insert(j, p);
+            let r = rows.remove(i);
+            rows.insert(j, r);
+        }
+    }
+}
+
+/// Cash a candidate leaves unapplied that the remittance does not account for: everything
+/// unapplied except the excess of lines that state paying more than their invoice has open,
+/// as far as payers overpay.
+fn unexplained(ledger: &Ledger, payment: &Payment, c: &Candidate) -> Decimal {
+    let stated: Decimal = c
+        .allocations
+        .iter()
+        .filter(|a| {
+            a.fit.kind == AmountFit::Overpaid
+                && candidates::states_amount(payment, a)
+                && plausible_overpayment(ledger.invoice(a.invoice), a.fit.amount + a.fit.excess)
+        })
+        .map(|a| a.fit.excess)
+        .sum();
+    (c.unapplied - stated).max(Decimal::ZERO)
+}
+
+/// Whether a line paying `paid` on this invoice overpays it the way payers do: the original
+/// amount of an item already part-paid (the payer missed the earlier payment or a credit), the
+/// open amount rounded up to the hundred, or a tenth more. A line paying several times what an
+/// item asks is more likely a reference mistyped onto the wrong item, and its excess is not
+/// accounted for.
+fn plausible_overpayment(inv: &crate::domain::Invoice, paid: Decimal) -> bool {
+    let hundred = Decimal::ONE_HUNDRED;
+    let rounded_up = (inv.open_amount / hundred).ceil() * hundred;
+    let tenth_more = inv.open_amount + inv.open_amount / Decimal::TEN;
+    paid <= inv.amount.max(rounded_up).max(tenth_more)
 }
 
 /// Whether two candidates claim the same and rest on the same evidence: the same references (as

@@ -2,13 +2,14 @@
 
 use anyhow::{Context, Result, bail};
 use cashmatch::domain::{Customer, Decision, Invoice, Payment, Status};
-use cashmatch::engine::{Engine, EngineConfig};
+use cashmatch::engine::{DEFAULT_UNEXPLAINED_TOLERANCE, Engine, EngineConfig};
 use cashmatch::eval::{self, Report};
 use cashmatch::formats::{self, Format};
 use cashmatch::ledger::Ledger;
 use cashmatch::model::artifact::Model;
-use cashmatch::{io, synth, train};
+use cashmatch::{crossval, io, synth, train};
 use clap::{Parser, Subcommand};
+use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +58,10 @@ enum Command {
         /// Auto-apply threshold overriding the model's own.
         #[arg(long)]
         threshold: Option<f64>,
+        /// Cash an auto decision may leave unapplied that the remittance does not account for
+        /// (beyond it the payment goes to review).
+        #[arg(long, default_value_t = DEFAULT_UNEXPLAINED_TOLERANCE, value_parser = non_negative_money)]
+        unexplained_tolerance: Decimal,
     },
     /// Train a model from labelled history and write its artifact directory.
     Train {
@@ -85,6 +90,10 @@ enum Command {
         /// test the new model on; its figures go into the model card beside the rules baseline.
         #[arg(long)]
         test: Option<PathBuf>,
+        /// The command that reproduces this model and its card, written into the card (default:
+        /// this command line; give the whole recipe when the history itself was generated).
+        #[arg(long)]
+        reproduce: Option<String>,
     },
     /// Score decisions against labels, beside the rules baseline when the ledger is given.
     Eval {
@@ -116,6 +125,51 @@ enum Command {
         customers: usize,
         #[arg(long, default_value_t = 10_000)]
         payments: usize,
+        /// Customers' open-item counts: `typical`, or `heavy-tailed` (key accounts with
+        /// 10,000-30,000 open items; docs/synth.md).
+        #[arg(long, default_value = "typical")]
+        sizes: synth::CustomerSizes,
+        /// World profile: standard (today's worlds) or enterprise (other numbering, memos cut
+        /// at 80 characters, customers quoting digits only); docs/synth.md.
+        #[arg(long, default_value_t = synth::WorldProfile::Standard)]
+        profile: synth::WorldProfile,
+    },
+    /// Leave-one-family-out: for each case family, a model trained on a world's train split
+    /// without that family's payments decides the test split; its figures on the family beside
+    /// the all-families model's (docs/engine.md).
+    Lofo {
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 2_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 30_000)]
+        payments: usize,
+        #[arg(long, default_value_t = synth::WorldProfile::Standard)]
+        profile: synth::WorldProfile,
+        /// Only these families (comma-separated names from cases.csv); every family when absent.
+        #[arg(long, value_delimiter = ',')]
+        families: Vec<String>,
+        /// Directory for lofo.md.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train on one world profile, test on another: per family, beside the model trained on the
+    /// test profile itself (docs/engine.md).
+    CrossProfile {
+        #[arg(long)]
+        train_profile: synth::WorldProfile,
+        #[arg(long)]
+        test_profile: synth::WorldProfile,
+        /// Seed of the train world; the test world's is the next one.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 2_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 30_000)]
+        payments: usize,
+        /// Directory for cross-profile.md.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Run the gRPC service: ledger sync, matching, the review queue and models, on a durable
     /// SQLite store (docs/api.md).
@@ -171,6 +225,23 @@ enum Command {
         #[arg(long)]
         no_auto: bool,
     },
+    /// Write the postings journal (every movement of cash, in sequence order) after a sequence
+    /// to a file for an ERP to import, reading the store directly, also while the service runs
+    /// (docs/api.md, "The postings journal").
+    Postings {
+        /// Directory of the store (the service's --data-dir).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Postings after this sequence: the last one the ERP imported (0: from the start).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// The file to write: CSV, or JSON Lines (`.jsonl`, `.ndjson`).
+        #[arg(long)]
+        out: PathBuf,
+        /// `csv` or `jsonl`; by default from the extension of --out.
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Copy the service's store into a new data directory, while the service runs: one
     /// consistent snapshot, checked before it is put in place (docs/operations.md).
     Backup {
@@ -180,6 +251,18 @@ enum Command {
         /// The new data directory (must not exist or be empty); `serve --data-dir` starts from it.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// The audit trail of a store: check its hash chain, or export it for auditors
+    /// (docs/operations.md, "The audit trail").
+    Audit {
+        #[command(subcommand)]
+        what: AuditWhat,
+    },
+    /// Bearer tokens for the service's config, which holds only their hashes
+    /// (docs/operations.md, "Tokens").
+    Token {
+        #[command(subcommand)]
+        what: TokenWhat,
     },
     /// Benchmarks that print their figures (see docs/benchmarks.md).
     Bench {
@@ -196,6 +279,48 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         payments: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditWhat {
+    /// Check the chain of audit events (also while the service runs); names the first event
+    /// that does not fit and exits non-zero if one does not.
+    Verify {
+        /// Directory of the store (the service's --data-dir).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// A head printed by an earlier verify (ID:HASH) and kept outside the store: the event
+        /// must still be in the chain with that hash, which a chain rewritten whole fails.
+        #[arg(long)]
+        expect: Option<cashmatch::store::sqlite::audit::Witness>,
+    },
+    /// Write the trail with its chain to a JSON Lines file: the anchor, then every event with
+    /// the hash of the one before it and its own.
+    Export {
+        /// Directory of the store (the service's --data-dir).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenWhat {
+    /// Make a new token: prints it once, and the `[[tokens]]` lines (with its SHA-256, not the
+    /// token) to put in the config. A running service picks them up within seconds.
+    New {
+        /// Who holds it: recorded as the actor of what its calls do (an analyst's name, "erp").
+        #[arg(long)]
+        name: String,
+        /// ar_system, analyst or admin; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<cashmatch::service::auth::Role>,
+    },
+    /// Print the `token_sha256` of a token read from standard input (one line): to move a
+    /// clear-text `token = ...` of an older config to its hash without issuing a new one.
+    Hash,
 }
 
 #[derive(Subcommand)]
@@ -296,6 +421,97 @@ fn export_labels(
     Ok(())
 }
 
+fn export_journal(data_dir: &Path, after: u64, out: &Path, format: Option<&str>) -> Result<()> {
+    use cashmatch::store::journal::{JournalFormat, export_postings};
+    use cashmatch::store::{SqliteStore, sqlite::existing};
+    let format = match format {
+        Some(f) => {
+            JournalFormat::parse(f).with_context(|| format!("--format {f}: give csv or jsonl"))?
+        }
+        None => JournalFormat::from_path(out).with_context(|| {
+            format!(
+                "--out {}: name it .csv or .jsonl, or give --format",
+                out.display()
+            )
+        })?,
+    };
+    existing(data_dir)?;
+    let store = SqliteStore::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    // Written beside the target and renamed: an importer never reads half a file.
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = out.with_file_name(name);
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (count, last) = rt.block_on(export_postings(&store, after, format, file))?;
+    store.close();
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "{count} postings after sequence {after} written to {} (last sequence {last}; pass --after {last} next time)",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Prints what verifying the audit chain found; an error when it is broken.
+fn audit_outcome(r: &cashmatch::store::sqlite::audit::ChainReport) -> Result<()> {
+    if let Some(b) = &r.broken {
+        bail!(
+            "audit chain broken at event {}: {} ({} events read)",
+            b.id,
+            b.reason,
+            r.events
+        );
+    }
+    match &r.head {
+        Some((id, hash)) => println!("audit chain intact: {} events; head {id}:{hash}", r.events),
+        None => println!("audit chain intact: no events yet"),
+    }
+    Ok(())
+}
+
+/// `cashmatch token new`: a new token on standard output once, with the config lines that hold
+/// its hash.
+fn new_token(name: &str, roles: &[cashmatch::service::auth::Role]) -> Result<()> {
+    use cashmatch::service::auth::{TokenHash, new_token};
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        bail!(
+            "--name must be 1 to 64 characters without control characters: it is recorded as the actor"
+        );
+    }
+    let mut unique: Vec<String> = Vec::new();
+    for r in roles.iter().map(ToString::to_string) {
+        if !unique.contains(&r) {
+            unique.push(r);
+        }
+    }
+    let roles = unique;
+    let token = new_token().context("reading the operating system's random generator")?;
+    // TOML strings, quoted and escaped by the toml crate.
+    let quote = |v: &str| toml::Value::String(v.to_string()).to_string();
+    println!("# The token of {name}. It is shown this once: cashmatch keeps only its hash.");
+    println!("{token}");
+    println!();
+    println!("# Add to the service's config (a running service applies it within seconds):");
+    println!("[[tokens]]");
+    println!("name = {}", quote(name));
+    println!("token_sha256 = \"{}\"", TokenHash::of(&token).to_hex());
+    println!(
+        "roles = [{}]",
+        roles
+            .iter()
+            .map(|r| quote(r))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
@@ -315,15 +531,25 @@ fn run(cli: Cli) -> Result<()> {
             out,
             model,
             threshold,
+            unexplained_tolerance,
         } => {
-            let ledger = load_ledger(customers.as_deref(), &invoices)?;
-            let model = load_model(model.as_deref())?;
-            let payments = load_payments(&remittances, format)?;
+            // The ledger is most of the reading; the model and the payments are read beside it.
+            let (ledger, (model, payments)) = rayon::join(
+                || load_ledger(customers.as_deref(), &invoices),
+                || {
+                    (
+                        load_model(model.as_deref()),
+                        load_payments(&remittances, format),
+                    )
+                },
+            );
+            let (ledger, model, payments) = (ledger?, model?, payments?);
             let mut engine = Engine::new(
                 ledger,
                 model,
                 EngineConfig {
                     threshold,
+                    unexplained_tolerance,
                     ..Default::default()
                 },
             );
@@ -343,6 +569,11 @@ fn run(cli: Cli) -> Result<()> {
                 decisions.len() as f64 / secs.max(1e-9),
                 out.display()
             );
+            // The process ends here: freeing a million-item ledger piece by piece took a second
+            // or more, and the operating system takes the memory back at once.
+            std::mem::forget(engine);
+            std::mem::forget(payments);
+            std::mem::forget(decisions);
         }
         Command::Train {
             customers,
@@ -355,6 +586,7 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             version,
             test,
+            reproduce,
         } => {
             let mut ledger = load_ledger(customers.as_deref(), &invoices)?;
             let payments = load_payments(&remittances, format)?;
@@ -372,6 +604,8 @@ fn run(cli: Cli) -> Result<()> {
                     remittances.display(),
                     invoices.display()
                 ),
+                reproduce: reproduce
+                    .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
                 // How the history's customers quote references, learnt before the replay so
                 // that training reads them as the engine will.
                 habits: cashmatch::matching::habits::ReferenceHabits::learn(
@@ -438,16 +672,20 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             customers,
             payments,
+            profile,
+            sizes,
         } => {
             let world = synth::generate(&synth::SynthConfig {
                 seed,
                 customers,
                 payments,
+                profile,
+                sizes,
                 ..Default::default()
             });
             synth::write_world(&world, &out)?;
             eprintln!(
-                "world {seed}: {} customers; train {} payments, {} invoices; test {} payments, {} invoices; written to {}",
+                "world {seed} ({profile}): {} customers; train {} payments, {} invoices; test {} payments, {} invoices; written to {}",
                 world.customers.len(),
                 world.train.payments.len(),
                 world.train.invoices.len(),
@@ -455,6 +693,94 @@ fn run(cli: Cli) -> Result<()> {
                 world.test.invoices.len(),
                 out.display()
             );
+        }
+        Command::Lofo {
+            seed,
+            customers,
+            payments,
+            profile,
+            families,
+            out,
+        } => {
+            let families = families
+                .iter()
+                .map(|f| {
+                    synth::Case::from_name(f)
+                        .with_context(|| format!("--families: no case family named {f:?}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let t = Instant::now();
+            let config = synth::SynthConfig {
+                seed,
+                customers,
+                payments,
+                profile,
+                ..Default::default()
+            };
+            let world = synth::generate(&config);
+            let mut progress = |s: &str| eprintln!("[{:>6.1}s] {s}", t.elapsed().as_secs_f64());
+            progress(&format!("world {seed} ({profile}) generated"));
+            let l = crossval::lofo(
+                &world,
+                &train::TrainConfig::default(),
+                &families,
+                &mut progress,
+            )?;
+            let command = format!(
+                "cashmatch lofo --seed {seed} --customers {customers} --payments {payments} --profile {profile}"
+            );
+            let table = format!(
+                "# Leave one family out\n\n`{command}` ({:.0} s): world {seed}, profile {profile}, {customers} customers, {payments} payments ({} train, {} test). Each family's test payments under the model trained without that family, beside the model trained on every family (threshold {:.4}).\n\n{}",
+                t.elapsed().as_secs_f64(),
+                world.train.payments.len(),
+                world.test.payments.len(),
+                l.all_threshold,
+                crossval::render_lofo(&l)
+            );
+            write_table(&out, "lofo.md", &table)?;
+        }
+        Command::CrossProfile {
+            train_profile,
+            test_profile,
+            seed,
+            customers,
+            payments,
+            out,
+        } => {
+            let t = Instant::now();
+            let world = |seed: u64, profile| {
+                synth::generate(&synth::SynthConfig {
+                    seed,
+                    customers,
+                    payments,
+                    profile,
+                    ..Default::default()
+                })
+            };
+            let train_world = world(seed, train_profile);
+            let test_world = world(seed + 1, test_profile);
+            let mut progress = |s: &str| eprintln!("[{:>6.1}s] {s}", t.elapsed().as_secs_f64());
+            progress("worlds generated");
+            let c = crossval::cross_profile(
+                &train_world,
+                &test_world,
+                &train::TrainConfig::default(),
+                &mut progress,
+            )?;
+            let command = format!(
+                "cashmatch cross-profile --train-profile {train_profile} --test-profile {test_profile} --seed {seed} --customers {customers} --payments {payments}"
+            );
+            let table = format!(
+                "# Across world profiles\n\n`{command}` ({:.0} s): trained on world {seed} ({train_profile}, threshold {:.4}) and on world {} ({test_profile}, threshold {:.4}), each on its train split; both judged on world {}'s test split ({} payments).\n\n{}",
+                t.elapsed().as_secs_f64(),
+                c.foreign_threshold,
+                seed + 1,
+                c.native_threshold,
+                seed + 1,
+                test_world.test.payments.len(),
+                crossval::render_cross(&c, train_profile.name(), test_profile.name())
+            );
+            write_table(&out, "cross-profile.md", &table)?;
         }
         Command::Serve {
             addr,
@@ -467,7 +793,7 @@ fn run(cli: Cli) -> Result<()> {
             no_ui,
             demo,
         } => {
-            use cashmatch::service::config::{Overrides, Settings};
+            use cashmatch::app::config::{Overrides, Settings};
             let flags = Overrides {
                 addr,
                 data_dir,
@@ -489,7 +815,7 @@ fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(cashmatch::grpc::serve(settings, demo))?;
+            rt.block_on(cashmatch::app::serve(settings, demo))?;
         }
         Command::ExportLabels {
             data_dir,
@@ -504,6 +830,12 @@ fn run(cli: Cli) -> Result<()> {
             settle_days,
             no_auto,
         )?,
+        Command::Postings {
+            data_dir,
+            after,
+            out,
+            format,
+        } => export_journal(&data_dir, after, &out, format.as_deref())?,
         Command::Backup { data_dir, out } => {
             let t = std::time::Instant::now();
             let b = cashmatch::store::sqlite::backup(&data_dir, &out)?;
@@ -517,6 +849,37 @@ fn run(cli: Cli) -> Result<()> {
                 t.elapsed().as_secs_f64()
             );
         }
+        Command::Audit { what } => match what {
+            AuditWhat::Verify { data_dir, expect } => {
+                let r = cashmatch::store::sqlite::audit::verify(&data_dir, expect.as_ref())?;
+                audit_outcome(&r)?;
+                println!(
+                    "Keep the head outside the store; `cashmatch audit verify --expect ID:HASH` \
+                     later proves that no event up to it has changed."
+                );
+            }
+            AuditWhat::Export { data_dir, out } => {
+                let r = cashmatch::store::sqlite::audit::export(&data_dir, &out)?;
+                println!("{} events written to {}", r.events, out.display());
+                audit_outcome(&r)?;
+            }
+        },
+        Command::Token { what } => match what {
+            TokenWhat::New { name, roles } => new_token(&name, &roles)?,
+            TokenWhat::Hash => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the token from standard input")?;
+                if line.trim().is_empty() {
+                    bail!("no token on standard input");
+                }
+                println!(
+                    "{}",
+                    cashmatch::service::auth::TokenHash::of(&line).to_hex()
+                );
+            }
+        },
         Command::Bench { what } => match what {
             BenchWhat::Match {
                 invoices,
@@ -533,7 +896,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 durability,
             } => {
-                use cashmatch::grpc::bench::{BenchConfig, run};
+                use cashmatch::app::bench::{BenchConfig, run};
                 use cashmatch::store::Durability;
                 let durability = match durability.as_str() {
                     "full" => Durability::Full,
@@ -620,10 +983,10 @@ fn test_section(model: &Model, dir: &Path) -> Result<String> {
     )?;
     let o = &c.model.overall;
     eprintln!(
-        "test split {}: touchless {:.2}%, precision {:.3}%, wrong {:.2} per 1,000 (rules touchless {:.2}%)",
+        "test split {}: touchless {:.2}%, precision {}, wrong {:.2} per 1,000 (rules touchless {:.2}%)",
         dir.display(),
         100.0 * o.touchless(),
-        100.0 * o.precision(),
+        o.precision_text(3),
         o.wrong_per_1000(),
         100.0 * c.rules.overall.touchless()
     );
@@ -644,24 +1007,37 @@ fn print_reports(model: &Report, baseline: Option<&Report>) {
     print!("{}", eval::render(&cols));
     let o = &model.overall;
     println!(
-        "\nmodel: touchless {:.2}%, auto-apply precision {:.3}%, wrong auto-applies {:.2} per 1,000 payments, review top-1 {:.1}%",
+        "\nmodel: touchless {:.2}%, auto-apply precision {}, wrong auto-applies {:.2} per 1,000 payments (misapplied {:.2}, incomplete {:.2}), review top-1 {:.1}%",
         100.0 * o.touchless(),
-        100.0 * o.precision(),
+        o.precision_text(3),
         o.wrong_per_1000(),
+        o.misapplied_per_1000(),
+        o.incomplete_per_1000(),
         100.0 * o.review_top1()
     );
     if let Some(b) = baseline {
         let b = &b.overall;
         println!(
-            "rules baseline: touchless {:.2}%, auto-apply precision {:.3}%, wrong auto-applies {:.2} per 1,000 payments",
+            "rules baseline: touchless {:.2}%, auto-apply precision {}, wrong auto-applies {:.2} per 1,000 payments",
             100.0 * b.touchless(),
-            100.0 * b.precision(),
+            b.precision_text(3),
             b.wrong_per_1000()
         );
     }
 }
 
 /// Prints the rows a reader rejected, with their positions, and keeps the good ones.
+/// `--unexplained-tolerance`: an amount of money, read exactly, zero or more.
+fn non_negative_money(s: &str) -> Result<Decimal, String> {
+    let d: Decimal = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not an amount: {e}"))?;
+    if d.is_sign_negative() {
+        return Err(format!("{s} is negative"));
+    }
+    Ok(d)
+}
+
 fn report_bad<T>(loaded: io::Loaded<T>) -> Result<Vec<T>> {
     for e in &loaded.errors {
         eprintln!("cashmatch: skipped: {e}");
@@ -758,6 +1134,16 @@ fn load_cases(cases: Option<&Path>, labels: &Path) -> Result<HashMap<String, Str
         }
     };
     Ok(report_bad(io::read_cases(&path)?)?.into_iter().collect())
+}
+
+/// Writes a Markdown table to `dir/name` and to stdout.
+fn write_table(dir: &Path, name: &str, table: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(name);
+    std::fs::write(&path, table).with_context(|| format!("writing {}", path.display()))?;
+    print!("{table}");
+    eprintln!("written to {}", path.display());
+    Ok(())
 }
 
 fn write_decisions(path: &Path, decisions: &[Decision]) -> Result<()> {

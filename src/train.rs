@@ -6,17 +6,22 @@
 //! exactly the true allocation, and then the true allocation is applied, so that later payments
 //! see the invoices it closed, as the engine would have.
 //!
-//! The payments are split by time: the earliest train the trees, the next slice stops the
-//! boosting early, and the latest are the holdout on which the decision score is calibrated and
-//! the auto-apply threshold is chosen with a finite-sample guarantee.
+//! The payments are cut by time into five disjoint slices ([`SplitPoints`]): the earliest grow
+//! the trees, the next stops the boosting early, the next calibrates the decision score, the
+//! next certifies one auto-apply threshold per evidence stratum with a finite-sample guarantee,
+//! and the latest judge the result for the model card. No labels are used twice, so the
+//! calibration cannot bend to the labels that choose the threshold, and the card's figures are
+//! not measured where anything was chosen.
 
 use crate::domain::{Label, Payment};
 use crate::ledger::{InvoiceIdx, Ledger};
 use crate::matching::candidates::{self, CandidateLimits};
 use crate::matching::features::{self, FEATURE_NAMES, N_FEATURES};
 use crate::matching::habits::ReferenceHabits;
-use crate::model::artifact::{Model, TrainingMetrics, decision_score};
+use crate::matching::strata::{self, Stratum};
+use crate::model::artifact::{Model, StratumThreshold, TrainingMetrics, decision_score};
 use crate::model::calibration::{Calibrator, Isotonic};
+use crate::model::envelope::Envelope;
 use crate::model::gbdt::{GbdtParams, auc};
 use crate::model::threshold;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, s};
@@ -31,16 +36,22 @@ pub const NEVER: f64 = 1.5;
 pub struct TrainConfig {
     pub params: GbdtParams,
     pub limits: CandidateLimits,
-    /// Share of payments (the latest) held out for calibration and the threshold.
-    pub holdout_fraction: f64,
-    /// Share of payments (just before the holdout) that stop the boosting early.
+    /// Share of payments (the latest) that judge the model for its card.
+    pub test_fraction: f64,
+    /// Share of payments (just before the test slice) that certify the thresholds.
+    pub threshold_fraction: f64,
+    /// Share of payments (just before the threshold slice) that calibrate the score.
+    pub calibration_fraction: f64,
+    /// Share of payments (just before the calibration slice) that stop the boosting early.
     pub validation_fraction: f64,
-    /// Auto-apply precision to guarantee on the holdout.
+    /// Auto-apply precision to guarantee in each stratum.
     pub target_precision: f64,
     /// Confidence of that guarantee.
     pub confidence: f64,
     pub version: String,
     pub training_data: String,
+    /// The one command that reproduces the model and its card, written into the card.
+    pub reproduce: String,
     /// The reference habits the history was replayed with ([`ReferenceHabits::learn`]); the
     /// model carries them, so it reads references at work as it did in training.
     pub habits: ReferenceHabits,
@@ -51,12 +62,17 @@ impl Default for TrainConfig {
         TrainConfig {
             params: GbdtParams::default(),
             limits: CandidateLimits::default(),
-            holdout_fraction: 0.25,
+            // The threshold slice is the largest: every stratum needs its own ~1,000 labels
+            // (docs/training.md); the trees learn well from less.
+            test_fraction: 0.1,
+            threshold_fraction: 0.3,
+            calibration_fraction: 0.1,
             validation_fraction: 0.1,
             target_precision: 0.997,
             confidence: 0.95,
             version: "unversioned".into(),
             training_data: String::new(),
+            reproduce: String::new(),
             habits: ReferenceHabits::default(),
         }
     }
@@ -80,6 +96,8 @@ pub struct Examples {
     pub x: Array2<f32>,
     /// 1 when the candidate is exactly the true allocation.
     pub y: Array1<f32>,
+    /// The evidence stratum of each row's candidate ([`strata::stratum`]).
+    pub strata: Vec<Stratum>,
     /// For each payment, its rows `start..end` (candidates in generator order).
     pub rows: Vec<(usize, usize)>,
     /// For each payment, whether it has a correct answer at all.
@@ -90,11 +108,18 @@ pub struct Examples {
 impl Examples {
     /// Share of payments with a correct answer whose answer was among the candidates.
     pub fn recall(&self) -> f64 {
-        let with = self.has_truth.iter().filter(|&&t| t).count();
-        let found = self
-            .rows
+        self.recall_in(0..self.rows.len())
+    }
+
+    /// [`Examples::recall`] over the payments in `payments`.
+    pub fn recall_in(&self, payments: std::ops::Range<usize>) -> f64 {
+        let with = self.has_truth[payments.clone()]
             .iter()
-            .zip(&self.has_truth)
+            .filter(|&&t| t)
+            .count();
+        let found = self.rows[payments.clone()]
+            .iter()
+            .zip(&self.has_truth[payments])
             .filter(|((a, b), t)| **t && self.y.slice(s![*a..*b]).iter().any(|&v| v > 0.5))
             .count();
         found as f64 / with.max(1) as f64
@@ -131,6 +156,7 @@ pub fn replay(
     let truth = truth_keys(ledger, labels);
     let mut data: Vec<f32> = Vec::new();
     let mut y: Vec<f32> = Vec::new();
+    let mut row_strata: Vec<Stratum> = Vec::new();
     let mut rows = Vec::with_capacity(payments.len());
     let mut has_truth = Vec::with_capacity(payments.len());
     for p in payments {
@@ -151,6 +177,7 @@ pub fn replay(
                     );
                 }
                 y.push(right as u8 as f32);
+                row_strata.push(strata::stratum(c));
             }
         }
         rows.push((start, y.len()));
@@ -181,47 +208,81 @@ pub fn replay(
     Examples {
         x,
         y: Array1::from(y),
+        strata: row_strata,
         rows,
         has_truth,
         payment_ids: payments.iter().map(|p| p.payment_id.clone()).collect(),
     }
 }
 
-/// Where [`fit`] cuts a replayed history of payments in time order: payments
-/// `..train_end` grow the trees, `train_end..holdout_start` stop the boosting early, and
-/// `holdout_start..` calibrate the score and certify the threshold. Public so that a caller
-/// exporting the same matrices elsewhere (a reference booster) cuts exactly where `fit` does.
+/// Where [`fit`] cuts a replayed history of payments in time order, into five disjoint slices:
+/// payments `..train_end` grow the trees, `train_end..calibration_start` stop the boosting early,
+/// `calibration_start..threshold_start` fit the isotonic calibration, `threshold_start..test_start`
+/// certify the per-stratum thresholds on calibrated scores, and `test_start..` are judged (the
+/// model card's figures). The calibration never sees the labels that choose the threshold, and
+/// neither sees the labels that judge it. Public so that a caller exporting the same matrices
+/// elsewhere (a reference booster) cuts exactly where `fit` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SplitPoints {
     pub train_end: usize,
-    pub holdout_start: usize,
+    pub calibration_start: usize,
+    pub threshold_start: usize,
+    pub test_start: usize,
+    pub n: usize,
 }
 
 impl SplitPoints {
     /// The cut points of `n_payments` payments under `cfg`'s fractions.
     pub fn of(n_payments: usize, cfg: &TrainConfig) -> SplitPoints {
         let n = n_payments;
-        let n_hold = (((n as f64) * cfg.holdout_fraction).round() as usize).min(n);
-        let n_valid = (((n as f64) * cfg.validation_fraction).round() as usize).min(n - n_hold);
+        let share = |f: f64| ((n as f64) * f).round() as usize;
+        let n_test = share(cfg.test_fraction).min(n);
+        let n_thr = share(cfg.threshold_fraction).min(n - n_test);
+        let n_cal = share(cfg.calibration_fraction).min(n - n_test - n_thr);
+        let n_valid = share(cfg.validation_fraction).min(n - n_test - n_thr - n_cal);
+        let test_start = n - n_test;
+        let threshold_start = test_start - n_thr;
+        let calibration_start = threshold_start - n_cal;
         SplitPoints {
-            train_end: n - n_hold - n_valid,
-            holdout_start: n - n_hold,
+            train_end: calibration_start - n_valid,
+            calibration_start,
+            threshold_start,
+            test_start,
+            n,
         }
     }
 
     /// Payments that stop the boosting early.
     pub fn valid_len(&self) -> usize {
-        self.holdout_start - self.train_end
+        self.calibration_start - self.train_end
+    }
+
+    /// The five slices as payment ranges, in time order: trees, early stopping, calibration,
+    /// threshold, test.
+    pub fn slices(&self) -> [std::ops::Range<usize>; 5] {
+        [
+            0..self.train_end,
+            self.train_end..self.calibration_start,
+            self.calibration_start..self.threshold_start,
+            self.threshold_start..self.test_start,
+            self.test_start..self.n,
+        ]
     }
 }
 
-/// The decision of each holdout payment under a model: (decision score, top candidate correct),
-/// for payments that have candidates.
-pub fn top_decisions(
-    ex: &Examples,
-    payments: std::ops::Range<usize>,
-    probs: &[f64],
-) -> Vec<(f64, bool)> {
+/// A payment's best candidate under a model: its decision score, whether it is right, its
+/// evidence stratum and its row in the examples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Top {
+    pub score: f64,
+    pub correct: bool,
+    pub stratum: Stratum,
+    pub row: usize,
+}
+
+/// The best candidate of each payment in `payments` that has candidates, under `probs`
+/// (indexed by row).
+pub fn tops(ex: &Examples, payments: std::ops::Range<usize>, probs: &[f64]) -> Vec<Top> {
     let mut out = Vec::new();
     for pi in payments {
         let (a, b) = ex.rows[pi];
@@ -232,22 +293,106 @@ pub fn top_decisions(
         idx.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]).then(i.cmp(&j)));
         let best = idx[0];
         let rival = idx.get(1).map_or(0.0, |&j| probs[j]);
-        out.push((decision_score(probs[best], rival), ex.y[best] > 0.5));
+        out.push(Top {
+            score: decision_score(probs[best], rival),
+            correct: ex.y[best] > 0.5,
+            stratum: ex.strata.get(best).copied().unwrap_or(Stratum::AmountOnly),
+            row: best,
+        });
     }
     out
 }
 
-/// Trains, calibrates and thresholds a model on replayed examples.
+/// The decision of each payment under a model: (decision score, top candidate correct), for
+/// payments that have candidates.
+pub fn top_decisions(
+    ex: &Examples,
+    payments: std::ops::Range<usize>,
+    probs: &[f64],
+) -> Vec<(f64, bool)> {
+    tops(ex, payments, probs)
+        .into_iter()
+        .map(|t| (t.score, t.correct))
+        .collect()
+}
+
+/// Certifies one threshold per evidence stratum on `(stratum, calibrated confidence, correct)`
+/// items of the threshold slice. A stratum with fewer items than zero errors would need to
+/// certify the target (`threshold::labels_needed`) gets no threshold and never auto-applies;
+/// otherwise the fixed-sequence Clopper-Pearson scan runs on that stratum's items alone, so the
+/// bound holds in each stratum, not only on the pool.
+pub fn certify_strata(
+    items: &[(Stratum, f64, bool)],
+    target_precision: f64,
+    confidence: f64,
+) -> Result<Vec<StratumThreshold>, TrainError> {
+    let needed = threshold::labels_needed(target_precision, confidence, 0.0).unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(Stratum::ALL.len());
+    for s in Stratum::ALL {
+        let mine: Vec<(f64, bool)> = items
+            .iter()
+            .filter(|i| i.0 == s)
+            .map(|i| (i.1, i.2))
+            .collect();
+        let mut st = StratumThreshold {
+            stratum: s,
+            threshold: None,
+            labels: mine.len(),
+            labels_needed: needed,
+            n_auto: 0,
+            errors: 0,
+            lower_bound: 0.0,
+        };
+        if mine.len() >= needed {
+            let c = threshold::choose_threshold(&mine, target_precision, confidence)
+                .map_err(|e| TrainError::Calibration(format!("stratum {s}: {e}")))?;
+            st.threshold = c.threshold;
+            st.n_auto = c.n_auto;
+            st.errors = c.errors;
+            st.lower_bound = c.lower_bound;
+        }
+        out.push(st);
+    }
+    Ok(out)
+}
+
+/// What the test slice says about a model: its decisions as the threshold and the guard make
+/// them, candidate level (before the engine's other policy guards).
+#[derive(Clone, Debug, Default)]
+struct TestFigures {
+    payments: usize,
+    with_truth: usize,
+    with_candidates: usize,
+    /// Per stratum: (payments, auto-applied, wrong among them).
+    by_stratum: Vec<(usize, usize, usize)>,
+    ood_flagged: usize,
+    /// Flagged payments the threshold alone would have auto-applied.
+    ood_blocked: usize,
+    ood_blocked_wrong: usize,
+}
+
+impl TestFigures {
+    fn auto(&self) -> usize {
+        self.by_stratum.iter().map(|s| s.1).sum()
+    }
+    fn errors(&self) -> usize {
+        self.by_stratum.iter().map(|s| s.2).sum()
+    }
+}
+
+/// Trains, calibrates, certifies and judges a model on replayed examples, each on its own
+/// time-ordered slice ([`SplitPoints`]).
 pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainError> {
     let n = ex.rows.len();
-    let split = SplitPoints::of(n, cfg);
-    let (n_hold, n_valid, train_end) =
-        (n - split.holdout_start, split.valid_len(), split.train_end);
-    if n < 50 || n_hold < 10 {
-        return Err(TrainError::NotEnoughData(format!("got {n} payments")));
+    let cut = SplitPoints::of(n, cfg);
+    let [trees, _, cal, thr, test] = cut.slices();
+    if n < 50 || cal.len() < 10 || thr.len() < 10 || test.len() < 10 {
+        return Err(TrainError::NotEnoughData(format!(
+            "got {n} payments; the calibration, threshold and test slices need at least 10 each"
+        )));
     }
     let row_at = |p: usize| if p < n { ex.rows[p].0 } else { ex.y.len() };
-    let (r_train, r_valid, r_hold) = (row_at(train_end), row_at(n - n_hold), ex.y.len());
+    let (r_train, r_cal) = (row_at(trees.end), row_at(cal.start));
     let xt: ArrayView2<f32> = ex.x.slice(s![..r_train, ..]);
     let yt: ArrayView1<f32> = ex.y.slice(s![..r_train]);
     if !yt.iter().any(|&v| v > 0.5) || !yt.iter().any(|&v| v < 0.5) {
@@ -255,71 +400,117 @@ pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainErr
             "the training rows need both right and wrong candidates".into(),
         ));
     }
-    let valid = (n_valid > 0 && r_valid > r_train).then(|| {
+    let valid = (cut.valid_len() > 0 && r_cal > r_train).then(|| {
         (
-            ex.x.slice(s![r_train..r_valid, ..]),
-            ex.y.slice(s![r_train..r_valid]),
+            ex.x.slice(s![r_train..r_cal, ..]),
+            ex.y.slice(s![r_train..r_cal]),
         )
     });
     let gbdt = cfg.params.fit(xt, yt, None, valid)?;
-    let hold_x = ex.x.slice(s![r_valid..r_hold, ..]);
-    let hold_probs: Vec<f64> = gbdt
-        .predict_proba(hold_x)
+    let envelope = Envelope::fit(
+        xt,
+        yt,
+        cfg.params.seed,
+        u32::try_from(cfg.params.min_samples_leaf.max(1)).unwrap_or(u32::MAX),
+    );
+    // Probabilities indexed by global row, for the three slices after the trees'.
+    let mut probs = vec![0.0f64; ex.y.len()];
+    let later: Vec<f64> = gbdt
+        .predict_proba(ex.x.slice(s![r_cal.., ..]))
         .iter()
         .map(|&p| p as f64)
         .collect();
-    // Probabilities indexed by global row.
-    let mut probs = vec![0.0f64; ex.y.len()];
-    probs[r_valid..r_hold].copy_from_slice(&hold_probs);
-    let hold_labels: Vec<bool> =
-        ex.y.slice(s![r_valid..r_hold])
-            .iter()
-            .map(|&v| v > 0.5)
-            .collect();
-    let hold_auc = auc(
-        &hold_probs.iter().map(|&p| p as f32).collect::<Vec<_>>(),
-        &hold_labels,
-    );
-    let tops = top_decisions(ex, (n - n_hold)..n, &probs);
-    if tops.len() < 10 {
+    probs[r_cal..].copy_from_slice(&later);
+    let outside = |t: &Top| envelope.unseen(&ex.x.row(t.row).to_vec()).is_some();
+
+    // 1. Calibration slice: the isotonic map from decision score to probability of being right.
+    let cal_tops = tops(ex, cal.clone(), &probs);
+    if cal_tops.len() < 10 {
         return Err(TrainError::NotEnoughData(
-            "too few holdout payments with candidates".into(),
+            "too few calibration payments with candidates".into(),
         ));
     }
-    let scores: Vec<f32> = tops.iter().map(|t| t.0 as f32).collect();
-    let correct: Vec<bool> = tops.iter().map(|t| t.1).collect();
+    let scores: Vec<f32> = cal_tops.iter().map(|t| t.score as f32).collect();
+    let correct: Vec<bool> = cal_tops.iter().map(|t| t.correct).collect();
     let calibrator = Calibrator::Isotonic(
         Isotonic::fit(&scores, &correct).map_err(|e| TrainError::Calibration(e.to_string()))?,
     );
-    let calibrated: Vec<(f64, bool)> = tops
+
+    // 2. Threshold slice: per-stratum thresholds on calibrated scores of the payments the
+    // guard lets through (the population that can be auto-applied).
+    let thr_items: Vec<(Stratum, f64, bool)> = tops(ex, thr.clone(), &probs)
         .iter()
-        .map(|t| (calibrator.apply(t.0 as f32), t.1))
+        .filter(|t| !outside(t))
+        .map(|t| (t.stratum, calibrator.apply(t.score as f32), t.correct))
         .collect();
-    let choice = threshold::choose_threshold(&calibrated, cfg.target_precision, cfg.confidence)
-        .map_err(|e| TrainError::Calibration(e.to_string()))?;
-    // Nothing certified: the model may rank suggestions but never auto-applies.
-    let chosen = choice.threshold.unwrap_or(NEVER);
-    let hold_with_truth = ((n - n_hold)..n).filter(|&i| ex.has_truth[i]).count();
-    let auto_right = calibrated
+    if thr_items.len() < 10 {
+        return Err(TrainError::NotEnoughData(
+            "too few threshold payments with candidates".into(),
+        ));
+    }
+    let strata = certify_strata(&thr_items, cfg.target_precision, cfg.confidence)?;
+    let loosest = strata
         .iter()
-        .filter(|(c, r)| *c >= chosen && *r)
-        .count();
+        .filter_map(|s| s.threshold)
+        .min_by(f64::total_cmp)
+        .unwrap_or(NEVER);
+
+    // 3. Test slice: judged with everything fixed.
+    let mut fig = TestFigures {
+        payments: test.len(),
+        with_truth: test.clone().filter(|&i| ex.has_truth[i]).count(),
+        by_stratum: vec![(0, 0, 0); Stratum::ALL.len()],
+        ..TestFigures::default()
+    };
+    for t in tops(ex, test.clone(), &probs) {
+        fig.with_candidates += 1;
+        let conf = calibrator.apply(t.score as f32);
+        let passes = strata[t.stratum.index()]
+            .threshold
+            .is_some_and(|th| conf >= th);
+        let flagged = outside(&t);
+        fig.ood_flagged += usize::from(flagged);
+        if flagged && passes {
+            fig.ood_blocked += 1;
+            fig.ood_blocked_wrong += usize::from(!t.correct);
+        }
+        let e = &mut fig.by_stratum[t.stratum.index()];
+        e.0 += 1;
+        if passes && !flagged {
+            e.1 += 1;
+            e.2 += usize::from(!t.correct);
+        }
+    }
+    let (r_test, r_end) = (row_at(test.start), ex.y.len());
+    let test_labels: Vec<bool> =
+        ex.y.slice(s![r_test..r_end])
+            .iter()
+            .map(|&v| v > 0.5)
+            .collect();
+    let test_scores: Vec<f32> = probs[r_test..r_end].iter().map(|&p| p as f32).collect();
+    let test_auc = if test_labels.iter().any(|&l| l) && test_labels.iter().any(|&l| !l) {
+        auc(&test_scores, &test_labels)
+    } else {
+        f64::NAN
+    };
+    let (auto, errors) = (fig.auto(), fig.errors());
     let metrics = TrainingMetrics {
-        train_payments: train_end,
+        train_payments: trees.len(),
         train_candidates: r_train,
-        holdout_payments: n_hold,
-        holdout_auc: hold_auc,
-        holdout_touchless: auto_right as f64 / hold_with_truth.max(1) as f64,
-        holdout_precision: choice.precision,
-        holdout_precision_lower_bound: choice.lower_bound,
-        holdout_recall_at_candidates: {
-            let sub = Examples {
-                rows: ex.rows[n - n_hold..].to_vec(),
-                has_truth: ex.has_truth[n - n_hold..].to_vec(),
-                ..ex.clone()
-            };
-            sub.recall()
+        holdout_payments: test.len(),
+        holdout_auc: test_auc,
+        holdout_touchless: (auto - errors) as f64 / fig.with_truth.max(1) as f64,
+        holdout_precision: if auto == 0 {
+            0.0
+        } else {
+            (auto - errors) as f64 / auto as f64
         },
+        holdout_precision_lower_bound: threshold::clopper_pearson_lower(
+            auto - errors,
+            auto,
+            cfg.confidence,
+        ),
+        holdout_recall_at_candidates: ex.recall_in(test.clone()),
         target_precision: cfg.target_precision,
         rounds: gbdt.n_trees(),
         seed: cfg.params.seed,
@@ -329,17 +520,26 @@ pub fn fit(ex: &Examples, cfg: &TrainConfig) -> Result<(Model, String), TrainErr
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         gbdt,
         calibrator,
-        threshold: chosen,
+        threshold: loosest,
         metrics,
         training_data: cfg.training_data.clone(),
         habits: cfg.habits.clone(),
+        strata,
+        envelope: Some(envelope),
     };
-    let card = model_card(&model, &choice);
+    let card = model_card(&model, cfg, &cut, &fig, ex);
     Ok((model, card))
 }
 
-/// The model card: what the model is, what it was trained on, how it measured.
-pub fn model_card(m: &Model, choice: &threshold::ThresholdChoice) -> String {
+/// The model card: what the model is, what its threshold certifies and on what data, and how it
+/// measured on a slice that chose nothing.
+fn model_card(
+    m: &Model,
+    cfg: &TrainConfig,
+    cut: &SplitPoints,
+    fig: &TestFigures,
+    ex: &Examples,
+) -> String {
     let mt = &m.metrics;
     let mut imp: Vec<(f64, &str)> = m
         .gbdt
@@ -354,57 +554,159 @@ pub fn model_card(m: &Model, choice: &threshold::ThresholdChoice) -> String {
         .take(12)
         .map(|(g, n)| format!("| {n} | {:.1}% |\n", 100.0 * g / total))
         .collect();
+    let row_at = |p: usize| ex.rows.get(p).map_or(ex.y.len(), |r| r.0);
+    let [trees, valid, cal, thr, test] = cut.slices();
+    let slice = |r: &std::ops::Range<usize>, what: &str| {
+        format!(
+            "| {}..{} | {} | {} | {what} |\n",
+            r.start,
+            r.end,
+            r.len(),
+            row_at(r.end) - row_at(r.start)
+        )
+    };
+    let slices = [
+        slice(&trees, "grow the trees; the out-of-distribution envelope"),
+        slice(&valid, "stop the boosting early"),
+        slice(&cal, "fit the isotonic calibration of the decision score"),
+        slice(&thr, "certify the per-stratum thresholds"),
+        slice(&test, "every figure under \"Test slice\""),
+    ]
+    .concat();
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.3}%", 100.0 * a as f64 / b as f64)
+        }
+    };
+    let strata: String = m
+        .strata
+        .iter()
+        .map(|s| {
+            format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                s.stratum,
+                s.labels,
+                s.labels_needed,
+                s.threshold.map_or_else(
+                    || {
+                        if s.labels < s.labels_needed {
+                            "never (too few labels)".to_string()
+                        } else {
+                            "never (not certified)".to_string()
+                        }
+                    },
+                    |t| format!("{t:.4}")
+                ),
+                s.n_auto,
+                s.errors,
+                if s.threshold.is_some() {
+                    format!("{:.3}%", 100.0 * s.lower_bound)
+                } else {
+                    "-".into()
+                }
+            )
+        })
+        .collect();
+    let by_stratum: String = Stratum::ALL
+        .iter()
+        .zip(&fig.by_stratum)
+        .map(|(s, &(n, auto, wrong))| {
+            format!(
+                "| {s} | {n} | {auto} | {wrong} | {} |\n",
+                pct(auto - wrong, auto)
+            )
+        })
+        .collect();
+    let (auto, errors) = (fig.auto(), fig.errors());
     format!(
         "# Model card: {version}\n\n\
          A candidate-level gradient-boosted tree classifier: it scores whether a candidate allocation \
          of a payment is exactly right. The decision score of a payment is its best candidate's \
-         probability discounted by its strongest rival's, calibrated by isotonic regression on a \
-         time-ordered holdout; the payment is auto-applied when the calibrated confidence is at or \
-         above the threshold and the allocation balances.\n\n\
+         probability discounted by its strongest rival's, calibrated by isotonic regression; the \
+         payment is auto-applied when the calibrated confidence is at or above the threshold of its \
+         best candidate's evidence stratum, the candidate lies inside what training saw (the \
+         out-of-distribution guard), and the engine's policy finds nothing against it.\n\n\
+         ## What the threshold certifies\n\n\
+         For each evidence stratum (`src/matching/strata.rs`: exact single line, several exact \
+         lines, free-text references, adjusted amounts, fuzzy references, amount only, subset-sum) \
+         that had enough labelled payments in the threshold slice below: with {conf:.0}% confidence, \
+         at least {target:.2}% of the payments of that stratum whose calibrated confidence is at or \
+         above the stratum's threshold, and which the out-of-distribution guard lets through, have \
+         exactly the right best candidate (exact one-sided Clopper-Pearson bound, fixed-sequence \
+         testing from the top as in Learn-then-Test). A stratum with fewer than {need} labelled \
+         payments there could not be certified even with no error, has no threshold, and never \
+         auto-applies. The calibration was fitted on an earlier slice and the figures below are \
+         measured on a later one, so neither the calibration nor the judging used the labels that \
+         chose the threshold.\n\n\
+         The certificate is about payments like those of the threshold slice: the same customers \
+         and habits, later in time than what trained the model. It says nothing about another \
+         source of data; the guard keeps candidates unlike anything in training from being applied, \
+         but a world that differs in ways the features do not show is not covered. It is about the \
+         model's best candidate before the engine's other guards (ties, amount-only mismatches, \
+         ambiguous subsets), which only send more payments to review.\n\n\
          ## Training data\n\n{data}\n\n\
-         ## Training\n\n\
-         - payments used for the trees: {tp} ({tc} candidate rows); holdout (latest payments): {hp}\n\
-         - boosting rounds kept: {rounds}; seed {seed}\n\n\
-         ## Holdout figures\n\n\
+         ## Slices\n\n\
+         The history's payments in time order, cut into five disjoint slices:\n\n\
+         | payments | count | candidate rows | used to |\n|---|---:|---:|---|\n{slices}\n\
+         Boosting rounds kept: {rounds}; seed {seed}.\n\n\
+         ## Per-stratum thresholds (threshold slice)\n\n\
+         | stratum | labelled payments | needed | threshold (calibrated confidence) | above it | wrong | {conf:.0}% lower bound |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n{strata}\n\
+         ## Test slice\n\n\
+         {test_n} payments after the threshold slice ({with_truth} with a right answer, {with_cand} \
+         with candidates), decided at the per-stratum thresholds with the guard; candidate level.\n\n\
          | figure | value |\n|---|---|\n\
          | candidate AUC | {auc:.4} |\n\
          | right answer among candidates | {recall:.2}% |\n\
-         | touchless at threshold | {touch:.2}% |\n\
-         | auto-apply precision | {prec:.3}% |\n\
-         | precision, 95% lower bound (Clopper-Pearson) | {lb:.3}% |\n\
-         | target precision | {target:.2}% |\n\
-         | threshold (calibrated confidence) | {thr:.4} |\n\
-         | auto-applied holdout payments | {n_auto} |\n\n\
-         A tighter target needs more labels: certifying 99.9% with no errors takes at least {need} \
-         auto-applied holdout payments.\n\n\
+         | touchless (right auto-applies / payments with a right answer) | {touch:.2}% |\n\
+         | auto-applied | {auto} |\n\
+         | wrong auto-applies | {errors} |\n\
+         | auto-apply precision | {prec} |\n\
+         | precision, {conf:.0}% lower bound (Clopper-Pearson) | {lb:.3}% |\n\
+         | flagged by the out-of-distribution guard | {ood} of {with_cand} ({ood_share:.2}%) |\n\
+         | of which the threshold alone would have auto-applied | {blocked} ({blocked_wrong} of them wrong) |\n\n\
+         | stratum | payments | auto-applied | wrong | precision |\n|---|---:|---:|---:|---:|\n{by_stratum}\n\
+         ## Reproduce\n\n\
+         Every figure in this card comes from one command:\n\n```sh\n{command}\n```\n\n\
          ## Most important features (gain)\n\n| feature | share of gain |\n|---|---|\n{top}\n\
          ## Reference habits\n\n{habits}\n\n\
          ## Limits\n\n\
-         The threshold guarantees precision only on payments like those of the training data \
+         The thresholds guarantee precision only on payments like those of the training data \
          above. Payments from other customers, or from customers who changed how they pay, may \
          do worse: judge the model on the deployment's own labelled payments \
          (`cashmatch-train report`) and retrain on them (docs/training.md) before trusting its \
          auto-applies there.\n",
         version = m.version,
+        conf = 100.0 * cfg.confidence,
+        target = 100.0 * cfg.target_precision,
+        need = threshold::labels_needed(cfg.target_precision, cfg.confidence, 0.0)
+            .unwrap_or(usize::MAX),
         data = if m.training_data.is_empty() {
             "(not recorded)"
         } else {
             &m.training_data
         },
-        tp = mt.train_payments,
-        tc = mt.train_candidates,
-        hp = mt.holdout_payments,
         rounds = mt.rounds,
         seed = mt.seed,
+        test_n = fig.payments,
+        with_truth = fig.with_truth,
+        with_cand = fig.with_candidates,
         auc = mt.holdout_auc,
         recall = 100.0 * mt.holdout_recall_at_candidates,
         touch = 100.0 * mt.holdout_touchless,
-        prec = 100.0 * mt.holdout_precision,
+        prec = pct(auto - errors, auto),
         lb = 100.0 * mt.holdout_precision_lower_bound,
-        target = 100.0 * mt.target_precision,
-        thr = m.threshold,
-        n_auto = choice.n_auto,
-        need = threshold::labels_needed(0.999, 0.95, 0.0).unwrap_or(usize::MAX),
+        ood = fig.ood_flagged,
+        ood_share = 100.0 * fig.ood_flagged as f64 / fig.with_candidates.max(1) as f64,
+        blocked = fig.ood_blocked,
+        blocked_wrong = fig.ood_blocked_wrong,
+        command = if cfg.reproduce.is_empty() {
+            "(not recorded)"
+        } else {
+            &cfg.reproduce
+        },
         habits = if m.habits.is_empty() {
             "None learnt: references are read as written (docs/training.md).".to_string()
         } else {
@@ -416,4 +718,163 @@ pub fn model_card(m: &Model, choice: &threshold::ThresholdChoice) -> String {
             )
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{self, SynthConfig};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A small world replayed, and a config whose trees are few so the test stays quick.
+    fn small() -> (Examples, TrainConfig) {
+        let w = synth::generate(&SynthConfig::new(11, 150, 2_500));
+        let (mut ledger, _) = Ledger::new(w.customers.clone(), w.train.invoices.clone());
+        let cfg = TrainConfig {
+            params: GbdtParams {
+                n_rounds: 25,
+                ..GbdtParams::default()
+            },
+            // Small enough that some strata certify at all.
+            target_precision: 0.95,
+            ..TrainConfig::default()
+        };
+        let ex = replay(
+            &mut ledger,
+            &w.train.payments,
+            &w.train.labels,
+            &cfg.habits,
+            &cfg.limits,
+        );
+        (ex, cfg)
+    }
+
+    #[test]
+    fn the_slices_are_disjoint_time_ordered_and_cover_the_history() {
+        let cfg = TrainConfig::default();
+        for n in [50usize, 101, 1_000, 35_000, 123_457] {
+            let cut = SplitPoints::of(n, &cfg);
+            let slices = cut.slices();
+            assert_eq!(slices[0].start, 0);
+            assert_eq!(slices[4].end, n);
+            for w in slices.windows(2) {
+                // Each slice starts where the one before it ends: disjoint, in time order.
+                assert_eq!(w[0].end, w[1].start, "n {n}: {slices:?}");
+            }
+            let share = |r: &std::ops::Range<usize>| r.len() as f64 / n as f64;
+            assert!((share(&slices[4]) - cfg.test_fraction).abs() < 0.02, "{n}");
+            assert!(
+                (share(&slices[3]) - cfg.threshold_fraction).abs() < 0.02,
+                "{n}"
+            );
+            assert!(
+                (share(&slices[2]) - cfg.calibration_fraction).abs() < 0.02,
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn calibration_never_sees_threshold_labels_and_nothing_sees_test_labels() {
+        let (ex, cfg) = small();
+        let (model, card) = fit(&ex, &cfg).expect("fits");
+        let cut = SplitPoints::of(ex.rows.len(), &cfg);
+        let rows = |r: std::ops::Range<usize>| {
+            ex.rows[r.start].0..ex.rows.get(r.end).map_or(ex.y.len(), |x| x.0)
+        };
+        // Flip every label of the threshold slice: the trees and the calibration must not move.
+        let mut flipped = ex.clone();
+        for r in rows(cut.threshold_start..cut.test_start) {
+            flipped.y[r] = 1.0 - flipped.y[r];
+        }
+        let (m2, _) = fit(&flipped, &cfg).expect("fits");
+        assert_eq!(m2.gbdt, model.gbdt);
+        assert_eq!(m2.calibrator, model.calibrator);
+        assert_eq!(m2.envelope, model.envelope);
+        // Flip every label of the test slice: nothing chosen may move, only the figures.
+        let mut flipped = ex.clone();
+        for r in rows(cut.test_start..ex.rows.len()) {
+            flipped.y[r] = 1.0 - flipped.y[r];
+        }
+        let (m3, card3) = fit(&flipped, &cfg).expect("fits");
+        assert_eq!(m3.gbdt, model.gbdt);
+        assert_eq!(m3.calibrator, model.calibrator);
+        assert_eq!(m3.strata, model.strata);
+        assert_eq!(m3.threshold, model.threshold);
+        assert_ne!(card3, card, "the card's figures come from the test slice");
+        assert!(card.contains("## What the threshold certifies"));
+        assert!(card.contains("flagged by the out-of-distribution guard"));
+    }
+
+    /// `n` items of one stratum with scores uniform in (0.5, 1), each scoring under 0.75 wrong
+    /// with `error_rate`.
+    fn items(
+        rng: &mut ChaCha8Rng,
+        s: Stratum,
+        n: usize,
+        error_rate: f64,
+    ) -> Vec<(Stratum, f64, bool)> {
+        (0..n)
+            .map(|_| {
+                let score: f64 = rng.random_range(0.5..1.0);
+                (s, score, score >= 0.75 || rng.random::<f64>() >= error_rate)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_bound_holds_in_each_stratum_not_only_on_the_pool() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        // Exact lines are always right; fuzzy references scoring under 0.75 are wrong 3% of the
+        // time.
+        let mut all = items(&mut rng, Stratum::ExactSingle, 20_000, 0.0);
+        all.extend(items(&mut rng, Stratum::FuzzyReference, 1_100, 0.03));
+        let (target, conf) = (0.997, 0.95);
+        // Pooled, the easy payments vouch for the hard ones: everything is certified.
+        let pooled: Vec<(f64, bool)> = all.iter().map(|i| (i.1, i.2)).collect();
+        let pooled = threshold::choose_threshold(&pooled, target, conf).unwrap();
+        let t = pooled.threshold.expect("the pool certifies");
+        let fuzzy_above: Vec<_> = all
+            .iter()
+            .filter(|i| i.0 == Stratum::FuzzyReference && i.1 >= t)
+            .collect();
+        let right = fuzzy_above.iter().filter(|i| i.2).count();
+        assert!(
+            threshold::clopper_pearson_lower(right, fuzzy_above.len(), conf) < target,
+            "the pooled threshold should break the bound on fuzzy references"
+        );
+        // Per stratum, each certified threshold keeps its own bound.
+        let strata = certify_strata(&all, target, conf).unwrap();
+        for s in &strata {
+            let mine: Vec<_> = all.iter().filter(|i| i.0 == s.stratum).collect();
+            assert_eq!(s.labels, mine.len());
+            if let Some(th) = s.threshold {
+                let above: Vec<_> = mine.iter().filter(|i| i.1 >= th).collect();
+                let right = above.iter().filter(|i| i.2).count();
+                assert_eq!((above.len(), above.len() - right), (s.n_auto, s.errors));
+                assert!(threshold::clopper_pearson_lower(right, above.len(), conf) >= target);
+                assert!(s.lower_bound >= target);
+            }
+        }
+        let of = |s: Stratum| &strata[s.index()];
+        assert!(of(Stratum::ExactSingle).threshold.is_some());
+        assert!(of(Stratum::FuzzyReference).threshold.is_none());
+    }
+
+    #[test]
+    fn a_stratum_with_too_few_labels_gets_no_threshold_even_when_all_are_right() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let needed = threshold::labels_needed(0.997, 0.95, 0.0).unwrap();
+        let mut all = items(&mut rng, Stratum::ExactSingle, 3_000, 0.0);
+        all.extend(items(&mut rng, Stratum::SubsetSum, needed - 1, 0.0));
+        let strata = certify_strata(&all, 0.997, 0.95).unwrap();
+        let subset = &strata[Stratum::SubsetSum.index()];
+        assert_eq!(subset.threshold, None);
+        assert_eq!((subset.labels, subset.labels_needed), (needed - 1, needed));
+        // Strata with no labels at all are there too, uncertified.
+        assert_eq!(strata.len(), Stratum::ALL.len());
+        assert_eq!(strata[Stratum::TextReference.index()].threshold, None);
+        assert!(strata[Stratum::ExactSingle.index()].threshold.is_some());
+    }
 }

@@ -4,15 +4,17 @@
 //! restart on the same data directory, graceful drain, request limits, and a SIGKILL under load.
 
 use cashmatch::domain::{Customer, Invoice, Payment};
-use cashmatch::grpc::metrics::Metrics;
+use cashmatch::engine::EngineConfig;
 use cashmatch::grpc::pb::ledger_client::LedgerClient;
 use cashmatch::grpc::pb::matching_client::MatchingClient;
 use cashmatch::grpc::pb::models_client::ModelsClient;
+use cashmatch::grpc::pb::reversals_client::ReversalsClient;
 use cashmatch::grpc::pb::review_client::ReviewClient;
 use cashmatch::grpc::pb::{self, ledger_record::Record, match_request::Input};
 use cashmatch::grpc::{ServeError, run};
 use cashmatch::io;
-use cashmatch::service::auth::{Auth, Role};
+use cashmatch::metrics::Metrics;
+use cashmatch::service::auth::{Auth, MAX_FAILURES, Role, TokenHash};
 use cashmatch::service::{Limits, Service};
 use cashmatch::store::SqliteStore;
 use rust_decimal::Decimal;
@@ -54,10 +56,11 @@ struct Running {
     metrics: Arc<Metrics>,
 }
 
-async fn start(dir: &Path, auth: Auth, limits: Limits) -> Running {
+async fn start(dir: &Path, auth: impl Into<Arc<Auth>>, limits: Limits) -> Running {
+    let auth: Arc<Auth> = auth.into();
     let store = SqliteStore::open(dir).expect("store");
     let service = Arc::new(
-        Service::open(store, None, None, limits)
+        Service::open(store, None, EngineConfig::default(), limits)
             .await
             .expect("service"),
     );
@@ -67,7 +70,7 @@ async fn start(dir: &Path, auth: Auth, limits: Limits) -> Running {
     let shutdown = async move {
         let _ = rx.await;
     };
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().with_auth(Arc::clone(&auth)));
     let task = tokio::spawn(run(
         listener,
         shutdown,
@@ -730,7 +733,7 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let maddr = listener.local_addr().expect("addr");
     let (mstop, mstopped) = oneshot::channel::<()>();
-    let mtask = tokio::spawn(cashmatch::grpc::metrics::serve_metrics(
+    let mtask = tokio::spawn(cashmatch::metrics::serve_metrics(
         listener,
         Arc::clone(&server.metrics),
         Arc::clone(&server.service),
@@ -843,26 +846,135 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
     out
 }
 
+/// `cashmatch token new --name NAME --role ROLE`: the token it prints, and the config lines.
+fn new_token(name: &str, role: &str) -> (String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+        .args(["token", "new", "--name", name, "--role", role])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let token = text
+        .lines()
+        .find(|l| l.starts_with("cm_"))
+        .unwrap_or_else(|| panic!("no token in {text}"))
+        .to_string();
+    let lines = text
+        .find("[[tokens]]")
+        .map(|i| text[i..].to_string())
+        .unwrap_or_else(|| panic!("no config lines in {text}"));
+    assert!(
+        !lines.contains(&token),
+        "the config lines hold the token itself"
+    );
+    (token, lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_made_by_the_cli_stored_hashed_reloaded_without_a_restart_and_rate_limited() {
+    use cashmatch::app::config::{Overrides, Settings};
+    use cashmatch::app::config_watch;
+    let dir = temp_dir("token-reload");
+    let config = dir.join("cashmatch.toml");
+    let (erp, erp_lines) = new_token("erp", "ar_system");
+    std::fs::write(&config, &erp_lines).expect("config");
+    let settings = Settings::load(Some(&config), Overrides::default()).expect("settings");
+    let auth = Arc::new(Auth::new(settings.tokens));
+    let server = start(&dir.join("data"), Arc::clone(&auth), Limits::default()).await;
+    let (watch_stop, watch_stopped) = oneshot::channel::<()>();
+    let poll = std::time::Duration::from_millis(50);
+    let watcher = tokio::spawn(config_watch::follow(
+        settings.config.clone().expect("read from a file"),
+        Overrides::default(),
+        Arc::clone(&auth),
+        poll,
+        async move {
+            let _ = watch_stopped.await;
+        },
+    ));
+    let ch = server.channel().await;
+    let code = |token: String| {
+        let ch = ch.clone();
+        async move {
+            Clients::new(&ch, Some(&token))
+                .ledger
+                .get_invoice(pb::GetInvoiceRequest {
+                    invoice_id: "I-x".into(),
+                })
+                .await
+                .err()
+                .map_or(Code::Ok, |s| s.code())
+        }
+    };
+    // Admitted: the call fails only because there is no such invoice.
+    assert_eq!(code(erp.clone()).await, Code::NotFound);
+
+    // Revoke erp's token and add another, by editing the file: no restart.
+    let (erp2, erp2_lines) = new_token("erp", "ar_system");
+    std::fs::write(&config, &erp2_lines).expect("config");
+    let started = std::time::Instant::now();
+    while code(erp.clone()).await != Code::Unauthenticated {
+        assert!(
+            started.elapsed() < 40 * poll,
+            "the revoked token still works after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(poll / 5).await;
+    }
+    assert_eq!(code(erp2.clone()).await, Code::NotFound);
+
+    // A clear-text token is refused, with the way to a hashed one; the tokens in force stay.
+    let plain = format!("[[tokens]]\nname = \"erp\"\ntoken = \"{erp}\"\nroles = [\"ar_system\"]\n");
+    std::fs::write(&config, &plain).expect("config");
+    let e = Settings::load(Some(&config), Overrides::default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("clear text") && e.contains("cashmatch token new --name erp --role ar_system"),
+        "{e}"
+    );
+    tokio::time::sleep(4 * poll).await;
+    assert_eq!(code(erp2.clone()).await, Code::NotFound);
+    assert_eq!(code(erp.clone()).await, Code::Unauthenticated);
+
+    // Guessing: past MAX_FAILURES unknown tokens this address is refused, even with a good one.
+    for i in 0..MAX_FAILURES - 2 {
+        assert_eq!(code(format!("cm_guess{i}")).await, Code::Unauthenticated);
+    }
+    let limited = code(erp2.clone()).await;
+    assert_eq!(limited, Code::ResourceExhausted);
+
+    let body = server.metrics.render(&server.service);
+    for line in [
+        format!("cashmatch_auth_failures_total{{reason=\"unknown\"}} {MAX_FAILURES}"),
+        "cashmatch_auth_failures_total{reason=\"rate_limited\"} 1".to_string(),
+        "cashmatch_config_reloads_total{result=\"ok\"} 1".to_string(),
+        "cashmatch_config_reloads_total{result=\"error\"} 1".to_string(),
+    ] {
+        assert!(body.contains(&line), "no {line} in {body}");
+    }
+    let _ = watch_stop.send(());
+    watcher.await.expect("watcher");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_may_call_only_its_own_services() {
     let dir = temp_dir("roles");
-    let auth = Auth::with_tokens([
-        (
-            "tok-erp".to_string(),
-            "erp".to_string(),
-            vec![Role::ArSystem],
-        ),
-        (
-            "tok-alice".to_string(),
-            "alice".to_string(),
-            vec![Role::Analyst],
-        ),
-        (
-            "tok-root".to_string(),
-            "root".to_string(),
-            vec![Role::Admin],
-        ),
-    ]);
+    let auth = Auth::with_tokens(
+        [
+            ("tok-erp", "erp", Role::ArSystem),
+            ("tok-alice", "alice", Role::Analyst),
+            ("tok-root", "root", Role::Admin),
+        ]
+        .map(|(t, name, role)| (TokenHash::of(t), name.to_string(), vec![role])),
+    );
     let server = start(&dir, auth, Limits::default()).await;
     let ch = server.channel().await;
 
@@ -962,6 +1074,123 @@ async fn each_role_may_call_only_its_own_services() {
         .expect("resolve")
         .into_inner();
     assert_eq!(r.resolution.map(|r| r.analyst), Some("alice".into()));
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ar_system_returns_and_an_analyst_unapplies_over_grpc_and_no_one_else_may() {
+    let dir = temp_dir("reversals");
+    let auth = Auth::with_tokens(
+        [
+            ("tok-erp", "erp", Role::ArSystem),
+            ("tok-alice", "alice", Role::Analyst),
+            ("tok-root", "root", Role::Admin),
+        ]
+        .map(|(t, name, role)| (TokenHash::of(t), name.to_string(), vec![role])),
+    );
+    let server = start(&dir, auth, Limits::default()).await;
+    let ch = server.channel().await;
+    let reversals = |t: &str| ReversalsClient::with_interceptor(ch.clone(), Bearer(Some(t.into())));
+    let mut erp = Clients::new(&ch, Some("tok-erp"));
+    load_cases_ledger(&mut erp.ledger).await;
+    for p in cases_payments()
+        .into_iter()
+        .filter(|p| ["P-exact", "P-typo"].contains(&p.payment_id.as_str()))
+    {
+        let r = erp
+            .matching
+            .match_payment(structured(p))
+            .await
+            .expect("match");
+        assert!(is_auto(decision(&r.into_inner().results[0])));
+    }
+    let reverse = |id: &str| pb::ReversePaymentRequest {
+        payment_id: id.into(),
+        reason: "insufficient funds".into(),
+        return_code: "R01".into(),
+        actor: Some("mallory".into()),
+    };
+
+    // An admin may not; the message names both roles that may.
+    let (c, m) = code(
+        reversals("tok-root")
+            .reverse_payment(reverse("P-exact"))
+            .await,
+    );
+    assert_eq!(c, Code::PermissionDenied);
+    assert!(m.contains("ar_system or analyst"), "{m}");
+    let (c, m) = code(
+        reversals("tok-erp")
+            .reverse_payment(reverse("P-none"))
+            .await,
+    );
+    assert_eq!(c, Code::NotFound);
+    assert!(m.contains("P-none"), "{m}");
+
+    // The AR system books the bank's return: the token names the actor, not the request.
+    let r = reversals("tok-erp")
+        .reverse_payment(reverse("P-exact"))
+        .await
+        .expect("reversed")
+        .into_inner();
+    assert!(!r.replayed);
+    assert_eq!(r.returned.as_ref().map(|x| x.actor.as_str()), Some("erp"));
+    assert_eq!(r.postings.len(), 1);
+    let p = &r.postings[0];
+    assert_eq!(p.kind, pb::PostingKind::Reversal as i32);
+    assert_eq!(p.actor_kind, pb::ActorKind::ArSystem as i32);
+    assert_eq!(
+        (p.amount.as_str(), p.reason_code.as_deref()),
+        ("-1250.00", Some("R01"))
+    );
+    assert_eq!(open_amount(&mut erp.ledger, "I-1001").await, dec("1250.00"));
+    let d = erp
+        .matching
+        .get_decision(pb::GetDecisionRequest {
+            payment_id: "P-exact".into(),
+        })
+        .await
+        .expect("decision")
+        .into_inner();
+    assert_eq!(d.status, pb::DecisionStatus::Returned as i32);
+    let again = reversals("tok-erp")
+        .reverse_payment(reverse("P-exact"))
+        .await
+        .expect("replay")
+        .into_inner();
+    assert!(again.replayed);
+    assert_eq!(again.postings, r.postings);
+
+    // An analyst unapplies; a note is required; the item is back in the queue.
+    let unapply = |note: &str| pb::UnapplyPaymentRequest {
+        payment_id: "P-typo".into(),
+        note: note.into(),
+        actor: None,
+    };
+    let (c, m) = code(reversals("tok-alice").unapply_payment(unapply("")).await);
+    assert_eq!(c, Code::InvalidArgument);
+    assert!(m.starts_with("note"), "{m}");
+    let u = reversals("tok-alice")
+        .unapply_payment(unapply("wrong customer"))
+        .await
+        .expect("unapplied")
+        .into_inner();
+    let item = u.item.expect("item");
+    let summary = item.summary.expect("summary");
+    assert_eq!(summary.state, pb::ReviewState::Open as i32);
+    assert_eq!(summary.reason, pb::ReviewReason::Unapplied as i32);
+    assert!(
+        u.postings
+            .iter()
+            .all(|p| p.actor_kind == pb::ActorKind::Analyst as i32)
+    );
+    let (c, _) = code(
+        reversals("tok-alice")
+            .unapply_payment(unapply("again"))
+            .await,
+    );
+    assert_eq!(c, Code::FailedPrecondition);
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1244,6 +1473,31 @@ async fn a_restart_on_the_same_data_directory_restores_ledger_decisions_queue_au
         .expect("fresh")
         .into_inner();
     assert_eq!(decision(&r.results[0]).model_version, "restart-test-model");
+    // A second payment of the invoice P-exact paid before the restart: a possible duplicate,
+    // and the restored ledger still knows which payment paid it.
+    let mut second = cases_payments()
+        .into_iter()
+        .find(|p| p.payment_id == "P-exact")
+        .expect("payment");
+    second.payment_id = "P-exact-again".into();
+    let r = c
+        .matching
+        .match_payment(structured(second))
+        .await
+        .expect("second")
+        .into_inner();
+    let d = decision(&r.results[0]);
+    assert_eq!(
+        d.review_reason,
+        pb::ReviewReason::PossibleDuplicate as i32,
+        "{d:#?}"
+    );
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("paid by payment P-exact of 2026-11-02")),
+        "{d:#?}"
+    );
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1781,5 +2035,280 @@ async fn requests_cancelled_mid_way_leave_their_payments_decided_once_and_replay
         );
     }
     server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads a watch stream until it has delivered postings up to `upto` (or fails the test after
+/// a while): what it delivered, in order.
+async fn watch_until(
+    stream: &mut tonic::Streaming<pb::Posting>,
+    got: &mut Vec<pb::Posting>,
+    upto: u64,
+) {
+    while got.last().map_or(0, |p| p.sequence) < upto {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message())
+            .await
+            .expect("a posting within 20 s")
+            .expect("the stream goes on")
+            .expect("the stream is open");
+        got.push(next);
+    }
+}
+
+/// The journal's last sequence, as the store has it.
+async fn last_sequence(server: &Running) -> u64 {
+    let mut last = 0;
+    loop {
+        let page = server
+            .service
+            .postings(cashmatch::service::PostingFilter::All, last, 1000)
+            .await
+            .expect("postings");
+        match page.last() {
+            Some(p) => last = p.sequence,
+            None => return last,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_postings_resumes_after_a_restart_with_no_gap_and_no_duplicate() {
+    use cashmatch::grpc::pb::postings_client::PostingsClient;
+    let dir = temp_dir("watch");
+    let payments = cases_payments();
+    let (first_half, second_half) = payments.split_at(payments.len() / 2);
+    let (_, invoices) = cases_ledger();
+
+    // A watcher from the start of the journal while payments are matched and an item resolved.
+    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+    let ch = server.channel().await;
+    let mut c = Clients::new(&ch, None);
+    let mut postings = PostingsClient::new(ch.clone());
+    let mut stream = postings
+        .watch_postings(pb::WatchPostingsRequest { after_sequence: 0 })
+        .await
+        .expect("watch")
+        .into_inner();
+    load_cases_ledger(&mut c.ledger).await;
+    c.matching
+        .match_payment(raw(csv_bytes(first_half), None, "first.csv"))
+        .await
+        .expect("match");
+    let mut got = Vec::new();
+    let upto = last_sequence(&server).await;
+    assert!(upto > 0, "auto-applied payments post");
+    watch_until(&mut stream, &mut got, upto).await;
+    // The shutdown ends the stream (the client then reconnects with its last sequence).
+    server.stop().await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(p)) => got.push(p),
+                Ok(None) => return Code::Ok,
+                Err(s) => return s.code(),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends at shutdown");
+    assert!(
+        matches!(
+            end,
+            Code::Unavailable | Code::Ok | Code::Unknown | Code::Cancelled
+        ),
+        "{end:?}"
+    );
+    let stored_last = got.last().map_or(0, |p| p.sequence);
+
+    // Restarted: cash moves while nobody watches, then the watcher resumes and more moves live.
+    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+    let ch = server.channel().await;
+    let mut c = Clients::new(&ch, None);
+    c.matching
+        .match_payment(raw(csv_bytes(second_half), None, "second.csv"))
+        .await
+        .expect("match");
+    let mut postings = PostingsClient::new(ch.clone());
+    let mut stream = postings
+        .watch_postings(pb::WatchPostingsRequest {
+            after_sequence: stored_last,
+        })
+        .await
+        .expect("watch again")
+        .into_inner();
+    c.review
+        .resolve_review_item(pb::ResolveReviewItemRequest {
+            payment_id: "P-ambiguous".into(),
+            analyst: Some("alice".into()),
+            action: Some(pb::resolve_review_item_request::Action::AcceptSuggestion(
+                pb::AcceptSuggestion { index: 0 },
+            )),
+            note: String::new(),
+        })
+        .await
+        .expect("resolve");
+    let upto = last_sequence(&server).await;
+    watch_until(&mut stream, &mut got, upto).await;
+    let sequences: Vec<u64> = got.iter().map(|p| p.sequence).collect();
+    assert_eq!(
+        sequences,
+        (1..=upto).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.payment_id == "P-ambiguous" && p.actor_kind == pb::ActorKind::Analyst as i32),
+        "the resolution is journalled as the analyst's"
+    );
+
+    // The journal replayed gives every open amount the service reports.
+    let mut open: HashMap<String, Decimal> =
+        invoices.iter().map(|i| (i.id.clone(), i.amount)).collect();
+    for p in &got {
+        if let Some(id) = &p.invoice_id {
+            *open.get_mut(id).expect("a known invoice") -= dec(&p.amount);
+        }
+    }
+    let ids: Vec<String> = invoices.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(open_amounts(&mut c.ledger, &ids).await, open);
+
+    // One payment's postings, a page at a time.
+    let mut pages = Vec::new();
+    let mut after = 0;
+    loop {
+        let r = postings
+            .list_postings(pb::ListPostingsRequest {
+                subject: Some(pb::list_postings_request::Subject::PaymentId(
+                    "P-ambiguous".into(),
+                )),
+                after_sequence: after,
+                limit: 1,
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        pages.extend(r.postings);
+        match r.next_after {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    let expected: Vec<&pb::Posting> = got
+        .iter()
+        .filter(|p| p.payment_id == "P-ambiguous")
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(pages.iter().collect::<Vec<_>>(), expected);
+    let (code, _) = code(
+        postings
+            .list_postings(pb::ListPostingsRequest {
+                subject: None,
+                after_sequence: 0,
+                limit: 0,
+            })
+            .await,
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `cashmatch audit verify` and `audit export` on a store whose audit trail is then edited and
+/// cut by hand in the SQLite file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_the_event_edited_by_hand_and_export_writes_the_chain() {
+    use cashmatch::store::{AuditRecord, Store};
+    let dir = temp_dir("audit-cli");
+    let store = SqliteStore::open(&dir).expect("store");
+    for i in 1..=4 {
+        store
+            .set_active_model(
+                format!("/models/v{i}"),
+                AuditRecord {
+                    at: cashmatch::store::now(),
+                    actor: "ops".into(),
+                    action: "activate_model".into(),
+                    subject: format!("/models/v{i}"),
+                    before: serde_json::json!({ "version": i - 1 }),
+                    after: serde_json::json!({ "version": i }),
+                },
+            )
+            .await
+            .expect("audit event");
+    }
+    store.close();
+    let audit = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+            .arg("audit")
+            .args(args)
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let verify = |extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["verify".as_ref(), "--data-dir".as_ref(), dir.as_os_str()];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        audit(&args)
+    };
+    let (ok, out, err) = verify(&[]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("audit chain intact: 4 events; head 4:"),
+        "{out}"
+    );
+    let head = out
+        .split("head ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("head")
+        .to_string();
+    let export = dir.join("trail.jsonl");
+    let (ok, out, err) = audit(&[
+        "export".as_ref(),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+        "--out".as_ref(),
+        export.as_os_str(),
+    ]);
+    assert!(ok && out.contains("4 events written"), "{out}{err}");
+    let text = std::fs::read_to_string(&export).expect("export");
+    assert_eq!(text.lines().count(), 5, "the anchor and 4 events");
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.contains("\"anchor_hash\"")),
+        "{text}"
+    );
+
+    // By hand in the SQLite file: event 2 edited.
+    let conn = rusqlite::Connection::open(dir.join("cashmatch.sqlite3")).expect("raw");
+    conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE id = 2", [])
+        .expect("edit");
+    let (ok, out, err) = verify(&[]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("audit chain broken at event 2:") && err.contains("changed"),
+        "{err}"
+    );
+    conn.execute("UPDATE audit_events SET actor = 'ops' WHERE id = 2", [])
+        .expect("undo");
+    // Event 3 deleted: event 4 no longer follows event 2.
+    conn.execute("DELETE FROM audit_events WHERE id = 3", [])
+        .expect("delete");
+    let (ok, _, err) = verify(&[]);
+    assert!(!ok);
+    assert!(
+        err.contains("audit chain broken at event 4:") && err.contains("does not follow event 2"),
+        "{err}"
+    );
+    // And with the head witnessed before, the verify says it too.
+    let (ok, _, err) = verify(&["--expect", &head]);
+    assert!(!ok && err.contains("event 4"), "{err}");
+    drop(conn);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,8 +4,10 @@ cashmatch's own GBDT, and measure both boosters the same way on the same holdout
 
 Usage: python3 training/lightgbm_compare.py DIR
 
-DIR holds features_train.parquet, features_holdout.parquet and compare_params.json, written by
-`cashmatch-train train --export-features DIR`. Prints a table and writes DIR/lightgbm_compare.json.
+DIR holds features_train.parquet, features_threshold.parquet, features_holdout.parquet and
+compare_params.json, written by `cashmatch-train train --export-features DIR`. Each booster's
+threshold is chosen on the threshold slice and judged on the holdout, never on the rows that
+chose it. Prints a table and writes DIR/lightgbm_compare.json.
 Installs its own dependencies (lightgbm pandas pyarrow scikit-learn) with pip when missing.
 """
 
@@ -40,42 +42,58 @@ def labels_needed_zero(target, confidence):
     return max(1, math.ceil(math.log(1.0 - confidence) / math.log(target)))
 
 
-def touchless_at_target(df, prob_col, with_truth, target, confidence):
-    """Each payment's best candidate by p_best * (1 - p_rival); the loosest threshold whose
-    Clopper-Pearson lower bound stays at or above the target, scanning from the top and stopping
-    at the first failure (as cashmatch's model::threshold does)."""
+def tops(df, prob_col):
+    """Each payment's best candidate: (p_best * (1 - p_rival), right)."""
     import numpy as np
 
-    tops = []
+    out = []
     for _, g in df.groupby("payment", sort=True):
         p = g[prob_col].to_numpy()
         y = g["label"].to_numpy()
         order = np.argsort(-p, kind="stable")
         best = order[0]
         rival = p[order[1]] if len(order) > 1 else 0.0
-        tops.append((p[best] * (1.0 - rival), bool(y[best] > 0.5)))
-    tops.sort(key=lambda t: -t[0])
+        out.append((p[best] * (1.0 - rival), bool(y[best] > 0.5)))
+    return out
+
+
+def choose_threshold(df, prob_col, target, confidence):
+    """The loosest decision score whose Clopper-Pearson lower bound stays at or above the target,
+    scanning from the top and stopping at the first failure (as cashmatch's model::threshold
+    does), on the threshold slice. None when nothing is certified."""
+    items = sorted(tops(df, prob_col), key=lambda t: -t[0])
     min_count = labels_needed_zero(target, confidence)
-    chosen = (0, 0)
+    chosen = None
     count = errors = 0
     i = 0
-    while i < len(tops):
-        t = tops[i][0]
-        while i < len(tops) and tops[i][0] == t:
+    while i < len(items):
+        t = items[i][0]
+        while i < len(items) and items[i][0] == t:
             count += 1
-            errors += 0 if tops[i][1] else 1
+            errors += 0 if items[i][1] else 1
             i += 1
         if count < min_count:
             continue
         if clopper_pearson_lower(count - errors, count, confidence) >= target:
-            chosen = (count, errors)
+            chosen = t
         else:
             break
-    n_auto, errs = chosen
+    return chosen
+
+
+def judge_at(df, prob_col, threshold, with_truth):
+    """Touchless and precision on the holdout at a threshold chosen elsewhere."""
+    auto = right = 0
+    if threshold is not None:
+        for score, ok in tops(df, prob_col):
+            if score >= threshold:
+                auto += 1
+                right += 1 if ok else 0
     return {
-        "touchless": (n_auto - errs) / max(with_truth, 1),
-        "precision": (n_auto - errs) / n_auto if n_auto else 0.0,
-        "n_auto": n_auto,
+        "touchless": right / max(with_truth, 1),
+        "precision": right / auto if auto else 0.0,
+        "n_auto": auto,
+        "threshold": threshold,
     }
 
 
@@ -92,6 +110,7 @@ def main():
     params = cfg["params"]
     train = pd.read_parquet(d / "features_train.parquet")
     hold = pd.read_parquet(d / "features_holdout.parquet")
+    thr = pd.read_parquet(d / "features_threshold.parquet")
     features = [c for c in train.columns if c not in ("payment", "label", "split")]
     fit_rows = train[train["split"] == 0]
     valid_rows = train[train["split"] == 1]
@@ -130,7 +149,10 @@ def main():
     )
     seconds = time.perf_counter() - t
     hold = hold.copy()
-    hold["lightgbm"] = booster.predict(hold[features], num_iteration=booster.best_iteration or None)
+    thr = thr.copy()
+    best = booster.best_iteration or None
+    hold["lightgbm"] = booster.predict(hold[features], num_iteration=best)
+    thr["lightgbm"] = booster.predict(thr[features], num_iteration=best)
 
     target, confidence = cfg["target_precision"], cfg["confidence"]
     with_truth = cfg["holdout_with_truth"]
@@ -143,7 +165,7 @@ def main():
         ("ours", "ours", cfg["ours_fit_seconds"], cfg["ours_rounds"]),
         ("lightgbm", "lightgbm", seconds, booster.best_iteration or booster.current_iteration()),
     ]:
-        fig = touchless_at_target(hold, col, with_truth, target, confidence)
+        fig = judge_at(hold, col, choose_threshold(thr, col, target, confidence), with_truth)
         fig["auc"] = float(roc_auc_score(hold["label"], hold[col]))
         fig["train_seconds"] = float(secs)
         fig["rounds"] = int(rounds)

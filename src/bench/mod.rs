@@ -15,13 +15,20 @@ const ITEMS_PER_CUSTOMER: usize = 25;
 /// pay), whose ledger holds at least `invoices` items: a world's items per customer depend on
 /// how many payments it has, so when the first guess falls short the customers are scaled up
 /// once. Deterministic for the same arguments.
-pub fn world_with_ledger(invoices: usize, payments: usize, seed: u64) -> synth::World {
+pub fn world_with_ledger(
+    invoices: usize,
+    payments: usize,
+    seed: u64,
+    sizes: synth::CustomerSizes,
+) -> synth::World {
     let generate = |customers: usize| {
         synth::generate(&synth::SynthConfig {
             seed,
             customers,
             payments,
             train_fraction: 0.0,
+            sizes,
+            ..Default::default()
         })
     };
     let guess = (invoices / ITEMS_PER_CUSTOMER).max(10);

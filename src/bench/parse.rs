@@ -69,6 +69,7 @@ pub fn run(mb: usize) -> anyhow::Result<()> {
         customers: 500,
         payments: 4_000,
         train_fraction: 0.0,
+        ..Default::default()
     });
     let base = world.test.payments;
     let dir = std::env::temp_dir().join(format!("cashmatch-bench-parse-{}", std::process::id()));

@@ -31,11 +31,12 @@ pub fn run(pairs: usize) -> anyhow::Result<()> {
         }
         (t.elapsed().as_secs_f64() * 1e9 / pairs as f64, acc)
     };
-    let (strsim_ns, s1) = time(&|a, b| strsim::normalized_damerau_levenshtein(a, b));
-    let (osa_ns, _) = time(&|a, b| {
+    let osa = |a: &str, b: &str| {
         let d = strsim::osa_distance(a, b) as f64;
         1.0 - d / a.chars().count().max(b.chars().count()).max(1) as f64
-    });
+    };
+    let (strsim_ns, s1) = time(&|a, b| strsim::normalized_damerau_levenshtein(a, b));
+    let (osa_ns, _) = time(&osa);
     let (rf_ns, s2) = time(&|a, b| edit_similarity(a, b));
     println!("| measure | ns per pair |");
     println!("|---|---:|");
@@ -47,5 +48,26 @@ pub fn run(pairs: usize) -> anyhow::Result<()> {
         s1 / pairs as f64,
         s2 / pairs as f64
     );
+    // docs/benchmarks.md says the measure in use gives the same similarity as strsim's on
+    // every pair; a faster measure that answered differently would change matches, so the
+    // bench checks it pair by pair and fails when it does not hold.
+    let disagree = |f: &dyn Fn(&str, &str) -> f64| {
+        cores
+            .iter()
+            .zip(&others)
+            .filter(|(a, b)| (f(a, b) - edit_similarity(a, b)).abs() > 1e-9)
+            .count()
+    };
+    let osa_off = disagree(&osa);
+    let dl_off = disagree(&|a, b| strsim::normalized_damerau_levenshtein(a, b));
+    println!(
+        "pairs where rapidfuzz differs: from strsim OSA {osa_off}, from strsim Damerau-Levenshtein {dl_off}"
+    );
+    if osa_off > 0 || dl_off > 0 {
+        anyhow::bail!(
+            "rapidfuzz and strsim disagree on {} of {pairs} pairs (OSA {osa_off}, Damerau-Levenshtein {dl_off}); docs/benchmarks.md claims they agree on every pair",
+            osa_off.max(dl_off)
+        );
+    }
     Ok(())
 }

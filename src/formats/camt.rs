@@ -786,20 +786,9 @@ mod tests {
         parse(&bytes, name).unwrap()
     }
 
-    /// Samples under a copyleft licence are not in the repository; they are read from the
-    /// shared samples folder beside it (or `CASHMATCH_SAMPLES`) and the test is skipped without.
+    /// A copyleft sample ([`crate::formats::samples`]): skipped without it, a failure under CI.
     fn shared_sample(rel: &str) -> Option<(Vec<u8>, String)> {
-        let dir = std::env::var("CASHMATCH_SAMPLES").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples").to_string()
-        });
-        let path = format!("{dir}/{rel}");
-        match std::fs::read(&path) {
-            Ok(b) => Some((b, path)),
-            Err(_) => {
-                eprintln!("skipped: {path} is not present");
-                None
-            }
-        }
+        crate::formats::samples::read(rel).map(|(b, p)| (b, p.display().to_string()))
     }
 
     fn by_id<'a>(p: &'a Parsed, id: &str) -> &'a Payment {

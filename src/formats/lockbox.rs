@@ -12,7 +12,7 @@
 //! missing columns read as blank. Lockbox files are a day's checks for a few lockboxes, small
 //! enough to hold, which lets totals found in a trailer become warnings on the checks they cover.
 
-use super::bai2::{decode, yymmdd};
+use super::common::{decode, yymmdd};
 use super::{FormatError, Parsed, Position};
 use crate::domain::{Currency, Direction, Payer, Payment, RemittanceLine};
 use chrono::NaiveDate;

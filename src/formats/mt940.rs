@@ -9,7 +9,7 @@
 //! ...`), the Dutch/SEPA `/CODE/value/` layout (`/EREF/.../REMI/...`), and plain text. A
 //! statement is a few hundred lines at most, so the whole file is read into memory.
 
-use super::bai2::minor_unit_exponent;
+use super::common::{self, minor_unit_exponent, yymmdd};
 use super::{FormatError, Parsed, Position};
 use crate::domain::{Currency, Direction, Payer, Payment, RemittanceLine};
 use chrono::{Datelike, NaiveDate};
@@ -105,7 +105,7 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
 
 /// Text from bytes: UTF-8 when valid (after a byte-order mark), else Latin-1.
 fn decode(bytes: &[u8]) -> String {
-    super::bai2::decode(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
+    common::decode(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ pub(crate) fn parse_61(lines: &[String]) -> Result<StatementLine, String> {
     let first = lines.first().map(String::as_str).unwrap_or("");
     let s = first.trim_start();
     let value_text = s.get(..6).ok_or("the value date is missing")?;
-    let value_date = super::bai2::yymmdd(value_text)
+    let value_date = yymmdd(value_text)
         .ok_or_else(|| format!("value date {value_text:?} is not a YYMMDD date"))?;
     let mut rest = s.get(6..).unwrap_or("").trim_start();
     let mut entry_date = None;

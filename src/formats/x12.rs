@@ -319,7 +319,11 @@ impl<R: Read> Tokenizer<R> {
                     self.set_segment(s, s + len, delims.element);
                     return Ok(());
                 }
-                Ok(None) if !self.eof && self.pending().len() < ISA_SCAN => self.fill()?,
+                // `scan_isa` asks for more only while the header can still complete within
+                // its window, so filling until it answers cannot run away; it must not stop at
+                // a fixed length, or a header ending near the window's edge would read whole
+                // and fail in pieces.
+                Ok(None) if !self.eof => self.fill()?,
                 Ok(None) => {
                     return Err(self.isa_error(
                         "the ISA header is cut short: it needs 16 elements, a component \
@@ -369,7 +373,9 @@ fn scan_isa(data: &[u8]) -> Result<Option<(usize, Delimiters)>, String> {
         }
     }
     let Some(i) = at16 else {
-        return if data.len() > ISA_SCAN {
+        // Judged only once the whole window is there: with fewer bytes a later separator
+        // could still be the 16th.
+        return if data.len() >= 3 + ISA_SCAN {
             Err(format!(
                 "the ISA header has {seps} elements within {ISA_SCAN} bytes, not 16"
             ))

@@ -9,11 +9,11 @@ use crate::domain::{
 };
 use crate::formats::FormatError;
 use crate::model::artifact::TrainingMetrics;
-use crate::service::{ModelInfo, ServiceError};
-use crate::store::{
+use crate::service::{
     AuditEvent, AuditRecord, Resolution, ResolutionAction, ReviewRecord, ReviewState,
     ReviewSummary, TrainingExample,
 };
+use crate::service::{ModelInfo, ServiceError};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use std::str::FromStr;
@@ -452,6 +452,8 @@ pub(crate) fn review_reason_from(v: i32) -> Option<ReviewReason> {
         pb::ReviewReason::Deduction => Some(ReviewReason::Deduction),
         pb::ReviewReason::LowConfidence => Some(ReviewReason::LowConfidence),
         pb::ReviewReason::NotMatchable => Some(ReviewReason::NotMatchable),
+        pb::ReviewReason::PossibleDuplicate => Some(ReviewReason::PossibleDuplicate),
+        pb::ReviewReason::Unapplied => Some(ReviewReason::Unapplied),
     }
 }
 
@@ -465,6 +467,8 @@ fn review_reason(r: Option<ReviewReason>) -> pb::ReviewReason {
         Some(ReviewReason::Deduction) => pb::ReviewReason::Deduction,
         Some(ReviewReason::LowConfidence) => pb::ReviewReason::LowConfidence,
         Some(ReviewReason::NotMatchable) => pb::ReviewReason::NotMatchable,
+        Some(ReviewReason::PossibleDuplicate) => pb::ReviewReason::PossibleDuplicate,
+        Some(ReviewReason::Unapplied) => pb::ReviewReason::Unapplied,
     }
 }
 
@@ -488,6 +492,7 @@ impl From<Decision> for pb::Decision {
             status: match status {
                 Status::Auto => pb::DecisionStatus::Auto,
                 Status::Review => pb::DecisionStatus::Review,
+                Status::Returned => pb::DecisionStatus::Returned,
             } as i32,
             confidence,
             customer_id,
@@ -558,6 +563,7 @@ pub(crate) fn summary(v: ReviewSummary, now: DateTime<Utc>) -> pb::ReviewItemSum
         state: match state {
             ReviewState::Open => pb::ReviewState::Open,
             ReviewState::Resolved => pb::ReviewState::Resolved,
+            ReviewState::Returned => pb::ReviewState::Returned,
         } as i32,
     }
 }

@@ -1,12 +1,12 @@
 //! `cashmatch.v1.Ledger`: the AR system keeps the ledger in step.
 
 use super::convert::{FieldError, decimal, required};
-use super::metrics::Metrics;
 use super::pb::{self, ledger_server};
 use super::{observe, principal};
 use crate::domain::{Customer, Invoice};
+use crate::metrics::Metrics;
+use crate::service::Store;
 use crate::service::{Service, UpsertOutcome};
-use crate::store::Store;
 use rust_decimal::Decimal;
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};

@@ -1,13 +1,13 @@
 //! `cashmatch.v1.Matching`: payments in, decisions out.
 
 use super::convert::{FieldError, required};
-use super::metrics::Metrics;
 use super::observe;
 use super::pb::{self, matching_server};
 use crate::domain::Payment;
 use crate::formats::Format;
+use crate::metrics::Metrics;
+use crate::service::Store;
 use crate::service::{MatchOutcome, Matched, Service};
-use crate::store::Store;
 use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Instant;

@@ -4,22 +4,21 @@
 //! service's role), converts the request with `TryFrom`, calls the service core, and converts the
 //! answer back. One `From<ServiceError> for Status` picks the status code for every failure.
 
-pub mod bench;
 mod convert;
 mod ledger;
 mod matching;
-pub mod metrics;
 mod models;
+mod postings;
+mod reversals;
 mod review;
 pub mod server;
 
 pub use convert::FieldError;
-pub use server::{ServeError, run, serve};
+pub use server::{DRAIN_TIMEOUT, ServeError, run};
 
-use crate::service::ServiceError;
+use crate::metrics::Metrics;
 use crate::service::auth::{Auth, Principal, Role};
-use crate::store::StoreError;
-use metrics::Metrics;
+use crate::service::{ServiceError, StoreError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,18 +65,31 @@ fn require(
     auth: Arc<Auth>,
     role: Role,
 ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    require_any(auth, vec![role])
+}
+
+/// The interceptor of a service that callers in any of `roles` may use.
+fn require_any(
+    auth: Arc<Auth>,
+    roles: Vec<Role>,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut req: Request<()>| {
         let header = req
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        match auth.check(header, role) {
+        // Failed authentications are counted, and limited, by the client's address.
+        let peer = req.remote_addr().map(|a| a.ip());
+        match auth.check_any(header, &roles, peer) {
             Ok(p) => {
                 req.extensions_mut().insert(p);
                 Ok(req)
             }
             Err(e @ crate::service::auth::AuthError::Forbidden { .. }) => {
                 Err(Status::permission_denied(e.to_string()))
+            }
+            Err(e @ crate::service::auth::AuthError::TooMany { .. }) => {
+                Err(Status::resource_exhausted(e.to_string()))
             }
             Err(e) => Err(Status::unauthenticated(e.to_string())),
         }

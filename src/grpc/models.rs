@@ -1,11 +1,11 @@
 //! `cashmatch.v1.Models`: which model decides, and switching it without a restart.
 
 use super::convert::required;
-use super::metrics::Metrics;
 use super::pb::{self, models_server};
 use super::{observe, principal};
+use crate::metrics::Metrics;
 use crate::service::Service;
-use crate::store::Store;
+use crate::service::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

@@ -1,12 +1,12 @@
 //! `cashmatch.v1.Review`: the analysts' queue.
 
 use super::convert::{self, FieldError, decimal, required};
-use super::metrics::Metrics;
 use super::pb::{self, review_server};
 use super::{observe, principal};
 use crate::domain::Allocation;
+use crate::metrics::Metrics;
+use crate::service::{ExportQuery, ReviewFilter, Store, now};
 use crate::service::{ResolveAction, ResolveRequest, Service};
-use crate::store::{ExportQuery, ReviewFilter, Store, now};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 

@@ -2,7 +2,7 @@
 
 use super::{Loaded, open};
 use crate::domain::Decision;
-use crate::formats::{FormatError, Position};
+use crate::input::{FormatError, Position};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 

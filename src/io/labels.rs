@@ -8,7 +8,7 @@
 use super::table::{Column, Kind, Table, optional, required};
 use super::{CsvFile, Loaded, open};
 use crate::domain::{Label, LabelSource};
-use crate::formats::FormatError;
+use crate::input::FormatError;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -166,7 +166,7 @@ pub fn write_cases<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::Position;
+    use crate::input::Position;
     use rust_decimal_macros::dec;
 
     #[test]

@@ -5,7 +5,7 @@
 //! Readers share one shape: a file-level fault (the file cannot be opened, a required column is
 //! missing from the header) is an `Err`; a bad row becomes a [`FormatError`] naming the file, the
 //! line, the column and the bad value, and the good rows go on, in [`Loaded`] (or, for
-//! remittances, in [`Parsed`](crate::formats::Parsed)). Headers are matched by name in any order,
+//! remittances, in [`Parsed`](crate::input::Parsed)). Headers are matched by name in any order,
 //! extra columns are ignored, a UTF-8 byte-order mark is tolerated and fields are trimmed.
 //!
 //! Each reader's rules are written once, against [`Table`]: `*_from_table` reads any table, and
@@ -35,7 +35,7 @@ pub use remittances::{
 };
 pub use table::{Column, Kind, Record, Table, optional, required};
 
-use crate::formats::{FormatError, Position};
+use crate::input::{FormatError, Position};
 use chrono::NaiveDate;
 use csv::ByteRecord;
 use rust_decimal::Decimal;

@@ -8,7 +8,7 @@ use super::{CsvFile, open, opt_str};
 use crate::domain::{
     Adjustment, Currency, Direction, Payer, Payment, ReferenceKind, RemittanceLine,
 };
-use crate::formats::{FormatError, Parsed, Position};
+use crate::input::{FormatError, Parsed, Position};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use std::io::{Read, Write};

@@ -6,7 +6,7 @@
 //! job's polars reader (CSV and Parquet at scale, in the `cashmatch-training` crate) is another.
 //! So the service, the CLI and the retraining job cannot disagree about what a file says.
 
-use crate::formats::FormatError;
+use crate::input::FormatError;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use std::borrow::Cow;

@@ -39,10 +39,11 @@ pub(crate) struct MultiMap {
 }
 
 impl MultiMap {
-    pub(crate) fn with_capacity(keys: usize) -> Self {
+    /// Room for `keys` distinct keys and `postings` (key, id) pairs.
+    pub(crate) fn with_capacities(keys: usize, postings: usize) -> Self {
         MultiMap {
             heads: FxHashMap::with_capacity_and_hasher(keys, Default::default()),
-            postings: Vec::with_capacity(keys),
+            postings: Vec::with_capacity(postings),
         }
     }
 

@@ -8,11 +8,13 @@
 //! lookup.
 
 pub(crate) mod index;
+pub(crate) mod open;
 
 use crate::domain::{Customer, Invoice};
 use crate::matching::names::{name_tokens, normalize_name};
 use crate::matching::references::RefKey;
 use index::{MultiMap, deletion_variants, key_hash};
+use open::OpenIndex;
 use rayon::prelude::*;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
@@ -44,6 +46,15 @@ pub enum LedgerError {
     },
 }
 
+/// The payment that closed an item, as the engine or the service applied it: what a review of a
+/// possible duplicate payment shows the analyst.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    pub payment_id: String,
+    /// The payment's date, when it had one.
+    pub paid_on: Option<chrono::NaiveDate>,
+}
+
 /// Which field of an invoice a reference matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RefField {
@@ -56,6 +67,14 @@ pub enum RefField {
 pub(crate) struct InvoiceKeys {
     pub(crate) number: RefKey,
     pub(crate) po: RefKey,
+    /// What the reference indexes are keyed on; taken once the invoice is indexed (nothing
+    /// reads it afterwards, and it is a tenth of a big ledger's memory).
+    hashes: KeyHashes,
+}
+
+/// The reference-index keys of one invoice.
+#[derive(Clone, Debug, Default)]
+struct KeyHashes {
     /// Hashes of the normalised number and PO.
     exact: Vec<u64>,
     /// Hashes of their cores and tails.
@@ -97,10 +116,16 @@ impl InvoiceKeys {
         InvoiceKeys {
             number,
             po,
-            exact,
-            cores,
-            variants,
+            hashes: KeyHashes {
+                exact,
+                cores,
+                variants,
+            },
         }
+    }
+
+    fn take_hashes(&mut self) -> KeyHashes {
+        std::mem::take(&mut self.hashes)
     }
 }
 
@@ -111,6 +136,34 @@ pub(crate) struct CustomerKeys {
     pub(crate) children: Vec<CustomerIdx>,
     pub(crate) parent: Option<CustomerIdx>,
 }
+
+/// What the matcher's scans of a payer's open items read of each one, held beside
+/// `open_by_customer` in the same order: a scan of a key account's thousands of items then
+/// reads one contiguous array instead of as many scattered invoices.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct OpenFacts {
+    pub(crate) open_amount: Decimal,
+    pub(crate) invoice_date: chrono::NaiveDate,
+    pub(crate) due_date: chrono::NaiveDate,
+    pub(crate) currency: crate::domain::Currency,
+    /// The invoice number's core read as a number, when it is one.
+    pub(crate) number: Option<u64>,
+}
+
+impl OpenFacts {
+    fn of(inv: &Invoice, keys: &InvoiceKeys) -> OpenFacts {
+        OpenFacts {
+            open_amount: inv.open_amount,
+            invoice_date: inv.invoice_date,
+            due_date: inv.due_date,
+            currency: inv.currency,
+            number: keys.number.core.parse::<u64>().ok(),
+        }
+    }
+}
+
+/// `open_pos` of an item that is not open.
+const NOT_OPEN: u32 = u32::MAX;
 
 /// Distinct keys a name token may index before it is too common to help (`SUPPLY`, `FOODS`).
 const MAX_TOKEN_POSTINGS: usize = 2_000;
@@ -127,9 +180,15 @@ pub struct Ledger {
     /// The customer of each invoice, so the hot path does not hash customer ids.
     invoice_customer: Vec<CustomerIdx>,
     by_customer: Vec<Vec<InvoiceIdx>>,
-    /// The open items of each customer: what the matcher scans. Kept in step by
-    /// `upsert_invoice` and `relieve`.
+    /// The open items of each customer. Kept in step by `upsert_invoice` and `relieve`.
     open_by_customer: Vec<Vec<InvoiceIdx>>,
+    /// The facts of each of those items, position for position.
+    open_facts: Vec<Vec<OpenFacts>>,
+    /// Where each invoice stands in its customer's `open_by_customer` ([`NOT_OPEN`] when
+    /// closed), so that closing an item of a customer with tens of thousands costs no scan.
+    open_pos: Vec<u32>,
+    /// The open items of each customer by amount, due date and number, for the matcher.
+    open_index: Vec<OpenIndex>,
     /// Exact normalised invoice and PO numbers.
     by_norm: MultiMap,
     /// Cores of invoice and PO numbers.
@@ -140,6 +199,9 @@ pub struct Ledger {
     by_name: MultiMap,
     by_name_token: MultiMap,
     token_counts: FxHashMap<u64, usize>,
+    /// The payment that closed each item this ledger saw closed by an application (an item that
+    /// arrived closed has none: the AR system closed it).
+    settlements: FxHashMap<InvoiceIdx, Settlement>,
 }
 
 /// Digits of a bank account, and the account part of `routing:account`.
@@ -158,26 +220,66 @@ impl Ledger {
     /// Builds a ledger from customers and invoices. Invoices naming an unknown customer, or
     /// repeating an id, are returned as errors and left out; the rest load.
     pub fn new(customers: Vec<Customer>, invoices: Vec<Invoice>) -> (Ledger, Vec<LedgerError>) {
-        let mut ledger = Ledger {
-            by_norm: MultiMap::with_capacity(invoices.len() * 2),
-            by_core: MultiMap::with_capacity(invoices.len() * 3),
-            by_core_variant: MultiMap::with_capacity(invoices.len() * 3),
-            ..Ledger::default()
-        };
+        let mut ledger = Ledger::default();
         let mut errors = Vec::new();
         for c in customers {
             ledger.upsert_customer(c);
         }
         ledger.link_parents();
-        ledger.invoices.reserve(invoices.len());
+        let n = invoices.len();
+        // Every per-invoice vector sized once: grown by doubling, a million-item load spent
+        // much of its time copying them and faulting in fresh pages.
+        ledger.invoices.reserve(n);
+        ledger.invoice_keys.reserve(n);
+        ledger.invoice_customer.reserve(n);
+        ledger.open_pos.reserve(n);
+        ledger.invoice_by_id.reserve(n);
         // Normalising numbers and hashing their variants is most of the work of a load: done in
         // parallel, then inserted in order.
         let keys: Vec<InvoiceKeys> = invoices.par_iter().map(InvoiceKeys::of).collect();
-        for (inv, k) in invoices.into_iter().zip(keys) {
-            if let Err(e) = ledger.insert_invoice(inv, k) {
-                errors.push(e);
+        // The reference hashes of each accepted invoice, in the order it was accepted; the three
+        // reference indexes are then built from them side by side. Each index receives exactly
+        // the insertions, in exactly the order, that inserting invoice by invoice gives it.
+        let mut accepted: Vec<(InvoiceIdx, KeyHashes)> = Vec::with_capacity(n);
+        for (inv, mut k) in invoices.into_iter().zip(keys) {
+            let hashes = k.take_hashes();
+            match ledger.insert_invoice(inv, k, false) {
+                Ok(idx) => accepted.push((idx, hashes)),
+                Err(e) => errors.push(e),
             }
         }
+        let build = |part: fn(&KeyHashes) -> &[u64], heads: usize| {
+            let postings = accepted.iter().map(|(_, h)| part(h).len()).sum();
+            let mut m = MultiMap::with_capacities(heads, postings);
+            for (idx, h) in &accepted {
+                for &k in part(h) {
+                    m.insert(k, *idx);
+                }
+            }
+            m
+        };
+        let (by_core_variant, (by_norm, by_core)) = rayon::join(
+            || build(|h| &h.variants, n * 3),
+            || rayon::join(|| build(|h| &h.exact, n * 2), || build(|h| &h.cores, n * 3)),
+        );
+        ledger.by_core_variant = by_core_variant;
+        ledger.by_norm = by_norm;
+        ledger.by_core = by_core;
+        drop(accepted);
+        // The open-item indexes of a bulk load are built once it is in, a customer per task.
+        let (invoices, keys) = (&ledger.invoices, &ledger.invoice_keys);
+        let open_index: Vec<OpenIndex> = ledger
+            .open_by_customer
+            .par_iter()
+            .map(|list| {
+                let mut ix = OpenIndex::default();
+                for &i in list {
+                    ix.insert(i, &invoices[i as usize], &keys[i as usize]);
+                }
+                ix
+            })
+            .collect();
+        ledger.open_index = open_index;
         (ledger, errors)
     }
 
@@ -194,6 +296,8 @@ impl Ledger {
                 self.customer_keys.push(CustomerKeys::default());
                 self.by_customer.push(Vec::new());
                 self.open_by_customer.push(Vec::new());
+                self.open_facts.push(Vec::new());
+                self.open_index.push(OpenIndex::default());
                 i
             }
         };
@@ -242,13 +346,15 @@ impl Ledger {
     /// Adds an invoice or replaces the one with the same id (its amounts and fields).
     pub fn upsert_invoice(&mut self, inv: Invoice) -> Result<InvoiceIdx, LedgerError> {
         let keys = InvoiceKeys::of(&inv);
-        self.insert_invoice(inv, keys)
+        self.insert_invoice(inv, keys, true)
     }
 
+    /// `index`: keep the open-item indexes in step (a bulk load builds them afterwards).
     fn insert_invoice(
         &mut self,
         inv: Invoice,
-        keys: InvoiceKeys,
+        mut keys: InvoiceKeys,
+        index: bool,
     ) -> Result<InvoiceIdx, LedgerError> {
         let Some(&cust) = self.customer_by_id.get(&inv.customer_id) else {
             return Err(LedgerError::UnknownCustomer {
@@ -271,9 +377,16 @@ impl Ledger {
         let idx = match self.invoice_by_id.get(&inv.id) {
             Some(&i) => {
                 let oc = self.invoice_customer[i as usize];
+                if index && self.open_pos[i as usize] != NOT_OPEN {
+                    self.open_index[oc as usize].remove(
+                        i,
+                        &self.invoices[i as usize],
+                        &self.invoice_keys[i as usize],
+                    );
+                }
                 if oc != cust {
                     self.by_customer[oc as usize].retain(|&x| x != i);
-                    self.open_by_customer[oc as usize].retain(|&x| x != i);
+                    self.set_open(oc, i, false);
                     self.by_customer[cust as usize].push(i);
                 }
                 i
@@ -283,19 +396,27 @@ impl Ledger {
                 self.invoice_by_id.insert(inv.id.clone(), i);
                 self.invoice_keys.push(InvoiceKeys::default());
                 self.invoice_customer.push(cust);
+                self.open_pos.push(NOT_OPEN);
                 self.by_customer[cust as usize].push(i);
                 i
             }
         };
         self.invoice_customer[idx as usize] = cust;
-        self.set_open(cust, idx, !inv.open_amount.is_zero());
-        for &h in &keys.exact {
+        let open = !inv.open_amount.is_zero();
+        self.set_open(cust, idx, open);
+        if open {
+            // Reopened (a reversal, a corrected amount): whoever closed it did not settle it.
+            self.settlements.remove(&idx);
+        }
+        // A bulk load has taken the hashes already and indexes them afterwards (`Ledger::new`).
+        let hashes = keys.take_hashes();
+        for &h in &hashes.exact {
             self.by_norm.insert(h, idx);
         }
-        for &h in &keys.cores {
+        for &h in &hashes.cores {
             self.by_core.insert(h, idx);
         }
-        for &h in &keys.variants {
+        for &h in &hashes.variants {
             self.by_core_variant.insert(h, idx);
         }
         if (idx as usize) < self.invoices.len() {
@@ -304,13 +425,21 @@ impl Ledger {
             self.invoices.push(inv);
         }
         self.invoice_keys[idx as usize] = keys;
+        self.refresh_facts(idx);
+        if index && open {
+            self.open_index[cust as usize].insert(
+                idx,
+                &self.invoices[idx as usize],
+                &self.invoice_keys[idx as usize],
+            );
+        }
         Ok(idx)
     }
 
     /// Reduces an invoice's open amount by `relieved` (cash + discount + deduction). Refuses,
     /// changing nothing, when that would take the open amount past zero.
     pub fn relieve(&mut self, idx: InvoiceIdx, relieved: Decimal) -> Result<(), LedgerError> {
-        let inv = &mut self.invoices[idx as usize];
+        let inv = &self.invoices[idx as usize];
         let after = inv.open_amount - relieved;
         let crosses = if inv.amount.is_sign_negative() {
             after.is_sign_positive() && !after.is_zero()
@@ -324,22 +453,81 @@ impl Ledger {
                 relieved,
             });
         }
-        inv.open_amount = after;
-        if after.is_zero() {
-            let c = self.invoice_customer[idx as usize];
-            self.set_open(c, idx, false);
+        let c = self.invoice_customer[idx as usize] as usize;
+        let (i, keys) = (idx as usize, &self.invoice_keys[idx as usize]);
+        let was_open = self.open_pos[i] != NOT_OPEN;
+        if was_open {
+            self.open_index[c].remove(idx, &self.invoices[i], keys);
         }
+        self.invoices[i].open_amount = after;
+        if after.is_zero() {
+            self.set_open(c as CustomerIdx, idx, false);
+        } else if was_open {
+            self.open_index[c].insert(idx, &self.invoices[i], keys);
+        }
+        self.refresh_facts(idx);
         Ok(())
     }
 
-    /// Keeps `open_by_customer` in step with an item's open amount.
+    /// Brings an open item's [`OpenFacts`] in step with the invoice as it now stands.
+    fn refresh_facts(&mut self, idx: InvoiceIdx) {
+        let at = self.open_pos[idx as usize];
+        if at == NOT_OPEN {
+            return;
+        }
+        let c = self.invoice_customer[idx as usize] as usize;
+        let facts = OpenFacts::of(
+            &self.invoices[idx as usize],
+            &self.invoice_keys[idx as usize],
+        );
+        if let Some(f) = self.open_facts[c].get_mut(at as usize) {
+            *f = facts;
+        }
+    }
+
+    /// Records the payment that closed an item. Ignored while the item is still open.
+    pub fn record_settlement(&mut self, idx: InvoiceIdx, settlement: Settlement) {
+        if self
+            .invoices
+            .get(idx as usize)
+            .is_some_and(|inv| inv.open_amount.is_zero())
+        {
+            self.settlements.insert(idx, settlement);
+        }
+    }
+
+    /// The payment that closed an item, when an application in this ledger (or one restored
+    /// into it) closed it.
+    pub fn settlement(&self, idx: InvoiceIdx) -> Option<&Settlement> {
+        self.settlements.get(&idx)
+    }
+
+    /// Keeps `open_by_customer` in step with an item's open amount. Removal swaps the last item
+    /// into the gap, so the list's order is the order of opening and closing, as it always was.
     fn set_open(&mut self, c: CustomerIdx, idx: InvoiceIdx, open: bool) {
         let list = &mut self.open_by_customer[c as usize];
-        let at = list.iter().position(|&x| x == idx);
-        match (open, at) {
-            (true, None) => list.push(idx),
-            (false, Some(p)) => {
-                list.swap_remove(p);
+        let facts = &mut self.open_facts[c as usize];
+        let at = self.open_pos[idx as usize];
+        match (open, at == NOT_OPEN) {
+            (true, true) => {
+                self.open_pos[idx as usize] = list.len() as u32;
+                list.push(idx);
+                // Filled in by `refresh_facts` once the invoice is stored.
+                facts.push(OpenFacts {
+                    open_amount: Decimal::ZERO,
+                    invoice_date: chrono::NaiveDate::MIN,
+                    due_date: chrono::NaiveDate::MIN,
+                    currency: crate::domain::Currency::USD,
+                    number: None,
+                });
+            }
+            (false, false) => {
+                list.swap_remove(at as usize);
+                facts.swap_remove(at as usize);
+                if let Some(&moved) = list.get(at as usize) {
+                    self.open_pos[moved as usize] = at;
+                }
+                self.open_pos[idx as usize] = NOT_OPEN;
             }
             _ => {}
         }
@@ -379,9 +567,19 @@ impl Ledger {
         &self.open_by_customer[c as usize]
     }
 
+    /// The [`OpenFacts`] of [`Ledger::customer_open_invoices`], position for position.
+    pub(crate) fn customer_open_facts(&self, c: CustomerIdx) -> &[OpenFacts] {
+        &self.open_facts[c as usize]
+    }
+
     /// Every item of a customer, open or closed.
     pub fn customer_invoices(&self, c: CustomerIdx) -> &[InvoiceIdx] {
         &self.by_customer[c as usize]
+    }
+
+    /// A customer's open items by amount, due date and number.
+    pub(crate) fn open_items(&self, c: CustomerIdx) -> &OpenIndex {
+        &self.open_index[c as usize]
     }
 
     pub(crate) fn invoice_keys(&self, idx: InvoiceIdx) -> &InvoiceKeys {
@@ -452,7 +650,12 @@ impl Ledger {
         ]
         .iter()
         .map(|m| m.heap_bytes())
-        .sum()
+        .sum::<usize>()
+            + self
+                .open_index
+                .iter()
+                .map(OpenIndex::heap_bytes)
+                .sum::<usize>()
     }
 }
 
@@ -542,6 +745,165 @@ mod tests {
         );
         assert_eq!(l.customer_keys(0).children, [1]);
         assert!(l.lookup_name_token("NORTHWIND").count() == 2);
+    }
+
+    /// What a customer's open-item index must hold, worked out from the ledger by brute force:
+    /// (open amount, index) sorted, (due date, index) sorted, and (net of discount, index).
+    fn expected_open(l: &Ledger, c: CustomerIdx) -> OpenState {
+        let open: Vec<InvoiceIdx> = (0..l.invoices().len() as InvoiceIdx)
+            .filter(|&i| l.invoice_customer(i) == c && !l.invoice(i).open_amount.is_zero())
+            .collect();
+        let mut by_open: Vec<(Decimal, InvoiceIdx)> = open
+            .iter()
+            .map(|&i| (l.invoice(i).open_amount, i))
+            .collect();
+        by_open.sort();
+        let mut by_due: Vec<InvoiceIdx> = open.clone();
+        by_due.sort_by_key(|&i| (l.invoice(i).due_date, i));
+        let mut by_net: Vec<(Decimal, InvoiceIdx)> = Vec::new();
+        for &i in &open {
+            let inv = l.invoice(i);
+            if inv.open_amount > Decimal::ZERO {
+                if let Some(gaps) = crate::matching::amounts::discount_gaps(inv) {
+                    for g in gaps {
+                        by_net.push((inv.open_amount - g, i));
+                    }
+                }
+            }
+        }
+        by_net.sort();
+        by_net.dedup();
+        OpenState {
+            by_open,
+            by_due,
+            by_net,
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct OpenState {
+        by_open: Vec<(Decimal, InvoiceIdx)>,
+        by_due: Vec<InvoiceIdx>,
+        by_net: Vec<(Decimal, InvoiceIdx)>,
+    }
+
+    /// The same, read through the index.
+    fn indexed_open(l: &Ledger, c: CustomerIdx) -> OpenState {
+        let ix = l.open_items(c);
+        let [by_open, by_net] = ix.entries();
+        OpenState {
+            by_open,
+            by_due: ix.by_due_date().collect(),
+            by_net,
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Invoice `id`, customer, amount in cents, open share in percent, due-day offset,
+        /// number, 2/10 terms.
+        Upsert(u8, u8, i64, u8, u8, u16, bool),
+        /// Invoice `id`, share of its open amount in percent.
+        Relieve(u8, u8),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (
+                0u8..24,
+                0u8..3,
+                prop_oneof![1i64..5_000, -2_000i64..-1, Just(10_000i64)],
+                prop_oneof![Just(100u8), Just(0u8), 1u8..100],
+                0u8..40,
+                0u16..400,
+                any::<bool>()
+            )
+                .prop_map(|(i, c, a, o, d, n, t)| Op::Upsert(i, c, a, o, d, n, t)),
+            (0u8..24, prop_oneof![Just(100u8), 1u8..100]).prop_map(|(i, s)| Op::Relieve(i, s)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The amount, due-date and number indexes answer exactly what a scan of the ledger
+        /// would, through new invoices, replaced ones (other amounts, customers, dates, terms),
+        /// partial reliefs and closures.
+        #[test]
+        fn open_item_indexes_stay_consistent_with_the_ledger(
+            ops in proptest::collection::vec(op(), 1..80),
+        ) {
+            let (mut l, errs) = Ledger::new(
+                (0..3)
+                    .map(|c| customer(&format!("C{c}"), &format!("Customer {c} Inc"), None, &format!("1000{c}0000")))
+                    .collect(),
+                vec![],
+            );
+            proptest::prop_assert!(errs.is_empty());
+            for op in ops {
+                match op {
+                    Op::Upsert(i, c, cents, open_pct, due, number, discount) => {
+                        let amount = Decimal::new(cents, 2);
+                        let mut inv = invoice(
+                            &format!("I{i}"),
+                            &format!("C{c}"),
+                            &format!("INV-{number:05}"),
+                            (number % 3 == 0).then_some("PO-77"),
+                            amount,
+                        );
+                        inv.open_amount = crate::matching::amounts::cents(
+                            amount * Decimal::from(open_pct) / Decimal::ONE_HUNDRED,
+                        );
+                        inv.due_date = inv.invoice_date + chrono::Days::new(due as u64);
+                        if discount {
+                            inv.terms = Terms::parse("2/10 NET 30").unwrap_or_default();
+                        }
+                        proptest::prop_assert!(l.upsert_invoice(inv).is_ok());
+                    }
+                    Op::Relieve(i, share) => {
+                        if let Some(idx) = l.invoice_idx(&format!("I{i}")) {
+                            let open = l.invoice(idx).open_amount;
+                            let part = crate::matching::amounts::cents(
+                                open * Decimal::from(share) / Decimal::ONE_HUNDRED,
+                            );
+                            proptest::prop_assert!(l.relieve(idx, part).is_ok());
+                        }
+                    }
+                }
+                for c in 0..3 {
+                    proptest::prop_assert_eq!(indexed_open(&l, c), expected_open(&l, c));
+                    let facts: Vec<OpenFacts> = l
+                        .customer_open_invoices(c)
+                        .iter()
+                        .map(|&i| OpenFacts::of(l.invoice(i), l.invoice_keys(i)))
+                        .collect();
+                    proptest::prop_assert_eq!(l.customer_open_facts(c), facts.as_slice());
+                    let ix = l.open_items(c);
+                    let mut listed = l.customer_open_invoices(c).to_vec();
+                    listed.sort_unstable();
+                    let mut indexed: Vec<InvoiceIdx> = ix
+                        .by_open_amount(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+                        .collect();
+                    indexed.sort_unstable();
+                    proptest::prop_assert_eq!(&listed, &indexed);
+                    for &(open, _) in &expected_open(&l, c).by_open {
+                        let n = listed.iter().filter(|&&i| l.invoice(i).open_amount == open).count();
+                        proptest::prop_assert_eq!(ix.count_with_amount(open), n);
+                    }
+                    let [_, nets] = ix.entries();
+                    for (net, i) in nets {
+                        proptest::prop_assert!(ix.by_net_amount(net).any(|j| j == i));
+                    }
+                    // Every open item is found by its number's and its PO's prefixes.
+                    for &i in &listed {
+                        for norm in [&l.invoice_keys(i).number.norm, &l.invoice_keys(i).po.norm] {
+                            if norm.len() > 4 {
+                                proptest::prop_assert!(ix.by_number_prefix(&norm[..norm.len() - 2]).any(|j| j == i));
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

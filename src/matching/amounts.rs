@@ -97,6 +97,18 @@ pub fn terms_discount(inv: &Invoice, paid_on: Option<NaiveDate>) -> Option<(Deci
     Some((disc, within))
 }
 
+/// The discounts a payer may take under the invoice's terms, if they give one: computed on the
+/// invoice amount and on what is open (payers do both). The ledger's amount index holds what
+/// the item asks for less each, so both are read from here.
+pub fn discount_gaps(inv: &Invoice) -> Option<[Decimal; 2]> {
+    terms_discount(inv, None).map(|(disc, _)| gaps_of(inv, disc))
+}
+
+/// The terms discount `disc` (on the invoice amount) and the one on the open amount.
+fn gaps_of(inv: &Invoice, disc: Decimal) -> [Decimal; 2] {
+    [disc, cents(inv.open_amount * inv.terms.discount_rate)]
+}
+
 /// Explains `cash` against an invoice's open amount. `line` is the remittance line that names
 /// the invoice, when there is one: its stated discount and adjustments come first.
 pub fn fit(
@@ -170,8 +182,7 @@ pub fn fit(
     }
     if let Some((disc, within)) = terms_discount(inv, paid_on) {
         // Payers compute the discount on the invoice amount or on what is open.
-        let on_open = cents(open * inv.terms.discount_rate);
-        if gap == disc || gap == on_open {
+        if gaps_of(inv, disc).contains(&gap) {
             let kind = if within {
                 AmountFit::Discount
             } else {

@@ -10,11 +10,14 @@
 
 use crate::domain::{Payment, ReferenceKind};
 use crate::ledger::{CustomerIdx, InvoiceIdx, Ledger, RefField};
-use crate::matching::amounts::{AmountFit, Fit, fit, subset_sums, terms_discount};
+use crate::matching::amounts::{
+    AmountFit, BANK_FEE_MAX, BANK_FEE_MIN, Fit, cents, fit, subset_sums, terms_discount,
+};
 use crate::matching::habits::{MIN_PREFIX_CHARS, ReferenceHabits};
 use crate::matching::payer::{self, PayerMatch, PayerVia};
 use crate::matching::references::{RefKey, extract_from_text};
 use rust_decimal::Decimal;
+use std::ops::Bound;
 
 /// A reference the payment quotes, normalised once.
 #[derive(Clone, Debug)]
@@ -28,6 +31,10 @@ pub struct RefQuery {
     /// Later remittance lines quoting the same reference (a payer that cuts references short
     /// writes one prefix for several invoices).
     pub also_lines: Vec<usize>,
+    /// Whether the payer presents it as a document reference: always for a line's reference;
+    /// in free text, when the text names it as one (`references::TextReference::named`). Only
+    /// these count as quoted references that resolve to nothing (`PaymentCandidates::unresolved`).
+    pub named: bool,
 }
 
 /// An invoice a reference may mean.
@@ -76,6 +83,9 @@ pub struct Candidate {
     pub unapplied: Decimal,
     /// The heuristic score candidates are ranked by before the model sees them.
     pub prior: f32,
+    /// Whether open items found by amount and neighbourhood complete the items the remittance
+    /// lists (`complete_lists`): the listed references explain only part of the cash.
+    pub completed: bool,
 }
 
 impl Candidate {
@@ -105,11 +115,30 @@ pub struct PaymentCandidates {
     pub hits: Vec<Vec<RefHit>>,
     /// Queries whose exact match is an invoice already paid: a duplicate payment.
     pub closed_hits: usize,
+    /// Quoted references (`RefQuery::named`) whose reading is an item already paid, with no
+    /// open item read as well: per query, the paid item. A bare number in a memo that happens
+    /// to be a paid item's PO is not one.
+    pub paid_refs: Vec<(usize, InvoiceIdx)>,
     /// Subset-sum solutions found (before deduplication).
     pub subset_solutions: usize,
+    /// Distinct sets of open items found to complete a list that explains only part of the
+    /// cash (`complete_lists`); more than one and none of them is applied without a person.
+    pub completions: usize,
     /// Open items the subset-sum searched: the more, the likelier a chance solution.
     pub subset_pool: usize,
     pub candidates: Vec<Candidate>,
+}
+
+impl PaymentCandidates {
+    /// The quoted references that resolve to nothing open, or to an item already paid: a payer
+    /// that names a document and finds none open is not paying some other invoice that happens
+    /// to have the amount.
+    pub fn unresolved(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.queries.len()).filter(|&qi| {
+            (self.queries[qi].named && self.hits.get(qi).is_none_or(|h| h.is_empty()))
+                || self.paid_refs.iter().any(|p| p.0 == qi)
+        })
+    }
 }
 
 /// Bounds that keep one payment's work small whatever the ledger.
@@ -201,12 +230,17 @@ pub fn generate(
             direct
         }
     };
-    for q in &pc.queries {
+    for (qi, q) in pc.queries.iter().enumerate() {
         let (mut hits, closed) = lookup(ledger, q, &payer_customers, limits);
-        if !truncating.is_empty() && !closed && hits.iter().all(|h| h.sim < 0.9) {
+        if !truncating.is_empty() && closed.is_none() && hits.iter().all(|h| h.sim < 0.9) {
             prefix_hits(ledger, q, &truncating, limits, &mut hits);
         }
-        pc.closed_hits += closed as usize;
+        if let Some(paid) = closed {
+            pc.closed_hits += 1;
+            if q.named && hits.iter().all(|h| h.sim < paid.sim) {
+                pc.paid_refs.push((qi, paid.invoice));
+            }
+        }
         pc.hits.push(hits);
     }
     // The owners of well-matched references are in play even when the payer is unknown.
@@ -233,6 +267,7 @@ pub fn generate(
         .map(|p| p.customer)
         .collect();
     net_silent_credits(ledger, payment, &mut cands);
+    pc.completions = complete_lists(ledger, payment, limits, &mut cands);
     single_amounts(ledger, payment, &customers, limits, &mut cands);
     let explained = cands.iter().any(|c| {
         c.unapplied.is_zero()
@@ -257,7 +292,7 @@ pub fn generate(
 }
 
 fn collect_queries(payment: &Payment, out: &mut Vec<RefQuery>) {
-    let mut push = |text: &str, kind, line| {
+    let mut push = |text: &str, kind, line, named| {
         let key = RefKey::new(text);
         if key.is_empty() || out.len() >= MAX_QUERIES {
             return;
@@ -276,11 +311,12 @@ fn collect_queries(payment: &Payment, out: &mut Vec<RefQuery>) {
             kind,
             line,
             also_lines: Vec::new(),
+            named,
         });
     };
     for (i, l) in payment.lines.iter().enumerate() {
         if let Some(r) = l.reference.as_deref() {
-            push(r, l.reference_kind, Some(i));
+            push(r, l.reference_kind, Some(i), true);
         }
     }
     for t in &payment.free_text {
@@ -290,18 +326,19 @@ fn collect_queries(payment: &Payment, out: &mut Vec<RefQuery>) {
             } else {
                 ReferenceKind::Unknown
             };
-            push(&r.reference, kind, None);
+            push(&r.reference, kind, None, r.named);
         }
     }
 }
 
-/// Open invoices the query may mean, best first, and whether it exactly names a paid one.
+/// Open invoices the query may mean, best first, and the paid item it names exactly (at
+/// similarity 0.98 or better), if any.
 fn lookup(
     ledger: &Ledger,
     q: &RefQuery,
     payer_customers: &[CustomerIdx],
     limits: &CandidateLimits,
-) -> (Vec<RefHit>, bool) {
+) -> (Vec<RefHit>, Option<RefHit>) {
     // Exact forms first; the one-edit neighbourhood only when they find nothing good, since with
     // sequential numbering it holds dozens of invoices.
     let mut ids: Vec<InvoiceIdx> = ledger.lookup_norm(&q.key.norm).collect();
@@ -311,7 +348,7 @@ fn lookup(
         }
     }
     let mut hits: Vec<RefHit> = Vec::new();
-    let closed = std::cell::Cell::new(false);
+    let closed: std::cell::Cell<Option<RefHit>> = std::cell::Cell::new(None);
     let consider = |idx: InvoiceIdx, hits: &mut Vec<RefHit>| {
         let k = ledger.invoice_keys(idx);
         let by_number = q.key.similarity(&k.number);
@@ -325,7 +362,14 @@ fn lookup(
             return;
         }
         if ledger.invoice(idx).open_amount.is_zero() {
-            closed.set(closed.get() || sim >= 0.98);
+            let better = closed.get().is_none_or(|c| sim > c.sim);
+            if sim >= 0.98 && better {
+                closed.set(Some(RefHit {
+                    invoice: idx,
+                    sim,
+                    field,
+                }));
+            }
             return;
         }
         if !hits.iter().any(|h| h.invoice == idx) {
@@ -339,7 +383,7 @@ fn lookup(
     for &idx in &ids {
         consider(idx, &mut hits);
     }
-    if !closed.get() && hits.iter().all(|h| h.sim < 0.95) {
+    if closed.get().is_none() && hits.iter().all(|h| h.sim < 0.95) {
         ids.clear();
         for core in [&q.key.core, &q.key.tail] {
             if !core.is_empty() {
@@ -355,7 +399,8 @@ fn lookup(
     // Only references that look like document numbers, and only items whose numbers are about
     // as long: Damerau-Levenshtein is the costliest step of a payment.
     let scannable = q.key.core.len() >= 4;
-    if scannable && !closed.get() && hits.iter().all(|h| h.sim < 0.9) {
+    if scannable && closed.get().is_none() && hits.iter().all(|h| h.sim < 0.9) {
+        let min_similarity = f64::from(limits.min_similarity);
         let near = |k: &RefKey| {
             k.core.len().abs_diff(q.key.core.len()) <= 2
                 || (!k.tail.is_empty() && k.tail.len().abs_diff(q.key.core.len()) <= 2)
@@ -367,7 +412,11 @@ fn lookup(
                 .take(limits.customer_scan_limit)
             {
                 let k = ledger.invoice_keys(idx);
-                if near(&k.number) || near(&k.po) {
+                // The bound skips, without the edit distance, the items that cannot reach the
+                // threshold (most of a large payer's): what `consider` keeps is unchanged. The
+                // margin covers the rounding of the similarity to `f32`.
+                let reachable = |f: &RefKey| q.key.similarity_at_most(f) >= min_similarity - 1e-4;
+                if (near(&k.number) || near(&k.po)) && (reachable(&k.number) || reachable(&k.po)) {
                     consider(idx, &mut hits);
                 }
             }
@@ -401,9 +450,11 @@ fn prefix_hits(
         if n < shortest {
             continue;
         }
-        for &idx in ledger
-            .customer_open_invoices(c)
-            .iter()
+        // The customer's number index yields the items whose numbers start with the
+        // reference (and a few more when it is longer than the index's head).
+        for idx in ledger
+            .open_items(c)
+            .by_number_prefix(&q.key.norm)
             .take(limits.customer_scan_limit)
         {
             let k = ledger.invoice_keys(idx);
@@ -680,21 +731,50 @@ fn amount_only_lines(
         if allocations.iter().any(|a| a.line == Some(li)) {
             continue;
         }
-        let best = ledger
-            .customer_open_invoices(customer)
-            .iter()
-            .copied()
-            .filter(|&i| payable(ledger, payment, i) && !allocations.iter().any(|a| a.invoice == i))
-            .filter_map(|i| {
-                let f = fit(ledger.invoice(i), amount, Some(line), payment.payment_date);
-                let rank = match f.kind {
-                    AmountFit::Exact => 0,
-                    AmountFit::Discount | AmountFit::StatedDeduction => 1,
-                    _ => return None,
-                };
-                Some(((rank, ledger.invoice(i).due_date, i), f))
-            })
-            .collect::<Vec<_>>();
+        let fits = |i: InvoiceIdx| {
+            if !payable(ledger, payment, i) || allocations.iter().any(|a| a.invoice == i) {
+                return None;
+            }
+            let f = fit(ledger.invoice(i), amount, Some(line), payment.payment_date);
+            let rank = match f.kind {
+                AmountFit::Exact => 0,
+                AmountFit::Discount | AmountFit::StatedDeduction => 1,
+                _ => return None,
+            };
+            Some(((rank, ledger.invoice(i).due_date, i), f))
+        };
+        // Only whether one item or several fit at the best rank matters, so each way an item
+        // can fit is read from the amount index until two are found: the line's amount, that
+        // amount plus the discount and adjustments it states, anything a stated deduction
+        // leaves partly open, and the terms discount.
+        let ix = ledger.open_items(customer);
+        let stated_disc = line.discount.unwrap_or_default().max(Decimal::ZERO);
+        let stated_adj: Decimal = line.adjustments.iter().map(|a| a.amount).sum();
+        let at = |a: Decimal| ix.by_open_amount(Bound::Included(a), Bound::Included(a));
+        let mut best: Vec<((u8, chrono::NaiveDate, InvoiceIdx), Fit)> = Vec::new();
+        let mut read = |items: &mut dyn Iterator<Item = InvoiceIdx>| {
+            let mut n = 0;
+            for i in items.take(MAX_AMOUNT_WALK) {
+                if best.iter().any(|b| b.0.2 == i) {
+                    continue;
+                }
+                if let Some(b) = fits(i) {
+                    best.push(b);
+                    n += 1;
+                    if n == 2 {
+                        break;
+                    }
+                }
+            }
+        };
+        read(&mut at(amount));
+        if !(stated_disc + stated_adj).is_zero() {
+            read(&mut at(amount + stated_disc + stated_adj));
+        }
+        if stated_adj > Decimal::ZERO {
+            read(&mut ix.by_open_amount(Bound::Included(amount + stated_adj), Bound::Unbounded));
+        }
+        read(&mut ix.by_net_amount(amount));
         // Two items with the line's amount: nothing tells which, so the line stays unapplied.
         let top = best.iter().map(|b| b.0.0).min();
         if best.iter().filter(|b| Some(b.0.0) == top).count() != 1 {
@@ -749,6 +829,7 @@ fn finish(
         allocations,
         unapplied,
         prior: 0.0,
+        completed: false,
     }
 }
 
@@ -771,18 +852,16 @@ fn net_silent_credits(ledger: &Ledger, payment: &Payment, cands: &mut Vec<Candid
             continue;
         }
         let cust = ledger.invoice_customer(first.invoice);
+        // The amount index yields the credits of exactly that amount lowest index first.
         let credit = ledger
-            .customer_open_invoices(cust)
-            .iter()
-            .copied()
-            .filter(|&i| {
-                let inv = ledger.invoice(i);
-                inv.is_credit()
-                    && inv.open_amount == -gap
+            .open_items(cust)
+            .by_open_amount(Bound::Included(-gap), Bound::Included(-gap))
+            .take(MAX_AMOUNT_WALK)
+            .find(|&i| {
+                ledger.invoice(i).is_credit()
                     && payable(ledger, payment, i)
                     && !c.allocations.iter().any(|a| a.invoice == i)
-            })
-            .min();
+            });
         if let Some(cm) = credit {
             let mut allocations: Vec<CandidateAllocation> = c
                 .allocations
@@ -890,7 +969,181 @@ pub(crate) fn allocate_set(
     finish(payment, source, allocations)
 }
 
-/// Single open items of the customers in play whose amount explains the payment.
+/// Listed candidates completed at most per payment.
+const COMPLETED_LISTS: usize = 2;
+
+/// Open items ranked by neighbourhood that a completion searches as subsets, at most.
+const COMPLETION_POOL: usize = 22;
+
+/// How far apart two invoice numbers may be and still be one billing run's neighbours.
+const NEIGHBOUR_NUMBERS: u64 = 25;
+
+/// Remittances whose listed references explain only part of the cash: a bank's memo field (80
+/// characters of ACH addenda, 140 of a wire) cut the list, and the rest of the cash pays more of
+/// the same customer's open items. For the first listed candidates that pay each listed item in
+/// full (or with its discount or stated deduction) and leave cash over, the rest is searched
+/// among the customer's other open items that fit in it: first the items nearest the listed ones
+/// (the same billing date, numbers a few apart), oldest due first; then sets of them adding up
+/// to the rest exactly (the bounded subset-sum), the oldest-first run of them, and a single item
+/// with exactly that amount. Each distinct set becomes a candidate of the same source marked
+/// `completed`. Returns the most distinct sets found for one listed candidate.
+fn complete_lists(
+    ledger: &Ledger,
+    payment: &Payment,
+    limits: &CandidateLimits,
+    cands: &mut Vec<Candidate>,
+) -> usize {
+    let mut most = 0;
+    let mut out = Vec::new();
+    let listed = cands
+        .iter()
+        .filter(|c| matches!(c.source, Source::Lines | Source::TextReferences))
+        .filter(|c| c.unapplied > Decimal::ZERO && lists_in_full(payment, c))
+        .take(COMPLETED_LISTS);
+    for c in listed {
+        let Some(first) = c.allocations.first() else {
+            continue;
+        };
+        let cust = ledger.invoice_customer(first.invoice);
+        if c.allocations
+            .iter()
+            .any(|a| ledger.invoice_customer(a.invoice) != cust)
+        {
+            continue;
+        }
+        let gap = c.unapplied;
+        let number = |i: InvoiceIdx| ledger.invoice_keys(i).number.core.parse::<u64>().ok();
+        let listed_numbers: Vec<u64> = c
+            .allocations
+            .iter()
+            .filter_map(|a| number(a.invoice))
+            .collect();
+        let listed_dates: Vec<chrono::NaiveDate> = c
+            .allocations
+            .iter()
+            .map(|a| ledger.invoice(a.invoice).invoice_date)
+            .collect();
+        // The customer's open items are read from their facts, one contiguous array, rather
+        // than from the invoices themselves: this scan was the costliest step of a payment to
+        // a key account. The filter is `payable`'s, on the same values.
+        let mut pool: Vec<(bool, chrono::NaiveDate, InvoiceIdx, Decimal)> = ledger
+            .customer_open_invoices(cust)
+            .iter()
+            .zip(ledger.customer_open_facts(cust))
+            .take(limits.customer_scan_limit)
+            .filter(|&(&i, f)| {
+                f.open_amount > Decimal::ZERO
+                    && f.open_amount <= gap
+                    && f.currency == payment.currency
+                    && payment.payment_date.is_none_or(|d| f.invoice_date <= d)
+                    && !c.allocations.iter().any(|a| a.invoice == i)
+            })
+            .map(|(&i, f)| {
+                let near = listed_dates.contains(&f.invoice_date)
+                    || f.number.is_some_and(|n| {
+                        listed_numbers
+                            .iter()
+                            .any(|&m| n.abs_diff(m) <= NEIGHBOUR_NUMBERS)
+                    });
+                (!near, f.due_date, i, f.open_amount)
+            })
+            .collect();
+        // The invoice index breaks every tie, so the amount carried last never orders.
+        pool.sort_unstable();
+        let mut sets: Vec<Vec<InvoiceIdx>> = Vec::new();
+        let add = |mut s: Vec<InvoiceIdx>, sets: &mut Vec<Vec<InvoiceIdx>>| {
+            s.sort_unstable();
+            if !s.is_empty() && !sets.contains(&s) {
+                sets.push(s);
+            }
+        };
+        // The oldest-first run of the neighbours and then the rest: how AP runs pick what to pay.
+        let mut sum = Decimal::ZERO;
+        for (k, &(_, _, _, open)) in pool.iter().enumerate() {
+            sum += open;
+            if sum == gap {
+                add(pool[..=k].iter().map(|p| p.2).collect(), &mut sets);
+            }
+            if sum >= gap {
+                break;
+            }
+        }
+        for &(_, _, i, open) in &pool {
+            if open == gap {
+                add(vec![i], &mut sets);
+            }
+        }
+        let head: Vec<InvoiceIdx> = pool.iter().take(COMPLETION_POOL).map(|p| p.2).collect();
+        let open: Vec<Decimal> = pool.iter().take(COMPLETION_POOL).map(|p| p.3).collect();
+        let (sols, _) = subset_sums(
+            &open,
+            gap,
+            limits.subset_max_size,
+            limits.subset_max_solutions,
+        );
+        for s in sols {
+            add(s.into_iter().map(|k| head[k]).collect(), &mut sets);
+        }
+        most = most.max(sets.len());
+        // The listed items in full: the cash over, which the last of them held as an
+        // overpayment, now pays the completion.
+        let listed: Vec<CandidateAllocation> = c
+            .allocations
+            .iter()
+            .map(|a| match a.fit.kind {
+                AmountFit::Overpaid => {
+                    let inv = ledger.invoice(a.invoice);
+                    CandidateAllocation {
+                        fit: fit(inv, inv.open_amount, None, payment.payment_date),
+                        ..a.clone()
+                    }
+                }
+                _ => a.clone(),
+            })
+            .collect();
+        for s in sets {
+            let mut allocations = listed.clone();
+            for i in s {
+                let inv = ledger.invoice(i);
+                allocations.push(CandidateAllocation {
+                    invoice: i,
+                    fit: fit(inv, inv.open_amount, None, payment.payment_date),
+                    reference: None,
+                    line: None,
+                });
+            }
+            let mut done = finish(payment, c.source, allocations);
+            done.completed = true;
+            out.push(done);
+        }
+    }
+    cands.extend(out);
+    most
+}
+
+/// Whether a candidate pays each item it lists in full (or with its discount or the deduction
+/// its line states) and its cash over is not an overpayment a line states: the list, not the
+/// amounts, is what falls short.
+pub(crate) fn lists_in_full(payment: &Payment, c: &Candidate) -> bool {
+    c.allocations.iter().all(|a| match a.fit.kind {
+        AmountFit::Exact | AmountFit::Discount | AmountFit::StatedDeduction => true,
+        AmountFit::Overpaid => !states_amount(payment, a),
+        _ => false,
+    })
+}
+
+/// Whether the remittance line behind an allocation states the cash it pays.
+pub(crate) fn states_amount(payment: &Payment, a: &CandidateAllocation) -> bool {
+    a.line
+        .and_then(|l| payment.lines.get(l))
+        .is_some_and(|l| l.amount_paid.is_some())
+}
+
+/// Single open items of the customers in play whose amount explains the payment: paid in full,
+/// with the terms discount, less a wire fee, overpaid by at most a tenth, or at least half paid;
+/// in that order of preference, and nearest the payment first within each. The customer's
+/// amount index is read outwards from the payment's amount, so a payer with tens of thousands
+/// of open items costs what one with ten does.
 fn single_amounts(
     ledger: &Ledger,
     payment: &Payment,
@@ -902,26 +1155,70 @@ fn single_amounts(
     if p <= Decimal::ZERO {
         return;
     }
+    // Up to ten exact matches are kept when that many exist, so each rank needs its best ten.
+    let keep = limits.single_amount_candidates.max(10);
+    let rank_of = |i: InvoiceIdx| -> Option<(u8, Decimal, InvoiceIdx)> {
+        let inv = ledger.invoice(i);
+        let open = inv.open_amount;
+        if open <= Decimal::ZERO || !payable(ledger, payment, i) {
+            return None;
+        }
+        let f = fit(inv, p, None, payment.payment_date);
+        let rank = match f.kind {
+            AmountFit::Exact => 0,
+            AmountFit::Discount => 1,
+            AmountFit::BankFee | AmountFit::LateDiscount => 2,
+            // Close misses only: a payment of half an invoice is not evidence for it.
+            AmountFit::Overpaid if f.excess <= open / Decimal::TEN => 3,
+            AmountFit::Partial if p * Decimal::TWO >= open => 4,
+            _ => return None,
+        };
+        Some((rank, (open - p).abs(), i))
+    };
+    let fee_low = p + BANK_FEE_MIN;
+    // A gap is a wire fee only under a tenth of the invoice: 10 (open - p) < open.
+    let in_fee_band = |open: Decimal| {
+        open >= fee_low && open <= p + BANK_FEE_MAX && (open - p) * Decimal::TEN < open
+    };
     let mut found: Vec<(u8, Decimal, InvoiceIdx)> = Vec::new();
     for &c in customers {
-        for &i in ledger.customer_open_invoices(c) {
-            let inv = ledger.invoice(i);
-            let open = inv.open_amount;
-            if open <= Decimal::ZERO || !payable(ledger, payment, i) {
-                continue;
-            }
-            let f = fit(inv, p, None, payment.payment_date);
-            let rank = match f.kind {
-                AmountFit::Exact => 0,
-                AmountFit::Discount => 1,
-                AmountFit::BankFee | AmountFit::LateDiscount => 2,
-                // Close misses only: a payment of half an invoice is not evidence for it.
-                AmountFit::Overpaid if f.excess <= open / Decimal::TEN => 3,
-                AmountFit::Partial if p * Decimal::TWO >= open => 4,
-                _ => continue,
-            };
-            found.push((rank, (open - p).abs(), i));
-        }
+        let ix = ledger.open_items(c);
+        let mut mine: Vec<(u8, Decimal, InvoiceIdx)> = Vec::new();
+        // Paid in full: every such item ties, and the index yields them lowest index first.
+        let exact = ix.by_open_amount(Bound::Included(p), Bound::Included(p));
+        mine.extend(exact.take(MAX_AMOUNT_WALK).filter_map(&rank_of).take(keep));
+        // The terms discount taken: the index holds what each item asks for less it, and
+        // exactly that is rare enough to read whole.
+        mine.extend(
+            ix.by_net_amount(p)
+                .take(MAX_AMOUNT_WALK)
+                .filter_map(&rank_of),
+        );
+        // A wire fee: nearest first; every item of the band is a fee or a discount.
+        let fees = ix
+            .by_open_amount(Bound::Included(fee_low), Bound::Included(p + BANK_FEE_MAX))
+            .take_while(|&i| in_fee_band(ledger.invoice(i).open_amount));
+        walk(fees, keep, |r| r <= 2, rank_of, &mut mine);
+        // Overpaid by at most a tenth: open >= p / 1.1, nearest first, downwards.
+        let floor = cents(p * Decimal::TEN / Decimal::from(11)) - Decimal::new(1, 2);
+        let over = ix
+            .by_open_amount(Bound::Included(floor), Bound::Excluded(p))
+            .rev();
+        walk(over, keep, |r| r == 3, rank_of, &mut mine);
+        // At least half paid, nearest first, upwards, stepping over the wire-fee band.
+        let band_end = (p * Decimal::TEN / Decimal::from(9))
+            .min(p + BANK_FEE_MAX)
+            .max(fee_low);
+        let partial = ix
+            .by_open_amount(Bound::Excluded(p), Bound::Excluded(fee_low))
+            .chain(
+                ix.by_open_amount(Bound::Included(band_end), Bound::Included(p * Decimal::TWO))
+                    .filter(|&i| !in_fee_band(ledger.invoice(i).open_amount)),
+            );
+        walk(partial, keep, |r| r == 4, rank_of, &mut mine);
+        mine.sort();
+        mine.dedup();
+        found.extend(mine);
     }
     found.sort();
     let exact = found.iter().filter(|f| f.0 == 0).count();
@@ -943,6 +1240,36 @@ fn single_amounts(
     }
 }
 
+/// Items an amount index yields, nearest the payment first, read until `keep` of them have a
+/// rank `counts` accepts and the next one is further away than the last of those (items at
+/// the same distance tie, and ties are broken by index afterwards). Every item read that
+/// explains the payment at all goes to `out`. At most [`MAX_AMOUNT_WALK`] items are read:
+/// beyond that many equal amounts, which of them are candidates is the index's order.
+fn walk(
+    items: impl Iterator<Item = InvoiceIdx>,
+    keep: usize,
+    counts: impl Fn(u8) -> bool,
+    rank_of: impl Fn(InvoiceIdx) -> Option<(u8, Decimal, InvoiceIdx)>,
+    out: &mut Vec<(u8, Decimal, InvoiceIdx)>,
+) {
+    let mut kept = 0;
+    let mut last: Option<Decimal> = None;
+    for i in items.take(MAX_AMOUNT_WALK) {
+        let Some(r) = rank_of(i) else { continue };
+        if kept >= keep && last.is_some_and(|d| r.1 != d) {
+            break;
+        }
+        if counts(r.0) {
+            kept += 1;
+            last = Some(r.1);
+        }
+        out.push(r);
+    }
+}
+
+/// Items one walk over an amount index reads at most.
+const MAX_AMOUNT_WALK: usize = 512;
+
 /// Consolidated payments without detail: sets of a customer's open items (credit memos too)
 /// whose open amounts, or discounted amounts, add up to the payment exactly.
 fn subsets(
@@ -955,18 +1282,17 @@ fn subsets(
     let mut n = 0;
     let mut pc_pool = 0;
     for &c in customers.iter().take(2) {
-        let mut pool: Vec<InvoiceIdx> = ledger
-            .customer_open_invoices(c)
-            .iter()
-            .copied()
+        // Customers pay their oldest items first: the pool is the oldest by due date, read
+        // from the customer's due-date index rather than sorted from all its items.
+        let pool: Vec<InvoiceIdx> = ledger
+            .open_items(c)
+            .by_due_date()
             .filter(|&i| payable(ledger, payment, i))
+            .take(limits.subset_pool)
             .collect();
         if pool.len() < 2 {
             continue;
         }
-        // Customers pay their oldest items first: the pool is the oldest by due date.
-        pool.sort_by_key(|&i| (ledger.invoice(i).due_date, i));
-        pool.truncate(limits.subset_pool);
         pc_pool = pc_pool.max(pool.len());
         let open: Vec<Decimal> = pool
             .iter()
@@ -1138,6 +1464,162 @@ mod tests {
             .flat_map(|c| c.allocations.iter())
             .filter_map(|a| a.reference.map(|r| (a.invoice, r.1)))
             .collect()
+    }
+
+    /// A payer with 20,000 open items: amounts spread over $50-$5,000 (with repeats), a fifth
+    /// on 2/10 terms, due dates over a year, a few billed after the payment; and three items
+    /// due before all others, which a consolidated payment of $600.06 pays.
+    fn big_payer() -> Ledger {
+        let customer = Customer {
+            id: "C1".into(),
+            name: "Key Account Stores Inc".into(),
+            parent_id: None,
+            bank_accounts: vec!["111122223333".into()],
+        };
+        let start = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap_or_default();
+        let mut invoices: Vec<Invoice> = (0..20_000u32)
+            .map(|k| {
+                // A multiplicative hash spreads the amounts; every 97th repeats an earlier one.
+                let h = (k as u64).wrapping_mul(2_654_435_761) % 495_001;
+                let cents = if k % 97 == 0 {
+                    150_000
+                } else {
+                    5_000 + h as i64
+                };
+                let mut inv = invoice(
+                    &format!("I{k}"),
+                    "C1",
+                    &format!("INV-{:07}", 100_000 + k),
+                    Decimal::new(cents, 2),
+                );
+                inv.invoice_date = start + chrono::Days::new((k % 360) as u64);
+                inv.due_date = inv.invoice_date + chrono::Days::new(30);
+                if k % 5 == 0 {
+                    inv.terms = Terms::parse("2/10 NET 30").unwrap_or_default();
+                }
+                inv
+            })
+            .collect();
+        for (k, cents) in [(0, 10_001), (1, 20_002), (2, 30_003)] {
+            let mut inv = invoice(
+                &format!("OLD{k}"),
+                "C1",
+                &format!("INV-{k:07}"),
+                Decimal::ZERO,
+            );
+            inv.amount = Decimal::new(cents, 2);
+            inv.open_amount = inv.amount;
+            inv.invoice_date = start - chrono::Days::new(60);
+            inv.due_date = start - chrono::Days::new(30);
+            invoices.push(inv);
+        }
+        let (l, errs) = Ledger::new(vec![customer], invoices);
+        assert!(errs.is_empty(), "{errs:?}");
+        l
+    }
+
+    fn no_detail_payment(amount: Decimal, date: NaiveDate) -> Payment {
+        Payment {
+            amount,
+            payment_date: Some(date),
+            lines: vec![],
+            ..short_reference_payment("111122223333")
+        }
+    }
+
+    /// The single-amount rule by a scan of every open item: the answer the indexes must give.
+    fn single_amounts_by_scan(l: &Ledger, p: &Payment) -> Vec<InvoiceIdx> {
+        let mut found: Vec<(u8, Decimal, InvoiceIdx)> = Vec::new();
+        for &i in l.customer_open_invoices(0) {
+            let inv = l.invoice(i);
+            if inv.open_amount <= Decimal::ZERO || !payable(l, p, i) {
+                continue;
+            }
+            let f = fit(inv, p.amount, None, p.payment_date);
+            let rank = match f.kind {
+                AmountFit::Exact => 0,
+                AmountFit::Discount => 1,
+                AmountFit::BankFee | AmountFit::LateDiscount => 2,
+                AmountFit::Overpaid if f.excess <= inv.open_amount / Decimal::TEN => 3,
+                AmountFit::Partial if p.amount * Decimal::TWO >= inv.open_amount => 4,
+                _ => continue,
+            };
+            found.push((rank, (inv.open_amount - p.amount).abs(), i));
+        }
+        found.sort();
+        let exact = found.iter().filter(|f| f.0 == 0).count();
+        let mut out: Vec<InvoiceIdx> = found
+            .iter()
+            .take(
+                CandidateLimits::default()
+                    .single_amount_candidates
+                    .max(exact.min(10)),
+            )
+            .map(|f| f.2)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn a_payer_with_twenty_thousand_open_items_gets_the_single_amounts_a_scan_would_give() {
+        let l = big_payer();
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default();
+        let idx = |id: &str| l.invoice_idx(id).unwrap_or(InvoiceIdx::MAX);
+        let mut amounts: Vec<Decimal> = Vec::new();
+        for k in [7u32, 1_234, 9_999, 19_995, 15_000] {
+            let inv = l.invoice(idx(&format!("I{k}")));
+            amounts.push(inv.open_amount); // paid in full
+            amounts.push(inv.open_amount - dec!(15.00)); // a wire fee, or a partial payment
+            amounts.push(inv.open_amount + dec!(3.10)); // overpaid
+            amounts.push(inv.open_amount * dec!(0.6)); // part paid
+            if let Some([g, _]) = crate::matching::amounts::discount_gaps(inv) {
+                amounts.push(inv.open_amount - g); // the terms discount
+            }
+        }
+        amounts.push(dec!(1500.00)); // about 200 items have this amount
+        amounts.push(dec!(1.00)); // nothing explains it
+        for amount in amounts {
+            let p = no_detail_payment(amount, date);
+            let pc = generate(&l, &p, &ReferenceHabits::default(), &Default::default());
+            let mut got: Vec<InvoiceIdx> = pc
+                .candidates
+                .iter()
+                .filter(|c| c.source == Source::SingleAmount)
+                .map(|c| c.allocations[0].invoice)
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, single_amounts_by_scan(&l, &p), "payment of {amount}");
+        }
+        // An amount only one item has open is that item, paid in full, ranked first.
+        let k = idx("I1234");
+        let p = no_detail_payment(l.invoice(k).open_amount, date);
+        let pc = generate(&l, &p, &ReferenceHabits::default(), &Default::default());
+        let first = pc.candidates.first().expect("candidates");
+        assert_eq!(first.allocations[0].invoice, k);
+        assert_eq!(first.allocations[0].fit.kind, AmountFit::Exact);
+    }
+
+    #[test]
+    fn a_payer_with_twenty_thousand_open_items_gets_the_subset_of_its_oldest_items() {
+        let l = big_payer();
+        let date = NaiveDate::from_ymd_opt(2026, 2, 20).unwrap_or_default();
+        let p = no_detail_payment(dec!(600.06), date);
+        let pc = generate(&l, &p, &ReferenceHabits::default(), &Default::default());
+        let idx = |id: &str| l.invoice_idx(id).unwrap_or(InvoiceIdx::MAX);
+        let want = vec![
+            (idx("OLD0"), dec!(100.01)),
+            (idx("OLD1"), dec!(200.02)),
+            (idx("OLD2"), dec!(300.03)),
+        ];
+        assert_eq!(pc.subset_pool, CandidateLimits::default().subset_pool);
+        let subsets: Vec<Vec<(InvoiceIdx, Decimal)>> = pc
+            .candidates
+            .iter()
+            .filter(|c| c.source == Source::SubsetSum)
+            .map(|c| c.key())
+            .collect();
+        assert!(subsets.contains(&want), "{subsets:?}");
     }
 
     #[test]

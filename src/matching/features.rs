@@ -6,7 +6,7 @@
 //! look certain). Floating point lives here only; money is converted at the last moment.
 
 use crate::domain::{Invoice, Payment, RemittanceLine};
-use crate::ledger::{InvoiceIdx, Ledger, RefField};
+use crate::ledger::{Ledger, RefField};
 use crate::matching::amounts::AmountFit;
 use crate::matching::candidates::{Candidate, PaymentCandidates, Source};
 use crate::matching::payer::PayerVia;
@@ -344,15 +344,13 @@ fn same_amount_open_items(ledger: &Ledger, c: &Candidate) -> usize {
         .filter(|a| a.reference.is_none())
         .take(4)
     {
-        let inv = ledger.invoice(a.invoice);
-        let cust = ledger.invoice_customer(a.invoice);
+        let open = ledger.invoice(a.invoice).open_amount;
+        // Counted by the customer's amount index: a payer with thousands of items of one
+        // subscription price costs no scan. The allocated item is among them when open.
         let n = ledger
-            .customer_open_invoices(cust)
-            .iter()
-            .filter(|&&j: &&InvoiceIdx| {
-                j != a.invoice && ledger.invoice(j).open_amount == inv.open_amount
-            })
-            .count();
+            .open_items(ledger.invoice_customer(a.invoice))
+            .count_with_amount(open)
+            .saturating_sub(!open.is_zero() as usize);
         most = most.max(n);
     }
     most

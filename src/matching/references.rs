@@ -112,6 +112,15 @@ pub fn edit_similarity(a: &str, b: &str) -> f64 {
     rapidfuzz::distance::osa::normalized_similarity(a.bytes(), b.bytes())
 }
 
+/// Whether two references are one slip of the keyboard apart at most: their cores (prefixes,
+/// separators and leading zeros aside) equal, or one digit mistyped, dropped, doubled, or two
+/// neighbours swapped. What a lookup reads as similar is wider (a tail alone, two edits).
+pub fn one_slip_apart(a: &RefKey, b: &RefKey) -> bool {
+    !a.core.is_empty()
+        && !b.core.is_empty()
+        && rapidfuzz::distance::osa::distance(a.core.bytes(), b.core.bytes()) <= 1
+}
+
 /// The comparable forms of one reference, computed once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RefKey {
@@ -174,12 +183,126 @@ impl RefKey {
     }
 }
 
+impl RefKey {
+    /// An upper bound of [`RefKey::similarity`], cheap enough to run over thousands of a payer's
+    /// open items: the same steps, with each edit similarity replaced by its bag bound. Every
+    /// edit (insertion, deletion, substitution, adjacent transposition) changes the multiset of
+    /// characters on each side by at most one, so the optimal-string-alignment distance is at
+    /// least the larger multiset difference, and the similarity at most one less that over the
+    /// longer length. A pair whose bound is under a threshold is under it when compared.
+    pub(crate) fn similarity_at_most(&self, other: &RefKey) -> f64 {
+        if self.norm.is_empty() || other.norm.is_empty() {
+            return 0.0;
+        }
+        if self.norm == other.norm {
+            return 1.0;
+        }
+        if !self.core.is_empty() && self.core == other.core {
+            return 0.98;
+        }
+        let tails =
+            |a: &RefKey, b: &RefKey| !a.tail.is_empty() && (a.tail == b.tail || a.tail == b.core);
+        if tails(self, other) || tails(other, self) {
+            return 0.95;
+        }
+        let digits = self.core.bytes().any(|c| c.is_ascii_digit())
+            || other.core.bytes().any(|c| c.is_ascii_digit());
+        if !digits {
+            // Jaro-Winkler has no such bound here.
+            return 1.0;
+        }
+        let mut best = bag_similarity_bound(&self.core, &other.core);
+        if !self.tail.is_empty() || !other.tail.is_empty() {
+            let my_tail = if self.tail.is_empty() {
+                &self.core
+            } else {
+                &self.tail
+            };
+            let their_tail = if other.tail.is_empty() {
+                &other.core
+            } else {
+                &other.tail
+            };
+            best = best.max(bag_similarity_bound(my_tail, their_tail) * 0.97);
+        }
+        best
+    }
+}
+
+/// At least [`edit_similarity`]: one less the bag distance (the larger of the two multiset
+/// differences) over the longer length.
+fn bag_similarity_bound(a: &str, b: &str) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    // Normalised references are ASCII; folding other bytes onto ASCII slots only merges
+    // characters, which can lower the bag distance, never raise it.
+    let mut count = [0i32; 128];
+    for c in a.bytes() {
+        count[(c & 0x7f) as usize] += 1;
+    }
+    for c in b.bytes() {
+        count[(c & 0x7f) as usize] -= 1;
+    }
+    let (mut more, mut fewer) = (0i32, 0i32);
+    for n in count {
+        if n > 0 {
+            more += n;
+        } else {
+            fewer -= n;
+        }
+    }
+    let bag = more.max(fewer) as f64;
+    1.0 - bag / a.len().max(b.len()) as f64
+}
+
 /// A reference found in free text, with the line number of the text it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TextReference {
     pub reference: String,
     /// Whether the text called it a purchase order (`PO 4500123`).
     pub purchase_order: bool,
+    /// Whether the text presents it as a document: an invoice or PO word before it (`INV`,
+    /// `INVOICE`, `RE`, `PO`, ...) or a document prefix in the token (`INV#0012345`). A bare
+    /// number in a memo (`CHECK 104233`, `AP RUN 0412`) may be anything, and a number that
+    /// finds nothing is then not evidence of a reference gone wrong.
+    pub named: bool,
+}
+
+/// Words that say the numbers after them are documents the payment is for.
+const DOCUMENT_WORDS: [&str; 12] = [
+    "INV", "INVOICE", "INVOICES", "INVS", "BILL", "BILLS", "RE", "REF", "DOC", "FACTUUR",
+    "RECHNUNG", "FACTURE",
+];
+
+/// Letter prefixes of document numbers written in one token (`INV0012345`, `PO-4500123`).
+const DOCUMENT_PREFIXES: [&str; 9] = ["INV", "IN", "IV", "DOC", "SO", "ORD", "CM", "CR", "PO"];
+
+/// Whether a token carries a document prefix of its own.
+fn has_document_prefix(tok: &str) -> bool {
+    let letters: String = tok
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    DOCUMENT_PREFIXES.contains(&letters.as_str())
+        && tok.chars().filter(|c| c.is_ascii_digit()).count() >= 3
+}
+
+/// Whether a token is written as a document number is (`2026-0081671`, `CA-2027-0142536`,
+/// `SO-104233-2`): groups of letters and digits joined by dashes or slashes, one of them four
+/// digits or more, six digits in all. Check, batch and run numbers are bare numbers; a date or
+/// an amount never reaches here.
+fn structured_number(tok: &str) -> bool {
+    let groups: Vec<&str> = tok.split(['-', '/']).collect();
+    groups.len() >= 2
+        && groups
+            .iter()
+            .all(|g| !g.is_empty() && g.chars().all(|c| c.is_ascii_alphanumeric()))
+        && groups
+            .iter()
+            .any(|g| g.len() >= 4 && g.chars().all(|c| c.is_ascii_digit()))
+        && tok.chars().filter(|c| c.is_ascii_digit()).count() >= 6
 }
 
 /// Largest range expansion (`INV 1001-1004`) taken at face value; a longer "range" is more
@@ -201,12 +324,15 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
         .filter(|t| !t.is_empty())
         .collect();
     let mut po_context = false;
+    // Set by a document word, kept through the list that follows it, ended by another word.
+    let mut doc_context = false;
     let mut i = 0;
     while i < raw.len() {
         let tok = raw[i].trim_matches(|c: char| c == ':' || c == '#' || c == '.' || c == '"');
         let up = tok.to_ascii_uppercase();
         if PO_WORDS.contains(&up.as_str()) || up.starts_with("PO#") {
             po_context = true;
+            doc_context = true;
         } else if [
             "INV", "INVOICE", "INVOICES", "INVS", "BILL", "FACTUUR", "RECHNUNG",
         ]
@@ -214,6 +340,19 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
         {
             po_context = false;
         }
+        if DOCUMENT_WORDS.contains(&up.as_str()) {
+            doc_context = true;
+        } else if !up.is_empty()
+            && up.chars().all(|c| c.is_ascii_alphabetic())
+            && ![
+                "AND", "TO", "THRU", "THROUGH", "NO", "NR", "NUM", "NOS", "#", "-",
+            ]
+            .contains(&up.as_str())
+            && !PO_WORDS.contains(&up.as_str())
+        {
+            doc_context = false;
+        }
+        let named = doc_context || has_document_prefix(tok) || structured_number(tok);
         if is_amount_or_date(tok) {
             i += 1;
             continue;
@@ -227,6 +366,7 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
                 out.push(TextReference {
                     reference: part.to_string(),
                     purchase_order: po_context,
+                    named,
                 });
             }
             i += 1;
@@ -243,6 +383,7 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
             out.extend(list.into_iter().map(|r| TextReference {
                 reference: r,
                 purchase_order: po_context,
+                named,
             }));
             i += 1;
             continue;
@@ -254,6 +395,7 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
                 out.extend(list.into_iter().map(|r| TextReference {
                     reference: r,
                     purchase_order: po_context,
+                    named,
                 }));
                 i += 3;
                 continue;
@@ -268,6 +410,7 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
             out.push(TextReference {
                 reference,
                 purchase_order,
+                named,
             });
         }
         i += 1;
@@ -364,6 +507,51 @@ mod tests {
         assert_eq!(core("ab12c34"), core("AB 12 C34"));
     }
 
+    /// References as payers mangle them: prefixes, years, zeros, OCR letters, typos.
+    fn mangled_reference() -> impl proptest::strategy::Strategy<Value = String> {
+        "(INV-|IN|SO |2026-|#|lNV|PO )?[0-9OISBLZ]{1,12}(-[0-9]{1,6})?"
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_bound_is_never_below_the_similarity(
+            a in mangled_reference(),
+            b in mangled_reference(),
+        ) {
+            let (ka, kb) = (RefKey::new(&a), RefKey::new(&b));
+            let sim = ka.similarity(&kb);
+            proptest::prop_assert!(ka.similarity_at_most(&kb) >= sim, "{a} {b}");
+            proptest::prop_assert!(kb.similarity_at_most(&ka) >= kb.similarity(&ka), "{b} {a}");
+        }
+    }
+
+    #[test]
+    fn the_bound_holds_for_neighbouring_numbers() {
+        let base = 64_628u64;
+        for other in (base - 2_000..base + 2_000).chain([6_462_800, 46_628, 64_682]) {
+            for (x, y) in [
+                (format!("INV-{base:07}"), format!("INV-{other:07}")),
+                (format!("IN-{base}"), format!("2026-{other:07}")),
+                (format!("{base}"), format!("SO-{other}")),
+            ] {
+                let (kx, ky) = (RefKey::new(&x), RefKey::new(&y));
+                assert!(kx.similarity_at_most(&ky) >= kx.similarity(&ky), "{x} {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_slip_is_one_edit_of_the_number_not_of_its_tail() {
+        let slip = |a: &str, b: &str| one_slip_apart(&RefKey::new(a), &RefKey::new(b));
+        assert!(slip("2026-0138074", "2026-0131074"));
+        assert!(slip("2026-0151766", "2026-0115766"));
+        assert!(slip("2026-007829", "2026-0078829"));
+        assert!(slip("INV 0012345", "0012345"));
+        assert!(!slip("CA-2027-0150424", "2026-0150427"));
+        assert!(!slip("2026-0138074", "2026-0131084"));
+        assert!(!slip("CHECK", "2026-0131084"));
+    }
+
     #[test]
     fn similarity_ranks_typos_above_strangers() {
         assert_eq!(similarity("INV-0012345", "inv12345"), 0.98);
@@ -376,6 +564,38 @@ mod tests {
         // A shared year prefix is not identity.
         assert!(similarity("2027-0050358", "2027-0081505") < 0.72);
         assert_eq!(similarity("IN-0064628", "2026-0064628"), 0.95);
+    }
+
+    #[test]
+    fn only_numbers_the_text_presents_as_documents_are_named() {
+        let named = |t: &str| -> Vec<(String, bool)> {
+            extract_from_text(t)
+                .into_iter()
+                .map(|r| (r.reference, r.named))
+                .collect()
+        };
+        assert_eq!(named("CHECK 104233"), [("104233".to_string(), false)]);
+        assert_eq!(named("AP RUN 0412"), [("0412".to_string(), false)]);
+        assert_eq!(
+            named("PAYMENT FOR INVOICE 0012345, 0012351 & 0012360 CHECK 5521"),
+            [
+                ("0012345".to_string(), true),
+                ("0012351".to_string(), true),
+                ("0012360".to_string(), true),
+                ("5521".to_string(), false),
+            ]
+        );
+        assert_eq!(
+            named("PMT INV#0012345"),
+            [("INV#0012345".to_string(), true)]
+        );
+        assert_eq!(named("PO 4500123456"), [("4500123456".to_string(), true)]);
+        // Written as a document number is: another entity's, quoted alone in a memo.
+        assert_eq!(
+            named("PMT CA-2027-0131682"),
+            [("CA-2027-0131682".to_string(), true)]
+        );
+        assert_eq!(named("BATCH 88346"), [("88346".to_string(), false)]);
     }
 
     #[test]

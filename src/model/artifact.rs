@@ -8,7 +8,9 @@
 
 use crate::matching::features::FEATURE_NAMES;
 use crate::matching::habits::ReferenceHabits;
+use crate::matching::strata::Stratum;
 use crate::model::calibration::Calibrator;
+use crate::model::envelope::Envelope;
 use crate::model::gbdt::Gbdt;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -80,6 +82,25 @@ pub struct TrainingMetrics {
     pub seed: u64,
 }
 
+/// The auto-apply threshold of one evidence stratum, certified on the threshold slice
+/// (`train::certify_strata`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StratumThreshold {
+    pub stratum: Stratum,
+    /// Auto-apply at or above this calibrated confidence; `None`: never (too few labels, or
+    /// nothing certified).
+    pub threshold: Option<f64>,
+    /// Labelled payments of the stratum in the threshold slice.
+    pub labels: usize,
+    /// Labels that zero errors would need to certify the target.
+    pub labels_needed: usize,
+    /// Threshold-slice payments at or above the threshold, and the wrong ones among them.
+    pub n_auto: usize,
+    pub errors: usize,
+    /// The one-sided Clopper-Pearson lower bound of their precision.
+    pub lower_bound: f64,
+}
+
 /// A trained model with everything needed to use it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Model {
@@ -90,7 +111,9 @@ pub struct Model {
     pub gbdt: Gbdt,
     /// Maps the decision score to a calibrated probability of being exactly right.
     pub calibrator: Calibrator,
-    /// Auto-apply at or above this calibrated confidence.
+    /// Auto-apply at or above this calibrated confidence. With per-stratum thresholds
+    /// (`strata`), the loosest of them, shown where one number is asked for; the engine uses
+    /// [`Model::threshold_for`].
     pub threshold: f64,
     pub metrics: TrainingMetrics,
     /// Where the training data came from, for the model card.
@@ -99,12 +122,33 @@ pub struct Model {
     /// reads them this way (absent from models that learnt none, such as the shipped one).
     #[serde(default, skip_serializing_if = "ReferenceHabits::is_empty")]
     pub habits: ReferenceHabits,
+    /// One threshold per evidence stratum. Absent from models trained before strata: they
+    /// apply `threshold` to every stratum, as they were certified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strata: Vec<StratumThreshold>,
+    /// Where the training rows lie: the engine does not auto-apply a candidate outside it.
+    /// Absent from models trained before the guard, which have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Envelope>,
 }
 
 impl Model {
     /// The model compiled into the binary.
     pub fn embedded_default() -> Result<Model, ModelError> {
         Model::from_json(DEFAULT_MODEL_JSON, "<embedded models/default>")
+    }
+
+    /// The auto-apply threshold of a stratum: its own when the model certified per stratum
+    /// (`None` for a stratum it could not certify, which must never auto-apply), else the one
+    /// threshold of an older model.
+    pub fn threshold_for(&self, stratum: Stratum) -> Option<f64> {
+        if self.strata.is_empty() {
+            return Some(self.threshold);
+        }
+        self.strata
+            .iter()
+            .find(|s| s.stratum == stratum)
+            .and_then(|s| s.threshold)
     }
 
     /// Loads `dir/model.json`.

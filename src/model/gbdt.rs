@@ -512,7 +512,9 @@ const BIN_SAMPLE_ROWS: usize = 200_000;
 /// Keeps the binning sample independent of the per-round sampling stream.
 const BIN_SEED_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 
-fn compute_cuts(x: ArrayView2<f32>, max_bins: usize, seed: u64) -> Vec<Vec<f32>> {
+/// The quantile cuts of every column as the booster bins them; the out-of-distribution
+/// envelope (`model::envelope`) counts its training rows in the same bins.
+pub(crate) fn compute_cuts(x: ArrayView2<f32>, max_bins: usize, seed: u64) -> Vec<Vec<f32>> {
     let n = x.nrows();
     let sample: Option<Vec<usize>> = (n > BIN_SAMPLE_ROWS).then(|| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ BIN_SEED_SALT);
@@ -577,7 +579,7 @@ fn midpoint(a: f32, b: f32) -> f32 {
     if m >= a && m < b { m } else { a }
 }
 
-fn bin_of(cuts: &[f32], v: f32) -> u8 {
+pub(crate) fn bin_of(cuts: &[f32], v: f32) -> u8 {
     // At most 255 cuts, so the count fits.
     cuts.partition_point(|&c| c < v) as u8
 }

@@ -15,8 +15,15 @@
 //! Money is stored as decimal text, exactly as `rust_decimal` prints it.
 
 pub mod export;
+pub mod journal;
+pub mod posting;
 pub mod sqlite;
+pub(crate) mod writer;
 
+pub use posting::{
+    ActorKind, PostedBy, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
+    payment_postings, replay_open_amounts, reversal_postings,
+};
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::domain::{
@@ -67,6 +74,17 @@ pub struct Snapshot {
     pub open_reviews: Vec<String>,
     /// The model directory last activated, if any.
     pub active_model: Option<String>,
+    /// Per invoice with applications, the last payment applied to it: the payment that closed
+    /// it, for the items that are closed (a possible duplicate payment names it).
+    pub last_applied: Vec<LastApplied>,
+}
+
+/// The last payment applied to an invoice, and the payment's date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastApplied {
+    pub invoice_id: String,
+    pub payment_id: String,
+    pub paid_on: Option<NaiveDate>,
 }
 
 /// An invoice's open amount moving from `before` to `after`. The store refuses the whole record
@@ -106,6 +124,8 @@ pub struct DecisionRecord {
     /// Open amounts the decision's allocations reduce; empty for a review decision.
     pub changes: Vec<OpenAmountChange>,
     pub at: DateTime<Utc>,
+    /// The cash the decision moved (applied, unapplied), journalled with it.
+    pub postings: Vec<PostingRecord>,
 }
 
 /// A ledger change from the AR system: customers and invoices stored whole, replacing rows with
@@ -115,6 +135,8 @@ pub struct LedgerWrite {
     pub customers: Vec<Customer>,
     pub invoices: Vec<Invoice>,
     pub audit: Option<AuditRecord>,
+    /// The open-amount differences the AR system made, journalled with them.
+    pub postings: Vec<PostingRecord>,
 }
 
 /// What an analyst did with a review item.
@@ -162,6 +184,47 @@ pub struct ResolutionRecord {
     pub resolution: Resolution,
     pub changes: Vec<OpenAmountChange>,
     pub audit: AuditRecord,
+    /// The cash the resolution moved, journalled with it.
+    pub postings: Vec<PostingRecord>,
+}
+
+/// A payment the bank returned (NSF, an ACH return): why, and who reversed it when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentReturn {
+    /// The bank's return reason code (`R01`, `AC04`, ...).
+    pub return_code: String,
+    /// Free text: what the bank or the AR system said.
+    pub reason: String,
+    pub actor_kind: ActorKind,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What a reversal does to the payment besides reversing its postings.
+#[derive(Clone, Debug)]
+pub enum ReversalKind {
+    /// The bank returned the payment: the decision becomes returned and its review item, if it
+    /// has one, leaves the queue.
+    Return(PaymentReturn),
+    /// The application is undone and the payment waits in the review queue again: its resolved
+    /// item is reopened (`reopen`), or a new item is opened for an auto decision.
+    Unapply { reopen: bool },
+}
+
+/// A reversal of every live posting of a payment, with the open amounts it restores, the
+/// decision as it stands after, and its audit event, in one transaction.
+#[derive(Clone, Debug)]
+pub struct ReversalRecord {
+    pub payment: Payment,
+    /// The decision after: status returned, or (unapplied) a review decision.
+    pub decision: Decision,
+    pub kind: ReversalKind,
+    /// Open amounts restored; the store refuses the record when a stored amount is not `before`.
+    pub changes: Vec<OpenAmountChange>,
+    /// One reversal per live posting of the payment.
+    pub postings: Vec<PostingRecord>,
+    pub audit: AuditRecord,
+    pub at: DateTime<Utc>,
 }
 
 /// Whether a review item still waits for an analyst.
@@ -169,6 +232,8 @@ pub struct ResolutionRecord {
 pub enum ReviewState {
     Open,
     Resolved,
+    /// The bank returned the payment: it left the queue (or its resolution was reversed).
+    Returned,
 }
 
 /// A review item as listed.
@@ -340,6 +405,14 @@ pub trait Store: Send + Sync + 'static {
     /// event, in one transaction. An item not open is a [`StoreError::Conflict`].
     fn resolve(&self, record: ResolutionRecord) -> StoreFuture<()>;
 
+    /// Reverses a payment's postings (a bank return or an unapply) with its open-amount changes,
+    /// decision, review item and audit event, in one transaction. A payment already returned,
+    /// or (unapply) an item already open, is a [`StoreError::Conflict`].
+    fn reverse(&self, record: ReversalRecord) -> StoreFuture<()>;
+
+    /// The return of a payment the bank returned.
+    fn payment_return(&self, payment_id: String) -> StoreFuture<Option<PaymentReturn>>;
+
     /// Remembers the active model directory, with its audit event.
     fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()>;
 
@@ -382,6 +455,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cash that decisions and resolutions left unapplied, one entry per payment.
     fn unapplied_remainders(&self) -> StoreFuture<Vec<Remainder>>;
+
+    /// Postings after sequence `after` that `filter` selects, in sequence order, at most
+    /// `limit`. Sees every write whose future has resolved, and never a posting without every
+    /// posting before it.
+    fn postings(&self, filter: PostingFilter, after: u64, limit: u32) -> StoreFuture<Vec<Posting>>;
 
     /// Size of the write-ahead log file, for a backend that has one (the metrics report it: a
     /// WAL that keeps growing means checkpoints cannot catch up).

@@ -44,6 +44,48 @@ pub struct SynthConfig {
     pub payments: usize,
     /// The share of payments, earliest first, that form the train split (0.7 by default).
     pub train_fraction: f64,
+    /// What kind of business the world is: numbering, memo conventions, reference habits.
+    pub profile: WorldProfile,
+    /// How customers' usual open-item counts are spread ([`CustomerSizes::Typical`] by default).
+    pub sizes: CustomerSizes,
+}
+
+/// How many open items customers usually hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CustomerSizes {
+    /// Lognormal, median 8, sigma 1.0, capped at 3,000: the largest of 2,000 customers holds
+    /// some hundreds.
+    #[default]
+    Typical,
+    /// The typical spread plus key accounts: one customer in 4,000 (at least one) usually holds
+    /// 10,000 to 30,000 open items (log-uniform), as the largest customers of a ledger of a
+    /// million items do. The default worlds are unchanged: only this choice draws the extra
+    /// numbers.
+    HeavyTailed,
+}
+
+impl CustomerSizes {
+    /// Every choice, with the name `cashmatch synth --sizes` takes.
+    pub const ALL: [CustomerSizes; 2] = [CustomerSizes::Typical, CustomerSizes::HeavyTailed];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            CustomerSizes::Typical => "typical",
+            CustomerSizes::HeavyTailed => "heavy-tailed",
+        }
+    }
+}
+
+impl std::str::FromStr for CustomerSizes {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CustomerSizes::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| format!("unknown customer sizes {s:?} (typical or heavy-tailed)"))
+    }
 }
 
 impl Default for SynthConfig {
@@ -53,19 +95,101 @@ impl Default for SynthConfig {
             customers: 2_000,
             payments: 20_000,
             train_fraction: 0.7,
+            profile: WorldProfile::Standard,
+            sizes: CustomerSizes::Typical,
         }
     }
 }
 
 impl SynthConfig {
-    /// A config with the default train fraction.
+    /// A config with the default train fraction and profile.
     pub fn new(seed: u64, customers: usize, payments: usize) -> Self {
         SynthConfig {
             seed,
             customers,
             payments,
-            train_fraction: 0.7,
+            ..Default::default()
         }
+    }
+}
+
+/// A world profile: the habits of a whole population of customers and of the business that
+/// bills them, which a model trained on one profile has never seen in another. The case mix is
+/// the same in every profile; what changes is how the same cases look (docs/synth.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WorldProfile {
+    /// Today's worlds: `INV-0012345`, `0090012345`, `2026-004512` or `SO0123456` numbering,
+    /// memos as typed, references quoted as printed.
+    #[default]
+    Standard,
+    /// Branch-coded, plain, check-digit or suffixed numbers (`NE1-104233`, `104233`,
+    /// `1104233-6`, `0104233-01`); every memo cut at the ACH addenda's 80 characters and some in
+    /// X12 `RMR` form; a third of the customers quote numbers by their digits only.
+    Enterprise,
+}
+
+impl WorldProfile {
+    /// Every profile.
+    pub const ALL: [WorldProfile; 2] = [WorldProfile::Standard, WorldProfile::Enterprise];
+
+    /// The name `cashmatch synth --profile` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorldProfile::Standard => "standard",
+            WorldProfile::Enterprise => "enterprise",
+        }
+    }
+
+    pub(crate) fn schemes(self) -> &'static [numbers::Scheme] {
+        match self {
+            WorldProfile::Standard => &numbers::Scheme::STANDARD,
+            WorldProfile::Enterprise => &numbers::Scheme::OTHER,
+        }
+    }
+
+    /// Share of customers who quote invoice numbers by their digits only.
+    pub(crate) fn quotes_core_share(self) -> f64 {
+        match self {
+            WorldProfile::Standard => 0.0,
+            WorldProfile::Enterprise => 0.35,
+        }
+    }
+
+    /// The field length every memo is cut at, when the profile's payments all arrive through
+    /// one channel that cuts them (ACH CCD+ addenda: 80 characters).
+    pub(crate) fn memo_field(self) -> Option<usize> {
+        match self {
+            WorldProfile::Standard => None,
+            WorldProfile::Enterprise => Some(80),
+        }
+    }
+
+    /// Share of memos quoting one invoice written as an X12 `RMR` segment (CCD+ addenda).
+    pub(crate) fn rmr_share(self) -> f64 {
+        match self {
+            WorldProfile::Standard => 0.0,
+            WorldProfile::Enterprise => 0.5,
+        }
+    }
+}
+
+impl std::str::FromStr for WorldProfile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WorldProfile::ALL
+            .into_iter()
+            .find(|p| p.name() == s.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = WorldProfile::ALL.iter().map(|p| p.name()).collect();
+                format!("unknown world profile {s:?}; one of {}", names.join(", "))
+            })
+    }
+}
+
+impl std::fmt::Display for WorldProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -128,13 +252,18 @@ pub enum Case {
     NoOpenInvoice,
     DuplicatePayment,
     AmbiguousSameAmount,
+    DuplicateWithTwin,
+    RecurringAmount,
+    MemoTruncated,
+    OtherEntity,
+    CreditExceedsInvoice,
 }
 
 impl Case {
     /// Every family with its share of payments. The shares sum to one.
-    pub const MIX: [(Case, f64); 32] = [
-        (Case::ExactSingle, 0.21),
-        (Case::ExactMulti, 0.14),
+    pub const MIX: [(Case, f64); 37] = [
+        (Case::ExactSingle, 0.175),
+        (Case::ExactMulti, 0.13),
         (Case::RefCaseSpacing, 0.04),
         (Case::PayerNameVariant, 0.03),
         (Case::PayerParent, 0.03),
@@ -148,9 +277,11 @@ impl Case {
         (Case::RefLeadingZeros, 0.015),
         (Case::RefPoNumber, 0.03),
         (Case::RefMissing, 0.02),
+        (Case::RecurringAmount, 0.015),
         (Case::MemoSingle, 0.02),
         (Case::MemoList, 0.025),
         (Case::MemoRange, 0.015),
+        (Case::MemoTruncated, 0.015),
         (Case::NoDetailSingle, 0.03),
         (Case::NoDetailConsolidated, 0.03),
         (Case::DiscountStated, 0.025),
@@ -161,9 +292,12 @@ impl Case {
         (Case::BankFee, 0.015),
         (Case::Overpayment, 0.01),
         (Case::CreditMemoNetted, 0.015),
+        (Case::CreditExceedsInvoice, 0.01),
         (Case::Compound, 0.035),
-        (Case::NoOpenInvoice, 0.02),
-        (Case::DuplicatePayment, 0.015),
+        (Case::NoOpenInvoice, 0.01),
+        (Case::DuplicatePayment, 0.01),
+        (Case::DuplicateWithTwin, 0.01),
+        (Case::OtherEntity, 0.01),
         (Case::AmbiguousSameAmount, 0.015),
     ];
 
@@ -202,6 +336,11 @@ impl Case {
             Case::NoOpenInvoice => "no_open_invoice",
             Case::DuplicatePayment => "duplicate_payment",
             Case::AmbiguousSameAmount => "ambiguous_same_amount",
+            Case::DuplicateWithTwin => "duplicate_with_twin",
+            Case::RecurringAmount => "recurring_amount",
+            Case::MemoTruncated => "memo_truncated",
+            Case::OtherEntity => "other_entity",
+            Case::CreditExceedsInvoice => "credit_exceeds_invoice",
         }
     }
 
@@ -217,22 +356,35 @@ impl Case {
         match self {
             ExactSingle | ExactMulti | RefCaseSpacing | CreditMemoLine => "clean",
             PayerNameVariant | PayerParent | PayerService | PayerSister | PayerUnknown => "payer",
-            RefTypo | RefOcr | RefPrefix | RefLeadingZeros | RefPoNumber | RefMissing => {
-                "reference"
-            }
-            MemoSingle | MemoList | MemoRange | NoDetailSingle | NoDetailConsolidated => {
-                "structure"
-            }
+            RefTypo | RefOcr | RefPrefix | RefLeadingZeros | RefPoNumber | RefMissing
+            | RecurringAmount => "reference",
+            MemoSingle | MemoList | MemoRange | MemoTruncated | NoDetailSingle
+            | NoDetailConsolidated => "structure",
             DiscountStated | DiscountUnstated | ShortPayCoded | ShortPayUncoded
-            | PartialPayment | BankFee | Overpayment | CreditMemoNetted => "amount",
+            | PartialPayment | BankFee | Overpayment | CreditMemoNetted | CreditExceedsInvoice => {
+                "amount"
+            }
             Compound => "compound",
-            NoOpenInvoice | DuplicatePayment | AmbiguousSameAmount => "must_not_auto_apply",
+            NoOpenInvoice | DuplicatePayment | AmbiguousSameAmount | DuplicateWithTwin
+            | OtherEntity => "must_not_auto_apply",
         }
     }
 
     /// Whether a person must decide it: the right answer is "no match", or it cannot be told.
     pub fn must_not_auto_apply(self) -> bool {
         self.group() == "must_not_auto_apply"
+    }
+
+    /// Whether the payment has no correct match at all: its cash belongs to no open invoice
+    /// the engine holds.
+    pub fn has_no_match(self) -> bool {
+        matches!(
+            self,
+            Case::NoOpenInvoice
+                | Case::DuplicatePayment
+                | Case::DuplicateWithTwin
+                | Case::OtherEntity
+        )
     }
 }
 

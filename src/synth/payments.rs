@@ -80,6 +80,11 @@ impl Sim {
             (Some(m), _) | (None, Some(m)) => Some(m),
             (None, None) => memo_generic(&mut self.rng),
         };
+        // Where every payment comes through one channel with a short memo field, it cuts them all.
+        let memo = match self.profile.memo_field() {
+            Some(limit) => memo.map(|m| numbers::cut(&m, limit)),
+            None => memo,
+        };
         let payment = Payment {
             payment_id: id.clone(),
             format: "csv".to_string(),
@@ -151,6 +156,11 @@ impl Sim {
             NoOpenInvoice => self.no_open_invoice(date)?,
             DuplicatePayment => self.duplicate()?,
             AmbiguousSameAmount => self.ambiguous(date)?,
+            DuplicateWithTwin => self.duplicate_with_twin(date)?,
+            RecurringAmount => self.recurring_amount(date)?,
+            MemoTruncated => self.memo_truncated(date)?,
+            OtherEntity => self.other_entity(date)?,
+            CreditExceedsInvoice => self.credit_exceeds_invoice(date)?,
         };
         Some(d)
     }
@@ -270,8 +280,13 @@ impl Sim {
         let inv = &self.inv[i as usize];
         let rng = &mut self.rng;
         let n = inv.number.as_str();
+        let quotes_core = self.profiles[inv.customer as usize].quotes_core;
         Some(match noise {
+            // A customer whose AP system keeps only the digits quotes them so.
+            Noise::Exact if quotes_core && !inv.is_credit() => numbers::parts(n).1.to_string(),
             Noise::Exact => n.to_string(),
+            // A number with no leading zeros cannot lose them; its prefix goes instead.
+            Noise::Zeros if !self.scheme.zero_padded() => numbers::prefix_change(rng, n),
             Noise::CaseSpacing => numbers::case_spacing(rng, n),
             Noise::Typo => numbers::typo(rng, n),
             Noise::Ocr => numbers::ocr(rng, n),
@@ -482,6 +497,13 @@ impl Sim {
             .collect();
         d.memo = Some(match (range, nums.as_slice()) {
             (true, [first, .., last]) => numbers::memo_range(&mut self.rng, first, last),
+            (_, [one])
+                if self.profile.rmr_share() > 0.0
+                    && self.rng.random_bool(self.profile.rmr_share()) =>
+            {
+                // A CCD+ addenda carrying one X12 remittance segment.
+                format!("RMR*IV*{one}**{}\\", d.amount)
+            }
             (_, [one]) => numbers::memo_single(&mut self.rng, one),
             _ => numbers::memo_list(&mut self.rng, &nums),
         });
@@ -736,7 +758,7 @@ impl Sim {
 
     fn no_open_invoice(&mut self, date: NaiveDate) -> Option<Draft> {
         let c = self.choose(Table::Single)?;
-        let number = self.unused_number(date);
+        let number = self.unused_number(c, date);
         let mut amount = self.draw_amount(c);
         for _ in 0..10 {
             let clash = self.profiles[c as usize]
@@ -832,6 +854,269 @@ impl Sim {
         let mut d = self.draft(c, &[truth], &[Noise::Missing], payer);
         if self.rng.random_bool(0.7) {
             d.lines.clear();
+        }
+        Some(d)
+    }
+
+    // ----- the families of issue 11 ------------------------------------------------------------
+
+    /// The exact number and amount of an invoice already paid, while the customer has another
+    /// open invoice of that very amount (the next period of a subscription, an instalment): an
+    /// engine that reads "no such open invoice, but the amount fits" applies the cash to the
+    /// twin. There is no correct match.
+    fn duplicate_with_twin(&mut self, date: NaiveDate) -> Option<Draft> {
+        for _ in 0..30 {
+            let c = self.choose(Table::Single)?;
+            let closed: Vec<u32> = self.profiles[c as usize]
+                .closed
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    self.closed_in_ledger(i) && self.inv[i as usize].amount > Decimal::ZERO
+                })
+                .collect();
+            if closed.is_empty() {
+                continue;
+            }
+            let i = closed[pick(&mut self.rng, closed.len())];
+            let (number, amount, terms) = {
+                let inv = &self.inv[i as usize];
+                (inv.number.clone(), inv.amount, inv.terms)
+            };
+            let has_twin = self.profiles[c as usize].pool.iter().any(|&j| {
+                let o = &self.inv[j as usize];
+                o.open == amount && o.amount == amount && !o.stuck && o.date < date
+            });
+            if !has_twin {
+                // The next period billed at the same amount, still open.
+                let billed = days_before(date, self.rng.random_range(3..35));
+                let y = self.issue(c, billed, amount);
+                self.inv[y as usize].terms = terms;
+                self.make_available(y);
+            }
+            let payer = self.background_payer(false);
+            let (lines, memo) = if self.rng.random_bool(0.75) {
+                let line = RemittanceLine {
+                    reference: Some(number),
+                    amount_paid: Some(amount),
+                    ..Default::default()
+                };
+                (vec![line], None)
+            } else {
+                (
+                    Vec::new(),
+                    Some(numbers::memo_single(&mut self.rng, &number)),
+                )
+            };
+            return Some(Draft {
+                c,
+                payer,
+                lines,
+                memo,
+                amount,
+                labels: Vec::new(),
+                settle: Vec::new(),
+            });
+        }
+        None
+    }
+
+    /// Several open items of one amount (subscription periods, instalments billed a month
+    /// apart), and a payment naming the right one by reference.
+    fn recurring_amount(&mut self, date: NaiveDate) -> Option<Draft> {
+        let c = self.choose(Table::Single)?;
+        let invs = self.take(c, 1, date);
+        let x = *invs.first()?;
+        let (x_date, amount, terms) = {
+            let inv = &self.inv[x as usize];
+            (inv.date, inv.open, inv.terms)
+        };
+        let latest = days_before(date, 1);
+        let twins = self.rng.random_range(2..=5u64);
+        for k in 1..=twins {
+            let later = x_date.checked_add_days(chrono::Days::new(30 * k));
+            let billed = match later {
+                Some(d) if d <= latest => d,
+                _ => days_before(x_date, 30 * k),
+            };
+            let y = self.issue(c, billed, amount);
+            self.inv[y as usize].terms = terms;
+            self.make_available(y);
+        }
+        let payer = self.background_payer(false);
+        let noise = match self.rng.random_range(0..100) {
+            0..70 => Noise::Exact,
+            70..85 => Noise::CaseSpacing,
+            _ => Noise::Prefix,
+        };
+        let mut d = self.draft(c, &[x], &[noise], payer);
+        if self.rng.random_bool(0.25) {
+            // The reference in the memo only.
+            let number = self.inv[x as usize].number.clone();
+            d.lines.clear();
+            d.memo = Some(numbers::memo_single(&mut self.rng, &number));
+        }
+        Some(d)
+    }
+
+    /// A consolidated payment whose memo lists its invoices but is cut at the bank's field
+    /// length, so only the first few numbers (and perhaps part of one) arrive; the truth is
+    /// every invoice paid.
+    fn memo_truncated(&mut self, date: NaiveDate) -> Option<Draft> {
+        let c = self.choose(Table::Multi)?;
+        let limit = match self.rng.random_range(0..100) {
+            0..55 => numbers::MEMO_FIELDS[0],
+            55..85 => numbers::MEMO_FIELDS[1],
+            _ => numbers::MEMO_FIELDS[2],
+        };
+        // Enough invoices that even the shortest listing (digits and one separator each) runs
+        // past the field.
+        let m = limit / (self.number_digits() + 1) + 2 + pick(&mut self.rng, 5);
+        let invs = self.take(c, m, date);
+        let payer = self.background_payer(false);
+        let mut d = self.draft(c, &invs, &[], payer);
+        d.lines.clear();
+        let nums: Vec<String> = invs
+            .iter()
+            .map(|&i| self.inv[i as usize].number.clone())
+            .collect();
+        let full = numbers::memo_list(&mut self.rng, &nums);
+        d.memo = Some(numbers::cut(&full, limit));
+        Some(d)
+    }
+
+    /// A known customer quotes invoices of a sister company's ledger (another company code),
+    /// which this ledger does not hold: their numbers carry the other entity's code but share
+    /// digits with invoices of ours, sometimes the customer's own, and now and then the amount
+    /// is that of one of the customer's open items. The cash is not ours to apply.
+    fn other_entity(&mut self, date: NaiveDate) -> Option<Draft> {
+        let c = self.choose(Table::Single)?;
+        let m = if self.rng.random_bool(0.7) {
+            1
+        } else {
+            self.rng.random_range(2..=4)
+        };
+        let own: Vec<u32> = self.profiles[c as usize]
+            .pool
+            .iter()
+            .copied()
+            .filter(|&i| self.inv[i as usize].seq > 0)
+            .collect();
+        let mut lines = Vec::new();
+        let mut amount = Decimal::ZERO;
+        for k in 0..m {
+            // The digits of one of the customer's own invoices (the closest lookalike), else
+            // of anyone's.
+            let (seq, own_open) = if !own.is_empty() && self.rng.random_bool(0.4) {
+                let i = own[pick(&mut self.rng, own.len())];
+                let inv = &self.inv[i as usize];
+                (inv.seq, Some(inv.open))
+            } else {
+                // Anyone's invoice (credit memos have no invoice sequence number).
+                let mut seq = 0;
+                for _ in 0..10 {
+                    let i = pick(&mut self.rng, self.inv.len());
+                    seq = self.inv.get(i).map_or(0, |v| v.seq);
+                    if seq > 0 {
+                        break;
+                    }
+                }
+                (seq.max(1), None)
+            };
+            let number = self.foreign_number(c, seq, date);
+            let mut paid = self.draw_amount(c);
+            if m == 1 && k == 0 && !own.is_empty() && self.rng.random_bool(0.35) {
+                // The amount of another open item of the customer: amount alone would apply it.
+                let j = own[pick(&mut self.rng, own.len())];
+                paid = self.inv[j as usize].open;
+            }
+            if own_open == Some(paid) {
+                // Digits and amount of one invoice of ours would make it a prefix change.
+                paid += Decimal::new(1 + pick(&mut self.rng, 999) as i64, 2);
+            }
+            amount += paid;
+            lines.push(RemittanceLine {
+                reference: Some(number),
+                amount_paid: Some(paid),
+                ..Default::default()
+            });
+        }
+        let payer = self.background_payer(false);
+        let memo = if self.rng.random_bool(0.3) {
+            let nums: Vec<String> = lines.iter().filter_map(|l| l.reference.clone()).collect();
+            lines.clear();
+            Some(match nums.as_slice() {
+                [one] => numbers::memo_single(&mut self.rng, one),
+                _ => numbers::memo_list(&mut self.rng, &nums),
+            })
+        } else {
+            None
+        };
+        Some(Draft {
+            c,
+            payer,
+            lines,
+            memo,
+            amount,
+            labels: Vec::new(),
+            settle: Vec::new(),
+        })
+    }
+
+    /// Invoices paid net of credit memos larger than some of them (a return or rebate bigger
+    /// than a small invoice): the credit memo cannot be "applied to" one invoice, only netted
+    /// against the set. With a negative line per credit memo, or taken off silently.
+    fn credit_exceeds_invoice(&mut self, date: NaiveDate) -> Option<Draft> {
+        let c = self.choose(Table::Single)?;
+        let m = self.rng.random_range(2..=5);
+        let invs = self.take(c, m, date);
+        if invs.len() < 2 {
+            self.untake(&invs);
+            return None;
+        }
+        let payer = self.background_payer(false);
+        let mut d = self.draft(c, &invs, &[], payer);
+        let smallest = invs
+            .iter()
+            .map(|&i| self.inv[i as usize].open)
+            .min()
+            .unwrap_or(Decimal::ONE);
+        let total = d.amount;
+        // More than the smallest invoice, well short of the total: the payment stays positive.
+        let lo = smallest + frac(smallest, 0.05).max(Decimal::new(1, 2));
+        let hi = frac(total, 0.8);
+        if lo >= hi {
+            self.untake(&invs);
+            return None;
+        }
+        let credits = if self.rng.random_bool(0.3) { 2 } else { 1 };
+        let mut left = hi;
+        let with_lines = self.rng.random_bool(0.6);
+        for k in 0..credits {
+            let size = if k == 0 {
+                let f = self.rng.random_range(0.0..1.0);
+                (lo + (hi - lo) * Decimal::new((f * 10_000.0) as i64, 4)).round_dp(2)
+            } else {
+                // A second, smaller credit, within what the total still allows.
+                frac(left, self.rng.random_range(0.1..0.6)).max(Decimal::new(1, 2))
+            };
+            if size >= left {
+                break;
+            }
+            left -= size;
+            let billed = days_before(date, self.rng.random_range(5..60));
+            let cm = self.issue(c, billed, -size);
+            if with_lines {
+                let reference = self.reference(cm, Noise::Exact);
+                d.lines.push(RemittanceLine {
+                    reference,
+                    amount_paid: Some(-size),
+                    ..Default::default()
+                });
+            }
+            d.amount -= size;
+            d.labels.push((cm, -size));
+            d.settle.push((cm, -size, true));
         }
         Some(d)
     }

@@ -83,7 +83,7 @@ fn check_invariants(w: &World) {
             let unapplied = p.amount - total;
             assert_eq!(total + unapplied, p.amount);
             match case {
-                Case::NoOpenInvoice | Case::DuplicatePayment => {
+                c if c.has_no_match() => {
                     assert!(
                         ls.is_empty(),
                         "{name} {}: {case:?} has no correct match",
@@ -96,10 +96,7 @@ fn check_invariants(w: &World) {
                     p.payment_id
                 ),
             }
-            if !matches!(
-                case,
-                Case::Overpayment | Case::NoOpenInvoice | Case::DuplicatePayment
-            ) {
+            if case != Case::Overpayment && !case.has_no_match() {
                 assert_eq!(
                     unapplied,
                     Decimal::ZERO,
@@ -148,6 +145,16 @@ fn check_invariants(w: &World) {
                     p.payment_id
                 );
             }
+            if case == Case::OtherEntity {
+                for l in &p.lines {
+                    let r = l.reference.as_deref().unwrap_or_default();
+                    assert!(
+                        !by_number.contains_key(&normalize(r)),
+                        "{name} {}: another entity's {r} is in our ledger",
+                        p.payment_id
+                    );
+                }
+            }
         }
         for (id, applied) in applied_per_invoice {
             let open = ledger[id].open_amount;
@@ -170,6 +177,12 @@ fn labels_are_consistent_with_payments_and_ledgers_for_several_seeds() {
     for seed in [1, 2, 3, 42, 1234] {
         check_invariants(&small(seed));
     }
+    for seed in [1, 2, 3, 4] {
+        check_invariants(&generate(&SynthConfig {
+            profile: WorldProfile::Enterprise,
+            ..SynthConfig::new(seed, 300, 3_000)
+        }));
+    }
     check_invariants(&generate(&SynthConfig::new(5, 3, 40)));
     check_invariants(&generate(&SynthConfig::new(6, 1, 10)));
 }
@@ -186,6 +199,7 @@ fn tiny_and_empty_worlds_do_not_panic() {
             customers: 20,
             payments: 50,
             train_fraction: tf,
+            ..Default::default()
         });
         assert_eq!(w.train.payments.len() + w.test.payments.len(), 50);
         check_invariants(&w);
@@ -240,10 +254,19 @@ fn written_world_reads_back() {
 }
 
 #[test]
-fn the_mix_follows_the_configured_shares() {
+fn the_mix_follows_the_configured_shares_in_every_profile() {
+    for profile in WorldProfile::ALL {
+        mix_follows_the_shares(profile);
+    }
+}
+
+fn mix_follows_the_shares(profile: WorldProfile) {
     let total: f64 = Case::MIX.iter().map(|(_, s)| s).sum();
     assert!((total - 1.0).abs() < 1e-9, "shares sum to {total}");
-    let w = generate(&SynthConfig::new(7, 500, 6_000));
+    let w = generate(&SynthConfig {
+        profile,
+        ..SynthConfig::new(7, 500, 6_000)
+    });
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for (_, c) in w.train.cases.iter().chain(&w.test.cases) {
         *counts.entry(c.as_str()).or_default() += 1;
@@ -254,7 +277,7 @@ fn the_mix_follows_the_configured_shares() {
         // back to exact_single.
         assert!(
             (got - share).abs() <= 0.004,
-            "{}: {got:.4} vs {share}",
+            "{profile}: {}: {got:.4} vs {share}",
             case.name()
         );
     }
@@ -363,6 +386,33 @@ fn the_ledger_looks_like_a_ledger() {
         }
     }
     assert!(checked > 0);
+}
+
+#[test]
+fn heavy_tailed_worlds_add_key_accounts_to_the_same_customers() {
+    let config = SynthConfig::new(3, 300, 600);
+    let typical = generate(&config);
+    let heavy = generate(&SynthConfig {
+        sizes: CustomerSizes::HeavyTailed,
+        ..config
+    });
+    // The key accounts are drawn after the customers: who they are is unchanged.
+    assert_eq!(typical.customers, heavy.customers);
+    assert_ne!(typical.train.invoices, heavy.train.invoices);
+    let largest = |split: &Split| {
+        let mut open: HashMap<&str, usize> = HashMap::new();
+        for i in split.invoices.iter().filter(|i| !i.open_amount.is_zero()) {
+            *open.entry(i.customer_id.as_str()).or_default() += 1;
+        }
+        open.into_values().max().unwrap_or(0)
+    };
+    // One key account in a world under 4,000 customers, with 10,000-30,000 usually open.
+    assert!(largest(&typical.train) < 3_000);
+    let key = largest(&heavy.train);
+    assert!((10_000..40_000).contains(&key), "{key}");
+    check_invariants(&heavy);
+    assert_eq!("heavy-tailed".parse(), Ok(CustomerSizes::HeavyTailed));
+    assert!("huge".parse::<CustomerSizes>().is_err());
 }
 
 #[test]
@@ -574,4 +624,288 @@ pub(crate) fn describe(w: &World) -> String {
         }
     }
     s
+}
+
+/// Payment ids of `family` in a split, with the payments.
+fn of_family(split: &Split, family: Case) -> Vec<&Payment> {
+    let ids: std::collections::HashSet<&str> = split
+        .cases
+        .iter()
+        .filter(|(_, c)| c == family.name())
+        .map(|(p, _)| p.as_str())
+        .collect();
+    split
+        .payments
+        .iter()
+        .filter(|p| ids.contains(p.payment_id.as_str()))
+        .collect()
+}
+
+fn labels_of<'a>(split: &'a Split, payment: &Payment) -> Vec<&'a Label> {
+    split
+        .labels
+        .iter()
+        .filter(|l| l.payment_id == payment.payment_id)
+        .collect()
+}
+
+/// The references a payment quotes, from its lines or else its memo.
+fn quoted(p: &Payment) -> Vec<String> {
+    let from_lines: Vec<String> = p.lines.iter().filter_map(|l| l.reference.clone()).collect();
+    if from_lines.is_empty() {
+        p.free_text.clone()
+    } else {
+        from_lines
+    }
+}
+
+fn mid_world() -> World {
+    generate(&SynthConfig::new(7, 500, 6_000))
+}
+
+#[test]
+fn duplicates_with_a_twin_quote_a_paid_invoice_while_one_of_its_amount_is_open() {
+    let w = mid_world();
+    let mut seen = 0;
+    for split in [&w.train, &w.test] {
+        for p in of_family(split, Case::DuplicateWithTwin) {
+            assert!(
+                labels_of(split, p).is_empty(),
+                "{}: no correct match",
+                p.payment_id
+            );
+            // A memo may quote the digits without the prefix.
+            let text = normalize(&quoted(p).join(" "));
+            let paid = split
+                .invoices
+                .iter()
+                .find(|i| {
+                    i.open_amount.is_zero()
+                        && i.amount == p.amount
+                        && text.contains(super::numbers::split(&normalize(&i.number)).1)
+                })
+                .unwrap_or_else(|| panic!("{}: quotes a paid invoice of its amount", p.payment_id));
+            let twin = split.invoices.iter().any(|i| {
+                i.customer_id == paid.customer_id
+                    && i.id != paid.id
+                    && i.open_amount == p.amount
+                    && Some(i.invoice_date) <= p.payment_date
+            });
+            assert!(twin, "{}: an open twin of {}", p.payment_id, paid.number);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 50, "{seen}");
+}
+
+#[test]
+fn recurring_amounts_leave_several_open_items_of_the_amount_and_name_the_right_one() {
+    let w = mid_world();
+    let mut seen = 0;
+    for split in [&w.train, &w.test] {
+        for p in of_family(split, Case::RecurringAmount) {
+            let ls = labels_of(split, p);
+            assert_eq!(ls.len(), 1);
+            let truth = split
+                .invoices
+                .iter()
+                .find(|i| i.id == ls[0].invoice_id)
+                .expect("truth in the ledger");
+            let same = split
+                .invoices
+                .iter()
+                .filter(|i| {
+                    i.customer_id == truth.customer_id && i.open_amount == truth.open_amount
+                })
+                .count();
+            assert!(
+                same >= 3,
+                "{}: {same} open items of the amount",
+                p.payment_id
+            );
+            let text = normalize(&quoted(p).join(" "));
+            let (_, digits) = super::numbers::split(&truth.number);
+            assert!(
+                text.contains(digits),
+                "{}: names {}",
+                p.payment_id,
+                truth.number
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 50, "{seen}");
+}
+
+#[test]
+fn truncated_memos_are_cut_at_a_field_length_and_the_truth_is_the_whole_list() {
+    let w = mid_world();
+    let mut seen = 0;
+    for split in [&w.train, &w.test] {
+        for p in of_family(split, Case::MemoTruncated) {
+            assert!(p.lines.is_empty());
+            let memo = p.free_text.join(" ");
+            assert!(
+                super::numbers::MEMO_FIELDS.iter().any(|&f| memo.len() <= f) && memo.len() <= 140,
+                "{memo}"
+            );
+            let ls = labels_of(split, p);
+            let listed = ls
+                .iter()
+                .filter(|l| {
+                    split
+                        .invoices
+                        .iter()
+                        .find(|i| i.id == l.invoice_id)
+                        .is_some_and(|i| memo.contains(super::numbers::split(&i.number).1))
+                })
+                .count();
+            assert!(
+                listed < ls.len(),
+                "{}: the memo names {listed} of {} invoices: {memo}",
+                p.payment_id,
+                ls.len()
+            );
+            assert!(
+                listed >= 1,
+                "{}: names the first ones: {memo}",
+                p.payment_id
+            );
+            let total: Decimal = ls.iter().map(|l| l.applied_amount).sum();
+            assert_eq!(
+                total, p.amount,
+                "{}: the truth is the whole payment",
+                p.payment_id
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 50, "{seen}");
+}
+
+#[test]
+fn another_entitys_numbers_look_like_ours_but_are_none_of_ours() {
+    let w = mid_world();
+    let (mut seen, mut lookalike) = (0, 0);
+    for split in [&w.train, &w.test] {
+        let cores: std::collections::HashSet<String> = split
+            .invoices
+            .iter()
+            .map(|i| {
+                super::numbers::split(&normalize(&i.number))
+                    .1
+                    .trim_start_matches('0')
+                    .to_string()
+            })
+            .collect();
+        let numbers: std::collections::HashSet<String> = split
+            .invoices
+            .iter()
+            .map(|i| normalize(&i.number))
+            .collect();
+        for p in of_family(split, Case::OtherEntity) {
+            assert!(labels_of(split, p).is_empty());
+            for r in p.lines.iter().filter_map(|l| l.reference.as_deref()) {
+                assert!(!numbers.contains(&normalize(r)), "{r}");
+                let core = super::numbers::split(&normalize(r))
+                    .1
+                    .trim_start_matches('0')
+                    .to_string();
+                lookalike += cores.contains(&core) as usize;
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 50, "{seen}");
+    assert!(
+        lookalike > seen / 3,
+        "{lookalike} of {seen} read as one of ours by their digits"
+    );
+}
+
+#[test]
+fn credit_memos_larger_than_an_invoice_are_netted_against_the_set() {
+    let w = mid_world();
+    let mut seen = 0;
+    for split in [&w.train, &w.test] {
+        for p in of_family(split, Case::CreditExceedsInvoice) {
+            let ls = labels_of(split, p);
+            let credits: Vec<Decimal> = ls
+                .iter()
+                .filter(|l| l.applied_amount.is_sign_negative())
+                .map(|l| -l.applied_amount)
+                .collect();
+            let invoices: Vec<Decimal> = ls
+                .iter()
+                .filter(|l| l.applied_amount.is_sign_positive())
+                .map(|l| l.applied_amount)
+                .collect();
+            assert!(!credits.is_empty() && invoices.len() >= 2);
+            let biggest = credits.iter().max().copied().unwrap_or_default();
+            let smallest = invoices.iter().min().copied().unwrap_or_default();
+            assert!(
+                biggest > smallest,
+                "{}: {biggest} vs {smallest}",
+                p.payment_id
+            );
+            let total: Decimal = ls.iter().map(|l| l.applied_amount).sum();
+            assert_eq!(total, p.amount);
+            assert!(p.amount > Decimal::ZERO);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 40, "{seen}");
+}
+
+#[test]
+fn the_enterprise_profile_numbers_quotes_and_cuts_otherwise() {
+    let standard = mid_world();
+    let w = generate(&SynthConfig {
+        profile: WorldProfile::Enterprise,
+        ..SynthConfig::new(7, 500, 6_000)
+    });
+    assert_eq!(
+        "enterprise".parse::<WorldProfile>(),
+        Ok(WorldProfile::Enterprise)
+    );
+    assert!("other".parse::<WorldProfile>().is_err());
+    let sample = &w
+        .train
+        .invoices
+        .iter()
+        .find(|i| !i.is_credit())
+        .expect("invoices")
+        .number;
+    let std_sample = &standard.train.invoices[0].number;
+    assert_ne!(
+        super::numbers::split(sample).0,
+        super::numbers::split(std_sample).0
+    );
+    for split in [&w.train, &w.test] {
+        for p in &split.payments {
+            for m in &p.free_text {
+                assert!(m.len() <= 80, "{m}");
+            }
+        }
+    }
+    // Some customers quote the digits only on otherwise exact lines.
+    let by_id: HashMap<&str, &Invoice> =
+        w.test.invoices.iter().map(|i| (i.id.as_str(), i)).collect();
+    let (mut exact, mut digits_only) = (0, 0);
+    for p in of_family(&w.test, Case::ExactSingle) {
+        let (Some(l), Some(r)) = (labels_of(&w.test, p).first().copied(), p.lines.first()) else {
+            continue;
+        };
+        let n = &by_id[l.invoice_id.as_str()].number;
+        match r.reference.as_deref() {
+            Some(r) if r == n => exact += 1,
+            Some(r) if r == super::numbers::split(n).1 && r != n => digits_only += 1,
+            _ => {}
+        }
+    }
+    assert!(exact > 0, "most quote as printed");
+    assert!(
+        digits_only > 0 || super::numbers::split(sample).0.is_empty(),
+        "{digits_only} quote digits only ({sample})"
+    );
 }

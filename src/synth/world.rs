@@ -2,8 +2,8 @@
 //! boundary, and the per-split snapshots.
 
 use super::names::{self, NameMaker};
-use super::numbers::{PoScheme, Scheme};
-use super::{Case, Split, SynthConfig, World, pick};
+use super::numbers::{BRANCH_CODES, PoScheme, Scheme};
+use super::{Case, CustomerSizes, Split, SynthConfig, World, WorldProfile, pick};
 use crate::domain::{Currency, Customer, Invoice, Label, Terms};
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 use rand::distr::weighted::WeightedIndex;
@@ -44,12 +44,17 @@ pub(crate) struct Profile {
     pub(crate) closed: Vec<u32>,
     pub(crate) parent: Option<u32>,
     pub(crate) children: Vec<u32>,
+    /// Quotes invoice numbers as its AP system keeps them: the digits only, without the
+    /// scheme's branch code, prefix, check digit or suffix (a reference habit of some profiles).
+    pub(crate) quotes_core: bool,
 }
 
 /// A ledger item as the simulation tracks it.
 pub(crate) struct Inv {
     pub(crate) customer: u32,
     pub(crate) number: String,
+    /// The sequence number behind an invoice's number (0 for a credit memo).
+    pub(crate) seq: u64,
     pub(crate) po: Option<String>,
     pub(crate) date: NaiveDate,
     pub(crate) terms: Terms,
@@ -110,6 +115,7 @@ impl Chooser {
 
 pub(crate) struct Sim {
     pub(crate) rng: ChaCha8Rng,
+    pub(crate) profile: WorldProfile,
     pub(crate) scheme: Scheme,
     width: usize,
     seq: u64,
@@ -156,9 +162,16 @@ fn digits(n: u64) -> usize {
 }
 
 impl Sim {
-    fn new(seed: u64, customers: usize, scale: f64, expected_extra: u64) -> Sim {
+    fn new(
+        seed: u64,
+        profile: WorldProfile,
+        customers: usize,
+        sizes: CustomerSizes,
+        scale: f64,
+        expected_extra: u64,
+    ) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let scheme = Scheme::choose(&mut rng);
+        let scheme = Scheme::choose(&mut rng, profile.schemes());
         let year = rng.random_range(2023..=2026);
         let month = rng.random_range(1..=12);
         let mut t0 = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or_default();
@@ -170,6 +183,7 @@ impl Sim {
         let routings = names::routing_numbers(&mut rng, 40);
         let mut sim = Sim {
             rng,
+            profile,
             scheme,
             width: 7,
             seq,
@@ -187,7 +201,7 @@ impl Sim {
             split_start: t0,
             choosers: Vec::new(),
         };
-        sim.make_customers(customers, scale);
+        sim.make_customers(customers, sizes, scale);
         let expected: u64 =
             sim.profiles.iter().map(|p| p.k as u64 * 2).sum::<u64>() + expected_extra + 1_000;
         sim.width = 7.max(digits(seq + expected) + 1);
@@ -199,7 +213,14 @@ impl Sim {
 
     pub(crate) fn run(config: &SynthConfig) -> World {
         let n = config.payments;
-        let mut sim = Sim::new(config.seed, config.customers, 1.0, n as u64 * 4);
+        let mut sim = Sim::new(
+            config.seed,
+            config.profile,
+            config.customers,
+            config.sizes,
+            1.0,
+            n as u64 * 4,
+        );
         let tf = if config.train_fraction.is_finite() {
             config.train_fraction.clamp(0.0, 1.0)
         } else {
@@ -256,14 +277,28 @@ impl Sim {
         // Open-item counts are scaled until the ledger lands near the request: the size is
         // not quite proportional to the scale (every customer has at least one item).
         let mut scale = 1.0;
-        let mut sim = Sim::new(seed, customers, scale, 0);
+        let mut sim = Sim::new(
+            seed,
+            WorldProfile::Standard,
+            customers,
+            CustomerSizes::Typical,
+            scale,
+            0,
+        );
         for _ in 0..3 {
             let got = sim.ledger(1).len().max(1) as f64;
             if invoices == 0 || (got - invoices as f64).abs() / (invoices as f64) < 0.02 {
                 break;
             }
             scale *= invoices as f64 / got;
-            sim = Sim::new(seed, customers, scale, 0);
+            sim = Sim::new(
+                seed,
+                WorldProfile::Standard,
+                customers,
+                CustomerSizes::Typical,
+                scale,
+                0,
+            );
         }
         let invoices = sim.ledger(1);
         (sim.customers, invoices)
@@ -271,7 +306,7 @@ impl Sim {
 
     // ----- customers -------------------------------------------------------------------------
 
-    fn make_customers(&mut self, n: usize, scale: f64) {
+    fn make_customers(&mut self, n: usize, sizes: CustomerSizes, scale: f64) {
         let rng = &mut self.rng;
         // Families: about 10% of customers are subsidiaries of another customer.
         let mut parent_of: Vec<Option<u32>> = vec![None; n];
@@ -377,6 +412,9 @@ impl Sim {
                 .random_bool(0.6)
                 .then(|| PoScheme::choose(rng, &self.customers[i].name));
             let blanket_po = po.is_some() && rng.random_bool(0.2);
+            // Drawn only where the profile has the habit, so standard worlds stay as they were.
+            let quotes_core = self.profile.quotes_core_share() > 0.0
+                && rng.random_bool(self.profile.quotes_core_share());
             self.profiles.push(Profile {
                 k,
                 terms: Terms::parse(terms).unwrap_or_default(),
@@ -392,7 +430,18 @@ impl Sim {
                 closed: Vec::new(),
                 parent: parent_of[i],
                 children: std::mem::take(&mut children[i]),
+                quotes_core,
             });
+        }
+        if sizes == CustomerSizes::HeavyTailed && n > 0 {
+            // Key accounts: drawn after everyone else so that the rest of the world is drawn
+            // as in a typical one of the same seed up to here.
+            let key_accounts = (n / 4_000).max(1);
+            let (low, high) = (10_000f64, 30_000f64);
+            for c in rand::seq::index::sample(rng, n, key_accounts) {
+                let k = (low.ln() + rng.random::<f64>() * (high / low).ln()).exp();
+                self.profiles[c].k = ((k * scale).round() as usize).max(1);
+            }
         }
     }
 
@@ -463,10 +512,18 @@ impl Sim {
         -cents(x.clamp(5.0, 50_000.0))
     }
 
-    fn next_number(&mut self, date: NaiveDate, credit: bool) -> String {
+    /// The code of the branch that bills customer `c` (for branch-coded numbering).
+    pub(crate) fn branch(c: u32) -> &'static str {
+        BRANCH_CODES[(c as usize * 7 + 3) % BRANCH_CODES.len()]
+    }
+
+    fn next_number(&mut self, c: u32, date: NaiveDate, credit: bool) -> (String, u64) {
         if credit {
             self.cm_seq += 1;
-            return self.scheme.credit_memo(self.cm_seq, date.year());
+            let n = self
+                .scheme
+                .credit_memo(self.cm_seq, date.year(), Sim::branch(c));
+            return (n, 0);
         }
         // Voided and other-division numbers leave gaps in the sequence.
         if self.allow_gaps && self.rng.random_bool(0.015) {
@@ -474,11 +531,15 @@ impl Sim {
             self.gaps.push(self.seq);
         }
         self.seq += 1;
-        self.scheme.invoice(self.seq, date.year(), self.width)
+        let n = self
+            .scheme
+            .invoice(self.seq, date.year(), self.width, Sim::branch(c));
+        (n, self.seq)
     }
 
-    /// A number in the world's scheme that no invoice has or will have.
-    pub(crate) fn unused_number(&mut self, date: NaiveDate) -> String {
+    /// A number in the world's scheme that no invoice has or will have, as customer `c`
+    /// would see it.
+    pub(crate) fn unused_number(&mut self, c: u32, date: NaiveDate) -> String {
         let seq = if !self.gaps.is_empty() && self.rng.random_bool(0.7) {
             let i = pick(&mut self.rng, self.gaps.len());
             self.gaps.swap_remove(i)
@@ -486,7 +547,23 @@ impl Sim {
             self.seq += 1;
             self.seq
         };
-        self.scheme.invoice(seq, date.year(), self.width)
+        self.scheme
+            .invoice(seq, date.year(), self.width, Sim::branch(c))
+    }
+
+    /// How many digits the world's invoice numbers have in their main run.
+    pub(crate) fn number_digits(&self) -> usize {
+        let n = self
+            .scheme
+            .invoice(self.seq.max(1), 2026, self.width, Sim::branch(0));
+        super::numbers::parts(&n).1.len()
+    }
+
+    /// A number of a sister company's ledger (another company code), which this ledger does
+    /// not hold, whose digits are those of invoice sequence `seq` of ours.
+    pub(crate) fn foreign_number(&self, c: u32, seq: u64, date: NaiveDate) -> String {
+        self.scheme
+            .foreign(seq, date.year(), self.width, Sim::branch(c))
     }
 
     fn next_po(&mut self, c: u32) -> Option<String> {
@@ -508,7 +585,7 @@ impl Sim {
     /// Bills a new item and returns its index. It is not yet in any pool.
     pub(crate) fn issue(&mut self, c: u32, date: NaiveDate, amount: Decimal) -> u32 {
         let credit = amount.is_sign_negative();
-        let number = self.next_number(date, credit);
+        let (number, seq) = self.next_number(c, date, credit);
         let po = if credit { None } else { self.next_po(c) };
         let mut terms = self.profiles[c as usize].terms;
         if !credit && self.rng.random_bool(0.05) {
@@ -520,6 +597,7 @@ impl Sim {
         self.inv.push(Inv {
             customer: c,
             number,
+            seq,
             po,
             date,
             terms,

@@ -7,7 +7,7 @@ use super::page::{Nav, REASONS, cash_lines, layout, percent, reason_key, reason_
 use super::{Shared, error_page, html, refusal, to_login};
 use crate::domain::Currency;
 use crate::service::dashboard::{Dashboard, DashboardQuery};
-use crate::store::{Store, now};
+use crate::service::{Store, now};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
@@ -345,6 +345,7 @@ fn reason_class(r: Option<crate::domain::ReviewReason>) -> &'static str {
         Some("deduction") => "s-deduction",
         Some("low_confidence") => "s-low_confidence",
         Some("not_matchable") => "s-not_matchable",
+        Some("possible_duplicate") => "s-possible_duplicate",
         _ => "s-none",
     }
 }

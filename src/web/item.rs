@@ -3,14 +3,16 @@
 //! it, and its history.
 
 use super::form::{ResolveForm, RowInput};
-use super::page::{Nav, age, cash, instant, layout, money, percent, reason_badge, reason_label};
-use super::queue::{next_open, resolved_banner};
+use super::page::{
+    Nav, age, cash, describe_resolution, instant, layout, money, percent, reason_badge,
+    reason_label, resolved_banner,
+};
 use super::session::{same_origin, same_token};
 use super::{Analyst, Shared, Web, error_page, html, refusal, refusal_for, to_login, url_encode};
 use crate::domain::{Allocation, Currency, Invoice, Payment, Suggestion};
 use crate::service::ResolveRequest;
 use crate::service::auth::Role;
-use crate::store::{AuditEvent, Resolution, ResolutionAction, ReviewRecord, Store};
+use crate::service::{AuditEvent, Resolution, ReviewRecord, ReviewState, Store};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -123,7 +125,7 @@ async fn render<S: Store>(
         Some(d) => web.service.review_item(d.clone()).await.ok(),
         None => None,
     };
-    let next = next_open(&web.service, payment_id).await.ok().flatten();
+    let next = web.service.next_open_item(payment_id).await.ok().flatten();
     let customer_id = view
         .customer
         .clone()
@@ -151,8 +153,10 @@ async fn render<S: Store>(
         .collect();
     let names = |c: &str| web.service.customer_name(c);
     let decided_name = item.decision.customer_id.as_deref().and_then(names);
-    let now = crate::store::now();
-    let overdue = item.resolution.is_none() && now - item.summary.created_at > web.sla;
+    let now = crate::service::now();
+    // A payment the bank returned has left the queue: nothing waits and nothing can be resolved.
+    let returned = item.summary.state == ReviewState::Returned;
+    let overdue = item.resolution.is_none() && !returned && now - item.summary.created_at > web.sla;
     let p = &item.payment;
     let body = m! {
         @if let Some(d) = &done { (resolved_banner(d)) }
@@ -163,7 +167,8 @@ async fn render<S: Store>(
                 div.meta {
                     span.big-amount { (cash(p.currency, p.amount)) }
                     (reason_badge(item.summary.reason))
-                    @if item.resolution.is_some() { span.badge.done { "resolved" } }
+                    @if returned { span.badge.done { "returned by the bank" } }
+                    @else if item.resolution.is_some() { span.badge.done { "resolved" } }
                     @else {
                         span.muted { "waiting " (age(item.summary.created_at, now)) }
                         @if overdue { span.badge.overdue { "past SLA" } }
@@ -185,6 +190,10 @@ async fn render<S: Store>(
                 }
                 @match &item.resolution {
                     Some(r) => { (resolution_card(r, p)) }
+                    None if returned => {
+                        p.muted { "The bank returned this payment; it left the queue. "
+                            (item.decision.explanation.last().cloned().unwrap_or_default()) }
+                    }
                     None => {
                         (suggestions_card(&item.decision.suggestions, &invoices, p.currency, &names))
                         (resolve_card(who, &item, customer.as_ref().map(|(c, _)| c), customer_id.as_deref(), &rows, &view))
@@ -595,36 +604,6 @@ fn resolve_card(
     }
 }
 
-/// What a resolution did, in one line.
-pub(crate) fn describe_resolution(r: &Resolution, currency: Currency) -> String {
-    let applied: Decimal = r
-        .allocations
-        .iter()
-        .fold(Decimal::ZERO, |a, x| a.checked_add(x.amount).unwrap_or(a));
-    let what = match r.action {
-        ResolutionAction::AcceptSuggestion => format!(
-            "accepted suggestion #{}",
-            r.suggestion_index.map_or(0, |i| i + 1)
-        ),
-        ResolutionAction::ApplyAllocation => "applied an allocation".to_string(),
-        ResolutionAction::LeaveUnapplied => "left unapplied".to_string(),
-        ResolutionAction::PutOnAccount => format!(
-            "put on account of {}",
-            r.customer_id.as_deref().unwrap_or("?")
-        ),
-    };
-    if r.allocations.is_empty() {
-        format!("{what}, {} unapplied", cash(currency, r.unapplied))
-    } else {
-        format!(
-            "{what}: {} to {} invoice(s), {} unapplied",
-            cash(currency, applied),
-            r.allocations.len(),
-            cash(currency, r.unapplied)
-        )
-    }
-}
-
 fn resolution_card(r: &Resolution, p: &Payment) -> Markup {
     m! {
         section.card.resolved-card {
@@ -670,11 +649,22 @@ fn history_card(item: &ReviewRecord, events: &[AuditEvent], currency: Currency) 
                         span.what {
                             @match serde_json::from_value::<Resolution>(r.after["resolution"].clone()) {
                                 Ok(res) => { (describe_resolution(&res, currency)) }
-                                Err(_) => { (r.action) }
+                                Err(_) => {
+                                    @match r.action.as_str() {
+                                        "unapply" => { "unapplied: the cash was taken back and the item returned to the queue" }
+                                        "reverse" => {
+                                            "returned by the bank ("
+                                            (r.after["return_code"].as_str().unwrap_or_default())
+                                            @if let Some(why) = r.after["reason"].as_str().filter(|w| !w.is_empty()) { ": " (why) }
+                                            ")"
+                                        }
+                                        other => { (other) }
+                                    }
+                                }
                             }
                         }
                         (open_amount_changes(&r.before, &r.after))
-                        @if let Some(note) = r.after["resolution"]["note"].as_str().filter(|n| !n.is_empty()) {
+                        @if let Some(note) = r.after["resolution"]["note"].as_str().or(r.after["note"].as_str()).filter(|n| !n.is_empty()) {
                             blockquote.note { (note) }
                         }
                     }

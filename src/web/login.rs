@@ -5,14 +5,15 @@
 use super::page::{Nav, layout};
 use super::session::{self, clear_cookie, same_origin, same_token, set_cookie};
 use super::{Shared, html};
-use crate::service::auth::{AuthError, Principal, Role};
-use crate::store::Store;
-use axum::Form;
-use axum::extract::{Query, State};
+use crate::service::Store;
+use crate::service::auth::{AuthError, Principal, Role, TokenHash};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use maud::html as m;
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Next {
@@ -87,9 +88,11 @@ pub(crate) struct LoginForm {
 
 pub(crate) async fn submit<S: Store>(
     State(web): State<Shared<S>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    let peer = peer.map(|Extension(ConnectInfo(a))| a.ip());
     let enabled = web.auth.enabled();
     let next = safe_next(f.next.as_deref()).to_string();
     if !same_origin(&headers) {
@@ -101,10 +104,10 @@ pub(crate) async fn submit<S: Store>(
             "",
         );
     }
-    let principal = if enabled {
+    let (principal, token) = if enabled {
         let bearer = format!("Bearer {}", f.token.trim());
-        match web.auth.check(Some(&bearer), Role::Analyst) {
-            Ok(p) => p,
+        match web.auth.check(Some(&bearer), Role::Analyst, peer) {
+            Ok(p) => (p, Some(TokenHash::of(&f.token))),
             Err(AuthError::Forbidden { name, .. }) => {
                 tracing::info!(name = %name, "workbench sign-in refused: not an analyst");
                 return render(
@@ -114,6 +117,18 @@ pub(crate) async fn submit<S: Store>(
                     Some(&format!(
                         "The token of {name} does not have the analyst role, so it cannot work \
                          the review queue."
+                    )),
+                    "",
+                );
+            }
+            Err(AuthError::TooMany { retry_after_secs }) => {
+                return render(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    enabled,
+                    &next,
+                    Some(&format!(
+                        "Too many failed sign-ins from your address. Try again in \
+                         {retry_after_secs} seconds."
                     )),
                     "",
                 );
@@ -139,14 +154,17 @@ pub(crate) async fn submit<S: Store>(
                 name,
             );
         }
-        Principal {
-            name: name.to_string(),
-            roles: vec![Role::Analyst],
-            authenticated: false,
-        }
+        (
+            Principal {
+                name: name.to_string(),
+                roles: vec![Role::Analyst],
+                authenticated: false,
+            },
+            None,
+        )
     };
     let name = principal.name.clone();
-    match web.sessions.create(principal) {
+    match web.sessions.create(principal, token) {
         Ok(id) => {
             tracing::info!(analyst = %name, "workbench sign-in");
             let mut r = Redirect::to(&next).into_response();

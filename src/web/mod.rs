@@ -27,9 +27,9 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-use crate::service::auth::{Auth, Principal};
+use crate::service::auth::{Auth, Principal, Role};
 use crate::service::{Service, ServiceError};
-use crate::store::{Store, StoreError};
+use crate::service::{Store, StoreError};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -80,7 +80,10 @@ pub async fn run<S: Store>(
     auth: Arc<Auth>,
     sla_hours: u32,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(service, auth, sla_hours))
+    // The client's address: failed sign-ins are counted by it.
+    let app = router(service, auth, sla_hours)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -140,11 +143,24 @@ pub(crate) struct Analyst {
 }
 
 impl<S: Store> Web<S> {
+    /// The analyst of the request's session. A session signed in with a token lasts only while
+    /// the config still gives that token the analyst role: a revoked token signs its sessions
+    /// out at their next page, and a renamed one shows the new name.
     pub(crate) fn analyst(&self, headers: &HeaderMap) -> Option<Analyst> {
         let id = session::cookie(headers)?;
-        self.sessions
-            .get(&id)
-            .map(|(principal, csrf)| Analyst { principal, csrf })
+        let (principal, token, csrf) = self.sessions.get(&id)?;
+        let principal = match token {
+            None => principal,
+            Some(hash) => match self.auth.principal_of(&hash) {
+                Some(p) if p.roles.contains(&Role::Analyst) => p,
+                _ => {
+                    tracing::info!(analyst = %principal.name, "workbench session ended: its token was revoked");
+                    self.sessions.remove(&id);
+                    return None;
+                }
+            },
+        };
+        Some(Analyst { principal, csrf })
     }
 }
 

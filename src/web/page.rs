@@ -1,8 +1,9 @@
 //! The page shell and the formatting every page shares: money exactly as the decimals hold it,
 //! instants in UTC, ages, review reasons in words.
 
-use super::Analyst;
+use super::{Analyst, url_encode};
 use crate::domain::{Currency, ReviewReason};
+use crate::service::{Resolution, ResolutionAction, ReviewRecord};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 use rust_decimal::Decimal;
@@ -155,7 +156,7 @@ pub(crate) fn percent(p: f64) -> String {
 }
 
 /// Every review reason, in the order the queue's filter lists them.
-pub(crate) const REASONS: [ReviewReason; 7] = [
+pub(crate) const REASONS: [ReviewReason; 9] = [
     ReviewReason::NoCustomer,
     ReviewReason::NoCandidate,
     ReviewReason::Ambiguous,
@@ -163,6 +164,8 @@ pub(crate) const REASONS: [ReviewReason; 7] = [
     ReviewReason::Deduction,
     ReviewReason::LowConfidence,
     ReviewReason::NotMatchable,
+    ReviewReason::PossibleDuplicate,
+    ReviewReason::Unapplied,
 ];
 
 /// The reason's name in URLs (the serde name).
@@ -175,6 +178,8 @@ pub(crate) fn reason_key(r: ReviewReason) -> &'static str {
         ReviewReason::Deduction => "deduction",
         ReviewReason::LowConfidence => "low_confidence",
         ReviewReason::NotMatchable => "not_matchable",
+        ReviewReason::PossibleDuplicate => "possible_duplicate",
+        ReviewReason::Unapplied => "unapplied",
     }
 }
 
@@ -193,6 +198,8 @@ pub(crate) fn reason_label(r: Option<ReviewReason>) -> &'static str {
         Some(ReviewReason::Deduction) => "deduction",
         Some(ReviewReason::LowConfidence) => "low confidence",
         Some(ReviewReason::NotMatchable) => "not matchable",
+        Some(ReviewReason::PossibleDuplicate) => "possible duplicate",
+        Some(ReviewReason::Unapplied) => "unapplied",
     }
 }
 
@@ -200,6 +207,49 @@ pub(crate) fn reason_label(r: Option<ReviewReason>) -> &'static str {
 pub(crate) fn reason_badge(r: Option<ReviewReason>) -> Markup {
     let key = r.map(reason_key).unwrap_or("none");
     html! { span class={"badge reason-" (key)} { (reason_label(r)) } }
+}
+
+/// What a resolution did, in one line.
+pub(crate) fn describe_resolution(r: &Resolution, currency: Currency) -> String {
+    let applied: Decimal = r
+        .allocations
+        .iter()
+        .fold(Decimal::ZERO, |a, x| a.checked_add(x.amount).unwrap_or(a));
+    let what = match r.action {
+        ResolutionAction::AcceptSuggestion => format!(
+            "accepted suggestion #{}",
+            r.suggestion_index.map_or(0, |i| i + 1)
+        ),
+        ResolutionAction::ApplyAllocation => "applied an allocation".to_string(),
+        ResolutionAction::LeaveUnapplied => "left unapplied".to_string(),
+        ResolutionAction::PutOnAccount => format!(
+            "put on account of {}",
+            r.customer_id.as_deref().unwrap_or("?")
+        ),
+    };
+    if r.allocations.is_empty() {
+        format!("{what}, {} unapplied", cash(currency, r.unapplied))
+    } else {
+        format!(
+            "{what}: {} to {} invoice(s), {} unapplied",
+            cash(currency, applied),
+            r.allocations.len(),
+            cash(currency, r.unapplied)
+        )
+    }
+}
+
+/// The confirmation of the resolution an analyst just made.
+pub(crate) fn resolved_banner(item: &ReviewRecord) -> Markup {
+    html! {
+        @if let Some(r) = &item.resolution {
+            div.banner.ok role="status" {
+                "Resolved " a href={"/items/" (url_encode(&item.summary.payment_id))} { (item.summary.payment_id) } ": "
+                (describe_resolution(r, item.payment.currency))
+                " (by " (r.analyst) ")."
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,16 +3,16 @@
 
 use super::page::{
     Nav, REASONS, age, cash, cash_lines, instant, layout, percent, reason_badge, reason_from_key,
-    reason_key, reason_label,
+    reason_key, reason_label, resolved_banner,
 };
 use super::{Shared, error_page, html, refusal, to_login, url_encode};
 use crate::domain::ReviewReason;
 use crate::io::parse_money;
-use crate::store::{ReviewFilter, ReviewState, Store, now};
+use crate::service::{ReviewFilter, ReviewState, Store, now};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{Markup, html as m};
+use maud::html as m;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
@@ -285,19 +285,6 @@ pub(crate) async fn page<S: Store>(
     )
 }
 
-/// The confirmation of the resolution an analyst just made.
-pub(crate) fn resolved_banner(item: &crate::store::ReviewRecord) -> Markup {
-    m! {
-        @if let Some(r) = &item.resolution {
-            div.banner.ok role="status" {
-                "Resolved " a href={"/items/" (url_encode(&item.summary.payment_id))} { (item.summary.payment_id) } ": "
-                (super::item::describe_resolution(r, item.payment.currency))
-                " (by " (r.analyst) ")."
-            }
-        }
-    }
-}
-
 #[derive(Deserialize, Default)]
 pub(crate) struct NextQuery {
     #[serde(default)]
@@ -316,7 +303,7 @@ pub(crate) async fn next<S: Store>(
     let Some(who) = web.analyst(&headers) else {
         return to_login(&uri.to_string());
     };
-    match next_open(&web.service, q.skip.trim()).await {
+    match web.service.next_open_item(q.skip.trim()).await {
         Ok(target) => {
             let done = if q.done.trim().is_empty() {
                 String::new()
@@ -342,29 +329,4 @@ pub(crate) async fn next<S: Store>(
             )
         }
     }
-}
-
-/// The payment id of the open item first in the queue, other than `skip`.
-pub(crate) async fn next_open<S: Store>(
-    service: &crate::service::Service<S>,
-    skip: &str,
-) -> Result<Option<String>, crate::service::ServiceError> {
-    let (items, _) = service
-        .review_items(ReviewFilter {
-            customer_id: None,
-            min_amount: None,
-            max_amount: None,
-            min_age_days: None,
-            max_age_days: None,
-            reason: None,
-            include_resolved: false,
-            limit: 2,
-            offset: 0,
-            now: now(),
-        })
-        .await?;
-    Ok(items
-        .into_iter()
-        .map(|i| i.payment_id)
-        .find(|id| id != skip))
 }

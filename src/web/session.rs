@@ -1,7 +1,7 @@
 //! Signed-in analysts: sessions in memory, keyed by an unguessable id sent in an `HttpOnly`
 //! cookie, each with its own CSRF token for the forms it is shown.
 
-use crate::service::auth::Principal;
+use crate::service::auth::{Principal, TokenHash, random_hex};
 use axum::http::HeaderMap;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +18,9 @@ const MAX_SESSIONS: usize = 10_000;
 
 struct Session {
     principal: Principal,
+    /// The hash of the token signed in with: the session lasts only as long as the config
+    /// still has it.
+    token: Option<TokenHash>,
     csrf: String,
     last_seen: Instant,
 }
@@ -28,31 +31,22 @@ pub(crate) struct Sessions {
     map: Mutex<HashMap<String, Session>>,
 }
 
-/// 32 random bytes from the operating system, as hex.
-pub(crate) fn random_token() -> Result<String, getrandom::Error> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-/// Compares two tokens in time independent of where they differ.
-pub(crate) fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
+pub(crate) use crate::service::auth::same_secret as same_token;
 
 impl Sessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a session; returns its id.
-    pub(crate) fn create(&self, principal: Principal) -> Result<String, getrandom::Error> {
-        let id = random_token()?;
-        let csrf = random_token()?;
+    /// Starts a session for `principal`, signed in with the token of `token` (if any); returns
+    /// its id.
+    pub(crate) fn create(
+        &self,
+        principal: Principal,
+        token: Option<TokenHash>,
+    ) -> Result<String, getrandom::Error> {
+        let id = random_hex()?;
+        let csrf = random_hex()?;
         let now = Instant::now();
         let mut map = self.lock();
         map.retain(|_, s| now.duration_since(s.last_seen) < IDLE);
@@ -69,6 +63,7 @@ impl Sessions {
             id.clone(),
             Session {
                 principal,
+                token,
                 csrf,
                 last_seen: now,
             },
@@ -76,8 +71,8 @@ impl Sessions {
         Ok(id)
     }
 
-    /// The principal and CSRF token of a live session, marking it used.
-    pub(crate) fn get(&self, id: &str) -> Option<(Principal, String)> {
+    /// The principal, token hash and CSRF token of a live session, marking it used.
+    pub(crate) fn get(&self, id: &str) -> Option<(Principal, Option<TokenHash>, String)> {
         let now = Instant::now();
         let mut map = self.lock();
         let s = map.get_mut(id)?;
@@ -86,7 +81,7 @@ impl Sessions {
             return None;
         }
         s.last_seen = now;
-        Some((s.principal.clone(), s.csrf.clone()))
+        Some((s.principal.clone(), s.token, s.csrf.clone()))
     }
 
     pub(crate) fn remove(&self, id: &str) {

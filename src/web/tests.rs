@@ -3,35 +3,36 @@
 //! over-applied amounts, no note) changes nothing, checked through the service.
 
 use super::{router, url_encode};
-use crate::service::Service;
-use crate::service::auth::{Auth, Role};
+use crate::service::auth::{Auth, MAX_FAILURES, Role, TokenEntry, TokenHash, Tokens};
 use crate::service::tests::{cases_service, runtime};
-use crate::store::SqliteStore;
+use crate::service::{Service, Store};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use std::sync::Arc;
 use tower::ServiceExt;
 
+/// The tokens of the tests: erp, ops (admin), alice and bob (analysts), each `tok-NAME`.
+fn entries() -> Vec<(TokenHash, String, Vec<Role>)> {
+    [
+        ("erp", Role::ArSystem),
+        ("ops", Role::Admin),
+        ("alice", Role::Analyst),
+        ("bob", Role::Analyst),
+    ]
+    .into_iter()
+    .map(|(name, role)| {
+        (
+            TokenHash::of(&format!("tok-{name}")),
+            name.to_string(),
+            vec![role],
+        )
+    })
+    .collect()
+}
+
 fn auth() -> Arc<Auth> {
-    Arc::new(Auth::with_tokens([
-        (
-            "tok-erp".to_string(),
-            "erp".to_string(),
-            vec![Role::ArSystem],
-        ),
-        ("tok-ops".to_string(), "ops".to_string(), vec![Role::Admin]),
-        (
-            "tok-alice".to_string(),
-            "alice".to_string(),
-            vec![Role::Analyst],
-        ),
-        (
-            "tok-bob".to_string(),
-            "bob".to_string(),
-            vec![Role::Analyst],
-        ),
-    ]))
+    Arc::new(Auth::with_tokens(entries()))
 }
 
 struct Reply {
@@ -116,7 +117,7 @@ struct Snapshot {
     open: Vec<(String, rust_decimal::Decimal)>,
 }
 
-async fn snapshot(service: &Service<SqliteStore>, ids: &[String]) -> Snapshot {
+async fn snapshot(service: &Service<impl Store>, ids: &[String]) -> Snapshot {
     let item = service
         .review_item("P-ambiguous".into())
         .await
@@ -193,6 +194,64 @@ fn only_analysts_sign_in_and_pages_need_a_session() {
         assert_eq!(
             send(&app, get("/queue", &cookie)).await.status,
             StatusCode::SEE_OTHER
+        );
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn a_revoked_token_ends_its_sessions_and_failed_sign_ins_are_limited_per_address() {
+    runtime().block_on(async {
+        let (service, dir) = cases_service("web-revoke").await;
+        let auth = auth();
+        let app = router(Arc::clone(&service), Arc::clone(&auth), 48);
+        let alice = sign_in(&app, "tok-alice").await;
+        let bob = sign_in(&app, "tok-bob").await;
+        assert_eq!(
+            send(&app, get("/queue", &alice)).await.status,
+            StatusCode::OK
+        );
+        // The config drops alice's token (what the config watcher does on an edit).
+        let kept: Vec<TokenEntry> = entries()
+            .into_iter()
+            .filter(|(_, name, _)| name != "alice")
+            .map(|(hash, name, roles)| TokenEntry { hash, name, roles })
+            .collect();
+        auth.replace(Tokens::new(kept)).expect("replace");
+        let r = send(&app, get("/queue", &alice)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "alice's session outlived her token"
+        );
+        assert!(r.location.starts_with("/login"), "{}", r.location);
+        assert_eq!(send(&app, get("/queue", &bob)).await.status, StatusCode::OK);
+        let r = send(&app, post("/login", "", &[("token", "tok-alice")])).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+        // Failed sign-ins from one address: past the limit, refused whatever the token.
+        let from = |ip: [u8; 4], token: &str| {
+            let mut req = post("/login", "", &[("token", token)]);
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    ip, 40000,
+                ))));
+            req
+        };
+        for i in 0..MAX_FAILURES {
+            let r = send(&app, from([192, 0, 2, 1], &format!("guess-{i}"))).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        }
+        let r = send(&app, from([192, 0, 2, 1], "tok-bob")).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.body.contains("Too many failed sign-ins"), "{}", r.body);
+        assert!(r.cookie.is_empty());
+        let r = send(&app, from([192, 0, 2, 2], "tok-bob")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "another address is not limited"
         );
         service.store().close();
         let _ = std::fs::remove_dir_all(&dir);
@@ -446,6 +505,37 @@ fn without_tokens_the_analyst_types_a_name_and_every_page_says_so_and_text_is_es
         assert!(!item.body.contains("<script>alert"), "unescaped payer name");
         assert!(item.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(item.body.contains("memo &lt;b&gt;bold&lt;/b&gt; &amp; co"));
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn a_payment_the_bank_returned_shows_so_and_offers_no_resolution() {
+    runtime().block_on(async {
+        let (service, dir) = cases_service("web-returned").await;
+        let app = router(Arc::clone(&service), auth(), 48);
+        service
+            .reverse_payment(crate::service::ReverseRequest {
+                payment_id: "P-ambiguous".into(),
+                return_code: "R01".into(),
+                reason: "insufficient funds".into(),
+                by: crate::service::Actor {
+                    kind: crate::service::ActorKind::ArSystem,
+                    name: "erp".into(),
+                },
+            })
+            .await
+            .expect("returned");
+        let cookie = sign_in(&app, "tok-alice").await;
+        let page = send(&app, get("/items/P-ambiguous", &cookie)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("returned by the bank") && page.body.contains("R01"));
+        assert!(!page.body.contains("data-alloc") && !page.body.contains("past SLA"));
+        assert!(
+            page.body.contains("data-event=\"reverse\""),
+            "the history shows it"
+        );
         service.store().close();
         let _ = std::fs::remove_dir_all(&dir);
     });

@@ -11,6 +11,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -114,12 +115,12 @@ describe("the analysts' workbench in Chromium", () => {
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "cashmatch-e2e-"));
     const config = path.join(tmp, "cashmatch.toml");
-    fs.writeFileSync(
-      config,
-      `[[tokens]]\nname = "erp"\ntoken = "${TOKENS.erp}"\nroles = ["ar_system"]\n\n` +
-        `[[tokens]]\nname = "alice"\ntoken = "${TOKENS.alice}"\nroles = ["analyst"]\n\n` +
-        `[[tokens]]\nname = "ops"\ntoken = "${TOKENS.ops}"\nroles = ["admin"]\n`,
-    );
+    // The config holds only each token's SHA-256, as `cashmatch token new` prints it.
+    const entry = (name, role) =>
+      `[[tokens]]\nname = "${name}"\n` +
+      `token_sha256 = "${createHash("sha256").update(TOKENS[name]).digest("hex")}"\n` +
+      `roles = ["${role}"]\n\n`;
+    fs.writeFileSync(config, entry("erp", "ar_system") + entry("alice", "analyst") + entry("ops", "admin"));
     const [gp, up] = [await freePort(), await freePort()];
     grpcAddr = `127.0.0.1:${gp}`;
     base = `http://127.0.0.1:${up}`;

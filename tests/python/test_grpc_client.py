@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 from decimal import Decimal
@@ -83,9 +84,24 @@ class PythonClientTest(unittest.TestCase):
         cls.ledger = cls.rpc.LedgerStub(cls.channel)
         cls.matching = cls.rpc.MatchingStub(cls.channel)
         cls.review = cls.rpc.ReviewStub(cls.channel)
+        cls.postings = cls.rpc.PostingsStub(cls.channel)
+        # The whole journal, watched from sequence 0 while the tests match and resolve.
+        cls.journal = []
+        cls.watch = cls.postings.WatchPostings(cls.pb.WatchPostingsRequest(after_sequence=0))
+        cls.watcher = threading.Thread(target=cls.follow, daemon=True)
+        cls.watcher.start()
+
+    @classmethod
+    def follow(cls):
+        try:
+            for p in cls.watch:
+                cls.journal.append(p)
+        except grpc.RpcError:
+            pass  # cancelled by the test, or the server stopped
 
     @classmethod
     def tearDownClass(cls):
+        cls.watch.cancel()
         cls.channel.close()
         if cls.server.poll() is None:
             cls.server.kill()
@@ -146,6 +162,42 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(trail.events[0].actor, "py-analyst")
         labels = list(self.review.ExportLabels(self.pb.ExportLabelsRequest()))
         self.assertIn(pid, [x.payment_id for x in labels])
+        # The cash the analyst left is journalled as theirs.
+        mine = self.postings.ListPostings(self.pb.ListPostingsRequest(payment_id=pid)).postings
+        self.assertEqual([(p.kind, p.actor) for p in mine], [(self.pb.POSTING_KIND_UNAPPLIED, "py-analyst")])
+        self.assertEqual(Decimal(mine[0].amount), Decimal(item.payment.amount))
+        type(self).resolved_sequence = mine[0].sequence
+
+    def test_2b_the_journal_watched_while_matching_replays_to_the_open_amounts(self):
+        # Every posting up to the resolution has arrived on the watch, in order, once.
+        deadline = time.time() + 30
+        while not self.journal or self.journal[-1].sequence < self.resolved_sequence:
+            self.assertLess(time.time(), deadline, "the watch fell behind")
+            time.sleep(0.05)
+        seqs = [p.sequence for p in self.journal]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)), "a gap or a duplicate")
+        kinds = {p.kind for p in self.journal}
+        self.assertIn(self.pb.POSTING_KIND_APPLIED, kinds)
+        # Replayed from zero: each invoice's amount less its postings is its open amount now.
+        relieved = {}
+        for p in self.journal:
+            if p.HasField("invoice_id"):
+                relieved[p.invoice_id] = relieved.get(p.invoice_id, Decimal(0)) + Decimal(p.amount)
+        self.assertGreater(len(relieved), 0)
+        for invoice_id, total in relieved.items():
+            inv = self.ledger.GetInvoice(self.pb.GetInvoiceRequest(invoice_id=invoice_id))
+            self.assertEqual(Decimal(inv.amount) - total, Decimal(inv.open_amount), invoice_id)
+            self.assertGreaterEqual(Decimal(inv.open_amount), 0, invoice_id)
+        # Resuming from the middle gives exactly the rest.
+        mid = seqs[len(seqs) // 2]
+        again = self.postings.WatchPostings(self.pb.WatchPostingsRequest(after_sequence=mid))
+        rest = []
+        for p in again:
+            rest.append(p.sequence)
+            if p.sequence == seqs[-1]:
+                break
+        again.cancel()
+        self.assertEqual(rest, seqs[seqs.index(mid) + 1 :])
 
     def test_3_a_missing_field_is_invalid_argument_naming_it(self):
         bad = self.pb.MatchRequest(payment=self.pb.Payment(payment_id="PY-1", amount="10.00"))

@@ -41,6 +41,7 @@ pub fn run(rows: usize, seed: u64, ui: Ui) -> Result<BenchFigures, JobError> {
         customers: 300,
         payments: 3_000,
         train_fraction: 0.0,
+        ..Default::default()
     });
     let (mut ledger, _) =
         cashmatch::ledger::Ledger::new(pilot.customers.clone(), pilot.test.invoices.clone());
@@ -58,6 +59,7 @@ pub fn run(rows: usize, seed: u64, ui: Ui) -> Result<BenchFigures, JobError> {
         customers: (payments / 25).max(100),
         payments,
         train_fraction: 0.0,
+        ..Default::default()
     });
     let dir = std::env::temp_dir().join(format!("cashmatch-train-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;

@@ -163,11 +163,13 @@ pub fn concat(parts: Vec<Examples>) -> Examples {
     let total: usize = parts.iter().map(|p| p.y.len()).sum();
     let mut data: Vec<f32> = Vec::with_capacity(total * N_FEATURES);
     let mut y: Vec<f32> = Vec::with_capacity(total);
+    let mut strata = Vec::with_capacity(total);
     let (mut rows, mut has_truth, mut payment_ids) = (Vec::new(), Vec::new(), Vec::new());
     for p in parts {
         let offset = y.len();
         data.extend(p.x.iter());
         y.extend(p.y.iter());
+        strata.extend(p.strata);
         rows.extend(p.rows.iter().map(|(a, b)| (a + offset, b + offset)));
         has_truth.extend(p.has_truth);
         payment_ids.extend(p.payment_ids);
@@ -177,6 +179,7 @@ pub fn concat(parts: Vec<Examples>) -> Examples {
     Examples {
         x,
         y: Array1::from(y),
+        strata,
         rows,
         has_truth,
         payment_ids,

@@ -2,9 +2,12 @@
 //! was, and the comparison with LightGBM (`training/lightgbm_compare.py`).
 //!
 //! `DIR/features_train.parquet` holds the rows our trees grew on (`split` 0) and the rows that
-//! were scored for early stopping (`split` 1); `DIR/features_holdout.parquet` the holdout's rows
-//! with our model's candidate probability in `ours`. Both have `payment` (the payment's index in
-//! its file, to group candidates), `label` and the feature columns by name.
+//! were scored for early stopping (`split` 1); `DIR/features_threshold.parquet` the rows of the
+//! slice our thresholds were certified on (`train::SplitPoints`), on which each booster chooses
+//! its own threshold; `DIR/features_holdout.parquet` the holdout's rows, on which both are
+//! judged at the threshold chosen before. The last two carry our model's candidate probability
+//! in `ours`. All have `payment` (the payment's index in its file, to group candidates),
+//! `label` and the feature columns by name.
 //! `DIR/compare_params.json` carries our hyperparameters and targets so the script mirrors them.
 
 use crate::evaluate::Prepared;
@@ -113,10 +116,19 @@ pub fn export_features(
     let fit = &p.fit;
     let cut = SplitPoints::of(fit.rows.len(), &trained.config);
     let row_at = |pi: usize| fit.rows.get(pi).map_or(fit.y.len(), |r| r.0);
-    let (r_train, r_valid) = (row_at(cut.train_end), row_at(cut.holdout_start));
+    let (r_train, r_valid) = (row_at(cut.train_end), row_at(cut.calibration_start));
     let split: Vec<u32> = (0..r_valid).map(|r| u32::from(r >= r_train)).collect();
     let path = dir.join("features_train.parquet");
     let mut df = frame(fit, 0..r_valid, vec![Column::new("split".into(), split)])
+        .map_err(|x| io_err(&path)(x.to_string()))?;
+    write(&path, &mut df)?;
+    drop(df);
+    let thr = row_at(cut.threshold_start)..row_at(cut.test_start);
+    let ours_thr = trained
+        .model
+        .candidate_probabilities(fit.x.slice(ndarray::s![thr.clone(), ..]));
+    let path = dir.join("features_threshold.parquet");
+    let mut df = frame(fit, thr, vec![Column::new("ours".into(), ours_thr)])
         .map_err(|x| io_err(&path)(x.to_string()))?;
     write(&path, &mut df)?;
     drop(df);

@@ -223,7 +223,12 @@ pub fn retrain(
         }
         None => None,
     };
-    let verdict = retrain::judge(active.as_ref(), &o.new, force);
+    let verdict = retrain::judge(
+        active.as_ref().map(retrain::Outcomes::of).as_ref(),
+        &retrain::Outcomes::of(&o.new),
+        &rc.costs,
+        force,
+    );
     let mut evals: Vec<&ModelEval> = active.iter().collect();
     evals.push(&o.new);
     report::write(

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use cashmatch_training::jobs::{self, Extras, Ui};
-use cashmatch_training::retrain::RunConfig;
+use cashmatch_training::retrain::{CostModel, RunConfig};
 use cashmatch_training::{bench, history};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -45,6 +45,15 @@ struct Fit {
     /// With --export-features: train LightGBM on the same matrices and put both in the report.
     #[arg(long, requires = "export_features")]
     lightgbm: bool,
+    /// Champion/challenger: what one payment sent to review costs (the unit).
+    #[arg(long, default_value_t = 1.0)]
+    review_cost: f64,
+    /// What one auto-apply costs that puts cash on an invoice the payer did not pay, in reviews.
+    #[arg(long, default_value_t = 50.0)]
+    misapplied_cost: f64,
+    /// What one auto-apply costs that leaves part of the cash unapplied unasked, in reviews.
+    #[arg(long, default_value_t = 20.0)]
+    incomplete_cost: f64,
 }
 
 impl Fit {
@@ -54,6 +63,12 @@ impl Fit {
             target_precision: self.target_precision,
             holdout_fraction: self.holdout_fraction,
             version: self.version.clone(),
+            costs: CostModel {
+                review: self.review_cost,
+                misapplied: self.misapplied_cost,
+                incomplete: self.incomplete_cost,
+            },
+            reproduce: std::env::args().collect::<Vec<_>>().join(" "),
             ..Default::default()
         }
     }
@@ -77,7 +92,9 @@ enum Command {
         out: PathBuf,
     },
     /// Champion/challenger: fit a new model, judge it and the active one on the same holdout,
-    /// publish it as MODELS/<version>/ (and point MODELS/ACTIVE at it) only when it is better.
+    /// publish it as MODELS/<version>/ (and point MODELS/ACTIVE at it) only when its expected
+    /// cost (reviews, misapplied and incomplete auto-applies, priced by the --*-cost options) is
+    /// lower.
     Retrain {
         #[command(flatten)]
         fit: Fit,

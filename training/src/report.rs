@@ -242,60 +242,64 @@ pub fn write(dir: &Path, r: &ReportInput<'_>) -> Result<(), ReportError> {
 
 /// The certificate and how many labels a tighter target needs.
 fn threshold_section(md: &mut String, r: &ReportInput<'_>, target: f64) {
-    let mt = &r.model.metrics;
+    let m = r.model;
+    if m.strata.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Threshold\n\n`{}` auto-applies at calibrated confidence {:.4} in every evidence \
+             stratum (a model trained before per-stratum thresholds; its card says where the \
+             threshold was chosen).\n",
+            m.version, m.threshold,
+        );
+        return;
+    }
     let _ = writeln!(
         md,
-        "## Threshold\n\n`{}` auto-applies at calibrated confidence {:.4}: on its calibration \
-         holdout ({} payments, the latest before the judging holdout) the payments above it were \
-         {} right, with a one-sided 95% Clopper-Pearson lower bound of {} against the target \
-         {} (fixed-sequence testing from the top, as in Learn-then-Test).\n",
-        r.model.version,
-        r.model.threshold,
-        mt.holdout_payments,
-        pct(mt.holdout_precision),
-        pct(mt.holdout_precision_lower_bound),
+        "## Threshold\n\n`{}` auto-applies per evidence stratum of the best candidate \
+         (docs/engine.md): each threshold is the loosest calibrated confidence whose precision \
+         on the stratum's payments in the model's threshold slice (after its calibration slice, \
+         before its test slice, all before this report's holdout) has a one-sided 95% \
+         Clopper-Pearson lower bound at or above the target {} (fixed-sequence testing from the \
+         top, as in Learn-then-Test). A stratum with fewer labels than zero errors would need \
+         never auto-applies.\n",
+        m.version,
         pct(target),
     );
-    let Some(m) = r.evals.last() else {
-        return;
-    };
-    let f = m.overall();
-    let coverage = f.auto as f64 / f.payments.max(1) as f64;
-    let err_rate = if f.auto == 0 {
-        0.0
-    } else {
-        (f.auto - f.auto_correct) as f64 / f.auto as f64
-    };
     let _ = writeln!(
         md,
-        "A tighter target needs more labelled payments in the calibration holdout. At the \
-         error rate seen here ({} of {} auto-applies wrong) and this coverage ({}):\n",
-        f.auto - f.auto_correct,
-        f.auto,
-        pct(coverage)
+        "| stratum | labelled payments | needed at {} | threshold | above it | wrong | lower bound | needed at 99.9% |\n|---|---:|---:|---:|---:|---:|---:|---:|",
+        pct(target)
     );
-    let _ = writeln!(
-        md,
-        "| target precision | auto-applied labels needed | holdout payments needed | more than now | history payments needed |"
-    );
-    let _ = writeln!(md, "|---:|---:|---:|---:|---:|");
-    let hold_frac = r.model.metrics.holdout_payments as f64
-        / (r.model.metrics.holdout_payments + r.model.metrics.train_payments).max(1) as f64;
-    for t in [0.995, 0.997, 0.998, 0.999, 0.9995] {
-        match labels_needed(t, 0.95, err_rate) {
-            Some(need) if coverage > 0.0 => {
-                let pays = (need as f64 / coverage).ceil() as usize;
-                let more = pays.saturating_sub(mt.holdout_payments);
-                // The calibration holdout is a fixed share of what is fitted on.
-                let hist = (pays as f64 / hold_frac.max(1e-9)).ceil() as usize;
-                let _ = writeln!(md, "| {} | {need} | {pays} | {more} | {hist} |", pct(t));
-            }
-            _ => {
-                let _ = writeln!(md, "| {} | unreachable at this error rate | | | |", pct(t));
-            }
-        }
+    for s in &m.strata {
+        let rate = if s.n_auto == 0 {
+            0.0
+        } else {
+            s.errors as f64 / s.n_auto as f64
+        };
+        let tighter = labels_needed(0.999, 0.95, rate)
+            .map_or_else(|| "unreachable".to_string(), |n| n.to_string());
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {tighter} |",
+            s.stratum,
+            s.labels,
+            s.labels_needed,
+            s.threshold
+                .map_or_else(|| "never".to_string(), |t| format!("{t:.4}")),
+            s.n_auto,
+            s.errors,
+            if s.threshold.is_some() {
+                pct(s.lower_bound)
+            } else {
+                "-".to_string()
+            },
+        );
     }
-    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "\n\"Needed at 99.9%\": labelled payments of the stratum above its threshold that \
+         certifying 99.9% would take at the error rate seen there.\n"
+    );
 }
 
 fn reliability_table(evals: &[&ModelEval]) -> String {
@@ -436,8 +440,9 @@ fn comparison_section(md: &mut String, c: &Comparison, target: f64) {
         "## Our booster against LightGBM\n\nThe same matrices ({} training rows, {} holdout rows, \
          exported as Parquet) trained with comparable settings by `training/lightgbm_compare.py` \
          (LightGBM {}). Touchless here is candidate-level: each payment's best candidate by \
-         `p_best × (1 − p_rival)`, the loosest threshold certified at {} with 95% confidence on \
-         this holdout, the same procedure for both.\n",
+         `p_best × (1 − p_rival)`, each booster's own loosest threshold certified at {} with 95% \
+         confidence on the fit's threshold slice (never on the rows it is judged on), applied to \
+         this holdout; the same procedure for both.\n",
         c.train_rows,
         c.holdout_rows,
         c.lightgbm_version,

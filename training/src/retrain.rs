@@ -29,6 +29,10 @@ pub struct RunConfig {
     /// Version of the new model; derived from the history and the seed when absent.
     pub version: Option<String>,
     pub params: GbdtParams,
+    /// What the champion/challenger rule prices decisions at.
+    pub costs: CostModel,
+    /// The command line of the run, written into the model card.
+    pub reproduce: String,
 }
 
 impl Default for RunConfig {
@@ -39,6 +43,8 @@ impl Default for RunConfig {
             holdout_fraction: 0.2,
             version: None,
             params: GbdtParams::default(),
+            costs: CostModel::default(),
+            reproduce: String::new(),
         }
     }
 }
@@ -100,6 +106,7 @@ pub fn fit(
             h.payments.len() - p.holdout_start,
         ),
         habits: p.habits.clone(),
+        reproduce: rc.reproduce.clone(),
         ..Default::default()
     };
     bar.set_message(format!("fitting trees on {} candidate rows", p.fit.y.len()));
@@ -114,6 +121,73 @@ pub fn fit(
     })
 }
 
+/// What a finance team pays for a model's decisions, in units of one analyst review: every
+/// payment sent to review costs `review`, every auto-apply that puts cash on an invoice the payer
+/// did not pay costs `misapplied`, and every auto-apply that leaves part of the payment's cash
+/// unapplied with nobody asked to look costs `incomplete`. docs/training.md justifies the
+/// defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CostModel {
+    pub review: f64,
+    pub misapplied: f64,
+    pub incomplete: f64,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        CostModel {
+            review: 1.0,
+            misapplied: 50.0,
+            incomplete: 20.0,
+        }
+    }
+}
+
+/// A model's decisions on the holdout, counted as the cost model prices them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Outcomes {
+    pub payments: usize,
+    pub reviews: usize,
+    pub misapplied: usize,
+    pub incomplete: usize,
+    pub touchless: f64,
+}
+
+impl Outcomes {
+    /// The counts of a model judged on the holdout.
+    pub fn of(e: &ModelEval) -> Outcomes {
+        let f = e.overall();
+        Outcomes {
+            payments: f.payments,
+            reviews: f.review,
+            misapplied: e.wrong(),
+            incomplete: 0,
+            touchless: f.touchless(),
+        }
+    }
+
+    /// Expected cost in reviews.
+    pub fn cost(&self, c: &CostModel) -> f64 {
+        self.reviews as f64 * c.review
+            + self.misapplied as f64 * c.misapplied
+            + self.incomplete as f64 * c.incomplete
+    }
+
+    fn describe(&self, c: &CostModel) -> String {
+        format!(
+            "{:.0} = {} reviews x {} + {} misapplied x {} + {} incomplete x {} (touchless {:.2}%)",
+            self.cost(c),
+            self.reviews,
+            c.review,
+            self.misapplied,
+            c.misapplied,
+            self.incomplete,
+            c.incomplete,
+            100.0 * self.touchless
+        )
+    }
+}
+
 /// Whether a challenger replaces the champion, and why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verdict {
@@ -123,25 +197,24 @@ pub struct Verdict {
     pub reason: String,
 }
 
-/// The champion/challenger rule: the challenger must be touchless more often at its certified
-/// threshold and make no more wrong auto-applies than the champion, on the same holdout.
-pub fn judge(active: Option<&ModelEval>, new: &ModelEval, force: bool) -> Verdict {
+/// The champion/challenger rule: the challenger is published when its expected cost on the
+/// holdout is lower than the champion's on the same payments. Touchless alone would trade any
+/// number of misapplied payments for a few saved reviews; the cost says how many reviews one
+/// misapplied payment is worth.
+pub fn judge(active: Option<&Outcomes>, new: &Outcomes, costs: &CostModel, force: bool) -> Verdict {
     let (better, reason) = match active {
         None => (true, "no usable active model to compare with".to_string()),
         Some(a) => {
-            let (ta, tn) = (a.overall().touchless(), new.overall().touchless());
-            let (wa, wn) = (a.wrong(), new.wrong());
-            let more_touchless = tn > ta;
-            let no_more_wrong = wn <= wa;
+            let (ca, cn) = (a.cost(costs), new.cost(costs));
             let why = format!(
-                "touchless {:.2}% vs {:.2}% for the active model, wrong auto-applies {wn} vs {wa}",
-                100.0 * tn,
-                100.0 * ta
+                "expected cost of the challenger {}; of the active model {}",
+                new.describe(costs),
+                a.describe(costs)
             );
-            match (more_touchless, no_more_wrong) {
-                (true, true) => (true, format!("better: {why}")),
-                (false, _) => (false, format!("not more touchless: {why}")),
-                (true, false) => (false, format!("more wrong auto-applies: {why}")),
+            if cn < ca {
+                (true, format!("cheaper: {why}"))
+            } else {
+                (false, format!("not cheaper: {why}"))
             }
         }
     };
@@ -226,4 +299,72 @@ pub fn publish(from: &Path, models: &Path, version: &str) -> std::io::Result<Pat
     std::fs::write(&tmp, format!("{version}\n"))?;
     std::fs::rename(&tmp, &pointer)?;
     Ok(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Outcomes on `payments` holdout payments, all with a right answer: `right` auto-applied
+    /// correctly, `misapplied` wrongly, the rest sent to review.
+    fn outcomes(payments: usize, right: usize, misapplied: usize) -> Outcomes {
+        Outcomes {
+            payments,
+            reviews: payments - right - misapplied,
+            misapplied,
+            incomplete: 0,
+            touchless: right as f64 / payments as f64,
+        }
+    }
+
+    #[test]
+    fn a_challenger_with_no_misapplied_cash_wins_despite_less_touchless() {
+        // Issue 11: on another source's history (6,000 payments, the latest fifth judging), the
+        // active model was 89.98% touchless with 22 wrong auto-applies, the challenger 89.38%
+        // with none. The touchless rule refused it; the cost rule must publish it.
+        let active = outcomes(1_200, 1_080, 22);
+        let challenger = outcomes(1_200, 1_073, 0);
+        assert!(challenger.touchless < active.touchless);
+        let v = judge(Some(&active), &challenger, &CostModel::default(), false);
+        assert!(v.publish && v.better, "{v:?}");
+        assert!(v.reason.starts_with("cheaper"), "{}", v.reason);
+        assert!(v.reason.contains("0 misapplied") && v.reason.contains("22 misapplied"));
+        // On a holdout twenty times larger, 0.6 points are 120 more reviews against 22
+        // misapplied payments: still cheaper.
+        let active = outcomes(24_000, 21_595, 22);
+        let challenger = outcomes(24_000, 21_451, 0);
+        assert!(judge(Some(&active), &challenger, &CostModel::default(), false).publish);
+    }
+
+    #[test]
+    fn more_misapplied_cash_is_not_bought_with_a_few_reviews() {
+        let active = outcomes(1_000, 900, 0);
+        // 30 more auto-applies, 2 of them misapplied: 30 reviews saved, 100 reviews' cost added.
+        let challenger = outcomes(1_000, 928, 2);
+        let v = judge(Some(&active), &challenger, &CostModel::default(), false);
+        assert!(!v.publish && !v.better, "{v:?}");
+        assert!(v.reason.starts_with("not cheaper"));
+        // A team that prices a misapplied payment at 10 reviews takes that trade.
+        let cheap = CostModel {
+            misapplied: 10.0,
+            ..CostModel::default()
+        };
+        assert!(judge(Some(&active), &challenger, &cheap, false).publish);
+        // Incomplete auto-applies count too.
+        let mut half = outcomes(1_000, 930, 0);
+        half.incomplete = 5;
+        half.reviews -= 5;
+        assert!(!judge(Some(&active), &half, &CostModel::default(), false).publish);
+    }
+
+    #[test]
+    fn equal_cost_is_not_better_but_force_publishes() {
+        let a = outcomes(1_000, 900, 1);
+        let v = judge(Some(&a), &a, &CostModel::default(), false);
+        assert!(!v.publish && !v.better);
+        let v = judge(Some(&a), &a, &CostModel::default(), true);
+        assert!(v.publish && !v.better);
+        assert!(v.reason.starts_with("published because forced"));
+        assert!(judge(None, &a, &CostModel::default(), false).publish);
+    }
 }

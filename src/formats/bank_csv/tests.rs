@@ -3,26 +3,9 @@ use proptest::prelude::*;
 use rust_decimal_macros::dec;
 use std::path::PathBuf;
 
-/// A third-party sample, read where it lies (the AGPL CSV exports may not be copied into the
-/// repository). `CASHMATCH_SAMPLES` names the folder; otherwise `../shared/samples` beside the
-/// checkout, or two levels up for a worktree under `wt/`. `None` (with a note) when absent.
+/// A third-party sample ([`crate::formats::samples`]): skipped without it, a failure under CI.
 fn sample(rel: &str) -> Option<Vec<u8>> {
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let dirs = [
-        std::env::var_os("CASHMATCH_SAMPLES").map(PathBuf::from),
-        Some(PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/samples"
-        ))),
-        Some(PathBuf::from(manifest).join("../../shared/samples")),
-    ];
-    for dir in dirs.into_iter().flatten() {
-        if let Ok(b) = std::fs::read(dir.join(rel)) {
-            return Some(b);
-        }
-    }
-    eprintln!("note: sample {rel} not found; test skipped");
-    None
+    crate::formats::samples::read(rel).map(|(b, _)| b)
 }
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -11,8 +11,8 @@
 //! and the running model stays. Only a change of the pointer acts, so an administrator's
 //! `ActivateModel` (a rollback, say) holds until the next publish, across restarts too.
 
-use super::Service;
 use crate::model::artifact::active_dir;
+use crate::service::Service;
 use crate::store::Store;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,7 @@ async fn already_followed<S: Store>(service: &Service<S>, models: &Path) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::EngineConfig;
     use crate::model::artifact::{ACTIVE_FILE, Model};
     use crate::service::Limits;
     use crate::store::SqliteStore;
@@ -104,7 +105,8 @@ mod tests {
     }
 
     async fn running(service: &Service<SqliteStore>, version: &str) -> bool {
-        for _ in 0..200 {
+        // Up to 5 s: the follower polls every 20 ms, but a loaded CI machine can be slow.
+        for _ in 0..500 {
             if service.model_info().version == version {
                 return true;
             }
@@ -142,7 +144,7 @@ mod tests {
         std::fs::create_dir_all(&models).expect("models dir");
         let store = SqliteStore::open(&root.join("data")).expect("store");
         let service = Arc::new(
-            Service::open(store, None, None, Limits::default())
+            Service::open(store, None, EngineConfig::default(), Limits::default())
                 .await
                 .expect("service"),
         );
@@ -176,10 +178,18 @@ mod tests {
         };
         publish(&models, "v3", &v3);
         assert!(running(&service, "retrain-v3").await);
-        let trail = service
-            .audit_events(Some(models.join("v3").display().to_string()), 0, 10)
-            .await
-            .expect("audit");
+        // The swap is visible before its audit record is committed; wait for the commit.
+        let mut trail = Vec::new();
+        for _ in 0..500 {
+            trail = service
+                .audit_events(Some(models.join("v3").display().to_string()), 0, 10)
+                .await
+                .expect("audit");
+            if !trail.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(trail.len(), 1);
         assert_eq!(trail[0].record.actor, ACTOR);
 

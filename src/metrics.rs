@@ -1,9 +1,11 @@
 //! Prometheus metrics: requests and their latency by method and status code, decisions by status
-//! (the auto rate is their ratio), and the review queue's depth, rendered on `GET /metrics` of a
-//! small HTTP listener of its own.
+//! (the auto rate is their ratio), the review queue's depth, failed authentications by reason and
+//! re-reads of the config's tokens, rendered on `GET /metrics` of a small HTTP listener of its
+//! own.
 
 use crate::service::Service;
-use crate::store::Store;
+use crate::service::Store;
+use crate::service::auth::{Auth, FailureReason};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +32,16 @@ struct StatusLabels {
     status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
 /// The service's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -39,6 +51,11 @@ pub struct Metrics {
     queue_depth: Gauge,
     auto_rate: Gauge<f64, AtomicU64>,
     wal_bytes: Gauge,
+    auth_failures: Family<ReasonLabels, Counter>,
+    config_reloads: Family<ResultLabels, Counter>,
+    audit_chain_broken: Gauge,
+    /// Whose failures and reloads to show; none without [`Metrics::with_auth`].
+    auth: Option<Arc<Auth>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,8 +118,34 @@ impl Metrics {
              reader or a slow disk keeps checkpoints from catching up",
             wal_bytes.clone(),
         );
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Calls and workbench sign-ins refused for their bearer token, by reason: missing, \
+             unknown, forbidden (a role the token lacks), rate_limited (the client address had \
+             too many unknown tokens within a minute)",
+            auth_failures.clone(),
+        );
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Changes of the config file read while serving, by result: ok (its tokens are in \
+             force) or error (it could not be used; the tokens before it stay)",
+            config_reloads.clone(),
+        );
+        let audit_chain_broken = Gauge::default();
+        registry.register(
+            "audit_chain_broken",
+            "1 when the check of the audit trail's hash chain at start found an event edited or \
+             deleted outside cashmatch (the log names it; `cashmatch audit verify` too), else 0",
+            audit_chain_broken.clone(),
+        );
         Metrics {
             registry,
+            audit_chain_broken,
+            auth_failures,
+            config_reloads,
+            auth: None,
             requests,
             latency,
             decisions,
@@ -110,6 +153,17 @@ impl Metrics {
             auto_rate,
             wal_bytes,
         }
+    }
+
+    /// Shows the failed authentications and config reloads of `auth`.
+    pub fn with_auth(mut self, auth: Arc<Auth>) -> Metrics {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Whether the audit chain was found broken.
+    pub fn audit_chain_broken(&self, broken: bool) {
+        self.audit_chain_broken.set(i64::from(broken));
     }
 
     /// Records one request.
@@ -132,8 +186,36 @@ impl Metrics {
         let c = service.counters();
         let auto = c.decisions_auto.load(Ordering::Relaxed);
         let review = c.decisions_review.load(Ordering::Relaxed);
-        self.set_counter("auto", auto);
-        self.set_counter("review", review);
+        for (status, value) in [("auto", auto), ("review", review)] {
+            mirror(
+                &self.decisions.get_or_create(&StatusLabels {
+                    status: status.to_string(),
+                }),
+                value,
+            );
+        }
+        if let Some(auth) = &self.auth {
+            let c = auth.counters();
+            for reason in FailureReason::ALL {
+                mirror(
+                    &self.auth_failures.get_or_create(&ReasonLabels {
+                        reason: reason.label().to_string(),
+                    }),
+                    c.failures(reason),
+                );
+            }
+            for (result, value) in [
+                ("ok", c.reloads_ok.load(Ordering::Relaxed)),
+                ("error", c.reloads_failed.load(Ordering::Relaxed)),
+            ] {
+                mirror(
+                    &self.config_reloads.get_or_create(&ResultLabels {
+                        result: result.to_string(),
+                    }),
+                    value,
+                );
+            }
+        }
         self.queue_depth
             .set(i64::try_from(service.queue_depth()).unwrap_or(i64::MAX));
         let total = auto + review;
@@ -151,16 +233,14 @@ impl Metrics {
         }
         out
     }
+}
 
-    /// Brings a decision counter up to the service's count (the service counts; this mirrors).
-    fn set_counter(&self, status: &str, value: u64) {
-        let c = self.decisions.get_or_create(&StatusLabels {
-            status: status.to_string(),
-        });
-        let now = c.get();
-        if value > now {
-            c.inc_by(value - now);
-        }
+/// Brings a counter up to a count kept elsewhere (the service and the authenticator count; the
+/// metrics mirror).
+fn mirror(c: &Counter, value: u64) {
+    let now = c.get();
+    if value > now {
+        c.inc_by(value - now);
     }
 }
 

@@ -7,6 +7,7 @@
 //! models_dir = "/var/lib/cashmatch/models"   # follow MODELS/ACTIVE (docs/training.md)
 //! model = "/opt/cashmatch/models/2026-11"   # else the last activated, else the built-in one
 //! threshold = 0.97                          # overrides the model's auto-apply threshold
+//! unexplained_tolerance = "1.00"            # cash an auto decision may leave unexplained
 //! metrics_addr = "127.0.0.1:9464"           # Prometheus /metrics over HTTP
 //! durability = "full"                       # or "normal": see store::Durability
 //!
@@ -20,20 +21,26 @@
 //! max_lines_per_remittance = 10000
 //! max_payments_per_request = 10000
 //!
-//! [[tokens]]
+//! [[tokens]]                                # `cashmatch token new` prints these lines
 //! name = "erp"
-//! token = "a long random string"
+//! token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 //! roles = ["ar_system"]
 //!
 //! [[tokens]]
 //! name = "alice"
-//! token = "another long random string"
+//! token_sha256 = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
 //! roles = ["analyst"]
 //! ```
+//!
+//! Tokens are stored as their SHA-256 only ([`crate::service::auth`]); a clear-text `token = ...`
+//! is refused with the way to hash it. While the service runs, `crate::app::config_watch`
+//! re-reads the file and applies its `[[tokens]]` (the other settings apply at the next start).
 
-use super::Limits;
-use super::auth::{Auth, Role};
+use crate::engine::DEFAULT_UNEXPLAINED_TOLERANCE;
+use crate::service::Limits;
+use crate::service::auth::{Role, TokenEntry, TokenHash, Tokens};
 use crate::store::Durability;
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -66,6 +73,8 @@ struct FileConfig {
     model: Option<PathBuf>,
     models_dir: Option<PathBuf>,
     threshold: Option<f64>,
+    /// A string, as all money in the project: `"0.50"`, read exactly.
+    unexplained_tolerance: Option<Decimal>,
     metrics_addr: Option<SocketAddr>,
     #[serde(default)]
     durability: Durability,
@@ -74,7 +83,7 @@ struct FileConfig {
     #[serde(default)]
     ui: FileUi,
     #[serde(default)]
-    tokens: Vec<TokenEntry>,
+    tokens: Vec<FileToken>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,10 +104,20 @@ struct FileLimits {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TokenEntry {
+struct FileToken {
     name: String,
-    token: String,
+    /// The SHA-256 of the token, 64 hex digits.
+    token_sha256: Option<String>,
+    /// A token in clear text: read only to refuse it with the way out.
+    token: Option<String>,
     roles: Vec<Role>,
+}
+
+/// A config file as it was read.
+#[derive(Clone, Debug)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub text: String,
 }
 
 /// Flags given on the command line; each overrides the file.
@@ -125,11 +144,19 @@ pub struct Settings {
     /// retrain --publish` writes).
     pub models_dir: Option<PathBuf>,
     pub threshold: Option<f64>,
+    /// Cash an auto decision may leave unapplied that the remittance does not account for
+    /// ([`crate::engine::EngineConfig::unexplained_tolerance`]).
+    pub unexplained_tolerance: Decimal,
     pub metrics_addr: Option<SocketAddr>,
     /// When a store commit counts as durable.
     pub durability: Durability,
     pub limits: Limits,
-    pub auth: Auth,
+    /// The bearer tokens; none means no authentication (loopback only).
+    pub tokens: Tokens,
+    /// The config file read and its text, which the service re-reads for changes to its tokens.
+    pub config: Option<ConfigFile>,
+    /// The flags, applied again to every re-read of the file.
+    pub overrides: Overrides,
     /// Where the analysts' workbench listens; `None`: not served.
     pub ui_addr: Option<SocketAddr>,
     /// How long a review item may wait before it is overdue.
@@ -144,10 +171,13 @@ impl Default for Settings {
             model: None,
             models_dir: None,
             threshold: None,
+            unexplained_tolerance: DEFAULT_UNEXPLAINED_TOLERANCE,
             metrics_addr: None,
             durability: Durability::Full,
             limits: Limits::default(),
-            auth: Auth::disabled(),
+            tokens: Tokens::default(),
+            config: None,
+            overrides: Overrides::default(),
             ui_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             review_sla_hours: DEFAULT_SLA_HOURS,
         }
@@ -157,20 +187,34 @@ impl Default for Settings {
 impl Settings {
     /// Defaults, then the file (if any), then the flags; refuses what cannot be right.
     pub fn load(config: Option<&Path>, flags: Overrides) -> Result<Settings, ConfigError> {
-        let file = match config {
+        match config {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| ConfigError::File {
                     path: p.display().to_string(),
                     message: e.to_string(),
                 })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::File {
-                    path: p.display().to_string(),
-                    message: e.to_string(),
-                })?
+                Settings::parse(p, &text, flags)
             }
-            None => FileConfig::default(),
+            None => Settings::from_parts(FileConfig::default(), flags),
+        }
+    }
+
+    /// [`Settings::load`] of a config file's text, already read from `path`.
+    pub fn parse(path: &Path, text: &str, flags: Overrides) -> Result<Settings, ConfigError> {
+        let in_file = |message: String| ConfigError::File {
+            path: path.display().to_string(),
+            message,
         };
-        Settings::from_parts(file, flags)
+        let file = toml::from_str::<FileConfig>(text).map_err(|e| in_file(e.to_string()))?;
+        let mut s = Settings::from_parts(file, flags).map_err(|e| match e {
+            ConfigError::Invalid(m) => in_file(m),
+            e => e,
+        })?;
+        s.config = Some(ConfigFile {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+        });
+        Ok(s)
     }
 
     fn from_parts(file: FileConfig, flags: Overrides) -> Result<Settings, ConfigError> {
@@ -180,6 +224,7 @@ impl Settings {
             model,
             models_dir,
             threshold,
+            unexplained_tolerance,
             metrics_addr,
             durability,
             limits,
@@ -214,37 +259,17 @@ impl Settings {
                 )));
             }
         }
-        let mut seen = HashSet::new();
-        for t in &tokens {
-            if t.token.trim().is_empty() || t.name.trim().is_empty() {
-                return Err(ConfigError::Invalid(
-                    "a [[tokens]] entry has an empty name or token".into(),
-                ));
-            }
-            if t.roles.is_empty() {
-                return Err(ConfigError::Invalid(format!(
-                    "token {} has no roles",
-                    t.name
-                )));
-            }
-            if !seen.insert(t.token.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "token of {} is given twice",
-                    t.name
-                )));
-            }
+        let unexplained_tolerance = unexplained_tolerance.unwrap_or(d.unexplained_tolerance);
+        if unexplained_tolerance.is_sign_negative() {
+            return Err(ConfigError::Invalid(format!(
+                "unexplained_tolerance {unexplained_tolerance} is negative"
+            )));
         }
-        let auth = if tokens.is_empty() {
-            Auth::disabled()
-        } else {
-            Auth::with_tokens(
-                tokens
-                    .into_iter()
-                    .map(|t| (t.token.trim().to_string(), t.name, t.roles)),
-            )
-        };
+        let tokens = read_tokens(tokens)?;
+        let auth_enabled = !tokens.is_empty();
+        let overrides = flags.clone();
         let addr = flags.addr.or(addr).unwrap_or(d.addr);
-        if !auth.enabled() && !addr.ip().is_loopback() {
+        if !auth_enabled && !addr.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
                 "refusing to listen on {addr} without authentication: give a --config with \
                  [[tokens]], or listen on a loopback address"
@@ -261,7 +286,7 @@ impl Settings {
             flags.ui_addr.or(ui_file_addr).or(d.ui_addr)
         };
         if let Some(ui) = ui_addr {
-            if !auth.enabled() && !ui.ip().is_loopback() {
+            if !auth_enabled && !ui.ip().is_loopback() {
                 return Err(ConfigError::Invalid(format!(
                     "refusing to serve the workbench on {ui} without authentication: give a \
                      --config with [[tokens]], or a loopback --ui-addr"
@@ -282,12 +307,63 @@ impl Settings {
             model: flags.model.or(model),
             models_dir: flags.models_dir.or(models_dir),
             threshold,
+            unexplained_tolerance,
             metrics_addr: flags.metrics_addr.or(metrics_addr),
             durability,
             limits,
-            auth,
+            tokens,
+            config: None,
+            overrides,
         })
     }
+}
+
+/// The `[[tokens]]` of a file, checked: each names its holder, has roles and a well-formed hash,
+/// and no hash appears twice (two entries may share a name: a token being rotated).
+fn read_tokens(entries: Vec<FileToken>) -> Result<Tokens, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for t in entries {
+        let name = t.name.trim().to_string();
+        if name.is_empty() {
+            return Err(ConfigError::Invalid(
+                "a [[tokens]] entry has an empty name".into(),
+            ));
+        }
+        let roles: Vec<String> = t.roles.iter().map(Role::to_string).collect();
+        if t.roles.is_empty() {
+            return Err(ConfigError::Invalid(format!("token {name} has no roles")));
+        }
+        if t.token.is_some() {
+            return Err(ConfigError::Invalid(format!(
+                "token {name} is in clear text: the config holds only hashes of tokens. Run \
+                 `cashmatch token new --name {name} --role {}` and put the lines it prints in \
+                 place of this entry (or, to keep this token, replace `token = ...` with `token_sha256 = \"...\"`, the \
+                 hash `cashmatch token hash` prints for the token on its standard input)",
+                roles.join(" --role ")
+            )));
+        }
+        let Some(hex) = t.token_sha256 else {
+            return Err(ConfigError::Invalid(format!(
+                "token {name} has no token_sha256: run `cashmatch token new --name {name} --role \
+                 {}` for one",
+                roles.join(" --role ")
+            )));
+        };
+        let hash = TokenHash::from_hex(&hex)
+            .map_err(|e| ConfigError::Invalid(format!("token {name}: {e}")))?;
+        if !seen.insert(hash) {
+            return Err(ConfigError::Invalid(format!(
+                "token of {name} is given twice"
+            )));
+        }
+        out.push(TokenEntry {
+            hash,
+            name,
+            roles: t.roles,
+        });
+    }
+    Ok(Tokens::new(out))
 }
 
 #[cfg(test)]
@@ -321,7 +397,7 @@ mod tests {
             s.limits.max_message_bytes,
             Limits::default().max_message_bytes
         );
-        assert!(!s.auth.enabled());
+        assert!(s.tokens.is_empty());
     }
 
     #[test]
@@ -331,11 +407,104 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("without authentication"), "{e}");
-        let s = parse(
-            "addr = \"0.0.0.0:50051\"\n[[tokens]]\nname = \"erp\"\ntoken = \"x\"\nroles = [\"ar_system\"]\n",
-        )
+        let s = parse(&format!(
+            "addr = \"0.0.0.0:50051\"\n{}",
+            entry("erp", "x", "ar_system")
+        ))
         .expect("with tokens");
-        assert!(s.auth.enabled());
+        assert_eq!(s.tokens.len(), 1);
+    }
+
+    /// A `[[tokens]]` entry for `token`, as `cashmatch token new` prints it.
+    fn entry(name: &str, token: &str, role: &str) -> String {
+        format!(
+            "[[tokens]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = [\"{role}\"]\n",
+            TokenHash::of(token).to_hex()
+        )
+    }
+
+    fn refusal(text: &str) -> String {
+        parse(text).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn tokens_are_hashes_and_a_clear_text_token_is_refused_with_the_way_out() {
+        let s = parse(&format!(
+            "{}{}",
+            entry("erp", "t1", "ar_system"),
+            entry("erp", "t2", "ar_system")
+        ))
+        .expect("two tokens of one holder: a rotation");
+        let auth = crate::service::auth::Auth::new(s.tokens);
+        assert!(auth.check(Some("Bearer t2"), Role::ArSystem, None).is_ok());
+        let e = refusal(
+            "[[tokens]]\nname = \"erp\"\ntoken = \"t1\"\nroles = [\"ar_system\", \"admin\"]\n",
+        );
+        assert!(
+            e.contains("clear text")
+                && e.contains("cashmatch token new --name erp --role ar_system --role admin"),
+            "{e}"
+        );
+        let e = refusal("[[tokens]]\nname = \"erp\"\nroles = [\"ar_system\"]\n");
+        assert!(e.contains("no token_sha256"), "{e}");
+        let e = refusal(
+            "[[tokens]]\nname = \"erp\"\ntoken_sha256 = \"abc\"\nroles = [\"ar_system\"]\n",
+        );
+        assert!(
+            e.contains("token erp") && e.contains("64 hex digits"),
+            "{e}"
+        );
+        let e = refusal(&format!(
+            "{}{}",
+            entry("a", "t1", "analyst"),
+            entry("b", "t1", "admin")
+        ));
+        assert!(e.contains("given twice"), "{e}");
+    }
+
+    #[test]
+    fn a_file_error_names_the_file() {
+        let e = Settings::parse(
+            Path::new("/etc/cashmatch.toml"),
+            "[[tokens]]\nname = \"\"\n",
+            Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.starts_with("/etc/cashmatch.toml: "), "{e}");
+        let e = Settings::parse(
+            Path::new("/etc/cashmatch.toml"),
+            "[[tokens]]\nname = \"a\"\ntoken = \"x\"\nroles = [\"admin\"]\n",
+            Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            e.starts_with("/etc/cashmatch.toml: token a is in clear text"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_unexplained_tolerance_is_exact_money_and_never_negative() {
+        assert_eq!(
+            parse("").map(|s| s.unexplained_tolerance).ok(),
+            Some(DEFAULT_UNEXPLAINED_TOLERANCE)
+        );
+        assert_eq!(
+            parse("unexplained_tolerance = \"0.10\"")
+                .map(|s| s.unexplained_tolerance.to_string())
+                .ok(),
+            Some("0.10".to_string())
+        );
+        let e = parse("unexplained_tolerance = \"-0.01\"")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("negative"), "{e}");
+        assert!(parse("unexplained_tolerance = \"a few cents\"").is_err());
     }
 
     #[test]
@@ -379,7 +548,10 @@ mod tests {
     #[test]
     fn unknown_keys_and_roles_are_refused() {
         assert!(parse("adress = \"127.0.0.1:1\"").is_err());
-        assert!(parse("[[tokens]]\nname = \"a\"\ntoken = \"x\"\nroles = [\"root\"]\n").is_err());
-        assert!(parse("[[tokens]]\nname = \"a\"\ntoken = \"x\"\nroles = []\n").is_err());
+        assert!(parse(&entry("a", "x", "root")).is_err());
+        assert!(
+            refusal(&entry("a", "x", "analyst").replace("[\"analyst\"]", "[]"))
+                .contains("no roles")
+        );
     }
 }

@@ -6,11 +6,12 @@
 //! report p50/p99, and (2) stream payments as fast as the service takes them and report
 //! payments per second. Client and server share the machine's cores.
 
-use super::metrics::Metrics;
-use super::pb::match_request::Input;
-use super::pb::matching_client::MatchingClient;
-use super::pb::{self, MatchRequest};
 use crate::domain::Payment;
+use crate::engine::EngineConfig;
+use crate::grpc::pb::match_request::Input;
+use crate::grpc::pb::matching_client::MatchingClient;
+use crate::grpc::pb::{self, MatchRequest};
+use crate::metrics::Metrics;
 use crate::service::{Limits, Service};
 use crate::store::{SqliteStore, Store};
 use anyhow::Context;
@@ -67,7 +68,12 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let steady = (cfg.rate as usize) * (cfg.seconds as usize);
     let t = Instant::now();
     let world = tokio::task::spawn_blocking(move || {
-        crate::bench::world_with_ledger(cfg.invoices, steady + cfg.streamed, cfg.seed)
+        crate::bench::world_with_ledger(
+            cfg.invoices,
+            steady + cfg.streamed,
+            cfg.seed,
+            crate::synth::CustomerSizes::Typical,
+        )
     })
     .await?;
     let (customers, split) = (world.customers, world.test);
@@ -81,7 +87,8 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("cashmatch-bench-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = SqliteStore::open_with(&dir, cfg.durability)?;
-    let service = Arc::new(Service::open(store, None, None, Limits::default()).await?);
+    let service =
+        Arc::new(Service::open(store, None, EngineConfig::default(), Limits::default()).await?);
     let t = Instant::now();
     let n_invoices = split.invoices.len();
     let loaded = service
@@ -110,7 +117,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(super::run(
+    let server = tokio::spawn(crate::grpc::run(
         listener,
         async move {
             let _ = stop_rx.await;
@@ -205,7 +212,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     // A restart: the ledger index, the decided ids and the queue come back from the store.
     let t = Instant::now();
     let store = SqliteStore::open_with(&dir, cfg.durability)?;
-    let restarted = Service::open(store, None, None, Limits::default()).await?;
+    let restarted = Service::open(store, None, EngineConfig::default(), Limits::default()).await?;
     let restart_secs = t.elapsed().as_secs_f64();
     restarted.store().close();
     let db_mib = std::fs::metadata(restarted.store().path())

@@ -1,0 +1,266 @@
+//! The application: what `cashmatch serve` is made of. It reads the configuration
+//! ([`config::Settings`]), opens the SQLite store, restores the [`Service`] from it, seeds the demo
+//! ledger when asked, starts the adapters over the service (gRPC in `crate::grpc`, the analysts'
+//! workbench in `crate::web`, Prometheus metrics in `crate::metrics`) and the follower of
+//! `models/ACTIVE`, and on ctrl-c or SIGTERM drains them and closes the store.
+//!
+//! The adapters know the service only; this module is the one place that knows which store
+//! backs it. `cashmatch bench serve` ([`bench`]) starts the same pieces in one process to measure
+//! them.
+
+pub mod bench;
+pub mod config;
+pub mod config_watch;
+mod demo;
+pub(crate) mod model_watch;
+
+use crate::engine::EngineConfig;
+use crate::grpc::DRAIN_TIMEOUT;
+use crate::metrics::Metrics;
+use crate::service::auth::Auth;
+use crate::service::{Service, ServiceError};
+use crate::store::{SqliteStore, StoreError};
+use config::Settings;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Why `cashmatch serve` could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Grpc(#[from] crate::grpc::ServeError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AppError {
+    let context = context.into();
+    move |source| AppError::Io { context, source }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What `cashmatch audit verify` checks, at start: a break is logged as an error naming the
+/// event and shown as `cashmatch_audit_chain_broken 1` until the next start.
+fn check_audit_chain(data_dir: &std::path::Path, metrics: &Metrics) {
+    match crate::store::sqlite::audit::verify(data_dir, None) {
+        Ok(r) => match (&r.broken, &r.head) {
+            (Some(b), _) => {
+                metrics.audit_chain_broken(true);
+                tracing::error!(
+                    event = b.id,
+                    reason = %b.reason,
+                    "the audit trail's hash chain is BROKEN: an event was edited or deleted outside \
+                     cashmatch (run `cashmatch audit verify` for the details)"
+                );
+            }
+            (None, Some((id, hash))) => {
+                tracing::info!(events = r.events, head = %format!("{id}:{hash}"), "audit chain intact")
+            }
+            (None, None) => tracing::info!("audit chain intact: no events yet"),
+        },
+        Err(e) => tracing::warn!(error = %e, "the audit chain could not be checked at start"),
+    }
+}
+
+/// `cashmatch serve`: opens the store in the data directory, restores the service, seeds the demo
+/// ledger if asked and the store is empty, and serves until ctrl-c or SIGTERM.
+pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
+    let auth = Arc::new(Auth::new(settings.tokens.clone()));
+    if !auth.enabled() {
+        tracing::warn!(
+            "no [[tokens]] configured: running WITHOUT authentication, listening on loopback only"
+        );
+    }
+    let store = SqliteStore::open_with(&settings.data_dir, settings.durability)?;
+    tracing::info!(path = %store.path().display(), durability = ?settings.durability, "store opened (SQLite, WAL)");
+    let service = Arc::new(
+        Service::open(
+            store,
+            settings.model.as_deref(),
+            EngineConfig {
+                threshold: settings.threshold,
+                unexplained_tolerance: settings.unexplained_tolerance,
+                ..Default::default()
+            },
+            settings.limits,
+        )
+        .await?,
+    );
+    if demo {
+        demo::seed(&service, &settings.data_dir).await?;
+    }
+    let listener = TcpListener::bind(settings.addr)
+        .await
+        .map_err(io(format!("binding {}", settings.addr)))?;
+    let local = listener
+        .local_addr()
+        .map_err(io("reading the bound address"))?;
+    let metrics = Arc::new(Metrics::new().with_auth(Arc::clone(&auth)));
+    // The audit chain is checked once at start, beside serving (it reads the whole trail).
+    let (m, data_dir) = (Arc::clone(&metrics), settings.data_dir.clone());
+    tokio::task::spawn_blocking(move || check_audit_chain(&data_dir, &m));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    if let Some(addr) = settings.metrics_addr {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("binding {addr} for metrics")))?;
+        tracing::info!(addr = %addr, "serving Prometheus metrics on /metrics");
+        let (m, s, stop) = (
+            Arc::clone(&metrics),
+            Arc::clone(&service),
+            stopped(stop_rx.clone()),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve_metrics(l, m, s, stop).await {
+                tracing::error!(error = %e, "the metrics endpoint stopped");
+            }
+        });
+    }
+    if let Some(path) = settings.config.clone() {
+        let (a, flags, stop) = (
+            Arc::clone(&auth),
+            settings.overrides.clone(),
+            stopped(stop_rx.clone()),
+        );
+        tokio::spawn(config_watch::follow(
+            path,
+            flags,
+            a,
+            config_watch::POLL,
+            stop,
+        ));
+    }
+    let mut workbench = None;
+    if let Some(addr) = settings.ui_addr {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("binding {addr} for the workbench")))?;
+        let bound = l
+            .local_addr()
+            .map_err(io("reading the workbench's bound address"))?;
+        tracing::info!(url = %format!("http://{bound}/"), "serving the analysts' workbench");
+        let (a, s, stop) = (
+            Arc::clone(&auth),
+            Arc::clone(&service),
+            stopped(stop_rx.clone()),
+        );
+        let sla = settings.review_sla_hours;
+        workbench = Some(tokio::spawn(async move {
+            if let Err(e) = crate::web::run(l, stop, s, a, sla).await {
+                tracing::error!(error = %e, "the workbench stopped");
+            }
+        }));
+    }
+    if let Some(models) = settings.models_dir.clone() {
+        tracing::info!(models = %models.display(), "following models/ACTIVE");
+        let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
+        tokio::spawn(model_watch::follow(s, models, model_watch::POLL, stop));
+    }
+    let model = service.model_info();
+    tracing::info!(addr = %local, model = %model.version, threshold = model.threshold, "serving gRPC");
+    crate::grpc::run(
+        listener,
+        stopped(stop_rx),
+        Arc::clone(&service),
+        auth,
+        metrics,
+    )
+    .await?;
+    // A resolution posted from the workbench must commit before the store closes.
+    if let Some(w) = workbench {
+        if tokio::time::timeout(DRAIN_TIMEOUT, w).await.is_err() {
+            tracing::warn!(
+                "workbench requests still in flight after {DRAIN_TIMEOUT:?}; closing anyway"
+            );
+        }
+    }
+    service.store().close();
+    tracing::info!("stopped; every acknowledged write is on disk");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditRecord, Store};
+
+    #[test]
+    fn a_broken_audit_chain_found_at_start_shows_in_the_metrics() {
+        crate::service::tests::runtime().block_on(async {
+            let (service, dir) = crate::service::tests::cases_service("app-audit-chain").await;
+            for i in 0..3 {
+                service
+                    .store()
+                    .set_active_model(
+                        format!("/models/v{i}"),
+                        AuditRecord {
+                            at: crate::store::now(),
+                            actor: "ops".into(),
+                            action: "activate_model".into(),
+                            subject: format!("/models/v{i}"),
+                            before: serde_json::Value::Null,
+                            after: serde_json::Value::Null,
+                        },
+                    )
+                    .await
+                    .expect("audit event");
+            }
+            let metrics = Metrics::new();
+            check_audit_chain(&dir, &metrics);
+            assert!(
+                metrics
+                    .render(&service)
+                    .contains("cashmatch_audit_chain_broken 0")
+            );
+            let conn = rusqlite::Connection::open(dir.join(crate::store::sqlite::DB_FILE))
+                .expect("raw open");
+            conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE id = 2", [])
+                .expect("edit");
+            check_audit_chain(&dir, &metrics);
+            assert!(
+                metrics
+                    .render(&service)
+                    .contains("cashmatch_audit_chain_broken 1")
+            );
+            service.store().close();
+            let _ = std::fs::remove_dir_all(&dir);
+        });
+    }
+}

@@ -1,0 +1,321 @@
+//! Matching payments: steps 1 to 3 of the module documentation of `crate::service`, for
+//! structured payments, raw remittances and replays.
+
+use super::api::*;
+use super::remittance;
+use super::state::*;
+use super::{Service, Store};
+use crate::domain::{Decision, Payment, ReviewReason, Status, Suggestion};
+use crate::formats::{Format, FormatError, Position};
+use crate::store::{DecisionRecord, PostedBy, payment_postings};
+use rust_decimal::Decimal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::watch;
+
+/// A review decision in place of an auto decision that can no longer be applied.
+pub(super) fn demote(mut d: Decision, why: &str) -> Decision {
+    let allocations = std::mem::take(&mut d.allocations);
+    d.suggestions.insert(
+        0,
+        Suggestion {
+            confidence: d.confidence,
+            allocations,
+            unapplied: d.unapplied,
+            explanation: d.explanation.clone(),
+        },
+    );
+    d.unapplied += d.suggestions[0]
+        .allocations
+        .iter()
+        .map(|a| a.amount)
+        .sum::<Decimal>();
+    d.status = Status::Review;
+    d.review_reason = Some(ReviewReason::LowConfidence);
+    d.explanation.push(format!("review: {why}"));
+    d
+}
+
+impl<S: Store> Service<S> {
+    /// Decides one structured payment.
+    pub async fn match_payment(
+        self: &Arc<Self>,
+        payment: Payment,
+    ) -> Result<Matched, ServiceError> {
+        let mut out = self.match_payments(vec![payment]).await?;
+        out.pop()
+            .ok_or_else(|| ServiceError::Internal("no result".into()))?
+    }
+
+    /// Decides structured payments together (one pass of the engine over the batch, one group
+    /// commit): the result of each in order. A payment over the line limit is refused on its own;
+    /// `Err` only when the service itself fails.
+    pub async fn match_payments(
+        self: &Arc<Self>,
+        payments: Vec<Payment>,
+    ) -> Result<Vec<Result<Matched, ServiceError>>, ServiceError> {
+        let max = self.limits.max_lines_per_remittance;
+        let mut refused: Vec<Option<ServiceError>> = Vec::with_capacity(payments.len());
+        let mut accepted = Vec::with_capacity(payments.len());
+        for p in payments {
+            if p.lines.len() > max {
+                refused.push(Some(ServiceError::TooLarge(format!(
+                    "payment.lines: {} remittance lines exceed the limit of {max}",
+                    p.lines.len()
+                ))));
+            } else {
+                refused.push(None);
+                accepted.push(p);
+            }
+        }
+        let mut decided = self.match_all(accepted).await?.into_iter();
+        refused
+            .into_iter()
+            .map(|r| match r {
+                Some(e) => Ok(Err(e)),
+                None => decided
+                    .next()
+                    .ok_or_else(|| ServiceError::Internal("a payment went undecided".into())),
+            })
+            .collect()
+    }
+
+    /// Reads a raw remittance and decides each payment in it.
+    pub async fn match_raw(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+        file: String,
+        format: Option<Format>,
+    ) -> Result<MatchOutcome, ServiceError> {
+        let limits = self.limits;
+        let parsed = tokio::task::spawn_blocking(move || {
+            let mut parsed = remittance::parse_remittance(&bytes, &file, format)?;
+            remittance::enforce_line_limit(&mut parsed, &file, limits.max_lines_per_remittance);
+            if parsed.payments.len() > limits.max_payments_per_request {
+                return Err(FormatError::new(
+                    &file,
+                    Position::File,
+                    format!(
+                        "{} payments exceed the limit of {} per request",
+                        parsed.payments.len(),
+                        limits.max_payments_per_request
+                    ),
+                ));
+            }
+            Ok((parsed, file))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let (parsed, file) = parsed.map_err(ServiceError::Input)?;
+        let ids: Vec<String> = parsed
+            .payments
+            .iter()
+            .map(|p| p.payment_id.clone())
+            .collect();
+        let mut out = MatchOutcome {
+            results: Vec::new(),
+            errors: parsed.errors,
+        };
+        for (r, id) in self.match_all(parsed.payments).await?.into_iter().zip(ids) {
+            match r {
+                Ok(m) => out.results.push(m),
+                Err(
+                    e
+                    @ (ServiceError::Stopped | ServiceError::Store(_) | ServiceError::Internal(_)),
+                ) => {
+                    return Err(e);
+                }
+                Err(e) => out.errors.push(FormatError::new(
+                    &file,
+                    Position::File,
+                    format!("payment {id}: {e}"),
+                )),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decides payments: in parallel under the read lock, then applied one by one; every store
+    /// write queued before any is awaited, so they commit together.
+    pub(super) async fn match_all(
+        self: &Arc<Self>,
+        payments: Vec<Payment>,
+    ) -> Result<Vec<Result<Matched, ServiceError>>, ServiceError> {
+        let this = Arc::clone(self);
+        let steps = tokio::task::spawn_blocking(move || this.decide_and_apply(payments))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let mut out = Vec::with_capacity(steps.len());
+        for (payment, step) in steps {
+            out.push(match step {
+                Ok(step) => self.finish(payment, step).await,
+                Err(e) => Err(e),
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) fn decide_and_apply(
+        self: &Arc<Self>,
+        payments: Vec<Payment>,
+    ) -> Vec<(Payment, Result<Step, ServiceError>)> {
+        use rayon::prelude::*;
+        let mut out = Vec::with_capacity(payments.len());
+        let mut payments = payments.into_iter().peekable();
+        while payments.peek().is_some() {
+            // In chunks, so that a large file does not hold the read lock (and every writer
+            // waiting behind it) for its whole length.
+            let chunk: Vec<Payment> = payments.by_ref().take(DECIDE_CHUNK).collect();
+            let (first, epoch, tick) = {
+                let core = self.read();
+                let decide = |p: &Payment| {
+                    (!core.decided.contains(&p.payment_id)).then(|| core.engine.decide(p))
+                };
+                // One payment is decided on this thread: handing it to the pool and waiting for
+                // it there costs two thread wake-ups on the latency of every single request.
+                let first: Vec<Option<Decision>> = if chunk.len() == 1 {
+                    chunk.iter().map(decide).collect()
+                } else {
+                    chunk.par_iter().map(decide).collect()
+                };
+                (first, core.epoch, core.tick)
+            };
+            for (payment, first) in chunk.into_iter().zip(first) {
+                let step = self.apply_one(&payment, first, epoch, tick);
+                out.push((payment, step));
+            }
+        }
+        out
+    }
+
+    pub(super) fn apply_one(
+        self: &Arc<Self>,
+        payment: &Payment,
+        first: Option<Decision>,
+        epoch: u64,
+        tick: u64,
+    ) -> Result<Step, ServiceError> {
+        let id = &payment.payment_id;
+        let mut core = self.write()?;
+        let seen = || Step::Seen {
+            wait: lock(&self.pending).get(id).cloned(),
+        };
+        if core.decided.contains(id) {
+            return Ok(seen());
+        }
+        let mut d = match first {
+            Some(d) if !core.stale(&d, epoch, tick) => d,
+            _ => {
+                self.counters.redecided.fetch_add(1, Ordering::Relaxed);
+                core.engine.decide(payment)
+            }
+        };
+        let mut changes = Vec::new();
+        if d.status == Status::Auto {
+            match core.apply(payment, &d) {
+                Ok(c) => changes = c,
+                Err(e) => {
+                    // Cannot happen after a decision on this very ledger; refuse to over-apply.
+                    tracing::warn!(payment_id = %id, error = %e, "an auto decision did not fit; sent to review");
+                    d = demote(d, &format!("the allocation no longer fits the ledger: {e}"));
+                }
+            }
+        }
+        core.decided.insert(id.clone());
+        if d.status == Status::Review {
+            core.open_reviews.insert(id.clone());
+        }
+        let (done, wait) = watch::channel(false);
+        lock(&self.pending).insert(id.clone(), wait);
+        let at = crate::store::now();
+        // A review decision moves no cash: the analyst's resolution posts it.
+        let postings = match d.status {
+            Status::Auto => payment_postings(
+                payment,
+                d.customer_id.as_deref(),
+                &d.allocations,
+                d.unapplied,
+                None,
+                &PostedBy::engine(&d),
+                at,
+            ),
+            Status::Review | Status::Returned => Vec::new(),
+        };
+        let write = self.store.record_decision(DecisionRecord {
+            payment: payment.clone(),
+            decision: d.clone(),
+            changes,
+            at,
+            postings,
+        });
+        drop(core);
+        let (pid, status) = (id.clone(), d.status);
+        let commit = self.spawn_commit(write, move |this, ok| {
+            lock(&this.pending).remove(&pid);
+            if ok {
+                // Replays waiting on it read the stored decision now; none waiting is fine.
+                let _ = done.send(true);
+                let c = match status {
+                    Status::Auto => &this.counters.decisions_auto,
+                    Status::Review | Status::Returned => &this.counters.decisions_review,
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Ok(Step::New {
+            decision: Box::new(d),
+            commit,
+        })
+    }
+
+    pub(super) async fn finish(
+        &self,
+        payment: Payment,
+        step: Step,
+    ) -> Result<Matched, ServiceError> {
+        match step {
+            Step::New { decision, commit } => {
+                Self::commit(commit).await?;
+                Ok(Matched {
+                    decision: *decision,
+                    replayed: false,
+                })
+            }
+            Step::Seen { wait } => {
+                if let Some(mut w) = wait {
+                    w.wait_for(|v| *v)
+                        .await
+                        .map_err(|_| ServiceError::Stopped)?;
+                }
+                let stored = self
+                    .store
+                    .decision(payment.payment_id.clone())
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::Internal(format!(
+                            "payment {} is decided but not stored",
+                            payment.payment_id
+                        ))
+                    })?;
+                if stored.payment != payment {
+                    return Err(ServiceError::AlreadyExists(format!(
+                        "payment_id {} was already decided for a different payment",
+                        payment.payment_id
+                    )));
+                }
+                self.counters.replays.fetch_add(1, Ordering::Relaxed);
+                Ok(Matched {
+                    decision: stored.decision,
+                    replayed: true,
+                })
+            }
+        }
+    }
+
+    /// The stored decision of a payment.
+    pub async fn decision(&self, payment_id: String) -> Result<Decision, ServiceError> {
+        let d = self.store.decision(payment_id.clone()).await?;
+        d.map(|d| d.decision)
+            .ok_or_else(|| ServiceError::NotFound(format!("payment {payment_id} is not decided")))
+    }
+}

@@ -1,0 +1,227 @@
+//! The ordered write path, the same for every backend: writes are taken from a channel in call
+//! order by one thread, and whatever has queued up is handed to the backend as one group to
+//! apply in one transaction (group commit); each write's future resolves with its own result
+//! once the group is durable.
+//!
+//! A backend implements [`GroupBackend`]: apply a group in one transaction, a refused write
+//! reported in its place without taking the others with it. What it does between groups
+//! (SQLite's checkpoints) hangs on the two hooks.
+
+use super::{
+    AuditRecord, DecisionRecord, LedgerWrite, ResolutionRecord, ReversalRecord, StoreError,
+    StoreFuture,
+};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// Writes committed together at most; enough to amortise the sync, few enough that one
+/// transaction stays short.
+const MAX_GROUP: usize = 512;
+
+/// Ledger rows (customers and invoices) in one group from which the group counts as a bulk load:
+/// the backend may then tidy up before it is acknowledged (SQLite checkpoints, so that a bulk
+/// load pays for copying itself), and the group is freed off the writer thread.
+pub(super) const BULK_ROWS: usize = 5_000;
+
+/// One write, as the service asked for it.
+pub(crate) enum Write {
+    Ledger(LedgerWrite),
+    Decision(Box<DecisionRecord>),
+    Resolve(Box<ResolutionRecord>),
+    Reverse(Box<ReversalRecord>),
+    ActiveModel(String, AuditRecord),
+}
+
+impl Write {
+    fn ledger_rows(&self) -> usize {
+        match self {
+            Write::Ledger(w) => w.customers.len() + w.invoices.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// What a backend does for the writer thread, which owns it.
+pub(crate) trait GroupBackend: Send + 'static {
+    /// Applies `writes` in order in one transaction and returns each one's result in its place:
+    /// a refused write (a conflict) leaves the others in, and a failed commit fails them all.
+    /// When this returns, the group is as durable as the backend promises.
+    fn apply_group(&mut self, writes: &[Write]) -> Vec<Result<(), StoreError>>;
+
+    /// After a group of `writes` committed and before any of it is acknowledged; `bulk` when it
+    /// loaded at least [`BULK_ROWS`] ledger rows.
+    fn committed(&mut self, _writes: usize, _bulk: bool) {}
+
+    /// After a group was acknowledged, before the next is taken.
+    fn between_groups(&mut self) {}
+}
+
+struct Job {
+    write: Write,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The writer thread and the channel to it.
+pub(crate) struct Writer {
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data behind, still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Writer {
+    /// Starts the thread `name`, which owns `backend` until [`Writer::close`].
+    pub(crate) fn start(name: &str, backend: impl GroupBackend) -> Result<Writer, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || writer_loop(backend, rx))
+            .map_err(|e| StoreError::Backend {
+                context: format!("starting the {name} thread"),
+                message: e.to_string(),
+            })?;
+        Ok(Writer {
+            sender: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues a write behind those already queued; the future resolves when it is durable (or
+    /// refused). After [`Writer::close`], every write is [`StoreError::Closed`].
+    pub(crate) fn submit(&self, write: Write) -> StoreFuture<()> {
+        let (reply, rx) = oneshot::channel();
+        let sent = match lock(&self.sender).as_ref() {
+            Some(w) => w.send(Job { write, reply }).is_ok(),
+            None => false,
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    /// Stops the thread after the writes already queued, and waits for it.
+    pub(crate) fn close(&self) {
+        lock(&self.sender).take();
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Applies queued writes in groups, in the order they were queued.
+fn writer_loop(mut backend: impl GroupBackend, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let (writes, replies): (Vec<Write>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.write, j.reply)).unzip();
+        let results = backend.apply_group(&writes);
+        let bulk = writes.iter().map(Write::ledger_rows).sum::<usize>() >= BULK_ROWS;
+        backend.committed(writes.len(), bulk);
+        for (reply, r) in replies.into_iter().zip(results) {
+            let _ = reply.send(r);
+        }
+        // Freeing a million invoices takes tens of milliseconds the next payments would wait.
+        // (Should the thread not start, they are freed here.)
+        if bulk {
+            let _ = std::thread::Builder::new()
+                .name("cashmatch-free".into())
+                .spawn(move || drop(writes));
+        }
+        backend.between_groups();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Customer;
+    use std::sync::Arc;
+
+    /// Shared, so that the test sees what the writer thread did.
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// Records each group and refuses customers named "refused".
+    struct Recorder(Log);
+
+    impl GroupBackend for Recorder {
+        fn apply_group(&mut self, writes: &[Write]) -> Vec<Result<(), StoreError>> {
+            let mut names = Vec::new();
+            let results = writes
+                .iter()
+                .map(|w| match w {
+                    Write::Ledger(l) => {
+                        let id = l.customers[0].id.clone();
+                        names.push(id.clone());
+                        if id == "refused" {
+                            Err(StoreError::Conflict(id))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    _ => Ok(()),
+                })
+                .collect();
+            lock(&self.0).push(format!("group {}", names.join(",")));
+            results
+        }
+
+        fn committed(&mut self, writes: usize, bulk: bool) {
+            lock(&self.0).push(format!("committed {writes} bulk={bulk}"));
+        }
+    }
+
+    fn customer(id: &str) -> Write {
+        Write::Ledger(LedgerWrite {
+            postings: vec![],
+            customers: vec![Customer {
+                id: id.into(),
+                name: id.into(),
+                parent_id: None,
+                bank_accounts: vec![],
+            }],
+            invoices: vec![],
+            audit: None,
+        })
+    }
+
+    #[test]
+    fn writes_apply_in_call_order_and_a_refused_one_fails_alone() {
+        let log = Log::default();
+        let writer = Writer::start("test-writer", Recorder(Arc::clone(&log))).expect("start");
+        let futures: Vec<_> = ["a", "refused", "b"]
+            .into_iter()
+            .map(|id| writer.submit(customer(id)))
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let results: Vec<_> = futures.into_iter().map(|f| rt.block_on(f)).collect();
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(StoreError::Conflict(_))));
+        writer.close();
+        let applied: Vec<String> = lock(&log)
+            .iter()
+            .filter_map(|l| l.strip_prefix("group "))
+            .flat_map(|g| g.split(',').map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(applied, ["a", "refused", "b"]);
+        assert!(lock(&log).iter().any(|l| l.ends_with("bulk=false")));
+        assert!(matches!(
+            rt.block_on(writer.submit(customer("late"))),
+            Err(StoreError::Closed)
+        ));
+    }
+}
