@@ -29,6 +29,8 @@
 //! - [`formats`]: the remittance and bank formats, each turning bytes into payments, with
 //!   detection and streaming; the project CSV is read through `io` (`formats/text.rs` uses
 //!   `matching`'s reference extraction).
+//! - [`advice`]: bank receipts without detail and remittance advices without money, which
+//!   arrive apart; linked by payer, amount, dates and references into payments for the engine.
 //! - [`engine`]: the [`engine::Engine`] that ties ledger, matcher and model together and applies
 //!   the auto-apply policy; the CLI and the service are thin shells over it.
 //! - [`train`] and [`eval`]: learning a model from labelled history and measuring decisions;
@@ -57,6 +59,7 @@
 //!   the demo ledger, the follower of `models/ACTIVE`, starting the adapters above and shutting
 //!   down; also `cashmatch bench serve`, which starts the same pieces in one process.
 
+pub mod advice;
 pub mod app;
 pub mod bench;
 pub mod crossval;

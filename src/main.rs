@@ -62,6 +62,27 @@ enum Command {
         /// (beyond it the payment goes to review).
         #[arg(long, default_value_t = DEFAULT_UNEXPLAINED_TOLERANCE, value_parser = non_negative_money)]
         unexplained_tolerance: Decimal,
+        /// Remittance advices that arrived apart from the money (a file, or a directory of
+        /// them; repeatable): linked with the --remittances payments that carry no detail
+        /// before matching (docs/advices.md).
+        #[arg(long)]
+        advices: Vec<PathBuf>,
+        /// Write every link, and every receipt and advice left unlinked with what it could be
+        /// linked to, to this JSON Lines file.
+        #[arg(long, requires = "advices")]
+        links: Option<PathBuf>,
+        /// Largest bank fee a receipt may be short of its advice and still be linked.
+        #[arg(long, default_value_t = cashmatch::advice::DEFAULT_FEE_LIMIT, value_parser = non_negative_money)]
+        fee_limit: Decimal,
+        /// Days a receipt's and its advice's dates may lie apart.
+        #[arg(long, default_value_t = 7)]
+        link_window_days: u32,
+        /// Business days an unlinked receipt waits for its advice (and an advice for its money).
+        #[arg(long, default_value_t = 2)]
+        hold_days: u32,
+        /// The day the hold is reckoned from (YYYY-MM-DD); the latest date of the inputs when absent.
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
     },
     /// Train a model from labelled history and write its artifact directory.
     Train {
@@ -532,18 +553,39 @@ fn run(cli: Cli) -> Result<()> {
             model,
             threshold,
             unexplained_tolerance,
+            advices,
+            links,
+            fee_limit,
+            link_window_days,
+            hold_days,
+            as_of,
         } => {
             // The ledger is most of the reading; the model and the payments are read beside it.
-            let (ledger, (model, payments)) = rayon::join(
+            let (ledger, (model, (payments, advices))) = rayon::join(
                 || load_ledger(customers.as_deref(), &invoices),
                 || {
                     (
                         load_model(model.as_deref()),
-                        load_payments(&remittances, format),
+                        (load_payments(&remittances, format), load_advices(&advices)),
                     )
                 },
             );
-            let (ledger, model, payments) = (ledger?, model?, payments?);
+            let (ledger, model, mut payments) = (ledger?, model?, payments?);
+            if let Some(advices) = advices? {
+                let config = cashmatch::advice::LinkConfig {
+                    fee_limit,
+                    window_days: i64::from(link_window_days),
+                    hold_business_days: hold_days,
+                    as_of,
+                    ..Default::default()
+                };
+                let batch = cashmatch::advice::Batch::run(&ledger, payments, advices, &config);
+                eprintln!("linking: {}", batch.counts());
+                if let Some(path) = &links {
+                    write_json_lines(path, &batch.records())?;
+                }
+                payments = batch.payments;
+            }
             let mut engine = Engine::new(
                 ledger,
                 model,
@@ -1087,6 +1129,54 @@ fn load_payments(path: &Path, format: Option<Format>) -> Result<Vec<Payment>> {
         eprintln!("cashmatch: skipped: {e}");
     }
     Ok(parsed.payments)
+}
+
+/// Reads the advices of `--advices` (files, or directories of files, in name order); `None`
+/// when none were given. Files that cannot be read at all are errors; transactions that cannot
+/// be read are reported and the rest go on.
+fn load_advices(paths: &[PathBuf]) -> Result<Option<Vec<Payment>>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        let files = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading the directory {}", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<_>>()
+                .with_context(|| format!("reading the directory {}", path.display()))?;
+            files.retain(|p| {
+                p.is_file()
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            });
+            files.sort();
+            files
+        } else {
+            vec![path.clone()]
+        };
+        for f in files {
+            out.extend(load_payments(&f, None)?);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Writes one JSON object per line.
+fn write_json_lines<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
+    use std::io::Write;
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    for r in rows {
+        serde_json::to_writer(&mut w, r).with_context(|| format!("writing {}", path.display()))?;
+        w.write_all(b"\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// `cashmatch parse`: each payment as one JSON object per line on stdout, as it is read; each

@@ -933,3 +933,99 @@ fn a_list_the_bank_cut_short_is_applied_whole_or_not_at_all() {
     assert_eq!(d.suggestions[0].unapplied, Decimal::ZERO, "{d:#?}");
     assert!(d.suggestions[0].allocations.len() > 3, "{d:#?}");
 }
+
+/// `cashmatch match --advices`: the bank's credits without detail are linked with the advices
+/// that came by email (CSV, XLSX, text and HTML bodies; a scan refused), the links written and
+/// counted, and each linked payment decided with the advice's invoices and the bank's money.
+#[test]
+fn receipts_and_emailed_advices_are_linked_and_matched_in_one_run() {
+    let dir = std::env::temp_dir().join(format!("cashmatch-advices-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let adv = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/advices");
+    let (out, links) = (dir.join("decisions.jsonl"), dir.join("links.jsonl"));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+        .arg("match")
+        .arg("--customers")
+        .arg(adv.join("customers.csv"))
+        .arg("--invoices")
+        .arg(adv.join("invoices.csv"))
+        .arg("--remittances")
+        .arg(adv.join("bank.csv"))
+        .arg("--advices")
+        .arg(adv.join("mail"))
+        .arg("--links")
+        .arg(&links)
+        .args(["--as-of", "2026-12-14", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run cashmatch");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("scan.png") && stderr.contains("unreadable"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("6 receipts, 4 advices: 4 links (0 of several items, 1 less a bank fee)"),
+        "{stderr}"
+    );
+    let links = std::fs::read_to_string(&links).expect("links");
+    let rows: Vec<serde_json::Value> = links
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let linked = |bank: &str| {
+        rows.iter()
+            .find(|r| r["kind"] == "link" && r["receipts"][0] == bank)
+            .map(|r| r["advices"][0].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        linked("BNK-001").as_deref(),
+        Some("eml:nw-20261207-1@northwind.example:1")
+    );
+    assert_eq!(
+        linked("BNK-002").as_deref(),
+        Some("eml:bg-7731@bluegrass.example:body")
+    );
+    assert_eq!(
+        linked("BNK-004").as_deref(),
+        Some("eml:px-551@pioneer.example:1")
+    );
+    // No advice came for these: the hold is over, so they were matched on their own.
+    for bank in ["BNK-005", "BNK-006"] {
+        assert!(
+            rows.iter().any(|r| r["kind"] == "receipt"
+                && r["receipts"][0] == bank
+                && r["hold"] == "expired"),
+            "{links}"
+        );
+    }
+    let decided = io::read_decisions(&out).expect("decisions").rows;
+    assert_eq!(decided.len(), 6, "every receipt is decided");
+    let invoices = |id: &str| {
+        let d = decided.iter().find(|d| d.payment_id == id).expect(id);
+        let mut v: Vec<String> = d
+            .suggestions
+            .first()
+            .map(|s| &s.allocations)
+            .filter(|_| d.status == Status::Review)
+            .unwrap_or(&d.allocations)
+            .iter()
+            .map(|a| a.invoice_id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    // The advice's detail decides which invoices, whether or not the model auto-applies.
+    assert_eq!(invoices("BNK-001"), ["I-1", "I-2"]);
+    assert_eq!(invoices("BNK-003"), ["I-3"]);
+    assert_eq!(invoices("BNK-004"), ["I-6", "I-7"]);
+    // The bank's money, not the advice's: BNK-002 arrived $15 short of its advice.
+    let d = decided
+        .iter()
+        .find(|d| d.payment_id == "BNK-002")
+        .expect("BNK-002");
+    let applied: Decimal = d.allocations.iter().map(|a| a.amount).sum();
+    assert_eq!(applied + d.unapplied, Decimal::new(98500, 2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,7 @@
 pub mod bai2;
 pub mod bank_csv;
 mod common;
+pub mod email;
 pub mod lockbox;
 pub mod mt940;
 
@@ -40,12 +41,17 @@ pub enum Format {
     Remt001,
     Nacha,
     Mt940,
+    /// An email message (.eml, MIME) carrying advices in its attachments or body.
+    Email,
+    /// A spreadsheet (XLSX, XLS, ODS) holding a remittance table.
+    Spreadsheet,
     FreeText,
 }
 
 impl Format {
     /// Every format, in the order `detect` tries them.
-    pub const ALL: [Format; 11] = [
+    pub const ALL: [Format; 13] = [
+        Format::Spreadsheet,
         Format::X12_820,
         Format::Nacha,
         Format::Camt054,
@@ -54,6 +60,7 @@ impl Format {
         Format::Bai2,
         Format::Lockbox,
         Format::Mt940,
+        Format::Email,
         Format::Csv,
         Format::BankCsv,
         Format::FreeText,
@@ -72,6 +79,8 @@ impl Format {
             Format::Remt001 => "remt001",
             Format::Nacha => "nacha",
             Format::Mt940 => "mt940",
+            Format::Email => "eml",
+            Format::Spreadsheet => "xlsx",
             Format::FreeText => "text",
         }
     }
@@ -102,18 +111,21 @@ pub(crate) mod iso20022;
 pub mod remt;
 #[cfg(test)]
 pub(crate) mod samples;
+pub mod spreadsheet;
 
 /// How much of a file [`detect`] looks at.
 pub const DETECT_BYTES: usize = 4096;
 
 /// Tells the format of a file from its first bytes (at most [`DETECT_BYTES`] are looked at).
 ///
-/// The formats are tried in the order of [`Format::ALL`]: an X12 interchange (`ISA` with the
+/// The formats are tried in the order of [`Format::ALL`]: a spreadsheet (a zip archive holding
+/// a workbook, or an OLE file), an X12 interchange (`ISA` with the
 /// delimiters it declares), a NACHA file header (`101`, record size `094` or a `5` batch header
 /// next), an ISO 20022 document (camt.054, camt.053, remt.001 by namespace or message element;
 /// only when the file opens with `<`, so that a memo quoting a namespace is not XML), a BAI2 `01`
 /// file header of version 2, a BAI lockbox `1` header followed by a `2` service record, an
-/// MT940 statement (`:20:`, `:25:`, `:60F:` or a `{2:O940` block), the project CSV (a header
+/// MT940 statement (`:20:`, `:25:`, `:60F:` or a `{2:O940` block), an email message (header
+/// fields such as `From:` and `Subject:`), the project CSV (a header
 /// with a `payment_id` column), a bank or portal CSV export (a header row, after any preamble,
 /// naming a date and an amount or debit/credit column), and free text for anything else. The signatures are disjoint
 /// at the start of a file, so the order matters only for text that resembles several.
@@ -135,6 +147,8 @@ fn looks_like(format: Format, head: &[u8]) -> bool {
         Format::Bai2 => bai2::looks_like(head),
         Format::Lockbox => lockbox::looks_like(head),
         Format::Mt940 => mt940::looks_like(head),
+        Format::Email => email::looks_like(head),
+        Format::Spreadsheet => spreadsheet::looks_like(head),
         Format::Csv => csv_header(head),
         Format::BankCsv => bank_csv::looks_like(head),
         Format::FreeText => text::looks_like(head),
@@ -182,6 +196,8 @@ pub fn parse(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Parsed,
         Format::Remt001 => remt::parse(bytes, file),
         Format::Nacha => nacha::parse(bytes, file),
         Format::Mt940 => mt940::parse(bytes, file),
+        Format::Email => email::parse(bytes, file),
+        Format::Spreadsheet => spreadsheet::parse(bytes, file),
         Format::FreeText => text::parse(bytes, file),
     }
 }
@@ -267,6 +283,7 @@ mod tests {
             ("remt", Format::Remt001),
             ("x12", Format::X12_820),
             ("bank_csv", Format::BankCsv),
+            ("advices/mail", Format::Email),
         ] {
             let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
                 .unwrap()

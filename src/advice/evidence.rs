@@ -1,0 +1,262 @@
+//! What one receipt and one advice say about being the same money.
+
+use super::LinkConfig;
+use crate::domain::{Direction, Payment};
+use crate::ledger::{CustomerIdx, Ledger};
+use crate::matching::names::{name_similarity, normalize_name};
+use crate::matching::payer::{PayerVia, identify};
+use crate::matching::references::{RefKey, extract_from_text};
+use rust_decimal::Decimal;
+
+/// Two payer names the ledger does not know are taken as one payer from this similarity.
+const MIN_UNKNOWN_NAME_SIMILARITY: f64 = 0.92;
+
+/// A reference that resolves to more customers than this says nothing about the payer (a short
+/// number every customer's invoices share a core with).
+const MAX_REFERENCE_CUSTOMERS: usize = 3;
+
+/// How strongly the payer is tied: the receipt side decides, since the bank's account is
+/// stronger evidence than a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum PayerTie {
+    /// Only the two names agree; the ledger knows neither.
+    SameName = 1,
+    /// A common customer, found for the receipt through a parent company.
+    Parent = 2,
+    /// A common customer, found for the receipt by name.
+    Name = 3,
+    /// A common customer, found for the receipt by bank account.
+    Account = 4,
+}
+
+/// The facts of one item that linking compares, computed once.
+pub(crate) struct Facts {
+    /// Ledger customers it points at, with the strongest way each was found; sorted by customer.
+    customers: Vec<(CustomerIdx, PayerVia)>,
+    name_norm: String,
+    /// Reference cores it carries (remittance lines, and for a receipt its memo).
+    refs: Vec<String>,
+}
+
+impl Facts {
+    pub(crate) fn of(ledger: &Ledger, p: &Payment) -> Facts {
+        let mut customers: Vec<(CustomerIdx, PayerVia)> = identify(ledger, p)
+            .into_iter()
+            .map(|m| (m.customer, m.via))
+            .collect();
+        let mut refs: Vec<String> = Vec::new();
+        let mut keys: Vec<RefKey> = p
+            .lines
+            .iter()
+            .filter_map(|l| l.reference.as_deref())
+            .map(RefKey::new)
+            .collect();
+        // A bank memo is the only place a receipt carries references.
+        if p.lines.is_empty() {
+            for t in &p.free_text {
+                keys.extend(
+                    extract_from_text(t)
+                        .iter()
+                        .map(|r| RefKey::new(&r.reference)),
+                );
+            }
+        }
+        for k in keys {
+            if k.core.len() < 4 {
+                continue;
+            }
+            // The invoices it names exactly say who the payer is (an advice often carries no
+            // account and a name the ledger spells otherwise).
+            let mut ids: Vec<_> = ledger.lookup_norm(&k.norm).collect();
+            ledger.lookup_core(&k.core, false, &mut ids);
+            let mut owners: Vec<CustomerIdx> =
+                ids.iter().map(|&i| ledger.invoice_customer(i)).collect();
+            owners.sort_unstable();
+            owners.dedup();
+            if owners.len() <= MAX_REFERENCE_CUSTOMERS {
+                for c in owners {
+                    if !customers.iter().any(|(x, _)| *x == c) {
+                        customers.push((c, PayerVia::Reference));
+                    }
+                }
+            }
+            refs.push(k.core);
+        }
+        customers.sort_unstable();
+        customers.dedup_by_key(|(c, _)| *c);
+        refs.sort_unstable();
+        refs.dedup();
+        Facts {
+            customers,
+            name_norm: p
+                .payer
+                .name
+                .as_deref()
+                .map(normalize_name)
+                .unwrap_or_default(),
+            refs,
+        }
+    }
+}
+
+/// Evidence that one receipt and one advice belong together, apart from the amount: same
+/// currency, dates in the window, and the payer or a reference in common.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Related {
+    pub payer: Option<(PayerTie, Option<CustomerIdx>)>,
+    /// A reference core both carry.
+    pub reference: Option<String>,
+    /// Days between the two dates, when both are known.
+    pub days_apart: Option<i64>,
+}
+
+impl Related {
+    pub(crate) fn of(
+        receipt: &Payment,
+        rf: &Facts,
+        advice: &Payment,
+        af: &Facts,
+        config: &LinkConfig,
+    ) -> Option<Related> {
+        if receipt.currency != advice.currency
+            || receipt.direction != Direction::Credit
+            || advice.direction != Direction::Credit
+        {
+            return None;
+        }
+        let days_apart = match (receipt.payment_date, advice.payment_date) {
+            (Some(r), Some(a)) => {
+                let d = (r - a).num_days().abs();
+                if d > config.window_days {
+                    return None;
+                }
+                Some(d)
+            }
+            _ => None,
+        };
+        let mut payer: Option<(PayerTie, Option<CustomerIdx>)> = None;
+        for (c, via) in &rf.customers {
+            if *via == PayerVia::Reference || af.customers.binary_search_by_key(c, |x| x.0).is_err()
+            {
+                continue;
+            }
+            let tie = match via {
+                PayerVia::Account => PayerTie::Account,
+                PayerVia::Name => PayerTie::Name,
+                PayerVia::Parent | PayerVia::Reference => PayerTie::Parent,
+            };
+            if payer.is_none_or(|(t, _)| tie > t) {
+                payer = Some((tie, Some(*c)));
+            }
+        }
+        if payer.is_none()
+            && !rf.name_norm.is_empty()
+            && name_similarity(&rf.name_norm, &af.name_norm) >= MIN_UNKNOWN_NAME_SIMILARITY
+        {
+            payer = Some((PayerTie::SameName, None));
+        }
+        let reference = rf
+            .refs
+            .iter()
+            .find(|r| af.refs.binary_search(r).is_ok())
+            .cloned();
+        if payer.is_none() && reference.is_none() {
+            return None;
+        }
+        Some(Related {
+            payer,
+            reference,
+            days_apart,
+        })
+    }
+}
+
+/// How good a 1:1 pair is; pairs are compared by it, and equal keys are a tie. The dates only
+/// gate: two advices of one payer and one amount within the window are a tie whatever their
+/// days, since a payer's AP run sends the same amount again.
+pub(crate) type Key = (bool, bool, Option<PayerTie>);
+
+/// An admissible 1:1 pair: related, and the amounts agree (equal, or short by a fee).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PairEvidence {
+    pub related: Related,
+    /// The advice's amount less the receipt's: zero, or a bank fee.
+    pub fee: Decimal,
+    /// The customer's id, for the description.
+    pub customer_id: Option<String>,
+}
+
+impl PairEvidence {
+    pub(crate) fn of(
+        ledger: &Ledger,
+        receipt: &Payment,
+        rf: &Facts,
+        advice: &Payment,
+        af: &Facts,
+        config: &LinkConfig,
+    ) -> Option<PairEvidence> {
+        if !receipt.amount.is_sign_positive() || receipt.amount.is_zero() {
+            return None;
+        }
+        let fee = advice.amount - receipt.amount;
+        if fee.is_sign_negative() || fee > config.fee_limit {
+            return None;
+        }
+        let related = Related::of(receipt, rf, advice, af, config)?;
+        let customer_id = related
+            .payer
+            .and_then(|(_, c)| c)
+            .map(|c| ledger.customer(c).id.clone());
+        Some(PairEvidence {
+            related,
+            fee,
+            customer_id,
+        })
+    }
+
+    pub(crate) fn key(&self) -> Key {
+        (
+            self.related.reference.is_some(),
+            self.fee.is_zero(),
+            self.related.payer.map(|(t, _)| t),
+        )
+    }
+
+    /// The evidence in words, for the explanation of the decision that follows.
+    pub(crate) fn describe(&self) -> Vec<String> {
+        describe(&self.related, self.customer_id.as_deref(), self.fee)
+    }
+}
+
+/// The evidence of a link in words.
+pub(crate) fn describe(related: &Related, customer_id: Option<&str>, fee: Decimal) -> Vec<String> {
+    let mut out = Vec::new();
+    match (related.payer, customer_id) {
+        (Some((PayerTie::SameName, _)), _) => {
+            out.push("payer: the same name on both (not a ledger customer)".to_string())
+        }
+        (Some((tie, _)), Some(id)) => out.push(format!(
+            "payer: customer {id}, by the receipt's {}",
+            match tie {
+                PayerTie::Account => "bank account",
+                PayerTie::Name => "payer name",
+                _ => "payer's subsidiary (parent company pays)",
+            }
+        )),
+        _ => {}
+    }
+    if let Some(r) = &related.reference {
+        out.push(format!("reference {r} on both"));
+    }
+    if fee.is_zero() {
+        out.push("amount: equal".to_string());
+    } else {
+        out.push(format!(
+            "amount: receipt {fee} short of the advice (bank fee)"
+        ));
+    }
+    if let Some(d) = related.days_apart {
+        out.push(format!("dates {d} days apart"));
+    }
+    out
+}

@@ -1,0 +1,365 @@
+use super::*;
+use crate::domain::{Currency, Customer, Direction, Invoice, Payer, RemittanceLine, Terms};
+use rust_decimal_macros::dec;
+
+fn day(d: u32) -> NaiveDate {
+    // December 2026: the 7th is a Monday.
+    NaiveDate::from_ymd_opt(2026, 12, d).unwrap_or_default()
+}
+
+fn invoice(id: &str, cust: &str, number: &str, amount: Decimal) -> Invoice {
+    Invoice {
+        id: id.into(),
+        customer_id: cust.into(),
+        number: number.into(),
+        po_number: None,
+        invoice_date: day(1),
+        due_date: day(30),
+        currency: Currency::USD,
+        amount,
+        open_amount: amount,
+        terms: Terms::default(),
+    }
+}
+
+/// Northwind (account 111:1111111) and its subsidiary Northwind West; Bluegrass (222:2222222).
+fn ledger() -> Ledger {
+    let c = |id: &str, name: &str, parent: Option<&str>, acct: &str| Customer {
+        id: id.into(),
+        name: name.into(),
+        parent_id: parent.map(str::to_string),
+        bank_accounts: vec![acct.into()],
+    };
+    Ledger::new(
+        vec![
+            c("NW", "Northwind Industrial Supply Inc", None, "111:1111111"),
+            c("NWW", "Northwind West LLC", Some("NW"), "333:3333333"),
+            c("BG", "Bluegrass Foods LLC", None, "222:2222222"),
+        ],
+        vec![
+            invoice("I1", "NW", "INV-100201", dec!(1000.00)),
+            invoice("I2", "NW", "INV-100202", dec!(500.00)),
+            invoice("I3", "NW", "INV-100203", dec!(700.00)),
+            invoice("I4", "BG", "INV-200301", dec!(1000.00)),
+            invoice("I5", "NWW", "INV-300401", dec!(1000.00)),
+        ],
+    )
+    .0
+}
+
+fn payment(id: &str, amount: Decimal, date: u32) -> Payment {
+    Payment {
+        payment_id: id.into(),
+        format: "test".into(),
+        direction: Direction::Credit,
+        payment_date: Some(day(date)),
+        amount,
+        currency: Currency::USD,
+        payer: Payer::default(),
+        lines: vec![],
+        free_text: vec![],
+        warnings: vec![],
+    }
+}
+
+/// A bank credit from an account, with nothing else.
+fn receipt(id: &str, amount: Decimal, date: u32, account: &str) -> Payment {
+    let mut p = payment(id, amount, date);
+    p.payer.account = Some(account.into());
+    p
+}
+
+/// An advice naming its payer and its invoices with what each pays.
+fn advice(id: &str, date: u32, name: &str, lines: &[(&str, Decimal)]) -> Payment {
+    let mut p = payment(id, lines.iter().map(|l| l.1).sum(), date);
+    p.payer.name = Some(name.into());
+    p.lines = lines
+        .iter()
+        .map(|(r, a)| RemittanceLine {
+            reference: Some((*r).into()),
+            amount_paid: Some(*a),
+            ..Default::default()
+        })
+        .collect();
+    p
+}
+
+const NW: &str = "111:1111111";
+const BG: &str = "222:2222222";
+
+#[test]
+fn exact_amount_and_common_payer_link_and_merge_into_one_payment() {
+    let l = ledger();
+    let receipts = [receipt("R1", dec!(1500.00), 8, NW)];
+    let advices = [advice(
+        "A1",
+        7,
+        "NORTHWIND IND SUPPLY",
+        &[("INV-100201", dec!(1000.00)), ("INV-100202", dec!(500.00))],
+    )];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(
+        (
+            k.links[0].receipts.as_slice(),
+            k.links[0].advices.as_slice()
+        ),
+        (&[0][..], &[0][..])
+    );
+    assert_eq!(k.links[0].fee, Decimal::ZERO);
+    assert!(k.receipts.is_empty() && k.advices.is_empty());
+    let merged = merge(&k.links[0], &receipts, &advices);
+    assert_eq!(merged.len(), 1);
+    let p = &merged[0];
+    // The receipt's money and identity, the advice's detail.
+    assert_eq!((p.payment_id.as_str(), p.amount), ("R1", dec!(1500.00)));
+    assert_eq!(p.payer.account.as_deref(), Some(NW));
+    assert_eq!(p.payer.name.as_deref(), Some("NORTHWIND IND SUPPLY"));
+    assert_eq!(p.lines.len(), 2);
+    assert!(
+        p.warnings.iter().any(|w| w.contains("linked to advice A1")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn a_bank_fee_within_the_limit_links_and_beyond_it_does_not() {
+    let l = ledger();
+    let advices = [advice(
+        "A1",
+        8,
+        "Bluegrass Foods",
+        &[("INV-200301", dec!(1000.00))],
+    )];
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(985.00), 8, BG)],
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert_eq!(k.links.len(), 1);
+    assert_eq!(k.links[0].fee, dec!(15.00));
+    assert!(k.links[0].evidence.iter().any(|e| e.contains("bank fee")));
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(900.00), 8, BG)],
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert!(k.links.is_empty());
+    assert_eq!(k.receipts[0].reason, Unlinked::NoCandidate);
+    // A receipt larger than its advice is not a fee.
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(1010.00), 8, BG)],
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert!(k.links.is_empty());
+}
+
+#[test]
+fn several_advices_make_up_one_receipt_when_they_add_up_exactly() {
+    let l = ledger();
+    let receipts = [receipt("R1", dec!(1500.00), 9, NW)];
+    let advices = [
+        advice(
+            "A1",
+            8,
+            "Northwind Industrial",
+            &[("INV-100201", dec!(1000.00))],
+        ),
+        advice(
+            "A2",
+            8,
+            "Northwind Industrial",
+            &[("INV-100202", dec!(500.00))],
+        ),
+        // Same payer, but not part of the sum.
+        advice(
+            "A3",
+            8,
+            "Northwind Industrial",
+            &[("INV-100203", dec!(700.00))],
+        ),
+    ];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(k.links[0].advices, [0, 1]);
+    let p = &merge(&k.links[0], &receipts, &advices)[0];
+    assert_eq!(p.lines.len(), 2);
+    assert_eq!(p.amount, dec!(1500.00));
+    assert_eq!(k.advices.len(), 1);
+    assert_eq!(k.advices[0].index, 2);
+    // One cent off: no group.
+    let receipts = [receipt("R1", dec!(1499.99), 9, NW)];
+    assert!(
+        link(&l, &receipts, &advices, &LinkConfig::default())
+            .links
+            .is_empty()
+    );
+}
+
+#[test]
+fn one_advice_describing_a_split_payment_links_every_receipt_and_divides_its_lines() {
+    let l = ledger();
+    let receipts = [
+        receipt("R1", dec!(1000.00), 8, NW),
+        receipt("R2", dec!(500.00), 9, NW),
+    ];
+    let advices = [advice(
+        "A1",
+        8,
+        "Northwind",
+        &[("INV-100201", dec!(1000.00)), ("INV-100202", dec!(500.00))],
+    )];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(k.links[0].receipts, [0, 1]);
+    let merged = merge(&k.links[0], &receipts, &advices);
+    assert_eq!(merged.len(), 2);
+    assert_eq!(merged[0].lines.len(), 1);
+    assert_eq!(merged[0].lines[0].reference.as_deref(), Some("INV-100201"));
+    assert_eq!(merged[1].lines[0].reference.as_deref(), Some("INV-100202"));
+}
+
+#[test]
+fn two_equally_good_advices_are_never_linked_automatically() {
+    let l = ledger();
+    let receipts = [receipt("R1", dec!(1000.00), 8, NW)];
+    let advices = [
+        advice("A1", 8, "Northwind", &[("INV-100201", dec!(1000.00))]),
+        advice("A2", 7, "Northwind", &[("INV-100203", dec!(1000.00))]),
+    ];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert_eq!(k.receipts[0].reason, Unlinked::Ambiguous);
+    assert_eq!(k.receipts[0].candidates, [0, 1]);
+    assert!(k.advices.iter().all(|a| a.reason == Unlinked::Ambiguous));
+    // A reference in the bank memo tells them apart.
+    let mut r = receipts[0].clone();
+    r.free_text = vec!["PMT INV 100203".into()];
+    let k = link(&l, &[r], &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1);
+    assert_eq!(k.links[0].advices, [1]);
+    assert!(k.links[0].evidence.iter().any(|e| e.contains("100203")));
+}
+
+#[test]
+fn two_combinations_that_add_up_are_ambiguous() {
+    let l = ledger();
+    let receipts = [receipt("R1", dec!(1500.00), 9, NW)];
+    let advices = [
+        advice("A1", 8, "Northwind", &[("INV-100201", dec!(1000.00))]),
+        advice("A2", 8, "Northwind", &[("INV-100202", dec!(500.00))]),
+        advice("A3", 8, "Northwind", &[("INV-100203", dec!(500.00))]),
+    ];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert_eq!(k.receipts[0].reason, Unlinked::Ambiguous);
+}
+
+#[test]
+fn another_payer_or_dates_outside_the_window_do_not_link() {
+    let l = ledger();
+    let advices = [advice(
+        "A1",
+        8,
+        "Bluegrass Foods",
+        &[("INV-200301", dec!(1000.00))],
+    )];
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(1000.00), 8, NW)],
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert!(k.links.is_empty(), "{k:?}");
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(1000.00), 28, BG)],
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert!(k.links.is_empty(), "{k:?}");
+    // The parent's account pays the subsidiary's invoice: linked through the parent.
+    let advices = [advice(
+        "A1",
+        8,
+        "Northwind West",
+        &[("INV-300401", dec!(1000.00))],
+    )];
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(1000.00), 8, NW)],
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert_eq!(k.links.len(), 1, "{k:?}");
+}
+
+#[test]
+fn the_direct_payer_beats_a_subsidiary_for_the_same_amount() {
+    let l = ledger();
+    let advices = [
+        advice("A1", 8, "Northwind West", &[("INV-300401", dec!(1000.00))]),
+        advice(
+            "A2",
+            8,
+            "Northwind Industrial",
+            &[("INV-100201", dec!(1000.00))],
+        ),
+    ];
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(1000.00), 8, NW)],
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(k.links[0].advices, [1]);
+}
+
+#[test]
+fn unlinked_items_wait_out_the_hold_in_business_days() {
+    let l = ledger();
+    // Friday the 11th; two business days later is Tuesday the 15th.
+    let receipts = [receipt("R1", dec!(42.00), 11, NW)];
+    let config = |d| LinkConfig {
+        as_of: Some(day(d)),
+        ..Default::default()
+    };
+    assert_eq!(
+        link(&l, &receipts, &[], &config(15)).receipts[0].hold,
+        Hold::Waiting
+    );
+    assert_eq!(
+        link(&l, &receipts, &[], &config(16)).receipts[0].hold,
+        Hold::Expired
+    );
+    assert_eq!(add_business_days(day(11), 2), day(15));
+    // Without a date there is nothing to wait from.
+    let mut r = receipts[0].clone();
+    r.payment_date = None;
+    assert_eq!(
+        link(&l, &[r], &[], &config(11)).receipts[0].hold,
+        Hold::Expired
+    );
+}
+
+#[test]
+fn a_payer_unknown_to_the_ledger_links_on_the_same_name() {
+    let l = ledger();
+    let mut r = payment("R1", dec!(250.00), 8);
+    r.payer.name = Some("ACME WIDGETS CORP".into());
+    let a = advice(
+        "A1",
+        8,
+        "Acme Widgets Corporation",
+        &[("X-99001", dec!(250.00))],
+    );
+    let k = link(&l, &[r], &[a], &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert!(k.links[0].evidence[0].contains("same name"));
+}
