@@ -154,6 +154,11 @@ enum Command {
         /// at 80 characters, customers quoting digits only); docs/synth.md.
         #[arg(long, default_value_t = synth::WorldProfile::Standard)]
         profile: synth::WorldProfile,
+        /// Also write the test split decoupled into test/decoupled/: the receipts in a BAI2
+        /// file, the advices as emails with CSV or XLSX attachments, and the truth of the links
+        /// (docs/advices.md).
+        #[arg(long)]
+        decoupled: bool,
     },
     /// Leave-one-family-out: for each case family, a model trained on a world's train split
     /// without that family's payments decides the test split; its figures on the family beside
@@ -373,6 +378,19 @@ enum BenchWhat {
         /// Sync every commit (`full`) or at checkpoints only (`normal`).
         #[arg(long, default_value = "full")]
         durability: String,
+    },
+    /// Receipts and advices sent apart (the decoupled family, docs/advices.md): link precision
+    /// and recall, and the decisions beside the same payments with their detail attached.
+    Advices {
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 1_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 10_000)]
+        payments: usize,
+        /// Where the bank file, the emails and the truth are written.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// strsim against rapidfuzz on reference similarity.
     Strings {
@@ -716,6 +734,7 @@ fn run(cli: Cli) -> Result<()> {
             payments,
             profile,
             sizes,
+            decoupled,
         } => {
             let world = synth::generate(&synth::SynthConfig {
                 seed,
@@ -726,6 +745,18 @@ fn run(cli: Cli) -> Result<()> {
                 ..Default::default()
             });
             synth::write_world(&world, &out)?;
+            if decoupled {
+                let d = synth::decouple(&world.test, seed);
+                let dir = out.join("test").join("decoupled");
+                synth::write_decoupled(&d, &dir, seed)
+                    .with_context(|| format!("writing {}", dir.display()))?;
+                eprintln!(
+                    "decoupled: {} receipts, {} advice emails in {}",
+                    d.receipts.len(),
+                    d.advices.len(),
+                    dir.display()
+                );
+            }
             eprintln!(
                 "world {seed} ({profile}): {} customers; train {} payments, {} invoices; test {} payments, {} invoices; written to {}",
                 world.customers.len(),
@@ -954,6 +985,12 @@ fn run(cli: Cli) -> Result<()> {
                     durability,
                 })?;
             }
+            BenchWhat::Advices {
+                seed,
+                customers,
+                payments,
+                out,
+            } => cashmatch::bench::advices::run(seed, customers, payments, &out)?,
             BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
             BenchWhat::Parse { mb } => cashmatch::bench::parse::run(mb)?,
         },

@@ -2,6 +2,7 @@
 //! large ledger) and `cashmatch bench parse` (remittance parsing throughput per format).
 //! Figures go into docs/benchmarks.md; speed is proved here, never by timed tests.
 
+pub mod advices;
 pub mod matching;
 pub mod parse;
 pub mod strings;

@@ -21,10 +21,14 @@
 //! Same seed, same world: all randomness comes from one `ChaCha8Rng`, and no hash map is ever
 //! iterated while generating.
 
+mod decoupled;
 mod names;
 mod numbers;
 mod payments;
 mod world;
+mod xlsx;
+
+pub use decoupled::{Decoupled, decouple, write_decoupled};
 
 #[cfg(test)]
 mod tests;
