@@ -270,6 +270,26 @@ pub struct Payment {
     pub free_text: Vec<String>,
     /// What the parser noticed but accepted, such as control totals that do not reconcile.
     pub warnings: Vec<String>,
+    /// Set when this is not cash received but the bank taking back an earlier payment (a NACHA
+    /// return entry, a camt reversal, a BAI2 returned item): it is never matched to invoices;
+    /// the service reverses the original payment it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned: Option<ReturnedItem>,
+}
+
+/// What a returned item says about the payment it takes back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnedItem {
+    /// The bank's return reason code: a NACHA R-code (`R01`), an ISO 20022 return reason
+    /// (`AC04`), `RVSL` for a camt reversal without a reason, or `BAI2-555` (the BAI2 type code)
+    /// when a BAI2 returned item names no R-code in its text.
+    pub return_code: String,
+    /// What the code means, or what the bank wrote, where known.
+    pub reason: Option<String>,
+    /// The original payment as the return names it: its trace number (NACHA), its id in the
+    /// same format (camt: the `EndToEndId` or `AcctSvcrRef` the booking carried), or a bank
+    /// reference. Equal to the original's `payment_id` when both came from the same bank.
+    pub original_trace: Option<String>,
 }
 
 /// Whether a decision was applied without a person. The engine decides `Auto` or `Review`; a
@@ -306,6 +326,9 @@ pub enum ReviewReason {
     /// Its application was undone (unapplied by an analyst or the AR system): it waits to be
     /// resolved again. The engine never decides this.
     Unapplied,
+    /// A returned item (the bank took back an earlier payment) whose original payment could not
+    /// be identified, or could not be reversed: a person must find it.
+    ReturnedItem,
 }
 
 /// Cash applied to one invoice.

@@ -145,6 +145,23 @@ impl Engine {
     /// Decides one payment against the ledger as it stands. Changes nothing.
     pub fn decide(&self, payment: &Payment) -> Decision {
         let mut d = self.blank(payment);
+        // A returned item is the bank taking cash back: applying it to invoices would count
+        // money twice. The service reverses the original it names; here it only waits.
+        if let Some(r) = &payment.returned {
+            d.review_reason = Some(ReviewReason::ReturnedItem);
+            d.explanation.push(format!(
+                "returned item ({}{}{}): the bank took back an earlier payment{}; never matched to \
+                 invoices",
+                r.return_code,
+                if r.reason.is_some() { ": " } else { "" },
+                r.reason.as_deref().unwrap_or(""),
+                r.original_trace
+                    .as_deref()
+                    .map(|t| format!(" (original trace {t})"))
+                    .unwrap_or_default()
+            ));
+            return d;
+        }
         if payment.direction == Direction::Debit {
             d.review_reason = Some(ReviewReason::NotMatchable);
             d.explanation.push("debit: reported, never matched".into());

@@ -387,6 +387,7 @@ fn a_short_reference_that_fits_two_open_items_equally_goes_to_review() {
         }],
         free_text: vec![],
         warnings: vec![],
+        returned: None,
     };
     let d = engine.decide(&payment);
     assert_eq!(d.status, Status::Review, "{d:#?}");
@@ -492,6 +493,7 @@ fn paying(
             .collect(),
         free_text: memo.into_iter().map(str::to_string).collect(),
         warnings: vec![],
+        returned: None,
     }
 }
 

@@ -61,6 +61,7 @@ fn edge_payments() -> Vec<Payment> {
         }],
         free_text: vec!["RUN 12, week 3".into()],
         warnings: vec![],
+        returned: None,
     };
     let debit = Payment {
         payment_id: "EDGE-DEBIT".into(),

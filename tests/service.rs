@@ -1195,6 +1195,158 @@ async fn the_ar_system_returns_and_an_analyst_unapplies_over_grpc_and_no_one_els
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A payment of Northwind (customer C100, known by its bank account) quoting one invoice.
+fn northwind_payment(id: &str, date: (i32, u32, u32), invoice: &str, amount: &str) -> Payment {
+    use cashmatch::domain::{Direction, Payer, ReferenceKind, RemittanceLine};
+    Payment {
+        payment_id: id.into(),
+        format: "grpc".into(),
+        direction: Direction::Credit,
+        payment_date: chrono::NaiveDate::from_ymd_opt(date.0, date.1, date.2),
+        amount: dec(amount),
+        currency: cashmatch::domain::Currency::USD,
+        payer: Payer {
+            name: Some("Northwind Industrial Supply Inc".into()),
+            account: Some("021000021:4000123456".into()),
+        },
+        lines: vec![RemittanceLine {
+            reference: Some(invoice.into()),
+            reference_kind: ReferenceKind::Invoice,
+            amount_paid: Some(dec(amount)),
+            ..Default::default()
+        }],
+        free_text: vec![],
+        warnings: vec![],
+        returned: None,
+    }
+}
+
+fn returns_fixture(path: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returned_items_in_nacha_and_camt_files_reverse_their_originals_or_wait_for_review() {
+    let dir = temp_dir("returned-items");
+    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+    let mut c = Clients::new(&server.channel().await, None);
+    load_cases_ledger(&mut c.ledger).await;
+    // The originals: an ACH debit collected from Northwind (its trace is the payment id) and a
+    // SEPA-style credit named by its end-to-end id; both auto-applied.
+    for p in [
+        northwind_payment("091000010000001", (2026, 12, 1), "INV-0010001", "1250.00"),
+        northwind_payment(
+            "E2E-NW-20261130-7",
+            (2026, 11, 30),
+            "INV-0010002",
+            "3420.75",
+        ),
+    ] {
+        let r = c
+            .matching
+            .match_payment(structured(p))
+            .await
+            .expect("match")
+            .into_inner();
+        assert!(is_auto(decision(&r.results[0])), "{:#?}", r.results[0]);
+    }
+    assert_eq!(open_amount(&mut c.ledger, "I-1001").await, dec("0"));
+    assert_eq!(open_amount(&mut c.ledger, "I-1002").await, dec("0"));
+
+    // The NACHA return file: R01 names its original by trace; R02's original was never sent.
+    let nacha = returns_fixture("nacha/nacha_returns_r01_r02_original.ach");
+    let r = c
+        .matching
+        .match_payment(raw(nacha.clone(), None, "returns.ach"))
+        .await
+        .expect("returns")
+        .into_inner();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let [nsf, unknown] = r.results.as_slice() else {
+        panic!("{:#?}", r.results)
+    };
+    // The result of a reversed return is its original's decision, now returned.
+    let d = decision(nsf);
+    assert_eq!(d.payment_id, "091000010000001");
+    assert_eq!(d.status, pb::DecisionStatus::Returned as i32);
+    assert!(
+        d.explanation.last().is_some_and(|e| e.contains("R01")),
+        "{:?}",
+        d.explanation
+    );
+    assert_eq!(open_amount(&mut c.ledger, "I-1001").await, dec("1250.00"));
+    // The unidentified return waits for a person, saying why; it applied nothing.
+    let d = decision(unknown);
+    assert_eq!(d.payment_id, "021000020000012");
+    assert_eq!(d.status, pb::DecisionStatus::Review as i32);
+    assert_eq!(d.review_reason, pb::ReviewReason::ReturnedItem as i32);
+    assert!(d.allocations.is_empty());
+    let why = d.explanation.join(" | ");
+    assert!(
+        why.contains("original trace 091000010000099 names no decided payment")
+            && why.contains("no decided payment of 432.10 USD"),
+        "{why}"
+    );
+    let queue = c
+        .review
+        .list_review_items(pb::ListReviewItemsRequest {
+            reason: Some(pb::ReviewReason::ReturnedItem as i32),
+            ..Default::default()
+        })
+        .await
+        .expect("queue")
+        .into_inner();
+    assert_eq!(queue.items.len(), 1, "{:?}", queue.items);
+
+    // Sent again, nothing changes: the reversal is replayed and the review item stays one.
+    let again = c
+        .matching
+        .match_payment(raw(nacha, None, "returns-again.ach"))
+        .await
+        .expect("returns again")
+        .into_inner();
+    assert!(
+        again.results.iter().all(|m| m.replayed),
+        "{:#?}",
+        again.results
+    );
+    assert_eq!(open_amount(&mut c.ledger, "I-1001").await, dec("1250.00"));
+
+    // The camt.054 reversal names its original by end-to-end id; the bare one cannot be placed.
+    let camt = returns_fixture("camt/camt054_reversal_rvslind_original.xml");
+    let r = c
+        .matching
+        .match_payment(raw(camt, None, "reversals.xml"))
+        .await
+        .expect("reversals")
+        .into_inner();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let [rev, bare] = r.results.as_slice() else {
+        panic!("{:#?}", r.results)
+    };
+    assert_eq!(decision(rev).payment_id, "E2E-NW-20261130-7");
+    assert_eq!(decision(rev).status, pb::DecisionStatus::Returned as i32);
+    assert_eq!(open_amount(&mut c.ledger, "I-1002").await, dec("3420.75"));
+    assert_eq!(
+        decision(bare).review_reason,
+        pb::ReviewReason::ReturnedItem as i32
+    );
+    let returned = c
+        .matching
+        .get_decision(pb::GetDecisionRequest {
+            payment_id: "E2E-NW-20261130-7".into(),
+        })
+        .await
+        .expect("decision")
+        .into_inner();
+    assert_eq!(returned.status, pb::DecisionStatus::Returned as i32);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A ledger of one customer with `n` invoices of 100.00.
 fn contested_ledger(n: usize) -> (Customer, Vec<Invoice>) {
     let c = Customer {
@@ -1243,6 +1395,7 @@ fn contested_payment(id: String, refs: &[usize], amount: Decimal) -> Payment {
             .collect(),
         free_text: vec![],
         warnings: vec![],
+        returned: None,
     }
 }
 

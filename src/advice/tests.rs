@@ -59,6 +59,7 @@ fn payment(id: &str, amount: Decimal, date: u32) -> Payment {
         lines: vec![],
         free_text: vec![],
         warnings: vec![],
+        returned: None,
     }
 }
 

@@ -1959,6 +1959,7 @@ impl Rows<'_> {
             lines,
             free_text,
             warnings,
+            returned: None,
         }))
     }
 

@@ -7,7 +7,7 @@
 //! one entry at a time. Every version is read the same way, by local element names. The mapping
 //! is documented in `docs/formats/camt.md`.
 
-use crate::domain::{Currency, Direction, Payment, ReferenceKind, RemittanceLine};
+use crate::domain::{Currency, Direction, Payment, ReferenceKind, RemittanceLine, ReturnedItem};
 use crate::formats::iso20022::{
     self, NOT_PROVIDED, Node, PaymentIds, XmlStream, check_lines_total, money, payer,
 };
@@ -154,6 +154,8 @@ struct Entry {
     date: Option<chrono::NaiveDate>,
     warnings: Vec<String>,
     batch: bool,
+    /// `RvslInd` is true: the entry takes back an earlier booking.
+    reversal: bool,
 }
 
 fn credit_debit(node: &Node, file: &str) -> Result<Option<Direction>, FormatError> {
@@ -197,10 +199,10 @@ fn entry_payments(
     let direction =
         credit_debit(node, file)?.ok_or_else(|| node.error(file, "entry without CdtDbtInd"))?;
     let mut warnings = Vec::new();
-    if node
+    let reversal = node
         .text_at(&["RvslInd"])
-        .is_some_and(|v| v == "true" || v == "1")
-    {
+        .is_some_and(|v| v == "true" || v == "1");
+    if reversal {
         warnings.push(format!(
             "reversal (RvslInd): this {} entry reverses an earlier booking",
             indicator(direction)
@@ -235,6 +237,7 @@ fn entry_payments(
         date,
         warnings,
         batch: txs.len() > 1,
+        reversal,
     };
     let entry_info = node.text_at(&["AddtlNtryInf"]);
 
@@ -255,6 +258,13 @@ fn entry_payments(
             lines: Vec::new(),
             free_text: entry_info.into_iter().collect(),
             warnings: entry.warnings,
+            // The entry's own references are the reversal's, not the original's: the original
+            // is found by amount, date and payer.
+            returned: reversal.then(|| ReturnedItem {
+                return_code: REVERSAL_CODE.to_string(),
+                reason: None,
+                original_trace: None,
+            }),
         }]);
     }
 
@@ -366,9 +376,11 @@ fn transaction(
             r.clone()
         }
     };
-    let payment_id = tx
+    let end_to_end = tx
         .text_at(&["Refs", "EndToEndId"])
-        .filter(|id| !id.eq_ignore_ascii_case(NOT_PROVIDED))
+        .filter(|id| !id.eq_ignore_ascii_case(NOT_PROVIDED));
+    let payment_id = end_to_end
+        .clone()
         .or_else(|| tx.text_at(&["Refs", "AcctSvcrRef"]))
         .or_else(|| entry.acct_svcr_ref.as_ref().map(batch_ref))
         .or_else(|| entry.ntry_ref.as_ref().map(batch_ref))
@@ -392,6 +404,7 @@ fn transaction(
     free_text.extend(ultimate);
     free_text.extend(tx.text_at(&["AddtlTxInf"]));
 
+    let mut return_info = None;
     if let Some(rtr) = tx.child("RtrInf") {
         let code = rtr
             .text_at(&["Rsn", "Cd"])
@@ -402,7 +415,24 @@ fn transaction(
             let _ = write!(w, " ({})", info.join(" "));
         }
         warnings.push(w);
+        return_info = Some((code, (!info.is_empty()).then(|| info.join(" "))));
     }
+    // A reversal, or a transaction with return information (a returned direct debit, a
+    // returned transfer), takes back an earlier booking. The end-to-end id travels unchanged
+    // from the original to its return, so it names the original; the return gets an id of its
+    // own, so that it is not taken for a second sending of the original.
+    let returned = (entry.reversal || return_info.is_some()).then(|| {
+        let (code, reason) = return_info.unwrap_or((None, None));
+        ReturnedItem {
+            return_code: code.unwrap_or_else(|| REVERSAL_CODE.to_string()),
+            reason,
+            original_trace: end_to_end.clone(),
+        }
+    });
+    let payment_id = match (&returned, &end_to_end) {
+        (Some(_), Some(id)) if *id == payment_id => format!("{id}{RETURN_SUFFIX}"),
+        _ => payment_id,
+    };
 
     check_lines_total(
         &remit.lines,
@@ -422,8 +452,15 @@ fn transaction(
         lines: remit.lines,
         free_text,
         warnings,
+        returned,
     })
 }
+
+/// The return code of a reversal that gives no reason (`RvslInd` without `RtrInf`).
+const REVERSAL_CODE: &str = "RVSL";
+
+/// Appended to the end-to-end id of a returned transaction to make its payment id.
+pub const RETURN_SUFFIX: &str = "/return";
 
 // ---------------------------------------------------------------------------------------------
 // The camt.054.001.08 writer.
@@ -1131,19 +1168,62 @@ mod tests {
     }
 
     #[test]
+    fn a_reversal_is_a_returned_item_naming_its_original_by_end_to_end_id() {
+        let p = fixture("camt054_reversal_rvslind_original.xml");
+        let [rev, bare] = p.payments.as_slice() else {
+            panic!("{:?}", p.payments)
+        };
+        // Its own id, so that it is never taken for a second sending of the original.
+        assert_eq!(rev.payment_id, format!("E2E-NW-20261130-7{RETURN_SUFFIX}"));
+        assert_eq!(
+            (rev.direction, rev.amount, rev.currency.as_str()),
+            (Direction::Debit, dec!(3420.75), "USD")
+        );
+        assert_eq!(
+            rev.returned,
+            Some(ReturnedItem {
+                return_code: "AC04".into(),
+                reason: Some("Closed account number".into()),
+                original_trace: Some("E2E-NW-20261130-7".into()),
+            })
+        );
+        assert_eq!(rev.payer.account.as_deref(), Some("021000021:4000123456"));
+        // No transaction details: no original id and no reason, only the flag.
+        assert_eq!(bare.payment_id, "BNK-RV-77002");
+        assert_eq!(
+            bare.returned,
+            Some(ReturnedItem {
+                return_code: "RVSL".into(),
+                reason: None,
+                original_trace: None,
+            })
+        );
+    }
+
+    #[test]
     fn oca_reversal_read_in_place() {
         let Some((bytes, path)) = shared_sample("camt/camt053_oca_nl_ustrd_reversal.xml") else {
             return;
         };
         let p = parse(&bytes, &path).unwrap();
         assert_eq!(p.payments.len(), 4);
-        let rev = by_id(&p, "TESTBANK/NL/20141229/01206408");
+        // A reversal gets an id of its own; its end-to-end id names the original.
+        let rev = by_id(&p, "TESTBANK/NL/20141229/01206408/return");
         assert_eq!(
             (rev.direction, rev.amount),
             (Direction::Debit, dec!(564.05))
         );
         assert!(rev.warnings.iter().any(|w| w.starts_with("reversal")));
         assert!(rev.warnings.iter().any(|w| w.contains("reason AC06")));
+        let r = rev
+            .returned
+            .as_ref()
+            .expect("a reversal is a returned item");
+        assert_eq!(r.return_code, "AC06");
+        assert_eq!(
+            r.original_trace.as_deref(),
+            Some("TESTBANK/NL/20141229/01206408")
+        );
         let credit = by_id(&p, "115");
         assert_eq!(
             (credit.direction, credit.amount),
@@ -1388,6 +1468,7 @@ mod tests {
             ],
             free_text: vec!["paying INV 1001 less credit".into()],
             warnings: vec![],
+            returned: None,
         };
         let debit = Payment {
             payment_id: "P-2".into(),
@@ -1571,6 +1652,7 @@ mod tests {
                             .collect(),
                         free_text: free.into_iter().flatten().collect(),
                         warnings: vec![],
+                        returned: None,
                     }
                 })
         }

@@ -290,6 +290,7 @@ impl<'f> State<'f> {
             lines: Vec::new(),
             free_text: Vec::new(),
             warnings: Vec::new(),
+            returned: None,
         };
         let key = (lockbox_index, batch.clone(), item.clone());
         if self.by_item.contains_key(&key) {

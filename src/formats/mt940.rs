@@ -492,6 +492,7 @@ impl Reader<'_> {
                 lines: narrative.lines.clone(),
                 free_text,
                 warnings,
+                returned: None,
             });
         }
         if let (Some((_, Ok(open))), Some((l, Ok(close))), true, Some(movement)) =

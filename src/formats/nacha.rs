@@ -15,7 +15,7 @@
 
 use super::x12::{self, Elements};
 use crate::domain::{
-    Adjustment, Currency, Direction, Payer, Payment, ReferenceKind, RemittanceLine,
+    Adjustment, Currency, Direction, Payer, Payment, ReferenceKind, RemittanceLine, ReturnedItem,
 };
 use crate::formats::{FormatError, Parsed, Position};
 use chrono::NaiveDate;
@@ -469,6 +469,7 @@ impl Reader<'_> {
                 lines: Vec::new(),
                 free_text: Vec::new(),
                 warnings,
+                returned: None,
             },
             identification,
             addenda_flag: r.raw(79, 79) == "1",
@@ -627,11 +628,30 @@ impl Reader<'_> {
                     }
                     payment_info.push(a.raw(4, 83));
                 }
-                "99" => p.warnings.push(format!(
-                    "returned entry: return reason {} (original trace {})",
-                    a.field(4, 6),
-                    a.field(7, 21)
-                )),
+                // The return addenda: reason code (4-6), the original entry's trace number
+                // (7-21), date of death (22-27), the original receiving DFI (28-35) and text
+                // (36-79).
+                "99" => {
+                    let code = a.field(4, 6);
+                    let original = a.field(7, 21);
+                    let text = a.field(36, 79);
+                    if !code.starts_with('R') {
+                        p.warnings.push(format!(
+                            "line {}: return reason code (positions 4-6) {code:?} is not an R-code",
+                            a.line
+                        ));
+                    }
+                    p.warnings.push(format!(
+                        "returned entry: return reason {code} (original trace {original})"
+                    ));
+                    p.returned = Some(ReturnedItem {
+                        reason: return_reason(&code)
+                            .map(str::to_string)
+                            .or_else(|| (!text.is_empty()).then_some(text)),
+                        return_code: code,
+                        original_trace: (!original.is_empty()).then_some(original),
+                    });
+                }
                 "98" => p.warnings.push(format!(
                     "notification of change: code {} (corrected data {:?})",
                     a.field(4, 6),
@@ -699,6 +719,36 @@ impl Reader<'_> {
             p.warnings.extend(state.warnings.iter().cloned());
         }
     }
+}
+
+/// What the common NACHA return reason codes mean (the Operating Rules' table of return reason
+/// codes); an unlisted code is kept as given, without a description.
+pub(crate) fn return_reason(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "R01" => "insufficient funds",
+        "R02" => "account closed",
+        "R03" => "no account / unable to locate account",
+        "R04" => "invalid account number",
+        "R05" => "unauthorized debit to consumer account using corporate SEC code",
+        "R06" => "returned per ODFI's request",
+        "R07" => "authorization revoked by customer",
+        "R08" => "payment stopped",
+        "R09" => "uncollected funds",
+        "R10" => "customer advises not authorized",
+        "R11" => "customer advises entry not in accordance with the terms of the authorization",
+        "R12" => "account sold to another DFI",
+        "R13" => "invalid ACH routing number",
+        "R14" => "representative payee deceased",
+        "R15" => "beneficiary or account holder deceased",
+        "R16" => "account frozen",
+        "R17" => "file record edit criteria",
+        "R20" => "non-transaction account",
+        "R23" => "credit entry refused by receiver",
+        "R24" => "duplicate entry",
+        "R29" => "corporate customer advises not authorized",
+        "R31" => "permissible return entry",
+        _ => return None,
+    })
 }
 
 /// Reads the payment-related information of an entry's 705 addenda into the payment: a full

@@ -157,6 +157,7 @@ fn advice(rmt: &Node, file: &str, fallback_id: &str) -> Result<Payment, FormatEr
         lines: remit.lines,
         free_text,
         warnings,
+        returned: None,
     })
 }
 

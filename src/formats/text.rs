@@ -97,6 +97,7 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
             warnings: vec![
                 "free text: payment id made from the file name; amount read from the text".into(),
             ],
+            returned: None,
         }],
         errors: vec![],
     })

@@ -1005,6 +1005,7 @@ impl Txn {
             lines: self.lines,
             free_text: self.free_text,
             warnings: self.warnings,
+            returned: None,
         })
     }
 }

@@ -5,7 +5,7 @@
 use super::pb;
 use crate::domain::{
     Adjustment, Allocation, Currency, Customer, Decision, Direction, Invoice, LabelSource, Payer,
-    Payment, ReferenceKind, RemittanceLine, ReviewReason, Status, Suggestion, Terms,
+    Payment, ReferenceKind, RemittanceLine, ReturnedItem, ReviewReason, Status, Suggestion, Terms,
 };
 use crate::formats::FormatError;
 use crate::model::artifact::TrainingMetrics;
@@ -242,7 +242,22 @@ impl TryFrom<pb::Payment> for Payment {
             lines,
             free_text,
             warnings,
+            returned,
         } = v;
+        let returned = returned
+            .map(|r| {
+                let pb::ReturnedItem {
+                    return_code,
+                    reason,
+                    original_trace,
+                } = r;
+                Ok::<_, FieldError>(ReturnedItem {
+                    return_code: required("returned.return_code", return_code)?,
+                    reason: nonempty(reason),
+                    original_trace: nonempty(original_trace),
+                })
+            })
+            .transpose()?;
         let direction = match enum_value::<pb::Direction>("direction", direction)? {
             pb::Direction::Unspecified | pb::Direction::Credit => Direction::Credit,
             pb::Direction::Debit => Direction::Debit,
@@ -277,6 +292,7 @@ impl TryFrom<pb::Payment> for Payment {
             lines,
             free_text,
             warnings,
+            returned,
         })
     }
 }
@@ -363,6 +379,7 @@ impl From<Payment> for pb::Payment {
             lines,
             free_text,
             warnings,
+            returned,
         } = v;
         let Payer { name, account } = payer;
         pb::Payment {
@@ -379,6 +396,17 @@ impl From<Payment> for pb::Payment {
             lines: lines.into_iter().map(pb::RemittanceLine::from).collect(),
             free_text,
             warnings,
+            returned: returned.map(
+                |ReturnedItem {
+                     return_code,
+                     reason,
+                     original_trace,
+                 }| pb::ReturnedItem {
+                    return_code,
+                    reason,
+                    original_trace,
+                },
+            ),
         }
     }
 }
@@ -454,6 +482,7 @@ pub(crate) fn review_reason_from(v: i32) -> Option<ReviewReason> {
         pb::ReviewReason::NotMatchable => Some(ReviewReason::NotMatchable),
         pb::ReviewReason::PossibleDuplicate => Some(ReviewReason::PossibleDuplicate),
         pb::ReviewReason::Unapplied => Some(ReviewReason::Unapplied),
+        pb::ReviewReason::ReturnedItem => Some(ReviewReason::ReturnedItem),
     }
 }
 
@@ -469,6 +498,7 @@ fn review_reason(r: Option<ReviewReason>) -> pb::ReviewReason {
         Some(ReviewReason::NotMatchable) => pb::ReviewReason::NotMatchable,
         Some(ReviewReason::PossibleDuplicate) => pb::ReviewReason::PossibleDuplicate,
         Some(ReviewReason::Unapplied) => pb::ReviewReason::Unapplied,
+        Some(ReviewReason::ReturnedItem) => pb::ReviewReason::ReturnedItem,
     }
 }
 
@@ -828,6 +858,7 @@ mod tests {
             }],
             free_text: vec!["memo".into()],
             warnings: vec![],
+            returned: None,
         };
         assert_eq!(Payment::try_from(pb::Payment::from(p.clone())), Ok(p));
     }

@@ -50,7 +50,8 @@ enum Input {
         file: String,
         format: Option<Format>,
     },
-    Payment(Payment),
+    /// Boxed: a payment is several times the size of a raw request's fields.
+    Payment(Box<Payment>),
 }
 
 impl TryFrom<pb::MatchRequest> for Input {
@@ -85,9 +86,9 @@ impl TryFrom<pb::MatchRequest> for Input {
                     format,
                 })
             }
-            Some(pb::match_request::Input::Payment(p)) => Ok(Input::Payment(
+            Some(pb::match_request::Input::Payment(p)) => Ok(Input::Payment(Box::new(
                 Payment::try_from(p).map_err(|e| e.within("payment"))?,
-            )),
+            ))),
             None => Err(FieldError::new("input", "is required: raw or payment")),
         }
     }
@@ -104,7 +105,7 @@ async fn decide<S: Store>(
     for req in batch {
         match Input::try_from(req) {
             Ok(Input::Payment(p)) => {
-                payments.push(p);
+                payments.push(*p);
                 out.push(None);
             }
             Ok(Input::Raw {

@@ -194,6 +194,7 @@ impl Group {
             lines: self.lines,
             free_text: self.free_text,
             warnings: Vec::new(),
+            returned: None,
         })
     }
 }
@@ -633,6 +634,7 @@ mod tests {
                 ],
                 free_text: vec!["RUN 12, \"weekly\"".into()],
                 warnings: vec![],
+                returned: None,
             },
             Payment {
                 payment_id: "P2".into(),
@@ -645,6 +647,7 @@ mod tests {
                 lines: vec![],
                 free_text: vec!["INV 1001-1004".into(), "second note".into(), "third".into()],
                 warnings: vec![],
+                returned: None,
             },
             Payment {
                 payment_id: "P3".into(),
@@ -657,6 +660,7 @@ mod tests {
                 lines: vec![],
                 free_text: vec![],
                 warnings: vec![],
+                returned: None,
             },
         ];
         let mut buf = Vec::new();

@@ -1441,6 +1441,7 @@ mod tests {
             }],
             free_text: vec![],
             warnings: vec![],
+            returned: None,
         }
     }
 

@@ -143,6 +143,7 @@ mod tests {
             }],
             free_text: vec![],
             warnings: vec![],
+            returned: None,
         };
         let inv = format!("I{}", &id[1..]);
         let l = Label {

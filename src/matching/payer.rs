@@ -170,6 +170,7 @@ mod tests {
             lines: vec![],
             free_text: vec![],
             warnings: vec![],
+            returned: None,
         }
     }
 

@@ -3,12 +3,14 @@
 
 use super::api::*;
 use super::remittance;
+use super::returns::ReturnOutcome;
 use super::state::*;
 use super::{Service, Store};
 use crate::domain::{Decision, Payment, ReviewReason, Status, Suggestion};
 use crate::formats::{Format, FormatError, Position};
 use crate::store::{DecisionRecord, PostedBy, payment_postings};
 use rust_decimal::Decimal;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::watch;
@@ -137,27 +139,62 @@ impl<S: Store> Service<S> {
 
     /// Decides payments: in parallel under the read lock, then applied one by one; every store
     /// write queued before any is awaited, so they commit together.
+    ///
+    /// A returned item not decided before is settled first (`service/returns.rs`): its result
+    /// is the decision of the original payment it reversed (status returned), or, when the
+    /// original cannot be identified, it is decided like any payment (the engine sends it to
+    /// review) with the reason added to its explanation. Returns are settled before the rest of
+    /// their batch is decided: a return and its original in one request finds no original.
     pub(super) async fn match_all(
         self: &Arc<Self>,
         payments: Vec<Payment>,
     ) -> Result<Vec<Result<Matched, ServiceError>>, ServiceError> {
+        let n = payments.len();
+        let mut settled: Vec<Option<Result<Matched, ServiceError>>> = Vec::new();
+        let mut rest = Vec::with_capacity(n);
+        let mut notes: HashMap<String, String> = HashMap::new();
+        for (i, p) in payments.into_iter().enumerate() {
+            let fresh = !self.read().decided.contains(&p.payment_id);
+            if let (Some(item), true) = (p.returned.as_ref(), fresh) {
+                match self.settle_return(&p, item).await? {
+                    ReturnOutcome::Reversed(m) => {
+                        settled.resize_with(n, || None);
+                        settled[i] = Some(Ok(m));
+                        continue;
+                    }
+                    ReturnOutcome::Review(why) => {
+                        notes.insert(p.payment_id.clone(), why);
+                    }
+                }
+            }
+            rest.push((i, p));
+        }
+        let (order, rest): (Vec<usize>, Vec<Payment>) = rest.into_iter().unzip();
         let this = Arc::clone(self);
-        let steps = tokio::task::spawn_blocking(move || this.decide_and_apply(payments))
+        let steps = tokio::task::spawn_blocking(move || this.decide_and_apply(rest, &notes))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let mut out = Vec::with_capacity(steps.len());
-        for (payment, step) in steps {
-            out.push(match step {
+        if settled.is_empty() {
+            settled.resize_with(n, || None);
+        }
+        for (i, (payment, step)) in order.into_iter().zip(steps) {
+            settled[i] = Some(match step {
                 Ok(step) => self.finish(payment, step).await,
                 Err(e) => Err(e),
             });
         }
-        Ok(out)
+        settled
+            .into_iter()
+            .map(|r| r.ok_or_else(|| ServiceError::Internal("a payment went undecided".into())))
+            .collect()
     }
 
+    /// `notes` add a line to the explanation of the payments they name (why a returned item
+    /// goes to review).
     pub(super) fn decide_and_apply(
         self: &Arc<Self>,
         payments: Vec<Payment>,
+        notes: &HashMap<String, String>,
     ) -> Vec<(Payment, Result<Step, ServiceError>)> {
         use rayon::prelude::*;
         let mut out = Vec::with_capacity(payments.len());
@@ -181,7 +218,8 @@ impl<S: Store> Service<S> {
                 (first, core.epoch, core.tick)
             };
             for (payment, first) in chunk.into_iter().zip(first) {
-                let step = self.apply_one(&payment, first, epoch, tick);
+                let note = notes.get(&payment.payment_id).map(String::as_str);
+                let step = self.apply_one(&payment, first, epoch, tick, note);
                 out.push((payment, step));
             }
         }
@@ -194,6 +232,7 @@ impl<S: Store> Service<S> {
         first: Option<Decision>,
         epoch: u64,
         tick: u64,
+        note: Option<&str>,
     ) -> Result<Step, ServiceError> {
         let id = &payment.payment_id;
         let mut core = self.write()?;
@@ -210,6 +249,9 @@ impl<S: Store> Service<S> {
                 core.engine.decide(payment)
             }
         };
+        if let Some(note) = note {
+            d.explanation.push(note.to_string());
+        }
         let mut changes = Vec::new();
         if d.status == Status::Auto {
             match core.apply(payment, &d) {

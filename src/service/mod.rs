@@ -28,6 +28,7 @@ mod models;
 mod postings;
 pub(crate) mod remittance;
 mod resolve;
+mod returns;
 mod reversal;
 mod review;
 mod state;

@@ -387,6 +387,7 @@ mod journal {
                         },
                         free_text: vec![],
                         warnings: vec![],
+                        returned: None,
                     };
                     let m = service.match_payment(payment).await.expect("match");
                     decided.push(m.decision.payment_id.clone());

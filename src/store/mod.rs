@@ -419,6 +419,17 @@ pub trait Store: Send + Sync + 'static {
     /// A stored decision; sees every write whose future has resolved.
     fn decision(&self, payment_id: String) -> StoreFuture<Option<StoredDecision>>;
 
+    /// Decided payments of `amount` in `currency`, written at any scale (`100`, `100.0` and
+    /// `100.00` are one amount), the most recently decided first, at most `limit`: where the
+    /// original of a returned item is looked for when the return names no payment id the store
+    /// holds.
+    fn decisions_by_amount(
+        &self,
+        currency: Currency,
+        amount: Decimal,
+        limit: u32,
+    ) -> StoreFuture<Vec<StoredDecision>>;
+
     /// An invoice with its committed open amount.
     fn invoice(&self, invoice_id: String) -> StoreFuture<Option<Invoice>>;
 

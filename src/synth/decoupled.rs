@@ -101,6 +101,7 @@ pub fn decouple(split: &Split, seed: u64) -> Decoupled {
                 lines,
                 free_text: vec![],
                 warnings: vec![],
+                returned: None,
             });
         }
     }

@@ -96,6 +96,7 @@ impl Sim {
             lines: draft.lines,
             free_text: memo.into_iter().collect(),
             warnings: Vec::new(),
+            returned: None,
         };
         let labels = draft
             .labels

@@ -156,7 +156,7 @@ pub(crate) fn percent(p: f64) -> String {
 }
 
 /// Every review reason, in the order the queue's filter lists them.
-pub(crate) const REASONS: [ReviewReason; 9] = [
+pub(crate) const REASONS: [ReviewReason; 10] = [
     ReviewReason::NoCustomer,
     ReviewReason::NoCandidate,
     ReviewReason::Ambiguous,
@@ -166,6 +166,7 @@ pub(crate) const REASONS: [ReviewReason; 9] = [
     ReviewReason::NotMatchable,
     ReviewReason::PossibleDuplicate,
     ReviewReason::Unapplied,
+    ReviewReason::ReturnedItem,
 ];
 
 /// The reason's name in URLs (the serde name).
@@ -180,6 +181,7 @@ pub(crate) fn reason_key(r: ReviewReason) -> &'static str {
         ReviewReason::NotMatchable => "not_matchable",
         ReviewReason::PossibleDuplicate => "possible_duplicate",
         ReviewReason::Unapplied => "unapplied",
+        ReviewReason::ReturnedItem => "returned_item",
     }
 }
 
@@ -200,6 +202,7 @@ pub(crate) fn reason_label(r: Option<ReviewReason>) -> &'static str {
         Some(ReviewReason::NotMatchable) => "not matchable",
         Some(ReviewReason::PossibleDuplicate) => "possible duplicate",
         Some(ReviewReason::Unapplied) => "unapplied",
+        Some(ReviewReason::ReturnedItem) => "returned item",
     }
 }
 

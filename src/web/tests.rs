@@ -489,6 +489,7 @@ fn without_tokens_the_analyst_types_a_name_and_every_page_says_so_and_text_is_es
             lines: vec![],
             free_text: vec!["memo <b>bold</b> & co".into()],
             warnings: vec![],
+            returned: None,
         };
         let d = service.match_payment(p).await.expect("match");
         assert_eq!(d.decision.status, crate::domain::Status::Review);

@@ -4,7 +4,7 @@
 use super::remit::*;
 use super::split::*;
 use super::{Event, FORMAT, RECENT_REFERENCES};
-use crate::domain::{Currency, Direction, Payment};
+use crate::domain::{Currency, Direction, Payment, ReturnedItem};
 use crate::formats::common::{minor_unit_exponent, yymmdd};
 use crate::formats::{FormatError, Position};
 use chrono::NaiveDate;
@@ -526,6 +526,7 @@ impl<'f> Reader<'f> {
                 None => format!(":::{}", self.details),
             },
         };
+        let returned = returned_item(&detail, &rec.continuations);
         let mut remit = Remit::default();
         if let Some(t) = detail.text.as_deref() {
             remit.free_text.push(t.to_string());
@@ -562,6 +563,7 @@ impl<'f> Reader<'f> {
             lines: remit.lines,
             free_text: remit.free_text,
             warnings: all_warnings,
+            returned,
         };
         self.emitted += 1;
         sink(Event::Payment(Box::new(payment)));
@@ -775,6 +777,7 @@ impl<'f> Reader<'f> {
 
 /// A `16` record's fields as read.
 pub(super) struct Detail {
+    code: u16,
     direction: Direction,
     minor: u64,
     amount: Decimal,
@@ -826,12 +829,48 @@ pub(super) fn parse_detail(body: &str, currency: Currency) -> Result<Detail, (us
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
     Ok(Detail {
+        code,
         direction,
         minor,
         amount,
         bank_ref,
         customer_ref,
         text,
+    })
+}
+
+/// BAI2 detail type codes of returned items: 555 deposited item returned, 556 and 557 ACH return
+/// items, 558 ACH reversal debit, and their credit twins 255 (check posted and returned), 256,
+/// 257 and 258 (returns and reversals of the account holder's own outgoing items).
+pub(super) fn is_return_type(code: u16) -> bool {
+    matches!(code, 255..=258 | 555..=558)
+}
+
+/// The returned item a `16` of a return type code describes: the NACHA R-code its text or
+/// continuations quote (`Reason: "R02"`), else the type code itself as `BAI2-555`; the customer
+/// reference names the original item (banks put the original's reference or trace there).
+fn returned_item(d: &Detail, continuations: &[(usize, String)]) -> Option<ReturnedItem> {
+    if !is_return_type(d.code) {
+        return None;
+    }
+    let texts = d
+        .text
+        .iter()
+        .map(String::as_str)
+        .chain(continuations.iter().map(|(_, t)| t.as_str()));
+    let r_code = texts
+        .flat_map(|t| t.split(|c: char| !c.is_ascii_alphanumeric()))
+        .find(|w| w.len() == 3 && w.starts_with('R') && w[1..].bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string);
+    let reason = r_code
+        .as_deref()
+        .and_then(crate::formats::nacha::return_reason)
+        .map(str::to_string)
+        .or_else(|| d.text.clone());
+    Some(ReturnedItem {
+        return_code: r_code.unwrap_or_else(|| format!("BAI2-{}", d.code)),
+        reason,
+        original_trace: d.customer_ref.clone(),
     })
 }
 

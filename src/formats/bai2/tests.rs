@@ -281,6 +281,15 @@ fn goldman_continuations_without_slashes_give_references_and_payers() {
     // The ACH return carries its R02 reason in the text.
     assert!(by_id("SB2322600000214").free_text[0].contains("Reason: \"R02\""));
     assert_eq!(by_id("SB2322600000214").direction, Direction::Debit);
+    // Type code 557 (individual ACH return item) marks it returned, with the R-code of its text
+    // and the original's reference from the customer reference field.
+    let ret = by_id("SB2322600000214").returned.clone().expect("returned");
+    assert_eq!(
+        (ret.return_code.as_str(), ret.reason.as_deref()),
+        ("R02", Some("account closed"))
+    );
+    assert_eq!(ret.original_trace.as_deref(), Some("021000080000030"));
+    assert_eq!(by_id("GI2229300000187").returned, None);
     assert_eq!(by_id("GI2323300009168").amount, dec!(300000.00));
     // The sample's trailers do not reconcile (49 of the second account is -1260161341762,
     // the 98 counts 4 accounts of 5): warnings on the payments they cover.
@@ -626,6 +635,7 @@ fn sample_payments() -> Vec<Payment> {
             "".into(),
         ],
         warnings: vec![],
+        returned: None,
     };
     let debit = Payment {
         payment_id: "D,2/x".into(),

@@ -474,6 +474,15 @@ fn returns_prenotes_and_misplaced_codes_are_flagged() {
         "automated return or notification of change"
     ));
     assert!(has_warning(ret, "returned entry: return reason R01"));
+    assert_eq!(
+        ret.returned,
+        Some(ReturnedItem {
+            return_code: "R01".into(),
+            reason: Some("insufficient funds".into()),
+            original_trace: Some(t.into()),
+        })
+    );
+    assert_eq!(pre.returned, None);
     assert!(has_warning(
         ret,
         "does not belong in a batch of service class 225"
@@ -542,4 +551,62 @@ proptest! {
         *r = format!("{keep}{junk}");
         let _ = parse(records.join("\n").as_bytes(), "p");
     }
+}
+
+// ---- original fixtures (written for cashmatch) ----
+
+#[test]
+fn a_return_file_marks_each_entry_returned_with_its_r_code_and_original_trace() {
+    let parsed = read(&fixture("nacha_returns_r01_r02_original.ach"));
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let [nsf, closed] = parsed.payments.as_slice() else {
+        panic!("{:?}", parsed.payments)
+    };
+    // Every control total of the file reconciles: the only warnings are the return notes.
+    for p in [nsf, closed] {
+        assert!(
+            p.warnings
+                .iter()
+                .all(|w| w.starts_with("transaction code 26") || w.starts_with("returned entry")),
+            "{:?}",
+            p.warnings
+        );
+    }
+    assert_eq!(nsf.payment_id, "021000020000011");
+    assert_eq!(
+        (nsf.amount, nsf.direction),
+        (dec!(1250.00), Direction::Debit)
+    );
+    assert_eq!(nsf.payment_date, date(2026, 12, 4));
+    // The receiver whose debit was returned: the account a customer is known by.
+    assert_eq!(nsf.payer.account.as_deref(), Some("021000021:4000123456"));
+    let r = nsf.returned.as_ref().expect("returned");
+    assert_eq!(
+        (r.return_code.as_str(), r.original_trace.as_deref()),
+        ("R01", Some("091000010000001"))
+    );
+    assert_eq!(r.reason.as_deref(), Some("insufficient funds"));
+    let r = closed.returned.as_ref().expect("returned");
+    assert_eq!(
+        (r.return_code.as_str(), r.reason.as_deref()),
+        ("R02", Some("account closed"))
+    );
+}
+
+#[test]
+fn a_return_addenda_with_a_code_that_is_not_an_r_code_is_kept_and_flagged() {
+    let t = "021000020000009";
+    let records = [
+        file_header(),
+        batch_header("225", "GLOBEX CORP", "CCD", 1),
+        entry("26", 0, "", "A", true, t),
+        format!("799X99{t}      02100002{:<44}{:<15}", "BANK TEXT", t),
+        batch_control("225", 2, 2100002, 0, 0, 1),
+        file_control(1, 1, 2, 2100002, 0, 0),
+    ];
+    let parsed = read(records.join("\n").as_bytes());
+    let r = parsed.payments[0].returned.as_ref().expect("returned");
+    assert_eq!(r.return_code, "X99");
+    assert_eq!(r.reason.as_deref(), Some("BANK TEXT"));
+    assert!(has_warning(&parsed.payments[0], "is not an R-code"));
 }

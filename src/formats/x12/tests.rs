@@ -827,6 +827,7 @@ fn sample_payments() -> Vec<Payment> {
         ],
         free_text: vec!["INVOICES 100 AND 101".into()],
         warnings: vec![],
+        returned: None,
     };
     let debit = Payment {
         payment_id: "PAY-2".into(),

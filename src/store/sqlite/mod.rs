@@ -40,11 +40,12 @@ use super::{
     ReviewRecord, ReviewSummary, ReviewTotals, Snapshot, Store, StoreError, StoreFuture,
     StoredDecision, TrainingExample,
 };
-use crate::domain::Invoice;
+use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
 use commit::{Progress, SqliteWriter, WAL_KEEP_BYTES, checkpoint_loop};
 use read::*;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rust_decimal::Decimal;
 use schema::SCHEMA;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -265,6 +266,63 @@ impl Store for SqliteStore {
                 })
                 .map_err(backend("reading a decision"))?;
             row.map(|(p, d, at)| stored_decision(&p, &d, &at, &payment_id)).transpose()
+        })
+    }
+
+    fn decisions_by_amount(
+        &self,
+        currency: Currency,
+        amount: Decimal,
+        limit: u32,
+    ) -> StoreFuture<Vec<StoredDecision>> {
+        // The amount column is the text the payment was decided with, at its own scale: every
+        // spelling of the amount from no decimals to four is asked for, and the exact value is
+        // compared after reading.
+        let spellings: Vec<String> = (0..=4u32)
+            .filter_map(|scale| {
+                let mut a = amount.normalize();
+                (a.scale() <= scale).then(|| {
+                    a.rescale(scale);
+                    a.to_string()
+                })
+            })
+            .collect();
+        self.read(move |conn| {
+            let marks = vec!["?"; spellings.len()].join(", ");
+            let sql = format!(
+                "SELECT payment_json, decision_json, decided_at, payment_id FROM decisions
+                 WHERE currency = ? AND amount IN ({marks}) ORDER BY decided_at DESC, rowid DESC
+                 LIMIT ?"
+            );
+            let mut s = conn
+                .prepare_cached(&sql)
+                .map_err(backend("finding decisions by amount"))?;
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(currency.to_string())];
+            args.extend(
+                spellings
+                    .into_iter()
+                    .map(|a| Box::new(a) as Box<dyn rusqlite::ToSql>),
+            );
+            args.push(Box::new(limit));
+            let rows = s
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(backend("finding decisions by amount"))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (p, d, at, id) = row.map_err(backend("finding decisions by amount"))?;
+                let found = stored_decision(&p, &d, &at, &id)?;
+                if found.payment.amount == amount {
+                    out.push(found);
+                }
+            }
+            Ok(out)
         })
     }
 

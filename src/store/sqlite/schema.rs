@@ -94,6 +94,9 @@ CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- The original of a returned item is looked for by currency and amount (created if missing,
+-- so that an older store needs no migration).
+CREATE INDEX IF NOT EXISTS decisions_amount ON decisions (currency, amount);
 -- Payments the bank returned: one row each, written with the reversal of their postings. (A
 -- table of its own, created if missing, so that an older store needs no migration.)
 CREATE TABLE IF NOT EXISTS payment_returns (

@@ -58,6 +58,7 @@ fn payment(id: &str, amount: Decimal) -> Payment {
         lines: vec![],
         free_text: vec![],
         warnings: vec![],
+        returned: None,
     }
 }
 

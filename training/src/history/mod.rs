@@ -285,6 +285,7 @@ mod tests {
                 lines: vec![],
                 free_text: vec![],
                 warnings: vec![],
+                returned: None,
             })
             .collect();
         let rows = vec![
