@@ -64,12 +64,22 @@ class PythonClientTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="cashmatch-python-")
         cls.pb, cls.rpc = generate_stubs(os.path.join(cls.tmp, "stubs"))
         cls.data = os.path.join(cls.tmp, "data")
-        port = free_port()
         cls.log = open(os.path.join(cls.tmp, "server.log"), "wb")
-        cls.server = subprocess.Popen(
-            [BIN, "serve", "--demo", "--data-dir", cls.data, "--addr", "127.0.0.1:%d" % port, "--no-ui"],
-            stderr=cls.log,
-        )
+        cls.start(demo=True)
+        # The whole journal, watched from sequence 0 while the tests match and resolve.
+        cls.journal = []
+        cls.watch = cls.postings.WatchPostings(cls.pb.WatchPostingsRequest(after_sequence=0))
+        cls.watcher = threading.Thread(target=cls.follow, daemon=True)
+        cls.watcher.start()
+
+    @classmethod
+    def start(cls, demo):
+        """Starts `cashmatch serve` on the test's data directory and waits until it answers."""
+        port = free_port()
+        args = [BIN, "serve", "--data-dir", cls.data, "--addr", "127.0.0.1:%d" % port, "--no-ui"]
+        if demo:
+            args.append("--demo")
+        cls.server = subprocess.Popen(args, stderr=cls.log)
         cls.channel = grpc.insecure_channel("127.0.0.1:%d" % port)
         cls.models = cls.rpc.ModelsStub(cls.channel)
         deadline = time.time() + 120
@@ -85,11 +95,7 @@ class PythonClientTest(unittest.TestCase):
         cls.matching = cls.rpc.MatchingStub(cls.channel)
         cls.review = cls.rpc.ReviewStub(cls.channel)
         cls.postings = cls.rpc.PostingsStub(cls.channel)
-        # The whole journal, watched from sequence 0 while the tests match and resolve.
-        cls.journal = []
-        cls.watch = cls.postings.WatchPostings(cls.pb.WatchPostingsRequest(after_sequence=0))
-        cls.watcher = threading.Thread(target=cls.follow, daemon=True)
-        cls.watcher.start()
+        cls.reversals = cls.rpc.ReversalsStub(cls.channel)
 
     @classmethod
     def follow(cls):
@@ -122,7 +128,8 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(len(first.errors), 0, first.errors)
         self.assertEqual({r.decision.payment_id for r in first.results}, ids)
         auto = [r.decision for r in first.results if r.decision.status == self.pb.DECISION_STATUS_AUTO]
-        self.assertGreater(len(auto), 0)
+        self.assertGreater(len(auto), 1)
+        type(self).auto_applied = [d.payment_id for d in auto]
         for r in first.results:
             d = r.decision
             applied = sum((Decimal(a.amount) for a in d.allocations), Decimal(0))
@@ -209,6 +216,73 @@ class PythonClientTest(unittest.TestCase):
     def test_4_sigterm_drains_and_exits_cleanly(self):
         self.server.send_signal(signal.SIGTERM)
         self.assertEqual(self.server.wait(timeout=60), 0)
+        self.watcher.join(timeout=30)
+        self.assertFalse(self.watcher.is_alive(), "the watch outlived the server")
+
+    def test_5_after_a_restart_the_watch_resumes_and_reversals_replay_to_the_open_amounts(self):
+        # The ERP stored every posting it booked; the service comes back on the same store.
+        booked = list(self.journal)
+        last = booked[-1].sequence
+        type(self).start(demo=False)
+        type(self).journal = []
+        type(self).watch = self.postings.WatchPostings(self.pb.WatchPostingsRequest(after_sequence=last))
+        type(self).watcher = threading.Thread(target=type(self).follow, daemon=True)
+        self.watcher.start()
+
+        returned_id, unapplied_id = self.auto_applied[0], self.auto_applied[1]
+        returned = self.reversals.ReversePayment(
+            self.pb.ReversePaymentRequest(
+                payment_id=returned_id, reason="insufficient funds", return_code="R01", actor="py-ar"
+            )
+        )
+        self.assertEqual(returned.decision.status, self.pb.DECISION_STATUS_RETURNED)
+        self.assertFalse(returned.replayed)
+        self.assertGreater(len(returned.postings), 0)
+        self.assertTrue(all(p.kind == self.pb.POSTING_KIND_REVERSAL for p in returned.postings))
+        unapplied = self.reversals.UnapplyPayment(
+            self.pb.UnapplyPaymentRequest(payment_id=unapplied_id, note="wrong invoice", actor="py-analyst")
+        )
+        self.assertEqual(unapplied.item.payment.payment_id, unapplied_id)
+        self.assertGreater(len(unapplied.postings), 0)
+        # The bank's return sent twice reverses once.
+        again = self.reversals.ReversePayment(
+            self.pb.ReversePaymentRequest(
+                payment_id=returned_id, reason="insufficient funds", return_code="R01", actor="py-ar"
+            )
+        )
+        self.assertTrue(again.replayed)
+        # The replay answers with the postings the first return wrote, and writes none.
+        self.assertEqual(
+            [p.sequence for p in again.postings], [p.sequence for p in returned.postings]
+        )
+
+        newest = max(p.sequence for p in list(returned.postings) + list(unapplied.postings))
+        deadline = time.time() + 30
+        while not self.journal or self.journal[-1].sequence < newest:
+            self.assertLess(time.time(), deadline, "the resumed watch fell behind")
+            time.sleep(0.05)
+        # Nothing missed, nothing twice: the resumed watch starts right after the last booked one.
+        seqs = [p.sequence for p in booked + self.journal]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)), "a gap or a duplicate across the restart")
+        # Each reversal undoes a posting booked before the restart.
+        by_seq = {p.sequence: p for p in booked}
+        for r in list(returned.postings) + list(unapplied.postings):
+            original = by_seq[r.reverses]
+            self.assertEqual(Decimal(r.amount), -Decimal(original.amount))
+            self.assertEqual(r.invoice_id, original.invoice_id)
+        # The whole journal replayed from zero, the reversals included, gives every touched
+        # invoice's open amount now, never past zero or beyond the item.
+        relieved = {}
+        for p in booked + self.journal:
+            if p.HasField("invoice_id"):
+                relieved[p.invoice_id] = relieved.get(p.invoice_id, Decimal(0)) + Decimal(p.amount)
+        for invoice_id, total in relieved.items():
+            inv = self.ledger.GetInvoice(self.pb.GetInvoiceRequest(invoice_id=invoice_id))
+            self.assertEqual(Decimal(inv.amount) - total, Decimal(inv.open_amount), invoice_id)
+            # Between zero and the item's amount: a credit memo's amount is negative.
+            low, high = sorted((Decimal(0), Decimal(inv.amount)))
+            self.assertGreaterEqual(Decimal(inv.open_amount), low, invoice_id)
+            self.assertLessEqual(Decimal(inv.open_amount), high, invoice_id)
 
 
 if __name__ == "__main__":
