@@ -180,16 +180,28 @@ impl<S: Store> Service<S> {
         self.read().four_eyes.clone()
     }
 
-    /// The resolutions waiting for a second analyst, oldest first.
+    /// The resolutions waiting for a second analyst, oldest first. (An item that left the queue
+    /// meanwhile, returned by the bank, has nothing left to approve.)
     pub fn pending_approvals(&self) -> Vec<Approval> {
-        let mut out: Vec<Approval> = self.read().awaiting.values().cloned().collect();
+        let core = self.read();
+        let mut out: Vec<Approval> = core
+            .awaiting
+            .values()
+            .filter(|a| core.open_reviews.contains(&a.payment_id))
+            .cloned()
+            .collect();
+        drop(core);
         out.sort_by(|a, b| (a.proposed.resolved_at, &a.id).cmp(&(b.proposed.resolved_at, &b.id)));
         out
     }
 
     /// The resolution of `payment_id` waiting for a second analyst, if any.
     pub fn pending_approval(&self, payment_id: &str) -> Option<Approval> {
-        self.read().awaiting.get(payment_id).cloned()
+        let core = self.read();
+        core.awaiting
+            .get(payment_id)
+            .filter(|_| core.open_reviews.contains(payment_id))
+            .cloned()
     }
 
     /// A second analyst approves the resolution waiting on `payment_id`: it is checked against
