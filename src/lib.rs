@@ -50,6 +50,9 @@
 //!   the review queue and resolutions, model activation, each change made durable in the store
 //!   before it is acknowledged. Its API types, and the store's records it hands out, are all an
 //!   adapter sees: the adapters below never import `store`.
+//! - [`tls`]: TLS in the binary (rustls): the certificate in force, followed on disk and
+//!   reloaded without a restart, and a listener that completes handshakes off the accept loop;
+//!   `grpc` and `web` serve over its streams.
 //! - [`metrics`]: Prometheus metrics of the service and its gRPC requests on `GET /metrics`.
 //! - [`grpc`]: the tonic adapter over [`service`] (package `cashmatch.v1`), the only module that
 //!   names tonic or prost.
@@ -77,5 +80,6 @@ pub mod model;
 pub mod service;
 pub mod store;
 pub mod synth;
+pub mod tls;
 pub mod train;
 pub mod web;

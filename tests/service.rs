@@ -1,7 +1,8 @@
 //! The gRPC service end to end, over real sockets on port 0 with the generated tonic clients:
 //! loading a ledger, matching payments in several formats, idempotency, working the review queue
 //! with its audit trail, each role boundary, concurrent clients against the same invoices, a
-//! restart on the same data directory, graceful drain, request limits, and a SIGKILL under load.
+//! restart on the same data directory, graceful drain, request limits, a SIGKILL under load,
+//! TLS with client certificates (`service/tls.rs`) and four-eyes approval (`service/four_eyes.rs`).
 
 use cashmatch::domain::{Customer, Invoice, Payment};
 use cashmatch::engine::EngineConfig;
@@ -28,6 +29,11 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
+
+#[path = "service/four_eyes.rs"]
+mod four_eyes;
+#[path = "service/tls.rs"]
+mod tls;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

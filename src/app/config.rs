@@ -21,6 +21,21 @@
 //! max_lines_per_remittance = 10000
 //! max_payments_per_request = 10000
 //!
+//! [tls]                                     # TLS in the binary (docs/operations.md)
+//! cert = "/etc/cashmatch/tls/server.crt"    # PEM chain, leaf first; re-read when it changes
+//! key = "/etc/cashmatch/tls/server.key"     # PEM private key
+//! client_ca = "/etc/cashmatch/tls/ar-ca.crt" # optional: client certificates (mutual TLS)
+//! workbench = true                          # the workbench over TLS too (the default)
+//!
+//! [[client_certs]]                          # with client_ca: a certificate's roles
+//! name = "erp"
+//! sha256 = "AB:12:..."                      # `openssl x509 -noout -fingerprint -sha256`
+//! roles = ["ar_system"]
+//!
+//! [four_eyes]                               # a second analyst approves above these (docs/operations.md)
+//! above = "10000.00"                        # the default; write-offs, on account, manual allocations
+//! currencies = { JPY = "1500000" }          # limits of their own for some currencies
+//!
 //! [[tokens]]                                # `cashmatch token new` prints these lines
 //! name = "erp"
 //! token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -32,14 +47,21 @@
 //! roles = ["analyst"]
 //! ```
 //!
+//! Without `[tls]` the service speaks plaintext and listens on loopback only, unless
+//! `tls_terminated_by_proxy = true` says that a proxy in front terminates TLS.
+//!
 //! Tokens are stored as their SHA-256 only ([`crate::service::auth`]); a clear-text `token = ...`
 //! is refused with the way to hash it. While the service runs, `crate::app::config_watch`
-//! re-reads the file and applies its `[[tokens]]` (the other settings apply at the next start).
+//! re-reads the file and applies its `[[tokens]]` and `[[client_certs]]` (the other settings apply
+//! at the next start; the TLS certificate files are followed by `crate::tls`).
 
 use crate::engine::DEFAULT_UNEXPLAINED_TOLERANCE;
-use crate::service::Limits;
-use crate::service::auth::{Role, TokenEntry, TokenHash, Tokens};
+use crate::service::auth::{
+    CertEntry, CertFingerprint, ClientCerts, Role, TokenEntry, TokenHash, Tokens,
+};
+use crate::service::{FourEyes, Limits};
 use crate::store::Durability;
+use crate::tls::TlsFiles;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -84,6 +106,38 @@ struct FileConfig {
     ui: FileUi,
     #[serde(default)]
     tokens: Vec<FileToken>,
+    tls: Option<FileTls>,
+    #[serde(default)]
+    client_certs: Vec<FileClientCert>,
+    /// Plaintext beyond loopback, because a proxy in front terminates TLS.
+    tls_terminated_by_proxy: Option<bool>,
+    four_eyes: Option<FileFourEyes>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFourEyes {
+    /// Money, as a string, read exactly: a TOML number would pass through a float.
+    above: Option<String>,
+    #[serde(default)]
+    currencies: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+    workbench: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileClientCert {
+    name: String,
+    sha256: String,
+    roles: Vec<Role>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,8 +205,19 @@ pub struct Settings {
     /// When a store commit counts as durable.
     pub durability: Durability,
     pub limits: Limits,
-    /// The bearer tokens; none means no authentication (loopback only).
+    /// The bearer tokens; none (and no client certificates) means no authentication (loopback
+    /// only).
     pub tokens: Tokens,
+    /// Client certificates and their roles (mutual TLS).
+    pub client_certs: ClientCerts,
+    /// The TLS certificate, key and client CA; `None`: plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Whether the workbench is served over TLS too (when `tls` is set).
+    pub ui_tls: bool,
+    /// Plaintext allowed beyond loopback: a proxy in front terminates TLS.
+    pub tls_terminated_by_proxy: bool,
+    /// Above which amounts a resolution needs a second analyst.
+    pub four_eyes: FourEyes,
     /// The config file read and its text, which the service re-reads for changes to its tokens.
     pub config: Option<ConfigFile>,
     /// The flags, applied again to every re-read of the file.
@@ -176,6 +241,11 @@ impl Default for Settings {
             durability: Durability::Full,
             limits: Limits::default(),
             tokens: Tokens::default(),
+            client_certs: ClientCerts::default(),
+            tls: None,
+            ui_tls: true,
+            tls_terminated_by_proxy: false,
+            four_eyes: FourEyes::default(),
             config: None,
             overrides: Overrides::default(),
             ui_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -230,7 +300,12 @@ impl Settings {
             limits,
             ui,
             tokens,
+            tls,
+            client_certs,
+            tls_terminated_by_proxy,
+            four_eyes,
         } = file;
+        let four_eyes = read_four_eyes(four_eyes.unwrap_or_default())?;
         let d = Settings::default();
         let FileLimits {
             max_message_bytes,
@@ -266,13 +341,45 @@ impl Settings {
             )));
         }
         let tokens = read_tokens(tokens)?;
-        let auth_enabled = !tokens.is_empty();
+        let client_certs = read_client_certs(client_certs)?;
+        let (tls, ui_tls) = match tls {
+            Some(FileTls {
+                cert,
+                key,
+                client_ca,
+                workbench,
+            }) => (
+                Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                workbench.unwrap_or(true),
+            ),
+            None => (None, false),
+        };
+        if !client_certs.is_empty() && tls.as_ref().is_none_or(|t| t.client_ca.is_none()) {
+            return Err(ConfigError::Invalid(
+                "[[client_certs]] need [tls] with client_ca: the CA that issues the client \
+                 certificates, which the handshake checks them against"
+                    .into(),
+            ));
+        }
+        let behind_proxy = tls_terminated_by_proxy.unwrap_or(false);
+        let auth_enabled = !tokens.is_empty() || !client_certs.is_empty();
         let overrides = flags.clone();
         let addr = flags.addr.or(addr).unwrap_or(d.addr);
         if !auth_enabled && !addr.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
                 "refusing to listen on {addr} without authentication: give a --config with \
                  [[tokens]], or listen on a loopback address"
+            )));
+        }
+        if tls.is_none() && !behind_proxy && !addr.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {addr} in plaintext: configure [tls] (cert and key), or \
+                 set tls_terminated_by_proxy = true when a proxy in front terminates TLS, or \
+                 listen on a loopback address"
             )));
         }
         let FileUi {
@@ -290,6 +397,13 @@ impl Settings {
                 return Err(ConfigError::Invalid(format!(
                     "refusing to serve the workbench on {ui} without authentication: give a \
                      --config with [[tokens]], or a loopback --ui-addr"
+                )));
+            }
+            if !ui_tls && !behind_proxy && !ui.ip().is_loopback() {
+                return Err(ConfigError::Invalid(format!(
+                    "refusing to serve the workbench on {ui} in plaintext: configure [tls] (with \
+                     workbench = true), or set tls_terminated_by_proxy = true when a proxy in \
+                     front terminates TLS, or a loopback --ui-addr"
                 )));
             }
         }
@@ -312,6 +426,11 @@ impl Settings {
             durability,
             limits,
             tokens,
+            client_certs,
+            tls,
+            ui_tls,
+            tls_terminated_by_proxy: behind_proxy,
+            four_eyes,
             config: None,
             overrides,
         })
@@ -366,6 +485,71 @@ fn read_tokens(entries: Vec<FileToken>) -> Result<Tokens, ConfigError> {
     Ok(Tokens::new(out))
 }
 
+/// The `[four_eyes]` of a file: limits that are money (strings, exact), not negative, in
+/// currencies that are ISO codes.
+fn read_four_eyes(f: FileFourEyes) -> Result<FourEyes, ConfigError> {
+    let check = |what: String, text: &str| {
+        let v: Decimal = text.trim().parse().map_err(|e| {
+            ConfigError::Invalid(format!(
+                "{what} = {text:?} is not an amount (write it as a string, \"10000.00\"): {e}"
+            ))
+        })?;
+        if v.is_sign_negative() {
+            Err(ConfigError::Invalid(format!("{what} {v} is negative")))
+        } else {
+            Ok(v)
+        }
+    };
+    let above = match &f.above {
+        Some(t) => check("four_eyes.above".into(), t)?,
+        None => FourEyes::default().above,
+    };
+    let mut per_currency = std::collections::BTreeMap::new();
+    for (code, v) in f.currencies {
+        let c: crate::domain::Currency = code
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("four_eyes.currencies.{code}: {e}")))?;
+        per_currency.insert(c, check(format!("four_eyes.currencies.{code}"), &v)?);
+    }
+    Ok(FourEyes {
+        above,
+        per_currency,
+    })
+}
+
+/// The `[[client_certs]]` of a file, checked like the tokens: a name, roles, a well-formed
+/// fingerprint, none twice.
+fn read_client_certs(entries: Vec<FileClientCert>) -> Result<ClientCerts, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for c in entries {
+        let name = c.name.trim().to_string();
+        if name.is_empty() {
+            return Err(ConfigError::Invalid(
+                "a [[client_certs]] entry has an empty name".into(),
+            ));
+        }
+        if c.roles.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "client certificate {name} has no roles"
+            )));
+        }
+        let fingerprint = CertFingerprint::from_hex(&c.sha256)
+            .map_err(|e| ConfigError::Invalid(format!("client certificate {name}: {e}")))?;
+        if !seen.insert(fingerprint) {
+            return Err(ConfigError::Invalid(format!(
+                "client certificate of {name} is given twice"
+            )));
+        }
+        out.push(CertEntry {
+            fingerprint,
+            name,
+            roles: c.roles,
+        });
+    }
+    Ok(ClientCerts::new(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,11 +592,48 @@ mod tests {
             .unwrap_or_default();
         assert!(e.contains("without authentication"), "{e}");
         let s = parse(&format!(
-            "addr = \"0.0.0.0:50051\"\n{}",
+            "addr = \"0.0.0.0:50051\"\ntls_terminated_by_proxy = true\n[ui]\nenabled = false\n{}",
             entry("erp", "x", "ar_system")
         ))
         .expect("with tokens");
         assert_eq!(s.tokens.len(), 1);
+    }
+
+    #[test]
+    fn plaintext_beyond_loopback_needs_tls_or_a_proxy_in_front() {
+        let tokens = entry("erp", "x", "ar_system");
+        let e = refusal(&format!("addr = \"0.0.0.0:50051\"\n{tokens}"));
+        assert!(e.contains("in plaintext") && e.contains("[tls]"), "{e}");
+        let tls = "[tls]\ncert = \"/etc/c.crt\"\nkey = \"/etc/c.key\"\n";
+        let s = parse(&format!(
+            "addr = \"0.0.0.0:50051\"\n[ui]\naddr = \"0.0.0.0:8443\"\n{tls}{tokens}"
+        ))
+        .expect("with TLS");
+        assert!(s.ui_tls && s.tls.is_some_and(|t| t.client_ca.is_none()));
+        let e = refusal(&format!(
+            "addr = \"0.0.0.0:50051\"\n[ui]\naddr = \"0.0.0.0:8443\"\n{tls}workbench = false\n{tokens}"
+        ));
+        assert!(e.contains("workbench on 0.0.0.0:8443 in plaintext"), "{e}");
+    }
+
+    #[test]
+    fn client_certs_need_a_client_ca_and_a_good_fingerprint() {
+        let cert = |sha: &str| {
+            format!(
+                "[[client_certs]]\nname = \"erp\"\nsha256 = \"{sha}\"\nroles = [\"ar_system\"]\n"
+            )
+        };
+        let good = CertFingerprint::of(b"x").to_hex();
+        let e = refusal(&cert(&good));
+        assert!(e.contains("client_ca"), "{e}");
+        let tls = "[tls]\ncert = \"c.crt\"\nkey = \"c.key\"\nclient_ca = \"ca.crt\"\n";
+        let s = parse(&format!("{tls}{}", cert(&good))).expect("mTLS");
+        assert_eq!(s.client_certs.len(), 1);
+        let e = refusal(&format!("{tls}{}", cert("12:34")));
+        assert!(
+            e.contains("client certificate erp") && e.contains("64 hex digits"),
+            "{e}"
+        );
     }
 
     /// A `[[tokens]]` entry for `token`, as `cashmatch token new` prints it.
@@ -505,6 +726,28 @@ mod tests {
             .unwrap_or_default();
         assert!(e.contains("negative"), "{e}");
         assert!(parse("unexplained_tolerance = \"a few cents\"").is_err());
+    }
+
+    #[test]
+    fn four_eyes_limits_are_exact_money_with_a_default() {
+        let s = parse("").expect("defaults");
+        assert_eq!(s.four_eyes, FourEyes::default());
+        assert_eq!(s.four_eyes.above, crate::service::DEFAULT_FOUR_EYES_ABOVE);
+        let s = parse("[four_eyes]\nabove = \"2500.50\"\ncurrencies = { jpy = \"300000\" }")
+            .expect("limits");
+        assert_eq!(s.four_eyes.above.to_string(), "2500.50");
+        let jpy: crate::domain::Currency = "JPY".parse().expect("jpy");
+        assert_eq!(s.four_eyes.limit(jpy).to_string(), "300000");
+        assert!(
+            parse("[four_eyes]\nabove = 2500").is_err(),
+            "a number, not money"
+        );
+        assert!(refusal("[four_eyes]\nabove = \"-1\"").contains("negative"));
+        assert!(refusal("[four_eyes]\nabove = \"ten thousand\"").contains("four_eyes.above"));
+        assert!(
+            refusal("[four_eyes]\ncurrencies = { EURO = \"1\" }")
+                .contains("four_eyes.currencies.EURO")
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! A service started with `--config FILE` reads the file every [`POLL`] and, when its bytes
 //! differ from the last read, validates it whole exactly as at start ([`Settings::parse`], with
-//! the same command-line flags) and puts its `[[tokens]]` in place ([`Auth::replace`]). A file
+//! the same command-line flags) and puts its `[[tokens]]` and `[[client_certs]]` in place ([`Auth::replace`]). A file
 //! that does not parse or validate, or that would turn authentication on or off, is logged as an
 //! error and counted (`cashmatch_config_reloads_total{result="error"}`), and the tokens in force
 //! stay. Only the tokens are applied: the other settings (addresses, limits, the store) take a
@@ -80,7 +80,7 @@ pub fn reload(path: &Path, bytes: &[u8], flags: &Overrides, auth: &Auth) -> Resu
         .map_err(|e| format!("{}: not UTF-8: {e}", path.display()))
         .and_then(|text| Settings::parse(path, text, flags.clone()).map_err(|e| e.to_string()))
         .and_then(|s| {
-            auth.replace(s.tokens)
+            auth.replace(s.tokens, s.client_certs)
                 .map_err(|e| format!("{}: {e}", path.display()))
         });
     let c = auth.counters();
@@ -90,7 +90,7 @@ pub fn reload(path: &Path, bytes: &[u8], flags: &Overrides, auth: &Auth) -> Resu
             tracing::info!(
                 config = %path.display(),
                 tokens = ?auth.names(),
-                "config changed: its [[tokens]] are in force (other settings apply at the next start)"
+                "config changed: its [[tokens]] and [[client_certs]] are in force (other settings apply at the next start)"
             );
         }
         Err(e) => {

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::service::auth::Auth;
 use crate::service::{Service, ServiceError};
 use crate::store::{SqliteStore, StoreError};
+use crate::tls::Tls;
 use config::Settings;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -39,6 +40,8 @@ pub enum AppError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AppError {
@@ -95,12 +98,44 @@ fn check_audit_chain(data_dir: &std::path::Path, metrics: &Metrics) {
 /// `cashmatch serve`: opens the store in the data directory, restores the service, seeds the demo
 /// ledger if asked and the store is empty, and serves until ctrl-c or SIGTERM.
 pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
-    let auth = Arc::new(Auth::new(settings.tokens.clone()));
+    let auth = Arc::new(Auth::with_client_certs(
+        settings.tokens.clone(),
+        settings.client_certs.clone(),
+    ));
     if !auth.enabled() {
         tracing::warn!(
             "no [[tokens]] configured: running WITHOUT authentication, listening on loopback only"
         );
     }
+    // Read before anything listens: a certificate that cannot be used stops the start, naming
+    // the file.
+    let tls = match settings.tls.clone() {
+        Some(files) => {
+            let tls = Tls::new(files)?;
+            tracing::info!(
+                cert = %tls.certs().files().cert.display(),
+                client_ca = ?tls.certs().files().client_ca,
+                client_certs = settings.client_certs.len(),
+                "TLS on: gRPC{} over TLS; the certificate files are re-read when they change",
+                if settings.ui_tls { " and the workbench" } else { "" }
+            );
+            Some(tls)
+        }
+        None if settings.tls_terminated_by_proxy => {
+            tracing::warn!(
+                "no [tls]: plaintext gRPC and workbench, trusting the proxy in front to terminate \
+                 TLS (tls_terminated_by_proxy = true)"
+            );
+            None
+        }
+        None => {
+            tracing::warn!(
+                "no [tls]: plaintext gRPC and workbench, so listening on loopback only (configure \
+                 [tls], or put a TLS-terminating proxy in front: docs/operations.md)"
+            );
+            None
+        }
+    };
     let store = SqliteStore::open_with(&settings.data_dir, settings.durability)?;
     tracing::info!(path = %store.path().display(), durability = ?settings.durability, "store opened (SQLite, WAL)");
     let service = Arc::new(
@@ -116,6 +151,8 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
         )
         .await?,
     );
+    service.set_four_eyes(settings.four_eyes.clone());
+    tracing::info!(above = %settings.four_eyes.above, currencies = ?settings.four_eyes.per_currency, "four eyes: write-offs, cash on account and manual allocations above these wait for a second analyst");
     if demo {
         demo::seed(&service, &settings.data_dir).await?;
     }
@@ -153,6 +190,10 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
             }
         });
     }
+    if let Some(tls) = &tls {
+        let (certs, stop) = (Arc::clone(tls.certs()), stopped(stop_rx.clone()));
+        tokio::spawn(crate::tls::follow(certs, crate::tls::POLL, stop));
+    }
     if let Some(path) = settings.config.clone() {
         let (a, flags, stop) = (
             Arc::clone(&auth),
@@ -175,7 +216,12 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
         let bound = l
             .local_addr()
             .map_err(io("reading the workbench's bound address"))?;
-        tracing::info!(url = %format!("http://{bound}/"), "serving the analysts' workbench");
+        let web_tls = tls
+            .as_ref()
+            .filter(|_| settings.ui_tls)
+            .map(Tls::web_config);
+        let scheme = if web_tls.is_some() { "https" } else { "http" };
+        tracing::info!(url = %format!("{scheme}://{bound}/"), "serving the analysts' workbench");
         let (a, s, stop) = (
             Arc::clone(&auth),
             Arc::clone(&service),
@@ -183,7 +229,11 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
         );
         let sla = settings.review_sla_hours;
         workbench = Some(tokio::spawn(async move {
-            if let Err(e) = crate::web::run(l, stop, s, a, sla).await {
+            let r = match web_tls {
+                Some(config) => crate::web::run_tls(l, config, stop, s, a, sla).await,
+                None => crate::web::run(l, stop, s, a, sla).await,
+            };
+            if let Err(e) = r {
                 tracing::error!(error = %e, "the workbench stopped");
             }
         }));
@@ -194,15 +244,30 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
         tokio::spawn(model_watch::follow(s, models, model_watch::POLL, stop));
     }
     let model = service.model_info();
-    tracing::info!(addr = %local, model = %model.version, threshold = model.threshold, "serving gRPC");
-    crate::grpc::run(
-        listener,
-        stopped(stop_rx),
-        Arc::clone(&service),
-        auth,
-        metrics,
-    )
-    .await?;
+    tracing::info!(addr = %local, tls = tls.is_some(), model = %model.version, threshold = model.threshold, "serving gRPC");
+    match &tls {
+        Some(tls) => {
+            crate::grpc::run_tls(
+                listener,
+                tls.grpc_config(),
+                stopped(stop_rx),
+                Arc::clone(&service),
+                auth,
+                metrics,
+            )
+            .await?
+        }
+        None => {
+            crate::grpc::run(
+                listener,
+                stopped(stop_rx),
+                Arc::clone(&service),
+                auth,
+                metrics,
+            )
+            .await?
+        }
+    }
     // A resolution posted from the workbench must commit before the store closes.
     if let Some(w) = workbench {
         if tokio::time::timeout(DRAIN_TIMEOUT, w).await.is_err() {

@@ -10,8 +10,8 @@ use crate::domain::{
 use crate::formats::FormatError;
 use crate::model::artifact::TrainingMetrics;
 use crate::service::{
-    AuditEvent, AuditRecord, Resolution, ResolutionAction, ReviewRecord, ReviewState,
-    ReviewSummary, TrainingExample,
+    Approval, ApprovalState, AuditEvent, AuditRecord, Resolution, ResolutionAction, ReviewRecord,
+    ReviewState, ReviewSummary, TrainingExample,
 };
 use crate::service::{ModelInfo, ServiceError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -628,7 +628,12 @@ impl From<Resolution> for pb::Resolution {
     }
 }
 
-pub(crate) fn review_item(v: ReviewRecord, now: DateTime<Utc>) -> pb::ReviewItem {
+/// A review item with the resolution waiting on it for a second analyst, if any.
+pub(crate) fn review_item(
+    v: ReviewRecord,
+    pending: Option<Approval>,
+    now: DateTime<Utc>,
+) -> pb::ReviewItem {
     let ReviewRecord {
         summary: s,
         payment,
@@ -640,6 +645,40 @@ pub(crate) fn review_item(v: ReviewRecord, now: DateTime<Utc>) -> pb::ReviewItem
         payment: Some(payment.into()),
         decision: Some(decision.into()),
         resolution: resolution.map(pb::Resolution::from),
+        pending_approval: pending.map(pb::PendingApproval::from),
+    }
+}
+
+impl From<Approval> for pb::PendingApproval {
+    fn from(v: Approval) -> Self {
+        let Approval {
+            id,
+            payment_id,
+            proposed,
+            currency,
+            reasons,
+            limit,
+            state,
+            decided_by,
+            decided_at,
+            decision_note,
+        } = v;
+        pb::PendingApproval {
+            id,
+            payment_id,
+            proposed: Some(proposed.into()),
+            currency: currency.to_string(),
+            reasons,
+            limit: limit.to_string(),
+            state: match state {
+                ApprovalState::Pending => pb::ApprovalState::Pending,
+                ApprovalState::Approved => pb::ApprovalState::Approved,
+                ApprovalState::Rejected => pb::ApprovalState::Rejected,
+            } as i32,
+            decided_by,
+            decided_at: decided_at.map(rfc3339),
+            decision_note,
+        }
     }
 }
 

@@ -14,10 +14,10 @@ mod review;
 pub mod server;
 
 pub use convert::FieldError;
-pub use server::{DRAIN_TIMEOUT, ServeError, run};
+pub use server::{DRAIN_TIMEOUT, ServeError, run, run_tls};
 
 use crate::metrics::Metrics;
-use crate::service::auth::{Auth, Principal, Role};
+use crate::service::auth::{Auth, CertFingerprint, Principal, Role};
 use crate::service::{ServiceError, StoreError};
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +44,7 @@ impl From<ServiceError> for Status {
             ServiceError::NotFound(_) => Status::not_found(msg),
             ServiceError::FailedPrecondition(_) => Status::failed_precondition(msg),
             ServiceError::AlreadyExists(_) => Status::already_exists(msg),
+            ServiceError::PermissionDenied(_) => Status::permission_denied(msg),
             ServiceError::Stopped | ServiceError::Store(StoreError::Closed) => {
                 Status::unavailable(msg)
             }
@@ -80,7 +81,11 @@ fn require_any(
             .and_then(|v| v.to_str().ok());
         // Failed authentications are counted, and limited, by the client's address.
         let peer = req.remote_addr().map(|a| a.ip());
-        match auth.check_any(header, &roles, peer) {
+        // The handshake verified the chain to the client CA; the leaf names the caller.
+        let cert = req
+            .peer_certs()
+            .and_then(|c| c.first().map(|der| CertFingerprint::of(der.as_ref())));
+        match auth.check_caller(header, cert.as_ref(), &roles, peer) {
             Ok(p) => {
                 req.extensions_mut().insert(p);
                 Ok(req)

@@ -116,7 +116,7 @@ impl<S: Store> reversals_server::Reversals for ReversalsApi<S> {
                 })
                 .await?;
             Ok(pb::UnapplyPaymentResponse {
-                item: Some(convert::review_item(item, now())),
+                item: Some(convert::review_item(item, None, now())),
                 postings: postings.into_iter().map(pb::Posting::from).collect(),
             })
         })

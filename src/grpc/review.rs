@@ -5,8 +5,8 @@ use super::pb::{self, review_server};
 use super::{observe, principal};
 use crate::domain::Allocation;
 use crate::metrics::Metrics;
+use crate::service::{ApprovalDecision, ResolveAction, ResolveOutcome, ResolveRequest, Service};
 use crate::service::{ExportQuery, ReviewFilter, Store, now};
-use crate::service::{ResolveAction, ResolveRequest, Service};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -111,6 +111,28 @@ fn resolve_request(
     })
 }
 
+/// A second analyst's decision, with the analyst taken from the token when there is one.
+fn approval_decision(
+    v: pb::DecideApprovalRequest,
+    caller: crate::service::auth::Principal,
+) -> Result<ApprovalDecision, FieldError> {
+    let pb::DecideApprovalRequest {
+        payment_id,
+        analyst,
+        note,
+    } = v;
+    let analyst = if caller.authenticated {
+        caller.name
+    } else {
+        required("analyst", analyst.unwrap_or_default())?
+    };
+    Ok(ApprovalDecision {
+        payment_id: required("payment_id", payment_id)?,
+        analyst,
+        note,
+    })
+}
+
 type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::TrainingExample, Status>>;
 
 /// Labelled payments read from the store per page of an export: the stream holds one page (and
@@ -142,8 +164,10 @@ impl<S: Store> review_server::Review for ReviewApi<S> {
         observe(&self.metrics, "Review/GetReviewItem", async {
             let pb::GetReviewItemRequest { payment_id } = request.into_inner();
             let id = required("payment_id", payment_id)?;
+            let item = self.service.review_item(id.clone()).await?;
             Ok(convert::review_item(
-                self.service.review_item(id).await?,
+                item,
+                self.service.pending_approval(&id),
                 now(),
             ))
         })
@@ -157,10 +181,57 @@ impl<S: Store> review_server::Review for ReviewApi<S> {
         observe(&self.metrics, "Review/ResolveReviewItem", async {
             let caller = principal(&request);
             let req = resolve_request(request.into_inner(), caller)?;
-            Ok(convert::review_item(
-                self.service.resolve(req).await?,
-                now(),
-            ))
+            let payment_id = req.payment_id.clone();
+            match self.service.resolve(req).await? {
+                ResolveOutcome::Resolved(item) => Ok(convert::review_item(*item, None, now())),
+                ResolveOutcome::AwaitingApproval(a) => {
+                    let item = self.service.review_item(payment_id).await?;
+                    Ok(convert::review_item(item, Some(*a), now()))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn list_pending_approvals(
+        &self,
+        request: Request<pb::ListPendingApprovalsRequest>,
+    ) -> Result<Response<pb::ListPendingApprovalsResponse>, Status> {
+        observe(&self.metrics, "Review/ListPendingApprovals", async {
+            let pb::ListPendingApprovalsRequest {} = request.into_inner();
+            Ok(pb::ListPendingApprovalsResponse {
+                approvals: self
+                    .service
+                    .pending_approvals()
+                    .into_iter()
+                    .map(pb::PendingApproval::from)
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn approve_resolution(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::ReviewItem>, Status> {
+        observe(&self.metrics, "Review/ApproveResolution", async {
+            let caller = principal(&request);
+            let req = approval_decision(request.into_inner(), caller)?;
+            let item = self.service.approve(req).await?;
+            Ok(convert::review_item(item, None, now()))
+        })
+        .await
+    }
+
+    async fn reject_resolution(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::PendingApproval>, Status> {
+        observe(&self.metrics, "Review/RejectResolution", async {
+            let caller = principal(&request);
+            let req = approval_decision(request.into_inner(), caller)?;
+            Ok(self.service.reject(req).await?.into())
         })
         .await
     }

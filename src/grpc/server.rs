@@ -17,6 +17,7 @@ use super::{FILE_DESCRIPTOR_SET, require, require_any};
 use crate::metrics::Metrics;
 use crate::service::auth::{Auth, Role};
 use crate::service::{Service, Store};
+use crate::tls::{ServerConfig, TlsListener};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tonic::transport::server::Router;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
@@ -47,6 +49,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("server reflection: {0}")]
     Reflection(String),
+    #[error("listener: {0}")]
+    Listener(std::io::Error),
 }
 
 /// Serves the six cashmatch services, health checking and reflection on `listener` until
@@ -58,7 +62,74 @@ pub async fn run<S: Store>(
     auth: impl Into<Arc<Auth>>,
     metrics: Arc<Metrics>,
 ) -> Result<(), ServeError> {
-    let auth: Arc<Auth> = auth.into();
+    let (router, signal, drain_rx) = routes(shutdown, service, auth.into(), metrics).await?;
+    // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    drain(
+        router.serve_with_incoming_shutdown(incoming, signal),
+        drain_rx,
+    )
+    .await
+}
+
+/// [`run`] over TLS with `tls` (`crate::tls`): the certificate it resolves is served from each
+/// handshake on, and a client certificate it verified reaches the interceptors.
+pub async fn run_tls<S: Store>(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    service: Arc<Service<S>>,
+    auth: impl Into<Arc<Auth>>,
+    metrics: Arc<Metrics>,
+) -> Result<(), ServeError> {
+    let (router, signal, drain_rx) = routes(shutdown, service, auth.into(), metrics).await?;
+    let listener = TlsListener::new(listener, tls).map_err(ServeError::Listener)?;
+    let incoming = futures_util::stream::unfold(listener, |mut l| async move {
+        l.next()
+            .await
+            .map(|(tls, _)| (Ok::<_, std::io::Error>(tls), l))
+    });
+    drain(
+        router.serve_with_incoming_shutdown(incoming, signal),
+        drain_rx,
+    )
+    .await
+}
+
+/// Awaits the server; once shutdown has begun, for at most [`DRAIN_TIMEOUT`].
+async fn drain(
+    server: impl Future<Output = Result<(), tonic::transport::Error>>,
+    drain_rx: oneshot::Receiver<()>,
+) -> Result<(), ServeError> {
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => r?,
+        _ = async {
+            if drain_rx.await.is_ok() {
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; closing anyway"),
+    }
+    Ok(())
+}
+
+/// The services behind their interceptors, the shutdown signal that reports NOT_SERVING and
+/// ends the watch streams, and the receiver told when draining begins.
+async fn routes<S: Store>(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    service: Arc<Service<S>>,
+    auth: Arc<Auth>,
+    metrics: Arc<Metrics>,
+) -> Result<
+    (
+        Router,
+        impl Future<Output = ()> + Send + 'static,
+        oneshot::Receiver<()>,
+    ),
+    ServeError,
+> {
     let limit = service.limits().max_message_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICES {
@@ -165,22 +236,6 @@ pub async fn run<S: Store>(
         .add_service(InterceptedService::new(
             reversals,
             require_any(Arc::clone(&auth), vec![Role::ArSystem, Role::Analyst]),
-        ))
-        .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms).
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            signal,
-        );
-    tokio::pin!(server);
-    tokio::select! {
-        r = &mut server => r?,
-        _ = async {
-            if drain_rx.await.is_ok() {
-                tokio::time::sleep(DRAIN_TIMEOUT).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; closing anyway"),
-    }
-    Ok(())
+        ));
+    Ok((server, signal, drain_rx))
 }

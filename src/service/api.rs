@@ -45,6 +45,10 @@ pub enum ServiceError {
     /// an allocation that no longer fits the open amounts.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller may not do this, whatever the state: an analyst approving their own
+    /// resolution.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A payment id reused for a different payment.
     #[error("{0}")]
     AlreadyExists(String),

@@ -15,6 +15,12 @@
 //! without a restart. Failed attempts are counted per client address and, past
 //! [`MAX_FAILURES`] in [`FAILURE_WINDOW`], that address is refused without looking at its token
 //! until the window has passed ([`AuthError::TooMany`]).
+//!
+//! Beside tokens, a client certificate presented over mutual TLS (`crate::tls`) may carry roles:
+//! the config's `[[client_certs]]` names certificates by their SHA-256 fingerprint
+//! ([`CertFingerprint`]) — the AR system's machine identity, issued by the CA the TLS layer
+//! checks it against. A certificate not in the table gives no role (the caller then needs a
+//! token), and the table is replaced with the tokens when the config changes.
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -106,23 +112,17 @@ impl TokenHash {
     /// Reads 64 hex digits (either case).
     pub fn from_hex(hex: &str) -> Result<TokenHash, String> {
         let hex = hex.trim();
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
+        hex32(hex).map(TokenHash).ok_or_else(|| {
+            format!(
                 "a token_sha256 is 64 hex digits, not {} characters",
                 hex.len()
-            ));
-        }
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                .map_err(|e| format!("token_sha256: {e}"))?;
-        }
-        Ok(TokenHash(out))
+            )
+        })
     }
 
     /// 64 lower-case hex digits.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        to_hex(&self.0)
     }
 
     /// Equality in time independent of where the two differ.
@@ -134,6 +134,90 @@ impl TokenHash {
 impl fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TokenHash({})", self.to_hex())
+    }
+}
+
+/// 32 bytes of 64 hex digits (either case), or `None`.
+fn hex32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of a client certificate (its DER bytes): how `[[client_certs]]` names one. Not a
+/// secret, so compared plainly.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CertFingerprint([u8; 32]);
+
+impl CertFingerprint {
+    /// The fingerprint of a certificate in DER.
+    pub fn of(der: &[u8]) -> CertFingerprint {
+        CertFingerprint(Sha256::digest(der).into())
+    }
+
+    /// Reads 64 hex digits, with or without the colons that `openssl x509 -noout -fingerprint
+    /// -sha256` prints between bytes (its `sha256 Fingerprint=` prefix too).
+    pub fn from_hex(text: &str) -> Result<CertFingerprint, String> {
+        let t = text.trim();
+        let t = t
+            .rsplit_once('=')
+            .map_or(t, |(_, after)| after)
+            .replace(':', "");
+        hex32(&t).map(CertFingerprint).ok_or_else(|| {
+            "a certificate's sha256 is 64 hex digits (colons allowed between bytes), as \
+             `openssl x509 -noout -fingerprint -sha256 -in CERT` prints it"
+                .to_string()
+        })
+    }
+
+    /// 64 lower-case hex digits.
+    pub fn to_hex(&self) -> String {
+        to_hex(&self.0)
+    }
+}
+
+impl fmt::Debug for CertFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CertFingerprint({})", self.to_hex())
+    }
+}
+
+/// One client certificate of the table and whom it admits.
+#[derive(Clone, Debug)]
+pub struct CertEntry {
+    pub fingerprint: CertFingerprint,
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
+/// The `[[client_certs]]` of a config.
+#[derive(Clone, Debug, Default)]
+pub struct ClientCerts(Vec<CertEntry>);
+
+impl ClientCerts {
+    pub fn new(entries: Vec<CertEntry>) -> ClientCerts {
+        ClientCerts(entries)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn find(&self, f: &CertFingerprint) -> Option<&CertEntry> {
+        self.0.iter().find(|e| e.fingerprint == *f)
     }
 }
 
@@ -335,6 +419,7 @@ pub struct Auth {
     /// started with them must not lose them to an edited file.
     enabled: bool,
     tokens: RwLock<Arc<Tokens>>,
+    certs: RwLock<Arc<ClientCerts>>,
     limiter: Limiter,
     counters: AuthCounters,
 }
@@ -344,6 +429,7 @@ impl fmt::Debug for Auth {
         f.debug_struct("Auth")
             .field("enabled", &self.enabled)
             .field("tokens", &self.current())
+            .field("client_certs", &self.current_certs())
             .finish()
     }
 }
@@ -357,9 +443,16 @@ impl Default for Auth {
 impl Auth {
     /// Checks tokens against `tokens`; none at all means no authentication.
     pub fn new(tokens: Tokens) -> Auth {
+        Auth::with_client_certs(tokens, ClientCerts::default())
+    }
+
+    /// Checks tokens against `tokens` and client certificates against `certs`; neither at all
+    /// means no authentication.
+    pub fn with_client_certs(tokens: Tokens, certs: ClientCerts) -> Auth {
         Auth {
-            enabled: !tokens.is_empty(),
+            enabled: !tokens.is_empty() || !certs.is_empty(),
             tokens: RwLock::new(Arc::new(tokens)),
+            certs: RwLock::new(Arc::new(certs)),
             limiter: Limiter::default(),
             counters: AuthCounters::default(),
         }
@@ -394,20 +487,27 @@ impl Auth {
         Arc::clone(&self.tokens.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Puts a new table in place for the calls that follow (a reloaded config). Refused when it
+    fn current_certs(&self) -> Arc<ClientCerts> {
+        Arc::clone(&self.certs.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts new tables in place for the calls that follow (a reloaded config). Refused when it
     /// would turn authentication on or off: that changes which addresses the service may listen
     /// on, so it takes a restart.
-    pub fn replace(&self, tokens: Tokens) -> Result<(), String> {
-        if tokens.is_empty() == self.enabled {
+    pub fn replace(&self, tokens: Tokens, certs: ClientCerts) -> Result<(), String> {
+        if (tokens.is_empty() && certs.is_empty()) == self.enabled {
             return Err(if self.enabled {
-                "the config has no [[tokens]] left; turning authentication off takes a restart \
-                 (the old tokens stay in force)"
+                "the config has no [[tokens]] or [[client_certs]] left; turning authentication \
+                 off takes a restart (the old ones stay in force)"
                     .into()
             } else {
-                "the config now has [[tokens]]; turning authentication on takes a restart".into()
+                "the config now has [[tokens]] or [[client_certs]]; turning authentication on \
+                 takes a restart"
+                    .into()
             });
         }
         *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tokens);
+        *self.certs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certs);
         Ok(())
     }
 
@@ -445,6 +545,19 @@ impl Auth {
         roles: &[Role],
         peer: Option<IpAddr>,
     ) -> Result<Principal, AuthError> {
+        self.check_caller(header, None, roles, peer)
+    }
+
+    /// [`Auth::check_any`] for a caller that may also have presented a client certificate
+    /// (already verified against the client CA by the TLS layer). A certificate in the table
+    /// with one of `roles` admits the call without a token; otherwise the token decides.
+    pub fn check_caller(
+        &self,
+        header: Option<&str>,
+        cert: Option<&CertFingerprint>,
+        roles: &[Role],
+        peer: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
         if !self.enabled {
             return Ok(Principal {
                 name: "anonymous".into(),
@@ -457,6 +570,30 @@ impl Auth {
         if let Some(retry_after_secs) = self.limiter.limited(key, now) {
             self.counters.fail(FailureReason::Limited);
             return Err(AuthError::TooMany { retry_after_secs });
+        }
+        if let Some(f) = cert {
+            match self.current_certs().find(f) {
+                Some(e) if roles.iter().any(|r| e.roles.contains(r)) => {
+                    return Ok(Principal {
+                        name: e.name.clone(),
+                        roles: e.roles.clone(),
+                        authenticated: true,
+                    });
+                }
+                Some(e) if header.is_none() => {
+                    self.counters.fail(FailureReason::Forbidden);
+                    return Err(AuthError::Forbidden {
+                        name: e.name.clone(),
+                        needed: roles.to_vec(),
+                    });
+                }
+                Some(_) => {}
+                None => tracing::info!(
+                    client = ?peer,
+                    fingerprint = %f.to_hex(),
+                    "client certificate not in [[client_certs]]: it gives no role"
+                ),
+            }
         }
         let Some(header) = header else {
             self.counters.fail(FailureReason::Missing);
@@ -588,11 +725,14 @@ mod tests {
     #[test]
     fn a_replaced_table_takes_effect_and_cannot_switch_authentication_off() {
         let auth = table();
-        auth.replace(Tokens(vec![TokenEntry {
-            hash: TokenHash::of("t-new"),
-            name: "bob".into(),
-            roles: vec![Role::Analyst],
-        }]))
+        auth.replace(
+            Tokens(vec![TokenEntry {
+                hash: TokenHash::of("t-new"),
+                name: "bob".into(),
+                roles: vec![Role::Analyst],
+            }]),
+            ClientCerts::default(),
+        )
         .expect("replace");
         assert_eq!(
             auth.check(Some("Bearer t-erp"), Role::ArSystem, None),
@@ -604,12 +744,14 @@ mod tests {
                 .map(|p| p.name),
             Ok("bob".into())
         );
-        let e = auth.replace(Tokens::default()).expect_err("no tokens");
+        let e = auth
+            .replace(Tokens::default(), ClientCerts::default())
+            .expect_err("no tokens");
         assert!(e.contains("restart"), "{e}");
         assert_eq!(auth.names(), vec!["bob".to_string()]);
         assert!(
             Auth::disabled()
-                .replace(table().current().as_ref().clone())
+                .replace(table().current().as_ref().clone(), ClientCerts::default())
                 .is_err()
         );
     }
@@ -668,6 +810,49 @@ mod tests {
             client_key(Some(mapped)),
             Some("192.0.2.7".parse().expect("ip"))
         );
+    }
+
+    #[test]
+    fn a_listed_client_certificate_admits_its_roles_and_an_unlisted_one_none() {
+        let erp = CertFingerprint::of(b"erp certificate");
+        let auth = Auth::with_client_certs(
+            Tokens::default(),
+            ClientCerts::new(vec![CertEntry {
+                fingerprint: erp,
+                name: "erp-cert".into(),
+                roles: vec![Role::ArSystem],
+            }]),
+        );
+        assert!(auth.enabled(), "certificates alone turn authentication on");
+        assert_eq!(
+            auth.check_caller(None, Some(&erp), &[Role::ArSystem], None)
+                .map(|p| p.name),
+            Ok("erp-cert".into())
+        );
+        assert!(matches!(
+            auth.check_caller(None, Some(&erp), &[Role::Admin], None),
+            Err(AuthError::Forbidden { .. })
+        ));
+        let stranger = CertFingerprint::of(b"another certificate");
+        assert_eq!(
+            auth.check_caller(None, Some(&stranger), &[Role::ArSystem], None),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            CertFingerprint::from_hex(&format!(
+                "sha256 Fingerprint={}",
+                erp.to_hex()
+                    .to_uppercase()
+                    .as_bytes()
+                    .chunks(2)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            )),
+            Ok(erp),
+            "openssl's way of printing it"
+        );
+        assert!(CertFingerprint::from_hex("ab:cd").is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! changes (every later change is UNAVAILABLE) and a restart restores the truth from the store.
 
 mod api;
+pub mod approval;
 pub mod auth;
 mod commit;
 pub mod dashboard;
@@ -41,6 +42,7 @@ pub use crate::store::{
     ActorKind, PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
     replay_open_amounts,
 };
+pub use crate::store::{Approval, ApprovalState};
 pub use crate::store::{
     AuditEvent, AuditRecord, ExportQuery, Resolution, ResolutionAction, ReviewFilter, ReviewRecord,
     ReviewState, ReviewSummary, ReviewTotals, Store, StoreError, TrainingExample, now,
@@ -50,6 +52,7 @@ pub use api::{
     ResolveRequest, ReverseRequest, Reversed, ServiceError, Unapplied, UnapplyRequest,
     UpsertOutcome,
 };
+pub use approval::{ApprovalDecision, DEFAULT_FOUR_EYES_ABOVE, FourEyes, ResolveOutcome};
 
 use crate::engine::{Engine, EngineConfig};
 use crate::ledger::{Ledger, Settlement};
@@ -90,6 +93,7 @@ impl<S: Store> Service<S> {
         limits: Limits,
     ) -> Result<Service<S>, ServiceError> {
         let snap = store.load().await?;
+        let pending = store.pending_approvals().await?;
         let dir: Option<PathBuf> = model_dir
             .map(Path::to_path_buf)
             .or_else(|| snap.active_model.as_ref().map(PathBuf::from));
@@ -129,6 +133,24 @@ impl<S: Store> Service<S> {
             "restored from the store"
         );
         let engine = Engine::new(ledger, Arc::new(model), config);
+        let open_reviews: std::collections::HashSet<String> =
+            snap.open_reviews.into_iter().collect();
+        let mut awaiting = HashMap::new();
+        for a in pending {
+            if open_reviews.contains(&a.payment_id) {
+                awaiting.insert(a.payment_id.clone(), a);
+            } else {
+                // Approved (or closed by a return) without its request being marked: the
+                // resolution and the mark are two writes, and a crash came between them.
+                tracing::info!(approval = %a.id, "an approval request on an item no longer open is not pending");
+            }
+        }
+        if !awaiting.is_empty() {
+            tracing::info!(
+                pending = awaiting.len(),
+                "resolutions awaiting a second analyst's approval"
+            );
+        }
         Ok(Service {
             core: RwLock::new(Core {
                 engine,
@@ -136,7 +158,9 @@ impl<S: Store> Service<S> {
                 tick: 0,
                 touched: HashMap::new(),
                 decided: snap.decided.into_iter().collect(),
-                open_reviews: snap.open_reviews.into_iter().collect(),
+                open_reviews,
+                awaiting,
+                four_eyes: FourEyes::default(),
             }),
             pending: Mutex::new(HashMap::new()),
             store,

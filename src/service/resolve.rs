@@ -1,13 +1,18 @@
 //! Resolving a review item: the analyst's choice checked against the open amounts as they are
-//! now, applied, and recorded with who did what, before and after, in one transaction.
+//! now, applied, and recorded with who did what, before and after, in one transaction; or, above
+//! the four-eyes limits, held for a second analyst (`super::approval`).
 
 use super::api::*;
+use super::approval::{Approved, ResolveOutcome};
 use super::commit::*;
 use super::ledger::open_amounts;
 use super::state::Turn;
 use super::{AuditRecord, Resolution, ResolutionAction, ReviewRecord, ReviewState, Service, Store};
 use crate::domain::{Allocation, Decision, Status, Suggestion};
-use crate::store::{ActorKind, PostedBy, ResolutionRecord, payment_postings};
+use crate::store::{
+    ActorKind, ApprovalState, ApprovalWrite, PostedBy, ResolutionRecord, StoreFuture,
+    payment_postings,
+};
 use rust_decimal::Decimal;
 use serde_json::json;
 use std::sync::Arc;
@@ -73,11 +78,13 @@ pub(super) fn check_analyst_allocations(allocations: &[Allocation]) -> Result<()
 
 impl<S: Store> Service<S> {
     /// Resolves an open review item: applies the chosen cash (checking the open amounts as they
-    /// are now) and records who did what, before and after, in one transaction.
+    /// are now) and records who did what, before and after, in one transaction. A resolution
+    /// above the four-eyes limits posts nothing and waits for a second analyst
+    /// ([`ResolveOutcome::AwaitingApproval`]).
     pub async fn resolve(
         self: &Arc<Self>,
         req: ResolveRequest,
-    ) -> Result<ReviewRecord, ServiceError> {
+    ) -> Result<ResolveOutcome, ServiceError> {
         let turn = self.turn().await;
         let item = self.review_item(req.payment_id.clone()).await?;
         if item.resolution.is_some() || item.summary.state != ReviewState::Open {
@@ -92,19 +99,21 @@ impl<S: Store> Service<S> {
         }
         let this = Arc::clone(self);
         let (item, commit) =
-            tokio::task::spawn_blocking(move || this.resolve_blocking(item, req, turn))
+            tokio::task::spawn_blocking(move || this.resolve_blocking(item, req, None, turn))
                 .await
                 .map_err(|e| ServiceError::Internal(e.to_string()))??;
         Self::commit(commit).await?;
         Ok(item)
     }
 
+    /// `approved`: the second analyst's approval this resolution carries out, if any.
     pub(super) fn resolve_blocking(
         self: &Arc<Self>,
         mut item: ReviewRecord,
         req: ResolveRequest,
+        approved: Option<Approved>,
         turn: Turn,
-    ) -> Result<(ReviewRecord, Commit), ServiceError> {
+    ) -> Result<(ResolveOutcome, Commit), ServiceError> {
         let ResolveRequest {
             payment_id,
             analyst,
@@ -204,6 +213,22 @@ impl<S: Store> Service<S> {
                 "review item {payment_id} is already resolved"
             )));
         }
+        match (core.awaiting.get(&payment_id), &approved) {
+            (Some(a), None) => {
+                return Err(ServiceError::FailedPrecondition(format!(
+                    "review item {payment_id} awaits a second analyst's approval of the \
+                     resolution {} proposed at {}: approve or reject that first",
+                    a.proposed.analyst,
+                    a.proposed.resolved_at.format("%Y-%m-%d %H:%M UTC")
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(ServiceError::FailedPrecondition(format!(
+                    "no resolution of payment {payment_id} awaits approval any more"
+                )));
+            }
+            _ => {}
+        }
         let ledger = core.engine.ledger();
         if let Some(c) = &customer_id {
             if ledger.customer_idx(c).is_none() {
@@ -266,6 +291,26 @@ impl<S: Store> Service<S> {
                 )));
             }
         }
+        let reasons = core
+            .four_eyes
+            .reasons(payment.currency, kind, &allocations, unapplied);
+        if approved.is_none() && !reasons.is_empty() {
+            let proposed = Resolution {
+                action: kind,
+                analyst,
+                resolved_at: crate::store::now(),
+                allocations,
+                unapplied,
+                customer_id,
+                suggestion_index,
+                note,
+            };
+            let currency = payment.currency;
+            return Ok(
+                self.request_approval(&mut core, proposed, payment_id, currency, reasons, turn)
+            );
+        }
+        let ledger = core.engine.ledger();
         let ids: Vec<&str> = allocations.iter().map(|a| a.invoice_id.as_str()).collect();
         let before_open = open_amounts(ledger, &ids);
         let mut changes = Vec::new();
@@ -292,17 +337,42 @@ impl<S: Store> Service<S> {
             suggestion_index,
             note,
         };
-        let audit = AuditRecord {
-            at: resolution.resolved_at,
-            actor: analyst,
-            action: "resolve".into(),
-            subject: payment_id.clone(),
-            before: json!({ "state": "open", "unapplied": payment.amount.to_string(), "open_amounts": before_open }),
-            after: json!({
-                "state": "resolved",
-                "resolution": serde_json::to_value(&resolution).unwrap_or_default(),
-                "open_amounts": after_open,
-            }),
+        let audit = match &approved {
+            None => AuditRecord {
+                at: resolution.resolved_at,
+                actor: analyst,
+                action: "resolve".into(),
+                subject: payment_id.clone(),
+                before: json!({ "state": "open", "unapplied": payment.amount.to_string(), "open_amounts": before_open }),
+                after: json!({
+                    "state": "resolved",
+                    "resolution": serde_json::to_value(&resolution).unwrap_or_default(),
+                    "open_amounts": after_open,
+                }),
+            },
+            // The second step of four eyes: the approver is the actor; the proposer and the
+            // request are named, and the request itself is the `request_approval` event.
+            Some(a) => AuditRecord {
+                at: resolution.resolved_at,
+                actor: a.by.clone(),
+                action: "approve".into(),
+                subject: payment_id.clone(),
+                before: json!({
+                    "state": "awaiting_approval",
+                    "approval_id": a.approval.id,
+                    "requested_by": analyst,
+                    "reasons": a.approval.reasons,
+                    "unapplied": payment.amount.to_string(),
+                    "open_amounts": before_open,
+                }),
+                after: json!({
+                    "state": "resolved",
+                    "approved_by": a.by,
+                    "approval_note": a.note,
+                    "resolution": serde_json::to_value(&resolution).unwrap_or_default(),
+                    "open_amounts": after_open,
+                }),
+            },
         };
         let postings = payment_postings(
             payment,
@@ -319,16 +389,40 @@ impl<S: Store> Service<S> {
             resolution.resolved_at,
         );
         let write = self.store.resolve(ResolutionRecord {
-            payment_id,
+            payment_id: payment_id.clone(),
             resolution: resolution.clone(),
             changes,
             audit,
             postings,
         });
+        // Queued behind the resolution: should the two not commit together, a restart finds
+        // the request pending on an item no longer open and drops it (`Service::open`).
+        let write: StoreFuture<()> = match approved {
+            None => write,
+            Some(Approved {
+                mut approval,
+                by,
+                note,
+            }) => {
+                core.awaiting.remove(&payment_id);
+                approval.state = ApprovalState::Approved;
+                approval.decided_by = Some(by);
+                approval.decided_at = Some(resolution.resolved_at);
+                approval.decision_note = note;
+                let decided = self.store.write_approval(ApprovalWrite {
+                    approval,
+                    audit: None,
+                });
+                Box::pin(async move {
+                    write.await?;
+                    decided.await
+                })
+            }
+        };
         drop(core);
         let commit = self.spawn_commit(write, move |_, _| drop(turn));
         item.summary.state = ReviewState::Resolved;
         item.resolution = Some(resolution);
-        Ok((item, commit))
+        Ok((ResolveOutcome::Resolved(Box::new(item)), commit))
     }
 }

@@ -19,8 +19,10 @@ impl<S: Store> Service<S> {
     }
 
     /// The payment id of the open item first in the queue other than `skip`: the workbench's
-    /// "next item".
+    /// "next item". Items whose resolution waits for a second analyst are not next.
     pub async fn next_open_item(&self, skip: &str) -> Result<Option<String>, ServiceError> {
+        let waiting: std::collections::HashSet<String> =
+            self.read().awaiting.keys().cloned().collect();
         let (items, _) = self
             .review_items(ReviewFilter {
                 customer_id: None,
@@ -30,7 +32,9 @@ impl<S: Store> Service<S> {
                 max_age_days: None,
                 reason: None,
                 include_resolved: false,
-                limit: 2,
+                limit: u32::try_from(waiting.len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(2),
                 offset: 0,
                 now: now(),
             })
@@ -38,7 +42,7 @@ impl<S: Store> Service<S> {
         Ok(items
             .into_iter()
             .map(|i| i.payment_id)
-            .find(|id| id != skip))
+            .find(|id| id != skip && !waiting.contains(id)))
     }
 
     /// One review item.

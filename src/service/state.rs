@@ -31,6 +31,10 @@ pub(super) struct Core {
     pub(super) touched: HashMap<String, u64>,
     pub(super) decided: HashSet<String>,
     pub(super) open_reviews: HashSet<String>,
+    /// Open review items whose resolution waits for a second analyst, by payment id.
+    pub(super) awaiting: HashMap<String, crate::store::Approval>,
+    /// Above which amounts a resolution waits for a second analyst.
+    pub(super) four_eyes: super::approval::FourEyes,
 }
 
 impl Core {

@@ -62,7 +62,7 @@ fn request(action: ResolveAction, note: &str) -> ResolveRequest {
     }
 }
 
-fn field(r: Result<ReviewRecord, ServiceError>) -> String {
+fn field(r: Result<super::ResolveOutcome, ServiceError>) -> String {
     match r {
         Err(ServiceError::InvalidArgument { field, .. }) => field,
         Err(e) => format!("not an invalid argument: {e}"),
@@ -161,7 +161,9 @@ fn overriding_the_engine_needs_a_note_a_deduction_its_reason_and_stated_cash_mus
                 "customer deducted freight",
             ))
             .await
-            .expect("resolved");
+            .expect("resolved")
+            .resolved()
+            .expect("posted");
         let res = done.resolution.expect("resolution");
         assert_eq!(res.allocations, short);
         assert_eq!(res.note, "customer deducted freight");
@@ -886,7 +888,9 @@ mod reversals {
                     note: String::new(),
                 })
                 .await
-                .expect("resolved again");
+                .expect("resolved again")
+                .resolved()
+                .expect("posted");
             assert_eq!(r.resolution.expect("resolution").allocations, d.allocations);
             assert_eq!(service.invoices_now(ids.clone()), applied);
             let kinds: Vec<PostingKind> = postings_of(&service, "P-multi-lines")
@@ -1017,5 +1021,208 @@ mod reversals {
             service.store().close();
             let _ = std::fs::remove_dir_all(&dir);
         });
+    }
+}
+
+/// Four eyes (issue 16): below the limit a resolution posts at once; above it nothing posts until
+/// a second analyst approves, the proposer cannot approve their own, a rejection puts the item
+/// back in the queue, a pending request survives a restart, and the audit trail has both steps.
+#[test]
+fn above_the_four_eyes_limit_a_resolution_waits_for_a_second_analyst() {
+    runtime().block_on(async {
+        let (service, dir) = cases_service("four-eyes").await;
+        let (open, _) = service
+            .review_items(ReviewFilter {
+                customer_id: None,
+                min_amount: None,
+                max_amount: None,
+                min_age_days: None,
+                max_age_days: None,
+                reason: None,
+                include_resolved: false,
+                limit: 100,
+                offset: 0,
+                now: now(),
+            })
+            .await
+            .expect("queue");
+        let mut with_customer = Vec::new();
+        for s in open {
+            let item = service
+                .review_item(s.payment_id.clone())
+                .await
+                .expect("item");
+            if let Some(c) = item.decision.customer_id.clone() {
+                with_customer.push((s.payment_id, c, item.payment.amount));
+            }
+        }
+        assert!(with_customer.len() >= 2, "{with_customer:?}");
+        let on_account = |id: &str, c: &str, analyst: &str| ResolveRequest {
+            payment_id: id.into(),
+            analyst: analyst.into(),
+            action: ResolveAction::PutOnAccount(c.into()),
+            note: "customer asked to keep it".into(),
+        };
+        let postings = |id: String| {
+            let s = Arc::clone(&service);
+            async move {
+                s.postings(PostingFilter::Payment(id), 0, 1_000)
+                    .await
+                    .expect("postings")
+            }
+        };
+
+        // At the limit is not above it: posts at once.
+        let (a, a_customer, a_amount) = with_customer[0].clone();
+        service.set_four_eyes(FourEyes {
+            above: a_amount,
+            per_currency: Default::default(),
+        });
+        let r = service
+            .resolve(on_account(&a, &a_customer, "alice"))
+            .await
+            .expect("below the limit");
+        assert!(r.resolved().is_some(), "posted");
+        assert!(!postings(a.clone()).await.is_empty());
+
+        // Above it: waits; nothing in the journal; the item stays open and cannot be resolved
+        // another way meanwhile.
+        let (b, b_customer, _) = with_customer[1].clone();
+        service.set_four_eyes(FourEyes {
+            above: dec!(0.00),
+            per_currency: Default::default(),
+        });
+        let waiting = match service
+            .resolve(on_account(&b, &b_customer, "alice"))
+            .await
+            .expect("submitted")
+        {
+            ResolveOutcome::AwaitingApproval(a) => a,
+            ResolveOutcome::Resolved(_) => panic!("posted above the limit"),
+        };
+        assert_eq!(waiting.state, ApprovalState::Pending);
+        assert!(waiting.reasons[0].contains("on account"), "{waiting:?}");
+        assert!(
+            postings(b.clone()).await.is_empty(),
+            "posted before approval"
+        );
+        let item = service.review_item(b.clone()).await.expect("item");
+        assert_eq!(
+            (item.summary.state, item.resolution.is_none()),
+            (ReviewState::Open, true)
+        );
+        assert_eq!(service.pending_approvals().len(), 1);
+        let again = service
+            .resolve(request_for(&b, ResolveAction::LeaveUnapplied, "bob"))
+            .await;
+        assert!(
+            matches!(&again, Err(ServiceError::FailedPrecondition(m)) if m.contains("alice")),
+            "{again:?}"
+        );
+
+        // The proposer cannot approve their own, however they write their name.
+        let decide = |analyst: &str, note: &str| ApprovalDecision {
+            payment_id: b.clone(),
+            analyst: analyst.into(),
+            note: note.into(),
+        };
+        let own = service.approve(decide(" Alice", "")).await;
+        match &own {
+            Err(ServiceError::PermissionDenied(m)) => {
+                assert!(
+                    m.contains("cannot approve") && m.contains("nothing was posted"),
+                    "{m}"
+                )
+            }
+            other => panic!("self-approval not refused: {other:?}"),
+        }
+        assert!(postings(b.clone()).await.is_empty());
+
+        // A rejection needs a reason and puts the item back in the queue.
+        assert!(matches!(
+            service.reject(decide("bob", " ")).await,
+            Err(ServiceError::InvalidArgument { .. })
+        ));
+        let rejected = service
+            .reject(decide("bob", "not agreed with the customer"))
+            .await
+            .expect("rejected");
+        assert_eq!(rejected.state, ApprovalState::Rejected);
+        assert!(service.pending_approvals().is_empty());
+        assert!(postings(b.clone()).await.is_empty());
+        assert!(
+            service.next_open_item("").await.expect("next").is_some(),
+            "the rejected item is in the queue again"
+        );
+        let resubmitted = service
+            .resolve(on_account(&b, &b_customer, "alice"))
+            .await
+            .expect("resubmitted");
+        assert!(resubmitted.resolved().is_none());
+
+        // The request survives a restart; then a second analyst approves it and it posts.
+        service.store().close();
+        drop(service);
+        let service = Arc::new(
+            Service::open(
+                SqliteStore::open(&dir).expect("store"),
+                None,
+                EngineConfig::default(),
+                Limits::default(),
+            )
+            .await
+            .expect("reopened"),
+        );
+        let pending = service.pending_approvals();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0].proposed.analyst, "alice");
+        let item = service
+            .approve(decide("bob", "checked"))
+            .await
+            .expect("approved");
+        let res = item.resolution.expect("resolution");
+        assert_eq!(res.analyst, "alice", "posted in the proposer's name");
+        assert!(
+            !service
+                .postings(PostingFilter::Payment(b.clone()), 0, 1_000)
+                .await
+                .expect("postings")
+                .is_empty()
+        );
+        assert!(service.pending_approvals().is_empty());
+        let events = service
+            .audit_events(Some(b.clone()), 0, 100)
+            .await
+            .expect("audit");
+        let steps: Vec<(String, String)> = events
+            .into_iter()
+            .map(|e| (e.record.action, e.record.actor))
+            .filter(|(a, _)| a != "decide")
+            .collect();
+        let want = [
+            ("request_approval", "alice"),
+            ("reject_approval", "bob"),
+            ("request_approval", "alice"),
+            ("approve", "bob"),
+        ];
+        let tail: Vec<(&str, &str)> = steps
+            .iter()
+            .rev()
+            .take(4)
+            .rev()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(tail, want, "{steps:?}");
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+fn request_for(payment_id: &str, action: ResolveAction, analyst: &str) -> ResolveRequest {
+    ResolveRequest {
+        payment_id: payment_id.into(),
+        analyst: analyst.into(),
+        action,
+        note: "another way".into(),
     }
 }

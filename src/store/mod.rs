@@ -14,12 +14,14 @@
 //!
 //! Money is stored as decimal text, exactly as `rust_decimal` prints it.
 
+pub mod approval;
 pub mod export;
 pub mod journal;
 pub mod posting;
 pub mod sqlite;
 pub(crate) mod writer;
 
+pub use approval::{Approval, ApprovalState, ApprovalWrite};
 pub use posting::{
     ActorKind, PostedBy, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
     payment_postings, replay_open_amounts, reversal_postings,
@@ -412,6 +414,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The return of a payment the bank returned.
     fn payment_return(&self, payment_id: String) -> StoreFuture<Option<PaymentReturn>>;
+
+    /// Stores a four-eyes request, or its outcome, with its audit event, in one transaction. A
+    /// request decided already is a [`StoreError::Conflict`].
+    fn write_approval(&self, write: ApprovalWrite) -> StoreFuture<()>;
+
+    /// The four-eyes requests still pending, oldest first.
+    fn pending_approvals(&self) -> StoreFuture<Vec<Approval>>;
 
     /// Remembers the active model directory, with its audit event.
     fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()>;

@@ -8,8 +8,8 @@
 //! (SQLite's checkpoints) hangs on the two hooks.
 
 use super::{
-    AuditRecord, DecisionRecord, LedgerWrite, ResolutionRecord, ReversalRecord, StoreError,
-    StoreFuture,
+    ApprovalWrite, AuditRecord, DecisionRecord, LedgerWrite, ResolutionRecord, ReversalRecord,
+    StoreError, StoreFuture,
 };
 use std::sync::Mutex;
 use std::sync::mpsc;
@@ -31,6 +31,7 @@ pub(crate) enum Write {
     Resolve(Box<ResolutionRecord>),
     Reverse(Box<ReversalRecord>),
     ActiveModel(String, AuditRecord),
+    Approval(Box<ApprovalWrite>),
 }
 
 impl Write {

@@ -10,9 +10,9 @@ use super::page::{
 use super::session::{same_origin, same_token};
 use super::{Analyst, Shared, Web, error_page, html, refusal, refusal_for, to_login, url_encode};
 use crate::domain::{Allocation, Currency, Invoice, Payment, Suggestion};
-use crate::service::ResolveRequest;
 use crate::service::auth::Role;
 use crate::service::{AuditEvent, Resolution, ReviewRecord, ReviewState, Store};
+use crate::service::{ResolveOutcome, ResolveRequest};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -157,6 +157,7 @@ async fn render<S: Store>(
     // A payment the bank returned has left the queue: nothing waits and nothing can be resolved.
     let returned = item.summary.state == ReviewState::Returned;
     let overdue = item.resolution.is_none() && !returned && now - item.summary.created_at > web.sla;
+    let pending = web.service.pending_approval(payment_id);
     let p = &item.payment;
     let body = m! {
         @if let Some(d) = &done { (resolved_banner(d)) }
@@ -169,6 +170,7 @@ async fn render<S: Store>(
                     (reason_badge(item.summary.reason))
                     @if returned { span.badge.done { "returned by the bank" } }
                     @else if item.resolution.is_some() { span.badge.done { "resolved" } }
+                    @else if pending.is_some() { span.badge.overdue { "awaiting approval" } }
                     @else {
                         span.muted { "waiting " (age(item.summary.created_at, now)) }
                         @if overdue { span.badge.overdue { "past SLA" } }
@@ -193,6 +195,9 @@ async fn render<S: Store>(
                     None if returned => {
                         p.muted { "The bank returned this payment; it left the queue. "
                             (item.decision.explanation.last().cloned().unwrap_or_default()) }
+                    }
+                    None if pending.is_some() => {
+                        @if let Some(a) = &pending { (super::approvals::card(who, a)) }
                     }
                     None => {
                         (suggestions_card(&item.decision.suggestions, &invoices, p.currency, &names))
@@ -799,10 +804,15 @@ pub(crate) async fn resolve<S: Store>(
         note: form.note.trim().to_string(),
     };
     match web.service.resolve(req).await {
-        Ok(_) => {
+        Ok(ResolveOutcome::Resolved(_)) => {
             tracing::info!(analyst = %who.principal.name, payment_id = %payment_id, "resolved from the workbench");
             let id = url_encode(&payment_id);
             Redirect::to(&format!("/next?skip={id}&done={id}")).into_response()
+        }
+        // Above the four-eyes limit: the item's page shows what waits, for whom.
+        Ok(ResolveOutcome::AwaitingApproval(_)) => {
+            tracing::info!(analyst = %who.principal.name, payment_id = %payment_id, "resolution awaits a second analyst");
+            Redirect::to(&format!("/items/{}", url_encode(&payment_id))).into_response()
         }
         Err(e) => {
             let (status, message) = refusal_for(&e, &invoices);

@@ -168,7 +168,7 @@ pub(crate) async fn submit<S: Store>(
         Ok(id) => {
             tracing::info!(analyst = %name, "workbench sign-in");
             let mut r = Redirect::to(&next).into_response();
-            if let Ok(v) = HeaderValue::from_str(&set_cookie(&id)) {
+            if let Ok(v) = HeaderValue::from_str(&set_cookie(&id, web.secure)) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
             r

@@ -16,6 +16,7 @@
 //! Pages work without JavaScript (forms post and redirect); `assets/app.js` adds the live balance
 //! check and keyboard shortcuts. Only this module names maud or axum's HTML parts.
 
+mod approvals;
 mod chart;
 mod dashboard;
 mod form;
@@ -34,6 +35,7 @@ use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use session::Sessions;
 use std::sync::Arc;
 
@@ -44,17 +46,29 @@ pub(crate) struct Web<S: Store> {
     pub(crate) sessions: Sessions,
     /// How long a review item may wait before it is overdue.
     pub(crate) sla: chrono::Duration,
+    /// Served over TLS: session cookies are `Secure`.
+    pub(crate) secure: bool,
 }
 
 pub(crate) type Shared<S> = Arc<Web<S>>;
 
 /// The workbench's routes over a service.
 pub fn router<S: Store>(service: Arc<Service<S>>, auth: Arc<Auth>, sla_hours: u32) -> Router {
+    routes(service, auth, sla_hours, false)
+}
+
+fn routes<S: Store>(
+    service: Arc<Service<S>>,
+    auth: Arc<Auth>,
+    sla_hours: u32,
+    secure: bool,
+) -> Router {
     let web = Arc::new(Web {
         service,
         auth,
         sessions: Sessions::default(),
         sla: chrono::Duration::hours(i64::from(sla_hours.max(1))),
+        secure,
     });
     Router::new()
         .route("/", get(|| async { Redirect::to("/queue") }))
@@ -65,6 +79,8 @@ pub fn router<S: Store>(service: Arc<Service<S>>, auth: Arc<Auth>, sla_hours: u3
         .route("/items/{payment_id}", get(item::page::<S>))
         .route("/items/{payment_id}/resolve", post(item::resolve::<S>))
         .route("/dashboard", get(dashboard::page::<S>))
+        .route("/approvals", get(approvals::page::<S>))
+        .route("/approvals/{payment_id}", post(approvals::decide::<S>))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
@@ -86,6 +102,45 @@ pub async fn run<S: Store>(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// [`run`] over TLS (`crate::tls`): each connection is served once its handshake is done.
+pub async fn run_tls<S: Store>(
+    listener: tokio::net::TcpListener,
+    tls: Arc<crate::tls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    service: Arc<Service<S>>,
+    auth: Arc<Auth>,
+    sla_hours: u32,
+) -> std::io::Result<()> {
+    let app = routes(service, auth, sla_hours, true)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = Handshaken(crate::tls::TlsListener::new(listener, tls)?);
+    // axum gives a `SocketAddr` connect info to a listener of its own or one wrapped by
+    // `tap_io`; the empty tap is how a listener of ours gets it too.
+    axum::serve(listener.tap_io(|_| {}), app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The TLS listener as axum sees one.
+struct Handshaken(crate::tls::TlsListener);
+
+impl axum::serve::Listener for Handshaken {
+    type Io = crate::tls::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.0.next().await {
+            Some(c) => c,
+            // The accept loop ends only when this listener is dropped: nothing more to serve.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.0.local_addr())
+    }
 }
 
 const CSS: &str = include_str!("assets/app.css");
@@ -200,6 +255,7 @@ pub(crate) fn refusal_for(e: &ServiceError, invoices: &[String]) -> (StatusCode,
             (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
         ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+        ServiceError::PermissionDenied(m) => (StatusCode::FORBIDDEN, m.clone()),
         ServiceError::FailedPrecondition(m) | ServiceError::AlreadyExists(m) => {
             (StatusCode::CONFLICT, m.clone())
         }

@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nav {
     Queue,
+    Approvals,
     Dashboard,
     None,
 }
@@ -40,6 +41,7 @@ pub(crate) fn layout(
                     @if who.is_some() {
                         nav {
                             a href="/queue" class=[(nav == Nav::Queue).then_some("current")] { "Queue" }
+                            a href="/approvals" class=[(nav == Nav::Approvals).then_some("current")] { "Approvals" }
                             a href="/dashboard" class=[(nav == Nav::Dashboard).then_some("current")] { "Dashboard" }
                         }
                     }

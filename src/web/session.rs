@@ -102,11 +102,13 @@ pub(crate) fn cookie(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The `Set-Cookie` value that starts a session.
-pub(crate) fn set_cookie(id: &str) -> String {
+/// The `Set-Cookie` value that starts a session; `secure` (served over TLS): the browser sends
+/// it back over TLS only.
+pub(crate) fn set_cookie(id: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        IDLE.as_secs()
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        IDLE.as_secs(),
+        if secure { "; Secure" } else { "" }
     )
 }
 

@@ -218,7 +218,8 @@ fn a_revoked_token_ends_its_sessions_and_failed_sign_ins_are_limited_per_address
             .filter(|(_, name, _)| name != "alice")
             .map(|(hash, name, roles)| TokenEntry { hash, name, roles })
             .collect();
-        auth.replace(Tokens::new(kept)).expect("replace");
+        auth.replace(Tokens::new(kept), Default::default())
+            .expect("replace");
         let r = send(&app, get("/queue", &alice)).await;
         assert_eq!(
             r.status,
@@ -537,6 +538,106 @@ fn a_payment_the_bank_returned_shows_so_and_offers_no_resolution() {
             page.body.contains("data-event=\"reverse\""),
             "the history shows it"
         );
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn a_resolution_awaiting_approval_shows_with_its_buttons_and_only_a_second_analyst_approves() {
+    runtime().block_on(async {
+        let (service, dir) = cases_service("web-four-eyes").await;
+        let app = router(Arc::clone(&service), auth(), 48);
+        let (open, _) = service
+            .review_items(crate::service::ReviewFilter {
+                customer_id: None,
+                min_amount: None,
+                max_amount: None,
+                min_age_days: None,
+                max_age_days: None,
+                reason: None,
+                include_resolved: false,
+                limit: 100,
+                offset: 0,
+                now: crate::service::now(),
+            })
+            .await
+            .expect("queue");
+        let mut target = None;
+        for s in open {
+            let item = service.review_item(s.payment_id).await.expect("item");
+            if let Some(c) = item.decision.customer_id.clone() {
+                target = Some((item.summary.payment_id, c));
+                break;
+            }
+        }
+        let (id, customer) = target.expect("an item with a customer");
+        service.set_four_eyes(crate::service::FourEyes {
+            above: rust_decimal::Decimal::ZERO,
+            per_currency: Default::default(),
+        });
+        let waiting = service
+            .resolve(crate::service::ResolveRequest {
+                payment_id: id.clone(),
+                analyst: "alice".into(),
+                action: crate::service::ResolveAction::PutOnAccount(customer),
+                note: "keep it".into(),
+            })
+            .await
+            .expect("submitted");
+        assert!(waiting.resolved().is_none());
+
+        let alice = sign_in(&app, "tok-alice").await;
+        let item_path = format!("/items/{}", url_encode(&id));
+        let page = send(&app, get(&item_path, &alice)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body.contains("awaiting approval") && page.body.contains("You proposed this"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("Approve and post"));
+        let csrf = csrf_of(&page.body);
+        let decide = format!("/approvals/{}", url_encode(&id));
+        let r = send(
+            &app,
+            post(
+                &decide,
+                &alice,
+                &[("csrf", &csrf), ("decision", "approve"), ("note", "")],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        assert!(r.body.contains("cannot approve"), "{}", r.body);
+        assert!(service.pending_approval(&id).is_some(), "nothing changed");
+
+        let bob = sign_in(&app, "tok-bob").await;
+        let list = send(&app, get("/approvals", &bob)).await;
+        assert_eq!(list.status, StatusCode::OK);
+        assert!(
+            list.body.contains(&id) && list.body.contains("Approve and post"),
+            "{}",
+            list.body
+        );
+        let csrf = csrf_of(&list.body);
+        let r = send(
+            &app,
+            post(
+                &decide,
+                &bob,
+                &[("csrf", &csrf), ("decision", "approve"), ("note", "ok")],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let item = service.review_item(id.clone()).await.expect("item");
+        assert_eq!(
+            item.resolution.map(|r| r.analyst),
+            Some("alice".to_string())
+        );
+        let list = send(&app, get("/approvals", &bob)).await;
+        assert!(list.body.contains("Nothing is waiting"), "{}", list.body);
         service.store().close();
         let _ = std::fs::remove_dir_all(&dir);
     });

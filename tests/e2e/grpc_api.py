@@ -22,7 +22,9 @@ from test_grpc_client import generate_stubs  # noqa: E402
 def main():
     cmd, addr = sys.argv[1], sys.argv[2]
     pb, rpc = generate_stubs(os.environ["STUBS_DIR"])
-    channel = grpc.insecure_channel(addr)
+    # The service runs over TLS with the test certificate of fixtures/tls/.
+    with open(os.path.join(HERE, "..", "..", "fixtures", "tls", "ca.crt"), "rb") as f:
+        channel = grpc.secure_channel(addr, grpc.ssl_channel_credentials(root_certificates=f.read()))
     erp = [("authorization", "Bearer " + os.environ.get("ERP_TOKEN", ""))]
     analyst = [("authorization", "Bearer " + os.environ.get("ANALYST_TOKEN", ""))]
     if cmd == "send":

@@ -1,5 +1,6 @@
 // The analysts' workbench end to end, in headless Chromium (Debian's package) driven by
-// playwright-core: `cashmatch serve --demo` with a token config, the demo remittances sent over
+// playwright-core: `cashmatch serve --demo` with a token config and TLS (the test certificate of
+// fixtures/tls/: the workbench over HTTPS, gRPC over TLS), the demo remittances sent over
 // gRPC, then items resolved through the pages (accept, correct, leave unapplied), bad input
 // refused, and every change checked through the gRPC API (tests/e2e/grpc_api.py). Screenshots of
 // the queue, an item and the dashboard go to docs/ui/.
@@ -13,6 +14,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import https from "node:https";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -24,6 +26,8 @@ const ROOT = path.resolve(HERE, "..", "..");
 const BIN = process.env.CASHMATCH_BIN || path.join(ROOT, "target", "debug", "cashmatch");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = path.join(ROOT, "docs", "ui");
+const TLS = path.join(ROOT, "fixtures", "tls");
+const CA = fs.readFileSync(path.join(TLS, "ca.crt"));
 const TOKENS = { erp: "e2e-erp-token-7f3a9c", alice: "e2e-alice-token-41d2e8", ops: "e2e-ops-token-9b0c55" };
 
 // ---- exact decimals for the checks: BigInt hundred-millionths, never floating point ----
@@ -58,6 +62,18 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The status of a GET over HTTPS, trusting only the test CA. */
+function httpsStatus(url) {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca: CA }, (r) => {
+        r.resume();
+        resolve(r.statusCode);
+      })
+      .on("error", reject);
+  });
+}
+
 let tmp, server, serverExit, grpcAddr, base, browser, env;
 
 function api(...args) {
@@ -75,7 +91,12 @@ function state(paymentId, ...invoices) {
 }
 
 async function newPage(options = {}) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, ...options });
+  // The test CA is not in Chromium's store; the server is checked against it by httpsStatus above.
+  const context = await browser.newContext({
+    viewport: { width: 1400, height: 900 },
+    ignoreHTTPSErrors: true,
+    ...options,
+  });
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
@@ -120,10 +141,14 @@ describe("the analysts' workbench in Chromium", () => {
       `[[tokens]]\nname = "${name}"\n` +
       `token_sha256 = "${createHash("sha256").update(TOKENS[name]).digest("hex")}"\n` +
       `roles = ["${role}"]\n\n`;
-    fs.writeFileSync(config, entry("erp", "ar_system") + entry("alice", "analyst") + entry("ops", "admin"));
+    const tls = `[tls]\ncert = "${path.join(TLS, "server.crt")}"\nkey = "${path.join(TLS, "server.key")}"\n\n`;
+    // One analyst works the queue here, so no resolution may wait for a second one (four eyes
+    // have their own tests: src/web/tests.rs, tests/service/four_eyes.rs).
+    const fourEyes = `[four_eyes]\nabove = "1000000000.00"\n\n`;
+    fs.writeFileSync(config, tls + fourEyes + entry("erp", "ar_system") + entry("alice", "analyst") + entry("ops", "admin"));
     const [gp, up] = [await freePort(), await freePort()];
     grpcAddr = `127.0.0.1:${gp}`;
-    base = `http://127.0.0.1:${up}`;
+    base = `https://127.0.0.1:${up}`;
     const log = fs.openSync(path.join(tmp, "server.log"), "w");
     server = spawn(
       BIN,
@@ -140,8 +165,7 @@ describe("the analysts' workbench in Chromium", () => {
     const deadline = Date.now() + 180_000;
     for (;;) {
       try {
-        const r = await fetch(base + "/login");
-        if (r.ok) break;
+        if ((await httpsStatus(base + "/login")) === 200) break;
       } catch {}
       if (server.exitCode !== null || Date.now() > deadline) {
         throw new Error("cashmatch serve did not come up; see " + path.join(tmp, "server.log"));
@@ -196,6 +220,10 @@ describe("the analysts' workbench in Chromium", () => {
     const page = await newPage();
     await signIn(page, TOKENS.alice);
     await page.waitForURL(/\/queue$/);
+    // Over HTTPS the session cookie is sent back over TLS only.
+    const session = (await page.context().cookies()).filter((c) => c.name === "cashmatch_session");
+    assert.equal(session.length, 1);
+    assert.equal(session[0].secure, true);
     const ids = await page.$$eval("table[data-queue] tbody tr td:nth-child(2) a", (as) => as.map((a) => a.textContent));
     assert.deepEqual([...ids].sort(), [...reviewIds].sort());
     const open = await page.textContent(".stat .value");

@@ -6,7 +6,8 @@ Run from the repository root after `cargo build` (or `cargo test`):
     pip install grpcio grpcio-tools
     python3 tests/python/test_grpc_client.py
 
-CASHMATCH_BIN names the binary (default target/debug/cashmatch).
+CASHMATCH_BIN names the binary (default target/debug/cashmatch). The service runs over TLS with the
+test certificate of fixtures/tls/, as a deployment with `[tls]` would.
 """
 
 import csv
@@ -28,6 +29,7 @@ from grpc_tools import protoc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("CASHMATCH_BIN", os.path.join(ROOT, "target", "debug", "cashmatch"))
+TLS = os.path.join(ROOT, "fixtures", "tls")
 
 
 def generate_stubs(out_dir):
@@ -65,6 +67,14 @@ class PythonClientTest(unittest.TestCase):
         cls.pb, cls.rpc = generate_stubs(os.path.join(cls.tmp, "stubs"))
         cls.data = os.path.join(cls.tmp, "data")
         cls.log = open(os.path.join(cls.tmp, "server.log"), "wb")
+        cls.config = os.path.join(cls.tmp, "cashmatch.toml")
+        with open(cls.config, "w") as f:
+            f.write(
+                '[tls]\ncert = "%s"\nkey = "%s"\n'
+                % (os.path.join(TLS, "server.crt"), os.path.join(TLS, "server.key"))
+            )
+        with open(os.path.join(TLS, "ca.crt"), "rb") as f:
+            cls.ca = f.read()
         cls.start(demo=True)
         # The whole journal, watched from sequence 0 while the tests match and resolve.
         cls.journal = []
@@ -74,13 +84,14 @@ class PythonClientTest(unittest.TestCase):
 
     @classmethod
     def start(cls, demo):
-        """Starts `cashmatch serve` on the test's data directory and waits until it answers."""
+        """Starts `cashmatch serve` over TLS on the test's data directory and waits until it answers."""
         port = free_port()
-        args = [BIN, "serve", "--data-dir", cls.data, "--addr", "127.0.0.1:%d" % port, "--no-ui"]
+        cls.addr = "127.0.0.1:%d" % port
+        args = [BIN, "serve", "--config", cls.config, "--data-dir", cls.data, "--addr", cls.addr, "--no-ui"]
         if demo:
             args.append("--demo")
         cls.server = subprocess.Popen(args, stderr=cls.log)
-        cls.channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        cls.channel = grpc.secure_channel(cls.addr, grpc.ssl_channel_credentials(root_certificates=cls.ca))
         cls.models = cls.rpc.ModelsStub(cls.channel)
         deadline = time.time() + 120
         while True:
@@ -144,6 +155,17 @@ class PythonClientTest(unittest.TestCase):
         self.assertTrue(all(r.replayed for r in again.results))
         after = self.ledger.GetInvoice(self.pb.GetInvoiceRequest(invoice_id=a.invoice_id))
         self.assertEqual(after.open_amount, inv.open_amount)
+
+    def test_1b_plaintext_and_an_untrusted_certificate_are_refused(self):
+        # The server speaks only TLS: a plaintext client gets nothing.
+        with grpc.insecure_channel(self.addr) as plain:
+            with self.assertRaises(grpc.RpcError):
+                self.rpc.ModelsStub(plain).GetActiveModel(self.pb.GetActiveModelRequest(), timeout=5)
+        # A client that does not trust the test CA (the system's roots only) refuses the server.
+        with grpc.secure_channel(self.addr, grpc.ssl_channel_credentials()) as untrusting:
+            with self.assertRaises(grpc.RpcError) as e:
+                self.rpc.ModelsStub(untrusting).GetActiveModel(self.pb.GetActiveModelRequest(), timeout=5)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
     def test_2_a_review_item_is_resolved_with_an_audit_trail(self):
         listed = self.review.ListReviewItems(self.pb.ListReviewItemsRequest(limit=10))

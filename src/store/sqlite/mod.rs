@@ -22,6 +22,7 @@
 //! Reads run on tokio's blocking pool with connections of their own, which WAL lets proceed
 //! beside the writer.
 
+mod approval;
 pub mod audit;
 mod backup;
 mod commit;
@@ -35,10 +36,10 @@ pub use backup::{BackupSummary, backup};
 
 use super::writer::{Write, Writer};
 use super::{
-    AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery, LedgerWrite, PaymentReturn,
-    Posting, PostingFilter, QueueSpan, Remainder, ResolutionRecord, ReversalRecord, ReviewFilter,
-    ReviewRecord, ReviewSummary, ReviewTotals, Snapshot, Store, StoreError, StoreFuture,
-    StoredDecision, TrainingExample,
+    Approval, ApprovalWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery,
+    LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder, ResolutionRecord,
+    ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, Snapshot, Store,
+    StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -127,6 +128,8 @@ impl SqliteStore {
         .map_err(backend("setting WAL mode"))?;
         conn.execute_batch(SCHEMA)
             .map_err(backend("creating the schema"))?;
+        conn.execute_batch(approval::SCHEMA)
+            .map_err(backend("creating the approvals table"))?;
         schema::migrate(&mut conn)?;
         let checkpoints = Connection::open(&path).map_err(backend("opening the checkpointer"))?;
         checkpoints
@@ -246,6 +249,14 @@ impl Store for SqliteStore {
 
     fn payment_return(&self, payment_id: String) -> StoreFuture<Option<PaymentReturn>> {
         self.read(move |conn| payment_return(conn, &payment_id))
+    }
+
+    fn write_approval(&self, write: ApprovalWrite) -> StoreFuture<()> {
+        self.writer.submit(Write::Approval(Box::new(write)))
+    }
+
+    fn pending_approvals(&self) -> StoreFuture<Vec<Approval>> {
+        self.read(approval::pending)
     }
 
     fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()> {
