@@ -1,7 +1,7 @@
 //! The service's API types: what its callers send and get back. The store's records that callers
 //! see are re-exported beside them by `crate::service`.
 
-use crate::domain::{Allocation, Decision};
+use crate::domain::{Allocation, Currency, Decision};
 use crate::formats::FormatError;
 use crate::model::artifact::TrainingMetrics;
 use crate::store::{ActorKind, PaymentReturn, Posting, ReviewRecord, StoreError};
@@ -27,6 +27,37 @@ impl Default for Limits {
             max_lines_per_remittance: 10_000,
             max_payments_per_request: 10_000,
         }
+    }
+}
+
+/// The limit when the config names none: 10,000.00 in the payment's currency.
+pub const DEFAULT_FOUR_EYES_ABOVE: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
+
+/// Above which amounts a resolution needs a second analyst.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FourEyes {
+    /// The limit in any currency not in `per_currency`.
+    pub above: Decimal,
+    /// Limits of their own for some currencies (10,000 yen is not 10,000 dollars).
+    pub per_currency: std::collections::BTreeMap<Currency, Decimal>,
+}
+
+impl Default for FourEyes {
+    fn default() -> Self {
+        FourEyes {
+            above: DEFAULT_FOUR_EYES_ABOVE,
+            per_currency: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl FourEyes {
+    /// The limit for amounts in `currency`.
+    pub fn limit(&self, currency: Currency) -> Decimal {
+        self.per_currency
+            .get(&currency)
+            .copied()
+            .unwrap_or(self.above)
     }
 }
 

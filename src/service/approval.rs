@@ -21,79 +21,47 @@ use crate::domain::{Allocation, Currency};
 use crate::store::{Approval, ApprovalState, ApprovalWrite};
 use rust_decimal::Decimal;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The limit when the config names none: 10,000.00 in the payment's currency.
-pub const DEFAULT_FOUR_EYES_ABOVE: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
-
-/// Above which amounts a resolution needs a second analyst.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FourEyes {
-    /// The limit in any currency not in `per_currency`.
-    pub above: Decimal,
-    /// Limits of their own for some currencies (10,000 yen is not 10,000 dollars).
-    pub per_currency: BTreeMap<Currency, Decimal>,
-}
-
-impl Default for FourEyes {
-    fn default() -> Self {
-        FourEyes {
-            above: DEFAULT_FOUR_EYES_ABOVE,
-            per_currency: BTreeMap::new(),
-        }
+/// Why a resolution needs a second analyst under `limits`; empty when it does not.
+pub(super) fn reasons(
+    limits: &FourEyes,
+    currency: Currency,
+    action: ResolutionAction,
+    allocations: &[Allocation],
+    unapplied: Decimal,
+) -> Vec<String> {
+    let limit = limits.limit(currency);
+    let mut out = Vec::new();
+    // Sums that overflow are above any limit.
+    let sum = |f: fn(&Allocation) -> Decimal| {
+        allocations
+            .iter()
+            .try_fold(Decimal::ZERO, |s, a| s.checked_add(f(a)))
+            .unwrap_or(Decimal::MAX)
+    };
+    let written_off = sum(|a| a.deduction);
+    if written_off > limit {
+        out.push(format!(
+            "write-off of {written_off} {currency} is above the four-eyes limit of {limit}"
+        ));
     }
-}
-
-impl FourEyes {
-    /// The limit for amounts in `currency`.
-    pub fn limit(&self, currency: Currency) -> Decimal {
-        self.per_currency
-            .get(&currency)
-            .copied()
-            .unwrap_or(self.above)
-    }
-
-    /// Why a resolution needs a second analyst; empty when it does not.
-    pub(super) fn reasons(
-        &self,
-        currency: Currency,
-        action: ResolutionAction,
-        allocations: &[Allocation],
-        unapplied: Decimal,
-    ) -> Vec<String> {
-        let limit = self.limit(currency);
-        let mut out = Vec::new();
-        // Sums that overflow are above any limit.
-        let sum = |f: fn(&Allocation) -> Decimal| {
-            allocations
-                .iter()
-                .try_fold(Decimal::ZERO, |s, a| s.checked_add(f(a)))
-                .unwrap_or(Decimal::MAX)
-        };
-        let written_off = sum(|a| a.deduction);
-        if written_off > limit {
-            out.push(format!(
-                "write-off of {written_off} {currency} is above the four-eyes limit of {limit}"
-            ));
-        }
-        match action {
-            ResolutionAction::PutOnAccount if unapplied > limit => out.push(format!(
-                "{unapplied} {currency} on account is above the four-eyes limit of {limit}"
-            )),
-            ResolutionAction::ApplyAllocation => {
-                let applied = sum(|a| a.amount);
-                if applied > limit {
-                    out.push(format!(
-                        "manual allocation of {applied} {currency} is above the four-eyes limit \
-                         of {limit}"
-                    ));
-                }
+    match action {
+        ResolutionAction::PutOnAccount if unapplied > limit => out.push(format!(
+            "{unapplied} {currency} on account is above the four-eyes limit of {limit}"
+        )),
+        ResolutionAction::ApplyAllocation => {
+            let applied = sum(|a| a.amount);
+            if applied > limit {
+                out.push(format!(
+                    "manual allocation of {applied} {currency} is above the four-eyes limit \
+                     of {limit}"
+                ));
             }
-            _ => {}
         }
-        out
+        _ => {}
     }
+    out
 }
 
 /// The second analyst's answer to a request.
@@ -370,18 +338,15 @@ mod tests {
         };
         let manual = ResolutionAction::ApplyAllocation;
         assert!(
-            f.reasons(usd, manual, &[alloc(dec!(1000.00), dec!(0))], dec!(0))
-                .is_empty(),
+            reasons(&f, usd, manual, &[alloc(dec!(1000.00), dec!(0))], dec!(0)).is_empty(),
             "at the limit is not above it"
         );
-        let r = f.reasons(usd, manual, &[alloc(dec!(1000.01), dec!(0))], dec!(0));
+        let r = reasons(&f, usd, manual, &[alloc(dec!(1000.01), dec!(0))], dec!(0));
         assert_eq!(r.len(), 1, "{r:?}");
         assert!(r[0].contains("manual allocation of 1000.01 USD"), "{r:?}");
-        assert!(
-            f.reasons(jpy, manual, &[alloc(dec!(100000), dec!(0))], dec!(0))
-                .is_empty()
-        );
-        let r = f.reasons(
+        assert!(reasons(&f, jpy, manual, &[alloc(dec!(100000), dec!(0))], dec!(0)).is_empty());
+        let r = reasons(
+            &f,
             usd,
             ResolutionAction::AcceptSuggestion,
             &[alloc(dec!(10), dec!(600)), alloc(dec!(10), dec!(400.01))],
@@ -391,11 +356,8 @@ mod tests {
             r.len() == 1 && r[0].contains("write-off of 1000.01"),
             "{r:?}"
         );
-        let r = f.reasons(usd, ResolutionAction::PutOnAccount, &[], dec!(5000));
+        let r = reasons(&f, usd, ResolutionAction::PutOnAccount, &[], dec!(5000));
         assert!(r.len() == 1 && r[0].contains("on account"), "{r:?}");
-        assert!(
-            f.reasons(usd, ResolutionAction::LeaveUnapplied, &[], dec!(5000))
-                .is_empty()
-        );
+        assert!(reasons(&f, usd, ResolutionAction::LeaveUnapplied, &[], dec!(5000)).is_empty());
     }
 }

@@ -48,11 +48,11 @@ pub use crate::store::{
     ReviewState, ReviewSummary, ReviewTotals, Store, StoreError, TrainingExample, now,
 };
 pub use api::{
-    Actor, Counters, Limits, MatchOutcome, Matched, ModelInfo, Rejected, ResolveAction,
-    ResolveRequest, ReverseRequest, Reversed, ServiceError, Unapplied, UnapplyRequest,
-    UpsertOutcome,
+    Actor, Counters, DEFAULT_FOUR_EYES_ABOVE, FourEyes, Limits, MatchOutcome, Matched, ModelInfo,
+    Rejected, ResolveAction, ResolveRequest, ReverseRequest, Reversed, ServiceError, Unapplied,
+    UnapplyRequest, UpsertOutcome,
 };
-pub use approval::{ApprovalDecision, DEFAULT_FOUR_EYES_ABOVE, FourEyes, ResolveOutcome};
+pub use approval::{ApprovalDecision, ResolveOutcome};
 
 use crate::engine::{Engine, EngineConfig};
 use crate::ledger::{Ledger, Settlement};

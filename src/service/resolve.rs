@@ -291,9 +291,13 @@ impl<S: Store> Service<S> {
                 )));
             }
         }
-        let reasons = core
-            .four_eyes
-            .reasons(payment.currency, kind, &allocations, unapplied);
+        let reasons = super::approval::reasons(
+            &core.four_eyes,
+            payment.currency,
+            kind,
+            &allocations,
+            unapplied,
+        );
         if approved.is_none() && !reasons.is_empty() {
             let proposed = Resolution {
                 action: kind,

@@ -34,7 +34,7 @@ pub(super) struct Core {
     /// Open review items whose resolution waits for a second analyst, by payment id.
     pub(super) awaiting: HashMap<String, crate::store::Approval>,
     /// Above which amounts a resolution waits for a second analyst.
-    pub(super) four_eyes: super::approval::FourEyes,
+    pub(super) four_eyes: FourEyes,
 }
 
 impl Core {
