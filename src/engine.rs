@@ -23,7 +23,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 /// Version of the candidate rules and policy, recorded in every decision beside the model's.
-pub const RULES_VERSION: &str = "rules-2026.12";
+pub const RULES_VERSION: &str = "rules-2026.12.1";
 
 /// Suggestions shown to an analyst for a review item.
 const MAX_SUGGESTIONS: usize = 3;
@@ -476,6 +476,9 @@ impl Engine {
         if let Some(why) = self.mistyped_reference(payment, pc, c) {
             return Some(why);
         }
+        if let Some(why) = self.line_paid_short(payment, pc, c) {
+            return Some(why);
+        }
         let unexplained = unexplained(&self.ledger, payment, c);
         if unexplained > self.config.unexplained_tolerance {
             return Some(format!(
@@ -526,6 +529,45 @@ impl Engine {
         None
     }
 
+    /// A line that says it pays an amount, of which the allocation applies less to the line's
+    /// invoice with nothing stated for the difference: the cash fell short of what the
+    /// remittance lists, so something the remittance does not show took the rest (a credit
+    /// memo netted silently, an unlisted deduction). Paying the listed invoices in order until
+    /// the cash runs out leaves a later line half paid, on an invoice the payer said it paid in
+    /// full; a person must find what was netted. A gap a wire fee explains is not this.
+    fn line_paid_short(
+        &self,
+        payment: &Payment,
+        pc: &PaymentCandidates,
+        c: &Candidate,
+    ) -> Option<String> {
+        c.allocations
+            .iter()
+            .filter(|a| a.fit.kind == AmountFit::Partial)
+            .find_map(|a| {
+                let line = payment.lines.get(a.line?)?;
+                let stated = line.amount_paid.filter(|s| *s > Decimal::ZERO)?;
+                let given = a.fit.amount + a.fit.discount + a.fit.deduction;
+                // A wire fee is taken from the cash by the banks on the way, not netted by the
+                // payer: a gap the amount rules would read as a fee is one.
+                let gap = stated - given;
+                let open = self.ledger.invoice(a.invoice).open_amount;
+                let fee =
+                    gap <= crate::matching::amounts::BANK_FEE_MAX && gap * Decimal::TEN < open;
+                (gap > Decimal::ZERO && !fee).then(|| {
+                    let quoted = a
+                        .reference
+                        .and_then(|r| pc.queries.get(r.0))
+                        .map_or_else(|| "a line".to_string(), |q| format!("{:?}", q.text));
+                    format!(
+                        "the line quoting {quoted} says it pays {stated}, and the cash leaves only \
+                         {given} for {}: the remittance does not say what took the difference",
+                        self.ledger.invoice(a.invoice).number
+                    )
+                })
+            })
+    }
+
     /// A line whose reference found an invoice its amount does not fit, while another open item
     /// of that customer, whose number reads like the reference, has exactly the line's amount
     /// open: one mistyped digit that lands on a real invoice (`2026-0148283` for `...281`) looks
@@ -539,7 +581,12 @@ impl Engine {
         let min_similarity = f64::from(self.config.limits.min_similarity);
         c.allocations
             .iter()
-            .filter(|a| matches!(a.fit.kind, AmountFit::Overpaid | AmountFit::Partial))
+            .filter(|a| {
+                matches!(
+                    a.fit.kind,
+                    AmountFit::Overpaid | AmountFit::Partial | AmountFit::StatedDeduction
+                )
+            })
             .find_map(|a| {
                 let q = &pc.queries[a.reference?.0];
                 let line = payment.lines.get(a.line?)?;
@@ -547,7 +594,15 @@ impl Engine {
                     // The line's amount is its own invoice's (a fee or short pay of the cash).
                     return None;
                 }
-                let stated = line.amount_paid?;
+                // What the line accounts for: the cash, and for a stated deduction the cash with
+                // the deduction, which is the invoice amount the payer had in front of it.
+                let stated = if a.fit.kind == AmountFit::StatedDeduction {
+                    line.amount_paid?
+                        + line.discount.unwrap_or_default()
+                        + line.adjustments.iter().map(|x| x.amount).sum::<Decimal>()
+                } else {
+                    line.amount_paid?
+                };
                 let open = self
                     .ledger
                     .open_items(self.ledger.invoice_customer(a.invoice));

@@ -1031,3 +1031,107 @@ fn receipts_and_emailed_advices_are_linked_and_matched_in_one_run() {
     assert_eq!(applied + d.unapplied, Decimal::new(98500, 2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Lines that each say they pay their invoice in full while the cash is less than they add up
+/// to: something the remittance does not show (a credit memo netted silently) took the
+/// difference. Paying the lines in order until the cash runs out would leave a listed invoice
+/// half paid on an auto decision; the payment goes to review instead. A line that says it pays
+/// part of its invoice, and is paid what it says, is a partial payment and still applied.
+#[test]
+fn lines_that_state_more_than_the_cash_are_never_half_applied() {
+    let engine = rules_only(one_customer(&[
+        ("I1", "0090103431", usd(285_000), usd(285_000), 1),
+        ("I2", "0090103432", usd(285_000), usd(285_000), 1),
+        ("I3", "0090103440", usd(572_800), usd(572_800), 2),
+        ("CM", "0070007979", usd(-872_359), usd(-872_359), 3),
+    ]));
+    for (id, cash) in [("P-short", usd(270_441)), ("P-most", usd(840_000))] {
+        let d = engine.decide(&paying(
+            id,
+            cash,
+            &[
+                ("0090103431", usd(285_000)),
+                ("0090103432", usd(285_000)),
+                ("0090103440", usd(572_800)),
+            ],
+            None,
+        ));
+        assert_eq!(d.status, Status::Review, "{d:#?}");
+        assert!(d.allocations.is_empty(), "{d:#?}");
+    }
+    let d = engine.decide(&paying(
+        "P-part",
+        usd(100_000),
+        &[("0090103431", usd(100_000))],
+        None,
+    ));
+    assert_eq!(d.status, Status::Auto, "{d:#?}");
+    assert_eq!(key(&d.allocations), vec![("I1".into(), usd(100_000))]);
+    // 30.00 short of the line on a wire: the banks' fee, not something the payer netted.
+    let d = engine.decide(&paying(
+        "P-fee",
+        usd(282_000),
+        &[("0090103431", usd(285_000))],
+        None,
+    ));
+    assert_eq!(d.status, Status::Auto, "{d:#?}");
+    assert_eq!(key(&d.allocations), vec![("I1".into(), usd(282_000))]);
+}
+
+/// A mistyped digit on a line with a stated deduction: the line quotes `0090085967` (2,905.27
+/// open) and pays 1,499.65 less 166.63 freight, which is 1,666.28: exactly what `0090085977`
+/// has open. The cash is never applied to the first as a short pay with a deduction.
+#[test]
+fn a_mistyped_reference_with_a_stated_deduction_is_not_applied_to_the_wrong_invoice() {
+    use cashmatch::domain::Adjustment;
+    let engine = rules_only(one_customer(&[
+        ("I1", "0090085967", usd(290_527), usd(290_527), 1),
+        ("I2", "0090085977", usd(166_628), usd(166_628), 1),
+    ]));
+    let mut p = paying("P-ded", usd(149_965), &[("0090085967", usd(149_965))], None);
+    p.lines[0].adjustments.push(Adjustment {
+        amount: usd(16_663),
+        reason_code: Some("FREIGHT".into()),
+        text: None,
+    });
+    let d = engine.decide(&p);
+    assert!(
+        !d.allocations.iter().any(|a| a.invoice_id == "I1"),
+        "{d:#?}"
+    );
+    if d.status == Status::Review {
+        assert!(
+            d.explanation
+                .iter()
+                .any(|e| e.contains("0090085977 has open") && e.contains("mistyped")),
+            "{d:#?}"
+        );
+    }
+}
+
+/// A memo that is one long number alone, or `PMT` and a number, quotes the document paid, as
+/// `INVOICE` would: when it finds nothing open (another entity's number), an open item that
+/// happens to have the amount is not applied. A check number keeps its word and stays ignored.
+#[test]
+fn a_memo_of_one_number_that_finds_nothing_is_not_applied_by_amount_alone() {
+    let engine = rules_only(one_customer(&[(
+        "I1",
+        "0090110789",
+        usd(524_918),
+        usd(524_918),
+        1,
+    )]));
+    for memo in ["0095110793", "PMT 0095110793"] {
+        let d = engine.decide(&paying("P-lone", usd(524_918), &[], Some(memo)));
+        assert_eq!(d.status, Status::Review, "{memo}: {d:#?}");
+        assert!(d.allocations.is_empty(), "{memo}: {d:#?}");
+    }
+    let d = engine.decide(&paying(
+        "P-chk",
+        usd(524_918),
+        &[],
+        Some("CHECK 0095110793"),
+    ));
+    assert_eq!(d.status, Status::Auto, "{d:#?}");
+    assert_eq!(key(&d.allocations), vec![("I1".into(), usd(524_918))]);
+}

@@ -269,11 +269,17 @@ pub struct TextReference {
     pub named: bool,
 }
 
-/// Words that say the numbers after them are documents the payment is for.
-const DOCUMENT_WORDS: [&str; 12] = [
+/// Words that say the numbers after them are documents the payment is for. `PMT 0012345`
+/// (payment of 0012345) is how payers write a memo for one invoice; a check, batch or run
+/// number has its own word (`CHECK`, `BATCH`, `RUN`), which ends the context.
+const DOCUMENT_WORDS: [&str; 14] = [
     "INV", "INVOICE", "INVOICES", "INVS", "BILL", "BILLS", "RE", "REF", "DOC", "FACTUUR",
-    "RECHNUNG", "FACTURE",
+    "RECHNUNG", "FACTURE", "PMT", "PAYMENT",
 ];
+
+/// Digits a memo made of one number alone needs to be read as the reference the payer typed
+/// into the field: a payer's own check or batch number comes with its word.
+const LONE_NUMBER_DIGITS: usize = 6;
 
 /// Letter prefixes of document numbers written in one token (`INV0012345`, `PO-4500123`).
 const DOCUMENT_PREFIXES: [&str; 9] = ["INV", "IN", "IV", "DOC", "SO", "ORD", "CM", "CR", "PO"];
@@ -352,7 +358,11 @@ pub fn extract_from_text(text: &str) -> Vec<TextReference> {
         {
             doc_context = false;
         }
-        let named = doc_context || has_document_prefix(tok) || structured_number(tok);
+        // A memo that is one number and nothing else is the reference field as the payer
+        // filled it (`0095110793`).
+        let lone = raw.len() == 1
+            && tok.chars().filter(|c| c.is_ascii_digit()).count() >= LONE_NUMBER_DIGITS;
+        let named = doc_context || lone || has_document_prefix(tok) || structured_number(tok);
         if is_amount_or_date(tok) {
             i += 1;
             continue;
@@ -596,6 +606,19 @@ mod tests {
             [("CA-2027-0131682".to_string(), true)]
         );
         assert_eq!(named("BATCH 88346"), [("88346".to_string(), false)]);
+        // Payment of one invoice, and the reference field holding one number alone: both say
+        // what is paid. A short lone number may be anything; a check number has its word.
+        assert_eq!(named("PMT 0090075844"), [("0090075844".to_string(), true)]);
+        assert_eq!(named("0095110793"), [("0095110793".to_string(), true)]);
+        assert_eq!(named("55213"), [("55213".to_string(), false)]);
+        assert_eq!(
+            named("PMT 0090075844 CHECK 104233"),
+            [
+                ("0090075844".to_string(), true),
+                ("104233".to_string(), false)
+            ]
+        );
+        assert!(named("ACH PAYMENT").is_empty());
     }
 
     #[test]
