@@ -18,7 +18,7 @@
 //! write a Markdown table per family: touchless, misapplied and incomplete auto-applies per
 //! 1,000 payments, review top-1 (docs/engine.md).
 
-use crate::domain::{Customer, Invoice};
+use crate::domain::{Customer, Decision, Invoice};
 use crate::engine::{Engine, EngineConfig};
 use crate::eval::{self, Figures, Report};
 use crate::ledger::{Ledger, LedgerError};
@@ -140,10 +140,20 @@ fn fit(
 
 /// The real engine, policy included, deciding a whole split with `model`, scored by family.
 pub fn judge(model: Model, customers: &[Customer], split: &Split) -> Result<Report, CrossvalError> {
+    decide(model, customers, split).map(|(report, _)| report)
+}
+
+/// [`judge`], keeping the decisions (for reading why a held-out family went wrong).
+fn decide(
+    model: Model,
+    customers: &[Customer],
+    split: &Split,
+) -> Result<(Report, Vec<Decision>), CrossvalError> {
     let ledger = ledger_of(customers, &split.invoices)?;
     let mut engine = Engine::new(ledger, Arc::new(model), EngineConfig::default());
     let decisions = engine.run_batch(&split.payments);
-    Ok(eval::evaluate(&decisions, &split.labels, &cases_of(split)))
+    let report = eval::evaluate(&decisions, &split.labels, &cases_of(split));
+    Ok((report, decisions))
 }
 
 /// One family's row: its test payments under the model that never saw the family, and under the
@@ -155,6 +165,8 @@ pub struct FamilyRow {
     pub all: Figures,
     /// The held-out model's certified threshold (above 1: it certified none).
     pub threshold: f64,
+    /// The held-out model's decisions of the family's test payments.
+    pub decisions: Vec<Decision>,
 }
 
 /// Leave-one-family-out figures of a world.
@@ -200,7 +212,12 @@ pub fn lofo(
         });
         let model = fit(&ex, cfg, &replayed.habits, &format!("without-{name}"))?;
         let threshold = model.threshold;
-        let report = judge(model, &world.customers, &world.test)?;
+        let (report, decisions) = decide(model, &world.customers, &world.test)?;
+        let test_cases = cases_of(&world.test);
+        let decisions = decisions
+            .into_iter()
+            .filter(|d| test_cases.get(&d.payment_id).map(String::as_str) == Some(name))
+            .collect();
         let held_out = report.by_case.get(name).cloned().unwrap_or_default();
         held_out_overall.absorb(&held_out);
         rows.push(FamilyRow {
@@ -208,6 +225,7 @@ pub fn lofo(
             held_out,
             all: all.by_case.get(name).cloned().unwrap_or_default(),
             threshold,
+            decisions,
         });
         progress(&format!("without {name}: done"));
     }

@@ -13,6 +13,7 @@ use crate::matching::candidates::{
     self, Candidate, CandidateLimits, PaymentCandidates, RefQuery, Source,
 };
 use crate::matching::features;
+use crate::matching::payer::PayerVia;
 use crate::matching::references::one_slip_apart;
 use crate::matching::strata;
 use crate::model::artifact::{Model, decision_score};
@@ -23,7 +24,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 /// Version of the candidate rules and policy, recorded in every decision beside the model's.
-pub const RULES_VERSION: &str = "rules-2026.12.1";
+pub const RULES_VERSION: &str = "rules-2026.12.2";
 
 /// Suggestions shown to an analyst for a review item.
 const MAX_SUGGESTIONS: usize = 3;
@@ -177,10 +178,7 @@ impl Engine {
         }
         let s = self.score(payment);
         let pc = &s.candidates;
-        let direct_payer = pc
-            .payers
-            .iter()
-            .find(|p| p.via != crate::matching::payer::PayerVia::Reference);
+        let direct_payer = pc.payers.iter().find(|p| p.via != PayerVia::Reference);
         if let Some(p) = direct_payer {
             let c = self.ledger.customer(p.customer);
             d.customer_id = Some(c.id.clone());
@@ -473,6 +471,12 @@ impl Engine {
                 pc.queries[qi].text
             ));
         }
+        if let Some(why) = self.listed_item_left_unpaid(payment, pc, c) {
+            return Some(why);
+        }
+        if let Some(why) = self.foreign_item_misfit(pc, c) {
+            return Some(why);
+        }
         if let Some(why) = self.mistyped_reference(payment, pc, c) {
             return Some(why);
         }
@@ -527,6 +531,83 @@ impl Engine {
             }
         }
         None
+    }
+
+    /// A line that quotes a reference and states an amount for it, which the allocation leaves
+    /// unpaid while it spends the cash elsewhere: the payer said what it paid, and a decision
+    /// that ignores part of it is not the remittance's (a credit memo netted without a line takes
+    /// the cash a listed invoice was due; a mistyped reference pays another item). Paying the
+    /// listed lines in order until the cash runs out skips the last ones this way.
+    fn listed_item_left_unpaid(
+        &self,
+        payment: &Payment,
+        pc: &PaymentCandidates,
+        c: &Candidate,
+    ) -> Option<String> {
+        let paid_lines: Vec<usize> = c.allocations.iter().filter_map(|a| a.line).collect();
+        (0..pc.queries.len()).find_map(|qi| {
+            let q = &pc.queries[qi];
+            let line = q.line?;
+            let stated = payment.lines.get(line)?.amount_paid?;
+            let used = paid_lines.contains(&line)
+                || q.also_lines.iter().any(|l| paid_lines.contains(l))
+                || c.allocations
+                    .iter()
+                    .any(|a| a.reference.is_some_and(|r| r.0 == qi));
+            // An item found by amount for the line's cash stands for the line (its reference
+            // mistyped beyond finding): whether that is safe is the rule on amounts alone.
+            let by_amount = c.allocations.iter().any(|a| {
+                a.line.is_none()
+                    && a.reference.is_none()
+                    && (a.fit.amount == stated
+                        || a.fit.amount + a.fit.discount + a.fit.deduction == stated)
+            });
+            (!used && !by_amount && !stated.is_zero()).then(|| {
+                let found = match pc.hits.get(qi).and_then(|h| h.first()) {
+                    Some(h) => format!("it reads as {}", self.ledger.invoice(h.invoice).number),
+                    None => "it finds nothing open".to_string(),
+                };
+                format!(
+                    "the line quoting {:?} says it pays {stated} ({found}), and the allocation \
+                     pays nothing on it",
+                    q.text
+                )
+            })
+        })
+    }
+
+    /// An invoice of a customer that is not the payer, reached by a reference, whose amount does
+    /// not fit: when the bank account or the name says who paid, a reference that lands on
+    /// another customer's item with the wrong amount is a mistyped number far likelier than a
+    /// payment on someone else's behalf (those pay what the item asks).
+    fn foreign_item_misfit(&self, pc: &PaymentCandidates, c: &Candidate) -> Option<String> {
+        let known = pc
+            .payers
+            .iter()
+            .any(|p| matches!(p.via, PayerVia::Account | PayerVia::Name));
+        if !known {
+            return None;
+        }
+        c.allocations
+            .iter()
+            .filter(|a| {
+                !matches!(
+                    a.fit.kind,
+                    AmountFit::Exact | AmountFit::Discount | AmountFit::LateDiscount
+                )
+            })
+            .find(|a| {
+                let owner = self.ledger.invoice_customer(a.invoice);
+                !pc.payers
+                    .iter()
+                    .any(|p| p.customer == owner && p.via != PayerVia::Reference)
+            })
+            .map(|a| {
+                format!(
+                    "{} belongs to a customer that did not pay, and the amount does not fit it",
+                    self.ledger.invoice(a.invoice).number
+                )
+            })
     }
 
     /// A line that says it pays an amount, of which the allocation applies less to the line's

@@ -811,6 +811,13 @@ fn run(cli: Cli) -> Result<()> {
                 crossval::render_lofo(&l)
             );
             write_table(&out, "lofo.md", &table)?;
+            // Each held-out family's decisions, to read what went wrong with `cashmatch eval`.
+            for row in &l.rows {
+                write_decisions(
+                    &out.join(format!("held-out-{}.jsonl", row.family)),
+                    &row.decisions,
+                )?;
+            }
         }
         Command::CrossProfile {
             train_profile,

@@ -1135,3 +1135,97 @@ fn a_memo_of_one_number_that_finds_nothing_is_not_applied_by_amount_alone() {
     assert_eq!(d.status, Status::Auto, "{d:#?}");
     assert_eq!(key(&d.allocations), vec![("I1".into(), usd(524_918))]);
 }
+
+/// Overland (C1) with its items, and Lakeside (C2) with `INV-0317677`.
+fn overland_and_lakeside(overland: &[(&str, &str, Decimal, Decimal, u32)]) -> Ledger {
+    use cashmatch::domain::Customer;
+    let mut ledger = one_customer(overland);
+    ledger.upsert_customer(Customer {
+        id: "C2".into(),
+        name: "Lakeside Dental Group".into(),
+        parent_id: None,
+        bank_accounts: vec!["999988887777".into()],
+    });
+    let mut other = ledger.invoice(0).clone();
+    other.id = "I9".into();
+    other.customer_id = "C2".into();
+    other.number = "INV-0317677".into();
+    other.amount = usd(123_846);
+    other.open_amount = usd(123_846);
+    ledger.upsert_invoice(other).expect("I9");
+    ledger
+}
+
+/// A line whose mistyped number lands on another customer's invoice: Overland's remittance
+/// quotes `INV-0317677` for its own `INV-0316777` (205.00 open), and `INV-0317677` is a 1,238.46
+/// invoice of Lakeside. The payer is known by its account, so the 205.00 is never applied to
+/// Lakeside's invoice as a part payment: it goes to Overland's items, or to review with them as
+/// the first suggestion.
+#[test]
+fn a_mistyped_reference_on_another_customers_invoice_is_never_applied_to_it() {
+    let lines = [
+        ("INV-0316776", usd(55_835)),
+        ("INV-0317677", usd(20_500)),
+        ("INV-0316779", usd(211_666)),
+    ];
+    let engine = rules_only(overland_and_lakeside(&[
+        ("I1", "INV-0316776", usd(55_835), usd(55_835), 1),
+        ("I2", "INV-0316777", usd(20_500), usd(20_500), 1),
+        ("I3", "INV-0316779", usd(211_666), usd(211_666), 1),
+    ]));
+    let d = engine.decide(&paying("P-typo-foreign", usd(288_001), &lines, None));
+    assert!(d.allocations.iter().all(|a| a.invoice_id != "I9"), "{d:#?}");
+    let truth = vec![
+        ("I1".into(), usd(55_835)),
+        ("I2".into(), usd(20_500)),
+        ("I3".into(), usd(211_666)),
+    ];
+    if d.status == Status::Auto {
+        assert_eq!(key(&d.allocations), truth, "{d:#?}");
+    } else {
+        // The analyst is shown the payer's own items first.
+        let top = d.suggestions.first().expect("a suggestion");
+        assert_eq!(key(&top.allocations), truth, "{d:#?}");
+    }
+    // Overland's item not in the ledger yet: the only allocation that spends all the cash is
+    // the one through Lakeside's invoice, and it waits for a person.
+    let engine = rules_only(overland_and_lakeside(&[
+        ("I1", "INV-0316776", usd(55_835), usd(55_835), 1),
+        ("I3", "INV-0316779", usd(211_666), usd(211_666), 1),
+    ]));
+    let d = engine.decide(&paying("P-typo-foreign-2", usd(288_001), &lines, None));
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty(), "{d:#?}");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("INV-0317677") && e.contains("customer that did not pay")),
+        "{d:#?}"
+    );
+}
+
+/// A credit memo netted without a line of its own: the remittance lists 937.63 and 56.48, the
+/// cash is 919.08 (75.03 of credit taken). Paying the first line with all the cash, 18.55 short
+/// (which reads like a wire fee), and the second line nothing, is not what the payer said: the
+/// payment goes to review, the listed lines in the top suggestion.
+#[test]
+fn a_listed_line_left_unpaid_sends_the_payment_to_review() {
+    let engine = rules_only(one_customer(&[
+        ("I1", "INV-0307226", usd(93_763), usd(93_763), 1),
+        ("I2", "INV-0149226", usd(5_648), usd(5_648), 2),
+    ]));
+    let d = engine.decide(&paying(
+        "P-netted",
+        usd(91_908),
+        &[("INV-0307226", usd(93_763)), ("INV-0149226", usd(5_648))],
+        None,
+    ));
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty(), "{d:#?}");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("pays nothing on it") || e.contains("does not say what took")),
+        "{d:#?}"
+    );
+}
