@@ -24,7 +24,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 /// Version of the candidate rules and policy, recorded in every decision beside the model's.
-pub const RULES_VERSION: &str = "rules-2026.12.2";
+pub const RULES_VERSION: &str = "rules-2026.12.3";
 
 /// Suggestions shown to an analyst for a review item.
 const MAX_SUGGESTIONS: usize = 3;
@@ -477,6 +477,9 @@ impl Engine {
         if let Some(why) = self.foreign_item_misfit(pc, c) {
             return Some(why);
         }
+        if let Some(why) = self.shared_reference(pc, c) {
+            return Some(why);
+        }
         if let Some(why) = self.mistyped_reference(payment, pc, c) {
             return Some(why);
         }
@@ -608,6 +611,32 @@ impl Engine {
                     self.ledger.invoice(a.invoice).number
                 )
             })
+    }
+
+    /// A reference that reads as well as another open item with the same open amount, which the
+    /// allocation leaves alone: a blanket PO quoted for one of several invoices billed against it
+    /// at the same price says nothing of which one, so picking one is a guess.
+    fn shared_reference(&self, pc: &PaymentCandidates, c: &Candidate) -> Option<String> {
+        c.allocations.iter().find_map(|a| {
+            let (qi, sim, _) = a.reference?;
+            let open = self.ledger.invoice(a.invoice).open_amount;
+            pc.hits
+                .get(qi)?
+                .iter()
+                .find(|h| {
+                    h.sim >= sim
+                        && !c.allocations.iter().any(|x| x.invoice == h.invoice)
+                        && self.ledger.invoice(h.invoice).open_amount == open
+                })
+                .map(|h| {
+                    format!(
+                        "reference {:?} reads as {} and as {} alike, both with {open} open",
+                        pc.queries[qi].text,
+                        self.ledger.invoice(a.invoice).number,
+                        self.ledger.invoice(h.invoice).number
+                    )
+                })
+        })
     }
 
     /// A line that says it pays an amount, of which the allocation applies less to the line's

@@ -1229,3 +1229,45 @@ fn a_listed_line_left_unpaid_sends_the_payment_to_review() {
         "{d:#?}"
     );
 }
+
+/// A blanket PO billed twice at the same price: the line quotes `PO-4500327139` for 999.00, and
+/// two open invoices carry that PO with 999.00 open. Nothing says which one was paid, so the
+/// payment waits for a person whatever the model says.
+#[test]
+fn a_po_shared_by_two_invoices_of_the_same_amount_is_not_a_guess() {
+    let mut ledger = one_customer(&[("I3", "INV-0374666", usd(134_900), usd(134_900), 3)]);
+    for (id, number, day) in [("I1", "INV-0373270", 1), ("I2", "INV-0373674", 2)] {
+        let mut inv = ledger.invoice(0).clone();
+        inv.id = id.into();
+        inv.number = number.into();
+        inv.po_number = Some("PO-4500327139".into());
+        inv.amount = usd(99_900);
+        inv.open_amount = usd(99_900);
+        inv.invoice_date = chrono::NaiveDate::from_ymd_opt(2026, 10, day).expect("date");
+        ledger.upsert_invoice(inv).expect("invoice");
+    }
+    let engine = rules_only(ledger);
+    let d = engine.decide(&paying(
+        "P-blanket",
+        usd(234_800),
+        &[
+            ("INV-0374666", usd(134_900)),
+            ("PO-4500327139", usd(99_900)),
+        ],
+        None,
+    ));
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty(), "{d:#?}");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("\"PO-4500327139\" reads as INV-")),
+        "{d:#?}"
+    );
+    // Both readings are offered, the first with the invoice the number names.
+    let top = d.suggestions.first().expect("a suggestion");
+    assert!(
+        top.allocations.iter().any(|a| a.invoice_id == "I3"),
+        "{d:#?}"
+    );
+}
