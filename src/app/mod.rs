@@ -284,7 +284,7 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AuditRecord, Store};
+    use crate::store::AuditRecord;
 
     #[test]
     fn a_broken_audit_chain_found_at_start_shows_in_the_metrics() {

@@ -10,7 +10,7 @@ use rust_decimal_macros::dec;
 
 /// A service on a fresh store in a temporary directory, with the fixture ledger loaded and the
 /// fixture payments decided.
-pub(crate) async fn cases_service(name: &str) -> (Arc<Service<SqliteStore>>, PathBuf) {
+pub(crate) async fn cases_service(name: &str) -> (Arc<Service>, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
     let dir = std::env::temp_dir().join(format!("cashmatch-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -224,7 +224,7 @@ mod journal {
     }
 
     /// Every posting, read from the store.
-    async fn journal(service: &Service<SqliteStore>) -> Vec<Posting> {
+    async fn journal(service: &Service) -> Vec<Posting> {
         let mut all = Vec::new();
         loop {
             let page = service
@@ -243,7 +243,7 @@ mod journal {
     }
 
     /// Review items open in the store.
-    async fn open_items(service: &Service<SqliteStore>) -> usize {
+    async fn open_items(service: &Service) -> usize {
         let (_, total) = service
             .review_items(ReviewFilter {
                 customer_id: None,
@@ -263,7 +263,7 @@ mod journal {
     }
 
     /// The invariants of the journal, against the committed store.
-    async fn check(service: &Service<SqliteStore>, ids: &[String]) -> Result<(), TestCaseError> {
+    async fn check(service: &Service, ids: &[String]) -> Result<(), TestCaseError> {
         let postings = journal(service).await;
         let mut reversed = std::collections::HashSet::new();
         for (i, p) in postings.iter().enumerate() {
@@ -622,14 +622,14 @@ mod reversals {
         }
     }
 
-    async fn postings_of(service: &Service<SqliteStore>, id: &str) -> Vec<Posting> {
+    async fn postings_of(service: &Service, id: &str) -> Vec<Posting> {
         service
             .postings(PostingFilter::Payment(id.into()), 0, 1_000)
             .await
             .expect("postings")
     }
 
-    async fn audit_actions(service: &Service<SqliteStore>, id: &str) -> Vec<String> {
+    async fn audit_actions(service: &Service, id: &str) -> Vec<String> {
         service
             .audit_events(Some(id.into()), 0, 100)
             .await
@@ -639,7 +639,7 @@ mod reversals {
             .collect()
     }
 
-    fn open(service: &Service<SqliteStore>, id: &str) -> Decimal {
+    fn open(service: &Service, id: &str) -> Decimal {
         service.invoices_now([id])[0].open_amount
     }
 
@@ -1225,4 +1225,105 @@ fn request_for(payment_id: &str, action: ResolveAction, analyst: &str) -> Resolv
         action,
         note: "another way".into(),
     }
+}
+
+/// Two services on one store stand for two replicas: the second's ledger index is stale once the
+/// first has applied cash. A payment the first decided is refused by the store when the second
+/// decides it too, and comes back as the first's decision; a new payment on an invoice the first
+/// closed is refused, reloaded and decided again; no invoice is over-applied and nothing stops.
+#[test]
+fn a_write_refused_because_another_replica_changed_the_row_is_decided_again() {
+    runtime().block_on(async {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
+        let dir = std::env::temp_dir().join(format!("cashmatch-replicas-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let open = || async {
+            Arc::new(
+                Service::open(
+                    SqliteStore::open(&dir).expect("store"),
+                    None,
+                    EngineConfig::default(),
+                    Limits::default(),
+                )
+                .await
+                .expect("service"),
+            )
+        };
+        let a = open().await;
+        fn number<T>(v: Vec<T>) -> Vec<(u64, T)> {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| (i as u64, x))
+                .collect()
+        }
+        let customers = crate::io::read_customers(root.join("customers.csv")).expect("customers");
+        let invoices = crate::io::read_invoices(root.join("invoices.csv")).expect("invoices");
+        a.upsert(number(customers.rows), number(invoices.rows.clone()))
+            .await
+            .expect("ledger");
+        let b = open().await;
+        let payments = crate::io::read_remittances(root.join("remittances.csv"))
+            .expect("remittances")
+            .payments;
+        let mut auto = Vec::new();
+        for p in &payments {
+            let m = a.match_payment(p.clone()).await.expect("a decides");
+            if m.decision.status == crate::domain::Status::Auto {
+                auto.push(p.clone());
+            }
+        }
+        assert!(!auto.is_empty(), "the fixture has auto-applied payments");
+        for p in &payments {
+            let on_a = a.decision(p.payment_id.clone()).await.expect("stored");
+            let on_b = b.match_payment(p.clone()).await.expect("b replays");
+            assert!(on_b.replayed, "{}: decided once, on a", p.payment_id);
+            assert_eq!(on_b.decision, on_a);
+        }
+        // The same cash under new ids: b's index has the invoices a closed reloaded by now, so
+        // send a third replica with the ledger as it was before a paid.
+        let c = {
+            let c = open().await;
+            let mut core = c.write().expect("core");
+            for inv in &invoices.rows {
+                core.engine
+                    .ledger_mut()
+                    .upsert_invoice(inv.clone())
+                    .expect("stale invoice");
+            }
+            drop(core);
+            c
+        };
+        for p in &auto {
+            let mut again = p.clone();
+            again.payment_id = format!("{}-again", p.payment_id);
+            let m = c
+                .match_payment(again)
+                .await
+                .expect("c decides, never stops");
+            assert!(!m.replayed);
+        }
+        for inv in &invoices.rows {
+            let stored = c
+                .store()
+                .invoice(inv.id.clone())
+                .await
+                .expect("read")
+                .expect("stored");
+            let within = if inv.is_credit() {
+                stored.open_amount <= Decimal::ZERO && stored.open_amount >= inv.amount
+            } else {
+                stored.open_amount >= Decimal::ZERO && stored.open_amount <= inv.amount
+            };
+            assert!(
+                within,
+                "invoice {} over-applied: {}",
+                inv.id, stored.open_amount
+            );
+        }
+        assert!(c.write().is_ok(), "a conflict never stops the service");
+        for s in [&a, &b, &c] {
+            s.store().close();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
 }

@@ -486,4 +486,7 @@ pub trait Store: Send + Sync + 'static {
     fn wal_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// Stops taking writes after those already queued, and waits until they are durable.
+    fn close(&self);
 }
