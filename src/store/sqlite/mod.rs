@@ -26,11 +26,11 @@ mod approval;
 pub mod audit;
 mod backup;
 mod commit;
-mod read;
+pub(super) mod read;
 mod schema;
 #[cfg(test)]
 mod tests;
-mod write;
+pub(super) mod write;
 
 pub use backup::{BackupSummary, backup};
 
