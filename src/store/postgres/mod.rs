@@ -22,6 +22,8 @@ mod read;
 mod schema;
 #[cfg(test)]
 pub(crate) mod testdb;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use super::writer::{GroupBackend, Write, Writer};
@@ -367,37 +369,5 @@ impl Store for PgStore {
 
     fn close(&self) {
         self.shut();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{StoreUrl, redacted};
-
-    #[test]
-    fn a_password_never_reaches_a_message() {
-        assert_eq!(
-            redacted("postgres://app:s3cret@db:5432/cash"),
-            "postgres://app:***@db:5432/cash"
-        );
-        assert_eq!(
-            redacted("postgres://root@127.0.0.1:5432/test"),
-            "postgres://root@127.0.0.1:5432/test"
-        );
-        let url: StoreUrl = "postgres://app:s3cret@db:5432/cash".parse().expect("url");
-        assert!(!format!("{url:?} {url}").contains("s3cret"));
-    }
-
-    #[test]
-    fn a_store_that_is_not_postgres_is_refused_naming_the_default() {
-        let e = "sqlite:///var/lib/cashmatch"
-            .parse::<StoreUrl>()
-            .unwrap_err();
-        assert!(e.contains("--data-dir"), "{e}");
-        assert!(
-            "postgres://root@127.0.0.1:5432/test"
-                .parse::<StoreUrl>()
-                .is_ok()
-        );
     }
 }

@@ -29,7 +29,7 @@ mod commit;
 pub(super) mod read;
 mod schema;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 pub(super) mod write;
 
 pub use backup::{BackupSummary, backup};
