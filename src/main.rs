@@ -206,6 +206,10 @@ enum Command {
         /// Directory of the store [default: ./data].
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Keep the state in PostgreSQL instead (postgres://USER@HOST:PORT/DB), so that several
+        /// replicas can share it (docs/operations.md); SQLite in --data-dir is the default.
+        #[arg(long, value_name = "URL")]
+        store: Option<cashmatch::store::StoreUrl>,
         /// Model directory; else the last one activated, else the built-in model.
         #[arg(long)]
         model: Option<PathBuf>,
@@ -865,6 +869,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve {
             addr,
             data_dir,
+            store,
             model,
             models_dir,
             config,
@@ -882,6 +887,7 @@ fn run(cli: Cli) -> Result<()> {
                 metrics_addr,
                 ui_addr,
                 no_ui,
+                store,
             };
             let settings = Settings::load(config.as_deref(), flags)?;
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -4,7 +4,6 @@
 //! own.
 
 use crate::service::Service;
-use crate::service::Store;
 use crate::service::auth::{Auth, FailureReason};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -182,7 +181,7 @@ impl Metrics {
     }
 
     /// Renders the text exposition, reading the service's gauges now.
-    pub fn render<S: Store>(&self, service: &Service<S>) -> String {
+    pub fn render(&self, service: &Service) -> String {
         let c = service.counters();
         let auto = c.decisions_auto.load(Ordering::Relaxed);
         let review = c.decisions_review.load(Ordering::Relaxed);
@@ -245,10 +244,10 @@ fn mirror(c: &Counter, value: u64) {
 }
 
 /// Serves `GET /metrics` until `shutdown` resolves.
-pub async fn serve_metrics<S: Store>(
+pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
-    service: Arc<Service<S>>,
+    service: Arc<Service>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::routing::get;

@@ -58,7 +58,7 @@ struct Running {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
-    service: Arc<Service<SqliteStore>>,
+    service: Arc<Service>,
     metrics: Arc<Metrics>,
 }
 

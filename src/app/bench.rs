@@ -13,7 +13,7 @@ use crate::grpc::pb::matching_client::MatchingClient;
 use crate::grpc::pb::{self, MatchRequest};
 use crate::metrics::Metrics;
 use crate::service::{Limits, Service};
-use crate::store::{SqliteStore, Store};
+use crate::store::SqliteStore;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -215,7 +215,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let restarted = Service::open(store, None, EngineConfig::default(), Limits::default()).await?;
     let restart_secs = t.elapsed().as_secs_f64();
     restarted.store().close();
-    let db_mib = std::fs::metadata(restarted.store().path())
+    let db_mib = std::fs::metadata(dir.join(crate::store::sqlite::DB_FILE))
         .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
     drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);

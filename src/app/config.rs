@@ -60,7 +60,7 @@ use crate::service::auth::{
     CertEntry, CertFingerprint, ClientCerts, Role, TokenEntry, TokenHash, Tokens,
 };
 use crate::service::{FourEyes, Limits};
-use crate::store::Durability;
+use crate::store::{Durability, StoreUrl};
 use crate::tls::TlsFiles;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -185,6 +185,8 @@ pub struct Overrides {
     pub ui_addr: Option<SocketAddr>,
     /// `--no-ui`: do not serve the workbench.
     pub no_ui: bool,
+    /// `--store`: a PostgreSQL database instead of the SQLite store in the data directory.
+    pub store: Option<StoreUrl>,
 }
 
 /// Everything the service needs to start.
@@ -192,6 +194,9 @@ pub struct Overrides {
 pub struct Settings {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// The PostgreSQL store, when not the SQLite one in `data_dir` (a flag only: a URL may
+    /// carry a password, which has no place in a config file checked into a deployment repo).
+    pub store: Option<StoreUrl>,
     /// The model directory to start with; `None` means the last activated, else the built-in.
     pub model: Option<PathBuf>,
     /// A models directory whose `ACTIVE` pointer the service follows (what `cashmatch-train
@@ -233,6 +238,7 @@ impl Default for Settings {
         Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("data"),
+            store: None,
             model: None,
             models_dir: None,
             threshold: None,
@@ -418,6 +424,7 @@ impl Settings {
             ui_addr,
             review_sla_hours,
             data_dir: flags.data_dir.or(data_dir).unwrap_or(d.data_dir),
+            store: flags.store.clone(),
             model: flags.model.or(model),
             models_dir: flags.models_dir.or(models_dir),
             threshold,

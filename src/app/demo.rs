@@ -3,16 +3,12 @@
 
 use super::{AppError, io};
 use crate::service::{Service, ServiceError};
-use crate::store::SqliteStore;
 use crate::synth::{self, SynthConfig};
 use std::path::Path;
 use std::sync::Arc;
 
 /// A small synthetic ledger for trying the service, with remittances to send against it.
-pub(super) async fn seed(
-    service: &Arc<Service<SqliteStore>>,
-    data_dir: &Path,
-) -> Result<(), AppError> {
+pub(super) async fn seed(service: &Arc<Service>, data_dir: &Path) -> Result<(), AppError> {
     if service.ledger_size() != (0, 0) {
         tracing::info!("--demo: the store already holds a ledger; not seeding");
         return Ok(());

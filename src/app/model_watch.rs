@@ -13,7 +13,6 @@
 
 use crate::model::artifact::active_dir;
 use crate::service::Service;
-use crate::store::Store;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,8 +25,8 @@ pub const POLL: Duration = Duration::from_secs(5);
 pub const ACTOR: &str = "models/ACTIVE";
 
 /// Follows `models/ACTIVE` until `stop` resolves (see the module doc).
-pub async fn follow<S: Store>(
-    service: Arc<Service<S>>,
+pub async fn follow(
+    service: Arc<Service>,
     models: PathBuf,
     every: Duration,
     stop: impl Future<Output = ()>,
@@ -81,7 +80,7 @@ async fn pointer(models: &Path) -> Option<PathBuf> {
 
 /// The directory `models/ACTIVE` names, if the audit trail shows this service activated it by
 /// following the pointer.
-async fn already_followed<S: Store>(service: &Service<S>, models: &Path) -> Option<PathBuf> {
+async fn already_followed(service: &Service, models: &Path) -> Option<PathBuf> {
     let dir = pointer(models).await?;
     let trail = service
         .audit_events(Some(dir.display().to_string()), 0, 1000)
@@ -104,7 +103,7 @@ mod tests {
         std::fs::write(models.join(ACTIVE_FILE), format!("{version}\n")).expect("pointer");
     }
 
-    async fn running(service: &Service<SqliteStore>, version: &str) -> bool {
+    async fn running(service: &Service, version: &str) -> bool {
         // Up to 5 s: the follower polls every 20 ms, but a loaded CI machine can be slow.
         for _ in 0..500 {
             if service.model_info().version == version {
@@ -117,7 +116,7 @@ mod tests {
 
     /// Follows `models` every 20 ms until the sender is used or dropped.
     fn start(
-        service: &Arc<Service<SqliteStore>>,
+        service: &Arc<Service>,
         models: &Path,
     ) -> (
         tokio::sync::oneshot::Sender<()>,

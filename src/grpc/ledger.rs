@@ -5,7 +5,6 @@ use super::pb::{self, ledger_server};
 use super::{observe, principal};
 use crate::domain::{Customer, Invoice};
 use crate::metrics::Metrics;
-use crate::service::Store;
 use crate::service::{Service, UpsertOutcome};
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -14,8 +13,8 @@ use tonic::{Request, Response, Status, Streaming};
 /// Records stored per transaction during a streamed load.
 const CHUNK: usize = 2_000;
 
-pub(crate) struct LedgerApi<S: Store> {
-    pub(crate) service: Arc<Service<S>>,
+pub(crate) struct LedgerApi {
+    pub(crate) service: Arc<Service>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -50,7 +49,7 @@ where
 }
 
 #[tonic::async_trait]
-impl<S: Store> ledger_server::Ledger for LedgerApi<S> {
+impl ledger_server::Ledger for LedgerApi {
     async fn upsert_customers(
         &self,
         request: Request<pb::UpsertCustomersRequest>,

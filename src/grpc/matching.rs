@@ -6,7 +6,6 @@ use super::pb::{self, matching_server};
 use crate::domain::Payment;
 use crate::formats::Format;
 use crate::metrics::Metrics;
-use crate::service::Store;
 use crate::service::{MatchOutcome, Matched, Service};
 use futures_util::FutureExt;
 use std::sync::Arc;
@@ -24,8 +23,8 @@ const STREAM_BATCH: usize = 256;
 /// A batch's responses, in request order.
 type Batch = tokio::task::JoinHandle<Vec<Result<pb::MatchResponse, Status>>>;
 
-pub(crate) struct MatchingApi<S: Store> {
-    pub(crate) service: Arc<Service<S>>,
+pub(crate) struct MatchingApi {
+    pub(crate) service: Arc<Service>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -96,8 +95,8 @@ impl TryFrom<pb::MatchRequest> for Input {
 
 /// Decides requests, a single call's or a stream's batch: structured payments together, raw
 /// remittances one by one, each request's response (or refusal) in request order.
-async fn decide<S: Store>(
-    service: &Arc<Service<S>>,
+async fn decide(
+    service: &Arc<Service>,
     batch: Vec<pb::MatchRequest>,
 ) -> Vec<Result<pb::MatchResponse, Status>> {
     let mut out: Vec<Option<Result<pb::MatchResponse, Status>>> = Vec::with_capacity(batch.len());
@@ -144,8 +143,8 @@ async fn decide<S: Store>(
 }
 
 /// A stream's batch, decided, with each request's latency (the batch's) counted.
-async fn decide_batch<S: Store>(
-    service: Arc<Service<S>>,
+async fn decide_batch(
+    service: Arc<Service>,
     metrics: Arc<Metrics>,
     batch: Vec<pb::MatchRequest>,
 ) -> Vec<Result<pb::MatchResponse, Status>> {
@@ -180,7 +179,7 @@ fn as_item_error(s: &Status) -> Option<pb::MatchResponse> {
 }
 
 #[tonic::async_trait]
-impl<S: Store> matching_server::Matching for MatchingApi<S> {
+impl matching_server::Matching for MatchingApi {
     async fn match_payment(
         &self,
         request: Request<pb::MatchRequest>,

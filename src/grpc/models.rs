@@ -5,18 +5,17 @@ use super::pb::{self, models_server};
 use super::{observe, principal};
 use crate::metrics::Metrics;
 use crate::service::Service;
-use crate::service::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-pub(crate) struct ModelsApi<S: Store> {
-    pub(crate) service: Arc<Service<S>>,
+pub(crate) struct ModelsApi {
+    pub(crate) service: Arc<Service>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
 #[tonic::async_trait]
-impl<S: Store> models_server::Models for ModelsApi<S> {
+impl models_server::Models for ModelsApi {
     async fn get_active_model(
         &self,
         request: Request<pb::GetActiveModelRequest>,

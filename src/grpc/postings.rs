@@ -4,9 +4,7 @@ use super::convert::FieldError;
 use super::observe;
 use super::pb::{self, postings_server};
 use crate::metrics::Metrics;
-use crate::service::{
-    ActorKind, Posting, PostingFilter, PostingKind, PostingRecord, Service, Store,
-};
+use crate::service::{ActorKind, Posting, PostingFilter, PostingKind, PostingRecord, Service};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -17,8 +15,8 @@ const DEFAULT_LIMIT: u32 = 100;
 /// Postings listed at most.
 const MAX_LIMIT: u32 = 1_000;
 
-pub(crate) struct PostingsApi<S: Store> {
-    pub(crate) service: Arc<Service<S>>,
+pub(crate) struct PostingsApi {
+    pub(crate) service: Arc<Service>,
     pub(crate) metrics: Arc<Metrics>,
     /// True once the server shuts down: watches end (UNAVAILABLE) and the client reconnects.
     pub(crate) closing: tokio::sync::watch::Receiver<bool>,
@@ -92,7 +90,7 @@ impl From<Posting> for pb::Posting {
 type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Posting, Status>>;
 
 #[tonic::async_trait]
-impl<S: Store> postings_server::Postings for PostingsApi<S> {
+impl postings_server::Postings for PostingsApi {
     type WatchPostingsStream = WatchStream;
 
     async fn watch_postings(

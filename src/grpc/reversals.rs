@@ -6,14 +6,14 @@ use super::{observe, principal};
 use crate::metrics::Metrics;
 use crate::service::auth::{Principal, Role};
 use crate::service::{
-    Actor, ActorKind, PaymentReturn, ReverseRequest, Reversed, Service, Store, Unapplied,
-    UnapplyRequest, now,
+    Actor, ActorKind, PaymentReturn, ReverseRequest, Reversed, Service, Unapplied, UnapplyRequest,
+    now,
 };
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-pub(crate) struct ReversalsApi<S: Store> {
-    pub(crate) service: Arc<Service<S>>,
+pub(crate) struct ReversalsApi {
+    pub(crate) service: Arc<Service>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -57,7 +57,7 @@ impl From<PaymentReturn> for pb::PaymentReturn {
 }
 
 #[tonic::async_trait]
-impl<S: Store> reversals_server::Reversals for ReversalsApi<S> {
+impl reversals_server::Reversals for ReversalsApi {
     async fn reverse_payment(
         &self,
         request: Request<pb::ReversePaymentRequest>,

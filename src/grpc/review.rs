@@ -6,7 +6,7 @@ use super::{observe, principal};
 use crate::domain::Allocation;
 use crate::metrics::Metrics;
 use crate::service::{ApprovalDecision, ResolveAction, ResolveOutcome, ResolveRequest, Service};
-use crate::service::{ExportQuery, ReviewFilter, Store, now};
+use crate::service::{ExportQuery, ReviewFilter, now};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -15,8 +15,8 @@ const DEFAULT_LIMIT: u32 = 100;
 /// Items listed at most.
 const MAX_LIMIT: u32 = 1_000;
 
-pub(crate) struct ReviewApi<S: Store> {
-    pub(crate) service: Arc<Service<S>>,
+pub(crate) struct ReviewApi {
+    pub(crate) service: Arc<Service>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -140,7 +140,7 @@ type ExportStream = tokio_stream::wrappers::ReceiverStream<Result<pb::TrainingEx
 const EXPORT_PAGE: u32 = 500;
 
 #[tonic::async_trait]
-impl<S: Store> review_server::Review for ReviewApi<S> {
+impl review_server::Review for ReviewApi {
     async fn list_review_items(
         &self,
         request: Request<pb::ListReviewItemsRequest>,

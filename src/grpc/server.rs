@@ -15,8 +15,8 @@ use super::reversals::ReversalsApi;
 use super::review::ReviewApi;
 use super::{FILE_DESCRIPTOR_SET, require, require_any};
 use crate::metrics::Metrics;
+use crate::service::Service;
 use crate::service::auth::{Auth, Role};
-use crate::service::{Service, Store};
 use crate::tls::{ServerConfig, TlsListener};
 use std::future::Future;
 use std::sync::Arc;
@@ -55,10 +55,10 @@ pub enum ServeError {
 
 /// Serves the six cashmatch services, health checking and reflection on `listener` until
 /// `shutdown` resolves, then drains requests in flight (for at most 30 seconds).
-pub async fn run<S: Store>(
+pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    service: Arc<Service<S>>,
+    service: Arc<Service>,
     auth: impl Into<Arc<Auth>>,
     metrics: Arc<Metrics>,
 ) -> Result<(), ServeError> {
@@ -74,11 +74,11 @@ pub async fn run<S: Store>(
 
 /// [`run`] over TLS with `tls` (`crate::tls`): the certificate it resolves is served from each
 /// handshake on, and a client certificate it verified reaches the interceptors.
-pub async fn run_tls<S: Store>(
+pub async fn run_tls(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    service: Arc<Service<S>>,
+    service: Arc<Service>,
     auth: impl Into<Arc<Auth>>,
     metrics: Arc<Metrics>,
 ) -> Result<(), ServeError> {
@@ -117,9 +117,9 @@ async fn drain(
 
 /// The services behind their interceptors, the shutdown signal that reports NOT_SERVING and
 /// ends the watch streams, and the receiver told when draining begins.
-async fn routes<S: Store>(
+async fn routes(
     shutdown: impl Future<Output = ()> + Send + 'static,
-    service: Arc<Service<S>>,
+    service: Arc<Service>,
     auth: Arc<Auth>,
     metrics: Arc<Metrics>,
 ) -> Result<

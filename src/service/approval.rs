@@ -16,7 +16,7 @@
 use super::api::*;
 use super::commit::Commit;
 use super::state::Turn;
-use super::{AuditRecord, Resolution, ResolutionAction, ReviewRecord, Service, Store};
+use super::{AuditRecord, Resolution, ResolutionAction, ReviewRecord, Service};
 use crate::domain::{Allocation, Currency};
 use crate::store::{Approval, ApprovalState, ApprovalWrite};
 use rust_decimal::Decimal;
@@ -134,7 +134,7 @@ fn request_of(a: &Approval) -> Result<ResolveRequest, ServiceError> {
     })
 }
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Puts new four-eyes limits in force for the resolutions that follow.
     pub fn set_four_eyes(&self, limits: FourEyes) {
         self.core
@@ -200,13 +200,16 @@ impl<S: Store> Service<S> {
             by: req.analyst,
             note: req.note,
         };
+        let (payment_id, decision) = (item.summary.payment_id.clone(), item.decision.clone());
         let this = Arc::clone(self);
         let (outcome, commit) = tokio::task::spawn_blocking(move || {
             this.resolve_blocking(item, request, Some(approved), turn)
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        Self::commit(commit).await?;
+        if let Err(e) = Self::commit(commit).await {
+            return Err(self.refused(&payment_id, &decision, e).await);
+        }
         outcome
             .resolved()
             .ok_or_else(|| ServiceError::Internal("an approved resolution was not posted".into()))

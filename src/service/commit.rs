@@ -2,8 +2,8 @@
 //! the bookkeeping after it happens even if the request that caused it is cancelled, and a failed
 //! write stops the service (memory is then ahead of the disk).
 
+use super::Service;
 use super::api::*;
-use super::{Service, Store};
 use crate::store::StoreFuture;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 /// commit happens even when the request that caused it is cancelled.
 pub(super) type Commit = tokio::task::JoinHandle<Result<(), ServiceError>>;
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Watches a queued store write on a task of its own, then runs `then` (with whether it
     /// committed). A failure stops the service: memory is ahead of the disk. Must be called
     /// within the tokio runtime (the blocking pool is).
@@ -24,7 +24,11 @@ impl<S: Store> Service<S> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let r = write.await;
-            if let Err(e) = &r {
+            if let Err(e @ crate::store::StoreError::Conflict(_)) = &r {
+                // Nothing was written: another writer changed the rows first. The caller
+                // reloads them (`service/conflict.rs`); memory and store still agree elsewhere.
+                tracing::debug!(error = %e, "a store write was refused");
+            } else if let Err(e) = &r {
                 this.stopped.store(true, Ordering::SeqCst);
                 tracing::error!(error = %e, "a store write failed: no more changes until a restart");
             }

@@ -3,7 +3,7 @@
 
 use super::api::*;
 use super::commit::*;
-use super::{AuditRecord, Service, Store};
+use super::{AuditRecord, Service};
 use crate::domain::{Customer, Invoice};
 use crate::ledger::Ledger;
 use crate::store::{ActorKind, LedgerWrite, PostingKind, PostingRecord};
@@ -48,7 +48,7 @@ pub(super) fn open_amounts(ledger: &Ledger, ids: &[&str]) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Adds or replaces customers and invoices (each with its position in the request, for
     /// rejections); what the ledger refuses is listed, the rest stored.
     pub async fn upsert(

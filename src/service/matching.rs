@@ -1,11 +1,11 @@
 //! Matching payments: steps 1 to 3 of the module documentation of `crate::service`, for
 //! structured payments, raw remittances and replays.
 
+use super::Service;
 use super::api::*;
 use super::remittance;
 use super::returns::ReturnOutcome;
 use super::state::*;
-use super::{Service, Store};
 use crate::domain::{Decision, Payment, ReviewReason, Status, Suggestion};
 use crate::formats::{Format, FormatError, Position};
 use crate::store::{DecisionRecord, PostedBy, payment_postings};
@@ -38,7 +38,7 @@ pub(super) fn demote(mut d: Decision, why: &str) -> Decision {
     d
 }
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Decides one structured payment.
     pub async fn match_payment(
         self: &Arc<Self>,
@@ -311,47 +311,58 @@ impl<S: Store> Service<S> {
     }
 
     pub(super) async fn finish(
-        &self,
+        self: &Arc<Self>,
         payment: Payment,
         step: Step,
     ) -> Result<Matched, ServiceError> {
         match step {
-            Step::New { decision, commit } => {
-                Self::commit(commit).await?;
-                Ok(Matched {
+            Step::New { decision, commit } => match Self::commit(commit).await {
+                Ok(()) => Ok(Matched {
                     decision: *decision,
                     replayed: false,
-                })
-            }
-            Step::Seen { wait } => {
-                if let Some(mut w) = wait {
-                    w.wait_for(|v| *v)
-                        .await
-                        .map_err(|_| ServiceError::Stopped)?;
+                }),
+                Err(e) if super::conflict::is_conflict(&e) => {
+                    self.redecide(payment, *decision).await
                 }
-                let stored = self
-                    .store
-                    .decision(payment.payment_id.clone())
-                    .await?
-                    .ok_or_else(|| {
-                        ServiceError::Internal(format!(
-                            "payment {} is decided but not stored",
-                            payment.payment_id
-                        ))
-                    })?;
-                if stored.payment != payment {
-                    return Err(ServiceError::AlreadyExists(format!(
-                        "payment_id {} was already decided for a different payment",
-                        payment.payment_id
-                    )));
-                }
-                self.counters.replays.fetch_add(1, Ordering::Relaxed);
-                Ok(Matched {
-                    decision: stored.decision,
-                    replayed: true,
-                })
-            }
+                Err(e) => Err(e),
+            },
+            Step::Seen { wait } => self.replay(payment, wait).await,
         }
+    }
+
+    /// The stored decision of a payment already decided, once its commit (`wait`, if still in
+    /// flight) is done; a different payment under the same id is refused.
+    pub(super) async fn replay(
+        &self,
+        payment: Payment,
+        wait: Option<watch::Receiver<bool>>,
+    ) -> Result<Matched, ServiceError> {
+        if let Some(mut w) = wait {
+            w.wait_for(|v| *v)
+                .await
+                .map_err(|_| ServiceError::Stopped)?;
+        }
+        let stored = self
+            .store
+            .decision(payment.payment_id.clone())
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "payment {} is decided but not stored",
+                    payment.payment_id
+                ))
+            })?;
+        if stored.payment != payment {
+            return Err(ServiceError::AlreadyExists(format!(
+                "payment_id {} was already decided for a different payment",
+                payment.payment_id
+            )));
+        }
+        self.counters.replays.fetch_add(1, Ordering::Relaxed);
+        Ok(Matched {
+            decision: stored.decision,
+            replayed: true,
+        })
     }
 
     /// The stored decision of a payment.

@@ -22,6 +22,7 @@ mod api;
 pub mod approval;
 pub mod auth;
 mod commit;
+mod conflict;
 pub mod dashboard;
 mod ledger;
 mod matching;
@@ -66,11 +67,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
 /// The service: engine, store and the bookkeeping between them.
-pub struct Service<S: Store> {
+pub struct Service {
     core: RwLock<Core>,
     /// Decisions queued for the store and not yet committed, for replays to wait on.
     pending: Mutex<HashMap<String, watch::Receiver<bool>>>,
-    store: S,
+    /// One store type whatever the backend: the service never needs to know which it is, and a
+    /// generic would be threaded through every adapter that holds a service.
+    store: Arc<dyn Store>,
     limits: Limits,
     stopped: AtomicBool,
     active: Mutex<ActiveModel>,
@@ -83,15 +86,25 @@ pub struct Service<S: Store> {
     turn: Arc<tokio::sync::Mutex<()>>,
 }
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Restores the ledger, the decided payments and the review queue from the store, with the
     /// model of `model_dir`, else the one last activated, else the built-in one.
     pub async fn open(
-        store: S,
+        store: impl Store,
         model_dir: Option<&Path>,
         config: EngineConfig,
         limits: Limits,
-    ) -> Result<Service<S>, ServiceError> {
+    ) -> Result<Service, ServiceError> {
+        Service::open_shared(Arc::new(store), model_dir, config, limits).await
+    }
+
+    /// [`Service::open`] on a store chosen at run time (`--store`).
+    pub async fn open_shared(
+        store: Arc<dyn Store>,
+        model_dir: Option<&Path>,
+        config: EngineConfig,
+        limits: Limits,
+    ) -> Result<Service, ServiceError> {
         let snap = store.load().await?;
         let pending = store.pending_approvals().await?;
         let dir: Option<PathBuf> = model_dir
@@ -187,8 +200,8 @@ impl<S: Store> Service<S> {
     }
 
     /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     /// Review items waiting for an analyst.

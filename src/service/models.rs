@@ -3,14 +3,14 @@
 use super::api::*;
 use super::commit::*;
 use super::state::*;
-use super::{AuditRecord, Service, Store};
+use super::{AuditRecord, Service};
 use crate::engine::RULES_VERSION;
 use crate::model::artifact::Model;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-impl<S: Store> Service<S> {
+impl Service {
     /// The active model.
     pub fn model_info(&self) -> ModelInfo {
         let core = self.read();

@@ -1,10 +1,10 @@
 //! The postings journal through the service: pages of it, and a signal to follow it live.
 
 use super::api::*;
-use super::{Posting, PostingFilter, Service, Store};
+use super::{Posting, PostingFilter, Service};
 use tokio::sync::watch;
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Postings after sequence `after` that `filter` selects, in sequence order, at most `limit`.
     /// Only committed postings, and never one without every posting before it.
     pub async fn postings(

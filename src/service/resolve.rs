@@ -7,7 +7,7 @@ use super::approval::{Approved, ResolveOutcome};
 use super::commit::*;
 use super::ledger::open_amounts;
 use super::state::Turn;
-use super::{AuditRecord, Resolution, ResolutionAction, ReviewRecord, ReviewState, Service, Store};
+use super::{AuditRecord, Resolution, ResolutionAction, ReviewRecord, ReviewState, Service};
 use crate::domain::{Allocation, Decision, Status, Suggestion};
 use crate::store::{
     ActorKind, ApprovalState, ApprovalWrite, PostedBy, ResolutionRecord, StoreFuture,
@@ -76,7 +76,7 @@ pub(super) fn check_analyst_allocations(allocations: &[Allocation]) -> Result<()
     Ok(())
 }
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Resolves an open review item: applies the chosen cash (checking the open amounts as they
     /// are now) and records who did what, before and after, in one transaction. A resolution
     /// above the four-eyes limits posts nothing and waits for a second analyst
@@ -97,13 +97,16 @@ impl<S: Store> Service<S> {
                 }
             )));
         }
+        let (payment_id, decision) = (item.summary.payment_id.clone(), item.decision.clone());
         let this = Arc::clone(self);
-        let (item, commit) =
+        let (outcome, commit) =
             tokio::task::spawn_blocking(move || this.resolve_blocking(item, req, None, turn))
                 .await
                 .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        Self::commit(commit).await?;
-        Ok(item)
+        if let Err(e) = Self::commit(commit).await {
+            return Err(self.refused(&payment_id, &decision, e).await);
+        }
+        Ok(outcome)
     }
 
     /// `approved`: the second analyst's approval this resolution carries out, if any.

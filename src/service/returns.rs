@@ -19,8 +19,8 @@
 //! (its reason names the returned item) and replayed, and a returned item that went to review is
 //! a decided payment id like any other.
 
+use super::Service;
 use super::api::*;
-use super::{Service, Store};
 use crate::domain::{Payment, ReturnedItem, Status};
 use crate::matching::names::normalize_name;
 use crate::store::{ActorKind, StoredDecision};
@@ -67,7 +67,7 @@ fn same_payer(ret: &Payment, original: &Payment) -> Option<bool> {
     Some(by_account || by_name)
 }
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Reverses the original of a returned item, or says why it must go to review. `Err` only
     /// when the service or its store fails.
     pub(super) async fn settle_return(

@@ -16,7 +16,7 @@ use super::commit::*;
 use super::ledger::open_amounts;
 use super::matching::demote;
 use super::state::*;
-use super::{AuditRecord, ReviewRecord, ReviewState, ReviewSummary, Service, Store};
+use super::{AuditRecord, ReviewRecord, ReviewState, ReviewSummary, Service};
 use crate::domain::{ReviewReason, Status};
 use crate::store::{
     PaymentReturn, PostedBy, Posting, PostingFilter, PostingKind, ReversalKind, ReversalRecord,
@@ -68,7 +68,7 @@ fn required(field: &str, v: &str, why: &str) -> Result<String, ServiceError> {
     Ok(v.to_string())
 }
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Every posting of a payment, in sequence order.
     async fn postings_of(&self, payment_id: &str) -> Result<Vec<Posting>, ServiceError> {
         let mut all: Vec<Posting> = Vec::new();
@@ -153,7 +153,9 @@ impl<S: Store> Service<S> {
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        Self::commit(commit).await?;
+        if let Err(e) = Self::commit(commit).await {
+            return Err(self.refused(&id, &decision, e).await);
+        }
         Ok(Reversed {
             decision,
             returned,
@@ -335,7 +337,9 @@ impl<S: Store> Service<S> {
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        Self::commit(commit).await?;
+        if let Err(e) = Self::commit(commit).await {
+            return Err(self.refused(&id, &item.decision, e).await);
+        }
         Ok(Unapplied {
             item,
             postings: self.reversals_after(&id, last).await?,

@@ -4,12 +4,12 @@
 use super::api::*;
 use super::dashboard;
 use super::{
-    AuditEvent, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, Service, Store,
-    TrainingExample, now,
+    AuditEvent, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, Service, TrainingExample,
+    now,
 };
 use chrono::{DateTime, Utc};
 
-impl<S: Store> Service<S> {
+impl Service {
     /// Review items, highest priority first, and the number matching the filter.
     pub async fn review_items(
         &self,

@@ -1,9 +1,9 @@
 //! The engine state that changes together under one lock, and how the service takes that lock:
 //! reads share it, a change takes it whole and is refused once the service has stopped.
 
+use super::Service;
 use super::api::*;
 use super::commit::*;
-use super::{Service, Store};
 use crate::domain::{Allocation, Decision, Payment};
 use crate::engine::Engine;
 use crate::store::OpenAmountChange;
@@ -192,7 +192,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl<S: Store> Service<S> {
+impl Service {
     pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, Core> {
         self.core.read().unwrap_or_else(|p| p.into_inner())
     }

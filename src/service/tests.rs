@@ -4,14 +4,14 @@
 use super::resolve::follows_engine;
 use super::*;
 use crate::domain::Allocation;
-use crate::store::SqliteStore;
+use crate::store::postgres::testdb::TestDb;
+use crate::store::{PgStore, SqliteStore};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
 /// A service on a fresh store in a temporary directory, with the fixture ledger loaded and the
 /// fixture payments decided.
-pub(crate) async fn cases_service(name: &str) -> (Arc<Service<SqliteStore>>, PathBuf) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
+pub(crate) async fn cases_service(name: &str) -> (Arc<Service>, PathBuf) {
     let dir = std::env::temp_dir().join(format!("cashmatch-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = SqliteStore::open(&dir).expect("store");
@@ -20,6 +20,20 @@ pub(crate) async fn cases_service(name: &str) -> (Arc<Service<SqliteStore>>, Pat
             .await
             .expect("service"),
     );
+    load_cases(&service).await;
+    (service, dir)
+}
+
+/// [`cases_service`] on a store of either kind.
+pub(crate) async fn cases_service_on(store: &TestStore) -> Arc<Service> {
+    let service = store.service().await;
+    load_cases(&service).await;
+    service
+}
+
+/// Loads the fixture ledger and decides the fixture payments.
+async fn load_cases(service: &Arc<Service>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
     let customers = crate::io::read_customers(root.join("customers.csv"))
         .expect("customers")
         .rows;
@@ -42,7 +56,73 @@ pub(crate) async fn cases_service(name: &str) -> (Arc<Service<SqliteStore>>, Pat
     for p in payments {
         service.match_payment(p).await.expect("match");
     }
-    (service, dir)
+}
+
+/// Where a test's store lives. The service tests run on both stores (issue 14): SQLite in a
+/// directory of its own, and PostgreSQL in a database of its own when a server answers (see
+/// `store::postgres::testdb` for what happens when none does).
+pub(crate) enum TestStore {
+    Sqlite(PathBuf),
+    Postgres(TestDb),
+}
+
+impl TestStore {
+    /// A fresh store of each kind for the test `name`.
+    pub(crate) fn each(name: &str) -> Vec<TestStore> {
+        let mut stores = vec![TestStore::sqlite(name)];
+        stores.extend(TestDb::create(name).map(TestStore::Postgres));
+        stores
+    }
+
+    /// A SQLite store only.
+    pub(crate) fn sqlite(name: &str) -> TestStore {
+        let dir = std::env::temp_dir().join(format!("cashmatch-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TestStore::Sqlite(dir)
+    }
+
+    /// Opens the store (again, after a restart: the same directory or database).
+    pub(crate) async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            TestStore::Sqlite(dir) => Arc::new(SqliteStore::open(dir).expect("SQLite store")),
+            TestStore::Postgres(db) => Arc::new(
+                PgStore::open_async(&db.url)
+                    .await
+                    .expect("PostgreSQL store"),
+            ),
+        }
+    }
+
+    /// A service on the store, as a fresh process would open it.
+    pub(crate) async fn service(&self) -> Arc<Service> {
+        Arc::new(
+            Service::open_shared(
+                self.open().await,
+                None,
+                EngineConfig::default(),
+                Limits::default(),
+            )
+            .await
+            .expect("service"),
+        )
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let TestStore::Sqlite(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl std::fmt::Display for TestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TestStore::Sqlite(_) => "SQLite",
+            TestStore::Postgres(_) => "PostgreSQL",
+        })
+    }
 }
 
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
@@ -72,108 +152,109 @@ fn field(r: Result<super::ResolveOutcome, ServiceError>) -> String {
 
 #[test]
 fn overriding_the_engine_needs_a_note_a_deduction_its_reason_and_stated_cash_must_balance() {
-    runtime().block_on(async {
-        let (service, dir) = cases_service("resolve-rules").await;
-        let item = service
-            .review_item("P-ambiguous".into())
-            .await
-            .expect("item");
-        let top = item.decision.suggestions[0].clone();
-        let second = item.decision.suggestions[1].clone();
-        let ids: Vec<&str> = second
-            .allocations
-            .iter()
-            .map(|a| a.invoice_id.as_str())
-            .collect();
-        let before = service.invoices_now(ids.clone());
-        let apply = |allocations: Vec<Allocation>, unapplied: Option<Decimal>| {
-            ResolveAction::ApplyAllocation {
-                allocations,
-                unapplied,
-            }
-        };
-
-        // The second suggestion, the top one typed in by hand with a wrong remainder, a
-        // deduction without its code, leaving the cash: each refused, naming the field.
-        let r = service
-            .resolve(request(ResolveAction::AcceptSuggestion(1), " "))
-            .await;
-        assert_eq!(field(r), "note");
-        let r = service
-            .resolve(request(
-                apply(top.allocations.clone(), Some(dec!(0.01))),
-                "",
-            ))
-            .await;
-        assert_eq!(field(r), "unapplied");
-        let mut short = second.allocations.clone();
-        short[0].amount -= dec!(5.00);
-        short[0].deduction = dec!(5.00);
-        let r = service
-            .resolve(request(apply(short.clone(), None), "short"))
-            .await;
-        assert_eq!(field(r), "allocations[0].reason_code");
-        let mut negative = second.allocations.clone();
-        negative[0].discount = dec!(-1);
-        let r = service.resolve(request(apply(negative, None), "x")).await;
-        assert_eq!(field(r), "allocations[0].discount");
-        let r = service
-            .resolve(request(ResolveAction::LeaveUnapplied, ""))
-            .await;
-        assert_eq!(field(r), "note");
-        // More than an invoice has open: refused, naming the invoice and the amounts.
-        let mut over = second.allocations.clone();
-        over[0].discount = before[0].open_amount - over[0].amount + dec!(0.01);
-        let r = service
-            .resolve(request(apply(over, None), "customer says so"))
-            .await;
-        match r {
-            Err(ServiceError::FailedPrecondition(m)) => {
-                assert!(m.contains(&before[0].number), "{m}");
-                assert!(m.contains(&before[0].open_amount.to_string()), "{m}");
-            }
-            other => panic!("over-application not refused: {other:?}"),
-        }
-        assert!(
-            service
+    for store in TestStore::each("resolve-rules") {
+        runtime().block_on(async {
+            let service = cases_service_on(&store).await;
+            let item = service
                 .review_item("P-ambiguous".into())
                 .await
-                .expect("item")
-                .resolution
-                .is_none()
-        );
-        assert_eq!(service.invoices_now(ids.clone()), before, "nothing applied");
-        assert!(
-            service
-                .audit_events(Some("P-ambiguous".into()), 0, 10)
-                .await
-                .expect("audit")
-                .is_empty()
-        );
+                .expect("item");
+            let top = item.decision.suggestions[0].clone();
+            let second = item.decision.suggestions[1].clone();
+            let ids: Vec<&str> = second
+                .allocations
+                .iter()
+                .map(|a| a.invoice_id.as_str())
+                .collect();
+            let before = service.invoices_now(ids.clone());
+            let apply = |allocations: Vec<Allocation>, unapplied: Option<Decimal>| {
+                ResolveAction::ApplyAllocation {
+                    allocations,
+                    unapplied,
+                }
+            };
 
-        // The top suggestion re-entered by hand, balancing, follows the engine: no note needed.
-        // A deduction with its code and a note is fine too (on the second suggestion's invoice).
-        short[0].reason_code = Some("20".into());
-        let applied: Decimal = short.iter().map(|a| a.amount).sum();
-        let done = service
-            .resolve(request(
-                apply(short.clone(), Some(item.payment.amount - applied)),
-                "customer deducted freight",
-            ))
-            .await
-            .expect("resolved")
-            .resolved()
-            .expect("posted");
-        let res = done.resolution.expect("resolution");
-        assert_eq!(res.allocations, short);
-        assert_eq!(res.note, "customer deducted freight");
-        assert!(follows_engine(
-            &item.decision.suggestions,
-            &apply(top.allocations.clone(), None)
-        ));
-        service.store().close();
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+            // The second suggestion, the top one typed in by hand with a wrong remainder, a
+            // deduction without its code, leaving the cash: each refused, naming the field.
+            let r = service
+                .resolve(request(ResolveAction::AcceptSuggestion(1), " "))
+                .await;
+            assert_eq!(field(r), "note");
+            let r = service
+                .resolve(request(
+                    apply(top.allocations.clone(), Some(dec!(0.01))),
+                    "",
+                ))
+                .await;
+            assert_eq!(field(r), "unapplied");
+            let mut short = second.allocations.clone();
+            short[0].amount -= dec!(5.00);
+            short[0].deduction = dec!(5.00);
+            let r = service
+                .resolve(request(apply(short.clone(), None), "short"))
+                .await;
+            assert_eq!(field(r), "allocations[0].reason_code");
+            let mut negative = second.allocations.clone();
+            negative[0].discount = dec!(-1);
+            let r = service.resolve(request(apply(negative, None), "x")).await;
+            assert_eq!(field(r), "allocations[0].discount");
+            let r = service
+                .resolve(request(ResolveAction::LeaveUnapplied, ""))
+                .await;
+            assert_eq!(field(r), "note");
+            // More than an invoice has open: refused, naming the invoice and the amounts.
+            let mut over = second.allocations.clone();
+            over[0].discount = before[0].open_amount - over[0].amount + dec!(0.01);
+            let r = service
+                .resolve(request(apply(over, None), "customer says so"))
+                .await;
+            match r {
+                Err(ServiceError::FailedPrecondition(m)) => {
+                    assert!(m.contains(&before[0].number), "{m}");
+                    assert!(m.contains(&before[0].open_amount.to_string()), "{m}");
+                }
+                other => panic!("over-application not refused: {other:?}"),
+            }
+            assert!(
+                service
+                    .review_item("P-ambiguous".into())
+                    .await
+                    .expect("item")
+                    .resolution
+                    .is_none()
+            );
+            assert_eq!(service.invoices_now(ids.clone()), before, "nothing applied");
+            assert!(
+                service
+                    .audit_events(Some("P-ambiguous".into()), 0, 10)
+                    .await
+                    .expect("audit")
+                    .is_empty()
+            );
+
+            // The top suggestion re-entered by hand, balancing, follows the engine: no note needed.
+            // A deduction with its code and a note is fine too (on the second suggestion's invoice).
+            short[0].reason_code = Some("20".into());
+            let applied: Decimal = short.iter().map(|a| a.amount).sum();
+            let done = service
+                .resolve(request(
+                    apply(short.clone(), Some(item.payment.amount - applied)),
+                    "customer deducted freight",
+                ))
+                .await
+                .expect("resolved")
+                .resolved()
+                .expect("posted");
+            let res = done.resolution.expect("resolution");
+            assert_eq!(res.allocations, short);
+            assert_eq!(res.note, "customer deducted freight");
+            assert!(follows_engine(
+                &item.decision.suggestions,
+                &apply(top.allocations.clone(), None)
+            ));
+            service.store().close();
+        });
+    }
 }
 
 /// The postings journal against the ledger: random sequences of payments matched, review items
@@ -224,7 +305,7 @@ mod journal {
     }
 
     /// Every posting, read from the store.
-    async fn journal(service: &Service<SqliteStore>) -> Vec<Posting> {
+    async fn journal(service: &Service) -> Vec<Posting> {
         let mut all = Vec::new();
         loop {
             let page = service
@@ -243,7 +324,7 @@ mod journal {
     }
 
     /// Review items open in the store.
-    async fn open_items(service: &Service<SqliteStore>) -> usize {
+    async fn open_items(service: &Service) -> usize {
         let (_, total) = service
             .review_items(ReviewFilter {
                 customer_id: None,
@@ -263,7 +344,7 @@ mod journal {
     }
 
     /// The invariants of the journal, against the committed store.
-    async fn check(service: &Service<SqliteStore>, ids: &[String]) -> Result<(), TestCaseError> {
+    async fn check(service: &Service, ids: &[String]) -> Result<(), TestCaseError> {
         let postings = journal(service).await;
         let mut reversed = std::collections::HashSet::new();
         for (i, p) in postings.iter().enumerate() {
@@ -316,21 +397,9 @@ mod journal {
     }
 
     /// Runs `ops`, checking after each; returns the kinds of posting the journal ends with.
-    async fn run(ops: Vec<Op>, case: u64) -> Result<Vec<PostingKind>, TestCaseError> {
+    async fn run(ops: Vec<Op>, store: &TestStore) -> Result<Vec<PostingKind>, TestCaseError> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
-        let dir =
-            std::env::temp_dir().join(format!("cashmatch-journal-{}-{case}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let service = Arc::new(
-            Service::open(
-                SqliteStore::open(&dir).expect("store"),
-                None,
-                EngineConfig::default(),
-                Limits::default(),
-            )
-            .await
-            .expect("service"),
-        );
+        let service = store.service().await;
         let customers = crate::io::read_customers(root.join("customers.csv"))
             .expect("customers")
             .rows;
@@ -518,8 +587,8 @@ mod journal {
         let before = journal(&service).await;
         service.store().close();
         drop(service);
-        let service = Service::open(
-            SqliteStore::open(&dir).expect("store"),
+        let service = Service::open_shared(
+            store.open().await,
             None,
             EngineConfig::default(),
             Limits::default(),
@@ -531,7 +600,6 @@ mod journal {
         let mut kinds: Vec<PostingKind> = before.iter().map(|p| p.record.kind).collect();
         kinds.dedup();
         service.store().close();
-        let _ = std::fs::remove_dir_all(&dir);
         Ok(kinds)
     }
 
@@ -566,17 +634,19 @@ mod journal {
             Op::Unapply { payment: 2 },
             Op::Reverse { payment: 3 },
         ];
-        let kinds = runtime()
-            .block_on(run(ops, u64::MAX))
-            .expect("invariants hold");
-        for k in [
-            PostingKind::Applied,
-            PostingKind::OnAccount,
-            PostingKind::Unapplied,
-            PostingKind::ArAdjustment,
-            PostingKind::Reversal,
-        ] {
-            assert!(kinds.contains(&k), "no {k:?} in {kinds:?}");
+        for store in TestStore::each("journal-fixed") {
+            let kinds = runtime()
+                .block_on(run(ops.clone(), &store))
+                .unwrap_or_else(|e| panic!("on {store}: invariants do not hold: {e}"));
+            for k in [
+                PostingKind::Applied,
+                PostingKind::OnAccount,
+                PostingKind::Unapplied,
+                PostingKind::ArAdjustment,
+                PostingKind::Reversal,
+            ] {
+                assert!(kinds.contains(&k), "no {k:?} in {kinds:?}");
+            }
         }
     }
 
@@ -588,7 +658,10 @@ mod journal {
             ops in proptest::collection::vec(op(), 1..20),
             case in any::<u64>(),
         ) {
-            runtime().block_on(run(ops, case))?;
+            // SQLite only: a dozen random runs, each a store of its own, cost seconds there;
+            // the fixed run above covers PostgreSQL.
+            let store = TestStore::sqlite(&format!("journal-{case}"));
+            runtime().block_on(run(ops, &store))?;
         }
     }
 }
@@ -622,14 +695,14 @@ mod reversals {
         }
     }
 
-    async fn postings_of(service: &Service<SqliteStore>, id: &str) -> Vec<Posting> {
+    async fn postings_of(service: &Service, id: &str) -> Vec<Posting> {
         service
             .postings(PostingFilter::Payment(id.into()), 0, 1_000)
             .await
             .expect("postings")
     }
 
-    async fn audit_actions(service: &Service<SqliteStore>, id: &str) -> Vec<String> {
+    async fn audit_actions(service: &Service, id: &str) -> Vec<String> {
         service
             .audit_events(Some(id.into()), 0, 100)
             .await
@@ -639,388 +712,391 @@ mod reversals {
             .collect()
     }
 
-    fn open(service: &Service<SqliteStore>, id: &str) -> Decimal {
+    fn open(service: &Service, id: &str) -> Decimal {
         service.invoices_now([id])[0].open_amount
     }
 
     #[test]
     fn a_returned_payment_is_reversed_once_and_a_replay_gives_the_stored_decision() {
-        runtime().block_on(async {
-            let (service, dir) = cases_service("reverse").await;
-            let decided = service.decision("P-exact".into()).await.expect("decided");
-            assert_eq!(decided.status, Status::Auto);
-            assert_eq!(open(&service, "I-1001"), Decimal::ZERO);
-            let applied = postings_of(&service, "P-exact").await;
+        for store in TestStore::each("reverse") {
+            runtime().block_on(async {
+                let service = cases_service_on(&store).await;
+                let decided = service.decision("P-exact".into()).await.expect("decided");
+                assert_eq!(decided.status, Status::Auto);
+                assert_eq!(open(&service, "I-1001"), Decimal::ZERO);
+                let applied = postings_of(&service, "P-exact").await;
 
-            // Unknown: NOT_FOUND naming the payment; no code: the field is named.
-            match service.reverse_payment(returned("P-nobody", "R01")).await {
-                Err(ServiceError::NotFound(m)) => assert!(m.contains("P-nobody"), "{m}"),
-                other => panic!("an unknown payment reversed: {other:?}"),
-            }
-            match service.reverse_payment(returned("P-exact", " ")).await {
-                Err(ServiceError::InvalidArgument { field, .. }) => {
-                    assert_eq!(field, "return_code")
+                // Unknown: NOT_FOUND naming the payment; no code: the field is named.
+                match service.reverse_payment(returned("P-nobody", "R01")).await {
+                    Err(ServiceError::NotFound(m)) => assert!(m.contains("P-nobody"), "{m}"),
+                    other => panic!("an unknown payment reversed: {other:?}"),
                 }
-                other => panic!("a return without its code: {other:?}"),
-            }
+                match service.reverse_payment(returned("P-exact", " ")).await {
+                    Err(ServiceError::InvalidArgument { field, .. }) => {
+                        assert_eq!(field, "return_code")
+                    }
+                    other => panic!("a return without its code: {other:?}"),
+                }
 
-            let r = service
-                .reverse_payment(returned("P-exact", "R01"))
-                .await
-                .expect("reversed");
-            assert!(!r.replayed);
-            assert_eq!(r.decision.status, Status::Returned);
-            assert!(
-                r.decision
-                    .explanation
-                    .last()
-                    .is_some_and(|e| e.contains("R01"))
-            );
-            assert_eq!(r.returned.actor, "erp");
-            // One reversal per posting, naming it, the amount negated, the code on each.
-            assert_eq!(r.postings.len(), applied.len());
-            for (rev, orig) in r.postings.iter().zip(&applied) {
-                assert_eq!(rev.record.kind, PostingKind::Reversal);
-                assert_eq!(rev.record.reverses, Some(orig.sequence));
-                assert_eq!(rev.record.amount, -orig.record.amount);
-                assert_eq!(rev.record.invoice_id, orig.record.invoice_id);
-                assert_eq!(rev.record.reason_code.as_deref(), Some("R01"));
-                assert_eq!(rev.record.actor_kind, ActorKind::ArSystem);
-            }
-            assert_eq!(open(&service, "I-1001"), dec!(1250.00));
-            assert_eq!(
-                service
-                    .invoice("I-1001".into())
+                let r = service
+                    .reverse_payment(returned("P-exact", "R01"))
                     .await
-                    .expect("stored")
-                    .open_amount,
-                dec!(1250.00),
-                "the store has it too"
-            );
-            assert_eq!(audit_actions(&service, "P-exact").await, ["reverse"]);
-
-            // Again: the same result, nothing written. Another code: refused, naming the first.
-            let journal = service
-                .postings(PostingFilter::All, 0, 10_000)
-                .await
-                .expect("all");
-            let again = service
-                .reverse_payment(returned("P-exact", "R01"))
-                .await
-                .expect("replay");
-            assert!(again.replayed);
-            assert_eq!(
-                (&again.decision, &again.postings),
-                (&r.decision, &r.postings)
-            );
-            assert_eq!(again.returned, r.returned);
-            match service.reverse_payment(returned("P-exact", "R02")).await {
-                Err(ServiceError::FailedPrecondition(m)) => {
-                    assert!(m.contains("P-exact") && m.contains("R01"), "{m}")
+                    .expect("reversed");
+                assert!(!r.replayed);
+                assert_eq!(r.decision.status, Status::Returned);
+                assert!(
+                    r.decision
+                        .explanation
+                        .last()
+                        .is_some_and(|e| e.contains("R01"))
+                );
+                assert_eq!(r.returned.actor, "erp");
+                // One reversal per posting, naming it, the amount negated, the code on each.
+                assert_eq!(r.postings.len(), applied.len());
+                for (rev, orig) in r.postings.iter().zip(&applied) {
+                    assert_eq!(rev.record.kind, PostingKind::Reversal);
+                    assert_eq!(rev.record.reverses, Some(orig.sequence));
+                    assert_eq!(rev.record.amount, -orig.record.amount);
+                    assert_eq!(rev.record.invoice_id, orig.record.invoice_id);
+                    assert_eq!(rev.record.reason_code.as_deref(), Some("R01"));
+                    assert_eq!(rev.record.actor_kind, ActorKind::ArSystem);
                 }
-                other => panic!("returned twice: {other:?}"),
-            }
-            // Unapplying a returned payment: nothing to undo.
-            let u = service
-                .unapply_payment(UnapplyRequest {
-                    payment_id: "P-exact".into(),
-                    note: "x".into(),
-                    by: alice(),
-                })
-                .await;
-            assert!(
-                matches!(u, Err(ServiceError::FailedPrecondition(_))),
-                "{u:?}"
-            );
-            assert_eq!(
-                service
+                assert_eq!(open(&service, "I-1001"), dec!(1250.00));
+                assert_eq!(
+                    service
+                        .invoice("I-1001".into())
+                        .await
+                        .expect("stored")
+                        .open_amount,
+                    dec!(1250.00),
+                    "the store has it too"
+                );
+                assert_eq!(audit_actions(&service, "P-exact").await, ["reverse"]);
+
+                // Again: the same result, nothing written. Another code: refused, naming the first.
+                let journal = service
                     .postings(PostingFilter::All, 0, 10_000)
                     .await
-                    .expect("all"),
-                journal,
-                "refusals and replays write nothing"
-            );
-
-            // The payment sent again is a replay of the stored, returned decision.
-            let payment = crate::io::read_remittances(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases/remittances.csv"),
-            )
-            .expect("remittances")
-            .payments
-            .into_iter()
-            .find(|p| p.payment_id == "P-exact")
-            .expect("P-exact");
-            let m = service
-                .match_payment(payment.clone())
-                .await
-                .expect("replay");
-            assert!(m.replayed);
-            assert_eq!(m.decision, r.decision);
-
-            // The AR system then closes the invoice itself (paid by cheque, say).
-            service
-                .set_open_amount(
-                    "I-1001".into(),
-                    Decimal::ZERO,
-                    "close_invoice",
-                    "paid by cheque".into(),
-                    "erp".into(),
-                )
-                .await
-                .expect("closed");
-            // After a restart: still returned, still reversed; the returned payment is not
-            // remembered as the one that paid the invoice.
-            service.store().close();
-            drop(service);
-            let service = Arc::new(
-                Service::open(
-                    SqliteStore::open(&dir).expect("store"),
-                    None,
-                    EngineConfig::default(),
-                    Limits::default(),
-                )
-                .await
-                .expect("reopen"),
-            );
-            assert_eq!(open(&service, "I-1001"), Decimal::ZERO);
-            let again = crate::domain::Payment {
-                payment_id: "P-exact-again".into(),
-                ..payment.clone()
-            };
-            let d = service
-                .match_payment(again)
-                .await
-                .expect("decided")
-                .decision;
-            assert!(
-                d.explanation
-                    .iter()
-                    .all(|e| !e.contains("paid by payment P-exact")),
-                "{:?}",
-                d.explanation
-            );
-            let m = service.match_payment(payment).await.expect("replay");
-            assert_eq!((m.replayed, m.decision.status), (true, Status::Returned));
-            assert!(
-                service
+                    .expect("all");
+                let again = service
                     .reverse_payment(returned("P-exact", "R01"))
                     .await
-                    .expect("replay after restart")
-                    .replayed
-            );
-            service.store().close();
-            let _ = std::fs::remove_dir_all(&dir);
-        });
-    }
-
-    #[test]
-    fn an_unapplied_payment_goes_back_to_the_queue_and_is_resolved_again() {
-        runtime().block_on(async {
-            let (service, dir) = cases_service("unapply").await;
-            let d = service
-                .decision("P-multi-lines".into())
-                .await
-                .expect("decided");
-            assert_eq!(d.status, Status::Auto);
-            let ids: Vec<String> = d.allocations.iter().map(|a| a.invoice_id.clone()).collect();
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let applied = service.invoices_now(ids.clone());
-            let depth = service.queue_depth();
-
-            let u = service
-                .unapply_payment(UnapplyRequest {
-                    payment_id: "P-multi-lines".into(),
-                    note: "the customer meant other invoices".into(),
-                    by: alice(),
-                })
-                .await
-                .expect("unapplied");
-            assert_eq!(service.queue_depth(), depth + 1);
-            let item = u.item;
-            assert_eq!(item.summary.state, ReviewState::Open);
-            assert_eq!(item.decision.status, Status::Review);
-            assert_eq!(item.decision.review_reason, Some(ReviewReason::Unapplied));
-            assert_eq!(item.decision.unapplied, item.payment.amount);
-            // The undone application is the first suggestion; the explanation says who and why.
-            assert_eq!(item.decision.suggestions[0].allocations, d.allocations);
-            let last = item.decision.explanation.last().expect("explanation");
-            assert!(
-                last.contains("alice") && last.contains("other invoices"),
-                "{last}"
-            );
-            // Every invoice has back what the payment relieved (a credit memo too).
-            for (inv, a) in applied.iter().zip(&d.allocations) {
+                    .expect("replay");
+                assert!(again.replayed);
                 assert_eq!(
-                    open(&service, &inv.id),
-                    inv.open_amount + a.relieved(),
-                    "{}",
-                    inv.id
+                    (&again.decision, &again.postings),
+                    (&r.decision, &r.postings)
                 );
-            }
-            assert_eq!(
-                service
-                    .review_item("P-multi-lines".into())
-                    .await
-                    .expect("stored")
-                    .summary
-                    .state,
-                ReviewState::Open
-            );
-            // In the queue already: refused.
-            let again = service
-                .unapply_payment(UnapplyRequest {
-                    payment_id: "P-multi-lines".into(),
-                    note: "again".into(),
-                    by: alice(),
-                })
-                .await;
-            assert!(
-                matches!(again, Err(ServiceError::FailedPrecondition(_))),
-                "{again:?}"
-            );
-
-            // Resolved again as the engine had it: the same open amounts as before the unapply.
-            let r = service
-                .resolve(ResolveRequest {
-                    payment_id: "P-multi-lines".into(),
-                    analyst: "bob".into(),
-                    action: ResolveAction::AcceptSuggestion(0),
-                    note: String::new(),
-                })
-                .await
-                .expect("resolved again")
-                .resolved()
-                .expect("posted");
-            assert_eq!(r.resolution.expect("resolution").allocations, d.allocations);
-            assert_eq!(service.invoices_now(ids.clone()), applied);
-            let kinds: Vec<PostingKind> = postings_of(&service, "P-multi-lines")
-                .await
-                .iter()
-                .map(|p| p.record.kind)
-                .collect();
-            assert!(kinds.contains(&PostingKind::Reversal), "{kinds:?}");
-            assert_eq!(
-                live_postings(&postings_of(&service, "P-multi-lines").await).len(),
-                kinds
-                    .iter()
-                    .filter(|k| **k == PostingKind::Reversal)
-                    .count(),
-                "as many in force as were reversed: the second application"
-            );
-
-            // The resolution unapplied in turn: the item reopens; then the bank returns it and
-            // it leaves the queue.
-            service
-                .unapply_payment(UnapplyRequest {
-                    payment_id: "P-multi-lines".into(),
-                    note: "still wrong".into(),
-                    by: erp(),
-                })
-                .await
-                .expect("unapplied again");
-            let item = service
-                .review_item("P-multi-lines".into())
-                .await
-                .expect("item");
-            assert!(item.resolution.is_none());
-            assert_eq!(item.summary.state, ReviewState::Open);
-            let r = service
-                .reverse_payment(returned("P-multi-lines", "R10"))
-                .await
-                .expect("returned from the queue");
-            assert!(r.postings.is_empty(), "nothing was in force");
-            assert_eq!(service.queue_depth(), depth);
-            let item = service
-                .review_item("P-multi-lines".into())
-                .await
-                .expect("item");
-            assert_eq!(item.summary.state, ReviewState::Returned);
-            let resolve = service
-                .resolve(ResolveRequest {
-                    payment_id: "P-multi-lines".into(),
-                    analyst: "bob".into(),
-                    action: ResolveAction::AcceptSuggestion(0),
-                    note: String::new(),
-                })
-                .await;
-            assert!(
-                matches!(resolve, Err(ServiceError::FailedPrecondition(_))),
-                "{resolve:?}"
-            );
-            assert_eq!(
-                audit_actions(&service, "P-multi-lines").await,
-                ["unapply", "resolve", "unapply", "reverse"]
-            );
-            let first = &service
-                .audit_events(Some("P-multi-lines".into()), 0, 1)
-                .await
-                .expect("audit")[0];
-            assert_eq!(first.record.before["state"], "auto");
-            assert_eq!(first.record.after["state"], "open");
-            service.store().close();
-            let _ = std::fs::remove_dir_all(&dir);
-        });
-    }
-
-    #[test]
-    fn a_reversal_that_would_lift_an_invoice_above_its_amount_is_refused_whole() {
-        runtime().block_on(async {
-            let (service, dir) = cases_service("reverse-refused").await;
-            // The AR system reopened the invoice the payment closed.
-            service
-                .set_open_amount(
-                    "I-1001".into(),
-                    dec!(1250.00),
-                    "adjust_invoice",
-                    "reopened in the ERP".into(),
-                    "erp".into(),
-                )
-                .await
-                .expect("reopened");
-            let journal = service
-                .postings(PostingFilter::All, 0, 10_000)
-                .await
-                .expect("all");
-            for r in [
-                service
-                    .reverse_payment(returned("P-exact", "R01"))
-                    .await
-                    .map(|_| ()),
-                service
+                assert_eq!(again.returned, r.returned);
+                match service.reverse_payment(returned("P-exact", "R02")).await {
+                    Err(ServiceError::FailedPrecondition(m)) => {
+                        assert!(m.contains("P-exact") && m.contains("R01"), "{m}")
+                    }
+                    other => panic!("returned twice: {other:?}"),
+                }
+                // Unapplying a returned payment: nothing to undo.
+                let u = service
                     .unapply_payment(UnapplyRequest {
                         payment_id: "P-exact".into(),
                         note: "x".into(),
                         by: alice(),
                     })
+                    .await;
+                assert!(
+                    matches!(u, Err(ServiceError::FailedPrecondition(_))),
+                    "{u:?}"
+                );
+                assert_eq!(
+                    service
+                        .postings(PostingFilter::All, 0, 10_000)
+                        .await
+                        .expect("all"),
+                    journal,
+                    "refusals and replays write nothing"
+                );
+
+                // The payment sent again is a replay of the stored, returned decision.
+                let payment = crate::io::read_remittances(
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases/remittances.csv"),
+                )
+                .expect("remittances")
+                .payments
+                .into_iter()
+                .find(|p| p.payment_id == "P-exact")
+                .expect("P-exact");
+                let m = service
+                    .match_payment(payment.clone())
                     .await
-                    .map(|_| ()),
-            ] {
-                match r {
-                    Err(ServiceError::FailedPrecondition(m)) => {
-                        assert!(m.contains("INV-0010001") && m.contains("1250.00"), "{m}")
-                    }
-                    other => panic!("lifted above its amount: {other:?}"),
-                }
-            }
-            assert_eq!(open(&service, "I-1001"), dec!(1250.00));
-            assert_eq!(
+                    .expect("replay");
+                assert!(m.replayed);
+                assert_eq!(m.decision, r.decision);
+
+                // The AR system then closes the invoice itself (paid by cheque, say).
                 service
-                    .decision("P-exact".into())
+                    .set_open_amount(
+                        "I-1001".into(),
+                        Decimal::ZERO,
+                        "close_invoice",
+                        "paid by cheque".into(),
+                        "erp".into(),
+                    )
+                    .await
+                    .expect("closed");
+                // After a restart: still returned, still reversed; the returned payment is not
+                // remembered as the one that paid the invoice.
+                service.store().close();
+                drop(service);
+                let service = Arc::new(
+                    Service::open_shared(
+                        store.open().await,
+                        None,
+                        EngineConfig::default(),
+                        Limits::default(),
+                    )
+                    .await
+                    .expect("reopen"),
+                );
+                assert_eq!(open(&service, "I-1001"), Decimal::ZERO);
+                let again = crate::domain::Payment {
+                    payment_id: "P-exact-again".into(),
+                    ..payment.clone()
+                };
+                let d = service
+                    .match_payment(again)
                     .await
                     .expect("decided")
-                    .status,
-                Status::Auto
-            );
-            assert_eq!(
+                    .decision;
+                assert!(
+                    d.explanation
+                        .iter()
+                        .all(|e| !e.contains("paid by payment P-exact")),
+                    "{:?}",
+                    d.explanation
+                );
+                let m = service.match_payment(payment).await.expect("replay");
+                assert_eq!((m.replayed, m.decision.status), (true, Status::Returned));
+                assert!(
+                    service
+                        .reverse_payment(returned("P-exact", "R01"))
+                        .await
+                        .expect("replay after restart")
+                        .replayed
+                );
+                service.store().close();
+            });
+        }
+    }
+
+    #[test]
+    fn an_unapplied_payment_goes_back_to_the_queue_and_is_resolved_again() {
+        for store in TestStore::each("unapply") {
+            runtime().block_on(async {
+                let service = cases_service_on(&store).await;
+                let d = service
+                    .decision("P-multi-lines".into())
+                    .await
+                    .expect("decided");
+                assert_eq!(d.status, Status::Auto);
+                let ids: Vec<String> = d.allocations.iter().map(|a| a.invoice_id.clone()).collect();
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                let applied = service.invoices_now(ids.clone());
+                let depth = service.queue_depth();
+
+                let u = service
+                    .unapply_payment(UnapplyRequest {
+                        payment_id: "P-multi-lines".into(),
+                        note: "the customer meant other invoices".into(),
+                        by: alice(),
+                    })
+                    .await
+                    .expect("unapplied");
+                assert_eq!(service.queue_depth(), depth + 1);
+                let item = u.item;
+                assert_eq!(item.summary.state, ReviewState::Open);
+                assert_eq!(item.decision.status, Status::Review);
+                assert_eq!(item.decision.review_reason, Some(ReviewReason::Unapplied));
+                assert_eq!(item.decision.unapplied, item.payment.amount);
+                // The undone application is the first suggestion; the explanation says who and why.
+                assert_eq!(item.decision.suggestions[0].allocations, d.allocations);
+                let last = item.decision.explanation.last().expect("explanation");
+                assert!(
+                    last.contains("alice") && last.contains("other invoices"),
+                    "{last}"
+                );
+                // Every invoice has back what the payment relieved (a credit memo too).
+                for (inv, a) in applied.iter().zip(&d.allocations) {
+                    assert_eq!(
+                        open(&service, &inv.id),
+                        inv.open_amount + a.relieved(),
+                        "{}",
+                        inv.id
+                    );
+                }
+                assert_eq!(
+                    service
+                        .review_item("P-multi-lines".into())
+                        .await
+                        .expect("stored")
+                        .summary
+                        .state,
+                    ReviewState::Open
+                );
+                // In the queue already: refused.
+                let again = service
+                    .unapply_payment(UnapplyRequest {
+                        payment_id: "P-multi-lines".into(),
+                        note: "again".into(),
+                        by: alice(),
+                    })
+                    .await;
+                assert!(
+                    matches!(again, Err(ServiceError::FailedPrecondition(_))),
+                    "{again:?}"
+                );
+
+                // Resolved again as the engine had it: the same open amounts as before the unapply.
+                let r = service
+                    .resolve(ResolveRequest {
+                        payment_id: "P-multi-lines".into(),
+                        analyst: "bob".into(),
+                        action: ResolveAction::AcceptSuggestion(0),
+                        note: String::new(),
+                    })
+                    .await
+                    .expect("resolved again")
+                    .resolved()
+                    .expect("posted");
+                assert_eq!(r.resolution.expect("resolution").allocations, d.allocations);
+                assert_eq!(service.invoices_now(ids.clone()), applied);
+                let kinds: Vec<PostingKind> = postings_of(&service, "P-multi-lines")
+                    .await
+                    .iter()
+                    .map(|p| p.record.kind)
+                    .collect();
+                assert!(kinds.contains(&PostingKind::Reversal), "{kinds:?}");
+                assert_eq!(
+                    live_postings(&postings_of(&service, "P-multi-lines").await).len(),
+                    kinds
+                        .iter()
+                        .filter(|k| **k == PostingKind::Reversal)
+                        .count(),
+                    "as many in force as were reversed: the second application"
+                );
+
+                // The resolution unapplied in turn: the item reopens; then the bank returns it and
+                // it leaves the queue.
                 service
+                    .unapply_payment(UnapplyRequest {
+                        payment_id: "P-multi-lines".into(),
+                        note: "still wrong".into(),
+                        by: erp(),
+                    })
+                    .await
+                    .expect("unapplied again");
+                let item = service
+                    .review_item("P-multi-lines".into())
+                    .await
+                    .expect("item");
+                assert!(item.resolution.is_none());
+                assert_eq!(item.summary.state, ReviewState::Open);
+                let r = service
+                    .reverse_payment(returned("P-multi-lines", "R10"))
+                    .await
+                    .expect("returned from the queue");
+                assert!(r.postings.is_empty(), "nothing was in force");
+                assert_eq!(service.queue_depth(), depth);
+                let item = service
+                    .review_item("P-multi-lines".into())
+                    .await
+                    .expect("item");
+                assert_eq!(item.summary.state, ReviewState::Returned);
+                let resolve = service
+                    .resolve(ResolveRequest {
+                        payment_id: "P-multi-lines".into(),
+                        analyst: "bob".into(),
+                        action: ResolveAction::AcceptSuggestion(0),
+                        note: String::new(),
+                    })
+                    .await;
+                assert!(
+                    matches!(resolve, Err(ServiceError::FailedPrecondition(_))),
+                    "{resolve:?}"
+                );
+                assert_eq!(
+                    audit_actions(&service, "P-multi-lines").await,
+                    ["unapply", "resolve", "unapply", "reverse"]
+                );
+                let first = &service
+                    .audit_events(Some("P-multi-lines".into()), 0, 1)
+                    .await
+                    .expect("audit")[0];
+                assert_eq!(first.record.before["state"], "auto");
+                assert_eq!(first.record.after["state"], "open");
+                service.store().close();
+            });
+        }
+    }
+
+    #[test]
+    fn a_reversal_that_would_lift_an_invoice_above_its_amount_is_refused_whole() {
+        for store in TestStore::each("reverse-refused") {
+            runtime().block_on(async {
+                let service = cases_service_on(&store).await;
+                // The AR system reopened the invoice the payment closed.
+                service
+                    .set_open_amount(
+                        "I-1001".into(),
+                        dec!(1250.00),
+                        "adjust_invoice",
+                        "reopened in the ERP".into(),
+                        "erp".into(),
+                    )
+                    .await
+                    .expect("reopened");
+                let journal = service
                     .postings(PostingFilter::All, 0, 10_000)
                     .await
-                    .expect("all"),
-                journal
-            );
-            service.store().close();
-            let _ = std::fs::remove_dir_all(&dir);
-        });
+                    .expect("all");
+                for r in [
+                    service
+                        .reverse_payment(returned("P-exact", "R01"))
+                        .await
+                        .map(|_| ()),
+                    service
+                        .unapply_payment(UnapplyRequest {
+                            payment_id: "P-exact".into(),
+                            note: "x".into(),
+                            by: alice(),
+                        })
+                        .await
+                        .map(|_| ()),
+                ] {
+                    match r {
+                        Err(ServiceError::FailedPrecondition(m)) => {
+                            assert!(m.contains("INV-0010001") && m.contains("1250.00"), "{m}")
+                        }
+                        other => panic!("lifted above its amount: {other:?}"),
+                    }
+                }
+                assert_eq!(open(&service, "I-1001"), dec!(1250.00));
+                assert_eq!(
+                    service
+                        .decision("P-exact".into())
+                        .await
+                        .expect("decided")
+                        .status,
+                    Status::Auto
+                );
+                assert_eq!(
+                    service
+                        .postings(PostingFilter::All, 0, 10_000)
+                        .await
+                        .expect("all"),
+                    journal
+                );
+                service.store().close();
+            });
+        }
     }
 }
 
@@ -1029,193 +1105,194 @@ mod reversals {
 /// back in the queue, a pending request survives a restart, and the audit trail has both steps.
 #[test]
 fn above_the_four_eyes_limit_a_resolution_waits_for_a_second_analyst() {
-    runtime().block_on(async {
-        let (service, dir) = cases_service("four-eyes").await;
-        let (open, _) = service
-            .review_items(ReviewFilter {
-                customer_id: None,
-                min_amount: None,
-                max_amount: None,
-                min_age_days: None,
-                max_age_days: None,
-                reason: None,
-                include_resolved: false,
-                limit: 100,
-                offset: 0,
-                now: now(),
-            })
-            .await
-            .expect("queue");
-        let mut with_customer = Vec::new();
-        for s in open {
-            let item = service
-                .review_item(s.payment_id.clone())
+    for store in TestStore::each("four-eyes") {
+        runtime().block_on(async {
+            let service = cases_service_on(&store).await;
+            let (open, _) = service
+                .review_items(ReviewFilter {
+                    customer_id: None,
+                    min_amount: None,
+                    max_amount: None,
+                    min_age_days: None,
+                    max_age_days: None,
+                    reason: None,
+                    include_resolved: false,
+                    limit: 100,
+                    offset: 0,
+                    now: now(),
+                })
                 .await
-                .expect("item");
-            if let Some(c) = item.decision.customer_id.clone() {
-                with_customer.push((s.payment_id, c, item.payment.amount));
+                .expect("queue");
+            let mut with_customer = Vec::new();
+            for s in open {
+                let item = service
+                    .review_item(s.payment_id.clone())
+                    .await
+                    .expect("item");
+                if let Some(c) = item.decision.customer_id.clone() {
+                    with_customer.push((s.payment_id, c, item.payment.amount));
+                }
             }
-        }
-        assert!(with_customer.len() >= 2, "{with_customer:?}");
-        let on_account = |id: &str, c: &str, analyst: &str| ResolveRequest {
-            payment_id: id.into(),
-            analyst: analyst.into(),
-            action: ResolveAction::PutOnAccount(c.into()),
-            note: "customer asked to keep it".into(),
-        };
-        let postings = |id: String| {
-            let s = Arc::clone(&service);
-            async move {
-                s.postings(PostingFilter::Payment(id), 0, 1_000)
+            assert!(with_customer.len() >= 2, "{with_customer:?}");
+            let on_account = |id: &str, c: &str, analyst: &str| ResolveRequest {
+                payment_id: id.into(),
+                analyst: analyst.into(),
+                action: ResolveAction::PutOnAccount(c.into()),
+                note: "customer asked to keep it".into(),
+            };
+            let postings = |id: String| {
+                let s = Arc::clone(&service);
+                async move {
+                    s.postings(PostingFilter::Payment(id), 0, 1_000)
+                        .await
+                        .expect("postings")
+                }
+            };
+
+            // At the limit is not above it: posts at once.
+            let (a, a_customer, a_amount) = with_customer[0].clone();
+            service.set_four_eyes(FourEyes {
+                above: a_amount,
+                per_currency: Default::default(),
+            });
+            let r = service
+                .resolve(on_account(&a, &a_customer, "alice"))
+                .await
+                .expect("below the limit");
+            assert!(r.resolved().is_some(), "posted");
+            assert!(!postings(a.clone()).await.is_empty());
+
+            // Above it: waits; nothing in the journal; the item stays open and cannot be resolved
+            // another way meanwhile.
+            let (b, b_customer, _) = with_customer[1].clone();
+            service.set_four_eyes(FourEyes {
+                above: dec!(0.00),
+                per_currency: Default::default(),
+            });
+            let waiting = match service
+                .resolve(on_account(&b, &b_customer, "alice"))
+                .await
+                .expect("submitted")
+            {
+                ResolveOutcome::AwaitingApproval(a) => a,
+                ResolveOutcome::Resolved(_) => panic!("posted above the limit"),
+            };
+            assert_eq!(waiting.state, ApprovalState::Pending);
+            assert!(waiting.reasons[0].contains("on account"), "{waiting:?}");
+            assert!(
+                postings(b.clone()).await.is_empty(),
+                "posted before approval"
+            );
+            let item = service.review_item(b.clone()).await.expect("item");
+            assert_eq!(
+                (item.summary.state, item.resolution.is_none()),
+                (ReviewState::Open, true)
+            );
+            assert_eq!(service.pending_approvals().len(), 1);
+            let again = service
+                .resolve(request_for(&b, ResolveAction::LeaveUnapplied, "bob"))
+                .await;
+            assert!(
+                matches!(&again, Err(ServiceError::FailedPrecondition(m)) if m.contains("alice")),
+                "{again:?}"
+            );
+
+            // The proposer cannot approve their own, however they write their name.
+            let decide = |analyst: &str, note: &str| ApprovalDecision {
+                payment_id: b.clone(),
+                analyst: analyst.into(),
+                note: note.into(),
+            };
+            let own = service.approve(decide(" Alice", "")).await;
+            match &own {
+                Err(ServiceError::PermissionDenied(m)) => {
+                    assert!(
+                        m.contains("cannot approve") && m.contains("nothing was posted"),
+                        "{m}"
+                    )
+                }
+                other => panic!("self-approval not refused: {other:?}"),
+            }
+            assert!(postings(b.clone()).await.is_empty());
+
+            // A rejection needs a reason and puts the item back in the queue.
+            assert!(matches!(
+                service.reject(decide("bob", " ")).await,
+                Err(ServiceError::InvalidArgument { .. })
+            ));
+            let rejected = service
+                .reject(decide("bob", "not agreed with the customer"))
+                .await
+                .expect("rejected");
+            assert_eq!(rejected.state, ApprovalState::Rejected);
+            assert!(service.pending_approvals().is_empty());
+            assert!(postings(b.clone()).await.is_empty());
+            assert!(
+                service.next_open_item("").await.expect("next").is_some(),
+                "the rejected item is in the queue again"
+            );
+            let resubmitted = service
+                .resolve(on_account(&b, &b_customer, "alice"))
+                .await
+                .expect("resubmitted");
+            assert!(resubmitted.resolved().is_none());
+
+            // The request survives a restart; then a second analyst approves it and it posts.
+            service.store().close();
+            drop(service);
+            let service = Arc::new(
+                Service::open_shared(
+                    store.open().await,
+                    None,
+                    EngineConfig::default(),
+                    Limits::default(),
+                )
+                .await
+                .expect("reopened"),
+            );
+            let pending = service.pending_approvals();
+            assert_eq!(pending.len(), 1, "{pending:?}");
+            assert_eq!(pending[0].proposed.analyst, "alice");
+            let item = service
+                .approve(decide("bob", "checked"))
+                .await
+                .expect("approved");
+            let res = item.resolution.expect("resolution");
+            assert_eq!(res.analyst, "alice", "posted in the proposer's name");
+            assert!(
+                !service
+                    .postings(PostingFilter::Payment(b.clone()), 0, 1_000)
                     .await
                     .expect("postings")
-            }
-        };
-
-        // At the limit is not above it: posts at once.
-        let (a, a_customer, a_amount) = with_customer[0].clone();
-        service.set_four_eyes(FourEyes {
-            above: a_amount,
-            per_currency: Default::default(),
-        });
-        let r = service
-            .resolve(on_account(&a, &a_customer, "alice"))
-            .await
-            .expect("below the limit");
-        assert!(r.resolved().is_some(), "posted");
-        assert!(!postings(a.clone()).await.is_empty());
-
-        // Above it: waits; nothing in the journal; the item stays open and cannot be resolved
-        // another way meanwhile.
-        let (b, b_customer, _) = with_customer[1].clone();
-        service.set_four_eyes(FourEyes {
-            above: dec!(0.00),
-            per_currency: Default::default(),
-        });
-        let waiting = match service
-            .resolve(on_account(&b, &b_customer, "alice"))
-            .await
-            .expect("submitted")
-        {
-            ResolveOutcome::AwaitingApproval(a) => a,
-            ResolveOutcome::Resolved(_) => panic!("posted above the limit"),
-        };
-        assert_eq!(waiting.state, ApprovalState::Pending);
-        assert!(waiting.reasons[0].contains("on account"), "{waiting:?}");
-        assert!(
-            postings(b.clone()).await.is_empty(),
-            "posted before approval"
-        );
-        let item = service.review_item(b.clone()).await.expect("item");
-        assert_eq!(
-            (item.summary.state, item.resolution.is_none()),
-            (ReviewState::Open, true)
-        );
-        assert_eq!(service.pending_approvals().len(), 1);
-        let again = service
-            .resolve(request_for(&b, ResolveAction::LeaveUnapplied, "bob"))
-            .await;
-        assert!(
-            matches!(&again, Err(ServiceError::FailedPrecondition(m)) if m.contains("alice")),
-            "{again:?}"
-        );
-
-        // The proposer cannot approve their own, however they write their name.
-        let decide = |analyst: &str, note: &str| ApprovalDecision {
-            payment_id: b.clone(),
-            analyst: analyst.into(),
-            note: note.into(),
-        };
-        let own = service.approve(decide(" Alice", "")).await;
-        match &own {
-            Err(ServiceError::PermissionDenied(m)) => {
-                assert!(
-                    m.contains("cannot approve") && m.contains("nothing was posted"),
-                    "{m}"
-                )
-            }
-            other => panic!("self-approval not refused: {other:?}"),
-        }
-        assert!(postings(b.clone()).await.is_empty());
-
-        // A rejection needs a reason and puts the item back in the queue.
-        assert!(matches!(
-            service.reject(decide("bob", " ")).await,
-            Err(ServiceError::InvalidArgument { .. })
-        ));
-        let rejected = service
-            .reject(decide("bob", "not agreed with the customer"))
-            .await
-            .expect("rejected");
-        assert_eq!(rejected.state, ApprovalState::Rejected);
-        assert!(service.pending_approvals().is_empty());
-        assert!(postings(b.clone()).await.is_empty());
-        assert!(
-            service.next_open_item("").await.expect("next").is_some(),
-            "the rejected item is in the queue again"
-        );
-        let resubmitted = service
-            .resolve(on_account(&b, &b_customer, "alice"))
-            .await
-            .expect("resubmitted");
-        assert!(resubmitted.resolved().is_none());
-
-        // The request survives a restart; then a second analyst approves it and it posts.
-        service.store().close();
-        drop(service);
-        let service = Arc::new(
-            Service::open(
-                SqliteStore::open(&dir).expect("store"),
-                None,
-                EngineConfig::default(),
-                Limits::default(),
-            )
-            .await
-            .expect("reopened"),
-        );
-        let pending = service.pending_approvals();
-        assert_eq!(pending.len(), 1, "{pending:?}");
-        assert_eq!(pending[0].proposed.analyst, "alice");
-        let item = service
-            .approve(decide("bob", "checked"))
-            .await
-            .expect("approved");
-        let res = item.resolution.expect("resolution");
-        assert_eq!(res.analyst, "alice", "posted in the proposer's name");
-        assert!(
-            !service
-                .postings(PostingFilter::Payment(b.clone()), 0, 1_000)
+                    .is_empty()
+            );
+            assert!(service.pending_approvals().is_empty());
+            let events = service
+                .audit_events(Some(b.clone()), 0, 100)
                 .await
-                .expect("postings")
-                .is_empty()
-        );
-        assert!(service.pending_approvals().is_empty());
-        let events = service
-            .audit_events(Some(b.clone()), 0, 100)
-            .await
-            .expect("audit");
-        let steps: Vec<(String, String)> = events
-            .into_iter()
-            .map(|e| (e.record.action, e.record.actor))
-            .filter(|(a, _)| a != "decide")
-            .collect();
-        let want = [
-            ("request_approval", "alice"),
-            ("reject_approval", "bob"),
-            ("request_approval", "alice"),
-            ("approve", "bob"),
-        ];
-        let tail: Vec<(&str, &str)> = steps
-            .iter()
-            .rev()
-            .take(4)
-            .rev()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        assert_eq!(tail, want, "{steps:?}");
-        service.store().close();
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+                .expect("audit");
+            let steps: Vec<(String, String)> = events
+                .into_iter()
+                .map(|e| (e.record.action, e.record.actor))
+                .filter(|(a, _)| a != "decide")
+                .collect();
+            let want = [
+                ("request_approval", "alice"),
+                ("reject_approval", "bob"),
+                ("request_approval", "alice"),
+                ("approve", "bob"),
+            ];
+            let tail: Vec<(&str, &str)> = steps
+                .iter()
+                .rev()
+                .take(4)
+                .rev()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
+            assert_eq!(tail, want, "{steps:?}");
+            service.store().close();
+        });
+    }
 }
 
 fn request_for(payment_id: &str, action: ResolveAction, analyst: &str) -> ResolveRequest {
@@ -1224,5 +1301,209 @@ fn request_for(payment_id: &str, action: ResolveAction, analyst: &str) -> Resolv
         analyst: analyst.into(),
         action,
         note: "another way".into(),
+    }
+}
+
+/// Two services on one store stand for two replicas: the second's ledger index is stale once the
+/// first has applied cash. A payment the first decided is refused by the store when the second
+/// decides it too, and comes back as the first's decision; a new payment on an invoice the first
+/// closed is refused, reloaded and decided again; no invoice is over-applied and nothing stops.
+#[test]
+fn a_write_refused_because_another_replica_changed_the_row_is_decided_again() {
+    for store in TestStore::each("replicas") {
+        runtime().block_on(async {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
+            let open = || store.service();
+            let a = open().await;
+            fn number<T>(v: Vec<T>) -> Vec<(u64, T)> {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, x)| (i as u64, x))
+                    .collect()
+            }
+            let customers =
+                crate::io::read_customers(root.join("customers.csv")).expect("customers");
+            let invoices = crate::io::read_invoices(root.join("invoices.csv")).expect("invoices");
+            a.upsert(number(customers.rows), number(invoices.rows.clone()))
+                .await
+                .expect("ledger");
+            let b = open().await;
+            let payments = crate::io::read_remittances(root.join("remittances.csv"))
+                .expect("remittances")
+                .payments;
+            let mut auto = Vec::new();
+            for p in &payments {
+                let m = a.match_payment(p.clone()).await.expect("a decides");
+                if m.decision.status == crate::domain::Status::Auto {
+                    auto.push(p.clone());
+                }
+            }
+            assert!(!auto.is_empty(), "the fixture has auto-applied payments");
+            for p in &payments {
+                let on_a = a.decision(p.payment_id.clone()).await.expect("stored");
+                let on_b = b.match_payment(p.clone()).await.expect("b replays");
+                assert!(on_b.replayed, "{}: decided once, on a", p.payment_id);
+                assert_eq!(on_b.decision, on_a);
+            }
+            // The same cash under new ids: b's index has the invoices a closed reloaded by now, so
+            // send a third replica with the ledger as it was before a paid.
+            let c = {
+                let c = open().await;
+                let mut core = c.write().expect("core");
+                for inv in &invoices.rows {
+                    core.engine
+                        .ledger_mut()
+                        .upsert_invoice(inv.clone())
+                        .expect("stale invoice");
+                }
+                drop(core);
+                c
+            };
+            for p in &auto {
+                let mut again = p.clone();
+                again.payment_id = format!("{}-again", p.payment_id);
+                let m = c
+                    .match_payment(again)
+                    .await
+                    .expect("c decides, never stops");
+                assert!(!m.replayed);
+            }
+            for inv in &invoices.rows {
+                let stored = c
+                    .store()
+                    .invoice(inv.id.clone())
+                    .await
+                    .expect("read")
+                    .expect("stored");
+                let within = if inv.is_credit() {
+                    stored.open_amount <= Decimal::ZERO && stored.open_amount >= inv.amount
+                } else {
+                    stored.open_amount >= Decimal::ZERO && stored.open_amount <= inv.amount
+                };
+                assert!(
+                    within,
+                    "invoice {} over-applied: {}",
+                    inv.id, stored.open_amount
+                );
+            }
+            assert!(c.write().is_ok(), "a conflict never stops the service");
+            for s in [&a, &b, &c] {
+                s.store().close();
+            }
+        });
+    }
+}
+
+/// Two replicas on one store take the same payments at the same moment: each payment id sent to
+/// both at once is decided once (one answer decides, the other replays the stored decision), and
+/// however the copies race for the same invoices, no invoice is paid beyond its amount and every
+/// open amount is its amount less the cash the journal says was applied to it.
+#[test]
+fn two_replicas_paying_the_same_invoices_at_once_never_over_apply_and_decide_each_id_once() {
+    for store in TestStore::each("replicas-race") {
+        runtime().block_on(async {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
+            let a = store.service().await;
+            let customers = crate::io::read_customers(root.join("customers.csv"))
+                .expect("customers")
+                .rows;
+            let invoices = crate::io::read_invoices(root.join("invoices.csv"))
+                .expect("invoices")
+                .rows;
+            fn number<T>(v: Vec<T>) -> Vec<(u64, T)> {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, x)| (i as u64, x))
+                    .collect()
+            }
+            a.upsert(number(customers), number(invoices.clone()))
+                .await
+                .expect("ledger");
+            let b = store.service().await;
+            let payments = crate::io::read_remittances(root.join("remittances.csv"))
+                .expect("remittances")
+                .payments;
+            // Three copies of each payment under new ids: the copies compete for one invoice.
+            let mut sent = Vec::new();
+            for copy in 0..3 {
+                for p in &payments {
+                    let mut p = p.clone();
+                    p.payment_id = format!("{}-copy{copy}", p.payment_id);
+                    sent.push(p);
+                }
+            }
+            let mut tasks = Vec::new();
+            for p in &sent {
+                for replica in [&a, &b] {
+                    let (s, p) = (Arc::clone(replica), p.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let id = p.payment_id.clone();
+                        (id, s.match_payment(p).await)
+                    }));
+                }
+            }
+            let mut answers: std::collections::BTreeMap<String, Vec<crate::service::Matched>> =
+                Default::default();
+            for t in tasks {
+                let (id, r) = t.await.expect("task");
+                let m = r.unwrap_or_else(|e| panic!("{store}: {id} failed: {e}"));
+                answers.entry(id).or_default().push(m);
+            }
+            let mut auto = 0;
+            for p in &sent {
+                let id = &p.payment_id;
+                let stored = a.decision(id.clone()).await.expect("stored");
+                let got = &answers[id];
+                assert_eq!(got.len(), 2);
+                let fresh = got.iter().filter(|m| !m.replayed).count();
+                assert_eq!(fresh, 1, "{store}: {id} decided {fresh} times");
+                for m in got {
+                    assert_eq!(
+                        m.decision, stored,
+                        "{store}: {id} answered unlike the store"
+                    );
+                }
+                if stored.status == crate::domain::Status::Auto {
+                    auto += 1;
+                }
+            }
+            assert!(auto > 0, "{store}: nothing was applied, so nothing raced");
+            let journal = a
+                .postings(PostingFilter::All, 0, 100_000)
+                .await
+                .expect("journal");
+            for inv in &invoices {
+                let stored = a
+                    .store()
+                    .invoice(inv.id.clone())
+                    .await
+                    .expect("read")
+                    .expect("stored");
+                let in_force: Decimal = live_postings(&journal)
+                    .iter()
+                    .filter(|p| p.record.invoice_id.as_deref() == Some(inv.id.as_str()))
+                    .map(|p| p.record.amount)
+                    .sum();
+                assert_eq!(
+                    stored.open_amount,
+                    inv.amount - in_force,
+                    "{store}: invoice {}",
+                    inv.id
+                );
+                let within = if inv.is_credit() {
+                    stored.open_amount <= Decimal::ZERO && stored.open_amount >= inv.amount
+                } else {
+                    stored.open_amount >= Decimal::ZERO && stored.open_amount <= inv.amount
+                };
+                assert!(
+                    within,
+                    "{store}: invoice {} over-applied: {}",
+                    inv.id, stored.open_amount
+                );
+            }
+            for s in [&a, &b] {
+                s.store().close();
+            }
+        });
     }
 }

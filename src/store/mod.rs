@@ -5,7 +5,8 @@
 //! transaction, so that a PostgreSQL implementation for several replicas could take the same
 //! calls: every change of an open amount carries the amount its writer saw before
 //! ([`OpenAmountChange::before`]) and the store refuses the record when the row says otherwise,
-//! which is the check a second replica would need. [`SqliteStore`] is the embedded default.
+//! which is the check a second replica would need. [`SqliteStore`] is the embedded default;
+//! [`PgStore`] serves several replicas on one PostgreSQL database.
 //!
 //! Writes are ordered by the *call*, not by the await: the service calls a write method while it
 //! holds the engine's lock, then releases the lock and awaits the commit. The store must apply
@@ -17,11 +18,13 @@
 pub mod approval;
 pub mod export;
 pub mod journal;
+pub mod postgres;
 pub mod posting;
 pub mod sqlite;
 pub(crate) mod writer;
 
 pub use approval::{Approval, ApprovalState, ApprovalWrite};
+pub use postgres::{PgStore, StoreUrl};
 pub use posting::{
     ActorKind, PostedBy, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
     payment_postings, replay_open_amounts, reversal_postings,
@@ -486,4 +489,7 @@ pub trait Store: Send + Sync + 'static {
     fn wal_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// Stops taking writes after those already queued, and waits until they are durable.
+    fn close(&self);
 }

@@ -7,7 +7,7 @@ use super::page::{Nav, cash, describe_resolution, instant, layout};
 use super::session::{same_origin, same_token};
 use super::{Analyst, Shared, error_page, html, refusal, to_login, url_encode};
 use crate::service::auth::Role;
-use crate::service::{Approval, ApprovalDecision, Store};
+use crate::service::{Approval, ApprovalDecision};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -16,11 +16,7 @@ use maud::{Markup, html as m};
 use serde::Deserialize;
 
 /// The pending resolutions, oldest first.
-pub(crate) async fn page<S: Store>(
-    State(web): State<Shared<S>>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
+pub(crate) async fn page(State(web): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
     let Some(who) = web.analyst(&headers) else {
         return to_login(&uri.to_string());
     };
@@ -98,8 +94,8 @@ pub(crate) struct DecisionForm {
 }
 
 /// Approves or rejects the resolution waiting on a payment, as the signed-in analyst.
-pub(crate) async fn decide<S: Store>(
-    State(web): State<Shared<S>>,
+pub(crate) async fn decide(
+    State(web): State<Shared>,
     headers: HeaderMap,
     Path(payment_id): Path<String>,
     Form(form): Form<DecisionForm>,

@@ -7,7 +7,7 @@ use super::page::{Nav, REASONS, cash_lines, layout, percent, reason_key, reason_
 use super::{Shared, error_page, html, refusal, to_login};
 use crate::domain::Currency;
 use crate::service::dashboard::{Dashboard, DashboardQuery};
-use crate::service::{Store, now};
+use crate::service::now;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
@@ -24,8 +24,8 @@ pub(crate) struct DashQuery {
     days: String,
 }
 
-pub(crate) async fn page<S: Store>(
-    State(web): State<Shared<S>>,
+pub(crate) async fn page(
+    State(web): State<Shared>,
     headers: HeaderMap,
     uri: Uri,
     Query(q): Query<DashQuery>,

@@ -11,7 +11,7 @@ use super::session::{same_origin, same_token};
 use super::{Analyst, Shared, Web, error_page, html, refusal, refusal_for, to_login, url_encode};
 use crate::domain::{Allocation, Currency, Invoice, Payment, Suggestion};
 use crate::service::auth::Role;
-use crate::service::{AuditEvent, Resolution, ReviewRecord, ReviewState, Store};
+use crate::service::{AuditEvent, Resolution, ReviewRecord, ReviewState};
 use crate::service::{ResolveOutcome, ResolveRequest};
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -52,8 +52,8 @@ pub(crate) struct ItemQuery {
     done: String,
 }
 
-pub(crate) async fn page<S: Store>(
-    State(web): State<Shared<S>>,
+pub(crate) async fn page(
+    State(web): State<Shared>,
     headers: HeaderMap,
     uri: Uri,
     Path(payment_id): Path<String>,
@@ -89,8 +89,8 @@ struct TableRow {
     suggested: Vec<usize>,
 }
 
-async fn render<S: Store>(
-    web: &Web<S>,
+async fn render(
+    web: &Web,
     who: &Analyst,
     payment_id: &str,
     view: View,
@@ -226,8 +226,8 @@ async fn render<S: Store>(
 /// The rows of the allocation table: the suggested invoices first, then the customer's other
 /// open items, then rows to type an invoice id; filled from the form being shown again, else
 /// from the suggestion asked for (the first by default).
-fn table_rows<S: Store>(
-    web: &Web<S>,
+fn table_rows(
+    web: &Web,
     item: &ReviewRecord,
     open: Option<&[Invoice]>,
     view: &View,
@@ -706,8 +706,8 @@ fn open_amount_changes(before: &serde_json::Value, after: &serde_json::Value) ->
 /// Posts a resolution. Whatever is wrong, the analyst sees why and nothing changes: the session
 /// and CSRF token are checked before the form is read, the actor is the session's, and every
 /// rule about the money is the service's.
-pub(crate) async fn resolve<S: Store>(
-    State(web): State<Shared<S>>,
+pub(crate) async fn resolve(
+    State(web): State<Shared>,
     headers: HeaderMap,
     Path(payment_id): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
@@ -822,8 +822,8 @@ pub(crate) async fn resolve<S: Store>(
 }
 
 /// The item page again, with the form as typed and why it was refused.
-async fn refused<S: Store>(
-    web: &Web<S>,
+async fn refused(
+    web: &Web,
     who: &Analyst,
     payment_id: &str,
     form: ResolveForm,

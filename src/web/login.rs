@@ -5,7 +5,6 @@
 use super::page::{Nav, layout};
 use super::session::{self, clear_cookie, same_origin, same_token, set_cookie};
 use super::{Shared, html};
-use crate::service::Store;
 use crate::service::auth::{AuthError, Principal, Role, TokenHash};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -64,10 +63,7 @@ fn render(
     )
 }
 
-pub(crate) async fn page<S: Store>(
-    State(web): State<Shared<S>>,
-    Query(q): Query<Next>,
-) -> Response {
+pub(crate) async fn page(State(web): State<Shared>, Query(q): Query<Next>) -> Response {
     render(
         StatusCode::OK,
         web.auth.enabled(),
@@ -86,8 +82,8 @@ pub(crate) struct LoginForm {
     next: Option<String>,
 }
 
-pub(crate) async fn submit<S: Store>(
-    State(web): State<Shared<S>>,
+pub(crate) async fn submit(
+    State(web): State<Shared>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
@@ -189,8 +185,8 @@ pub(crate) struct LogoutForm {
     csrf: String,
 }
 
-pub(crate) async fn logout<S: Store>(
-    State(web): State<Shared<S>>,
+pub(crate) async fn logout(
+    State(web): State<Shared>,
     headers: HeaderMap,
     Form(f): Form<LogoutForm>,
 ) -> Response {

@@ -28,9 +28,9 @@ mod session;
 #[cfg(test)]
 mod tests;
 
+use crate::service::StoreError;
 use crate::service::auth::{Auth, Principal, Role};
 use crate::service::{Service, ServiceError};
-use crate::service::{Store, StoreError};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -40,8 +40,8 @@ use session::Sessions;
 use std::sync::Arc;
 
 /// What every handler shares.
-pub(crate) struct Web<S: Store> {
-    pub(crate) service: Arc<Service<S>>,
+pub(crate) struct Web {
+    pub(crate) service: Arc<Service>,
     pub(crate) auth: Arc<Auth>,
     pub(crate) sessions: Sessions,
     /// How long a review item may wait before it is overdue.
@@ -50,19 +50,14 @@ pub(crate) struct Web<S: Store> {
     pub(crate) secure: bool,
 }
 
-pub(crate) type Shared<S> = Arc<Web<S>>;
+pub(crate) type Shared = Arc<Web>;
 
 /// The workbench's routes over a service.
-pub fn router<S: Store>(service: Arc<Service<S>>, auth: Arc<Auth>, sla_hours: u32) -> Router {
+pub fn router(service: Arc<Service>, auth: Arc<Auth>, sla_hours: u32) -> Router {
     routes(service, auth, sla_hours, false)
 }
 
-fn routes<S: Store>(
-    service: Arc<Service<S>>,
-    auth: Arc<Auth>,
-    sla_hours: u32,
-    secure: bool,
-) -> Router {
+fn routes(service: Arc<Service>, auth: Arc<Auth>, sla_hours: u32, secure: bool) -> Router {
     let web = Arc::new(Web {
         service,
         auth,
@@ -72,15 +67,15 @@ fn routes<S: Store>(
     });
     Router::new()
         .route("/", get(|| async { Redirect::to("/queue") }))
-        .route("/login", get(login::page::<S>).post(login::submit::<S>))
-        .route("/logout", post(login::logout::<S>))
-        .route("/queue", get(queue::page::<S>))
-        .route("/next", get(queue::next::<S>))
-        .route("/items/{payment_id}", get(item::page::<S>))
-        .route("/items/{payment_id}/resolve", post(item::resolve::<S>))
-        .route("/dashboard", get(dashboard::page::<S>))
-        .route("/approvals", get(approvals::page::<S>))
-        .route("/approvals/{payment_id}", post(approvals::decide::<S>))
+        .route("/login", get(login::page).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/queue", get(queue::page))
+        .route("/next", get(queue::next))
+        .route("/items/{payment_id}", get(item::page))
+        .route("/items/{payment_id}/resolve", post(item::resolve))
+        .route("/dashboard", get(dashboard::page))
+        .route("/approvals", get(approvals::page))
+        .route("/approvals/{payment_id}", post(approvals::decide))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
@@ -89,10 +84,10 @@ fn routes<S: Store>(
 
 /// Serves the workbench on `listener` until `shutdown` resolves, then lets requests in flight
 /// finish.
-pub async fn run<S: Store>(
+pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    service: Arc<Service<S>>,
+    service: Arc<Service>,
     auth: Arc<Auth>,
     sla_hours: u32,
 ) -> std::io::Result<()> {
@@ -105,11 +100,11 @@ pub async fn run<S: Store>(
 }
 
 /// [`run`] over TLS (`crate::tls`): each connection is served once its handshake is done.
-pub async fn run_tls<S: Store>(
+pub async fn run_tls(
     listener: tokio::net::TcpListener,
     tls: Arc<crate::tls::ServerConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    service: Arc<Service<S>>,
+    service: Arc<Service>,
     auth: Arc<Auth>,
     sla_hours: u32,
 ) -> std::io::Result<()> {
@@ -197,7 +192,7 @@ pub(crate) struct Analyst {
     pub(crate) csrf: String,
 }
 
-impl<S: Store> Web<S> {
+impl Web {
     /// The analyst of the request's session. A session signed in with a token lasts only while
     /// the config still gives that token the analyst role: a revoked token signs its sessions
     /// out at their next page, and a renamed one shows the new name.

@@ -8,7 +8,7 @@ use super::page::{
 use super::{Shared, error_page, html, refusal, to_login, url_encode};
 use crate::domain::ReviewReason;
 use crate::io::parse_money;
-use crate::service::{ReviewFilter, ReviewState, Store, now};
+use crate::service::{ReviewFilter, ReviewState, now};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -137,8 +137,8 @@ impl QueueQuery {
     }
 }
 
-pub(crate) async fn page<S: Store>(
-    State(web): State<Shared<S>>,
+pub(crate) async fn page(
+    State(web): State<Shared>,
     headers: HeaderMap,
     uri: Uri,
     Query(q): Query<QueueQuery>,
@@ -294,8 +294,8 @@ pub(crate) struct NextQuery {
 }
 
 /// The open item of highest priority other than `skip`: the "next item" of the workbench.
-pub(crate) async fn next<S: Store>(
-    State(web): State<Shared<S>>,
+pub(crate) async fn next(
+    State(web): State<Shared>,
     headers: HeaderMap,
     uri: Uri,
     Query(q): Query<NextQuery>,

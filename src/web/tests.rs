@@ -3,9 +3,9 @@
 //! over-applied amounts, no note) changes nothing, checked through the service.
 
 use super::{router, url_encode};
+use crate::service::Service;
 use crate::service::auth::{Auth, MAX_FAILURES, Role, TokenEntry, TokenHash, Tokens};
 use crate::service::tests::{cases_service, runtime};
-use crate::service::{Service, Store};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -117,7 +117,7 @@ struct Snapshot {
     open: Vec<(String, rust_decimal::Decimal)>,
 }
 
-async fn snapshot(service: &Service<impl Store>, ids: &[String]) -> Snapshot {
+async fn snapshot(service: &Service, ids: &[String]) -> Snapshot {
     let item = service
         .review_item("P-ambiguous".into())
         .await

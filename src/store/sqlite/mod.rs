@@ -26,11 +26,11 @@ mod approval;
 pub mod audit;
 mod backup;
 mod commit;
-mod read;
+pub(super) mod read;
 mod schema;
 #[cfg(test)]
-mod tests;
-mod write;
+pub(super) mod tests;
+pub(super) mod write;
 
 pub use backup::{BackupSummary, backup};
 
@@ -222,7 +222,7 @@ pub fn existing(data_dir: &Path) -> Result<PathBuf, StoreError> {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        self.close();
+        SqliteStore::close(self);
     }
 }
 
@@ -401,5 +401,9 @@ impl Store for SqliteStore {
         wal.push("-wal");
         // No file: closed, or emptied by a TRUNCATE checkpoint and not written since.
         Some(std::fs::metadata(wal).map_or(0, |m| m.len()))
+    }
+
+    fn close(&self) {
+        SqliteStore::close(self);
     }
 }

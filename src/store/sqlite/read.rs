@@ -15,17 +15,17 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 
-pub(super) fn time(s: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(in crate::store) fn time(s: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| corrupt(what, e))
 }
 
-pub(super) fn decimal(s: &str, what: &str) -> Result<Decimal, StoreError> {
+pub(in crate::store) fn decimal(s: &str, what: &str) -> Result<Decimal, StoreError> {
     s.parse().map_err(|e| corrupt(what, e))
 }
 
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+pub(in crate::store) fn from_json<T: serde::de::DeserializeOwned>(
     s: &str,
     what: &str,
 ) -> Result<T, StoreError> {
@@ -35,29 +35,38 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(
 pub(super) fn invoice_from_row(
     r: &Row<'_>,
 ) -> Result<Result<Invoice, StoreError>, rusqlite::Error> {
-    let id: String = r.get(0)?;
     let text = |i: usize| r.get::<_, String>(i);
-    let (customer_id, number, po_number) = (text(1)?, text(2)?, r.get::<_, Option<String>>(3)?);
-    let (invoice_date, due_date, currency, amount, open_amount, terms) =
-        (text(4)?, text(5)?, text(6)?, text(7)?, text(8)?, text(9)?);
+    let (id, customer_id, number, po_number) =
+        (text(0)?, text(1)?, text(2)?, r.get::<_, Option<String>>(3)?);
+    let rest = [text(4)?, text(5)?, text(6)?, text(7)?, text(8)?, text(9)?];
+    Ok(invoice_from_text(id, customer_id, number, po_number, rest))
+}
+
+/// An invoice from its stored text: `[invoice_date, due_date, currency, amount, open_amount,
+/// terms]` after the ids; the PostgreSQL store reads its rows through this too.
+pub(in crate::store) fn invoice_from_text(
+    id: String,
+    customer_id: String,
+    number: String,
+    po_number: Option<String>,
+    [invoice_date, due_date, currency, amount, open_amount, terms]: [String; 6],
+) -> Result<Invoice, StoreError> {
     let what = |f: &str| format!("invoice {id} {f}");
     let date = |s: &str, f: &str| -> Result<NaiveDate, StoreError> {
         s.parse().map_err(|e| corrupt(what(f), e))
     };
-    Ok((|| {
-        Ok(Invoice {
-            invoice_date: date(&invoice_date, "invoice_date")?,
-            due_date: date(&due_date, "due_date")?,
-            currency: currency.parse().map_err(|e| corrupt(what("currency"), e))?,
-            amount: decimal(&amount, &what("amount"))?,
-            open_amount: decimal(&open_amount, &what("open_amount"))?,
-            terms: Terms::parse(&terms).map_err(|e| corrupt(what("terms"), e))?,
-            customer_id,
-            number,
-            po_number,
-            id: id.clone(),
-        })
-    })())
+    Ok(Invoice {
+        invoice_date: date(&invoice_date, "invoice_date")?,
+        due_date: date(&due_date, "due_date")?,
+        currency: currency.parse().map_err(|e| corrupt(what("currency"), e))?,
+        amount: decimal(&amount, &what("amount"))?,
+        open_amount: decimal(&open_amount, &what("open_amount"))?,
+        terms: Terms::parse(&terms).map_err(|e| corrupt(what("terms"), e))?,
+        customer_id,
+        number,
+        po_number,
+        id,
+    })
 }
 
 pub(super) const INVOICE_COLUMNS: &str = "id, customer_id, number, po_number, invoice_date, due_date, \
@@ -159,7 +168,7 @@ pub(super) fn strings(conn: &Connection, sql: &str) -> Result<Vec<String>, Store
         .map_err(backend("reading ids"))
 }
 
-pub(super) fn stored_decision(
+pub(in crate::store) fn stored_decision(
     payment_json: &str,
     decision_json: &str,
     decided_at: &str,
@@ -175,7 +184,7 @@ pub(super) fn stored_decision(
 pub(super) const SUMMARY_COLUMNS: &str =
     "payment_id, customer_id, amount, currency, reason, confidence, created_at, state";
 
-pub(super) type SummaryRow = (
+pub(in crate::store) type SummaryRow = (
     String,
     Option<String>,
     String,
@@ -199,7 +208,7 @@ pub(super) fn summary_row(r: &Row<'_>) -> rusqlite::Result<SummaryRow> {
     ))
 }
 
-pub(super) fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreError> {
+pub(in crate::store) fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreError> {
     let (payment_id, customer_id, amount, currency, reason, confidence, created_at, state) = row;
     let what = |f: &str| format!("review item {payment_id} {f}");
     let reason = reason_from_name(reason, &what("reason"))?;
@@ -426,50 +435,72 @@ pub(super) fn training_examples(
     for row in rows {
         let (rowid, id, status, payment, decision, at, resolution) =
             row.map_err(backend("reading labelled payments"))?;
-        let position = u64::try_from(rowid).unwrap_or(0);
-        let example = match resolution {
-            Some(resolution) => {
-                let payment: Payment = from_json(&payment, &format!("payment {id}"))?;
-                let resolution: Resolution =
-                    from_json(&resolution, &format!("resolution of {id}"))?;
-                TrainingExample {
-                    payment,
-                    source: LabelSource::Analyst,
-                    allocations: resolution
-                        .allocations
-                        .into_iter()
-                        .map(|a| (a.invoice_id, a.amount))
-                        .collect(),
-                    decided_at: resolution.resolved_at,
-                    position,
-                }
-            }
-            None if status == "auto" => {
-                let StoredDecision {
-                    payment,
-                    decision,
-                    decided_at,
-                } = stored_decision(&payment, &decision, &at, &id)?;
-                TrainingExample {
-                    payment,
-                    source: LabelSource::Auto,
-                    allocations: decision
-                        .allocations
-                        .into_iter()
-                        .map(|a| (a.invoice_id, a.amount))
-                        .collect(),
-                    decided_at,
-                    position,
-                }
-            }
-            None => continue,
-        };
-        out.push(example);
+        if let Some(e) = training_example(
+            u64::try_from(rowid).unwrap_or(0),
+            id,
+            status,
+            payment,
+            decision,
+            at,
+            resolution,
+        )? {
+            out.push(e);
+        }
     }
     Ok(out)
 }
 
-pub(super) fn reason_from_name(
+/// A decided payment as a training example: labelled by its resolution, or by the decision
+/// itself when it was applied automatically; `None` for an unresolved review decision.
+pub(in crate::store) fn training_example(
+    position: u64,
+    id: String,
+    status: String,
+    payment: String,
+    decision: String,
+    at: String,
+    resolution: Option<String>,
+) -> Result<Option<TrainingExample>, StoreError> {
+    let example = match resolution {
+        Some(resolution) => {
+            let payment: Payment = from_json(&payment, &format!("payment {id}"))?;
+            let resolution: Resolution = from_json(&resolution, &format!("resolution of {id}"))?;
+            TrainingExample {
+                payment,
+                source: LabelSource::Analyst,
+                allocations: resolution
+                    .allocations
+                    .into_iter()
+                    .map(|a| (a.invoice_id, a.amount))
+                    .collect(),
+                decided_at: resolution.resolved_at,
+                position,
+            }
+        }
+        None if status == "auto" => {
+            let StoredDecision {
+                payment,
+                decision,
+                decided_at,
+            } = stored_decision(&payment, &decision, &at, &id)?;
+            TrainingExample {
+                payment,
+                source: LabelSource::Auto,
+                allocations: decision
+                    .allocations
+                    .into_iter()
+                    .map(|a| (a.invoice_id, a.amount))
+                    .collect(),
+                decided_at,
+                position,
+            }
+        }
+        None => return Ok(None),
+    };
+    Ok(Some(example))
+}
+
+pub(in crate::store) fn reason_from_name(
     name: Option<String>,
     what: &str,
 ) -> Result<Option<ReviewReason>, StoreError> {
@@ -480,11 +511,11 @@ pub(super) fn reason_from_name(
     .transpose()
 }
 
-pub(super) fn currency(s: &str, what: &str) -> Result<Currency, StoreError> {
+pub(in crate::store) fn currency(s: &str, what: &str) -> Result<Currency, StoreError> {
     s.parse().map_err(|e| corrupt(what, e))
 }
 
-pub(super) fn count(n: i64) -> u64 {
+pub(in crate::store) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 

@@ -11,7 +11,7 @@ use crate::store::{OpenAmountChange, RemainderKind, Resolution};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
-fn customer(id: &str) -> Customer {
+pub(in crate::store) fn customer(id: &str) -> Customer {
     Customer {
         id: id.into(),
         name: format!("{id} Inc"),
@@ -20,7 +20,7 @@ fn customer(id: &str) -> Customer {
     }
 }
 
-fn invoice(id: &str, amount: Decimal) -> Invoice {
+pub(in crate::store) fn invoice(id: &str, amount: Decimal) -> Invoice {
     let d = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
     Invoice {
         id: id.into(),
@@ -37,7 +37,7 @@ fn invoice(id: &str, amount: Decimal) -> Invoice {
 }
 
 /// Customer C1 and its invoices.
-fn ledger(invoices: Vec<Invoice>) -> LedgerWrite {
+pub(in crate::store) fn ledger(invoices: Vec<Invoice>) -> LedgerWrite {
     LedgerWrite {
         postings: vec![],
         customers: vec![customer("C1")],

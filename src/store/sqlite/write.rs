@@ -44,7 +44,7 @@ pub(super) fn apply_write(conn: &Connection, write: &Write) -> Result<(), StoreE
     }
 }
 
-pub(super) fn json<T: serde::Serialize>(v: &T, what: &str) -> Result<String, StoreError> {
+pub(in crate::store) fn json<T: serde::Serialize>(v: &T, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| corrupt(what, e))
 }
 
@@ -200,7 +200,7 @@ pub(crate) fn amount_key(d: Decimal) -> i64 {
         .unwrap_or(saturated)
 }
 
-pub(super) fn status_name(s: Status) -> &'static str {
+pub(in crate::store) fn status_name(s: Status) -> &'static str {
     match s {
         Status::Auto => "auto",
         Status::Review => "review",
@@ -208,7 +208,7 @@ pub(super) fn status_name(s: Status) -> &'static str {
     }
 }
 
-pub(super) fn reason_name(r: ReviewReason) -> String {
+pub(in crate::store) fn reason_name(r: ReviewReason) -> String {
     // The serde name, so the column reads like the decisions JSON.
     serde_json::to_value(r)
         .ok()

@@ -1,0 +1,93 @@
+//! A database of its own for each PostgreSQL test, created on the server named by
+//! `CASHMATCH_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`) and dropped after.
+//!
+//! Without a server, a test cannot prove anything about PostgreSQL: it says so loudly and runs
+//! on SQLite only, except under `CI=true`, where a missing server fails the test (CI must run the
+//! service tests on both stores).
+
+use postgres::{Client, NoTls};
+
+const DEFAULT_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database that lives as long as this value.
+pub(crate) struct TestDb {
+    /// The URL a store opens.
+    pub(crate) url: String,
+    admin: String,
+    name: String,
+}
+
+/// The `postgres` client drives a runtime of its own, which cannot start inside a tokio worker:
+/// the admin statements run on a thread of their own, so tests may create and drop databases
+/// from async code too.
+fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(f)
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+fn admin_url() -> String {
+    std::env::var("CASHMATCH_TEST_PG").unwrap_or_else(|_| DEFAULT_ADMIN.to_string())
+}
+
+impl TestDb {
+    /// A fresh database for the test `label`, or `None` when no server answers and this is not
+    /// CI (after a message saying what was skipped).
+    pub(crate) fn create(label: &str) -> Option<TestDb> {
+        let admin = admin_url();
+        let mut nonce = [0u8; 6];
+        getrandom::fill(&mut nonce).expect("random database name");
+        let suffix: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let clean: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(30)
+            .collect();
+        let name = format!("cashmatch_test_{clean}_{suffix}");
+        let (a, n) = (admin.clone(), name.clone());
+        let created = on_thread(move || -> Result<(), postgres::Error> {
+            let mut c = Client::connect(&a, NoTls)?;
+            c.batch_execute(&format!("CREATE DATABASE {n}"))
+        });
+        match created {
+            Ok(()) => {
+                let url = match admin.rfind('/') {
+                    Some(i) if admin[..i].contains("://") => {
+                        format!("{}/{name}", &admin[..i])
+                    }
+                    _ => panic!("CASHMATCH_TEST_PG={admin} does not end in /DATABASE"),
+                };
+                Some(TestDb { url, admin, name })
+            }
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI=true and PostgreSQL at {admin} is unreachable: {e}")
+            }
+            Err(e) => {
+                eprintln!(
+                    "\n!!! SKIPPED on PostgreSQL: {label}: no server at {admin} ({e}); ran on \
+                     SQLite only. Start PostgreSQL or set CASHMATCH_TEST_PG. !!!\n"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let dropped = on_thread(move || -> Result<(), postgres::Error> {
+            let mut c = Client::connect(&admin, NoTls)?;
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
+}

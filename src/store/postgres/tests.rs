@@ -1,0 +1,223 @@
+//! What is particular to the PostgreSQL store: its migrations, exact money in NUMERIC, rows it
+//! cannot read, and the order of writes from several replicas. (Its contract with the service is
+//! tested through the service tests, which run on both stores.)
+
+use super::testdb::TestDb;
+use super::*;
+use crate::store::sqlite::audit::{ChainedEvent, anchor_hash, event_hash};
+use crate::store::sqlite::tests::{invoice, ledger};
+use crate::store::{ActorKind, PostingKind, PostingRecord};
+use rust_decimal_macros::dec;
+use serde_json::json;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An admin connection to the test's database, off the async workers.
+fn sql<T: Send + 'static>(url: &str, f: impl FnOnce(&mut Client) -> T + Send + 'static) -> T {
+    let url = url.to_string();
+    std::thread::spawn(move || f(&mut Client::connect(&url, NoTls).expect("connect")))
+        .join()
+        .expect("admin thread")
+}
+
+#[test]
+fn migrating_again_changes_nothing_and_a_newer_schema_is_refused() {
+    let Some(db) = TestDb::create("migrations") else {
+        return;
+    };
+    for _ in 0..2 {
+        let store = PgStore::open(&db.url).expect("open");
+        store.close();
+    }
+    let versions: Vec<i64> = sql(&db.url, |c| {
+        c.query("SELECT version FROM schema_version ORDER BY version", &[])
+            .expect("versions")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    });
+    assert_eq!(versions, (1..=schema::VERSION).collect::<Vec<_>>());
+    sql(&db.url, |c| {
+        c.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&(schema::VERSION + 1)],
+        )
+        .expect("a newer version")
+    });
+    match PgStore::open(&db.url) {
+        Err(e) => assert!(e.to_string().contains("newer than this build"), "{e}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
+}
+
+#[test]
+fn money_keeps_every_digit_and_its_scale_and_a_bad_row_is_an_error_naming_it() {
+    let Some(db) = TestDb::create("money") else {
+        return;
+    };
+    let rt = runtime();
+    let store = rt.block_on(PgStore::open_async(&db.url)).expect("open");
+    let mut big = invoice("I-big", dec!(12345678901234567.8901));
+    big.open_amount = dec!(0.10);
+    rt.block_on(store.write_ledger(ledger(vec![big.clone(), invoice("I-bad", dec!(5))])))
+        .expect("ledger");
+    let back = rt
+        .block_on(store.invoice("I-big".into()))
+        .expect("read")
+        .expect("stored");
+    assert_eq!(back, big);
+    // The scale as written, not only the value: 0.10 stays 0.10 (an amount shown to a person).
+    assert_eq!(back.open_amount.to_string(), "0.10");
+    sql(&db.url, |c| {
+        c.execute(
+            "UPDATE invoices SET due_date = 'soon' WHERE id = 'I-bad'",
+            &[],
+        )
+        .expect("corrupt a row")
+    });
+    match rt.block_on(store.invoice("I-bad".into())) {
+        Err(StoreError::Corrupt { what, .. }) => assert!(what.contains("I-bad"), "{what}"),
+        other => panic!("a bad row read as {other:?}"),
+    }
+    assert!(matches!(
+        rt.block_on(store.load()),
+        Err(StoreError::Corrupt { .. })
+    ));
+    store.close();
+}
+
+/// Two stores on one database stand for two replicas writing at once: the journal's sequence
+/// and the audit trail's ids come out 1, 2, 3... with no gap, and every audit event follows the
+/// one before it in the hash chain, whichever replica wrote it.
+#[test]
+fn two_replicas_writing_at_once_leave_a_gap_free_journal_and_one_audit_chain() {
+    let Some(db) = TestDb::create("ordering") else {
+        return;
+    };
+    let rt = runtime();
+    let a = Arc::new(rt.block_on(PgStore::open_async(&db.url)).expect("a"));
+    let b = Arc::new(rt.block_on(PgStore::open_async(&db.url)).expect("b"));
+    rt.block_on(a.write_ledger(ledger(vec![invoice("I-1", dec!(100))])))
+        .expect("ledger");
+    const EACH: usize = 60;
+    let write = |n: usize, who: &str| LedgerWrite {
+        customers: vec![],
+        invoices: vec![],
+        audit: Some(AuditRecord {
+            at: crate::store::now(),
+            actor: who.into(),
+            action: "adjust_invoice".into(),
+            subject: "I-1".into(),
+            before: json!({ "n": n }),
+            after: json!({ "n": n + 1 }),
+        }),
+        postings: vec![PostingRecord {
+            kind: PostingKind::ArAdjustment,
+            payment_id: String::new(),
+            invoice_id: Some("I-1".into()),
+            customer_id: Some("C1".into()),
+            currency: crate::domain::Currency::USD,
+            amount: dec!(0.01),
+            reason_code: None,
+            actor_kind: ActorKind::ArSystem,
+            actor: who.into(),
+            model_version: None,
+            rules_version: None,
+            reverses: None,
+            at: crate::store::now(),
+        }],
+    };
+    let futures: Vec<_> = (0..EACH)
+        .flat_map(|n| [a.write_ledger(write(n, "a")), b.write_ledger(write(n, "b"))])
+        .collect();
+    for r in rt.block_on(futures_join(futures)) {
+        r.expect("write");
+    }
+    let journal = rt
+        .block_on(b.postings(PostingFilter::All, 0, 10_000))
+        .expect("journal");
+    let seqs: Vec<u64> = journal.iter().map(|p| p.sequence).collect();
+    assert_eq!(seqs, (1..=2 * EACH as u64).collect::<Vec<_>>());
+    let events: Vec<ChainedEvent> = sql(&db.url, |c| {
+        c.query(
+            "SELECT id, at, actor, action, subject, before_json, after_json, prev_hash, hash
+             FROM audit_events ORDER BY id",
+            &[],
+        )
+        .expect("audit")
+        .iter()
+        .map(|r| ChainedEvent {
+            id: r.get(0),
+            at: r.get(1),
+            actor: r.get(2),
+            action: r.get(3),
+            subject: r.get(4),
+            before_json: r.get(5),
+            after_json: r.get(6),
+            prev_hash: r.get(7),
+            hash: r.get(8),
+        })
+        .collect()
+    });
+    let anchor: String = sql(&db.url, |c| {
+        c.query_one("SELECT value FROM settings WHERE key = 'audit_anchor'", &[])
+            .expect("anchor")
+            .get(0)
+    });
+    assert_eq!(events.len(), 2 * EACH);
+    let mut prev = anchor_hash(&anchor);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.id, i as i64 + 1);
+        assert_eq!(e.prev_hash, prev, "event {}", e.id);
+        assert_eq!(e.hash, event_hash(&prev, e), "event {}", e.id);
+        prev = e.hash.clone();
+    }
+    let writers: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e.actor.as_str()).collect();
+    assert_eq!(writers.len(), 2, "both replicas wrote");
+    a.close();
+    b.close();
+}
+
+/// Awaits every future, in order.
+async fn futures_join<T: Send + 'static>(fs: Vec<StoreFuture<T>>) -> Vec<Result<T, StoreError>> {
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+#[test]
+fn a_password_never_reaches_a_message() {
+    assert_eq!(
+        redacted("postgres://app:s3cret@db:5432/cash"),
+        "postgres://app:***@db:5432/cash"
+    );
+    assert_eq!(
+        redacted("postgres://root@127.0.0.1:5432/test"),
+        "postgres://root@127.0.0.1:5432/test"
+    );
+    let url: StoreUrl = "postgres://app:s3cret@db:5432/cash".parse().expect("url");
+    assert!(!format!("{url:?} {url}").contains("s3cret"));
+}
+
+#[test]
+fn a_store_that_is_not_postgres_is_refused_naming_the_default() {
+    let e = "sqlite:///var/lib/cashmatch"
+        .parse::<StoreUrl>()
+        .unwrap_err();
+    assert!(e.contains("--data-dir"), "{e}");
+    assert!(
+        "postgres://root@127.0.0.1:5432/test"
+            .parse::<StoreUrl>()
+            .is_ok()
+    );
+}
