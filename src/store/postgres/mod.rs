@@ -150,7 +150,13 @@ impl PgStore {
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
         let mut conn = connect(url)?;
         schema::migrate(&mut conn)?;
-        let writer = Writer::start("cashmatch-pg-store", PgWriter { conn })?;
+        let writer = Writer::start(
+            "cashmatch-pg-store",
+            PgWriter {
+                conn,
+                url: url.to_string(),
+            },
+        )?;
         Ok(PgStore {
             writer,
             url: url.to_string(),
@@ -224,6 +230,7 @@ impl Drop for PgStore {
 /// The writing connection, owned by the writer thread.
 struct PgWriter {
     conn: Client,
+    url: String,
 }
 
 impl GroupBackend for PgWriter {
@@ -239,6 +246,14 @@ impl GroupBackend for PgWriter {
                 })
                 .collect()
         };
+        // A connection the server closed (a restart, a failover) is made again, so that the
+        // groups after it commit; the group that met the closing failed and was not acknowledged.
+        if self.conn.is_closed() {
+            match connect(&self.url) {
+                Ok(c) => self.conn = c,
+                Err(e) => return fail_all(e),
+            }
+        }
         let mut tx = match self.conn.transaction() {
             Ok(tx) => tx,
             Err(e) => return fail_all(backend("beginning a transaction")(e)),

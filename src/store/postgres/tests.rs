@@ -185,6 +185,63 @@ fn two_replicas_writing_at_once_leave_a_gap_free_journal_and_one_audit_chain() {
     b.close();
 }
 
+/// The server closing the writer's connection (a restart, a failover, an administrator) costs
+/// the writes in flight, not the store: the next write connects again and commits.
+#[test]
+fn after_the_server_closes_the_writers_connection_the_next_write_commits() {
+    let Some(db) = TestDb::create("reconnect") else {
+        return;
+    };
+    let rt = runtime();
+    let store = rt.block_on(PgStore::open_async(&db.url)).expect("open");
+    rt.block_on(store.write_ledger(ledger(vec![invoice("I-1", dec!(1))])))
+        .expect("first write");
+    let name: String = sql(&db.url, |c| {
+        c.query_one("SELECT current_database()", &[])
+            .expect("name")
+            .get(0)
+    });
+    let killed: i64 = sql(&db.url, move |c| {
+        c.query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .expect("terminate")
+        .get(0)
+    });
+    assert!(killed >= 1, "the writer's connection was there to close");
+    // pg_terminate_backend only signals: wait until the backend is gone, else the next write
+    // could still commit on it and the one after meet the closing.
+    let gone = (0..100).any(|_| {
+        let db = db.url.clone();
+        let left: i64 = sql(&db, |c| {
+            c.query_one(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .expect("backends")
+            .get(0)
+        });
+        if left > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        left == 0
+    });
+    assert!(gone, "the writer's backend did not end");
+    // The write that meets the closed connection may fail; one after it must not.
+    let _ = rt.block_on(store.write_ledger(ledger(vec![invoice("I-2", dec!(2))])));
+    rt.block_on(store.write_ledger(ledger(vec![invoice("I-3", dec!(3))])))
+        .expect("a write after the connection was closed");
+    let back = rt
+        .block_on(store.invoice("I-3".into()))
+        .expect("read")
+        .expect("stored");
+    assert_eq!(back.amount, dec!(3));
+    store.close();
+}
+
 /// Awaits every future, in order.
 async fn futures_join<T: Send + 'static>(fs: Vec<StoreFuture<T>>) -> Vec<Result<T, StoreError>> {
     let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
