@@ -24,7 +24,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 /// Version of the candidate rules and policy, recorded in every decision beside the model's.
-pub const RULES_VERSION: &str = "rules-2026.12.3";
+pub const RULES_VERSION: &str = "rules-2026.12.4";
 
 /// Suggestions shown to an analyst for a review item.
 const MAX_SUGGESTIONS: usize = 3;
@@ -480,6 +480,9 @@ impl Engine {
         if let Some(why) = self.shared_reference(pc, c) {
             return Some(why);
         }
+        if let Some(why) = self.amount_found_among_equals(c) {
+            return Some(why);
+        }
         if let Some(why) = self.mistyped_reference(payment, pc, c) {
             return Some(why);
         }
@@ -619,24 +622,71 @@ impl Engine {
     fn shared_reference(&self, pc: &PaymentCandidates, c: &Candidate) -> Option<String> {
         c.allocations.iter().find_map(|a| {
             let (qi, sim, _) = a.reference?;
+            let q = pc.queries.get(qi)?;
             let open = self.ledger.invoice(a.invoice).open_amount;
+            // The hits are cut to a few per reference; a PO on fifteen invoices needs the index
+            // itself when the reading is exact.
+            let exact = (sim >= 0.98)
+                .then(|| self.ledger.lookup_norm(&q.key.norm))
+                .into_iter()
+                .flatten();
             pc.hits
                 .get(qi)?
                 .iter()
-                .find(|h| {
-                    h.sim >= sim
-                        && !c.allocations.iter().any(|x| x.invoice == h.invoice)
-                        && self.ledger.invoice(h.invoice).open_amount == open
+                .map(|h| h.invoice)
+                .chain(exact)
+                .find(|&o| {
+                    let k = self.ledger.invoice_keys(o);
+                    o != a.invoice
+                        && !c.allocations.iter().any(|x| x.invoice == o)
+                        && self.ledger.invoice(o).open_amount == open
+                        && q.key.similarity(&k.number).max(q.key.similarity(&k.po)) + 1e-6
+                            >= f64::from(sim)
                 })
-                .map(|h| {
+                .map(|o| {
                     format!(
                         "reference {:?} reads as {} and as {} alike, both with {open} open",
-                        pc.queries[qi].text,
+                        q.text,
                         self.ledger.invoice(a.invoice).number,
-                        self.ledger.invoice(h.invoice).number
+                        self.ledger.invoice(o).number
                     )
                 })
         })
+    }
+
+    /// An item found by its amount alone while another open item of the same customer, which
+    /// the allocation leaves alone, has the same amount open: a line without its reference (or a
+    /// payment without detail) says nothing of which one it pays, and a key account holds
+    /// dozens of items of any common amount.
+    fn amount_found_among_equals(&self, c: &Candidate) -> Option<String> {
+        c.allocations
+            .iter()
+            .filter(|a| a.reference.is_none())
+            .find_map(|a| {
+                let inv = self.ledger.invoice(a.invoice);
+                let customer = self.ledger.invoice_customer(a.invoice);
+                let alike = self
+                    .ledger
+                    .open_items(customer)
+                    .count_with_amount(inv.open_amount);
+                let taken = c
+                    .allocations
+                    .iter()
+                    .filter(|x| {
+                        self.ledger.invoice_customer(x.invoice) == customer
+                            && self.ledger.invoice(x.invoice).open_amount == inv.open_amount
+                    })
+                    .count();
+                (alike > taken).then(|| {
+                    format!(
+                        "{} is found by its amount alone, and {} other open item(s) of the \
+                         customer have {} open too",
+                        inv.number,
+                        alike - taken,
+                        inv.open_amount
+                    )
+                })
+            })
     }
 
     /// A line that says it pays an amount, of which the allocation applies less to the line's

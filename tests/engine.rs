@@ -1271,3 +1271,31 @@ fn a_po_shared_by_two_invoices_of_the_same_amount_is_not_a_guess() {
         "{d:#?}"
     );
 }
+
+/// A line without its reference pays 117.00, and the payer has two open items of 117.00: an old
+/// one and the neighbour of the listed invoice. Its amount says nothing of which, so the payment
+/// waits for a person rather than paying the first item the amount index gives.
+#[test]
+fn a_line_found_by_an_amount_two_open_items_share_is_not_a_guess() {
+    let engine = rules_only(one_customer(&[
+        ("I1", "INV-0632001", usd(38_085), usd(38_085), 20),
+        ("I2", "INV-0212594", usd(11_700), usd(11_700), 1),
+        ("I3", "INV-0632009", usd(11_700), usd(11_700), 20),
+    ]));
+    let mut p = paying(
+        "P-no-ref",
+        usd(49_785),
+        &[("INV-0632001", usd(38_085)), ("", usd(11_700))],
+        None,
+    );
+    p.lines[1].reference = None;
+    let d = engine.decide(&p);
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty(), "{d:#?}");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("found by its amount alone")),
+        "{d:#?}"
+    );
+}

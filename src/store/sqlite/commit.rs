@@ -94,6 +94,13 @@ pub(super) fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>, progre
     let (mut done, mut last) = (0u64, std::time::Instant::now());
     // A message or a hang-up both mean the store is closing.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_POLL) {
+        // The writer has not yet copied what the last round could not reach. Starting another
+        // round now would hold the checkpoint lock when it tries (a PASSIVE checkpoint gives up
+        // at once), and on a starved machine the rounds then follow each other so closely that
+        // the writer never finishes one and the WAL never starts over.
+        if progress.finish.load(Ordering::Relaxed) {
+            continue;
+        }
         let now = progress.written.load(Ordering::Relaxed);
         let pending = now - done;
         if pending >= CHECKPOINT_WRITES || (pending > 0 && last.elapsed() >= CHECKPOINT_MAX_WAIT) {
