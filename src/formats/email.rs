@@ -8,8 +8,10 @@
 //! - when no attachment gave an advice, the text body (or the HTML body, as text), through the
 //!   free-text reader.
 //!
-//! Scanned images and PDFs are not guessed at: each is reported in [`Parsed::errors`] as
-//! unreadable (a person reads it), and the rest of the message still reads. The sender's display
+//! A PDF is read through its text layer (its remittance table, [`super::pdf`]). Scanned images,
+//! PDFs without text and broken PDFs are not guessed at: each is reported in
+//! [`Parsed::errors`] as unreadable (a person reads it), and the rest of the message still
+//! reads. The sender's display
 //! name is the payer where the advice names none, and the message's date is the advice's date
 //! where it has none. Advice ids are made from the Message-ID (or the file name), so that reading
 //! the same message twice gives the same ids.
@@ -124,11 +126,10 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
             continue;
         } else if ctype == "application/pdf"
             || lower.ends_with(".pdf")
-            || contents.starts_with(b"%PDF")
+            || super::pdf::looks_like(contents)
         {
-            out.errors
-                .push(unreadable("a PDF (PDF text is not read yet)"));
-            continue;
+            // A scan in a PDF, or a broken one, is refused by the reader as unreadable.
+            super::pdf::parse(contents, &where_)
         } else if super::spreadsheet::looks_like(contents)
             || [".xlsx", ".xls", ".ods"].iter().any(|e| lower.ends_with(e))
         {
@@ -376,6 +377,31 @@ mod tests {
         assert_eq!(parsed.errors.len(), 1);
         let e = parsed.errors[0].to_string();
         assert!(e.contains("scan.png") && e.contains("unreadable"), "{e}");
+    }
+
+    #[test]
+    fn a_pdf_attachment_gives_its_table_and_a_scanned_pdf_beside_it_is_unreadable() {
+        let parsed = read("pdf/pioneer_pdf.eml");
+        let [p] = parsed.payments.as_slice() else {
+            panic!("{:?}", parsed.payments)
+        };
+        assert_eq!(p.payment_id, "eml:px-552@pioneer.example:1");
+        assert_eq!(p.format, "eml/pdf");
+        assert_eq!(p.amount, dec!(2000.00));
+        assert_eq!(
+            refs(p),
+            [
+                ("INV-300401".to_string(), Some(dec!(820.40))),
+                ("INV-300402".to_string(), Some(dec!(1179.60)))
+            ]
+        );
+        let [e] = parsed.errors.as_slice() else {
+            panic!("{:?}", parsed.errors)
+        };
+        assert!(
+            e.file.ends_with("#signed.pdf") && e.message.contains("unreadable"),
+            "{e}"
+        );
     }
 
     #[test]
