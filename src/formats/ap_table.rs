@@ -337,17 +337,28 @@ pub(crate) fn read(rows: &[Row], file: &str, format: Format) -> Result<Parsed, F
                 continue;
             }
         };
+        // Figures near Decimal's limit (a hostile file) must be an error, not an overflow.
+        let overflow = |k: Option<usize>| FormatError {
+            message: format!("page {}: {reference}: the figures overflow", row.page),
+            ..at(k.unwrap_or(0))
+        };
         let (paid, invoice_amount) = match (paid, gross) {
             (Some(p), g) => (p, g),
             (None, Some(g)) => match discount {
-                Some(d) => (g - d, Some(g)),
+                Some(d) => match g.checked_sub(d) {
+                    Some(net) => (net, Some(g)),
+                    None => {
+                        errors.push(overflow(h.find(|r| r == Role::Gross)));
+                        continue;
+                    }
+                },
                 None => (g, None),
             },
             // A reference without an amount is a note or a wrapped description, not a line.
             (None, None) => continue,
         };
         if let (Some(g), Some(d)) = (invoice_amount, discount)
-            && g - d != paid
+            && g.checked_sub(d) != Some(paid)
         {
             warnings.push(format!(
                 "{reference}: amount {g} less discount {d} is not the {paid} paid"
@@ -391,7 +402,17 @@ pub(crate) fn read(rows: &[Row], file: &str, format: Format) -> Result<Parsed, F
         }
         return Ok(parsed);
     }
-    let sum: Decimal = lines.iter().filter_map(|l| l.amount_paid).sum();
+    let sum = lines
+        .iter()
+        .filter_map(|l| l.amount_paid)
+        .try_fold(Decimal::ZERO, |a, b| a.checked_add(b))
+        .ok_or_else(|| {
+            FormatError::new(
+                file,
+                Position::File,
+                "the lines' amounts overflow when added",
+            )
+        })?;
     let amount = match total {
         Some(t) if t != sum => {
             warnings.push(format!(
@@ -572,6 +593,57 @@ mod tests {
             e.contains("line 3, column 2") && e.contains("INV-2") && e.contains("1O0.00"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn figures_at_the_decimal_limit_are_an_error_not_an_overflow() {
+        let max = "79228162514264337593543950335";
+        // The discount column far enough right that a 29-digit figure stays under Amount.
+        let rows = vec![
+            row(
+                1,
+                &[(50.0, "Invoice"), (250.0, "Amount"), (500.0, "Discount")],
+            ),
+            row(1, &[(50.0, "INV-1"), (250.0, max), (500.0, "(1)")]),
+            row(
+                1,
+                &[
+                    (50.0, "INV-2"),
+                    (250.0, "-79228162514264337593543950335"),
+                    (500.0, "5"),
+                ],
+            ),
+        ];
+        let parsed = read(&rows, "o.pdf", Format::Pdf);
+        let errors = match parsed {
+            Ok(p) => p.errors,
+            Err(e) => vec![e],
+        };
+        assert!(
+            errors.iter().any(|e| e.message.contains("overflow")),
+            "{errors:?}"
+        );
+        let rows = vec![
+            row(1, &[(50.0, "Invoice"), (250.0, "Paid")]),
+            row(1, &[(50.0, "INV-1"), (250.0, max)]),
+            row(1, &[(50.0, "INV-2"), (250.0, max)]),
+        ];
+        let e = read(&rows, "o.pdf", Format::Pdf).unwrap_err();
+        assert!(e.message.contains("overflow"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn money_never_panics_and_reads_back_what_was_written(
+            text in "[ -~€£]{0,24}",
+            cents in -10_000_000_000i64..10_000_000_000,
+        ) {
+            let _ = money(&text);
+            let d = Decimal::new(cents, 2);
+            proptest::prop_assert_eq!(money(&d.to_string()), Some(Ok(d)));
+            proptest::prop_assert_eq!(money(&format!("({})", d.abs())), Some(Ok(-d.abs())));
+            proptest::prop_assert_eq!(money(&format!("USD {d}")), Some(Ok(d)));
+        }
     }
 
     #[test]

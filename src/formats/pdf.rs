@@ -541,6 +541,19 @@ mod tests {
         assert!(parse(b"%PDF-1.4\nnothing else", "x.pdf").is_err());
     }
 
+    #[test]
+    fn damaged_copies_of_the_fixtures_are_read_or_refused_without_a_panic() {
+        for name in ["northwind_advice.pdf", "pioneer_advice.pdf", "scan.pdf"] {
+            let (bytes, _) = fixture(name);
+            for at in (0..bytes.len()).step_by(3) {
+                let mut damaged = bytes.clone();
+                damaged[at] = damaged[at].wrapping_add(0x41);
+                let _ = parse(&damaged, name);
+                let _ = parse(&bytes[..at], name);
+            }
+        }
+    }
+
     /// A PDF whose one stream inflates to `inflated` zero bytes.
     fn with_stream_of_zeros(inflated: usize) -> Vec<u8> {
         use std::io::Write;

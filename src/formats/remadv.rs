@@ -384,7 +384,16 @@ fn message<'a>(
         }
     }
     close_line(&mut lines, &mut remitted, &mut payable);
-    let sum: Decimal = lines.iter().filter_map(|l| l.amount_paid).sum();
+    // Amounts near Decimal's limit (a hostile file) must be an error, not an overflow.
+    let sum = lines
+        .iter()
+        .filter_map(|l| l.amount_paid)
+        .try_fold(Decimal::ZERO, |a, b| a.checked_add(b))
+        .ok_or((
+            unh,
+            None,
+            "the documents' amounts overflow when added".to_string(),
+        ))?;
     let amount = match total {
         Some(t) => {
             if !lines.is_empty() && t != sum {
@@ -553,6 +562,31 @@ UNH+3+INVOIC:D:96A:UN'UNT+2+3'UNZ+3+X2'";
         assert!(e.message.starts_with("segment 3 has no terminator"), "{e}");
         let e = parse(b"UNB+UNOC:3+S+R+261207:1200+X3'UNZ+0+X3'", "c.edi").unwrap_err();
         assert!(e.message.contains("no UNH"), "{e}");
+    }
+
+    #[test]
+    fn every_truncation_of_the_fixture_is_read_or_refused_without_a_panic() {
+        let (bytes, _) = fixture();
+        for cut in 0..bytes.len() {
+            let _ = parse(&bytes[..cut], "t.edi");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn segment_soup_never_panics(tokens in proptest::collection::vec(proptest::prop_oneof![
+            proptest::strategy::Just("UNH+1+REMADV:D:96A:UN'"), proptest::strategy::Just("UNT+3+1'"),
+            proptest::strategy::Just("DOC+380+INV-1'"), proptest::strategy::Just("DOC+381+CN-1'"),
+            proptest::strategy::Just("DOC+380+'"), proptest::strategy::Just("MOA+12:79228162514264337593543950335'"),
+            proptest::strategy::Just("MOA+9:-79228162514264337593543950335'"), proptest::strategy::Just("MOA+52:1.5'"),
+            proptest::strategy::Just("AJT+1'"), proptest::strategy::Just("UNS+S'"), proptest::strategy::Just("DTM+209:2026'"),
+            proptest::strategy::Just("DTM+137:20261301:102'"), proptest::strategy::Just("NAD+PR+::+?'"),
+            proptest::strategy::Just("?"), proptest::strategy::Just("+"), proptest::strategy::Just(":"),
+            proptest::strategy::Just("'"), proptest::strategy::Just("UNA:+.? '"),
+        ], 0..40)) {
+            let edi = format!("UNB+UNOC:3+S+R+261207:1200+P'{}", tokens.concat());
+            let _ = parse(edi.as_bytes(), "p.edi");
+        }
     }
 
     #[test]
