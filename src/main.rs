@@ -34,8 +34,9 @@ enum Command {
     /// docs/formats.md); transactions that could not be read go to stderr with their positions.
     Parse {
         file: PathBuf,
-        /// The format, when detection from the content should not decide (csv, x12_820, bai2,
-        /// lockbox, camt053, camt054, remt001, nacha, mt940, bank_csv, text).
+        /// The format, when detection from the content should not decide (csv, x12_820, remadv,
+        /// bai2, lockbox, camt053, camt054, remt001, nacha, mt940, bank_csv, eml, xlsx, pdf,
+        /// text).
         #[arg(long)]
         format: Option<Format>,
     },

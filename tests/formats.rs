@@ -274,10 +274,39 @@ fn cashmatch_parse_writes_json_lines_and_reports_bad_transactions() {
     let out = cashmatch(&[
         "parse",
         "--format",
-        "pdf",
+        "docx",
         &fixture("x12/820_005010_two_st_adx_credit_memo.x12"),
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown format"));
+}
+
+#[test]
+fn cashmatch_parse_reads_pdf_and_remadv_advices_and_refuses_a_scanned_pdf() {
+    let parsed = |rel: &str| {
+        let out = cashmatch(&["parse", &fixture(rel)]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (out.status.code(), rows, stderr)
+    };
+    let (code, rows, stderr) = parsed("advices/pdf/northwind_advice.pdf");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["format"], "pdf");
+    assert_eq!(rows[0]["amount"], "2166.00");
+    assert_eq!(rows[0]["lines"][0]["discount"], "20.00");
+    assert_eq!(rows[0]["lines"][0]["amount_paid"], "980.00");
+    let (code, rows, stderr) = parsed("advices/remadv/northwind_remadv.edi");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(rows[0]["payment_id"], "remadv:RA-2026-1207");
+    assert_eq!(rows[0]["currency"], "EUR");
+    assert_eq!(rows[0]["lines"][2]["amount_paid"], "-200.00");
+    let (code, rows, stderr) = parsed("advices/pdf/scan.pdf");
+    assert_eq!((code, rows.len()), (Some(2), 0), "{stderr}");
+    assert!(stderr.contains("without a text layer"), "{stderr}");
 }
 
 #[test]

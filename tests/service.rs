@@ -701,7 +701,7 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
     );
     let (code_, msg) = code(
         c.matching
-            .match_payment(raw(b"x".to_vec(), Some("pdf"), "a.pdf"))
+            .match_payment(raw(b"x".to_vec(), Some("docx"), "a.docx"))
             .await,
     );
     assert_eq!(

@@ -385,7 +385,7 @@ fn windows_1252(b: u8) -> char {
 /// A header name folded for lookup: lower case, accents dropped, every run of punctuation or
 /// space one space. `Date opération` → `date operation`, `Naam / Omschrijving` →
 /// `naam omschrijving`, `N° d'opération` → `n d operation`.
-fn fold(s: &str) -> String {
+pub(crate) fn fold(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut gap = false;
     for c in s.chars().flat_map(char::to_lowercase) {

@@ -8,8 +8,10 @@
 //! - when no attachment gave an advice, the text body (or the HTML body, as text), through the
 //!   free-text reader.
 //!
-//! Scanned images and PDFs are not guessed at: each is reported in [`Parsed::errors`] as
-//! unreadable (a person reads it), and the rest of the message still reads. The sender's display
+//! A PDF is read through its text layer (its remittance table, [`super::pdf`]). Scanned images,
+//! PDFs without text and broken PDFs are not guessed at: each is reported in
+//! [`Parsed::errors`] as unreadable (a person reads it), and the rest of the message still
+//! reads. The sender's display
 //! name is the payer where the advice names none, and the message's date is the advice's date
 //! where it has none. Advice ids are made from the Message-ID (or the file name), so that reading
 //! the same message twice gives the same ids.
@@ -124,11 +126,10 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
             continue;
         } else if ctype == "application/pdf"
             || lower.ends_with(".pdf")
-            || contents.starts_with(b"%PDF")
+            || super::pdf::looks_like(contents)
         {
-            out.errors
-                .push(unreadable("a PDF (PDF text is not read yet)"));
-            continue;
+            // A scan in a PDF, or a broken one, is refused by the reader as unreadable.
+            super::pdf::parse(contents, &where_)
         } else if super::spreadsheet::looks_like(contents)
             || [".xlsx", ".xls", ".ods"].iter().any(|e| lower.ends_with(e))
         {
@@ -144,10 +145,14 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
         match read {
             Ok(parsed) => {
                 out.errors.extend(parsed.errors);
-                out.payments.extend(advices_of(
-                    parsed.payments,
-                    &format!("eml:{base}:{}", k + 1),
-                ));
+                match advices_of(parsed.payments, &format!("eml:{base}:{}", k + 1)) {
+                    Some(advices) => out.payments.extend(advices),
+                    None => out.errors.push(FormatError::new(
+                        &where_,
+                        Position::File,
+                        "the rows' amounts overflow when added",
+                    )),
+                }
             }
             Err(e) => out.errors.push(e),
         }
@@ -237,37 +242,38 @@ fn html_text(html: &str) -> String {
 
 /// The advices of one attachment. The project's CSV gives whole advices (one per `payment_id`),
 /// kept as they are; an AP or bank export gives a payment per row, and its rows are the lines
-/// of one advice, each paying its row's amount.
-fn advices_of(payments: Vec<Payment>, id: &str) -> Vec<Payment> {
+/// of one advice, each paying its row's amount. `None` when the rows' amounts overflow when
+/// added (a hostile attachment).
+fn advices_of(payments: Vec<Payment>, id: &str) -> Option<Vec<Payment>> {
     let per_row = payments
         .iter()
         .all(|p| p.format == Format::BankCsv.name() || p.format == Format::FreeText.name());
     if !per_row || payments.len() <= 1 {
-        return payments
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut p)| {
-                if p.format != Format::Csv.name() {
-                    p.payment_id = if i == 0 {
-                        id.to_string()
-                    } else {
-                        format!("{id}.{i}")
-                    };
-                }
-                p
-            })
-            .collect();
+        return Some(
+            payments
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut p)| {
+                    if p.format != Format::Csv.name() {
+                        p.payment_id = if i == 0 {
+                            id.to_string()
+                        } else {
+                            format!("{id}.{i}")
+                        };
+                    }
+                    p
+                })
+                .collect(),
+        );
     }
     let mut rows = payments.into_iter();
-    let Some(mut advice) = rows.next() else {
-        return vec![];
-    };
+    let mut advice = rows.next()?;
     let mut all = vec![];
     std::mem::swap(&mut all, &mut advice.lines);
     let first_amount = advice.amount;
-    let mut total = Decimal::ZERO;
+    let mut total = Some(Decimal::ZERO);
     let mut take = |lines: Vec<RemittanceLine>, amount: Decimal, out: &mut Vec<RemittanceLine>| {
-        total += amount;
+        total = total.and_then(|t| t.checked_add(amount));
         let n = lines.len();
         for mut l in lines {
             if n == 1 && l.amount_paid.is_none() {
@@ -283,11 +289,11 @@ fn advices_of(payments: Vec<Payment>, id: &str) -> Vec<Payment> {
         take(r.lines, r.amount, &mut lines);
     }
     advice.lines = lines;
-    advice.amount = total;
+    advice.amount = total?;
     advice.payment_id = id.to_string();
     // Each row's date was an invoice's; the message's date is the advice's.
     advice.payment_date = None;
-    vec![advice]
+    Some(vec![advice])
 }
 
 #[cfg(test)]
@@ -379,6 +385,31 @@ mod tests {
     }
 
     #[test]
+    fn a_pdf_attachment_gives_its_table_and_a_scanned_pdf_beside_it_is_unreadable() {
+        let parsed = read("pdf/pioneer_pdf.eml");
+        let [p] = parsed.payments.as_slice() else {
+            panic!("{:?}", parsed.payments)
+        };
+        assert_eq!(p.payment_id, "eml:px-552@pioneer.example:1");
+        assert_eq!(p.format, "eml/pdf");
+        assert_eq!(p.amount, dec!(2000.00));
+        assert_eq!(
+            refs(p),
+            [
+                ("INV-300401".to_string(), Some(dec!(820.40))),
+                ("INV-300402".to_string(), Some(dec!(1179.60)))
+            ]
+        );
+        let [e] = parsed.errors.as_slice() else {
+            panic!("{:?}", parsed.errors)
+        };
+        assert!(
+            e.file.ends_with("#signed.pdf") && e.message.contains("unreadable"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_broken_attachment_is_refused_and_the_rest_of_the_message_still_reads() {
         let text = std::fs::read_to_string(fixture("mail/northwind_csv.eml")).unwrap();
         let broken = text.replace(
@@ -392,6 +423,29 @@ mod tests {
             parsed.errors[0].file.ends_with("#x.xlsx"),
             "{:?}",
             parsed.errors
+        );
+    }
+
+    #[test]
+    fn rows_whose_amounts_overflow_when_added_are_refused_and_the_rest_still_reads() {
+        let text = std::fs::read_to_string(fixture("mail/northwind_csv.eml")).unwrap();
+        // Nine rows of the largest amount a bank CSV cell holds (28 digits) add up beyond
+        // Decimal's limit.
+        let huge: String = std::iter::once("Date,Invoice,Amount Paid\n".to_string())
+            .chain((1..=9).map(|i| format!("2026-11-0{i},INV-{i},9999999999999999999999999999\n")))
+            .collect();
+        let hostile = text.replace(
+            "--b1--",
+            &format!("--b1\nContent-Type: text/csv; name=\"huge.csv\"\nContent-Disposition: attachment; filename=\"huge.csv\"\n\n{huge}\n--b1--"),
+        );
+        let parsed = parse(hostile.as_bytes(), "m.eml").unwrap();
+        assert_eq!(parsed.payments.len(), 1, "{:?}", parsed.errors);
+        let [e] = parsed.errors.as_slice() else {
+            panic!("{:?}", parsed.errors)
+        };
+        assert!(
+            e.file.ends_with("#huge.csv") && e.message.contains("overflow"),
+            "{e}"
         );
     }
 

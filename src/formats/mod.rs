@@ -8,6 +8,7 @@
 //! them, and [`parse_path`] and [`for_each_payment`] read a file, streaming it through the
 //! parsers that can (X12 820, BAI2 and the project CSV) so that memory does not grow with it.
 
+mod ap_table;
 pub mod bai2;
 pub mod bank_csv;
 mod common;
@@ -24,6 +25,8 @@ use std::io::{BufReader, Cursor, Read};
 use std::path::Path;
 
 pub mod nacha;
+pub mod pdf;
+pub mod remadv;
 pub mod x12;
 
 /// A remittance or bank-statement format that cashmatch reads.
@@ -34,6 +37,8 @@ pub enum Format {
     /// A bank or payment-portal CSV export (docs/formats/bank_csv.md).
     BankCsv,
     X12_820,
+    /// A UN/EDIFACT REMADV remittance advice.
+    Remadv,
     Bai2,
     Lockbox,
     Camt053,
@@ -45,14 +50,18 @@ pub enum Format {
     Email,
     /// A spreadsheet (XLSX, XLS, ODS) holding a remittance table.
     Spreadsheet,
+    /// A PDF with a text layer: an AP system's payment advice (its remittance table).
+    Pdf,
     FreeText,
 }
 
 impl Format {
     /// Every format, in the order `detect` tries them.
-    pub const ALL: [Format; 13] = [
+    pub const ALL: [Format; 15] = [
+        Format::Pdf,
         Format::Spreadsheet,
         Format::X12_820,
+        Format::Remadv,
         Format::Nacha,
         Format::Camt054,
         Format::Camt053,
@@ -72,6 +81,7 @@ impl Format {
             Format::Csv => "csv",
             Format::BankCsv => "bank_csv",
             Format::X12_820 => "x12_820",
+            Format::Remadv => "remadv",
             Format::Bai2 => "bai2",
             Format::Lockbox => "lockbox",
             Format::Camt053 => "camt053",
@@ -81,6 +91,7 @@ impl Format {
             Format::Mt940 => "mt940",
             Format::Email => "eml",
             Format::Spreadsheet => "xlsx",
+            Format::Pdf => "pdf",
             Format::FreeText => "text",
         }
     }
@@ -118,9 +129,10 @@ pub const DETECT_BYTES: usize = 4096;
 
 /// Tells the format of a file from its first bytes (at most [`DETECT_BYTES`] are looked at).
 ///
-/// The formats are tried in the order of [`Format::ALL`]: a spreadsheet (a zip archive holding
+/// The formats are tried in the order of [`Format::ALL`]: a PDF (`%PDF-` in the first
+/// kilobyte), a spreadsheet (a zip archive holding
 /// a workbook, or an OLE file), an X12 interchange (`ISA` with the
-/// delimiters it declares), a NACHA file header (`101`, record size `094` or a `5` batch header
+/// delimiters it declares), an EDIFACT interchange (`UNA` or `UNB+`, read as REMADV), a NACHA file header (`101`, record size `094` or a `5` batch header
 /// next), an ISO 20022 document (camt.054, camt.053, remt.001 by namespace or message element;
 /// only when the file opens with `<`, so that a memo quoting a namespace is not XML), a BAI2 `01`
 /// file header of version 2, a BAI lockbox `1` header followed by a `2` service record, an
@@ -140,6 +152,7 @@ pub fn detect(head: &[u8]) -> Format {
 fn looks_like(format: Format, head: &[u8]) -> bool {
     match format {
         Format::X12_820 => x12::looks_like(head),
+        Format::Remadv => remadv::looks_like(head),
         Format::Nacha => nacha::looks_like(head),
         Format::Camt054 => opens_xml(head) && camt::looks_like_054(head),
         Format::Camt053 => opens_xml(head) && camt::looks_like_053(head),
@@ -149,6 +162,7 @@ fn looks_like(format: Format, head: &[u8]) -> bool {
         Format::Mt940 => mt940::looks_like(head),
         Format::Email => email::looks_like(head),
         Format::Spreadsheet => spreadsheet::looks_like(head),
+        Format::Pdf => pdf::looks_like(head),
         Format::Csv => csv_header(head),
         Format::BankCsv => bank_csv::looks_like(head),
         Format::FreeText => text::looks_like(head),
@@ -189,6 +203,7 @@ pub fn parse(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Parsed,
         Format::Csv => crate::io::remittances_from_reader(bytes, file),
         Format::BankCsv => bank_csv::parse(bytes, file),
         Format::X12_820 => x12::parse(bytes, file),
+        Format::Remadv => remadv::parse(bytes, file),
         Format::Bai2 => bai2::parse(bytes, file),
         Format::Lockbox => lockbox::parse(bytes, file),
         // One reader serves both; it tells them apart by the message element.
@@ -198,6 +213,7 @@ pub fn parse(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Parsed,
         Format::Mt940 => mt940::parse(bytes, file),
         Format::Email => email::parse(bytes, file),
         Format::Spreadsheet => spreadsheet::parse(bytes, file),
+        Format::Pdf => pdf::parse(bytes, file),
         Format::FreeText => text::parse(bytes, file),
     }
 }
@@ -284,6 +300,8 @@ mod tests {
             ("x12", Format::X12_820),
             ("bank_csv", Format::BankCsv),
             ("advices/mail", Format::Email),
+            ("advices/pdf", Format::Pdf),
+            ("advices/remadv", Format::Remadv),
         ] {
             let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
                 .unwrap()
@@ -300,6 +318,8 @@ mod tests {
                 let name = p.file_name().unwrap().to_string_lossy().into_owned();
                 let f = if name.starts_with("camt054") {
                     Format::Camt054
+                } else if name.ends_with(".eml") {
+                    Format::Email
                 } else {
                     format
                 };

@@ -34,6 +34,15 @@ fn amounts(text: &str) -> Vec<Decimal> {
         .collect()
 }
 
+/// The currency a remittance's text names (`EUR`, `GBP`, `CAD`, `CHF`), US dollars otherwise.
+pub(crate) fn currency_in(text: &str) -> Currency {
+    ["EUR", "GBP", "CAD", "CHF"]
+        .iter()
+        .find(|c| text.contains(*c))
+        .and_then(|c| Currency::from_str(c).ok())
+        .unwrap_or(Currency::USD)
+}
+
 /// Reads a free-text remittance as one payment. The amount is the figure called a total or a
 /// payment, else the largest figure; text with no amount at all is an error.
 pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
@@ -74,11 +83,7 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, FormatError> {
             });
         }
     }
-    let currency = ["EUR", "GBP", "CAD", "CHF"]
-        .iter()
-        .find(|c| text.contains(*c))
-        .and_then(|c| Currency::from_str(c).ok())
-        .unwrap_or(Currency::USD);
+    let currency = currency_in(&text);
     let stem = std::path::Path::new(file)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
