@@ -7,11 +7,34 @@
 
 use super::Service;
 use super::api::*;
-use super::matching::demote;
 use super::state::*;
-use crate::domain::{Decision, Payment, Status};
+use crate::domain::{Decision, Payment, ReviewReason, Status, Suggestion};
 use crate::store::StoreError;
+use rust_decimal::Decimal;
 use std::sync::Arc;
+
+/// A review decision in place of an auto decision that can no longer be applied.
+pub(super) fn demote(mut d: Decision, why: &str) -> Decision {
+    let allocations = std::mem::take(&mut d.allocations);
+    d.suggestions.insert(
+        0,
+        Suggestion {
+            confidence: d.confidence,
+            allocations,
+            unapplied: d.unapplied,
+            explanation: d.explanation.clone(),
+        },
+    );
+    d.unapplied += d.suggestions[0]
+        .allocations
+        .iter()
+        .map(|a| a.amount)
+        .sum::<Decimal>();
+    d.status = Status::Review;
+    d.review_reason = Some(ReviewReason::LowConfidence);
+    d.explanation.push(format!("review: {why}"));
+    d
+}
 
 /// Rounds of deciding a refused payment again before giving up on it (the last goes to review).
 pub(super) const MAX_REDECIDE: usize = 3;

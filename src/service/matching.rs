@@ -3,40 +3,17 @@
 
 use super::Service;
 use super::api::*;
+use super::conflict::demote;
 use super::remittance;
 use super::returns::ReturnOutcome;
 use super::state::*;
-use crate::domain::{Decision, Payment, ReviewReason, Status, Suggestion};
+use crate::domain::{Decision, Payment, Status};
 use crate::formats::{Format, FormatError, Position};
 use crate::store::{DecisionRecord, PostedBy, payment_postings};
-use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::watch;
-
-/// A review decision in place of an auto decision that can no longer be applied.
-pub(super) fn demote(mut d: Decision, why: &str) -> Decision {
-    let allocations = std::mem::take(&mut d.allocations);
-    d.suggestions.insert(
-        0,
-        Suggestion {
-            confidence: d.confidence,
-            allocations,
-            unapplied: d.unapplied,
-            explanation: d.explanation.clone(),
-        },
-    );
-    d.unapplied += d.suggestions[0]
-        .allocations
-        .iter()
-        .map(|a| a.amount)
-        .sum::<Decimal>();
-    d.status = Status::Review;
-    d.review_reason = Some(ReviewReason::LowConfidence);
-    d.explanation.push(format!("review: {why}"));
-    d
-}
 
 impl Service {
     /// Decides one structured payment.

@@ -13,8 +13,8 @@
 
 use super::api::*;
 use super::commit::*;
+use super::conflict::demote;
 use super::ledger::open_amounts;
-use super::matching::demote;
 use super::state::*;
 use super::{AuditRecord, ReviewRecord, ReviewState, ReviewSummary, Service};
 use crate::domain::{ReviewReason, Status};
