@@ -414,7 +414,9 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
 #[test]
 fn labels_exported_from_the_service_store_are_the_history_labels() {
     use cashmatch::domain::{LabelSource, Status};
-    use cashmatch::service::{Limits, ResolveAction, ResolveRequest, Service};
+    use cashmatch::service::{
+        ApprovalDecision, Limits, ResolveAction, ResolveOutcome, ResolveRequest, Service,
+    };
     use cashmatch::store::SqliteStore;
     use cashmatch::store::export::{ExportOptions, export_labels};
     use std::collections::BTreeSet;
@@ -507,8 +509,20 @@ fn labels_exported_from_the_service_store_are_the_history_labels() {
             };
             // An allocation the ledger no longer allows (an earlier auto-apply took the
             // invoice) is refused and the item stays open, as it would for an analyst.
-            if service.resolve(req).await.is_err() {
-                continue;
+            match service.resolve(req).await {
+                Err(_) => continue,
+                // Above the four-eyes limit a second analyst posts it.
+                Ok(ResolveOutcome::AwaitingApproval(_)) => {
+                    let second = ApprovalDecision {
+                        payment_id: p.payment_id.clone(),
+                        analyst: "bo".into(),
+                        note: "checked".into(),
+                    };
+                    if service.approve(second).await.is_err() {
+                        continue;
+                    }
+                }
+                Ok(ResolveOutcome::Resolved(_)) => {}
             }
             if applied.is_empty() {
                 nothing.push(p.payment_id.clone());
