@@ -5,10 +5,10 @@
 use super::{backend, corrupt};
 use crate::domain::{Currency, Customer, Invoice, ReviewReason};
 use crate::store::sqlite::read::{
-    count, currency, decimal, from_json, invoice_from_text, reason_from_name, stored_decision,
-    summary, time, training_example,
+    count, currency, decimal, from_json, invoice_from_text, reason_from_name, review_where_in,
+    stored_decision, summary, time, training_example,
 };
-use crate::store::sqlite::write::{amount_key, reason_name};
+use crate::store::sqlite::write::reason_name;
 use crate::store::{
     ActorKind, Approval, ApprovalState, AuditEvent, AuditRecord, DayActivity, ExportQuery,
     LastApplied, PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan,
@@ -201,47 +201,16 @@ fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
-/// The WHERE clause of a review filter (as the SQLite store's `review_where`), with its
-/// arguments; the reason is left out when asked.
+/// The WHERE clause of a review filter, with its arguments (the SQLite store's, in `$n`
+/// placeholders); the reason is left out when asked.
 fn review_where(f: &ReviewFilter, with_reason: bool) -> (String, Args) {
-    let now_ms = f.now.timestamp_millis();
-    let mut clauses: Vec<String> = Vec::new();
-    let mut args: Args = Vec::new();
-    if !f.include_resolved {
-        clauses.push("state = 'open'".into());
-    }
-    if let Some(c) = &f.customer_id {
-        args.push(Box::new(c.clone()));
-        clauses.push(format!("customer_id = ${}", args.len()));
-    }
-    if let (Some(r), true) = (f.reason, with_reason) {
-        args.push(Box::new(reason_name(r)));
-        clauses.push(format!("reason = ${}", args.len()));
-    }
-    if let Some(a) = f.min_amount {
-        args.push(Box::new(amount_key(a)));
-        clauses.push(format!("amount_key >= ${}", args.len()));
-    }
-    if let Some(a) = f.max_amount {
-        args.push(Box::new(amount_key(a)));
-        clauses.push(format!("amount_key <= ${}", args.len()));
-    }
-    const DAY_MS: i64 = 86_400_000;
-    if let Some(d) = f.min_age_days {
-        args.push(Box::new(now_ms.saturating_sub(i64::from(d) * DAY_MS)));
-        clauses.push(format!("created_ms <= ${}", args.len()));
-    }
-    if let Some(d) = f.max_age_days {
-        // Whole days: an item 3.5 days old is 3 days old.
-        args.push(Box::new(now_ms.saturating_sub((i64::from(d) + 1) * DAY_MS)));
-        clauses.push(format!("created_ms > ${}", args.len()));
-    }
-    let filter = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    (filter, args)
+    review_where_in(
+        f,
+        with_reason,
+        "$",
+        |s| Box::new(s) as Box<dyn ToSql + Sync + Send>,
+        |i| Box::new(i) as Box<dyn ToSql + Sync + Send>,
+    )
 }
 
 pub(super) fn review_items(

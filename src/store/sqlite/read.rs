@@ -230,39 +230,50 @@ pub(in crate::store) fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreE
 
 /// The WHERE clause of a review filter, with its arguments; the reason is left out when asked.
 pub(super) fn review_where(f: &ReviewFilter, with_reason: bool) -> (String, Vec<Value>) {
+    review_where_in(f, with_reason, "?", Value::Text, Value::Integer)
+}
+
+/// [`review_where`] for any SQL dialect: placeholders are `prefix` and the argument's number
+/// (`?1`, `$1`), and `text` and `integer` make the backend's arguments. The PostgreSQL store
+/// builds its filters with it too, so both stores filter the queue alike.
+pub(in crate::store) fn review_where_in<A>(
+    f: &ReviewFilter,
+    with_reason: bool,
+    prefix: &str,
+    text: impl Fn(String) -> A,
+    integer: impl Fn(i64) -> A,
+) -> (String, Vec<A>) {
     let now_ms = f.now.timestamp_millis();
     let mut clauses: Vec<String> = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
+    let mut args: Vec<A> = Vec::new();
     if !f.include_resolved {
         clauses.push("state = 'open'".into());
     }
     if let Some(c) = &f.customer_id {
-        args.push(Value::Text(c.clone()));
-        clauses.push(format!("customer_id = ?{}", args.len()));
+        args.push(text(c.clone()));
+        clauses.push(format!("customer_id = {prefix}{}", args.len()));
     }
     if let (Some(r), true) = (f.reason, with_reason) {
-        args.push(Value::Text(reason_name(r)));
-        clauses.push(format!("reason = ?{}", args.len()));
+        args.push(text(reason_name(r)));
+        clauses.push(format!("reason = {prefix}{}", args.len()));
     }
     if let Some(a) = f.min_amount {
-        args.push(Value::Integer(amount_key(a)));
-        clauses.push(format!("amount_key >= ?{}", args.len()));
+        args.push(integer(amount_key(a)));
+        clauses.push(format!("amount_key >= {prefix}{}", args.len()));
     }
     if let Some(a) = f.max_amount {
-        args.push(Value::Integer(amount_key(a)));
-        clauses.push(format!("amount_key <= ?{}", args.len()));
+        args.push(integer(amount_key(a)));
+        clauses.push(format!("amount_key <= {prefix}{}", args.len()));
     }
     const DAY_MS: i64 = 86_400_000;
     if let Some(d) = f.min_age_days {
-        args.push(Value::Integer(now_ms.saturating_sub(i64::from(d) * DAY_MS)));
-        clauses.push(format!("created_ms <= ?{}", args.len()));
+        args.push(integer(now_ms.saturating_sub(i64::from(d) * DAY_MS)));
+        clauses.push(format!("created_ms <= {prefix}{}", args.len()));
     }
     if let Some(d) = f.max_age_days {
         // Whole days: an item 3.5 days old is 3 days old.
-        args.push(Value::Integer(
-            now_ms.saturating_sub((i64::from(d) + 1) * DAY_MS),
-        ));
-        clauses.push(format!("created_ms > ?{}", args.len()));
+        args.push(integer(now_ms.saturating_sub((i64::from(d) + 1) * DAY_MS)));
+        clauses.push(format!("created_ms > {prefix}{}", args.len()));
     }
     let filter = if clauses.is_empty() {
         String::new()
