@@ -203,6 +203,7 @@ pub fn lofo(
     } else {
         families.to_vec()
     };
+    let test_cases = cases_of(&world.test);
     let mut rows = Vec::new();
     let mut held_out_overall = Figures::default();
     for family in families {
@@ -213,7 +214,6 @@ pub fn lofo(
         let model = fit(&ex, cfg, &replayed.habits, &format!("without-{name}"))?;
         let threshold = model.threshold;
         let (report, decisions) = decide(model, &world.customers, &world.test)?;
-        let test_cases = cases_of(&world.test);
         let decisions = decisions
             .into_iter()
             .filter(|d| test_cases.get(&d.payment_id).map(String::as_str) == Some(name))

@@ -451,13 +451,10 @@ impl Engine {
     fn guard(&self, payment: &Payment, pc: &PaymentCandidates, c: &Candidate) -> Option<String> {
         // A reference that found items of another customer (another entity's numbers share
         // digits with ours) is left aside just as one that found nothing.
-        let uses = |qi: usize| {
-            c.allocations
-                .iter()
-                .any(|a| a.reference.is_some_and(|r| r.0 == qi))
-        };
         if let Some(qi) = (0..pc.queries.len())
-            .filter(|&qi| !uses(qi) && (pc.queries[qi].named || pc.unresolved().any(|u| u == qi)))
+            .filter(|&qi| {
+                !c.pays_through(qi) && (pc.queries[qi].named || pc.unresolved().any(|u| u == qi))
+            })
             .find(|&qi| self.by_amount_elsewhere(&pc.queries[qi], c))
         {
             let found = if pc.unresolved().any(|u| u == qi) {
@@ -557,16 +554,13 @@ impl Engine {
             let stated = payment.lines.get(line)?.amount_paid?;
             let used = paid_lines.contains(&line)
                 || q.also_lines.iter().any(|l| paid_lines.contains(l))
-                || c.allocations
-                    .iter()
-                    .any(|a| a.reference.is_some_and(|r| r.0 == qi));
+                || c.pays_through(qi);
             // An item found by amount for the line's cash stands for the line (its reference
             // mistyped beyond finding): whether that is safe is the rule on amounts alone.
             let by_amount = c.allocations.iter().any(|a| {
                 a.line.is_none()
                     && a.reference.is_none()
-                    && (a.fit.amount == stated
-                        || a.fit.amount + a.fit.discount + a.fit.deduction == stated)
+                    && (a.fit.amount == stated || a.fit.relieved() == stated)
             });
             (!used && !by_amount && !stated.is_zero()).then(|| {
                 let found = match pc.hits.get(qi).and_then(|h| h.first()) {
@@ -707,7 +701,7 @@ impl Engine {
             .find_map(|a| {
                 let line = payment.lines.get(a.line?)?;
                 let stated = line.amount_paid.filter(|s| *s > Decimal::ZERO)?;
-                let given = a.fit.amount + a.fit.discount + a.fit.deduction;
+                let given = a.fit.relieved();
                 // A wire fee is taken from the cash by the banks on the way, not netted by the
                 // payer: a gap the amount rules would read as a fee is one.
                 let gap = stated - given;
@@ -871,7 +865,7 @@ impl Engine {
         }
         for a in &c.allocations {
             let inv = self.ledger.invoice(a.invoice);
-            let relieved = a.fit.amount + a.fit.discount + a.fit.deduction;
+            let relieved = a.fit.relieved();
             let ok = if inv.is_credit() {
                 relieved >= inv.open_amount && relieved <= Decimal::ZERO
             } else {

@@ -172,7 +172,7 @@ pub fn replay(
                     relief = Some(
                         c.allocations
                             .iter()
-                            .map(|a| (a.invoice, a.fit.amount + a.fit.discount + a.fit.deduction))
+                            .map(|a| (a.invoice, a.fit.relieved()))
                             .collect(),
                     );
                 }

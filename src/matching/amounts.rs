@@ -75,6 +75,13 @@ pub struct Fit {
     pub excess: Decimal,
 }
 
+impl Fit {
+    /// What the invoice is relieved of: the cash with the discount and deduction it grants.
+    pub fn relieved(&self) -> Decimal {
+        self.amount + self.discount + self.deduction
+    }
+}
+
 /// Rounds money to cents, half away from zero as invoices do.
 pub fn cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)

@@ -94,6 +94,13 @@ impl Candidate {
         self.allocations.iter().map(|a| a.fit.amount).sum()
     }
 
+    /// Whether some allocation pays through the reference query `qi`.
+    pub fn pays_through(&self, qi: usize) -> bool {
+        self.allocations
+            .iter()
+            .any(|a| a.reference.is_some_and(|r| r.0 == qi))
+    }
+
     /// The invoice and cash pairs, sorted: two candidates with the same key are the same answer.
     pub fn key(&self) -> Vec<(InvoiceIdx, Decimal)> {
         let mut k: Vec<_> = self
