@@ -2,8 +2,8 @@
 //! `CASHMATCH_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`) and dropped after.
 //!
 //! Without a server, a test cannot prove anything about PostgreSQL: it says so loudly and runs
-//! on SQLite only, except under `CI=true`, where a missing server fails the test (CI must run the
-//! service tests on both stores).
+//! on SQLite only, except under `CI=true` or `CASHMATCH_REQUIRE_PG` (set by `.ci/run`), where a
+//! missing server fails the test (CI must run the service tests on both stores).
 
 use postgres::{Client, NoTls};
 
@@ -24,6 +24,13 @@ fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(f)
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Whether a missing server fails the test: under CI (`CI=true`, or `.ci/run`, which sets
+/// `CASHMATCH_REQUIRE_PG` whatever its runner calls itself).
+fn required() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+        || std::env::var_os("CASHMATCH_REQUIRE_PG").is_some()
 }
 
 fn admin_url() -> String {
@@ -65,8 +72,11 @@ impl TestDb {
                 };
                 Some(TestDb { url, admin, name })
             }
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("CI=true and PostgreSQL at {admin} is unreachable: {e}")
+            Err(e) if required() => {
+                panic!(
+                    "PostgreSQL at {admin} is unreachable and this run needs it (CI=true or \
+                        CASHMATCH_REQUIRE_PG): {e}"
+                )
             }
             Err(e) => {
                 eprintln!(
