@@ -1,12 +1,9 @@
+//! The `bai2` target: see `checks::bai2` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
-//! Arbitrary bytes through the BAI2 reader, in memory and streamed through a tiny buffer so
-//! that the splitter's look-ahead crosses every chunk boundary.
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::bai2::looks_like(data);
-    let _ = cashmatch::formats::bai2::parse(data, "fuzz.bai2");
-    let reader = std::io::BufReader::with_capacity(3, data);
-    let _ = cashmatch::formats::bai2::parse_reader(reader, "fuzz.bai2", &mut |_| {});
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::bai2(data));

@@ -1,11 +1,9 @@
+//! The `email` target: see `checks::email` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
-//! Arbitrary bytes through the email reader: MIME structure, encodings, and every attachment
-//! reader behind it (CSV, spreadsheet, PDF, the other formats), which must refuse bad input with
-//! an error and never panic.
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::email::looks_like(data);
-    let _ = cashmatch::formats::email::parse(data, "fuzz.eml");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::email(data));

@@ -1,9 +1,9 @@
+//! The `lockbox` target: see `checks::lockbox` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
-//! Arbitrary bytes through the lockbox reader.
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::lockbox::looks_like(data);
-    let _ = cashmatch::formats::lockbox::parse(data, "fuzz.lockbox");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::lockbox(data));

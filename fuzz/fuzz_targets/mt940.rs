@@ -1,9 +1,9 @@
+//! The `mt940` target: see `checks::mt940` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
-//! Arbitrary bytes through the MT940 reader.
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::mt940::looks_like(data);
-    let _ = cashmatch::formats::mt940::parse(data, "fuzz.sta");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::mt940(data));

@@ -1,15 +1,9 @@
-//! NACHA: any bytes give payments, per-record errors or one file-level error, never a panic.
+//! The `nacha` target: see `checks::nacha` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
 
-use cashmatch::formats::nacha;
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = nacha::looks_like(data);
-    if let Ok(parsed) = nacha::parse(data, "fuzz") {
-        for p in &parsed.payments {
-            assert!(!p.payment_id.is_empty());
-            assert!(!p.amount.is_sign_negative());
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::nacha(data));

@@ -1,12 +1,9 @@
+//! The `pdf` target: see `checks::pdf` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
-//! Arbitrary bytes through the PDF text reader: the inflate bound, lopdf's parser (whose panics
-//! the reader catches), the text layout and the table reader. Seed the corpus with
-//! `fixtures/advices/pdf/*.pdf`; uncompressed seeds (`make_pdf.py` with `compress=False`) let
-//! mutations reach the content-stream operators.
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::pdf::looks_like(data);
-    let _ = cashmatch::formats::pdf::parse(data, "fuzz.pdf");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::pdf(data));

@@ -1,10 +1,9 @@
+//! The `remadv` target: see `checks::remadv` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
-//! Arbitrary bytes through the EDIFACT REMADV reader (service string, release character,
-//! segments, messages). Seed with `fixtures/advices/remadv/`.
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::remadv::looks_like(data);
-    let _ = cashmatch::formats::remadv::parse(data, "fuzz.edi");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::remadv(data));

@@ -1,10 +1,9 @@
+//! The `remt` target: see `checks::remt` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
-//! remt.001: any bytes give a result, never a panic.
 
-use cashmatch::formats::remt;
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = remt::looks_like(data);
-    let _ = remt::parse(data, "fuzz.xml");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::remt(data));

@@ -1,11 +1,9 @@
+//! The `spreadsheet` target: see `checks::spreadsheet` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
-//! Arbitrary bytes through the spreadsheet reader (zip archive checks, calamine, the CSV readers
-//! behind it). Seed the corpus with `fixtures/advices/pioneer.xlsx` so that mutations stay near
-//! a real workbook.
 
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::spreadsheet::looks_like(data);
-    let _ = cashmatch::formats::spreadsheet::parse(data, "fuzz.xlsx");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::spreadsheet(data));

@@ -1,15 +1,9 @@
+//! The `text` target: see `checks::text` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
-//! The free-text reader (and the reference extraction under it): any bytes give one payment or
-//! a file-level error, never a panic; the payment's amount is one the text states.
 
-use cashmatch::formats::{self, Format, text};
-use libfuzzer_sys::fuzz_target;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = text::looks_like(data);
-    if let Ok(parsed) = text::parse(data, "fuzz.txt") {
-        assert_eq!(parsed.payments.len(), 1);
-        assert!(!parsed.payments[0].amount.is_sign_negative());
-    }
-    let _ = formats::parse(data, "fuzz.txt", Some(Format::FreeText));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::text(data));

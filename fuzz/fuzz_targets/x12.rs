@@ -1,48 +1,9 @@
-//! X12 820: any bytes give payments, per-transaction errors or one file-level error, never a
-//! panic; reading in pieces gives what reading the whole gives; and what was read writes out
-//! as an 820 that reads back without errors.
+//! The `x12` target: see `checks::x12` in `fuzz/checks.rs`, which the stable replay test in
+//! `tests/formats.rs` also runs on every committed corpus and regression input.
 #![no_main]
 
-use cashmatch::formats::x12;
-use libfuzzer_sys::fuzz_target;
-use std::io::Read;
+#[allow(dead_code)]
+#[path = "../checks.rs"]
+mod checks;
 
-/// Hands out the input a few bytes at a time, so the tokenizer meets every buffer boundary.
-struct Pieces<'a> {
-    data: &'a [u8],
-    step: usize,
-}
-
-impl Read for Pieces<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.step.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
-
-fuzz_target!(|data: &[u8]| {
-    let _ = x12::looks_like(data);
-    let whole = x12::parse(data, "fuzz");
-    let step = data.first().map_or(1, |b| usize::from(b % 13) + 1);
-    let mut payments = Vec::new();
-    let mut errors = Vec::new();
-    let streamed = x12::parse_reader(Pieces { data, step }, "fuzz", &mut |r| match r {
-        Ok(p) => payments.push(p),
-        Err(e) => errors.push(e),
-    });
-    let Ok(whole) = whole else {
-        assert!(streamed.is_err());
-        return;
-    };
-    assert!(streamed.is_ok());
-    assert_eq!(payments, whole.payments);
-    assert_eq!(errors, whole.errors);
-
-    let mut out = Vec::new();
-    x12::write_820(&whole.payments, &mut out).expect("writing to memory");
-    let again = x12::parse(&out, "written").expect("the writer's output is X12");
-    assert!(again.errors.is_empty(), "{:?}", again.errors);
-    assert_eq!(again.payments.len(), whole.payments.len());
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::x12(data));

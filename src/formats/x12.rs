@@ -31,6 +31,8 @@ const MAX_SEGMENT: usize = 1 << 20;
 /// A padded ISA is 106 bytes; sloppy writers pad more, but not this much.
 const ISA_SCAN: usize = 512;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// How many bytes of a file that does not start with an ISA its error message shows.
+const SHOWN_NOT_ISA: usize = 20;
 /// The start of the warning given when a transaction has no TRN02 (NACHA looks for it).
 pub(crate) const NO_TRN_WARNING: &str = "no TRN02 reassociation trace number";
 
@@ -252,7 +254,17 @@ impl<R: Read> Tokenizer<R> {
             return self.read_isa().map(|()| Some(true));
         }
         let Some(delims) = self.delims else {
-            let shown: String = rest.iter().take(20).map(|&b| b as char).collect();
+            // The message shows the same bytes however the input arrives: read in pieces, fewer
+            // than 20 may be buffered yet (a fuzzer-found difference, fuzz/regressions/x12/).
+            while self.pending().len() < SHOWN_NOT_ISA && !self.eof {
+                self.fill()?;
+            }
+            let shown: String = self
+                .pending()
+                .iter()
+                .take(SHOWN_NOT_ISA)
+                .map(|&b| b as char)
+                .collect();
             return Err(self.error(format!(
                 "not an X12 interchange: expected an ISA segment, found {shown:?}"
             )));
