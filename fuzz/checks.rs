@@ -12,9 +12,12 @@ use cashmatch::formats::{
 use cashmatch::io;
 use std::io::Read;
 
+/// What a target checks of one input; it panics where a promise is broken.
+pub type Check = fn(&[u8]);
+
 /// The fuzz targets by name (the `[[bin]]` names in `fuzz/Cargo.toml`, the folders of
 /// `fuzz/corpus/` and `fuzz/regressions/`) with their checks.
-pub const TARGETS: [(&str, fn(&[u8])); 14] = [
+pub const TARGETS: [(&str, Check); 14] = [
     ("bai2", bai2),
     ("bank_csv", bank_csv),
     ("camt", camt),
