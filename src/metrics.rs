@@ -255,9 +255,8 @@ impl Metrics {
             auto as f64 / total as f64
         });
         let feed = service.feed_stats();
-        self.feed_position.set(
-            i64::try_from(feed.position.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
-        );
+        self.feed_position
+            .set(i64::try_from(feed.position.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
         mirror(&self.feed_changes, feed.changes.load(Ordering::Relaxed));
         let mut delays = feed.delays();
         if !delays.is_empty() {

@@ -63,7 +63,9 @@ impl Service {
             return None;
         }
         let mut rx = self.store.follow(self.restored_seq)?;
-        self.feed.position.store(self.restored_seq, Ordering::SeqCst);
+        self.feed
+            .position
+            .store(self.restored_seq, Ordering::SeqCst);
         let weak = Arc::downgrade(self);
         Some(tokio::spawn(async move {
             while let Some(batch) = rx.recv().await {

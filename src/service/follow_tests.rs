@@ -4,8 +4,8 @@
 
 use super::tests::{TestStore, runtime};
 use super::*;
-use crate::domain::{Payment, Status};
 use crate::domain::Invoice;
+use crate::domain::{Payment, Status};
 use crate::store::postgres::testdb::TestDb;
 use rust_decimal::Decimal;
 use std::time::{Duration, Instant};
@@ -43,10 +43,7 @@ async fn within(bound: Duration, what: &str, holds: impl Fn() -> bool) -> Durati
         if holds() {
             return start.elapsed();
         }
-        assert!(
-            start.elapsed() < bound,
-            "{what}: not seen within {bound:?}"
-        );
+        assert!(start.elapsed() < bound, "{what}: not seen within {bound:?}");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -100,23 +97,33 @@ fn what_one_replica_changes_reaches_the_others_memory_within_a_bound() {
         assert!(!review.is_empty(), "the fixture has review items");
         let took = within(BOUND, "a's decisions on b", || {
             let core = b.read();
-            payments.iter().all(|p| core.decided.contains(&p.payment_id))
+            payments
+                .iter()
+                .all(|p| core.decided.contains(&p.payment_id))
                 && core.open_reviews.len() == review.len()
         })
         .await;
         eprintln!("decisions reached b in {took:?}");
         let start = Instant::now();
         while !in_step(&b, &ids).await {
-            assert!(start.elapsed() < BOUND, "b's open amounts follow a's applications");
+            assert!(
+                start.elapsed() < BOUND,
+                "b's open amounts follow a's applications"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         // A replay on b answers from memory, not through a refused write.
-        let redecided = b.counters().redecided.load(std::sync::atomic::Ordering::Relaxed);
+        let redecided = b
+            .counters()
+            .redecided
+            .load(std::sync::atomic::Ordering::Relaxed);
         for p in &payments {
             assert!(b.match_payment(p.clone()).await.expect("replay").replayed);
         }
         assert_eq!(
-            b.counters().redecided.load(std::sync::atomic::Ordering::Relaxed),
+            b.counters()
+                .redecided
+                .load(std::sync::atomic::Ordering::Relaxed),
             redecided,
             "b knew every payment decided"
         );
@@ -142,7 +149,10 @@ fn what_one_replica_changes_reaches_the_others_memory_within_a_bound() {
         eprintln!("a resolution reached b in {took:?}");
         let start = Instant::now();
         while !in_step(&b, &ids).await {
-            assert!(start.elapsed() < BOUND, "b's open amounts follow the resolution");
+            assert!(
+                start.elapsed() < BOUND,
+                "b's open amounts follow the resolution"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
 
@@ -150,7 +160,9 @@ fn what_one_replica_changes_reaches_the_others_memory_within_a_bound() {
         let dir = std::env::temp_dir().join(format!("cashmatch-feed-model-{}", std::process::id()));
         let mut model = crate::model::artifact::Model::embedded_default().expect("model");
         model.version = "activated-on-a".into();
-        model.save(&dir, "the default model under another version").expect("save");
+        model
+            .save(&dir, "the default model under another version")
+            .expect("save");
         a.activate_model(dir.clone(), "ops".into())
             .await
             .expect("activated on a");
@@ -323,12 +335,20 @@ fn a_database_closing_every_connection_mid_stream_fails_no_call_and_loses_no_dec
                 .filter(|p| p.record.invoice_id.as_deref() == Some(inv.id.as_str()))
                 .map(|p| p.record.amount)
                 .sum();
-            assert_eq!(stored.open_amount, inv.amount - in_force, "invoice {}", inv.id);
+            assert_eq!(
+                stored.open_amount,
+                inv.amount - in_force,
+                "invoice {}",
+                inv.id
+            );
         }
         let ids: Vec<String> = invoices.iter().map(|i| i.id.clone()).collect();
         let start = Instant::now();
         while !(in_step(&a, &ids).await && in_step(&b, &ids).await) {
-            assert!(start.elapsed() < BOUND, "both replicas catch up after the restart");
+            assert!(
+                start.elapsed() < BOUND,
+                "both replicas catch up after the restart"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         for s in [&a, &b] {

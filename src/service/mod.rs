@@ -29,6 +29,8 @@ mod commit;
 mod conflict;
 pub mod dashboard;
 mod follow;
+#[cfg(test)]
+mod follow_tests;
 mod ledger;
 mod matching;
 mod models;
@@ -39,8 +41,6 @@ mod returns;
 mod reversal;
 mod review;
 mod state;
-#[cfg(test)]
-mod follow_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -12,8 +12,8 @@ use super::{
     ApprovalWrite, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange, ResolutionRecord,
     ReversalRecord, StoreError, StoreFuture,
 };
-use std::sync::{Arc, Mutex};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Writes committed together at most; enough to amortise the sync, few enough that one

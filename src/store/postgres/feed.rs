@@ -16,8 +16,8 @@ use super::read::{
     CUSTOMER_COLUMNS, INVOICE_COLUMNS, customer_row, invoice_row, last_applied, pending_approvals,
 };
 use super::{backend, connect, lock, redacted};
-use crate::store::feed::{ChangeBatch, FeedReceiver, LocalWrites};
 use crate::store::StoreError;
+use crate::store::feed::{ChangeBatch, FeedReceiver, LocalWrites};
 use crate::store::writer::Write;
 use chrono::{DateTime, Utc};
 use postgres::Client;

@@ -296,7 +296,6 @@ enum Attempt {
     Failed(StoreError),
 }
 
-
 /// A group's results, and the sequence of its change row.
 type GroupResults = (i64, Vec<Result<(), StoreError>>);
 
