@@ -37,6 +37,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuantileLabels {
+    quantile: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -53,6 +58,9 @@ pub struct Metrics {
     auth_failures: Family<ReasonLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
     audit_chain_broken: Gauge,
+    feed_position: Gauge,
+    feed_changes: Counter,
+    feed_delay: Family<QuantileLabels, Gauge<f64, AtomicU64>>,
     /// Whose failures and reloads to show; none without [`Metrics::with_auth`].
     auth: Option<Arc<Auth>>,
 }
@@ -139,8 +147,31 @@ impl Metrics {
              deleted outside cashmatch (the log names it; `cashmatch audit verify` too), else 0",
             audit_chain_broken.clone(),
         );
+        let feed_position = Gauge::default();
+        registry.register(
+            "feed_position",
+            "PostgreSQL: the change feed's sequence this replica has applied (every other \
+             replica's change up to it is in its memory); 0 on SQLite",
+            feed_position.clone(),
+        );
+        let feed_changes = Counter::default();
+        registry.register(
+            "feed_changes",
+            "PostgreSQL: other replicas' write groups applied to this replica's memory",
+            feed_changes.clone(),
+        );
+        let feed_delay = Family::<QuantileLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "feed_delay_seconds",
+            "PostgreSQL: from another replica's commit (the database's clock) to its change in \
+             this replica's memory, over the last 4,096 changes, by quantile (0.5, 0.99)",
+            feed_delay.clone(),
+        );
         Metrics {
             registry,
+            feed_position,
+            feed_changes,
+            feed_delay,
             audit_chain_broken,
             auth_failures,
             config_reloads,
@@ -223,6 +254,22 @@ impl Metrics {
         } else {
             auto as f64 / total as f64
         });
+        let feed = service.feed_stats();
+        self.feed_position
+            .set(i64::try_from(feed.position.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        mirror(&self.feed_changes, feed.changes.load(Ordering::Relaxed));
+        let mut delays = feed.delays();
+        if !delays.is_empty() {
+            delays.sort_by(f64::total_cmp);
+            for (label, q) in [("0.5", 0.5), ("0.99", 0.99)] {
+                let i = ((delays.len() - 1) as f64 * q).round() as usize;
+                self.feed_delay
+                    .get_or_create(&QuantileLabels {
+                        quantile: label.to_string(),
+                    })
+                    .set(delays[i.min(delays.len() - 1)] / 1000.0);
+            }
+        }
         if let Some(b) = service.store().wal_bytes() {
             self.wal_bytes.set(i64::try_from(b).unwrap_or(i64::MAX));
         }

@@ -163,6 +163,10 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
         .await?,
     );
     service.set_four_eyes(settings.four_eyes.clone());
+    // Other replicas' changes on PostgreSQL; nothing on SQLite.
+    if service.follow().is_some() {
+        tracing::info!("following the other replicas' changes (the store's change feed)");
+    }
     tracing::info!(above = %settings.four_eyes.above, currencies = ?settings.four_eyes.per_currency, "four eyes: write-offs, cash on account and manual allocations above these wait for a second analyst");
     if demo {
         demo::seed(&service, &settings.data_dir).await?;

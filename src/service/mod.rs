@@ -15,8 +15,12 @@
 //!    (so a cancelled request cannot leave it undone); the caller awaits that task, and only
 //!    then is the decision acknowledged.
 //!
-//! If a store write ever fails, memory and disk may disagree: the service stops accepting
-//! changes (every later change is UNAVAILABLE) and a restart restores the truth from the store.
+//! A write refused because another replica changed its rows first is reloaded and decided again
+//! (`conflict`); what other replicas commit reaches memory through the store's change feed
+//! (`follow`, PostgreSQL only). If a store write ever fails otherwise, memory and disk may
+//! disagree: the service stops accepting changes (every later change is UNAVAILABLE) and a
+//! restart restores the truth from the store. (The PostgreSQL store rides out a restart of the
+//! database: its writes wait and are tried again, so a restart is not such a failure.)
 
 mod api;
 pub mod approval;
@@ -24,6 +28,9 @@ pub mod auth;
 mod commit;
 mod conflict;
 pub mod dashboard;
+mod follow;
+#[cfg(test)]
+mod follow_tests;
 mod ledger;
 mod matching;
 mod models;
@@ -54,6 +61,7 @@ pub use api::{
     UnapplyRequest, UpsertOutcome,
 };
 pub use approval::{ApprovalDecision, ResolveOutcome};
+pub use follow::FeedStats;
 
 use crate::engine::{Engine, EngineConfig};
 use crate::ledger::{Ledger, Settlement};
@@ -84,6 +92,12 @@ pub struct Service {
     /// its write commits: each reads the store with the one before it committed, so what it
     /// reverses is what is posted. They are a person's or a bank's pace, not the matcher's.
     turn: Arc<tokio::sync::Mutex<()>>,
+    /// The change feed's position in the snapshot restored at start: [`Service::follow`]
+    /// applies what other replicas changed after it.
+    restored_seq: u64,
+    /// Whether [`Service::follow`] was called.
+    following: AtomicBool,
+    feed: FeedStats,
 }
 
 impl Service {
@@ -106,6 +120,7 @@ impl Service {
         limits: Limits,
     ) -> Result<Service, ServiceError> {
         let snap = store.load().await?;
+        let restored_seq = snap.change_seq;
         let pending = store.pending_approvals().await?;
         let dir: Option<PathBuf> = model_dir
             .map(Path::to_path_buf)
@@ -186,6 +201,9 @@ impl Service {
             counters: Counters::default(),
             journal: watch::channel(0).0,
             turn: Arc::new(tokio::sync::Mutex::new(())),
+            restored_seq,
+            following: AtomicBool::new(false),
+            feed: FeedStats::default(),
         })
     }
 

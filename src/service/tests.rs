@@ -93,9 +93,10 @@ impl TestStore {
         }
     }
 
-    /// A service on the store, as a fresh process would open it.
+    /// A service on the store, as a fresh process would open it (following the other
+    /// replicas' changes on PostgreSQL).
     pub(crate) async fn service(&self) -> Arc<Service> {
-        Arc::new(
+        let service = Arc::new(
             Service::open_shared(
                 self.open().await,
                 None,
@@ -104,7 +105,9 @@ impl TestStore {
             )
             .await
             .expect("service"),
-        )
+        );
+        service.follow();
+        service
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod approval;
 pub mod export;
+pub mod feed;
 pub mod journal;
 pub mod postgres;
 pub mod posting;
@@ -24,6 +25,7 @@ pub mod sqlite;
 pub(crate) mod writer;
 
 pub use approval::{Approval, ApprovalState, ApprovalWrite};
+pub use feed::{ChangeBatch, FeedReceiver, RowKey};
 pub use postgres::{PgStore, StoreUrl};
 pub use posting::{
     ActorKind, PostedBy, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
@@ -82,6 +84,8 @@ pub struct Snapshot {
     /// Per invoice with applications, the last payment applied to it: the payment that closed
     /// it, for the items that are closed (a possible duplicate payment names it).
     pub last_applied: Vec<LastApplied>,
+    /// The change feed's position at the snapshot (see [`Store::follow`]); 0 without a feed.
+    pub change_seq: u64,
 }
 
 /// The last payment applied to an invoice, and the payment's date.
@@ -483,6 +487,13 @@ pub trait Store: Send + Sync + 'static {
     /// `limit`. Sees every write whose future has resolved, and never a posting without every
     /// posting before it.
     fn postings(&self, filter: PostingFilter, after: u64, limit: u32) -> StoreFuture<Vec<Posting>>;
+
+    /// The changes other processes make to the store after feed position `after` (the
+    /// snapshot's [`Snapshot::change_seq`]), re-read from the store, in order, until the store
+    /// is closed; `None` for a store no other process writes (SQLite). See `store::feed`.
+    fn follow(&self, _after: u64) -> Option<FeedReceiver> {
+        None
+    }
 
     /// Size of the write-ahead log file, for a backend that has one (the metrics report it: a
     /// WAL that keeps growing means checkpoints cannot catch up).

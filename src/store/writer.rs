@@ -7,12 +7,13 @@
 //! reported in its place without taking the others with it. What it does between groups
 //! (SQLite's checkpoints) hangs on the two hooks.
 
+use super::feed::{LocalWrites, RowKey};
 use super::{
-    ApprovalWrite, AuditRecord, DecisionRecord, LedgerWrite, ResolutionRecord, ReversalRecord,
-    StoreError, StoreFuture,
+    ApprovalWrite, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange, ResolutionRecord,
+    ReversalRecord, StoreError, StoreFuture,
 };
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Writes committed together at most; enough to amortise the sync, few enough that one
@@ -41,6 +42,34 @@ impl Write {
             _ => 0,
         }
     }
+
+    /// The rows the write changes, as the change feed names them.
+    pub(crate) fn keys(&self) -> Vec<RowKey> {
+        fn invoices(changes: &[OpenAmountChange]) -> impl Iterator<Item = RowKey> + '_ {
+            changes
+                .iter()
+                .map(|c| RowKey::Invoice(c.invoice_id.clone()))
+        }
+        match self {
+            Write::Ledger(w) => w
+                .customers
+                .iter()
+                .map(|c| RowKey::Customer(c.id.clone()))
+                .chain(w.invoices.iter().map(|i| RowKey::Invoice(i.id.clone())))
+                .collect(),
+            Write::Decision(r) => invoices(&r.changes)
+                .chain([RowKey::Payment(r.payment.payment_id.clone())])
+                .collect(),
+            Write::Resolve(r) => invoices(&r.changes)
+                .chain([RowKey::Payment(r.payment_id.clone())])
+                .collect(),
+            Write::Reverse(r) => invoices(&r.changes)
+                .chain([RowKey::Payment(r.payment.payment_id.clone())])
+                .collect(),
+            Write::ActiveModel(..) => vec![RowKey::Model],
+            Write::Approval(w) => vec![RowKey::Payment(w.approval.payment_id.clone())],
+        }
+    }
 }
 
 /// What a backend does for the writer thread, which owns it.
@@ -67,6 +96,8 @@ struct Job {
 pub(crate) struct Writer {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The writes in flight per row, for a store with a change feed.
+    local: Option<Arc<LocalWrites>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,10 +108,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Writer {
     /// Starts the thread `name`, which owns `backend` until [`Writer::close`].
     pub(crate) fn start(name: &str, backend: impl GroupBackend) -> Result<Writer, StoreError> {
+        Writer::start_tracked(name, backend, None)
+    }
+
+    /// [`Writer::start`], keeping `local` up to date with the writes in flight (a store with a
+    /// change feed, see `store::feed`).
+    pub(crate) fn start_tracked(
+        name: &str,
+        backend: impl GroupBackend,
+        local: Option<Arc<LocalWrites>>,
+    ) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let tracked = local.clone();
         let thread = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || writer_loop(backend, rx))
+            .spawn(move || writer_loop(backend, rx, tracked))
             .map_err(|e| StoreError::Backend {
                 context: format!("starting the {name} thread"),
                 message: e.to_string(),
@@ -88,6 +130,7 @@ impl Writer {
         Ok(Writer {
             sender: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            local,
         })
     }
 
@@ -95,10 +138,26 @@ impl Writer {
     /// refused). After [`Writer::close`], every write is [`StoreError::Closed`].
     pub(crate) fn submit(&self, write: Write) -> StoreFuture<()> {
         let (reply, rx) = oneshot::channel();
-        let sent = match lock(&self.sender).as_ref() {
-            Some(w) => w.send(Job { write, reply }).is_ok(),
+        let sender = lock(&self.sender);
+        let sent = match sender.as_ref() {
+            Some(w) => {
+                // Before the send, so that the writer thread never settles a write not counted.
+                if let Some(local) = &self.local {
+                    local.queued(&write.keys());
+                }
+                match w.send(Job { write, reply }) {
+                    Ok(()) => true,
+                    Err(mpsc::SendError(job)) => {
+                        if let Some(local) = &self.local {
+                            local.settled(&job.write.keys());
+                        }
+                        false
+                    }
+                }
+            }
             None => false,
         };
+        drop(sender);
         Box::pin(async move {
             if !sent {
                 return Err(StoreError::Closed);
@@ -117,7 +176,11 @@ impl Writer {
 }
 
 /// Applies queued writes in groups, in the order they were queued.
-fn writer_loop(mut backend: impl GroupBackend, rx: mpsc::Receiver<Job>) {
+fn writer_loop(
+    mut backend: impl GroupBackend,
+    rx: mpsc::Receiver<Job>,
+    local: Option<Arc<LocalWrites>>,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -131,6 +194,11 @@ fn writer_loop(mut backend: impl GroupBackend, rx: mpsc::Receiver<Job>) {
         let results = backend.apply_group(&writes);
         let bulk = writes.iter().map(Write::ledger_rows).sum::<usize>() >= BULK_ROWS;
         backend.committed(writes.len(), bulk);
+        if let Some(local) = &local {
+            for w in &writes {
+                local.settled(&w.keys());
+            }
+        }
         for (reply, r) in replies.into_iter().zip(results) {
             let _ = reply.send(r);
         }

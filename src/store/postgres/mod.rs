@@ -18,6 +18,7 @@
 //! `amount::text`), so that no amount ever passes through a float. Instants are RFC 3339 text in
 //! UTC, as in the SQLite store, so that both read their rows with the same parsers.
 
+mod feed;
 mod read;
 mod schema;
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub(crate) mod testdb;
 mod tests;
 mod write;
 
+use super::feed::{FeedReceiver, LocalWrites};
 use super::writer::{GroupBackend, Write, Writer};
 use super::{
     Approval, ApprovalWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery,
@@ -38,6 +40,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use postgres::{Client, NoTls};
 use rust_decimal::Decimal;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a replica reads the change feed without a notification (see `feed`).
+pub const FEED_POLL: Duration = feed::POLL;
 
 /// The advisory lock every write group holds until it commits (`pg_advisory_xact_lock`): one
 /// writer at a time across replicas. An arbitrary constant, the same in every build.
@@ -49,11 +55,23 @@ const MIGRATE_LOCK: i64 = 0x6361_7368_6d61_7402;
 /// Idle reader connections kept for the next read.
 const IDLE_READERS: usize = 8;
 
+/// How long the writer keeps trying to reach the database after losing its connection (a
+/// restart, a failover) before it fails the writes waiting: they wait, unacknowledged, meanwhile.
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
+
+/// Groups between two deletions of the change rows older than the [`feed::KEEP`] newest.
+const PRUNE_EVERY: u32 = 1_024;
+
 /// The PostgreSQL store of one database.
 pub struct PgStore {
     writer: Writer,
     url: String,
     readers: Arc<Mutex<Vec<Client>>>,
+    /// This store's id in the change feed: its own changes are not followed.
+    replica: String,
+    /// Its writes in flight, which the feed must not overwrite (see `store::feed`).
+    local: Arc<LocalWrites>,
+    follower: Mutex<Option<feed::Follower>>,
 }
 
 pub(super) fn backend(context: &str) -> impl FnOnce(postgres::Error) -> StoreError + '_ {
@@ -136,6 +154,13 @@ impl std::fmt::Display for StoreUrl {
     }
 }
 
+/// Whether a failure is the connection going away (the server restarting or closing it, the
+/// network), after which the statement may be tried again on a new connection, rather than the
+/// statement failing.
+fn connection_lost(conn: &mut Client) -> bool {
+    conn.is_closed() || conn.is_valid(Duration::from_secs(5)).is_err()
+}
+
 fn connect(url: &str) -> Result<Client, StoreError> {
     Client::connect(url, NoTls).map_err(|e| StoreError::Backend {
         context: format!("connecting to {}", redacted(url)),
@@ -150,17 +175,26 @@ impl PgStore {
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
         let mut conn = connect(url)?;
         schema::migrate(&mut conn)?;
-        let writer = Writer::start(
+        let replica = feed::replica_id()?;
+        let local = Arc::new(LocalWrites::default());
+        let writer = Writer::start_tracked(
             "cashmatch-pg-store",
             PgWriter {
-                conn,
+                conn: Some(conn),
                 url: url.to_string(),
+                replica: replica.clone(),
+                group: 0,
+                since_prune: 0,
             },
+            Some(Arc::clone(&local)),
         )?;
         Ok(PgStore {
             writer,
             url: url.to_string(),
             readers: Arc::new(Mutex::new(Vec::new())),
+            replica,
+            local,
+            follower: Mutex::new(None),
         })
     }
 
@@ -178,7 +212,7 @@ impl PgStore {
     fn read<T, F>(&self, f: F) -> StoreFuture<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&mut Client) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = Arc::clone(&self.readers);
         let url = self.url.clone();
@@ -188,7 +222,13 @@ impl PgStore {
                     Some(c) if !c.is_closed() => c,
                     _ => connect(&url)?,
                 };
-                let out = f(&mut conn);
+                let mut out = f(&mut conn);
+                if out.is_err() && connection_lost(&mut conn) {
+                    // An idle connection the server closed since (a restart): once more on a
+                    // new one. A read changes nothing, so trying it again is safe.
+                    conn = connect(&url)?;
+                    out = f(&mut conn);
+                }
                 let mut idle = lock(&pool);
                 // A connection the server closed is dropped, and a new one made next time.
                 if idle.len() < IDLE_READERS && !conn.is_closed() {
@@ -206,8 +246,12 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// Stops the writer after the writes already queued, and closes the idle readers.
+    /// Stops the feed and the writer after the writes already queued, and closes the idle
+    /// readers.
     fn shut(&self) {
+        if let Some(f) = lock(&self.follower).take() {
+            f.stop();
+        }
         self.writer.close();
         let idle = std::mem::take(&mut *lock(&self.readers));
         // Closing a client blocks on its own runtime, which panics on an async worker (where the
@@ -229,13 +273,133 @@ impl Drop for PgStore {
 
 /// The writing connection, owned by the writer thread.
 struct PgWriter {
-    conn: Client,
+    /// `None` after the connection was lost and could not be made again yet.
+    conn: Option<Client>,
     url: String,
+    replica: String,
+    /// Groups this writer committed (with `replica`, names its change rows).
+    group: i64,
+    since_prune: u32,
+}
+
+/// How one try at committing a group ended.
+enum Attempt {
+    /// Committed: each write's result in its place (a refused write is a conflict).
+    Done(Vec<Result<(), StoreError>>),
+    /// The connection went away. `sent`: the commit of the change row at this sequence was
+    /// sent, with these results, and may have happened.
+    Lost {
+        error: StoreError,
+        sent: Option<(i64, Vec<Result<(), StoreError>>)>,
+    },
+    /// Failed on a live connection: nothing was committed.
+    Failed(StoreError),
+}
+
+/// A group's results, and the sequence of its change row.
+type GroupResults = (i64, Vec<Result<(), StoreError>>);
+
+/// One transaction for the group: the write lock, a savepoint per write, the group's change row,
+/// the commit. On failure, the error and, when the commit itself failed, what was sent for commit
+/// (it may have happened).
+fn commit_group(
+    conn: &mut Client,
+    writes: &[Write],
+    replica: &str,
+    group: i64,
+) -> Result<GroupResults, (StoreError, Option<GroupResults>)> {
+    let mut tx = conn
+        .transaction()
+        .map_err(|e| (backend("beginning a transaction")(e), None))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .map_err(|e| (backend("taking the write lock")(e), None))?;
+    // A savepoint per write, unlike SQLite's first plain try: a refusal here is the normal
+    // outcome of two replicas racing, and PostgreSQL aborts the whole transaction on any error
+    // inside it, so a plain run could not tell which write to leave out.
+    let mut results = Vec::with_capacity(writes.len());
+    let mut changes = feed::GroupChanges::default();
+    for w in writes {
+        let r = match tx.savepoint("write") {
+            Ok(mut sp) => match write::apply_write(&mut sp, w) {
+                Ok(()) => sp.commit().map_err(backend("releasing a savepoint")),
+                // Dropping the savepoint rolls it back.
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(backend("opening a savepoint")(e)),
+        };
+        if r.is_ok() {
+            changes.add(w);
+        }
+        results.push(r);
+    }
+    let seq = changes
+        .insert(&mut tx, replica, group)
+        .map_err(|e| (e, None))?;
+    match tx.commit() {
+        Ok(()) => Ok((seq, results)),
+        Err(e) => Err((
+            backend(&format!("committing change {seq}"))(e),
+            Some((seq, results)),
+        )),
+    }
+}
+
+impl PgWriter {
+    fn attempt(&mut self, writes: &[Write]) -> Attempt {
+        let Some(conn) = self.conn.as_mut() else {
+            return Attempt::Lost {
+                error: StoreError::Closed,
+                sent: None,
+            };
+        };
+        let group = self.group + 1;
+        match commit_group(conn, writes, &self.replica, group) {
+            Ok((_, results)) => {
+                self.group = group;
+                Attempt::Done(results)
+            }
+            Err((error, sent)) if connection_lost(conn) => Attempt::Lost { error, sent },
+            Err((error, _)) => Attempt::Failed(error),
+        }
+    }
+
+    /// Whether the group whose change row was sent for commit at `seq` committed: the row at
+    /// `seq` is this writer's next group. Under the write lock, which the old transaction held
+    /// if the server still runs it (a connection lost on the client's side only): the answer
+    /// waits until that transaction has ended, so it is final.
+    fn committed_earlier(&mut self, seq: i64) -> Result<bool, StoreError> {
+        let conn = self.conn.as_mut().ok_or(StoreError::Closed)?;
+        let mut tx = conn
+            .transaction()
+            .map_err(backend("checking whether a group committed"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+            .map_err(backend("taking the write lock"))?;
+        let row = tx
+            .query_opt("SELECT replica, grp FROM changes WHERE seq = $1", &[&seq])
+            .map_err(backend("checking whether a group committed"))?;
+        tx.commit()
+            .map_err(backend("checking whether a group committed"))?;
+        Ok(match row {
+            Some(r) => {
+                let (replica, grp): (String, i64) = (
+                    r.try_get(0).map_err(backend("checking a group"))?,
+                    r.try_get(1).map_err(backend("checking a group"))?,
+                );
+                replica == self.replica && grp == self.group + 1
+            }
+            None => false,
+        })
+    }
 }
 
 impl GroupBackend for PgWriter {
+    /// Commits the group; when the connection goes away (the server restarting, a failover, an
+    /// administrator closing it), connects again and tries the whole group again, for up to
+    /// [`RECONNECT_FOR`], the writes waiting unacknowledged meanwhile. A commit whose answer was
+    /// lost is looked up by its change row before anything is written again, so a group is
+    /// never committed twice, and a write is acknowledged only once its commit is known.
     fn apply_group(&mut self, writes: &[Write]) -> Vec<Result<(), StoreError>> {
-        let fail_all = |e: StoreError| -> Vec<Result<(), StoreError>> {
+        let fail_all = |e: &StoreError| -> Vec<Result<(), StoreError>> {
             writes
                 .iter()
                 .map(|_| {
@@ -246,39 +410,81 @@ impl GroupBackend for PgWriter {
                 })
                 .collect()
         };
-        // A connection the server closed (a restart, a failover) is made again, so that the
-        // groups after it commit; the group that met the closing failed and was not acknowledged.
-        if self.conn.is_closed() {
-            match connect(&self.url) {
-                Ok(c) => self.conn = c,
-                Err(e) => return fail_all(e),
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        let mut sent: Option<(i64, Vec<Result<(), StoreError>>)> = None;
+        let mut last_error: Option<StoreError> = None;
+        loop {
+            if self.conn.as_ref().is_none_or(Client::is_closed) {
+                self.conn = connect(&self.url).ok();
             }
+            if self.conn.is_some()
+                && let Some((seq, results)) = sent.take()
+            {
+                match self.committed_earlier(seq) {
+                    Ok(true) => {
+                        tracing::info!(seq, "a commit whose answer was lost had happened");
+                        self.group += 1;
+                        return results;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        // Still unknown: ask again on the next connection.
+                        sent = Some((seq, results));
+                        last_error = Some(e);
+                        self.conn = None;
+                    }
+                }
+            }
+            if self.conn.is_some() && sent.is_none() {
+                match self.attempt(writes) {
+                    Attempt::Done(results) => {
+                        if started.elapsed() > Duration::from_millis(100) && last_error.is_some() {
+                            tracing::info!(after = ?started.elapsed(), "the database is back; the writes waiting are committed");
+                        }
+                        return results;
+                    }
+                    Attempt::Failed(e) => return fail_all(&e),
+                    Attempt::Lost { error, sent: s } => {
+                        if last_error.is_none() {
+                            tracing::warn!(error = %error, "the store lost its connection; writes wait while it connects again");
+                        }
+                        last_error = Some(error);
+                        sent = s;
+                        self.conn = None;
+                    }
+                }
+            }
+            if started.elapsed() > RECONNECT_FOR {
+                let e = StoreError::Backend {
+                    context: format!(
+                        "reaching {} for {} s",
+                        redacted(&self.url),
+                        RECONNECT_FOR.as_secs()
+                    ),
+                    message: last_error.map(|e| e.to_string()).unwrap_or_default(),
+                };
+                return fail_all(&e);
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(1));
         }
-        let mut tx = match self.conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => return fail_all(backend("beginning a transaction")(e)),
-        };
-        if let Err(e) = tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]) {
-            return fail_all(backend("taking the write lock")(e));
+    }
+
+    fn between_groups(&mut self) {
+        self.since_prune += 1;
+        if self.since_prune < PRUNE_EVERY {
+            return;
         }
-        // A savepoint per write, unlike SQLite's first plain try: a refusal here is the normal
-        // outcome of two replicas racing, and PostgreSQL aborts the whole transaction on any
-        // error inside it, so a plain run could not tell which write to leave out.
-        let mut results = Vec::with_capacity(writes.len());
-        for w in writes {
-            let r = match tx.savepoint("write") {
-                Ok(mut sp) => match write::apply_write(&mut sp, w) {
-                    Ok(()) => sp.commit().map_err(backend("releasing a savepoint")),
-                    // Dropping the savepoint rolls it back.
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(backend("opening a savepoint")(e)),
-            };
-            results.push(r);
-        }
-        match tx.commit() {
-            Ok(()) => results,
-            Err(e) => fail_all(backend("committing")(e)),
+        self.since_prune = 0;
+        if let Some(conn) = self.conn.as_mut() {
+            // The newest row always stays: the next sequence is counted from it.
+            if let Err(e) = conn.execute(
+                "DELETE FROM changes WHERE seq < (SELECT MAX(seq) FROM changes) - $1",
+                &[&feed::KEEP],
+            ) {
+                tracing::warn!(error = %backend("pruning the change feed")(e), "the change feed keeps its old rows for now");
+            }
         }
     }
 }
@@ -380,6 +586,29 @@ impl Store for PgStore {
 
     fn postings(&self, filter: PostingFilter, after: u64, limit: u32) -> StoreFuture<Vec<Posting>> {
         self.read(move |c| read::postings(c, &filter, after, limit))
+    }
+
+    fn follow(&self, after: u64) -> Option<FeedReceiver> {
+        let mut slot = lock(&self.follower);
+        if slot.is_some() {
+            tracing::error!("the change feed is followed once per store");
+            return None;
+        }
+        match feed::Follower::start(
+            self.url.clone(),
+            self.replica.clone(),
+            after,
+            Arc::clone(&self.local),
+        ) {
+            Ok((f, rx)) => {
+                *slot = Some(f);
+                Some(rx)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the change feed did not start");
+                None
+            }
+        }
     }
 
     fn close(&self) {

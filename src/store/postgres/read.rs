@@ -30,10 +30,10 @@ fn get<'a, T: postgres::types::FromSql<'a>>(
     r.try_get(i).map_err(backend(what))
 }
 
-const INVOICE_COLUMNS: &str = "id, customer_id, number, po_number, invoice_date, due_date, \
+pub(super) const INVOICE_COLUMNS: &str = "id, customer_id, number, po_number, invoice_date, due_date, \
                                currency, amount::text, open_amount::text, terms";
 
-fn invoice_row(r: &Row) -> Result<Invoice, StoreError> {
+pub(super) fn invoice_row(r: &Row) -> Result<Invoice, StoreError> {
     let w = "reading an invoice";
     invoice_from_text(
         get(r, 0, w)?,
@@ -51,6 +51,57 @@ fn invoice_row(r: &Row) -> Result<Invoice, StoreError> {
     )
 }
 
+pub(super) const CUSTOMER_COLUMNS: &str = "id, name, parent_id, bank_accounts";
+
+pub(super) fn customer_row(r: &Row) -> Result<Customer, StoreError> {
+    let w = "reading a customer";
+    let id: String = get(r, 0, w)?;
+    let accounts: String = get(r, 3, w)?;
+    Ok(Customer {
+        bank_accounts: from_json(&accounts, &format!("customer {id} bank accounts"))?,
+        name: get(r, 1, w)?,
+        parent_id: get(r, 2, w)?,
+        id,
+    })
+}
+
+/// Who last paid each invoice (applications not reversed), for the invoices `ids`, or all.
+pub(super) fn last_applied(
+    c: &mut impl postgres::GenericClient,
+    ids: Option<&[String]>,
+) -> Result<Vec<LastApplied>, StoreError> {
+    let w = "reading applications";
+    let sql = format!(
+        "SELECT a.invoice_id, a.payment_id, d.payment_json::jsonb ->> 'payment_date'
+         FROM applications a
+         JOIN (SELECT MAX(id) AS id FROM applications WHERE source <> 'reversed' {}
+               GROUP BY invoice_id) last ON last.id = a.id
+         LEFT JOIN decisions d ON d.payment_id = a.payment_id",
+        if ids.is_some() {
+            "AND invoice_id = ANY($1)"
+        } else {
+            ""
+        }
+    );
+    let rows = match ids {
+        Some(ids) => c.query(&sql, &[&ids]),
+        None => c.query(&sql, &[]),
+    }
+    .map_err(backend(w))?;
+    rows.iter()
+        .map(|r| {
+            let date: Option<String> = get(r, 2, w)?;
+            Ok(LastApplied {
+                invoice_id: get(r, 0, w)?,
+                payment_id: get(r, 1, w)?,
+                paid_on: date
+                    .map(|d| d.parse().map_err(|e| corrupt("a stored payment date", e)))
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
 pub(super) fn load(c: &mut Client) -> Result<Snapshot, StoreError> {
     // One snapshot for the whole load, so that it sees no write half-way.
     let mut tx = c
@@ -60,22 +111,14 @@ pub(super) fn load(c: &mut Client) -> Result<Snapshot, StoreError> {
         .start()
         .map_err(backend("beginning the load"))?;
     let mut snap = Snapshot::default();
-    let w = "reading customers";
     for r in tx
         .query(
-            "SELECT id, name, parent_id, bank_accounts FROM customers ORDER BY seq",
+            &format!("SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY seq"),
             &[],
         )
-        .map_err(backend(w))?
+        .map_err(backend("reading customers"))?
     {
-        let id: String = get(&r, 0, w)?;
-        let accounts: String = get(&r, 3, w)?;
-        snap.customers.push(Customer {
-            bank_accounts: from_json(&accounts, &format!("customer {id} bank accounts"))?,
-            name: get(&r, 1, w)?,
-            parent_id: get(&r, 2, w)?,
-            id,
-        });
+        snap.customers.push(customer_row(&r)?);
     }
     for r in tx
         .query(
@@ -86,27 +129,7 @@ pub(super) fn load(c: &mut Client) -> Result<Snapshot, StoreError> {
     {
         snap.invoices.push(invoice_row(&r)?);
     }
-    let w = "reading applications";
-    for r in tx
-        .query(
-            "SELECT a.invoice_id, a.payment_id, d.payment_json::jsonb ->> 'payment_date'
-             FROM applications a
-             JOIN (SELECT MAX(id) AS id FROM applications WHERE source <> 'reversed'
-                   GROUP BY invoice_id) last ON last.id = a.id
-             LEFT JOIN decisions d ON d.payment_id = a.payment_id",
-            &[],
-        )
-        .map_err(backend(w))?
-    {
-        let date: Option<String> = get(&r, 2, w)?;
-        snap.last_applied.push(LastApplied {
-            invoice_id: get(&r, 0, w)?,
-            payment_id: get(&r, 1, w)?,
-            paid_on: date
-                .map(|d| d.parse().map_err(|e| corrupt("a stored payment date", e)))
-                .transpose()?,
-        });
-    }
+    snap.last_applied = last_applied(&mut tx, None)?;
     snap.decided = strings(&mut tx, "SELECT payment_id FROM decisions ORDER BY seq")?;
     snap.open_reviews = strings(
         &mut tx,
@@ -117,6 +140,11 @@ pub(super) fn load(c: &mut Client) -> Result<Snapshot, StoreError> {
         .map_err(backend("reading settings"))?
         .map(|r| get(&r, 0, "reading settings"))
         .transpose()?;
+    let seq: i64 = tx
+        .query_one("SELECT COALESCE(MAX(seq), 0) FROM changes", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(backend("reading the change feed's position"))?;
+    snap.change_seq = u64::try_from(seq).unwrap_or(0);
     tx.commit().map_err(backend("ending the load"))?;
     Ok(snap)
 }
@@ -580,7 +608,9 @@ pub(super) fn payment_return(
     }))
 }
 
-pub(super) fn pending_approvals(c: &mut Client) -> Result<Vec<Approval>, StoreError> {
+pub(super) fn pending_approvals(
+    c: &mut impl postgres::GenericClient,
+) -> Result<Vec<Approval>, StoreError> {
     let w = "reading approvals";
     c.query(
         "SELECT id, approval_json FROM approvals WHERE state = $1 ORDER BY seq",

@@ -11,7 +11,7 @@ use crate::store::StoreError;
 use postgres::Client;
 
 /// The migrations, in order; the version of each is its position plus one.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -137,6 +137,26 @@ CREATE TABLE approvals (
     approval_json TEXT NOT NULL
 );
 CREATE INDEX approvals_state ON approvals (state, payment_id);
+";
+
+/// The change feed between replicas (`store::postgres::feed`): one row per committed write
+/// group, naming the rows it changed. The sequence is the largest plus one, taken under the
+/// write lock, so a replica reading `seq > last` never skips a row that commits later with a
+/// smaller one. `replica` and `grp` name the group, so that a writer whose connection died during
+/// a commit can tell whether the commit happened.
+const V2: &str = "
+CREATE TABLE changes (
+    seq BIGINT PRIMARY KEY,
+    replica TEXT NOT NULL,
+    grp BIGINT NOT NULL,
+    committed_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    customers TEXT[] NOT NULL,
+    invoices TEXT[] NOT NULL,
+    -- Decisions, review items and four-eyes requests, by payment id.
+    payments TEXT[] NOT NULL,
+    approvals BOOLEAN NOT NULL,
+    model BOOLEAN NOT NULL
+);
 ";
 
 /// Brings the database to [`VERSION`].
