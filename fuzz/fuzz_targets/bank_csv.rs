@@ -3,7 +3,7 @@
 //! never a panic; detection never panics either; every payment it reads has a date, a
 //! non-negative amount and an id, and every row error names a line and column.
 
-use cashmatch::formats::{self, Format, Position, bank_csv};
+use cashmatch_core::formats::{self, Format, Position, bank_csv};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

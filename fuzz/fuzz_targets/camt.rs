@@ -2,7 +2,7 @@
 //! camt.053/054: any bytes give a result, never a panic; what the parser accepts and the writer
 //! can hold is written and must read back.
 
-use cashmatch::formats::camt;
+use cashmatch_core::formats::camt;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

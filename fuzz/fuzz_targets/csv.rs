@@ -4,8 +4,8 @@
 //! and reads back to the same payments (the writer's promise), unless two payments in a row
 //! share an id.
 
-use cashmatch::formats;
-use cashmatch::io;
+use cashmatch_core::formats;
+use cashmatch_core::io;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

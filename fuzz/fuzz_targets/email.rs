@@ -6,6 +6,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::email::looks_like(data);
-    let _ = cashmatch::formats::email::parse(data, "fuzz.eml");
+    let _ = cashmatch_core::formats::email::looks_like(data);
+    let _ = cashmatch_core::formats::email::parse(data, "fuzz.eml");
 });

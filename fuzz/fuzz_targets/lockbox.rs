@@ -4,6 +4,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::lockbox::looks_like(data);
-    let _ = cashmatch::formats::lockbox::parse(data, "fuzz.lockbox");
+    let _ = cashmatch_core::formats::lockbox::looks_like(data);
+    let _ = cashmatch_core::formats::lockbox::parse(data, "fuzz.lockbox");
 });

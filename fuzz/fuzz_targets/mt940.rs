@@ -4,6 +4,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::mt940::looks_like(data);
-    let _ = cashmatch::formats::mt940::parse(data, "fuzz.sta");
+    let _ = cashmatch_core::formats::mt940::looks_like(data);
+    let _ = cashmatch_core::formats::mt940::parse(data, "fuzz.sta");
 });

@@ -1,7 +1,7 @@
 //! NACHA: any bytes give payments, per-record errors or one file-level error, never a panic.
 #![no_main]
 
-use cashmatch::formats::nacha;
+use cashmatch_core::formats::nacha;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

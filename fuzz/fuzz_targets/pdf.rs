@@ -7,6 +7,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::pdf::looks_like(data);
-    let _ = cashmatch::formats::pdf::parse(data, "fuzz.pdf");
+    let _ = cashmatch_core::formats::pdf::looks_like(data);
+    let _ = cashmatch_core::formats::pdf::parse(data, "fuzz.pdf");
 });

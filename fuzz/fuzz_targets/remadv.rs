@@ -5,6 +5,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::remadv::looks_like(data);
-    let _ = cashmatch::formats::remadv::parse(data, "fuzz.edi");
+    let _ = cashmatch_core::formats::remadv::looks_like(data);
+    let _ = cashmatch_core::formats::remadv::parse(data, "fuzz.edi");
 });

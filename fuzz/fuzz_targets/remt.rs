@@ -1,7 +1,7 @@
 #![no_main]
 //! remt.001: any bytes give a result, never a panic.
 
-use cashmatch::formats::remt;
+use cashmatch_core::formats::remt;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

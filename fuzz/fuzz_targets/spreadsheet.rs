@@ -6,6 +6,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = cashmatch::formats::spreadsheet::looks_like(data);
-    let _ = cashmatch::formats::spreadsheet::parse(data, "fuzz.xlsx");
+    let _ = cashmatch_core::formats::spreadsheet::looks_like(data);
+    let _ = cashmatch_core::formats::spreadsheet::parse(data, "fuzz.xlsx");
 });

@@ -2,7 +2,7 @@
 //! The free-text reader (and the reference extraction under it): any bytes give one payment or
 //! a file-level error, never a panic; the payment's amount is one the text states.
 
-use cashmatch::formats::{self, Format, text};
+use cashmatch_core::formats::{self, Format, text};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! as an 820 that reads back without errors.
 #![no_main]
 
-use cashmatch::formats::x12;
+use cashmatch_core::formats::x12;
 use libfuzzer_sys::fuzz_target;
 use std::io::Read;
 
