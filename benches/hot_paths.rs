@@ -129,7 +129,7 @@ fn world(
     invoices: usize,
     sizes: cashmatch::synth::CustomerSizes,
 ) -> (Ledger, Vec<cashmatch::domain::Payment>, Model) {
-    let world = cashmatch::bench::world_with_ledger(invoices, 300, SEED, sizes);
+    let world = cashmatch::synth::world_with_ledger(invoices, 300, SEED, sizes);
     let (ledger, errors) = Ledger::new(world.customers, world.test.invoices);
     assert!(
         errors.is_empty(),

@@ -5,11 +5,11 @@
 //!
 //! Each function takes any bytes and panics only where a promise of the reader is broken.
 
-use cashmatch::formats::{
+use cashmatch_core::formats::{
     self, Format, Position, bai2, bank_csv, camt, email, lockbox, mt940, nacha, pdf, remadv, remt,
     spreadsheet, text, x12,
 };
-use cashmatch::io;
+use cashmatch_core::io;
 use std::io::Read;
 
 /// What a target checks of one input; it panics where a promise is broken.

@@ -1,5 +1,7 @@
 //! The `cashmatch` command line: a thin shell over the library.
 
+mod bench;
+
 use anyhow::{Context, Result, bail};
 use cashmatch::domain::{Customer, Decision, Invoice, Payment, Status};
 use cashmatch::engine::{DEFAULT_UNEXPLAINED_TOLERANCE, Engine, EngineConfig};
@@ -973,7 +975,7 @@ fn run(cli: Cli) -> Result<()> {
                 payments,
                 seed,
             } => {
-                cashmatch::bench::matching::run(invoices, payments, seed)?;
+                bench::matching::run(invoices, payments, seed)?;
             }
             BenchWhat::Serve {
                 invoices,
@@ -1004,9 +1006,9 @@ fn run(cli: Cli) -> Result<()> {
                 customers,
                 payments,
                 out,
-            } => cashmatch::bench::advices::run(seed, customers, payments, &out)?,
-            BenchWhat::Strings { pairs } => cashmatch::bench::strings::run(pairs)?,
-            BenchWhat::Parse { mb } => cashmatch::bench::parse::run(mb)?,
+            } => bench::advices::run(seed, customers, payments, &out)?,
+            BenchWhat::Strings { pairs } => bench::strings::run(pairs)?,
+            BenchWhat::Parse { mb } => bench::parse::run(mb)?,
         },
         Command::Demo {
             seed,

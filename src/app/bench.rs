@@ -68,7 +68,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let steady = (cfg.rate as usize) * (cfg.seconds as usize);
     let t = Instant::now();
     let world = tokio::task::spawn_blocking(move || {
-        crate::bench::world_with_ledger(
+        crate::synth::world_with_ledger(
             cfg.invoices,
             steady + cfg.streamed,
             cfg.seed,
@@ -204,7 +204,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     server.await??;
     service.store().close();
     drop(service);
-    let serving_rss = crate::bench::peak_rss_mib();
+    let serving_rss = crate::eval::peak_rss_mib();
     let t = Instant::now();
     let copy = crate::store::sqlite::backup(&dir, &dir.join("backup"))?;
     let backup_secs = t.elapsed().as_secs_f64();
@@ -269,7 +269,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     println!("| peak RSS while serving | {serving_rss:.0} MiB |");
     println!(
         "| peak RSS with the restart | {:.0} MiB |",
-        crate::bench::peak_rss_mib()
+        crate::eval::peak_rss_mib()
     );
     Ok(())
 }

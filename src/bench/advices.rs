@@ -4,12 +4,12 @@
 //! built-in model; the link precision and recall and the decisions' figures are printed beside
 //! the same payments matched with their detail attached.
 
-use crate::advice::{Batch, LinkConfig};
-use crate::eval;
-use crate::formats;
-use crate::model::artifact::Model;
-use crate::synth;
 use anyhow::Context;
+use cashmatch::advice::{Batch, LinkConfig};
+use cashmatch::eval;
+use cashmatch::formats;
+use cashmatch::model::artifact::Model;
+use cashmatch::synth;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
         advices.extend(parsed.payments);
     }
     let (ledger, errs) =
-        crate::ledger::Ledger::new(world.customers.clone(), split.invoices.clone());
+        cashmatch::ledger::Ledger::new(world.customers.clone(), split.invoices.clone());
     anyhow::ensure!(errs.is_empty(), "ledger: {:?}", errs.first());
     // Every advice that will come has come: the hold is over for all.
     let last = split.payments.iter().filter_map(|p| p.payment_date).max();

@@ -7,14 +7,14 @@
 //! largest customers of a million-item ledger do; see `synth::CustomerSizes`). The per-payment
 //! cost must not grow with the payer's size, so the two throughputs should be close.
 
-use super::peak_rss_mib;
-use crate::domain::Status;
-use crate::engine::{Engine, EngineConfig};
-use crate::io;
-use crate::ledger::Ledger;
-use crate::model::artifact::Model;
-use crate::synth::CustomerSizes;
 use anyhow::{Context, bail};
+use cashmatch::domain::Status;
+use cashmatch::engine::{Engine, EngineConfig};
+use cashmatch::eval::peak_rss_mib;
+use cashmatch::io;
+use cashmatch::ledger::Ledger;
+use cashmatch::model::artifact::Model;
+use cashmatch::synth::CustomerSizes;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -118,7 +118,7 @@ fn measure(
     sizes: CustomerSizes,
 ) -> anyhow::Result<Vec<(&'static str, String)>> {
     let t = Instant::now();
-    let world = super::world_with_ledger(invoices, payments, seed, sizes);
+    let world = cashmatch::synth::world_with_ledger(invoices, payments, seed, sizes);
     let split = world.test;
     eprintln!(
         "  generated {} customers, {} ledger items, {} payments in {:.1}s (not measured below)",

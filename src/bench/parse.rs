@@ -7,11 +7,11 @@
 //! growth of the peak over the resident size before parsing is what the parse itself needed.
 //! Each figure is the best of three runs; the memory figure is from the first.
 
-use super::peak_rss_mib;
-use crate::domain::Payment;
-use crate::formats::{self, Format, bai2, camt, x12};
-use crate::synth::{self, SynthConfig};
 use anyhow::{Context, bail};
+use cashmatch::domain::Payment;
+use cashmatch::eval::peak_rss_mib;
+use cashmatch::formats::{self, Format, bai2, camt, x12};
+use cashmatch::synth::{self, SynthConfig};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ const WRITTEN: [(Format, Writer); 4] = [
     (Format::X12_820, |p, w| x12::write_820(p, w)),
     (Format::Bai2, |p, w| bai2::write_bai2(p, w)),
     (Format::Camt054, |p, w| camt::write_camt054(p, w)),
-    (Format::Csv, |p, w| crate::io::write_remittances(w, p)),
+    (Format::Csv, |p, w| cashmatch::io::write_remittances(w, p)),
 ];
 
 /// How a child reads its file.

@@ -5,9 +5,9 @@ use crate::evaluate;
 use crate::history::History;
 use crate::jobs::{JobError, Ui};
 use crate::retrain::{self, RunConfig};
-use cashmatch::bench::peak_rss_mib;
-use cashmatch::matching::candidates::CandidateLimits;
-use cashmatch::synth;
+use cashmatch_core::eval::peak_rss_mib;
+use cashmatch_core::matching::candidates::CandidateLimits;
+use cashmatch_core::synth;
 use std::path::Path;
 use std::time::Instant;
 
@@ -44,8 +44,8 @@ pub fn run(rows: usize, seed: u64, ui: Ui) -> Result<BenchFigures, JobError> {
         ..Default::default()
     });
     let (mut ledger, _) =
-        cashmatch::ledger::Ledger::new(pilot.customers.clone(), pilot.test.invoices.clone());
-    let ex = cashmatch::train::replay(
+        cashmatch_core::ledger::Ledger::new(pilot.customers.clone(), pilot.test.invoices.clone());
+    let ex = cashmatch_core::train::replay(
         &mut ledger,
         &pilot.test.payments,
         &pilot.test.labels,
@@ -70,11 +70,12 @@ pub fn run(rows: usize, seed: u64, ui: Ui) -> Result<BenchFigures, JobError> {
             .map_err(io(&dir))
     };
     let e = io(&dir);
-    cashmatch::io::write_customers(create("customers.csv")?, &world.customers).map_err(&e)?;
-    cashmatch::io::write_invoices(create("invoices.csv")?, &world.test.invoices).map_err(&e)?;
-    cashmatch::io::write_remittances(create("remittances.csv")?, &world.test.payments)
+    cashmatch_core::io::write_customers(create("customers.csv")?, &world.customers).map_err(&e)?;
+    cashmatch_core::io::write_invoices(create("invoices.csv")?, &world.test.invoices)
         .map_err(&e)?;
-    cashmatch::io::write_labels(create("labels.csv")?, &world.test.labels).map_err(&e)?;
+    cashmatch_core::io::write_remittances(create("remittances.csv")?, &world.test.payments)
+        .map_err(&e)?;
+    cashmatch_core::io::write_labels(create("labels.csv")?, &world.test.labels).map_err(&e)?;
     drop(world);
 
     let t = Instant::now();

@@ -1,6 +1,6 @@
 //! The time-ordered holdout, and models measured on it.
 //!
-//! The history is replayed once in time order with `cashmatch::train::replay` (the engine's own
+//! The history is replayed once in time order with `cashmatch_core::train::replay` (the engine's own
 //! candidate generator and feature code). The payments before the holdout are what a model is
 //! fitted on; the ledger as it stood when the holdout starts is kept, and every model judged is
 //! run through the real [`Engine`] (policy included) on the holdout payments against a fresh
@@ -8,21 +8,21 @@
 //! same ledger. The holdout's replayed candidate rows give the candidate-level figures (AUC,
 //! precision against coverage, calibration) and the matrices for the reference booster.
 //!
-//! The customers' reference habits (`cashmatch::matching::habits`) are learnt from the payments
+//! The customers' reference habits (`cashmatch_core::matching::habits`) are learnt from the payments
 //! before the holdout only, and the whole history is replayed with them: what a new model will
 //! carry. A model with other habits (the champion) has its holdout rows replayed with its own.
 
 use crate::history::History;
-use cashmatch::domain::{Customer, Decision, Invoice, Label, Status};
-use cashmatch::engine::{Engine, EngineConfig};
-use cashmatch::eval::{self, Figures, Report};
-use cashmatch::ledger::Ledger;
-use cashmatch::matching::candidates::CandidateLimits;
-use cashmatch::matching::features::N_FEATURES;
-use cashmatch::matching::habits::ReferenceHabits;
-use cashmatch::model::artifact::Model;
-use cashmatch::model::gbdt::auc;
-use cashmatch::train::{self, Examples};
+use cashmatch_core::domain::{Customer, Decision, Invoice, Label, Status};
+use cashmatch_core::engine::{Engine, EngineConfig};
+use cashmatch_core::eval::{self, Figures, Report};
+use cashmatch_core::ledger::Ledger;
+use cashmatch_core::matching::candidates::CandidateLimits;
+use cashmatch_core::matching::features::N_FEATURES;
+use cashmatch_core::matching::habits::ReferenceHabits;
+use cashmatch_core::model::artifact::Model;
+use cashmatch_core::model::gbdt::auc;
+use cashmatch_core::train::{self, Examples};
 use indicatif::ProgressBar;
 use ndarray::{Array1, Array2};
 use rust_decimal::Decimal;
@@ -139,7 +139,7 @@ fn labels_by_payment(labels: &[Label]) -> HashMap<&str, Vec<&Label>> {
 /// `train::replay` in chunks (so progress can be shown), joined into one set of examples.
 fn replay_chunked(
     ledger: &mut Ledger,
-    payments: &[cashmatch::domain::Payment],
+    payments: &[cashmatch_core::domain::Payment],
     by_payment: &HashMap<&str, Vec<&Label>>,
     habits: &ReferenceHabits,
     limits: &CandidateLimits,

@@ -12,8 +12,8 @@
 
 use crate::evaluate::Prepared;
 use crate::retrain::Trained;
-use cashmatch::matching::features::FEATURE_NAMES;
-use cashmatch::train::{Examples, SplitPoints};
+use cashmatch_core::matching::features::FEATURE_NAMES;
+use cashmatch_core::train::{Examples, SplitPoints};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ fn io_err(path: &Path) -> impl Fn(String) -> ExportError + '_ {
 /// What the comparison script is told.
 #[derive(Serialize)]
 struct CompareParams<'a> {
-    params: &'a cashmatch::model::gbdt::GbdtParams,
+    params: &'a cashmatch_core::model::gbdt::GbdtParams,
     target_precision: f64,
     confidence: f64,
     /// Holdout payments that have a correct answer (the touchless denominator; some have no

@@ -4,13 +4,13 @@
 //! Data flows one way:
 //!
 //! - [`history`]: labelled history read at scale with polars (CSV or Parquet, streamed in
-//!   batches) and handed row by row to `cashmatch::io`'s readers (one implementation of what a
+//!   batches) and handed row by row to `cashmatch_core::io`'s readers (one implementation of what a
 //!   file means): customers, the ledger, payments, labels from the imported history and from
 //!   the service's export (`cashmatch export-labels`), case families.
-//! - [`evaluate`]: the history replayed in time order through `cashmatch::train::replay` (the
+//! - [`evaluate`]: the history replayed in time order through `cashmatch_core::train::replay` (the
 //!   engine's own candidates and features), cut at a time-ordered holdout; models run through
 //!   the engine on that holdout and measured overall, by case family and by customer segment.
-//! - [`retrain`]: a challenger fitted with `cashmatch::train::fit`, judged against the champion,
+//! - [`retrain`]: a challenger fitted with `cashmatch_core::train::fit`, judged against the champion,
 //!   published to the model directory with its `ACTIVE` pointer.
 //! - [`report`] and [`plots`]: the Markdown report with SVG figures and the model card.
 //! - [`export`]: the feature matrices as Parquet and the LightGBM comparison.

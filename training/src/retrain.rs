@@ -9,14 +9,14 @@
 
 use crate::evaluate::{ModelEval, Prepared};
 use crate::history::History;
-use cashmatch::model::artifact::{MODEL_FILE, Model, ModelError};
-use cashmatch::model::gbdt::GbdtParams;
-use cashmatch::train::{self, TrainConfig, TrainError};
+use cashmatch_core::model::artifact::{MODEL_FILE, Model, ModelError};
+use cashmatch_core::model::gbdt::GbdtParams;
+use cashmatch_core::train::{self, TrainConfig, TrainError};
 use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub use cashmatch::model::artifact::{ACTIVE_FILE, active_dir};
+pub use cashmatch_core::model::artifact::{ACTIVE_FILE, active_dir};
 
 /// Settings of a training run.
 #[derive(Clone, Debug)]
@@ -69,7 +69,7 @@ pub fn default_version(h: &History, p: &Prepared, seed: u64) -> String {
     format!("retrain-{last}-s{seed}")
 }
 
-/// Fits a model on the payments before the holdout with `cashmatch::train::fit`.
+/// Fits a model on the payments before the holdout with `cashmatch_core::train::fit`.
 pub fn fit(
     h: &History,
     p: &Prepared,

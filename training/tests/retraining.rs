@@ -1,8 +1,8 @@
 //! End-to-end tests of the retraining job on generated histories.
 
-use cashmatch::domain::{Invoice, Label, Payment};
-use cashmatch::engine::EngineConfig;
-use cashmatch::synth::{self, SynthConfig, World};
+use cashmatch_core::domain::{Invoice, Label, Payment};
+use cashmatch_core::engine::EngineConfig;
+use cashmatch_core::synth::{self, SynthConfig, World};
 use cashmatch_training::history::History;
 use cashmatch_training::jobs::{self, Extras, Ui};
 use cashmatch_training::retrain::{self, RunConfig};
@@ -17,7 +17,7 @@ const QUIET: Ui = Ui { progress: false };
 /// A continuous history from a world's two periods: the ledger as it stood when the first
 /// period started (its items plus those billed in the second), all payments, all labels.
 struct Flat {
-    customers: Vec<cashmatch::domain::Customer>,
+    customers: Vec<cashmatch_core::domain::Customer>,
     invoices: Vec<Invoice>,
     payments: Vec<Payment>,
     labels: Vec<Label>,
@@ -50,11 +50,11 @@ fn flatten(w: &World) -> Flat {
 fn write_history(dir: &Path, h: &Flat) {
     std::fs::create_dir_all(dir).unwrap();
     let f = |n: &str| BufWriter::new(File::create(dir.join(n)).unwrap());
-    cashmatch::io::write_customers(f("customers.csv"), &h.customers).unwrap();
-    cashmatch::io::write_invoices(f("invoices.csv"), &h.invoices).unwrap();
-    cashmatch::io::write_remittances(f("remittances.csv"), &h.payments).unwrap();
-    cashmatch::io::write_labels(f("labels.csv"), &h.labels).unwrap();
-    cashmatch::io::write_cases(f("cases.csv"), &h.cases).unwrap();
+    cashmatch_core::io::write_customers(f("customers.csv"), &h.customers).unwrap();
+    cashmatch_core::io::write_invoices(f("invoices.csv"), &h.invoices).unwrap();
+    cashmatch_core::io::write_remittances(f("remittances.csv"), &h.payments).unwrap();
+    cashmatch_core::io::write_labels(f("labels.csv"), &h.labels).unwrap();
+    cashmatch_core::io::write_cases(f("cases.csv"), &h.cases).unwrap();
 }
 
 fn config() -> RunConfig {
@@ -75,10 +75,11 @@ fn polars_reader_reads_what_the_csv_reader_reads_from_csv_and_parquet() {
     let tmp = tempfile::tempdir().unwrap();
     let csv_dir = tmp.path().join("csv");
     write_history(&csv_dir, &flat);
-    let want_payments = cashmatch::io::read_remittances(csv_dir.join("remittances.csv")).unwrap();
-    let want_invoices = cashmatch::io::read_invoices(csv_dir.join("invoices.csv")).unwrap();
-    let want_customers = cashmatch::io::read_customers(csv_dir.join("customers.csv")).unwrap();
-    let want_labels = cashmatch::io::read_labels(csv_dir.join("labels.csv")).unwrap();
+    let want_payments =
+        cashmatch_core::io::read_remittances(csv_dir.join("remittances.csv")).unwrap();
+    let want_invoices = cashmatch_core::io::read_invoices(csv_dir.join("invoices.csv")).unwrap();
+    let want_customers = cashmatch_core::io::read_customers(csv_dir.join("customers.csv")).unwrap();
+    let want_labels = cashmatch_core::io::read_labels(csv_dir.join("labels.csv")).unwrap();
     let pq_dir = tmp.path().join("parquet");
     cashmatch_training::history::convert_to_parquet(&csv_dir, &pq_dir).unwrap();
     for dir in [&csv_dir, &pq_dir] {
@@ -205,7 +206,12 @@ fn shift(flat: &mut Flat, from: usize, segment: &HashSet<String>) -> usize {
     let by_number: HashMap<String, &Invoice> = flat
         .invoices
         .iter()
-        .map(|i| (cashmatch::matching::references::normalize(&i.number), i))
+        .map(|i| {
+            (
+                cashmatch_core::matching::references::normalize(&i.number),
+                i,
+            )
+        })
         .collect();
     let mut changed = 0;
     for p in flat.payments.iter_mut().skip(from) {
@@ -213,7 +219,8 @@ fn shift(flat: &mut Flat, from: usize, segment: &HashSet<String>) -> usize {
             let Some(r) = line.reference.clone() else {
                 continue;
             };
-            let Some(inv) = by_number.get(&cashmatch::matching::references::normalize(&r)) else {
+            let Some(inv) = by_number.get(&cashmatch_core::matching::references::normalize(&r))
+            else {
                 continue;
             };
             if !segment.contains(&inv.customer_id) {
@@ -343,7 +350,7 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
     // The retrained model learnt the habit of the customers who changed, and of no one else:
     // the old one, trained before the change, has none, so its candidate generator cannot read
     // `00900455` as the start of a number at all.
-    let old_model = cashmatch::model::artifact::Model::load(&old_dir).unwrap();
+    let old_model = cashmatch_core::model::artifact::Model::load(&old_dir).unwrap();
     assert!(old_model.habits.is_empty());
     let learnt = &o.train.trained.model.habits.truncates;
     println!(
@@ -413,12 +420,12 @@ fn retraining_recovers_the_touchless_rate_a_behaviour_shift_took() {
 /// or nothing) and every auto-applied match, each with its source.
 #[test]
 fn labels_exported_from_the_service_store_are_the_history_labels() {
-    use cashmatch::domain::{LabelSource, Status};
     use cashmatch::service::{
         ApprovalDecision, Limits, ResolveAction, ResolveOutcome, ResolveRequest, Service,
     };
     use cashmatch::store::SqliteStore;
     use cashmatch::store::export::{ExportOptions, export_labels};
+    use cashmatch_core::domain::{LabelSource, Status};
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
@@ -484,7 +491,7 @@ fn labels_exported_from_the_service_store_are_the_history_labels() {
                 Some(rows) if with_truth => ResolveAction::ApplyAllocation {
                     allocations: rows
                         .iter()
-                        .map(|l| cashmatch::domain::Allocation {
+                        .map(|l| cashmatch_core::domain::Allocation {
                             invoice_id: l.invoice_id.clone(),
                             amount: l.applied_amount,
                             discount: rust_decimal::Decimal::ZERO,
@@ -552,8 +559,8 @@ fn labels_exported_from_the_service_store_are_the_history_labels() {
     let hist = tmp.path().join("history");
     std::fs::create_dir_all(&hist).unwrap();
     let f = |n: &str| BufWriter::new(File::create(hist.join(n)).unwrap());
-    cashmatch::io::write_customers(f("customers.csv"), &w.customers).unwrap();
-    cashmatch::io::write_invoices(f("invoices.csv"), &w.train.invoices).unwrap();
+    cashmatch_core::io::write_customers(f("customers.csv"), &w.customers).unwrap();
+    cashmatch_core::io::write_invoices(f("invoices.csv"), &w.train.invoices).unwrap();
     let store = SqliteStore::open(&data).unwrap();
     let counts = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,12 +1,12 @@
 //! Tables read with polars: a CSV or Parquet file scanned lazily, only the columns asked for,
-//! streamed in batches of typed columns and handed row by row to `cashmatch::io`'s readers
+//! streamed in batches of typed columns and handed row by row to `cashmatch_core::io`'s readers
 //! through its [`Table`] and [`Record`] traits, so what a row means is decided in one place for
 //! the service, the CLI and this job.
 //!
 //! The file never sits in memory whole: polars' streaming engine hands over one batch at a time
 //! (in file order) through a bounded channel, and each batch is converted to domain types and
 //! dropped before the next is read. CSV fields are text and are parsed here with the project's
-//! own money and date rules (`cashmatch::io`); Parquet columns keep their types (dates as
+//! own money and date rules (`cashmatch_core::io`); Parquet columns keep their types (dates as
 //! `Date`, money as `Decimal`, an integer or text), and a floating-point money column is refused:
 //! money is never read through a double.
 //!
@@ -14,8 +14,8 @@
 //! (the header is line 1); for Parquet the "line" is the 1-based row. The column is the field's
 //! 1-based position in the file.
 
-use cashmatch::formats::{FormatError, Position};
-use cashmatch::io::{Column, Kind, Record, Table};
+use cashmatch_core::formats::{FormatError, Position};
+use cashmatch_core::io::{Column, Kind, Record, Table};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use rust_decimal::Decimal;
@@ -359,7 +359,7 @@ impl Record for BatchRow<'_> {
             Values::Absent => Ok(None),
             Values::Text(v) => match v.get(i).map(str::trim).filter(|t| !t.is_empty()) {
                 None => Ok(None),
-                Some(t) => cashmatch::io::parse_money(t)
+                Some(t) => cashmatch_core::io::parse_money(t)
                     .map(Some)
                     .map_err(|m| self.error(c, &m)),
             },
@@ -380,7 +380,7 @@ impl Record for BatchRow<'_> {
             Values::Date(v) => Ok(v.get(self.i).map(days_to_date)),
             _ => match self.text(c)? {
                 None => Ok(None),
-                Some(t) => cashmatch::io::parse_date(&t)
+                Some(t) => cashmatch_core::io::parse_date(&t)
                     .map(Some)
                     .map_err(|m| self.error(c, &m)),
             },

@@ -20,11 +20,11 @@
 
 mod frame;
 
-pub use cashmatch::domain::LabelSource;
+pub use cashmatch_core::domain::LabelSource;
 
-use cashmatch::domain::{Customer, Invoice, Label, Payment};
-use cashmatch::formats::FormatError;
-use cashmatch::io::Loaded;
+use cashmatch_core::domain::{Customer, Invoice, Label, Payment};
+use cashmatch_core::formats::FormatError;
+use cashmatch_core::io::Loaded;
 use frame::PolarsTable;
 use indicatif::ProgressBar;
 use std::collections::{BTreeMap, HashMap};
@@ -97,7 +97,7 @@ impl History {
             progress.set_message(format!("reading {name}"));
             progress.inc(1);
         };
-        // What each row means is `cashmatch::io`'s business; this only supplies the rows.
+        // What each row means is `cashmatch_core::io`'s business; this only supplies the rows.
         fn keep<T>(got: Loaded<T>, rows: &mut Vec<T>, errors: &mut Vec<FormatError>) {
             rows.extend(got.rows);
             errors.extend(got.errors);
@@ -105,20 +105,20 @@ impl History {
         step("customers");
         let mut t = PolarsTable::open(&need("customers")?)?;
         keep(
-            cashmatch::io::customers_from_table(&mut t)?,
+            cashmatch_core::io::customers_from_table(&mut t)?,
             &mut h.customers,
             &mut h.errors,
         );
         step("invoices");
         let mut t = PolarsTable::open(&need("invoices")?)?;
         keep(
-            cashmatch::io::invoices_from_table(&mut t)?,
+            cashmatch_core::io::invoices_from_table(&mut t)?,
             &mut h.invoices,
             &mut h.errors,
         );
         step("remittances");
         let mut t = PolarsTable::open(&need("remittances")?)?;
-        cashmatch::io::for_each_remittance_in(&mut t, |p| match p {
+        cashmatch_core::io::for_each_remittance_in(&mut t, |p| match p {
             Ok(p) => h.payments.push(p),
             Err(e) => h.errors.push(e),
         })?;
@@ -137,11 +137,11 @@ impl History {
                     // rank, so they are taken as the weakest source.
                     progress.println(format!(
                         "{}: no source column; rows taken as auto-applied matches",
-                        cashmatch::io::Table::file(&t)
+                        cashmatch_core::io::Table::file(&t)
                     ));
                 }
                 keep(
-                    cashmatch::io::labels_from_table(&mut t, source)?,
+                    cashmatch_core::io::labels_from_table(&mut t, source)?,
                     &mut labels,
                     &mut h.errors,
                 );
@@ -152,7 +152,7 @@ impl History {
         }
         if let Some(path) = find(dir, "cases") {
             step("cases");
-            let got = cashmatch::io::cases_from_table(&mut PolarsTable::open(&path)?)?;
+            let got = cashmatch_core::io::cases_from_table(&mut PolarsTable::open(&path)?)?;
             h.cases.extend(got.rows);
             h.errors.extend(got.errors);
         }
@@ -170,7 +170,7 @@ pub fn convert_to_parquet(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Histor
     std::fs::create_dir_all(out).map_err(|e| {
         FormatError::new(
             &out.display().to_string(),
-            cashmatch::formats::Position::File,
+            cashmatch_core::formats::Position::File,
             format!("cannot create: {e}"),
         )
     })?;
@@ -280,7 +280,7 @@ mod tests {
                 direction: Default::default(),
                 payment_date: None,
                 amount: Decimal::ONE,
-                currency: cashmatch::domain::Currency::USD,
+                currency: cashmatch_core::domain::Currency::USD,
                 payer: Default::default(),
                 lines: vec![],
                 free_text: vec![],

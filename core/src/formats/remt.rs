@@ -168,7 +168,7 @@ mod tests {
     use rust_decimal_macros::dec;
 
     fn fixture(name: &str) -> Payment {
-        let path = format!("{}/fixtures/remt/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../fixtures/remt/{name}", env!("CARGO_MANIFEST_DIR"));
         let bytes = std::fs::read(&path).unwrap();
         assert!(looks_like(&bytes), "{name}");
         let mut p = parse(&bytes, name).unwrap();
@@ -420,7 +420,7 @@ mod tests {
     #[test]
     fn files_that_are_not_remt_are_rejected() {
         let camt = format!(
-            "{}/fixtures/camt/camt053_genkgo_v4_strd.xml",
+            "{}/../fixtures/camt/camt053_genkgo_v4_strd.xml",
             env!("CARGO_MANIFEST_DIR")
         );
         let bytes = std::fs::read(camt).unwrap();
@@ -450,7 +450,7 @@ mod tests {
 
             #[test]
             fn damaged_samples_never_panic(at in 0usize..8000, junk in proptest::collection::vec(any::<u8>(), 0..12), cut in any::<bool>()) {
-                let path = format!("{}/fixtures/remt/remt001_bpc_tc2_credit_notes_discounts.xml", env!("CARGO_MANIFEST_DIR"));
+                let path = format!("{}/../fixtures/remt/remt001_bpc_tc2_credit_notes_discounts.xml", env!("CARGO_MANIFEST_DIR"));
                 let mut bytes = std::fs::read(path).unwrap();
                 let at = at.min(bytes.len());
                 if cut { bytes.truncate(at) } else { bytes.splice(at..at, junk); }

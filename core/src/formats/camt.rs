@@ -818,7 +818,7 @@ mod tests {
     use rust_decimal_macros::dec;
 
     fn fixture(name: &str) -> Parsed {
-        let path = format!("{}/fixtures/camt/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../fixtures/camt/{name}", env!("CARGO_MANIFEST_DIR"));
         let bytes = std::fs::read(&path).unwrap();
         parse(&bytes, name).unwrap()
     }
@@ -1235,7 +1235,7 @@ mod tests {
 
     #[test]
     fn every_sample_detects_as_its_variant() {
-        let dir = format!("{}/fixtures/camt", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!("{}/../fixtures/camt", env!("CARGO_MANIFEST_DIR"));
         for e in std::fs::read_dir(dir).unwrap() {
             let path = e.unwrap().path();
             let bytes = std::fs::read(&path).unwrap();
@@ -1248,7 +1248,7 @@ mod tests {
             assert_eq!(variant(&bytes), Some(want), "{name}");
         }
         let remt = format!(
-            "{}/fixtures/remt/remt001_bpc_tc1_two_invoices.xml",
+            "{}/../fixtures/remt/remt001_bpc_tc1_two_invoices.xml",
             env!("CARGO_MANIFEST_DIR")
         );
         assert!(!looks_like(&std::fs::read(remt).unwrap()));

@@ -542,8 +542,9 @@ mod tests {
     use rust_decimal_macros::dec;
 
     const ONE: &[u8] =
-        include_bytes!("../../fixtures/lockbox/lockbox_bai_fundersclub_one_check.bai");
-    const EMPTY: &[u8] = include_bytes!("../../fixtures/lockbox/lockbox_bai_fundersclub_empty.bai");
+        include_bytes!("../../../fixtures/lockbox/lockbox_bai_fundersclub_one_check.bai");
+    const EMPTY: &[u8] =
+        include_bytes!("../../../fixtures/lockbox/lockbox_bai_fundersclub_empty.bai");
 
     /// A record laid out column by column, padded to the columns given.
     fn rec(parts: &[&str]) -> String {
@@ -600,7 +601,7 @@ mod tests {
                       5200COMPANY NAME                        1234567890PPDPAYROLL\n";
         assert!(!looks_like(nacha));
         assert!(!looks_like(include_bytes!(
-            "../../fixtures/bai2/bai2_moj_citi_gbp.bai2"
+            "../../../fixtures/bai2/bai2_moj_citi_gbp.bai2"
         )));
     }
 

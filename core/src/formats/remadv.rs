@@ -450,7 +450,7 @@ mod tests {
 
     fn fixture() -> (Vec<u8>, String) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/advices/remadv/northwind_remadv.edi");
+            .join("../fixtures/advices/remadv/northwind_remadv.edi");
         (std::fs::read(&path).unwrap(), path.display().to_string())
     }
 

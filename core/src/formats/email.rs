@@ -304,7 +304,7 @@ mod tests {
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/advices")
+            .join("../fixtures/advices")
             .join(name)
     }
 

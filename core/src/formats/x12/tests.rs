@@ -10,7 +10,7 @@ fn sample(rel: &str) -> Option<Vec<u8>> {
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/x12")
+        .join("../fixtures/x12")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -425,7 +425,7 @@ mod tests {
 
     fn fixture(name: &str) -> (Vec<u8>, String) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/advices/pdf")
+            .join("../fixtures/advices/pdf")
             .join(name);
         (std::fs::read(&path).unwrap(), path.display().to_string())
     }

@@ -875,16 +875,17 @@ mod tests {
     use crate::domain::ReferenceKind;
     use rust_decimal_macros::dec;
 
-    const ABN: &[u8] = include_bytes!("../../fixtures/mt940/mt940_abnamro_nl_factuur.sta");
-    const CITI: &[u8] = include_bytes!("../../fixtures/mt940/mt940_citi_us.txt");
-    const DANSKE_DK: &[u8] = include_bytes!("../../fixtures/mt940/mt940_danskebank_dk.sta");
-    const DANSKE_NO: &[u8] = include_bytes!("../../fixtures/mt940/mt940_danskebank_no_kid_ocr.sta");
+    const ABN: &[u8] = include_bytes!("../../../fixtures/mt940/mt940_abnamro_nl_factuur.sta");
+    const CITI: &[u8] = include_bytes!("../../../fixtures/mt940/mt940_citi_us.txt");
+    const DANSKE_DK: &[u8] = include_bytes!("../../../fixtures/mt940/mt940_danskebank_dk.sta");
+    const DANSKE_NO: &[u8] =
+        include_bytes!("../../../fixtures/mt940/mt940_danskebank_no_kid_ocr.sta");
     const CMXL: &[u8] =
-        include_bytes!("../../fixtures/mt940/mt940_de_pl_cmxl_three_statements.sta");
-    const SEPA: &[u8] = include_bytes!("../../fixtures/mt940/mt940_de_sepa_structured86.sta");
-    const RABO: &[u8] = include_bytes!("../../fixtures/mt940/mt940_rabobank_structured86.sta");
+        include_bytes!("../../../fixtures/mt940/mt940_de_pl_cmxl_three_statements.sta");
+    const SEPA: &[u8] = include_bytes!("../../../fixtures/mt940/mt940_de_sepa_structured86.sta");
+    const RABO: &[u8] = include_bytes!("../../../fixtures/mt940/mt940_rabobank_structured86.sta");
     const SPARKASSE: &[u8] =
-        include_bytes!("../../fixtures/mt940/mt940_sparkasse_unescaped_umlauts.sta");
+        include_bytes!("../../../fixtures/mt940/mt940_sparkasse_unescaped_umlauts.sta");
 
     fn parsed(bytes: &[u8]) -> Parsed {
         let p = parse(bytes, "t.sta").unwrap();
@@ -930,7 +931,7 @@ mod tests {
             assert_eq!(ids.len(), n);
         }
         assert!(!looks_like(include_bytes!(
-            "../../fixtures/bai2/bai2_moj_citi_gbp.bai2"
+            "../../../fixtures/bai2/bai2_moj_citi_gbp.bai2"
         )));
     }
 

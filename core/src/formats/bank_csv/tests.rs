@@ -10,7 +10,7 @@ fn sample(rel: &str) -> Option<Vec<u8>> {
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/bank_csv")
+        .join("../fixtures/bank_csv")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -785,7 +785,7 @@ fn an_unbalanced_quote_does_not_swallow_memory() {
 #[test]
 fn streaming_from_a_path_gives_what_parsing_the_bytes_gives() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/bank_csv/semicolon_decimal_comma_preamble.csv");
+        .join("../fixtures/bank_csv/semicolon_decimal_comma_preamble.csv");
     let name = path.display().to_string();
     let whole = parse(&std::fs::read(&path).unwrap(), &name).unwrap();
     let mut streamed = Vec::new();

@@ -288,7 +288,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixtures() -> Vec<(PathBuf, Format)> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
         let mut out = Vec::new();
         for (dir, format) in [
             ("bai2", Format::Bai2),

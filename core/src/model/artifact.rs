@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The model shipped in `models/default`, embedded at build time.
-const DEFAULT_MODEL_JSON: &str = include_str!("../../models/default/model.json");
+const DEFAULT_MODEL_JSON: &str = include_str!("../../../models/default/model.json");
 
 /// File name of the artifact inside a model directory.
 pub const MODEL_FILE: &str = "model.json";

@@ -11,19 +11,19 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::io;
 
-const CITI: &[u8] = include_bytes!("../../../fixtures/bai2/bai2_moj_citi_gbp.bai2");
-const NWB: &[u8] = include_bytes!("../../../fixtures/bai2/bai2_moj_nwb_gbp.bai2");
-const SVB: &[u8] = include_bytes!("../../../fixtures/bai2/bai2_moj_svb_usd_two_groups.bai2");
+const CITI: &[u8] = include_bytes!("../../../../fixtures/bai2/bai2_moj_citi_gbp.bai2");
+const NWB: &[u8] = include_bytes!("../../../../fixtures/bai2/bai2_moj_nwb_gbp.bai2");
+const SVB: &[u8] = include_bytes!("../../../../fixtures/bai2/bai2_moj_svb_usd_two_groups.bai2");
 const MOOV1: &[u8] =
-    include_bytes!("../../../fixtures/bai2/bai2_moov_sample1_cad_two_accounts.txt");
+    include_bytes!("../../../../fixtures/bai2/bai2_moov_sample1_cad_two_accounts.txt");
 const MOOV2: &[u8] =
-    include_bytes!("../../../fixtures/bai2/bai2_moov_sample2_multigroup_lockbox.txt");
+    include_bytes!("../../../../fixtures/bai2/bai2_moov_sample2_multigroup_lockbox.txt");
 const MOOV3: &[u8] =
-    include_bytes!("../../../fixtures/bai2/bai2_moov_sample3_multi_records_per_line.txt");
+    include_bytes!("../../../../fixtures/bai2/bai2_moov_sample3_multi_records_per_line.txt");
 const GS: &[u8] =
-    include_bytes!("../../../fixtures/bai2/bai2_moov_sample4_gs_no_slash_continuations.txt");
+    include_bytes!("../../../../fixtures/bai2/bai2_moov_sample4_gs_no_slash_continuations.txt");
 const SVB_WIRE: &[u8] =
-    include_bytes!("../../../fixtures/bai2/bai2_venturehacks_eod_wire_obi.bai2");
+    include_bytes!("../../../../fixtures/bai2/bai2_venturehacks_eod_wire_obi.bai2");
 
 fn parsed(bytes: &[u8]) -> Parsed {
     let p = parse(bytes, "t.bai2").unwrap();
@@ -330,10 +330,10 @@ fn every_sample_is_detected_and_other_formats_are_not() {
         assert!(looks_like(&s[..s.len().min(4096)]));
     }
     assert!(!looks_like(include_bytes!(
-        "../../../fixtures/lockbox/lockbox_bai_fundersclub_one_check.bai"
+        "../../../../fixtures/lockbox/lockbox_bai_fundersclub_one_check.bai"
     )));
     assert!(!looks_like(include_bytes!(
-        "../../../fixtures/mt940/mt940_citi_us.txt"
+        "../../../../fixtures/mt940/mt940_citi_us.txt"
     )));
     assert!(!looks_like(b"01,02,03\n04,05,06\n"));
 }

@@ -11,11 +11,12 @@ use std::path::PathBuf;
 /// The bytes of sample `rel` and where they were read, or `None` (with a note) when the folder
 /// is absent outside CI. Panics under CI, where the samples must be present.
 pub(crate) fn read(rel: &str) -> Option<(Vec<u8>, PathBuf)> {
-    let manifest = env!("CARGO_MANIFEST_DIR");
+    // The checkout is the core crate's parent.
+    let checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let dirs = [
         std::env::var_os("CASHMATCH_SAMPLES").map(PathBuf::from),
-        Some(PathBuf::from(manifest).join("../shared/samples")),
-        Some(PathBuf::from(manifest).join("../../shared/samples")),
+        Some(checkout.join("../shared/samples")),
+        Some(checkout.join("../../shared/samples")),
     ];
     for dir in dirs.into_iter().flatten() {
         let path = dir.join(rel);

@@ -407,6 +407,42 @@ pub fn generate_ledger_only(
     world::Sim::ledger_only(seed, customers, invoices)
 }
 
+/// Ledger items per customer a first guess at the world's size starts from.
+const ITEMS_PER_CUSTOMER: usize = 25;
+
+/// A seeded world, all in one period (so the ledger the engine sees is the one its payments
+/// pay), whose ledger holds at least `invoices` items: a world's items per customer depend on
+/// how many payments it has, so when the first guess falls short the customers are scaled up
+/// once. Deterministic for the same arguments. The world of the benchmarks (`cashmatch bench
+/// match|serve`, benches/).
+pub fn world_with_ledger(
+    invoices: usize,
+    payments: usize,
+    seed: u64,
+    sizes: CustomerSizes,
+) -> World {
+    let generate = |customers: usize| {
+        generate(&SynthConfig {
+            seed,
+            customers,
+            payments,
+            train_fraction: 0.0,
+            sizes,
+            ..Default::default()
+        })
+    };
+    let guess = (invoices / ITEMS_PER_CUSTOMER).max(10);
+    let world = generate(guess);
+    let got = world.test.invoices.len().max(1);
+    if got >= invoices {
+        return world;
+    }
+    // 2% over, so that the second draw's own spread does not fall short again.
+    let scaled = (guess as f64 * invoices as f64 / got as f64 * 1.02).ceil() as usize;
+    drop(world);
+    generate(scaled)
+}
+
 /// Writes `dir/train/` and `dir/test/`, each with `customers.csv`, `invoices.csv`,
 /// `remittances.csv`, `labels.csv` and `cases.csv`.
 pub fn write_world(world: &World, dir: impl AsRef<Path>) -> std::io::Result<()> {
