@@ -164,10 +164,16 @@ mod tests {
                 assert!(on_b.principal.authenticated);
                 assert_eq!(on_b.token, Some(token));
                 let on_a = a.session(&id).await.expect("read").expect("signed in on a");
-                assert_eq!(on_a.csrf, on_b.csrf, "one CSRF token for the session's forms");
+                assert_eq!(
+                    on_a.csrf, on_b.csrf,
+                    "one CSRF token for the session's forms"
+                );
                 assert!(b.session("0123").await.expect("read").is_none());
                 b.end_session(&id).await.expect("sign-out");
-                assert!(a.session(&id).await.expect("read").is_none(), "signed out on a");
+                assert!(
+                    a.session(&id).await.expect("read").is_none(),
+                    "signed out on a"
+                );
             });
         }
     }

@@ -87,11 +87,8 @@ async fn three_replicas_on_postgresql_lose_nothing_when_one_is_killed_under_load
     let retried = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
-        let (channels, acked, retried) = (
-            channels.clone(),
-            Arc::clone(&acked),
-            Arc::clone(&retried),
-        );
+        let (channels, acked, retried) =
+            (channels.clone(), Arc::clone(&acked), Arc::clone(&retried));
         tasks.push(tokio::spawn(async move {
             let mut replica = client % REPLICAS;
             for p in payments_of(client) {
