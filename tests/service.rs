@@ -2,7 +2,8 @@
 //! loading a ledger, matching payments in several formats, idempotency, working the review queue
 //! with its audit trail, each role boundary, concurrent clients against the same invoices, a
 //! restart on the same data directory, graceful drain, request limits, a SIGKILL under load,
-//! TLS with client certificates (`service/tls.rs`) and four-eyes approval (`service/four_eyes.rs`).
+//! TLS with client certificates (`service/tls.rs`), four-eyes approval (`service/four_eyes.rs`)
+//! and three replicas on PostgreSQL with one killed under load (`service/replicas.rs`).
 
 use cashmatch::domain::{Customer, Invoice, Payment};
 use cashmatch::engine::EngineConfig;
@@ -32,6 +33,8 @@ use tonic::{Code, Request, Status};
 
 #[path = "service/four_eyes.rs"]
 mod four_eyes;
+#[path = "service/replicas.rs"]
+mod replicas;
 #[path = "service/tls.rs"]
 mod tls;
 
@@ -1827,8 +1830,18 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// Starts `cashmatch serve` and waits until its health check says SERVING.
+/// Starts `cashmatch serve` on a data directory and waits until its health check says SERVING.
 async fn spawn_server(data_dir: &Path, port: u16, log: &Path) -> (std::process::Child, Channel) {
+    spawn_serve(&["--data-dir".as_ref(), data_dir.as_os_str()], port, log).await
+}
+
+/// Starts `cashmatch serve` with `store` (`--data-dir DIR` or `--store URL`) and waits until its
+/// health check says SERVING.
+async fn spawn_serve(
+    store: &[&std::ffi::OsStr],
+    port: u16,
+    log: &Path,
+) -> (std::process::Child, Channel) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -1836,8 +1849,7 @@ async fn spawn_server(data_dir: &Path, port: u16, log: &Path) -> (std::process::
         .expect("log");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
         .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
+        .args(store)
         .arg("--addr")
         .arg(format!("127.0.0.1:{port}"))
         // Any free port: tests run side by side, and 8080 may be taken.

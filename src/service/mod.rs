@@ -40,6 +40,7 @@ mod resolve;
 mod returns;
 mod reversal;
 mod review;
+pub mod sessions;
 mod state;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -21,6 +21,7 @@ pub mod feed;
 pub mod journal;
 pub mod postgres;
 pub mod posting;
+pub mod session;
 pub mod sqlite;
 pub(crate) mod writer;
 
@@ -31,6 +32,7 @@ pub use posting::{
     ActorKind, PostedBy, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
     payment_postings, replay_open_amounts, reversal_postings,
 };
+pub use session::{SessionRecord, SessionWrite};
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::domain::{
@@ -428,6 +430,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The four-eyes requests still pending, oldest first.
     fn pending_approvals(&self) -> StoreFuture<Vec<Approval>>;
+
+    /// Starts, touches or ends a workbench session. Idempotent: a write repeated after a lost
+    /// answer changes nothing more.
+    fn write_session(&self, write: SessionWrite) -> StoreFuture<()>;
+
+    /// A workbench session by the hash of its id.
+    fn session(&self, id_hash: String) -> StoreFuture<Option<SessionRecord>>;
 
     /// Remembers the active model directory, with its audit event.
     fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()>;

@@ -10,7 +10,7 @@
 use super::feed::{LocalWrites, RowKey};
 use super::{
     ApprovalWrite, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange, ResolutionRecord,
-    ReversalRecord, StoreError, StoreFuture,
+    ReversalRecord, SessionWrite, StoreError, StoreFuture,
 };
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,7 @@ pub(crate) enum Write {
     Reverse(Box<ReversalRecord>),
     ActiveModel(String, AuditRecord),
     Approval(Box<ApprovalWrite>),
+    Session(SessionWrite),
 }
 
 impl Write {
@@ -68,6 +69,8 @@ impl Write {
                 .collect(),
             Write::ActiveModel(..) => vec![RowKey::Model],
             Write::Approval(w) => vec![RowKey::Payment(w.approval.payment_id.clone())],
+            // Read from the store on every use: nothing for the other replicas to re-read.
+            Write::Session(_) => vec![],
         }
     }
 }

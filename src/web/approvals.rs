@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 /// The pending resolutions, oldest first.
 pub(crate) async fn page(State(web): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
-    let Some(who) = web.analyst(&headers) else {
+    let Some(who) = web.analyst(&headers).await else {
         return to_login(&uri.to_string());
     };
     let pending = web.service.pending_approvals();
@@ -111,7 +111,7 @@ pub(crate) async fn decide(
             "This form was posted from another site. Nothing was changed.",
         );
     }
-    let Some(who) = web.analyst(&headers) else {
+    let Some(who) = web.analyst(&headers).await else {
         return refuse(
             StatusCode::UNAUTHORIZED,
             None,

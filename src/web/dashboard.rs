@@ -30,7 +30,7 @@ pub(crate) async fn page(
     uri: Uri,
     Query(q): Query<DashQuery>,
 ) -> Response {
-    let Some(who) = web.analyst(&headers) else {
+    let Some(who) = web.analyst(&headers).await else {
         return to_login(&uri.to_string());
     };
     let auth = web.auth.enabled();

@@ -59,7 +59,7 @@ pub(crate) async fn page(
     Path(payment_id): Path<String>,
     Query(q): Query<ItemQuery>,
 ) -> Response {
-    let Some(who) = web.analyst(&headers) else {
+    let Some(who) = web.analyst(&headers).await else {
         return to_login(&uri.to_string());
     };
     let view = View {
@@ -722,7 +722,7 @@ pub(crate) async fn resolve(
             "This form was posted from another site. Nothing was changed.",
         );
     }
-    let Some(who) = web.analyst(&headers) else {
+    let Some(who) = web.analyst(&headers).await else {
         return error_page(
             StatusCode::UNAUTHORIZED,
             None,

@@ -160,7 +160,7 @@ pub(crate) async fn submit(
         )
     };
     let name = principal.name.clone();
-    match web.sessions.create(principal, token) {
+    match web.service.start_session(principal, token).await {
         Ok(id) => {
             tracing::info!(analyst = %name, "workbench sign-in");
             let mut r = Redirect::to(&next).into_response();
@@ -190,9 +190,11 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     Form(f): Form<LogoutForm>,
 ) -> Response {
-    if let (Some(id), Some(a)) = (session::cookie(&headers), web.analyst(&headers)) {
+    if let (Some(id), Some(a)) = (session::cookie(&headers), web.analyst(&headers).await) {
         if same_token(&a.csrf, &f.csrf) {
-            web.sessions.remove(&id);
+            if let Err(e) = web.service.end_session(&id).await {
+                tracing::warn!(error = %e, "a session could not be ended at sign-out");
+            }
         }
     }
     let mut r = Redirect::to("/login").into_response();

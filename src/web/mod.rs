@@ -36,14 +36,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use session::Sessions;
 use std::sync::Arc;
 
 /// What every handler shares.
 pub(crate) struct Web {
     pub(crate) service: Arc<Service>,
     pub(crate) auth: Arc<Auth>,
-    pub(crate) sessions: Sessions,
     /// How long a review item may wait before it is overdue.
     pub(crate) sla: chrono::Duration,
     /// Served over TLS: session cookies are `Secure`.
@@ -61,7 +59,6 @@ fn routes(service: Arc<Service>, auth: Arc<Auth>, sla_hours: u32, secure: bool) 
     let web = Arc::new(Web {
         service,
         auth,
-        sessions: Sessions::default(),
         sla: chrono::Duration::hours(i64::from(sla_hours.max(1))),
         secure,
     });
@@ -196,16 +193,25 @@ impl Web {
     /// The analyst of the request's session. A session signed in with a token lasts only while
     /// the config still gives that token the analyst role: a revoked token signs its sessions
     /// out at their next page, and a renamed one shows the new name.
-    pub(crate) fn analyst(&self, headers: &HeaderMap) -> Option<Analyst> {
+    pub(crate) async fn analyst(&self, headers: &HeaderMap) -> Option<Analyst> {
         let id = session::cookie(headers)?;
-        let (principal, token, csrf) = self.sessions.get(&id)?;
-        let principal = match token {
+        let signed_in = match self.service.session(&id).await {
+            Ok(s) => s?,
+            Err(e) => {
+                tracing::warn!(error = %e, "workbench session could not be read: signed out");
+                return None;
+            }
+        };
+        let (principal, csrf) = (signed_in.principal, signed_in.csrf);
+        let principal = match signed_in.token {
             None => principal,
             Some(hash) => match self.auth.principal_of(&hash) {
                 Some(p) if p.roles.contains(&Role::Analyst) => p,
                 _ => {
                     tracing::info!(analyst = %principal.name, "workbench session ended: its token was revoked");
-                    self.sessions.remove(&id);
+                    if let Err(e) = self.service.end_session(&id).await {
+                        tracing::warn!(error = %e, "a revoked token's session could not be ended");
+                    }
                     return None;
                 }
             },

@@ -143,7 +143,7 @@ pub(crate) async fn page(
     uri: Uri,
     Query(q): Query<QueueQuery>,
 ) -> Response {
-    let Some(who) = web.analyst(&headers) else {
+    let Some(who) = web.analyst(&headers).await else {
         return to_login(&uri.to_string());
     };
     let auth = web.auth.enabled();
@@ -300,7 +300,7 @@ pub(crate) async fn next(
     uri: Uri,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    let Some(who) = web.analyst(&headers) else {
+    let Some(who) = web.analyst(&headers).await else {
         return to_login(&uri.to_string());
     };
     match web.service.next_open_item(q.skip.trim()).await {

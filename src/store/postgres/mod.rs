@@ -21,8 +21,10 @@
 mod feed;
 mod read;
 mod schema;
-#[cfg(test)]
-pub(crate) mod testdb;
+mod session;
+// Compiled always, hidden: the library's unit tests and the integration tests (tests/) share it.
+#[doc(hidden)]
+pub mod testdb;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -32,8 +34,8 @@ use super::writer::{GroupBackend, Write, Writer};
 use super::{
     Approval, ApprovalWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery,
     LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder, ResolutionRecord,
-    ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, Snapshot, Store,
-    StoreError, StoreFuture, StoredDecision, TrainingExample,
+    ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, SessionRecord,
+    SessionWrite, Snapshot, Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -520,6 +522,14 @@ impl Store for PgStore {
 
     fn pending_approvals(&self) -> StoreFuture<Vec<Approval>> {
         self.read(read::pending_approvals)
+    }
+
+    fn write_session(&self, write: SessionWrite) -> StoreFuture<()> {
+        self.writer.submit(Write::Session(write))
+    }
+
+    fn session(&self, id_hash: String) -> StoreFuture<Option<SessionRecord>> {
+        self.read(move |c| session::read(c, &id_hash))
     }
 
     fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()> {

@@ -10,9 +10,9 @@ use postgres::{Client, NoTls};
 const DEFAULT_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A database that lives as long as this value.
-pub(crate) struct TestDb {
+pub struct TestDb {
     /// The URL a store opens.
-    pub(crate) url: String,
+    pub url: String,
     admin: String,
     name: String,
 }
@@ -40,7 +40,7 @@ fn admin_url() -> String {
 impl TestDb {
     /// A fresh database for the test `label`, or `None` when no server answers and this is not
     /// CI (after a message saying what was skipped).
-    pub(crate) fn create(label: &str) -> Option<TestDb> {
+    pub fn create(label: &str) -> Option<TestDb> {
         let admin = admin_url();
         let mut nonce = [0u8; 6];
         getrandom::fill(&mut nonce).expect("random database name");

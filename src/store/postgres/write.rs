@@ -37,6 +37,7 @@ pub(super) fn apply_write(tx: &mut Tx<'_>, write: &Write) -> Result<(), StoreErr
         Write::Resolve(r) => resolve(tx, r),
         Write::Reverse(r) => reverse(tx, r),
         Write::Approval(w) => write_approval(tx, w),
+        Write::Session(w) => super::session::write(tx, w),
         Write::ActiveModel(dir, audit) => {
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', $1)

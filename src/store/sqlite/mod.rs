@@ -28,6 +28,7 @@ mod backup;
 mod commit;
 pub(super) mod read;
 mod schema;
+pub(super) mod session;
 #[cfg(test)]
 pub(super) mod tests;
 pub(super) mod write;
@@ -38,8 +39,8 @@ use super::writer::{Write, Writer};
 use super::{
     Approval, ApprovalWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery,
     LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder, ResolutionRecord,
-    ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, Snapshot, Store,
-    StoreError, StoreFuture, StoredDecision, TrainingExample,
+    ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, SessionRecord,
+    SessionWrite, Snapshot, Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -130,6 +131,8 @@ impl SqliteStore {
             .map_err(backend("creating the schema"))?;
         conn.execute_batch(approval::SCHEMA)
             .map_err(backend("creating the approvals table"))?;
+        conn.execute_batch(session::SCHEMA)
+            .map_err(backend("creating the sessions table"))?;
         schema::migrate(&mut conn)?;
         let checkpoints = Connection::open(&path).map_err(backend("opening the checkpointer"))?;
         checkpoints
@@ -257,6 +260,14 @@ impl Store for SqliteStore {
 
     fn pending_approvals(&self) -> StoreFuture<Vec<Approval>> {
         self.read(approval::pending)
+    }
+
+    fn write_session(&self, write: SessionWrite) -> StoreFuture<()> {
+        self.writer.submit(Write::Session(write))
+    }
+
+    fn session(&self, id_hash: String) -> StoreFuture<Option<SessionRecord>> {
+        self.read(move |conn| session::read(conn, &id_hash))
     }
 
     fn set_active_model(&self, directory: String, audit: AuditRecord) -> StoreFuture<()> {

@@ -32,6 +32,7 @@ pub(super) fn apply_write(conn: &Connection, write: &Write) -> Result<(), StoreE
         Write::Resolve(r) => resolve(conn, r),
         Write::Reverse(r) => reverse(conn, r),
         Write::Approval(w) => super::approval::write(conn, w),
+        Write::Session(w) => super::session::write(conn, w),
         Write::ActiveModel(dir, audit) => {
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', ?1)
