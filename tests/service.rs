@@ -1380,6 +1380,22 @@ fn contested_ledger(n: usize) -> (Customer, Vec<Invoice>) {
     (c, invoices)
 }
 
+/// Loads [`contested_ledger`] through `ledger`; returns its invoices.
+async fn load_contested_ledger(ledger: &mut LedgerClient<Authed>, n: usize) -> Vec<Invoice> {
+    let (customer, invoices) = contested_ledger(n);
+    ledger
+        .upsert_customers(pb::UpsertCustomersRequest {
+            customers: vec![customer.into()],
+        })
+        .await
+        .expect("customer");
+    let req = pb::UpsertInvoicesRequest {
+        invoices: invoices.iter().cloned().map(Into::into).collect(),
+    };
+    ledger.upsert_invoices(req).await.expect("invoices");
+    invoices
+}
+
 fn contested_payment(id: String, refs: &[usize], amount: Decimal) -> Payment {
     use cashmatch::domain::{Direction, Payer, ReferenceKind, RemittanceLine};
     Payment {
@@ -1415,17 +1431,7 @@ async fn many_clients_paying_the_same_invoices_never_over_apply_and_every_paymen
     let ch = server.channel().await;
     let mut c = Clients::new(&ch, None);
     const INVOICES: usize = 12;
-    let (customer, invoices) = contested_ledger(INVOICES);
-    c.ledger
-        .upsert_customers(pb::UpsertCustomersRequest {
-            customers: vec![customer.into()],
-        })
-        .await
-        .expect("customer");
-    let req = pb::UpsertInvoicesRequest {
-        invoices: invoices.iter().cloned().map(Into::into).collect(),
-    };
-    c.ledger.upsert_invoices(req).await.expect("invoices");
+    let invoices = load_contested_ledger(&mut c.ledger, INVOICES).await;
 
     // Eight clients, each paying every invoice (some alone, some in pairs, some in part), half
     // of them one call per payment and half on one stream.
@@ -2165,17 +2171,7 @@ async fn requests_cancelled_mid_way_leave_their_payments_decided_once_and_replay
     let ch = server.channel().await;
     let mut c = Clients::new(&ch, None);
     const INVOICES: usize = 30;
-    let (customer, invoices) = contested_ledger(INVOICES);
-    c.ledger
-        .upsert_customers(pb::UpsertCustomersRequest {
-            customers: vec![customer.into()],
-        })
-        .await
-        .expect("customer");
-    let req = pb::UpsertInvoicesRequest {
-        invoices: invoices.iter().cloned().map(Into::into).collect(),
-    };
-    c.ledger.upsert_invoices(req).await.expect("invoices");
+    let invoices = load_contested_ledger(&mut c.ledger, INVOICES).await;
     let payments: Vec<Payment> = (0..INVOICES)
         .map(|i| contested_payment(format!("P-{i}"), &[i], dec("100.00")))
         .collect();

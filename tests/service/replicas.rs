@@ -67,17 +67,7 @@ async fn three_replicas_on_postgresql_lose_nothing_when_one_is_killed_under_load
     }
 
     let mut c = Clients::new(&channels[0], None);
-    let (customer, invoices) = contested_ledger(INVOICES);
-    c.ledger
-        .upsert_customers(pb::UpsertCustomersRequest {
-            customers: vec![customer.into()],
-        })
-        .await
-        .expect("customer");
-    let req = pb::UpsertInvoicesRequest {
-        invoices: invoices.iter().cloned().map(Into::into).collect(),
-    };
-    c.ledger.upsert_invoices(req).await.expect("invoices");
+    let invoices = load_contested_ledger(&mut c.ledger, INVOICES).await;
     // The other replicas learn the ledger through the change feed (tens of milliseconds, at most
     // its half-second poll). Were one still behind, it would send its first payments to review:
     // safe, and the count of auto decisions below would say the test proved too little.
