@@ -82,6 +82,7 @@ impl QueueQuery {
         let page: u32 = self.page.trim().parse().unwrap_or(0);
         (
             ReviewFilter {
+                owner: None,
                 customer_id: Some(self.customer.trim().to_string()).filter(|c| !c.is_empty()),
                 min_amount,
                 max_amount,

@@ -550,6 +550,7 @@ fn a_resolution_awaiting_approval_shows_with_its_buttons_and_only_a_second_analy
         let app = router(Arc::clone(&service), auth(), 48);
         let (open, _) = service
             .review_items(crate::service::ReviewFilter {
+                owner: None,
                 customer_id: None,
                 min_amount: None,
                 max_amount: None,
