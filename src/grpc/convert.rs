@@ -579,8 +579,10 @@ pub(crate) fn summary(v: ReviewSummary, now: DateTime<Utc>) -> pb::ReviewItemSum
         confidence,
         created_at,
         state,
+        owner,
     } = v;
     pb::ReviewItemSummary {
+        owner,
         payment_id,
         customer_id,
         amount: amount.to_string(),

@@ -6,7 +6,7 @@ use super::{observe, principal};
 use crate::domain::Allocation;
 use crate::metrics::Metrics;
 use crate::service::{ApprovalDecision, ResolveAction, ResolveOutcome, ResolveRequest, Service};
-use crate::service::{ExportQuery, ReviewFilter, now};
+use crate::service::{Assignment, ExportQuery, OwnerFilter, ReviewFilter, now};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -34,8 +34,22 @@ impl TryFrom<pb::ListReviewItemsRequest> for ReviewFilter {
             offset,
             include_resolved,
             reason,
+            owner,
+            unassigned,
         } = v;
+        let owner = match (owner.filter(|o| !o.trim().is_empty()), unassigned) {
+            (Some(_), true) => {
+                return Err(FieldError::new(
+                    "unassigned",
+                    "cannot be asked with an owner: items of one analyst, or nobody's",
+                ));
+            }
+            (Some(o), false) => Some(OwnerFilter::Analyst(o)),
+            (None, true) => Some(OwnerFilter::Unassigned),
+            (None, false) => None,
+        };
         Ok(ReviewFilter {
+            owner,
             reason: reason.and_then(convert::review_reason_from),
             customer_id: customer_id.filter(|c| !c.trim().is_empty()),
             min_amount: min_amount.map(|a| decimal("min_amount", &a)).transpose()?,
@@ -109,6 +123,36 @@ fn resolve_request(
         action,
         note,
     })
+}
+
+/// An ownership change, with the acting analyst taken from the token when there is one.
+fn assignment(
+    v: pb::AssignReviewItemRequest,
+    caller: crate::service::auth::Principal,
+) -> Result<(String, String, Assignment), FieldError> {
+    let pb::AssignReviewItemRequest {
+        payment_id,
+        action,
+        analyst,
+    } = v;
+    use pb::assign_review_item_request::Action;
+    let assignment = match action {
+        Some(Action::Claim(pb::Claim {})) => Assignment::Claim,
+        Some(Action::AssignTo(to)) => Assignment::AssignTo(to),
+        Some(Action::Release(pb::Release {})) => Assignment::Release,
+        None => {
+            return Err(FieldError::new(
+                "action",
+                "is required: claim, assign_to or release",
+            ));
+        }
+    };
+    let analyst = if caller.authenticated {
+        caller.name
+    } else {
+        required("analyst", analyst.unwrap_or_default())?
+    };
+    Ok((required("payment_id", payment_id)?, analyst, assignment))
 }
 
 /// A second analyst's decision, with the analyst taken from the token when there is one.
@@ -189,6 +233,22 @@ impl review_server::Review for ReviewApi {
                     Ok(convert::review_item(item, Some(*a), now()))
                 }
             }
+        })
+        .await
+    }
+
+    async fn assign_review_item(
+        &self,
+        request: Request<pb::AssignReviewItemRequest>,
+    ) -> Result<Response<pb::ReviewItemSummary>, Status> {
+        observe(&self.metrics, "Review/AssignReviewItem", async {
+            let caller = principal(&request);
+            let (payment_id, analyst, assignment) = assignment(request.into_inner(), caller)?;
+            let item = self
+                .service
+                .assign_review_item(payment_id, analyst, assignment)
+                .await?;
+            Ok(convert::summary(item, now()))
         })
         .await
     }

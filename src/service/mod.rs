@@ -53,8 +53,9 @@ pub use crate::store::{
 };
 pub use crate::store::{Approval, ApprovalState};
 pub use crate::store::{
-    AuditEvent, AuditRecord, ExportQuery, Resolution, ResolutionAction, ReviewFilter, ReviewRecord,
-    ReviewState, ReviewSummary, ReviewTotals, Store, StoreError, TrainingExample, now,
+    AuditEvent, AuditRecord, ExportQuery, OwnerFilter, Resolution, ResolutionAction, ReviewFilter,
+    ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Store, StoreError, TrainingExample,
+    now,
 };
 pub use api::{
     Actor, Counters, DEFAULT_FOUR_EYES_ABOVE, FourEyes, Limits, MatchOutcome, Matched, ModelInfo,
@@ -63,6 +64,7 @@ pub use api::{
 };
 pub use approval::{ApprovalDecision, ResolveOutcome};
 pub use follow::FeedStats;
+pub use review::Assignment;
 
 use crate::engine::{Engine, EngineConfig};
 use crate::ledger::{Ledger, Settlement};

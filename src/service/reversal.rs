@@ -406,6 +406,7 @@ impl Service {
                     confidence: d.confidence,
                     created_at: at,
                     state: ReviewState::Open,
+                    owner: None,
                 };
                 (d, summary, false)
             }

@@ -330,6 +330,7 @@ mod journal {
     async fn open_items(service: &Service) -> usize {
         let (_, total) = service
             .review_items(ReviewFilter {
+                owner: None,
                 customer_id: None,
                 min_amount: None,
                 max_amount: None,
@@ -1113,6 +1114,7 @@ fn above_the_four_eyes_limit_a_resolution_waits_for_a_second_analyst() {
             let service = cases_service_on(&store).await;
             let (open, _) = service
                 .review_items(ReviewFilter {
+                    owner: None,
                     customer_id: None,
                     min_amount: None,
                     max_amount: None,

@@ -258,6 +258,8 @@ pub struct ReviewSummary {
     pub confidence: f64,
     pub created_at: DateTime<Utc>,
     pub state: ReviewState,
+    /// The analyst who claimed the item or was assigned it; `None` while anyone may take it.
+    pub owner: Option<String>,
 }
 
 impl ReviewSummary {
@@ -293,11 +295,34 @@ pub struct ReviewFilter {
     pub max_age_days: Option<u32>,
     /// Only items in review for this reason.
     pub reason: Option<ReviewReason>,
+    /// Only the items of one analyst, or only those nobody owns.
+    pub owner: Option<OwnerFilter>,
     pub include_resolved: bool,
     pub limit: u32,
     pub offset: u32,
     /// The instant ages are measured from.
     pub now: DateTime<Utc>,
+}
+
+/// Whose review items a filter selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnerFilter {
+    /// Items nobody has claimed or been assigned.
+    Unassigned,
+    /// The items of this analyst.
+    Analyst(String),
+}
+
+/// A review item claimed, assigned or released, with its audit event, in one transaction.
+#[derive(Clone, Debug)]
+pub struct AssignmentWrite {
+    pub payment_id: String,
+    /// The new owner; `None` releases the item.
+    pub owner: Option<String>,
+    /// A claim: refused (a [`StoreError::Conflict`]) when another analyst owns the item by then.
+    /// Without it (assigning, releasing) the item changes hands whoever held it.
+    pub unless_owned_by_other_than: Option<String>,
+    pub audit: AuditRecord,
 }
 
 /// Counts and cash of the review items a filter selects (its limit and offset aside).
@@ -427,6 +452,10 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a four-eyes request, or its outcome, with its audit event, in one transaction. A
     /// request decided already is a [`StoreError::Conflict`].
     fn write_approval(&self, write: ApprovalWrite) -> StoreFuture<()>;
+
+    /// Gives an open review item an owner, or none, with its audit event. An item not open, or
+    /// (a claim) owned by another analyst, is a [`StoreError::Conflict`].
+    fn assign(&self, write: AssignmentWrite) -> StoreFuture<()>;
 
     /// The four-eyes requests still pending, oldest first.
     fn pending_approvals(&self) -> StoreFuture<Vec<Approval>>;

@@ -9,8 +9,8 @@
 
 use super::feed::{LocalWrites, RowKey};
 use super::{
-    ApprovalWrite, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange, ResolutionRecord,
-    ReversalRecord, SessionWrite, StoreError, StoreFuture,
+    ApprovalWrite, AssignmentWrite, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange,
+    ResolutionRecord, ReversalRecord, SessionWrite, StoreError, StoreFuture,
 };
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,7 @@ pub(crate) enum Write {
     ActiveModel(String, AuditRecord),
     Approval(Box<ApprovalWrite>),
     Session(SessionWrite),
+    Assign(Box<AssignmentWrite>),
 }
 
 impl Write {
@@ -71,6 +72,7 @@ impl Write {
             Write::Approval(w) => vec![RowKey::Payment(w.approval.payment_id.clone())],
             // Read from the store on every use: nothing for the other replicas to re-read.
             Write::Session(_) => vec![],
+            Write::Assign(w) => vec![RowKey::Payment(w.payment_id.clone())],
         }
     }
 }

@@ -4,9 +4,7 @@
 //! would be refused.
 
 use super::page::{Nav, cash, describe_resolution, instant, layout};
-use super::session::{same_origin, same_token};
-use super::{Analyst, Shared, error_page, html, refusal, to_login, url_encode};
-use crate::service::auth::Role;
+use super::{Analyst, Shared, checked_post, error_page, html, refusal, to_login, url_encode};
 use crate::service::{Approval, ApprovalDecision};
 use axum::Form;
 use axum::extract::{Path, State};
@@ -104,35 +102,11 @@ pub(crate) async fn decide(
     let refuse = |status, who: Option<&Analyst>, message: &str| {
         error_page(status, who, auth, "Refused", message)
     };
-    if !same_origin(&headers) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            None,
-            "This form was posted from another site. Nothing was changed.",
-        );
-    }
-    let Some(who) = web.analyst(&headers).await else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            None,
-            "Your session has ended or you are not signed in. Sign in again; nothing was changed.",
-        );
+    let who = match checked_post(&web, &headers, &form.csrf, "approve or reject resolutions").await
+    {
+        Ok(who) => who,
+        Err(page) => return page,
     };
-    if !same_token(&who.csrf, &form.csrf) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            Some(&who),
-            "The form's security token does not match your session. Reload the page and try \
-             again. Nothing was changed.",
-        );
-    }
-    if !who.principal.roles.contains(&Role::Analyst) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            Some(&who),
-            "Only analysts may approve or reject resolutions. Nothing was changed.",
-        );
-    }
     let req = ApprovalDecision {
         payment_id: payment_id.clone(),
         analyst: who.principal.name.clone(),

@@ -176,6 +176,9 @@ async fn render(
                         @if overdue { span.badge.overdue { "past SLA" } }
                     }
                 }
+                @if item.summary.state == ReviewState::Open {
+                    (super::assign::card(payment_id, item.summary.owner.as_deref(), &who.principal.name, &who.csrf))
+                }
             }
             div.actions {
                 @if let Some(n) = &next {

@@ -17,6 +17,7 @@
 //! check and keyboard shortcuts. Only this module names maud or axum's HTML parts.
 
 mod approvals;
+mod assign;
 mod chart;
 mod dashboard;
 mod form;
@@ -70,6 +71,7 @@ fn routes(service: Arc<Service>, auth: Arc<Auth>, sla_hours: u32, secure: bool) 
         .route("/next", get(queue::next))
         .route("/items/{payment_id}", get(item::page))
         .route("/items/{payment_id}/resolve", post(item::resolve))
+        .route("/items/{payment_id}/assign", post(assign::submit))
         .route("/dashboard", get(dashboard::page))
         .route("/approvals", get(approvals::page))
         .route("/approvals/{payment_id}", post(approvals::decide))
@@ -218,6 +220,51 @@ impl Web {
         };
         Some(Analyst { principal, csrf })
     }
+}
+
+/// The analyst of a form post that changes something, or the page refusing it: the post must
+/// come from this site, from a live session, carry that session's CSRF token, and be made by an
+/// analyst; `doing` completes "Only analysts may ...".
+pub(crate) async fn checked_post(
+    web: &Web,
+    headers: &HeaderMap,
+    csrf: &str,
+    doing: &str,
+) -> Result<Analyst, Response> {
+    let auth = web.auth.enabled();
+    let refuse = |status, who: Option<&Analyst>, message: &str| {
+        error_page(status, who, auth, "Refused", message)
+    };
+    if !session::same_origin(headers) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            None,
+            "This form was posted from another site. Nothing was changed.",
+        ));
+    }
+    let Some(who) = web.analyst(headers).await else {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "Your session has ended or you are not signed in. Sign in again; nothing was changed.",
+        ));
+    };
+    if !session::same_token(&who.csrf, csrf) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            Some(&who),
+            "The form's security token does not match your session. Reload the page and try \
+             again. Nothing was changed.",
+        ));
+    }
+    if !who.principal.roles.contains(&Role::Analyst) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            Some(&who),
+            &format!("Only analysts may {doing}. Nothing was changed."),
+        ));
+    }
+    Ok(who)
 }
 
 /// Where a page asks to go when no one is signed in.

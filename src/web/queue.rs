@@ -8,7 +8,7 @@ use super::page::{
 use super::{Shared, error_page, html, refusal, to_login, url_encode};
 use crate::domain::ReviewReason;
 use crate::io::parse_money;
-use crate::service::{ReviewFilter, ReviewState, now};
+use crate::service::{OwnerFilter, ReviewFilter, ReviewState, now};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -36,6 +36,9 @@ pub(crate) struct QueueQuery {
     reason: String,
     #[serde(default)]
     resolved: String,
+    /// `me`, `none` (nobody's), or empty for anyone's.
+    #[serde(default)]
+    owner: String,
     #[serde(default)]
     page: String,
     /// A payment just resolved, to confirm on the page.
@@ -44,8 +47,8 @@ pub(crate) struct QueueQuery {
 }
 
 impl QueueQuery {
-    /// The filter, and what could not be read.
-    fn filter(&self) -> (ReviewFilter, Vec<String>) {
+    /// The filter, with `me` the signed-in analyst, and what could not be read.
+    fn filter(&self, me: &str) -> (ReviewFilter, Vec<String>) {
         let mut problems = Vec::new();
         let mut amount = |label: &str, v: &str| -> Option<Decimal> {
             let v = v.trim();
@@ -79,9 +82,19 @@ impl QueueQuery {
                 r
             }
         };
+        let owner = match self.owner.trim() {
+            "" => None,
+            "me" => Some(OwnerFilter::Analyst(me.to_string())),
+            "none" => Some(OwnerFilter::Unassigned),
+            other => {
+                problems.push(format!("Owner: {other:?} is not me or none"));
+                None
+            }
+        };
         let page: u32 = self.page.trim().parse().unwrap_or(0);
         (
             ReviewFilter {
+                owner,
                 customer_id: Some(self.customer.trim().to_string()).filter(|c| !c.is_empty()),
                 min_amount,
                 max_amount,
@@ -122,6 +135,7 @@ impl QueueQuery {
             ("max_age", &self.max_age),
             ("reason", &self.reason),
             ("resolved", &self.resolved),
+            ("owner", &self.owner),
             ("page", &self.page),
         ];
         let q: Vec<String> = pairs
@@ -147,7 +161,7 @@ pub(crate) async fn page(
         return to_login(&uri.to_string());
     };
     let auth = web.auth.enabled();
-    let (filter, problems) = q.filter();
+    let (filter, problems) = q.filter(&who.principal.name);
     let at = filter.now;
     let offset = filter.offset;
     let listed = web.service.review_items(filter.clone()).await;
@@ -222,6 +236,11 @@ pub(crate) async fn page(
             label { "to" input type="text" inputmode="decimal" name="max" value=(q.max); }
             label { "Age from (days)" input type="number" min="0" name="min_age" value=(q.min_age); }
             label { "to" input type="number" min="0" name="max_age" value=(q.max_age); }
+            label { "Owner" select name="owner" {
+                option value="" selected[q.owner.trim().is_empty()] { "anyone" }
+                option value="me" selected[q.owner.trim() == "me"] { "mine" }
+                option value="none" selected[q.owner.trim() == "none"] { "nobody's" }
+            } }
             label.check { input type="checkbox" name="resolved" value="1" checked[!q.resolved.is_empty()]; "include resolved" }
             button type="submit" { "Filter" }
             a.button.quiet href="/queue" { "Clear" }
@@ -239,6 +258,7 @@ pub(crate) async fn page(
                     th { "Why in review" }
                     th.num { "Amount" }
                     th.num { "Confidence" }
+                    th { "Owner" }
                     th { "Waiting" }
                 } }
                 tbody {
@@ -258,6 +278,7 @@ pub(crate) async fn page(
                             td { (reason_badge(item.reason)) }
                             td.num.amount { (cash(item.currency, item.amount)) }
                             td.num { (percent(item.confidence)) }
+                            td { @match &item.owner { Some(o) => { (o) } None => { span.muted { "—" } } } }
                             td {
                                 @if item.state == ReviewState::Resolved {
                                     span.badge.done { "resolved" }

@@ -550,6 +550,7 @@ fn a_resolution_awaiting_approval_shows_with_its_buttons_and_only_a_second_analy
         let app = router(Arc::clone(&service), auth(), 48);
         let (open, _) = service
             .review_items(crate::service::ReviewFilter {
+                owner: None,
                 customer_id: None,
                 min_amount: None,
                 max_amount: None,
@@ -639,6 +640,78 @@ fn a_resolution_awaiting_approval_shows_with_its_buttons_and_only_a_second_analy
         let list = send(&app, get("/approvals", &bob)).await;
         assert!(list.body.contains("Nothing is waiting"), "{}", list.body);
         service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn an_analyst_claims_an_item_from_its_page_finds_it_under_mine_and_a_colleague_cannot_take_it() {
+    runtime().block_on(async {
+        let (service, dir) = cases_service("web-owner").await;
+        let app = router(Arc::clone(&service), auth(), 48);
+        let id = "P-ambiguous";
+        let item_path = format!("/items/{}", url_encode(id));
+        let assign_path = format!("{item_path}/assign");
+
+        let alice = sign_in(&app, "tok-alice").await;
+        let page = send(&app, get(&item_path, &alice)).await;
+        assert!(
+            page.body.contains("Nobody is working this item"),
+            "{}",
+            page.body
+        );
+        let csrf = csrf_of(&page.body);
+        // Without the session's CSRF token nothing changes.
+        let r = send(&app, post(&assign_path, &alice, &[("action", "claim")])).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = send(
+            &app,
+            post(
+                &assign_path,
+                &alice,
+                &[("csrf", &csrf), ("action", "claim")],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let page = send(&app, get(&item_path, &alice)).await;
+        assert!(
+            page.body.contains("You are working this item"),
+            "{}",
+            page.body
+        );
+        let mine = send(&app, get("/queue?owner=me", &alice)).await;
+        assert!(mine.body.contains(id), "{}", mine.body);
+        let nobodys = send(&app, get("/queue?owner=none", &alice)).await;
+        assert!(
+            !nobodys.body.contains(&format!(">{id}<")),
+            "{}",
+            nobodys.body
+        );
+
+        let bob = sign_in(&app, "tok-bob").await;
+        let page = send(&app, get(&item_path, &bob)).await;
+        assert!(page.body.contains("Owned by"), "{}", page.body);
+        let bob_csrf = csrf_of(&page.body);
+        let r = send(
+            &app,
+            post(
+                &assign_path,
+                &bob,
+                &[("csrf", &bob_csrf), ("action", "claim")],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert!(r.body.contains("alice"), "{}", r.body);
+        let item = service.review_item(id.into()).await.expect("item");
+        assert_eq!(item.summary.owner.as_deref(), Some("alice"));
+        let trail = service
+            .audit_events(Some(id.into()), 0, 100)
+            .await
+            .expect("audit");
+        assert_eq!(trail.len(), 1, "one claim, by alice");
+        assert_eq!(trail[0].record.actor, "alice");
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

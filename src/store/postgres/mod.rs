@@ -32,10 +32,11 @@ mod write;
 use super::feed::{FeedReceiver, LocalWrites};
 use super::writer::{GroupBackend, Write, Writer};
 use super::{
-    Approval, ApprovalWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery,
-    LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder, ResolutionRecord,
-    ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, SessionRecord,
-    SessionWrite, Snapshot, Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
+    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord,
+    ExportQuery, LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder,
+    ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
+    SessionRecord, SessionWrite, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
+    TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -522,6 +523,10 @@ impl Store for PgStore {
 
     fn pending_approvals(&self) -> StoreFuture<Vec<Approval>> {
         self.read(read::pending_approvals)
+    }
+
+    fn assign(&self, write: AssignmentWrite) -> StoreFuture<()> {
+        self.writer.submit(Write::Assign(Box::new(write)))
     }
 
     fn write_session(&self, write: SessionWrite) -> StoreFuture<()> {

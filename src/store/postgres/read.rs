@@ -206,7 +206,7 @@ pub(super) fn invoice(c: &mut Client, id: &str) -> Result<Option<Invoice>, Store
 }
 
 const SUMMARY_COLUMNS: &str =
-    "payment_id, customer_id, amount::text, currency, reason, confidence, created_at, state";
+    "payment_id, customer_id, amount::text, currency, reason, confidence, created_at, state, owner";
 
 fn summary_row(r: &Row, w: &str) -> Result<ReviewSummary, StoreError> {
     summary((
@@ -218,6 +218,7 @@ fn summary_row(r: &Row, w: &str) -> Result<ReviewSummary, StoreError> {
         get(r, 5, w)?,
         get(r, 6, w)?,
         get(r, 7, w)?,
+        get(r, 8, w)?,
     ))
 }
 
@@ -293,8 +294,8 @@ pub(super) fn review_item(c: &mut Client, id: &str) -> Result<Option<ReviewRecor
     let Some(r) = row else {
         return Ok(None);
     };
-    let resolution: Option<String> = get(&r, 8, w)?;
-    let (payment, decision): (String, String) = (get(&r, 9, w)?, get(&r, 10, w)?);
+    let resolution: Option<String> = get(&r, 9, w)?;
+    let (payment, decision): (String, String) = (get(&r, 10, w)?, get(&r, 11, w)?);
     let resolution: Option<Resolution> = match resolution {
         Some(r) => Some(from_json(&r, &format!("resolution of {id}"))?),
         None => None,

@@ -11,7 +11,7 @@ use crate::store::StoreError;
 use postgres::Client;
 
 /// The migrations, in order; the version of each is its position plus one.
-const MIGRATIONS: &[&str] = &[V1, V2, super::session::V3];
+const MIGRATIONS: &[&str] = &[V1, V2, super::session::V3, V4];
 
 /// The version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -157,6 +157,12 @@ CREATE TABLE changes (
     approvals BOOLEAN NOT NULL,
     model BOOLEAN NOT NULL
 );
+";
+
+/// Review items have an owner (claimed by or assigned to an analyst).
+const V4: &str = "
+ALTER TABLE review_items ADD COLUMN owner TEXT;
+CREATE INDEX review_items_owner ON review_items (state, owner);
 ";
 
 /// Brings the database to [`VERSION`].

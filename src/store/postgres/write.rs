@@ -8,11 +8,11 @@
 use super::backend;
 use crate::domain::{Customer, Decision, Invoice, Payment, Status};
 use crate::store::sqlite::audit::{ChainedEvent, anchor_hash, event_hash};
-use crate::store::sqlite::write::{amount_key, json, reason_name, status_name};
+use crate::store::sqlite::write::{amount_key, assignment_refused, json, reason_name, status_name};
 use crate::store::writer::Write;
 use crate::store::{
-    ApprovalWrite, AuditRecord, DecisionRecord, OpenAmountChange, PaymentReturn, PostingRecord,
-    ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
+    ApprovalWrite, AssignmentWrite, AuditRecord, DecisionRecord, OpenAmountChange, PaymentReturn,
+    PostingRecord, ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
 };
 use chrono::{DateTime, Utc};
 use postgres::Transaction;
@@ -38,6 +38,7 @@ pub(super) fn apply_write(tx: &mut Tx<'_>, write: &Write) -> Result<(), StoreErr
         Write::Reverse(r) => reverse(tx, r),
         Write::Approval(w) => write_approval(tx, w),
         Write::Session(w) => super::session::write(tx, w),
+        Write::Assign(w) => assign(tx, w),
         Write::ActiveModel(dir, audit) => {
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', $1)
@@ -490,6 +491,21 @@ fn insert_postings(tx: &mut Tx<'_>, postings: &[PostingRecord]) -> Result<(), St
 
 /// A four-eyes request or its outcome, with its audit event; a request decided already is a
 /// conflict (a decision is final).
+/// The owner of an open review item changes, with its audit event (as the SQLite store).
+fn assign(tx: &mut Tx<'_>, w: &AssignmentWrite) -> Result<(), StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE review_items SET owner = $2 WHERE payment_id = $1 AND state = 'open'
+             AND ($3::text IS NULL OR owner IS NULL OR owner = $3)",
+            &[&w.payment_id, &w.owner, &w.unless_owned_by_other_than],
+        )
+        .map_err(backend("assigning a review item"))?;
+    if n == 0 {
+        return Err(assignment_refused(&w.payment_id));
+    }
+    insert_audit(tx, &w.audit)
+}
+
 fn write_approval(tx: &mut Tx<'_>, w: &ApprovalWrite) -> Result<(), StoreError> {
     let ApprovalWrite { approval, audit } = w;
     let body = json(approval, "approval")?;

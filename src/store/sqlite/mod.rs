@@ -37,10 +37,11 @@ pub use backup::{BackupSummary, backup};
 
 use super::writer::{Write, Writer};
 use super::{
-    Approval, ApprovalWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord, ExportQuery,
-    LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder, ResolutionRecord,
-    ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, SessionRecord,
-    SessionWrite, Snapshot, Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
+    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord,
+    ExportQuery, LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder,
+    ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
+    SessionRecord, SessionWrite, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
+    TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -260,6 +261,10 @@ impl Store for SqliteStore {
 
     fn pending_approvals(&self) -> StoreFuture<Vec<Approval>> {
         self.read(approval::pending)
+    }
+
+    fn assign(&self, write: AssignmentWrite) -> StoreFuture<()> {
+        self.writer.submit(Write::Assign(Box::new(write)))
     }
 
     fn write_session(&self, write: SessionWrite) -> StoreFuture<()> {

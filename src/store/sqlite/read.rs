@@ -4,10 +4,10 @@ use super::write::{amount_key, reason_name};
 use super::{backend, corrupt};
 use crate::domain::{Currency, Customer, Invoice, LabelSource, Payment, ReviewReason, Terms};
 use crate::store::{
-    ActorKind, AuditEvent, AuditRecord, DayActivity, ExportQuery, LastApplied, PaymentReturn,
-    Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan, Remainder, RemainderKind,
-    Resolution, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Snapshot,
-    StoreError, StoredDecision, TrainingExample,
+    ActorKind, AuditEvent, AuditRecord, DayActivity, ExportQuery, LastApplied, OwnerFilter,
+    PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan, Remainder,
+    RemainderKind, Resolution, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary,
+    ReviewTotals, Snapshot, StoreError, StoredDecision, TrainingExample,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value;
@@ -182,7 +182,7 @@ pub(in crate::store) fn stored_decision(
 }
 
 pub(super) const SUMMARY_COLUMNS: &str =
-    "payment_id, customer_id, amount, currency, reason, confidence, created_at, state";
+    "payment_id, customer_id, amount, currency, reason, confidence, created_at, state, owner";
 
 pub(in crate::store) type SummaryRow = (
     String,
@@ -193,6 +193,7 @@ pub(in crate::store) type SummaryRow = (
     f64,
     String,
     String,
+    Option<String>,
 );
 
 pub(super) fn summary_row(r: &Row<'_>) -> rusqlite::Result<SummaryRow> {
@@ -205,11 +206,13 @@ pub(super) fn summary_row(r: &Row<'_>) -> rusqlite::Result<SummaryRow> {
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
     ))
 }
 
 pub(in crate::store) fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreError> {
-    let (payment_id, customer_id, amount, currency, reason, confidence, created_at, state) = row;
+    let (payment_id, customer_id, amount, currency, reason, confidence, created_at, state, owner) =
+        row;
     let what = |f: &str| format!("review item {payment_id} {f}");
     let reason = reason_from_name(reason, &what("reason"))?;
     Ok(ReviewSummary {
@@ -225,6 +228,7 @@ pub(in crate::store) fn summary(row: SummaryRow) -> Result<ReviewSummary, StoreE
         },
         customer_id,
         payment_id,
+        owner,
     })
 }
 
@@ -252,6 +256,14 @@ pub(in crate::store) fn review_where_in<A>(
     if let Some(c) = &f.customer_id {
         args.push(text(c.clone()));
         clauses.push(format!("customer_id = {prefix}{}", args.len()));
+    }
+    match &f.owner {
+        None => {}
+        Some(OwnerFilter::Unassigned) => clauses.push("owner IS NULL".into()),
+        Some(OwnerFilter::Analyst(name)) => {
+            args.push(text(name.clone()));
+            clauses.push(format!("owner = {prefix}{}", args.len()));
+        }
     }
     if let (Some(r), true) = (f.reason, with_reason) {
         args.push(text(reason_name(r)));
@@ -335,9 +347,9 @@ pub(super) fn review_item(conn: &Connection, id: &str) -> Result<Option<ReviewRe
             |r| {
                 Ok((
                     summary_row(r)?,
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, String>(9)?,
+                    r.get::<_, Option<String>>(9)?,
                     r.get::<_, String>(10)?,
+                    r.get::<_, String>(11)?,
                 ))
             },
         )

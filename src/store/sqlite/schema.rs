@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 /// The schema version this build writes: the number of migrations in [`migrate`].
-pub(super) const VERSION: i64 = 2;
+pub(super) const VERSION: i64 = 3;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS customers (
@@ -134,6 +134,12 @@ CREATE INDEX IF NOT EXISTS postings_invoice ON postings (invoice_id, sequence)
     WHERE invoice_id IS NOT NULL;
 ";
 
+/// Version 3: review items have an owner (claimed by or assigned to an analyst).
+const OWNERS: &str = "
+ALTER TABLE review_items ADD COLUMN owner TEXT;
+CREATE INDEX IF NOT EXISTS review_items_owner ON review_items (state, owner);
+";
+
 /// Brings the store to [`VERSION`], each step in one transaction with its version bump. A store
 /// newer than this build is refused rather than written with an older idea of the schema.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -165,6 +171,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .map_err(backend("beginning a migration"))?;
         super::audit::add_chain(&tx)?;
         tx.execute_batch(&format!("PRAGMA user_version = {AUDIT_CHAIN_VERSION}"))
+            .map_err(backend("setting the schema version"))?;
+        tx.commit().map_err(backend("committing a migration"))?;
+    }
+    if version < 3 {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend("beginning a migration"))?;
+        tx.execute_batch(OWNERS)
+            .map_err(backend("adding review item owners"))?;
+        tx.execute_batch("PRAGMA user_version = 3")
             .map_err(backend("setting the schema version"))?;
         tx.commit().map_err(backend("committing a migration"))?;
     }

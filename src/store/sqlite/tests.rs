@@ -312,6 +312,7 @@ fn decisions_and_open_amounts_survive_a_reopen_and_a_stale_before_is_refused() {
         assert!(store.decision("P2".into()).await.expect("read").is_none());
         let (items, total) = store
             .review_items(ReviewFilter {
+                owner: None,
                 customer_id: None,
                 min_amount: Some(dec!(5)),
                 max_amount: Some(dec!(7.00)),
@@ -471,6 +472,7 @@ fn dashboard_queries_count_days_reasons_acceptance_queue_and_unapplied_cash_exac
             .expect("R4");
 
         let filter = ReviewFilter {
+            owner: None,
             customer_id: None,
             min_amount: None,
             max_amount: None,

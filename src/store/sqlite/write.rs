@@ -6,8 +6,8 @@ use crate::domain::{Customer, Invoice, ReviewReason, Status};
 use crate::domain::{Decision, Payment};
 use crate::store::writer::Write;
 use crate::store::{
-    AuditRecord, DecisionRecord, OpenAmountChange, PaymentReturn, PostingRecord, ResolutionRecord,
-    ReversalKind, ReversalRecord, StoreError,
+    AssignmentWrite, AuditRecord, DecisionRecord, OpenAmountChange, PaymentReturn, PostingRecord,
+    ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -33,6 +33,7 @@ pub(super) fn apply_write(conn: &Connection, write: &Write) -> Result<(), StoreE
         Write::Reverse(r) => reverse(conn, r),
         Write::Approval(w) => super::approval::write(conn, w),
         Write::Session(w) => super::session::write(conn, w),
+        Write::Assign(w) => assign(conn, w),
         Write::ActiveModel(dir, audit) => {
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', ?1)
@@ -43,6 +44,28 @@ pub(super) fn apply_write(conn: &Connection, write: &Write) -> Result<(), StoreE
             insert_audit(conn, audit)
         }
     }
+}
+
+/// The owner of an open review item changes, with its audit event.
+fn assign(conn: &Connection, w: &AssignmentWrite) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE review_items SET owner = ?2 WHERE payment_id = ?1 AND state = 'open'
+             AND (?3 IS NULL OR owner IS NULL OR owner = ?3)",
+        )
+        .and_then(|mut s| s.execute(params![w.payment_id, w.owner, w.unless_owned_by_other_than]))
+        .map_err(backend("assigning a review item"))?;
+    if n == 0 {
+        return Err(assignment_refused(&w.payment_id));
+    }
+    insert_audit(conn, &w.audit)
+}
+
+/// What both stores answer when an assignment finds the item closed or taken meanwhile.
+pub(in crate::store) fn assignment_refused(payment_id: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "review item {payment_id} is not open, or another analyst took it first"
+    ))
 }
 
 pub(in crate::store) fn json<T: serde::Serialize>(v: &T, what: &str) -> Result<String, StoreError> {
