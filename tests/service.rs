@@ -906,6 +906,7 @@ async fn tokens_are_made_by_the_cli_stored_hashed_reloaded_without_a_restart_and
         settings.config.clone().expect("read from a file"),
         Overrides::default(),
         Arc::clone(&auth),
+        Arc::clone(&server.service),
         poll,
         async move {
             let _ = watch_stopped.await;

@@ -58,8 +58,9 @@
 //!
 //! Tokens are stored as their SHA-256 only ([`crate::service::auth`]); a clear-text `token = ...`
 //! is refused with the way to hash it. While the service runs, `crate::app::config_watch`
-//! re-reads the file and applies its `[[tokens]]` and `[[client_certs]]` (the other settings apply
-//! at the next start; the TLS certificate files are followed by `crate::tls`).
+//! re-reads the file and applies its `[[tokens]]`, `[[client_certs]]` and `[four_eyes]` (the
+//! other settings apply at the next start; the TLS certificate, key and client CA files are
+//! followed by `crate::tls`).
 
 use crate::engine::DEFAULT_UNEXPLAINED_TOLERANCE;
 use crate::service::auth::{
@@ -231,9 +232,10 @@ pub struct Settings {
     pub ui_tls: bool,
     /// Plaintext allowed beyond loopback: a proxy in front terminates TLS.
     pub tls_terminated_by_proxy: bool,
-    /// Above which amounts a resolution needs a second analyst.
+    /// Above which amounts a resolution needs a second analyst (re-read while running).
     pub four_eyes: FourEyes,
-    /// The config file read and its text, which the service re-reads for changes to its tokens.
+    /// The config file read and its text, which the service re-reads for changes to its tokens,
+    /// client certificates and four-eyes limits.
     pub config: Option<ConfigFile>,
     /// The flags, applied again to every re-read of the file.
     pub overrides: Overrides,
