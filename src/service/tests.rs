@@ -35,18 +35,7 @@ pub(crate) async fn cases_service_on(store: &TestStore) -> Arc<Service> {
 /// (payment id, customer id, amount).
 pub(crate) async fn open_items_with_customer(service: &Service) -> Vec<(String, String, Decimal)> {
     let (open, _) = service
-        .review_items(ReviewFilter {
-            customer_id: None,
-            min_amount: None,
-            max_amount: None,
-            min_age_days: None,
-            max_age_days: None,
-            reason: None,
-            include_resolved: false,
-            limit: 100,
-            offset: 0,
-            now: now(),
-        })
+        .review_items(ReviewFilter::open(100, now()))
         .await
         .expect("queue");
     let mut out = Vec::new();
@@ -360,18 +349,7 @@ mod journal {
     /// Review items open in the store.
     async fn open_items(service: &Service) -> usize {
         let (_, total) = service
-            .review_items(ReviewFilter {
-                customer_id: None,
-                min_amount: None,
-                max_amount: None,
-                min_age_days: None,
-                max_age_days: None,
-                reason: None,
-                include_resolved: false,
-                limit: 1,
-                offset: 0,
-                now: now(),
-            })
+            .review_items(ReviewFilter::open(1, now()))
             .await
             .expect("queue");
         total as usize

@@ -298,6 +298,24 @@ pub struct ReviewFilter {
     pub now: DateTime<Utc>,
 }
 
+impl ReviewFilter {
+    /// The open items, the first `limit` in the queue's order, with ages measured from `now`.
+    pub fn open(limit: u32, now: DateTime<Utc>) -> ReviewFilter {
+        ReviewFilter {
+            customer_id: None,
+            min_amount: None,
+            max_amount: None,
+            min_age_days: None,
+            max_age_days: None,
+            reason: None,
+            include_resolved: false,
+            limit,
+            offset: 0,
+            now,
+        }
+    }
+}
+
 /// Counts and cash of the review items a filter selects (its limit and offset aside).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReviewTotals {
