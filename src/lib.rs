@@ -27,9 +27,10 @@
 //!   the review queue and resolutions, model activation, each change made durable in the store
 //!   before it is acknowledged. Its API types, and the store's records it hands out, are all an
 //!   adapter sees: the adapters below never import `store`.
-//! - [`tls`]: TLS in the binary (rustls): the certificate in force, followed on disk and
-//!   reloaded without a restart, and a listener that completes handshakes off the accept loop;
-//!   `grpc` and `web` serve over its streams.
+//! - [`tls`]: TLS in the binary (rustls): the certificate and client CA in force, followed on
+//!   disk and reloaded without a restart, and a listener that completes handshakes off the
+//!   accept loop; `grpc` and `web` serve over its streams. Which role a verified client
+//!   certificate has is `service::auth`'s to say.
 //! - [`metrics`]: Prometheus metrics of the service and its gRPC requests on `GET /metrics`.
 //! - [`grpc`]: the tonic adapter over [`service`] (package `cashmatch.v1`), the only module that
 //!   names tonic or prost.

@@ -10,9 +10,12 @@
 //!
 //! With `client_ca`, a client may present a certificate (mutual TLS); one that does not chain to
 //! that CA fails the handshake. Which role a presented certificate has is not decided here but
-//! by its fingerprint in the config's `[[client_certs]]` (`crate::service::auth`), beside the
-//! bearer tokens: a certificate is optional, so that analysts and tools with tokens connect as
-//! before.
+//! by the config's `[[client_certs]]` (`crate::service::auth`), beside the bearer tokens: a
+//! certificate is optional, so that analysts and tools with tokens connect as before. The CA
+//! file is followed like the certificate ([`ClientCa`]): a CA added to it admits its
+//! certificates from the next handshake, a CA removed from it refuses them, without a restart.
+//! The gRPC config resumes no TLS sessions, since a resumed session skips the verification of
+//! the client's certificate, and would let a certificate of a removed CA back in.
 //!
 //! Handshakes run off the accept loop ([`TlsListener`]), each with a deadline
 //! ([`HANDSHAKE_TIMEOUT`]): a client that stalls its handshake holds up no one else.
@@ -28,16 +31,22 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 pub use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use tokio_rustls::rustls::server::{
+    ClientHello, NoServerSessionStorage, ResolvesServerCert, WebPkiClientVerifier,
+};
 use tokio_rustls::rustls::sign::CertifiedKey;
-use tokio_rustls::rustls::{self, RootCertStore};
+use tokio_rustls::rustls::{
+    self, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 pub use tokio_rustls::server::TlsStream;
 
-/// How often [`follow`] reads the certificate files: a renewed certificate is served within
-/// this long.
+/// How often [`follow`] reads the certificate files: a renewed certificate is served, and a
+/// changed client CA checked, within this long.
 pub const POLL: Duration = Duration::from_secs(2);
 
 /// How long a client has to complete its handshake.
@@ -119,11 +128,13 @@ struct Current {
     certified: Arc<CertifiedKey>,
 }
 
-/// The server certificate in force, shared by every handshake and replaced by [`follow`].
+/// The server certificate and client CA in force, shared by every handshake and replaced by
+/// [`follow`].
 pub struct CertStore {
     files: TlsFiles,
     provider: Arc<CryptoProvider>,
     current: RwLock<Current>,
+    client_ca: Option<Arc<ClientCa>>,
 }
 
 impl fmt::Debug for CertStore {
@@ -131,6 +142,7 @@ impl fmt::Debug for CertStore {
         f.debug_struct("CertStore")
             .field("cert", &self.files.cert)
             .field("key", &self.files.key)
+            .field("client_ca", &self.files.client_ca)
             .finish()
     }
 }
@@ -148,11 +160,15 @@ impl ResolvesServerCert for CertStore {
 }
 
 impl CertStore {
-    /// Reads the pair of `files`; an unusable pair is an error naming the file.
+    /// Reads the pair of `files` and the client CA; an unusable file is an error naming it.
     pub fn load(files: TlsFiles) -> Result<CertStore, TlsError> {
         let provider = provider();
         let (cert, key) = read_pair(&files)?;
         let certified = certified_key(&files, &cert, &key, &provider)?;
+        let client_ca = match &files.client_ca {
+            Some(path) => Some(Arc::new(ClientCa::load(path, Arc::clone(&provider))?)),
+            None => None,
+        };
         Ok(CertStore {
             files,
             provider,
@@ -161,12 +177,20 @@ impl CertStore {
                 key,
                 certified,
             }),
+            client_ca,
         })
     }
 
-    /// Reads the files again and puts their pair in force if it changed and is usable.
-    /// `Ok(true)`: a new pair is in force; `Ok(false)`: the files are as before.
+    /// Reads the files again and puts the pair, and the client CA, in force where they changed
+    /// and are usable: one that is not usable leaves the other to change. `Ok(true)`: something
+    /// new is in force; `Ok(false)`: the files are as before.
     pub fn reload(&self) -> Result<bool, TlsError> {
+        let pair = self.reload_pair();
+        let ca = self.client_ca.as_ref().map_or(Ok(false), |ca| ca.reload());
+        Ok(pair? | ca?)
+    }
+
+    fn reload_pair(&self) -> Result<bool, TlsError> {
         let (cert, key) = read_pair(&self.files)?;
         {
             let now = self.current.read().unwrap_or_else(|p| p.into_inner());
@@ -194,9 +218,138 @@ impl CertStore {
     }
 }
 
+fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| in_file(path)(e.to_string()))
+}
+
 fn read_pair(files: &TlsFiles) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| in_file(p)(e.to_string()));
-    Ok((read(&files.cert)?, read(&files.key)?))
+    Ok((read_file(&files.cert)?, read_file(&files.key)?))
+}
+
+/// The verifier of client certificates made from the CA certificates in `bytes` (of `path`).
+fn client_verifier(
+    path: &Path,
+    bytes: &[u8],
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in read_certs(path, bytes)? {
+        roots
+            .add(c)
+            .map_err(|e| in_file(path)(format!("not a usable CA certificate: {e}")))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+        // Tokens still work: a certificate is one way in, not the only one.
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| in_file(path)(e.to_string()))
+}
+
+/// The client CA in force: the verifier of client certificates made from the `client_ca` file,
+/// replaced when the file changes ([`CertStore::reload`]). Every handshake asks the verifier in
+/// force at that moment.
+///
+/// It names no CA to the client (no `certificate_authorities` hint): the hints rustls sends are
+/// borrowed from the verifier for the whole handshake, and the verifier may be replaced meanwhile.
+/// A client with one certificate sends it regardless; one choosing among several must be told
+/// which to use.
+pub struct ClientCa {
+    path: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<CaCurrent>,
+}
+
+/// The bytes of the CA file as last read, and the verifier they made.
+struct CaCurrent {
+    bytes: Vec<u8>,
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl fmt::Debug for ClientCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCa")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl ClientCa {
+    fn load(path: &Path, provider: Arc<CryptoProvider>) -> Result<ClientCa, TlsError> {
+        let bytes = read_file(path)?;
+        let verifier = client_verifier(path, &bytes, &provider)?;
+        Ok(ClientCa {
+            path: path.to_path_buf(),
+            provider,
+            current: RwLock::new(CaCurrent { bytes, verifier }),
+        })
+    }
+
+    /// Reads the file again; `Ok(true)` when it changed and its CAs are in force.
+    fn reload(&self) -> Result<bool, TlsError> {
+        let bytes = read_file(&self.path)?;
+        if self.current.read().unwrap_or_else(|p| p.into_inner()).bytes == bytes {
+            return Ok(false);
+        }
+        let verifier = client_verifier(&self.path, &bytes, &self.provider)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = CaCurrent { bytes, verifier };
+        Ok(true)
+    }
+
+    fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .verifier,
+        )
+    }
+}
+
+impl ClientCertVerifier for ClientCa {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.verifier()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.verifier().supported_verify_schemes()
+    }
 }
 
 /// The server side of TLS: the certificate in force and the two configs made over it.
@@ -221,26 +374,15 @@ impl Tls {
                 .with_safe_default_protocol_versions()
                 .map_err(|e| TlsError::Config(e.to_string()))
         };
-        let mut grpc = match &certs.files.client_ca {
-            Some(path) => {
-                let bytes = std::fs::read(path).map_err(|e| in_file(path)(e.to_string()))?;
-                let mut roots = RootCertStore::empty();
-                for c in read_certs(path, &bytes)? {
-                    roots
-                        .add(c)
-                        .map_err(|e| in_file(path)(format!("not a usable CA certificate: {e}")))?;
-                }
-                let verifier = WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    Arc::clone(&provider),
-                )
-                // Tokens still work: a certificate is one way in, not the only one.
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| in_file(path)(e.to_string()))?;
-                builder()?
-                    .with_client_cert_verifier(verifier)
-                    .with_cert_resolver(Arc::clone(&certs) as Arc<dyn ResolvesServerCert>)
+        let mut grpc = match &certs.client_ca {
+            Some(ca) => {
+                let mut config = builder()?
+                    .with_client_cert_verifier(Arc::clone(ca) as Arc<dyn ClientCertVerifier>)
+                    .with_cert_resolver(Arc::clone(&certs) as Arc<dyn ResolvesServerCert>);
+                // A resumed session is not verified again: see the module doc.
+                config.session_storage = Arc::new(NoServerSessionStorage {});
+                config.send_tls13_tickets = 0;
+                config
             }
             None => builder()?
                 .with_no_client_auth()
@@ -293,12 +435,12 @@ pub async fn follow(certs: Arc<CertStore>, every: Duration, stop: impl Future<Ou
             Ok(false) => failing = None,
             Ok(true) => {
                 failing = None;
-                tracing::info!(cert = %certs.files.cert.display(), "TLS certificate changed: serving the new one from the next handshake");
+                tracing::info!(cert = %certs.files.cert.display(), client_ca = ?certs.files.client_ca, "TLS files changed: the certificate and client CA in them are in force from the next handshake");
             }
             Err(e) => {
                 let e = e.to_string();
                 if failing.as_ref() != Some(&e) {
-                    tracing::error!(error = %e, "the TLS certificate files changed but cannot be used; the certificate in force stays");
+                    tracing::error!(error = %e, "the TLS files changed but one cannot be used; what was in force from it stays");
                     failing = Some(e);
                 }
             }
@@ -413,6 +555,53 @@ mod tests {
         std::fs::write(&files.key, other.serialize_pem()).expect("write");
         assert!(store.reload().expect("the new pair"));
         assert_ne!(store.leaf(), Some(first));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A CA of its own and a client certificate it issued (DER).
+    fn client_ca(name: &str) -> (String, CertificateDer<'static>) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} CA"));
+        let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().expect("key")).expect("CA");
+        let mut p = CertificateParams::new(vec![format!("{name}.test")]).expect("params");
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let leaf = p
+            .signed_by(&KeyPair::generate().expect("key"), &ca)
+            .expect("leaf");
+        (ca.as_ref().pem(), leaf.der().clone())
+    }
+
+    #[test]
+    fn a_changed_client_ca_is_taken_and_an_unusable_one_keeps_the_old() {
+        let dir = temp("client-ca");
+        let mut files = write_pair(&dir, "server.test");
+        let path = dir.join("client-ca.crt");
+        files.client_ca = Some(path.clone());
+        let (old_pem, old_client) = client_ca("old");
+        let (new_pem, new_client) = client_ca("new");
+        std::fs::write(&path, &old_pem).expect("write");
+        let store = CertStore::load(files).expect("load");
+        let ca = store.client_ca.clone().expect("client CA");
+        let admits =
+            |c: &CertificateDer<'_>| ca.verify_client_cert(c, &[], UnixTime::now()).is_ok();
+        assert!(admits(&old_client) && !admits(&new_client));
+        assert!(!store.reload().expect("same files"));
+
+        std::fs::write(&path, &new_pem).expect("write");
+        assert!(store.reload().expect("the new CA"));
+        assert!(admits(&new_client) && !admits(&old_client));
+
+        std::fs::write(&path, "not pem").expect("write");
+        let e = store.reload().expect_err("unusable CA").to_string();
+        assert!(e.starts_with(&path.display().to_string()), "{e}");
+        assert!(admits(&new_client), "the CA in force stays");
+        // Both CAs in one file, as during a rotation.
+        std::fs::write(&path, format!("{old_pem}{new_pem}")).expect("write");
+        assert!(store.reload().expect("both"));
+        assert!(admits(&new_client) && admits(&old_client));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -66,7 +66,16 @@ struct Running {
 }
 
 async fn start(dir: &Path, auth: impl Into<Arc<Auth>>, limits: Limits) -> Running {
-    let auth: Arc<Auth> = auth.into();
+    start_with(dir, auth.into(), limits, None).await
+}
+
+/// [`start`], over TLS with `tls` when given.
+async fn start_with(
+    dir: &Path,
+    auth: Arc<Auth>,
+    limits: Limits,
+    tls: Option<Arc<cashmatch::tls::ServerConfig>>,
+) -> Running {
     let store = SqliteStore::open(dir).expect("store");
     let service = Arc::new(
         Service::open(store, None, EngineConfig::default(), limits)
@@ -80,13 +89,13 @@ async fn start(dir: &Path, auth: impl Into<Arc<Auth>>, limits: Limits) -> Runnin
         let _ = rx.await;
     };
     let metrics = Arc::new(Metrics::new().with_auth(Arc::clone(&auth)));
-    let task = tokio::spawn(run(
-        listener,
-        shutdown,
-        Arc::clone(&service),
-        auth,
-        Arc::clone(&metrics),
-    ));
+    let (s, m) = (Arc::clone(&service), Arc::clone(&metrics));
+    let task = match tls {
+        Some(config) => tokio::spawn(cashmatch::grpc::run_tls(
+            listener, config, shutdown, s, auth, m,
+        )),
+        None => tokio::spawn(run(listener, shutdown, s, auth, m)),
+    };
     Running {
         addr,
         stop: Some(tx),
@@ -900,6 +909,7 @@ async fn tokens_are_made_by_the_cli_stored_hashed_reloaded_without_a_restart_and
         settings.config.clone().expect("read from a file"),
         Overrides::default(),
         Arc::clone(&auth),
+        Arc::clone(&server.service),
         poll,
         async move {
             let _ = watch_stopped.await;

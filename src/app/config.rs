@@ -32,6 +32,12 @@
 //! sha256 = "AB:12:..."                      # `openssl x509 -noout -fingerprint -sha256`
 //! roles = ["ar_system"]
 //!
+//! [[client_certs]]                          # or by name, which outlives a renewal
+//! name = "bank-feed"
+//! subject_cn = "bank-feed"                  # the subject's common name, and/or
+//! san = "spiffe://example.org/bank-feed"    # a DNS name or URI among its alternative names
+//! roles = ["ar_system"]
+//!
 //! [four_eyes]                               # a second analyst approves above these (docs/operations.md)
 //! above = "10000.00"                        # the default; write-offs, on account, manual allocations
 //! currencies = { JPY = "1500000" }          # limits of their own for some currencies
@@ -52,12 +58,13 @@
 //!
 //! Tokens are stored as their SHA-256 only ([`crate::service::auth`]); a clear-text `token = ...`
 //! is refused with the way to hash it. While the service runs, `crate::app::config_watch`
-//! re-reads the file and applies its `[[tokens]]` and `[[client_certs]]` (the other settings apply
-//! at the next start; the TLS certificate files are followed by `crate::tls`).
+//! re-reads the file and applies its `[[tokens]]`, `[[client_certs]]` and `[four_eyes]` (the
+//! other settings apply at the next start; the TLS certificate, key and client CA files are
+//! followed by `crate::tls`).
 
 use crate::engine::DEFAULT_UNEXPLAINED_TOLERANCE;
 use crate::service::auth::{
-    CertEntry, CertFingerprint, ClientCerts, Role, TokenEntry, TokenHash, Tokens,
+    CertEntry, CertFingerprint, CertMatch, ClientCerts, Role, TokenEntry, TokenHash, Tokens,
 };
 use crate::service::{FourEyes, Limits};
 use crate::store::{Durability, StoreUrl};
@@ -136,7 +143,11 @@ struct FileTls {
 #[serde(deny_unknown_fields)]
 struct FileClientCert {
     name: String,
-    sha256: String,
+    /// Any of the three; each given must fit the certificate.
+    sha256: Option<String>,
+    subject_cn: Option<String>,
+    /// A DNS name or a URI.
+    san: Option<String>,
     roles: Vec<Role>,
 }
 
@@ -221,9 +232,10 @@ pub struct Settings {
     pub ui_tls: bool,
     /// Plaintext allowed beyond loopback: a proxy in front terminates TLS.
     pub tls_terminated_by_proxy: bool,
-    /// Above which amounts a resolution needs a second analyst.
+    /// Above which amounts a resolution needs a second analyst (re-read while running).
     pub four_eyes: FourEyes,
-    /// The config file read and its text, which the service re-reads for changes to its tokens.
+    /// The config file read and its text, which the service re-reads for changes to its tokens,
+    /// client certificates and four-eyes limits.
     pub config: Option<ConfigFile>,
     /// The flags, applied again to every re-read of the file.
     pub overrides: Overrides,
@@ -524,8 +536,8 @@ fn read_four_eyes(f: FileFourEyes) -> Result<FourEyes, ConfigError> {
     })
 }
 
-/// The `[[client_certs]]` of a file, checked like the tokens: a name, roles, a well-formed
-/// fingerprint, none twice.
+/// The `[[client_certs]]` of a file, checked like the tokens: a name, roles, a certificate named
+/// by a well-formed fingerprint, common name or alternative name, no entry twice.
 fn read_client_certs(entries: Vec<FileClientCert>) -> Result<ClientCerts, ConfigError> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(entries.len());
@@ -541,15 +553,28 @@ fn read_client_certs(entries: Vec<FileClientCert>) -> Result<ClientCerts, Config
                 "client certificate {name} has no roles"
             )));
         }
-        let fingerprint = CertFingerprint::from_hex(&c.sha256)
-            .map_err(|e| ConfigError::Invalid(format!("client certificate {name}: {e}")))?;
-        if !seen.insert(fingerprint) {
+        let invalid = |e: String| ConfigError::Invalid(format!("client certificate {name}: {e}"));
+        let sha256 = c
+            .sha256
+            .as_deref()
+            .map(CertFingerprint::from_hex)
+            .transpose()
+            .map_err(invalid)?;
+        let san = c
+            .san
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(invalid)?;
+        let subject_cn = c.subject_cn.map(|cn| cn.trim().to_string());
+        let matches = CertMatch::new(sha256, subject_cn, san).map_err(invalid)?;
+        if !seen.insert(matches.clone()) {
             return Err(ConfigError::Invalid(format!(
-                "client certificate of {name} is given twice"
+                "client certificate of {name} ({matches}) is given twice"
             )));
         }
         out.push(CertEntry {
-            fingerprint,
+            matches,
             name,
             roles: c.roles,
         });
@@ -641,6 +666,35 @@ mod tests {
             e.contains("client certificate erp") && e.contains("64 hex digits"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn client_certs_may_be_named_by_subject_or_alternative_name() {
+        let tls = "[tls]\ncert = \"c.crt\"\nkey = \"c.key\"\nclient_ca = \"ca.crt\"\n";
+        let cert = |name: &str, keys: &str| {
+            format!("[[client_certs]]\nname = \"{name}\"\n{keys}\nroles = [\"ar_system\"]\n")
+        };
+        let s = parse(&format!(
+            "{tls}{}{}{}",
+            cert("erp", "subject_cn = \"erp\""),
+            cert("bank", "san = \"spiffe://example.org/bank\""),
+            cert("both", "subject_cn = \"x\"\nsan = \"x.example.com\""),
+        ))
+        .expect("names");
+        assert_eq!(s.client_certs.len(), 3);
+        let e = refusal(&format!("{tls}{}", cert("none", "")));
+        assert!(
+            e.contains("client certificate none") && e.contains("subject_cn or san"),
+            "{e}"
+        );
+        let e = refusal(&format!("{tls}{}", cert("ip", "san = \"10.0.0.1\"")));
+        assert!(e.contains("client certificate ip"), "{e}");
+        let e = refusal(&format!(
+            "{tls}{}{}",
+            cert("a", "subject_cn = \"erp\""),
+            cert("b", "subject_cn = \"erp\"")
+        ));
+        assert!(e.contains("given twice"), "{e}");
     }
 
     /// A `[[tokens]]` entry for `token`, as `cashmatch token new` prints it.

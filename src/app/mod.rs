@@ -216,8 +216,9 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
         tokio::spawn(crate::tls::follow(certs, crate::tls::POLL, stop));
     }
     if let Some(path) = settings.config.clone() {
-        let (a, flags, stop) = (
+        let (a, s, flags, stop) = (
             Arc::clone(&auth),
+            Arc::clone(&service),
             settings.overrides.clone(),
             stopped(stop_rx.clone()),
         );
@@ -225,6 +226,7 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
             path,
             flags,
             a,
+            s,
             config_watch::POLL,
             stop,
         ));

@@ -17,7 +17,7 @@ pub use convert::FieldError;
 pub use server::{DRAIN_TIMEOUT, ServeError, run, run_tls};
 
 use crate::metrics::Metrics;
-use crate::service::auth::{Auth, CertFingerprint, Principal, Role};
+use crate::service::auth::{Auth, PeerCert, Principal, Role};
 use crate::service::{ServiceError, StoreError};
 use std::future::Future;
 use std::sync::Arc;
@@ -84,7 +84,7 @@ fn require_any(
         // The handshake verified the chain to the client CA; the leaf names the caller.
         let cert = req
             .peer_certs()
-            .and_then(|c| c.first().map(|der| CertFingerprint::of(der.as_ref())));
+            .and_then(|c| c.first().map(|der| PeerCert::from_der(der.as_ref())));
         match auth.check_caller(header, cert.as_ref(), &roles, peer) {
             Ok(p) => {
                 req.extensions_mut().insert(p);

@@ -17,11 +17,16 @@
 //! until the window has passed ([`AuthError::TooMany`]).
 //!
 //! Beside tokens, a client certificate presented over mutual TLS (`crate::tls`) may carry roles:
-//! the config's `[[client_certs]]` names certificates by their SHA-256 fingerprint
-//! ([`CertFingerprint`]) — the AR system's machine identity, issued by the CA the TLS layer
-//! checks it against. A certificate not in the table gives no role (the caller then needs a
-//! token), and the table is replaced with the tokens when the config changes.
+//! the config's `[[client_certs]]` names certificates by their SHA-256 fingerprint, their
+//! subject's common name or a subject alternative name ([`client_cert`]) — the AR system's
+//! machine identity, issued by the CA the TLS layer checks it against. A certificate not in the
+//! table gives no role (the caller then needs a token), and the table is replaced with the
+//! tokens when the config changes.
 
+mod client_cert;
+
+use client_cert::Found;
+pub use client_cert::{CertEntry, CertFingerprint, CertMatch, ClientCerts, PeerCert, San};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -151,74 +156,6 @@ fn hex32(hex: &str) -> Option<[u8; 32]> {
 
 fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The SHA-256 of a client certificate (its DER bytes): how `[[client_certs]]` names one. Not a
-/// secret, so compared plainly.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CertFingerprint([u8; 32]);
-
-impl CertFingerprint {
-    /// The fingerprint of a certificate in DER.
-    pub fn of(der: &[u8]) -> CertFingerprint {
-        CertFingerprint(Sha256::digest(der).into())
-    }
-
-    /// Reads 64 hex digits, with or without the colons that `openssl x509 -noout -fingerprint
-    /// -sha256` prints between bytes (its `sha256 Fingerprint=` prefix too).
-    pub fn from_hex(text: &str) -> Result<CertFingerprint, String> {
-        let t = text.trim();
-        let t = t
-            .rsplit_once('=')
-            .map_or(t, |(_, after)| after)
-            .replace(':', "");
-        hex32(&t).map(CertFingerprint).ok_or_else(|| {
-            "a certificate's sha256 is 64 hex digits (colons allowed between bytes), as \
-             `openssl x509 -noout -fingerprint -sha256 -in CERT` prints it"
-                .to_string()
-        })
-    }
-
-    /// 64 lower-case hex digits.
-    pub fn to_hex(&self) -> String {
-        to_hex(&self.0)
-    }
-}
-
-impl fmt::Debug for CertFingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CertFingerprint({})", self.to_hex())
-    }
-}
-
-/// One client certificate of the table and whom it admits.
-#[derive(Clone, Debug)]
-pub struct CertEntry {
-    pub fingerprint: CertFingerprint,
-    pub name: String,
-    pub roles: Vec<Role>,
-}
-
-/// The `[[client_certs]]` of a config.
-#[derive(Clone, Debug, Default)]
-pub struct ClientCerts(Vec<CertEntry>);
-
-impl ClientCerts {
-    pub fn new(entries: Vec<CertEntry>) -> ClientCerts {
-        ClientCerts(entries)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn find(&self, f: &CertFingerprint) -> Option<&CertEntry> {
-        self.0.iter().find(|e| e.fingerprint == *f)
-    }
 }
 
 /// Compares two secrets (tokens, CSRF tokens) in time independent of where they differ.
@@ -554,7 +491,7 @@ impl Auth {
     pub fn check_caller(
         &self,
         header: Option<&str>,
-        cert: Option<&CertFingerprint>,
+        cert: Option<&PeerCert>,
         roles: &[Role],
         peer: Option<IpAddr>,
     ) -> Result<Principal, AuthError> {
@@ -571,27 +508,38 @@ impl Auth {
             self.counters.fail(FailureReason::Limited);
             return Err(AuthError::TooMany { retry_after_secs });
         }
-        if let Some(f) = cert {
-            match self.current_certs().find(f) {
-                Some(e) if roles.iter().any(|r| e.roles.contains(r)) => {
+        if let Some(c) = cert {
+            match self.current_certs().find(c) {
+                Found::One(e) if roles.iter().any(|r| e.roles.contains(r)) => {
                     return Ok(Principal {
                         name: e.name.clone(),
                         roles: e.roles.clone(),
                         authenticated: true,
                     });
                 }
-                Some(e) if header.is_none() => {
+                Found::One(e) if header.is_none() => {
                     self.counters.fail(FailureReason::Forbidden);
                     return Err(AuthError::Forbidden {
                         name: e.name.clone(),
                         needed: roles.to_vec(),
                     });
                 }
-                Some(_) => {}
-                None => tracing::info!(
+                Found::One(_) => {}
+                Found::None => tracing::info!(
                     client = ?peer,
-                    fingerprint = %f.to_hex(),
+                    fingerprint = %c.fingerprint.to_hex(),
+                    subject_cn = ?c.subject_cn,
+                    dns = ?c.dns_names,
+                    uri = ?c.uris,
                     "client certificate not in [[client_certs]]: it gives no role"
+                ),
+                Found::Several(names) => tracing::warn!(
+                    client = ?peer,
+                    fingerprint = %c.fingerprint.to_hex(),
+                    subject_cn = ?c.subject_cn,
+                    entries = ?names,
+                    "client certificate fits several [[client_certs]] entries: it gives no role \
+                     until the config names it once"
                 ),
             }
         }
@@ -814,14 +762,27 @@ mod tests {
 
     #[test]
     fn a_listed_client_certificate_admits_its_roles_and_an_unlisted_one_none() {
-        let erp = CertFingerprint::of(b"erp certificate");
+        let peer = |der: &[u8], cn: &str| PeerCert {
+            fingerprint: CertFingerprint::of(der),
+            subject_cn: Some(cn.into()),
+            dns_names: Vec::new(),
+            uris: Vec::new(),
+        };
+        let erp = peer(b"erp certificate", "erp");
         let auth = Auth::with_client_certs(
             Tokens::default(),
-            ClientCerts::new(vec![CertEntry {
-                fingerprint: erp,
-                name: "erp-cert".into(),
-                roles: vec![Role::ArSystem],
-            }]),
+            ClientCerts::new(vec![
+                CertEntry {
+                    matches: CertMatch::fingerprint(erp.fingerprint),
+                    name: "erp-cert".into(),
+                    roles: vec![Role::ArSystem],
+                },
+                CertEntry {
+                    matches: CertMatch::new(None, Some("bank-feed".into()), None).expect("cn"),
+                    name: "bank".into(),
+                    roles: vec![Role::ArSystem],
+                },
+            ]),
         );
         assert!(auth.enabled(), "certificates alone turn authentication on");
         assert_eq!(
@@ -833,26 +794,24 @@ mod tests {
             auth.check_caller(None, Some(&erp), &[Role::Admin], None),
             Err(AuthError::Forbidden { .. })
         ));
-        let stranger = CertFingerprint::of(b"another certificate");
+        // Any certificate of the CA with that common name: a renewal keeps working.
+        let bank = peer(b"bank certificate, renewed", "bank-feed");
+        assert_eq!(
+            auth.check_caller(None, Some(&bank), &[Role::ArSystem], None)
+                .map(|p| p.name),
+            Ok("bank".into())
+        );
+        let stranger = peer(b"another certificate", "someone");
         assert_eq!(
             auth.check_caller(None, Some(&stranger), &[Role::ArSystem], None),
             Err(AuthError::Missing)
         );
+        // The erp certificate renamed bank-feed fits both entries, so neither.
+        let both = peer(b"erp certificate", "bank-feed");
         assert_eq!(
-            CertFingerprint::from_hex(&format!(
-                "sha256 Fingerprint={}",
-                erp.to_hex()
-                    .to_uppercase()
-                    .as_bytes()
-                    .chunks(2)
-                    .map(|c| String::from_utf8_lossy(c).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(":")
-            )),
-            Ok(erp),
-            "openssl's way of printing it"
+            auth.check_caller(None, Some(&both), &[Role::ArSystem], None),
+            Err(AuthError::Missing)
         );
-        assert!(CertFingerprint::from_hex("ab:cd").is_err());
     }
 
     #[test]

@@ -101,21 +101,12 @@ impl Service {
         let waiting: std::collections::HashSet<String> =
             self.read().awaiting.keys().cloned().collect();
         let (items, _) = self
-            .review_items(ReviewFilter {
-                owner: None,
-                customer_id: None,
-                min_amount: None,
-                max_amount: None,
-                min_age_days: None,
-                max_age_days: None,
-                reason: None,
-                include_resolved: false,
-                limit: u32::try_from(waiting.len())
+            .review_items(ReviewFilter::open(
+                u32::try_from(waiting.len())
                     .unwrap_or(u32::MAX)
                     .saturating_add(2),
-                offset: 0,
-                now: now(),
-            })
+                now(),
+            ))
             .await?;
         Ok(items
             .into_iter()

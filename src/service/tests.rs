@@ -31,6 +31,26 @@ pub(crate) async fn cases_service_on(store: &TestStore) -> Arc<Service> {
     service
 }
 
+/// The open review items whose payment has a customer (what cash can be put on account for):
+/// (payment id, customer id, amount).
+pub(crate) async fn open_items_with_customer(service: &Service) -> Vec<(String, String, Decimal)> {
+    let (open, _) = service
+        .review_items(ReviewFilter::open(100, now()))
+        .await
+        .expect("queue");
+    let mut out = Vec::new();
+    for s in open {
+        let item = service
+            .review_item(s.payment_id.clone())
+            .await
+            .expect("item");
+        if let Some(c) = item.decision.customer_id.clone() {
+            out.push((s.payment_id, c, item.payment.amount));
+        }
+    }
+    out
+}
+
 /// Loads the fixture ledger and decides the fixture payments.
 async fn load_cases(service: &Arc<Service>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
@@ -329,19 +349,7 @@ mod journal {
     /// Review items open in the store.
     async fn open_items(service: &Service) -> usize {
         let (_, total) = service
-            .review_items(ReviewFilter {
-                owner: None,
-                customer_id: None,
-                min_amount: None,
-                max_amount: None,
-                min_age_days: None,
-                max_age_days: None,
-                reason: None,
-                include_resolved: false,
-                limit: 1,
-                offset: 0,
-                now: now(),
-            })
+            .review_items(ReviewFilter::open(1, now()))
             .await
             .expect("queue");
         total as usize
@@ -1112,32 +1120,7 @@ fn above_the_four_eyes_limit_a_resolution_waits_for_a_second_analyst() {
     for store in TestStore::each("four-eyes") {
         runtime().block_on(async {
             let service = cases_service_on(&store).await;
-            let (open, _) = service
-                .review_items(ReviewFilter {
-                    owner: None,
-                    customer_id: None,
-                    min_amount: None,
-                    max_amount: None,
-                    min_age_days: None,
-                    max_age_days: None,
-                    reason: None,
-                    include_resolved: false,
-                    limit: 100,
-                    offset: 0,
-                    now: now(),
-                })
-                .await
-                .expect("queue");
-            let mut with_customer = Vec::new();
-            for s in open {
-                let item = service
-                    .review_item(s.payment_id.clone())
-                    .await
-                    .expect("item");
-                if let Some(c) = item.decision.customer_id.clone() {
-                    with_customer.push((s.payment_id, c, item.payment.amount));
-                }
-            }
+            let with_customer = open_items_with_customer(&service).await;
             assert!(with_customer.len() >= 2, "{with_customer:?}");
             let on_account = |id: &str, c: &str, analyst: &str| ResolveRequest {
                 payment_id: id.into(),

@@ -304,6 +304,25 @@ pub struct ReviewFilter {
     pub now: DateTime<Utc>,
 }
 
+impl ReviewFilter {
+    /// The open items, the first `limit` in the queue's order, with ages measured from `now`.
+    pub fn open(limit: u32, now: DateTime<Utc>) -> ReviewFilter {
+        ReviewFilter {
+            owner: None,
+            customer_id: None,
+            min_amount: None,
+            max_amount: None,
+            min_age_days: None,
+            max_age_days: None,
+            reason: None,
+            include_resolved: false,
+            limit,
+            offset: 0,
+            now,
+        }
+    }
+}
+
 /// Whose review items a filter selects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OwnerFilter {

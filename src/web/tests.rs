@@ -5,7 +5,7 @@
 use super::{router, url_encode};
 use crate::service::Service;
 use crate::service::auth::{Auth, MAX_FAILURES, Role, TokenEntry, TokenHash, Tokens};
-use crate::service::tests::{cases_service, runtime};
+use crate::service::tests::{cases_service, open_items_with_customer, runtime};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -548,31 +548,11 @@ fn a_resolution_awaiting_approval_shows_with_its_buttons_and_only_a_second_analy
     runtime().block_on(async {
         let (service, dir) = cases_service("web-four-eyes").await;
         let app = router(Arc::clone(&service), auth(), 48);
-        let (open, _) = service
-            .review_items(crate::service::ReviewFilter {
-                owner: None,
-                customer_id: None,
-                min_amount: None,
-                max_amount: None,
-                min_age_days: None,
-                max_age_days: None,
-                reason: None,
-                include_resolved: false,
-                limit: 100,
-                offset: 0,
-                now: crate::service::now(),
-            })
+        let (id, customer, _) = open_items_with_customer(&service)
             .await
-            .expect("queue");
-        let mut target = None;
-        for s in open {
-            let item = service.review_item(s.payment_id).await.expect("item");
-            if let Some(c) = item.decision.customer_id.clone() {
-                target = Some((item.summary.payment_id, c));
-                break;
-            }
-        }
-        let (id, customer) = target.expect("an item with a customer");
+            .into_iter()
+            .next()
+            .expect("an item with a customer");
         service.set_four_eyes(crate::service::FourEyes {
             above: rust_decimal::Decimal::ZERO,
             per_currency: Default::default(),

@@ -2,14 +2,17 @@
 //! is refused; a client certificate in `[[client_certs]]` carries its role without a token, one
 //! outside the list gets no role, one from another CA fails the handshake; a certificate
 //! replaced on disk is served from the next connection without a restart; the workbench answers
-//! over HTTPS.
+//! over HTTPS. Client certificates named in the config by subject or alternative name carry
+//! their roles and others of the same CA none; a client CA replaced on disk admits the new CA's
+//! certificates and refuses the old one's, without a restart.
 
 use super::*;
-use cashmatch::service::auth::{CertEntry, CertFingerprint, ClientCerts, Tokens};
+use cashmatch::app::config::{Overrides, Settings};
+use cashmatch::service::auth::{CertEntry, CertFingerprint, CertMatch, ClientCerts, Tokens};
 use cashmatch::tls::{Tls, TlsFiles};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
+    KeyPair, SanType,
 };
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
@@ -33,6 +36,22 @@ fn leaf(
     p.extended_key_usages = vec![purpose];
     let cert = p.signed_by(&key, ca).expect("certificate");
     (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+}
+
+/// A client certificate issued by `ca` with the common name `cn` and alternative names `sans`:
+/// (PEM, key PEM).
+fn client(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    cn: &str,
+    sans: Vec<SanType>,
+) -> (String, String) {
+    let key = KeyPair::generate().expect("key");
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.subject_alt_names = sans;
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, ca).expect("certificate");
+    (cert.pem(), key.serialize_pem())
 }
 
 fn ca_pem(ca: &CertifiedIssuer<'static, KeyPair>) -> String {
@@ -99,7 +118,7 @@ async fn tls_serves_trusting_clients_maps_client_certificates_to_roles_and_reloa
             roles: vec![Role::Admin, Role::ArSystem],
         }]),
         ClientCerts::new(vec![CertEntry {
-            fingerprint: CertFingerprint::of(&erp_der),
+            matches: CertMatch::fingerprint(CertFingerprint::of(&erp_der)),
             name: "erp".into(),
             roles: vec![Role::ArSystem],
         }]),
@@ -254,4 +273,118 @@ async fn https_get(addr: SocketAddr, ca: &str, path: &str) -> String {
     let mut out = Vec::new();
     let _ = tls.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a client presenting `identity` is admitted to the ledger without a token: connected,
+/// and its call answered (NOT_FOUND: no such invoice). A certificate the server refuses fails
+/// the handshake, which with TLS 1.3 the client learns of only at its first call.
+async fn admitted(addr: SocketAddr, trust: &str, identity: &(String, String)) -> Code {
+    match tls_channel(addr, trust, Some((&identity.0, &identity.1))).await {
+        Ok(ch) => ledger_code(&ch, None).await,
+        Err(_) => Code::Unavailable,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_named_by_subject_or_san_carry_roles_and_a_replaced_client_ca_applies_without_a_restart()
+ {
+    let dir = temp_dir("tls-names");
+    let server_ca = ca("server CA");
+    let (cert, key, _) = leaf(&server_ca, "localhost", ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.join("server.crt"), &cert).expect("write");
+    std::fs::write(dir.join("server.key"), &key).expect("write");
+    let old_ca = ca("AR system CA 2025");
+    let new_ca = ca("AR system CA 2026");
+    let ca_file = dir.join("client-ca.crt");
+    std::fs::write(&ca_file, ca_pem(&old_ca)).expect("write");
+    let config = format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\n\
+         [[client_certs]]\nname = \"erp\"\nsubject_cn = \"erp\"\nroles = [\"ar_system\"]\n\n\
+         [[client_certs]]\nname = \"bank\"\nsan = \"spiffe://example.org/bank\"\nroles = [\"ar_system\"]\n",
+        dir.join("server.crt"),
+        dir.join("server.key"),
+        ca_file,
+    );
+    let settings = Settings::parse(&dir.join("cashmatch.toml"), &config, Overrides::default())
+        .expect("settings");
+    let tls = Tls::new(settings.tls.clone().expect("[tls]")).expect("TLS");
+    let auth = Arc::new(Auth::with_client_certs(
+        settings.tokens.clone(),
+        settings.client_certs.clone(),
+    ));
+    let server = start_with(
+        &dir.join("data"),
+        auth,
+        Limits::default(),
+        Some(tls.grpc_config()),
+    )
+    .await;
+    let poll = std::time::Duration::from_millis(50);
+    let (follow_stop, follow_stopped) = oneshot::channel::<()>();
+    let follower = tokio::spawn(cashmatch::tls::follow(
+        Arc::clone(tls.certs()),
+        poll,
+        async move {
+            let _ = follow_stopped.await;
+        },
+    ));
+    let trusted = ca_pem(&server_ca);
+    let addr = server.addr;
+    let uri = |u: &str| SanType::URI(u.try_into().expect("ia5"));
+
+    // By common name, by URI alternative name; of the same CA but another name: no role.
+    let erp_old = client(&old_ca, "erp", vec![]);
+    let bank_old = client(
+        &old_ca,
+        "bank-feed-7",
+        vec![uri("spiffe://example.org/bank")],
+    );
+    let intruder = client(
+        &old_ca,
+        "intruder",
+        vec![uri("spiffe://example.org/bank/x")],
+    );
+    let erp_dns = client(
+        &old_ca,
+        "erp.example.org",
+        vec![SanType::DnsName("erp".try_into().expect("dns"))],
+    );
+    assert_eq!(admitted(addr, &trusted, &erp_old).await, Code::NotFound);
+    assert_eq!(admitted(addr, &trusted, &bank_old).await, Code::NotFound);
+    assert_eq!(
+        admitted(addr, &trusted, &intruder).await,
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        admitted(addr, &trusted, &erp_dns).await,
+        Code::Unauthenticated,
+        "a DNS name is not a common name"
+    );
+
+    // The new CA's certificate is refused until the file names the new CA.
+    let erp_new = client(&new_ca, "erp", vec![]);
+    assert_ne!(admitted(addr, &trusted, &erp_new).await, Code::NotFound);
+    std::fs::write(&ca_file, ca_pem(&new_ca)).expect("write");
+    let started = std::time::Instant::now();
+    while admitted(addr, &trusted, &erp_new).await != Code::NotFound {
+        assert!(
+            started.elapsed() < 40 * poll,
+            "the new client CA is not in force after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(poll / 2).await;
+    }
+    // The removed CA's certificates fail the handshake, listed name or not.
+    for (what, c) in [("erp", &erp_old), ("bank", &bank_old)] {
+        let code = admitted(addr, &trusted, c).await;
+        assert!(
+            !matches!(code, Code::NotFound | Code::Unauthenticated),
+            "{what}'s certificate of the removed CA got through the handshake: {code:?}"
+        );
+    }
+
+    let _ = follow_stop.send(());
+    follower.await.expect("follower");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
