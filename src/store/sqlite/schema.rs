@@ -134,11 +134,11 @@ CREATE INDEX IF NOT EXISTS postings_invoice ON postings (invoice_id, sequence)
     WHERE invoice_id IS NOT NULL;
 ";
 
-/// Version 3: review items have an owner (claimed by or assigned to an analyst).
-const OWNERS: &str = "
-ALTER TABLE review_items ADD COLUMN owner TEXT;
-CREATE INDEX IF NOT EXISTS review_items_owner ON review_items (state, owner);
-";
+/// Version 3: review items have an owner (claimed by or assigned to an analyst). The column is
+/// added only where missing: SQLite has no `ADD COLUMN IF NOT EXISTS`.
+const OWNERS: &str = "ALTER TABLE review_items ADD COLUMN owner TEXT;";
+const OWNERS_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS review_items_owner ON review_items (state, owner);";
 
 /// Brings the store to [`VERSION`], each step in one transaction with its version bump. A store
 /// newer than this build is refused rather than written with an older idea of the schema.
@@ -178,8 +178,19 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(backend("beginning a migration"))?;
-        tx.execute_batch(OWNERS)
-            .map_err(backend("adding review item owners"))?;
+        let has_owner: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('review_items') WHERE name = 'owner'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend("reading the review items' columns"))?;
+        if has_owner == 0 {
+            tx.execute_batch(OWNERS)
+                .map_err(backend("adding review item owners"))?;
+        }
+        tx.execute_batch(OWNERS_INDEX)
+            .map_err(backend("indexing review item owners"))?;
         tx.execute_batch("PRAGMA user_version = 3")
             .map_err(backend("setting the schema version"))?;
         tx.commit().map_err(backend("committing a migration"))?;
