@@ -68,6 +68,19 @@ impl TryFrom<pb::ListReviewItemsRequest> for ReviewFilter {
     }
 }
 
+/// Who acts: the analyst the token names; without authentication, the one the request names.
+/// With authentication a name in the request cannot change that.
+fn acting_analyst(
+    caller: crate::service::auth::Principal,
+    named: Option<String>,
+) -> Result<String, FieldError> {
+    if caller.authenticated {
+        Ok(caller.name)
+    } else {
+        required("analyst", named.unwrap_or_default())
+    }
+}
+
 /// A resolution request, with the analyst taken from the token when there is one.
 fn resolve_request(
     v: pb::ResolveReviewItemRequest,
@@ -111,12 +124,7 @@ fn resolve_request(
             ));
         }
     };
-    // With authentication the token says who acts; a name in the request cannot change that.
-    let analyst = if caller.authenticated {
-        caller.name
-    } else {
-        required("analyst", analyst.unwrap_or_default())?
-    };
+    let analyst = acting_analyst(caller, analyst)?;
     Ok(ResolveRequest {
         payment_id: required("payment_id", payment_id)?,
         analyst,
@@ -147,11 +155,7 @@ fn assignment(
             ));
         }
     };
-    let analyst = if caller.authenticated {
-        caller.name
-    } else {
-        required("analyst", analyst.unwrap_or_default())?
-    };
+    let analyst = acting_analyst(caller, analyst)?;
     Ok((required("payment_id", payment_id)?, analyst, assignment))
 }
 
@@ -165,11 +169,7 @@ fn approval_decision(
         analyst,
         note,
     } = v;
-    let analyst = if caller.authenticated {
-        caller.name
-    } else {
-        required("analyst", analyst.unwrap_or_default())?
-    };
+    let analyst = acting_analyst(caller, analyst)?;
     Ok(ApprovalDecision {
         payment_id: required("payment_id", payment_id)?,
         analyst,

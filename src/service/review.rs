@@ -178,16 +178,7 @@ mod tests {
     fn filter(owner: Option<OwnerFilter>) -> ReviewFilter {
         ReviewFilter {
             owner,
-            customer_id: None,
-            min_amount: None,
-            max_amount: None,
-            min_age_days: None,
-            max_age_days: None,
-            reason: None,
-            include_resolved: false,
-            limit: 1000,
-            offset: 0,
-            now: now(),
+            ..ReviewFilter::open(1000, now())
         }
     }
 

@@ -312,17 +312,10 @@ fn decisions_and_open_amounts_survive_a_reopen_and_a_stale_before_is_refused() {
         assert!(store.decision("P2".into()).await.expect("read").is_none());
         let (items, total) = store
             .review_items(ReviewFilter {
-                owner: None,
-                customer_id: None,
                 min_amount: Some(dec!(5)),
                 max_amount: Some(dec!(7.00)),
-                min_age_days: None,
                 max_age_days: Some(0),
-                reason: None,
-                include_resolved: false,
-                limit: 10,
-                offset: 0,
-                now: crate::store::now(),
+                ..ReviewFilter::open(10, crate::store::now())
             })
             .await
             .expect("list");
@@ -472,17 +465,9 @@ fn dashboard_queries_count_days_reasons_acceptance_queue_and_unapplied_cash_exac
             .expect("R4");
 
         let filter = ReviewFilter {
-            owner: None,
-            customer_id: None,
-            min_amount: None,
-            max_amount: None,
-            min_age_days: None,
-            max_age_days: None,
             reason: Some(ReviewReason::Ambiguous),
             include_resolved: true,
-            limit: 1,
-            offset: 0,
-            now: crate::store::now(),
+            ..ReviewFilter::open(1, crate::store::now())
         };
         let t = store
             .review_totals(filter.clone(), now + chrono::Duration::hours(1))
