@@ -18,6 +18,7 @@
 //! `amount::text`), so that no amount ever passes through a float. Instants are RFC 3339 text in
 //! UTC, as in the SQLite store, so that both read their rows with the same parsers.
 
+pub mod audit;
 mod feed;
 mod read;
 mod schema;

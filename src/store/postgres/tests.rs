@@ -4,7 +4,7 @@
 
 use super::testdb::TestDb;
 use super::*;
-use crate::store::sqlite::audit::{ChainedEvent, anchor_hash, event_hash};
+use crate::store::sqlite::audit::Witness;
 use crate::store::sqlite::tests::{invoice, ledger};
 use crate::store::{ActorKind, PostingKind, PostingRecord};
 use rust_decimal_macros::dec;
@@ -144,43 +144,74 @@ fn two_replicas_writing_at_once_leave_a_gap_free_journal_and_one_audit_chain() {
         .expect("journal");
     let seqs: Vec<u64> = journal.iter().map(|p| p.sequence).collect();
     assert_eq!(seqs, (1..=2 * EACH as u64).collect::<Vec<_>>());
-    let events: Vec<ChainedEvent> = sql(&db.url, |c| {
-        c.query(
-            "SELECT id, at, actor, action, subject, before_json, after_json, prev_hash, hash
-             FROM audit_events ORDER BY id",
-            &[],
-        )
-        .expect("audit")
-        .iter()
-        .map(|r| ChainedEvent {
-            id: r.get(0),
-            at: r.get(1),
-            actor: r.get(2),
-            action: r.get(3),
-            subject: r.get(4),
-            before_json: r.get(5),
-            after_json: r.get(6),
-            prev_hash: r.get(7),
-            hash: r.get(8),
-        })
-        .collect()
+    // One chain from both replicas, read back as `cashmatch audit verify --store` reads it.
+    let url: StoreUrl = db.url.parse().expect("url");
+    let report = super::audit::verify(&url, None).expect("verify");
+    assert_eq!(report.broken, None);
+    assert_eq!(report.events, 2 * EACH as u64);
+    let writers: std::collections::BTreeSet<String> = sql(&db.url, |c| {
+        c.query("SELECT DISTINCT actor FROM audit_events", &[])
+            .expect("actors")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
     });
-    let anchor: String = sql(&db.url, |c| {
-        c.query_one("SELECT value FROM settings WHERE key = 'audit_anchor'", &[])
-            .expect("anchor")
+    assert_eq!(writers.len(), 2, "both replicas wrote");
+    let head = report.head.clone().expect("a head");
+
+    // An event edited by hand is named; the export still writes the trail, with the break.
+    let actor: String = sql(&db.url, |c| {
+        c.query_one("SELECT actor FROM audit_events WHERE id = 7", &[])
+            .expect("event 7")
             .get(0)
     });
-    assert_eq!(events.len(), 2 * EACH);
-    let mut prev = anchor_hash(&anchor);
-    for (i, e) in events.iter().enumerate() {
-        assert_eq!(e.id, i as i64 + 1);
-        assert_eq!(e.prev_hash, prev, "event {}", e.id);
-        assert_eq!(e.hash, event_hash(&prev, e), "event {}", e.id);
-        prev = e.hash.clone();
-    }
-    let writers: std::collections::BTreeSet<&str> =
-        events.iter().map(|e| e.actor.as_str()).collect();
-    assert_eq!(writers.len(), 2, "both replicas wrote");
+    sql(&db.url, |c| {
+        c.execute(
+            "UPDATE audit_events SET actor = 'mallory' WHERE id = 7",
+            &[],
+        )
+        .expect("tamper")
+    });
+    let broken = super::audit::verify(&url, None).expect("verify");
+    let at = broken.broken.expect("broken");
+    assert_eq!(at.id, 7);
+    assert!(at.reason.contains("contents do not match"), "{}", at.reason);
+    let out = std::env::temp_dir().join(format!("cashmatch-pg-audit-{}.jsonl", std::process::id()));
+    let exported = super::audit::export(&url, &out).expect("export");
+    assert_eq!(exported.broken.map(|b| b.id), Some(7));
+    let text = std::fs::read_to_string(&out).expect("export file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 2 * EACH, "the anchor, then every event");
+    assert!(lines[0].contains("\"anchor\"") && lines[7].contains("mallory"));
+    let _ = std::fs::remove_file(&out);
+
+    // Put back, it verifies against the head seen before. Events deleted from the end leave no
+    // gap here: that head, kept outside the database, is what catches it.
+    sql(&db.url, move |c| {
+        c.execute("UPDATE audit_events SET actor = $1 WHERE id = 7", &[&actor])
+            .expect("undo")
+    });
+    let witness = Witness {
+        id: head.0,
+        hash: head.1,
+    };
+    assert_eq!(
+        super::audit::verify(&url, Some(&witness))
+            .expect("verify")
+            .broken,
+        None
+    );
+    sql(&db.url, move |c| {
+        c.execute("DELETE FROM audit_events WHERE id > $1", &[&(head.0 - 2)])
+            .expect("delete the end")
+    });
+    let cut = super::audit::verify(&url, Some(&witness)).expect("verify");
+    assert!(
+        cut.broken
+            .expect("broken")
+            .reason
+            .contains("not in the trail")
+    );
     a.close();
     b.close();
 }

@@ -310,9 +310,45 @@ fn open_read_only(data_dir: &Path) -> Result<Connection, StoreError> {
 }
 
 /// What [`walk`] shows its visitor: the anchor first, then each event.
-enum Item<'a> {
+pub(in crate::store) enum Item<'a> {
     Anchor(&'a str),
     Event(&'a ChainedEvent),
+}
+
+/// Where a chain is read from: one read transaction of a store, so that the chain is seen as of
+/// one instant beside a running service. The SQLite store's is here; the PostgreSQL store's is
+/// `store::postgres::audit`.
+pub(in crate::store) trait ChainSource {
+    /// The anchor the first event follows.
+    fn anchor(&mut self) -> Result<String, StoreError>;
+    /// At most `limit` events after id `after`, in id order, chain columns as stored.
+    fn events(&mut self, after: i64, limit: i64) -> Result<Vec<ChainedEvent>, StoreError>;
+    /// The largest event id the store ever handed out, where it remembers one apart from the
+    /// events (SQLite's sequence): events deleted from the end of the trail then show.
+    fn issued(&mut self) -> Result<Option<i64>, StoreError>;
+}
+
+struct SqliteChain<'a>(&'a Connection);
+
+impl ChainSource for SqliteChain<'_> {
+    fn anchor(&mut self) -> Result<String, StoreError> {
+        anchor(self.0)
+    }
+
+    fn events(&mut self, after: i64, limit: i64) -> Result<Vec<ChainedEvent>, StoreError> {
+        read_events(self.0, after, limit)
+    }
+
+    fn issued(&mut self) -> Result<Option<i64>, StoreError> {
+        self.0
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend("reading the audit events' sequence"))
+    }
 }
 
 /// Walks the chain of the store in `data_dir` in one read transaction (beside a running service
@@ -321,13 +357,22 @@ enum Item<'a> {
 fn walk(
     data_dir: &Path,
     expect: Option<&Witness>,
-    mut visit: impl FnMut(Item<'_>) -> Result<(), StoreError>,
+    visit: impl FnMut(Item<'_>) -> Result<(), StoreError>,
 ) -> Result<ChainReport, StoreError> {
     let mut conn = open_read_only(data_dir)?;
     let tx = conn
         .transaction()
         .map_err(backend("reading the audit chain"))?;
-    let anchor = anchor(&tx)?;
+    walk_source(&mut SqliteChain(&tx), expect, visit)
+}
+
+/// [`walk`] over any store's chain.
+pub(in crate::store) fn walk_source(
+    src: &mut dyn ChainSource,
+    expect: Option<&Witness>,
+    mut visit: impl FnMut(Item<'_>) -> Result<(), StoreError>,
+) -> Result<ChainReport, StoreError> {
+    let anchor = src.anchor()?;
     visit(Item::Anchor(&anchor))?;
     let mut report = ChainReport {
         anchor: anchor.clone(),
@@ -340,7 +385,7 @@ fn walk(
     let mut witnessed = false;
     let mut after = 0;
     loop {
-        let page = read_events(&tx, after, PAGE)?;
+        let page = src.events(after, PAGE)?;
         for e in &page {
             visit(Item::Event(e))?;
             report.events += 1;
@@ -389,16 +434,9 @@ fn walk(
         }
     }
     if report.broken.is_none() {
-        // Events deleted from the end leave the chain before them whole; SQLite's sequence of
-        // issued ids still remembers them.
-        let issued: Option<i64> = tx
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend("reading the audit events' sequence"))?;
+        // Events deleted from the end leave the chain before them whole; a sequence of issued
+        // ids (SQLite's) still remembers them.
+        let issued = src.issued()?;
         let last = prev_id.unwrap_or(0);
         if let Some(issued) = issued.filter(|&i| i > last) {
             report.broken = Some(ChainBreak {
@@ -433,6 +471,16 @@ pub fn verify(data_dir: &Path, expect: Option<&Witness>) -> Result<ChainReport, 
 /// the file alone (see the module doc for the recipe). Written under a temporary name and
 /// renamed. Returns what verifying the chain found while writing it.
 pub fn export(data_dir: &Path, out: &Path) -> Result<ChainReport, StoreError> {
+    export_with(out, |visit| walk(data_dir, None, visit))
+}
+
+/// Writes the trail that `walk` visits to `out` (see [`export`]).
+pub(in crate::store) fn export_with(
+    out: &Path,
+    walk: impl FnOnce(
+        &mut dyn FnMut(Item<'_>) -> Result<(), StoreError>,
+    ) -> Result<ChainReport, StoreError>,
+) -> Result<ChainReport, StoreError> {
     let io = |context: String| {
         move |e: std::io::Error| StoreError::Backend {
             context,
@@ -443,7 +491,7 @@ pub fn export(data_dir: &Path, out: &Path) -> Result<ChainReport, StoreError> {
     let file =
         std::fs::File::create(&partial).map_err(io(format!("creating {}", partial.display())))?;
     let mut w = std::io::BufWriter::new(file);
-    let report = walk(data_dir, None, |item| {
+    let report = walk(&mut |item| {
         let v = match item {
             Item::Anchor(a) => serde_json::json!({ "anchor": a, "anchor_hash": anchor_hash(a) }),
             Item::Event(e) => serde_json::to_value(e)
