@@ -16,6 +16,10 @@
 //! enabled = true                            # false: no workbench
 //! sla_hours = 48                            # a review item older than this is overdue
 //!
+//! [ui.sla_hours_by_reason]                  # other limits for some review reasons
+//! possible_duplicate = 4
+//! returned_item = 8
+//!
 //! [limits]
 //! max_message_bytes = 16777216
 //! max_lines_per_remittance = 10000
@@ -62,12 +66,13 @@
 //! other settings apply at the next start; the TLS certificate, key and client CA files are
 //! followed by `crate::tls`).
 
+use crate::domain::ReviewReason;
 use crate::engine::DEFAULT_UNEXPLAINED_TOLERANCE;
 use crate::service::auth::{
     CertEntry, CertFingerprint, CertMatch, ClientCerts, Role, TokenEntry, TokenHash, Tokens,
 };
 use crate::service::{FourEyes, Limits};
-use crate::store::{Durability, StoreUrl};
+use crate::store::{Durability, Sla, StoreUrl};
 use crate::tls::TlsFiles;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -157,6 +162,9 @@ struct FileUi {
     addr: Option<SocketAddr>,
     enabled: Option<bool>,
     sla_hours: Option<u32>,
+    /// Review reason (its snake_case name) to hours.
+    #[serde(default)]
+    sla_hours_by_reason: std::collections::BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,8 +249,8 @@ pub struct Settings {
     pub overrides: Overrides,
     /// Where the analysts' workbench listens; `None`: not served.
     pub ui_addr: Option<SocketAddr>,
-    /// How long a review item may wait before it is overdue.
-    pub review_sla_hours: u32,
+    /// How long a review item may wait before it is overdue, per reason.
+    pub review_sla: Sla,
 }
 
 impl Default for Settings {
@@ -267,7 +275,7 @@ impl Default for Settings {
             config: None,
             overrides: Overrides::default(),
             ui_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            review_sla_hours: DEFAULT_SLA_HOURS,
+            review_sla: Sla::hours(DEFAULT_SLA_HOURS),
         }
     }
 }
@@ -404,6 +412,7 @@ impl Settings {
             addr: ui_file_addr,
             enabled,
             sla_hours,
+            sla_hours_by_reason,
         } = ui;
         let ui_addr = if flags.no_ui || enabled == Some(false) {
             None
@@ -425,16 +434,36 @@ impl Settings {
                 )));
             }
         }
-        let review_sla_hours = sla_hours.unwrap_or(d.review_sla_hours);
-        if review_sla_hours == 0 {
+        let hours = sla_hours.unwrap_or(d.review_sla.default.num_hours() as u32);
+        if hours == 0 {
             return Err(ConfigError::Invalid(
                 "ui.sla_hours must be at least 1".into(),
             ));
         }
+        let mut review_sla = Sla::hours(hours);
+        for (name, hours) in sla_hours_by_reason {
+            let reason: ReviewReason = serde_json::from_value(serde_json::Value::String(
+                name.clone(),
+            ))
+            .map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "ui.sla_hours_by_reason: {name:?} is not a review reason (possible_duplicate, \
+                     ambiguous, no_candidate, ...: docs/workbench.md)"
+                ))
+            })?;
+            if hours == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "ui.sla_hours_by_reason.{name} must be at least 1"
+                )));
+            }
+            review_sla
+                .by_reason
+                .push((reason, chrono::Duration::hours(i64::from(hours))));
+        }
         Ok(Settings {
             addr,
             ui_addr,
-            review_sla_hours,
+            review_sla,
             data_dir: flags.data_dir.or(data_dir).unwrap_or(d.data_dir),
             store: flags.store.clone(),
             model: flags.model.or(model),
@@ -828,7 +857,7 @@ mod tests {
             s.ui_addr.map(|a| a.to_string()),
             Some(DEFAULT_UI_ADDR.into())
         );
-        assert_eq!(s.review_sla_hours, DEFAULT_SLA_HOURS);
+        assert_eq!(s.review_sla, Sla::hours(DEFAULT_SLA_HOURS));
         let e = parse("[ui]\naddr = \"0.0.0.0:8080\"")
             .err()
             .map(|e| e.to_string())
@@ -836,7 +865,22 @@ mod tests {
         assert!(e.contains("without authentication"), "{e}");
         let s = parse("[ui]\nenabled = false\naddr = \"0.0.0.0:8080\"\nsla_hours = 4")
             .expect("disabled");
-        assert_eq!((s.ui_addr, s.review_sla_hours), (None, 4));
+        assert_eq!((s.ui_addr, s.review_sla), (None, Sla::hours(4)));
+        let s = parse("[ui]\nsla_hours = 24\n[ui.sla_hours_by_reason]\npossible_duplicate = 4")
+            .expect("per reason");
+        assert_eq!(
+            s.review_sla.limit(Some(ReviewReason::PossibleDuplicate)),
+            chrono::Duration::hours(4)
+        );
+        assert_eq!(
+            s.review_sla.limit(Some(ReviewReason::Ambiguous)),
+            chrono::Duration::hours(24)
+        );
+        let e = parse("[ui.sla_hours_by_reason]\nduplicated = 4")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("\"duplicated\" is not a review reason"), "{e}");
         let file: FileConfig = toml::from_str("").expect("toml");
         let s = Settings::from_parts(
             file,

@@ -250,7 +250,7 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
             Arc::clone(&service),
             stopped(stop_rx.clone()),
         );
-        let sla = settings.review_sla_hours;
+        let sla = settings.review_sla.clone();
         workbench = Some(tokio::spawn(async move {
             let r = match web_tls {
                 Some(config) => crate::web::run_tls(l, config, stop, s, a, sla).await,

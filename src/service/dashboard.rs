@@ -30,13 +30,13 @@ fn add(cash: &mut Cash, currency: Currency, amount: Decimal) {
 }
 
 /// The window and the instant the figures are for.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DashboardQuery {
     /// Days in the window, ending today (UTC); at least 1.
     pub days: u32,
     pub now: DateTime<Utc>,
     /// How long an item may wait before it is overdue.
-    pub sla: Duration,
+    pub sla: crate::store::Sla,
 }
 
 impl DashboardQuery {
@@ -189,7 +189,7 @@ pub fn compute(
     };
     for s in spans.iter().filter(|s| s.left.is_none()) {
         out.queue_depth += 1;
-        if q.now - s.entered > q.sla {
+        if q.sla.overdue(s.reason, s.entered, q.now) {
             out.past_sla += 1;
         }
         add(&mut out.queue_cash, s.currency, s.amount);
@@ -258,7 +258,11 @@ mod tests {
         let q = DashboardQuery {
             days: 3,
             now: at("2026-11-27T12:00:00Z"),
-            sla: Duration::hours(48),
+            // Possible duplicates are due within half an hour, everything else within 48 hours.
+            sla: crate::store::Sla {
+                default: Duration::hours(48),
+                by_reason: vec![(ReviewReason::PossibleDuplicate, Duration::minutes(30))],
+            },
         };
         let activity = vec![
             DayActivity {
@@ -294,6 +298,7 @@ mod tests {
                 currency: Currency::USD,
                 entered: at("2026-11-25T08:00:00Z"),
                 left: None,
+                reason: Some(ReviewReason::Ambiguous),
             },
             // Entered on the 25th, resolved on the 26th at noon.
             QueueSpan {
@@ -301,12 +306,15 @@ mod tests {
                 currency: Currency::USD,
                 entered: at("2026-11-25T09:00:00Z"),
                 left: Some(at("2026-11-26T12:00:00Z")),
+                reason: Some(ReviewReason::Ambiguous),
             },
+            // A possible duplicate waiting an hour: past its own half-hour SLA.
             QueueSpan {
                 amount: dec!(5.00),
                 currency: "EUR".parse().unwrap_or(Currency::USD),
                 entered: at("2026-11-27T11:00:00Z"),
                 left: None,
+                reason: Some(ReviewReason::PossibleDuplicate),
             },
         ];
         let remainders = vec![
@@ -341,7 +349,7 @@ mod tests {
         assert_eq!(d.days[1].touchless, None);
         assert_eq!(d.days[2].queue_depth, 2);
         assert_eq!((d.decided, d.auto, d.exceptions), (210, 199, 11));
-        assert_eq!((d.queue_depth, d.past_sla), (2, 1));
+        assert_eq!((d.queue_depth, d.past_sla), (2, 2));
         assert_eq!(d.on_account_cash.get(&Currency::USD), Some(&dec!(40.00)));
         assert_eq!(d.unapplied_cash.get(&Currency::USD), Some(&dec!(0.10)));
         assert_eq!(d.ageing[0].queue_items, 1, "the EUR item is an hour old");

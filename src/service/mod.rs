@@ -54,8 +54,8 @@ pub use crate::store::{
 pub use crate::store::{Approval, ApprovalState};
 pub use crate::store::{
     AuditEvent, AuditRecord, ExportQuery, OwnerFilter, Resolution, ResolutionAction, ReviewFilter,
-    ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Store, StoreError, TrainingExample,
-    now,
+    ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Sla, Store, StoreError,
+    TrainingExample, now,
 };
 pub use api::{
     Actor, Counters, DEFAULT_FOUR_EYES_ABOVE, FourEyes, Limits, MatchOutcome, Matched, ModelInfo,

@@ -5,10 +5,9 @@ use super::api::*;
 use super::dashboard;
 use super::{
     AuditEvent, AuditRecord, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary, ReviewTotals,
-    Service, TrainingExample, now,
+    Service, Sla, TrainingExample, now,
 };
 use crate::store::{AssignmentWrite, StoreError};
-use chrono::{DateTime, Utc};
 
 /// What an analyst does with a review item's ownership.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,14 +123,14 @@ impl Service {
             })
     }
 
-    /// Counts and cash of the review items a filter selects; open items that entered the queue
-    /// before `sla_cutoff` are past the SLA.
+    /// Counts and cash of the review items a filter selects; open items waiting longer than
+    /// their reason's `sla` are past it.
     pub async fn review_totals(
         &self,
         filter: ReviewFilter,
-        sla_cutoff: DateTime<Utc>,
+        sla: Sla,
     ) -> Result<ReviewTotals, ServiceError> {
-        Ok(self.store.review_totals(filter, sla_cutoff).await?)
+        Ok(self.store.review_totals(filter, sla).await?)
     }
 
     /// The dashboard's figures: per UTC day over the query's window, and the unapplied cash now.

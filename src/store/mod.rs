@@ -344,6 +344,48 @@ pub struct AssignmentWrite {
     pub audit: AuditRecord,
 }
 
+/// How long a review item may wait before it is overdue: one limit, and others for some review
+/// reasons (a possible duplicate payment may be urgent where an unexplained short pay is not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sla {
+    pub default: chrono::Duration,
+    pub by_reason: Vec<(ReviewReason, chrono::Duration)>,
+}
+
+impl From<u32> for Sla {
+    fn from(hours: u32) -> Sla {
+        Sla::hours(hours)
+    }
+}
+
+impl Sla {
+    /// The same limit for every reason.
+    pub fn hours(hours: u32) -> Sla {
+        Sla {
+            default: chrono::Duration::hours(i64::from(hours)),
+            by_reason: Vec::new(),
+        }
+    }
+
+    /// The limit of items in review for `reason`.
+    pub fn limit(&self, reason: Option<ReviewReason>) -> chrono::Duration {
+        self.by_reason
+            .iter()
+            .find(|(r, _)| Some(*r) == reason)
+            .map_or(self.default, |(_, d)| *d)
+    }
+
+    /// Whether an item in review for `reason` since `entered` is overdue at `now`.
+    pub fn overdue(
+        &self,
+        reason: Option<ReviewReason>,
+        entered: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        now - entered > self.limit(reason)
+    }
+}
+
 /// Counts and cash of the review items a filter selects (its limit and offset aside).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReviewTotals {
@@ -352,7 +394,7 @@ pub struct ReviewTotals {
     /// Items per review reason, counted without the filter's own reason (so that a page can
     /// show what the other reasons hold); `None` is an item without a recorded reason.
     pub by_reason: Vec<(Option<ReviewReason>, u64)>,
-    /// Open items that entered the queue before the SLA cut-off.
+    /// Open items waiting longer than the SLA of their reason.
     pub past_sla: u64,
 }
 
@@ -382,6 +424,8 @@ pub struct QueueSpan {
     pub entered: DateTime<Utc>,
     /// When it was resolved; `None` while it waits.
     pub left: Option<DateTime<Utc>>,
+    /// Why it is (or was) in review.
+    pub reason: Option<ReviewReason>,
 }
 
 /// Why cash of a decided payment is not on any invoice.
@@ -523,13 +567,9 @@ pub trait Store: Send + Sync + 'static {
     /// A page of labelled payments for retraining: resolved review items, and auto decisions
     /// when asked, in decision order. A page shorter than the limit is the last.
     fn training_examples(&self, query: ExportQuery) -> StoreFuture<Vec<TrainingExample>>;
-    /// Counts and cash of the review items `filter` selects; open items that entered the queue
-    /// before `sla_cutoff` are past the SLA.
-    fn review_totals(
-        &self,
-        filter: ReviewFilter,
-        sla_cutoff: DateTime<Utc>,
-    ) -> StoreFuture<ReviewTotals>;
+    /// Counts and cash of the review items `filter` selects; open items waiting longer than
+    /// their reason's `sla` at the filter's `now` are past it.
+    fn review_totals(&self, filter: ReviewFilter, sla: Sla) -> StoreFuture<ReviewTotals>;
 
     /// Activity per UTC day from `since` on, in day order; days without any are left out.
     fn daily_activity(&self, since: NaiveDate) -> StoreFuture<Vec<DayActivity>>;

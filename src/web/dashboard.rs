@@ -44,7 +44,7 @@ pub(crate) async fn page(
     let query = DashboardQuery {
         days,
         now: now(),
-        sla: web.sla,
+        sla: web.sla.clone(),
     };
     let d = match web.service.dashboard(query).await {
         Ok(d) => d,
@@ -59,7 +59,7 @@ pub(crate) async fn page(
             );
         }
     };
-    let body = render(&d, days, web.sla.num_hours());
+    let body = render(&d, days, &super::page::sla_words(&web.sla));
     html(
         StatusCode::OK,
         layout("Dashboard", Nav::Dashboard, Some(&who), auth, body),
@@ -92,7 +92,7 @@ fn main_currency(d: &Dashboard) -> Option<Currency> {
     best.map(|(c, _)| c)
 }
 
-fn render(d: &Dashboard, days: u32, sla_hours: i64) -> Markup {
+fn render(d: &Dashboard, days: u32, sla: &str) -> Markup {
     let touchless: Vec<Bar> = d
         .days
         .iter()
@@ -237,7 +237,7 @@ fn render(d: &Dashboard, days: u32, sla_hours: i64) -> Markup {
             div.kpi class=[(d.past_sla > 0).then_some("overdue")] {
                 span.label { "Queue depth" }
                 span.value { (d.queue_depth) }
-                span.detail { (d.past_sla) " past the " (sla_hours) " h SLA" }
+                span.detail { (d.past_sla) " past the SLA (" (sla) ")" }
             }
             div.kpi {
                 span.label { "Top suggestion accepted" }

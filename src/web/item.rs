@@ -156,7 +156,11 @@ async fn render(
     let now = crate::service::now();
     // A payment the bank returned has left the queue: nothing waits and nothing can be resolved.
     let returned = item.summary.state == ReviewState::Returned;
-    let overdue = item.resolution.is_none() && !returned && now - item.summary.created_at > web.sla;
+    let overdue = item.resolution.is_none()
+        && !returned
+        && web
+            .sla
+            .overdue(item.summary.reason, item.summary.created_at, now);
     let pending = web.service.pending_approval(payment_id);
     let p = &item.payment;
     let body = m! {

@@ -29,9 +29,9 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-use crate::service::StoreError;
 use crate::service::auth::{Auth, Principal, Role};
 use crate::service::{Service, ServiceError};
+use crate::service::{Sla, StoreError};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -43,8 +43,8 @@ use std::sync::Arc;
 pub(crate) struct Web {
     pub(crate) service: Arc<Service>,
     pub(crate) auth: Arc<Auth>,
-    /// How long a review item may wait before it is overdue.
-    pub(crate) sla: chrono::Duration,
+    /// How long a review item may wait before it is overdue, per reason.
+    pub(crate) sla: Sla,
     /// Served over TLS: session cookies are `Secure`.
     pub(crate) secure: bool,
 }
@@ -52,15 +52,15 @@ pub(crate) struct Web {
 pub(crate) type Shared = Arc<Web>;
 
 /// The workbench's routes over a service.
-pub fn router(service: Arc<Service>, auth: Arc<Auth>, sla_hours: u32) -> Router {
-    routes(service, auth, sla_hours, false)
+pub fn router(service: Arc<Service>, auth: Arc<Auth>, sla: impl Into<Sla>) -> Router {
+    routes(service, auth, sla.into(), false)
 }
 
-fn routes(service: Arc<Service>, auth: Arc<Auth>, sla_hours: u32, secure: bool) -> Router {
+fn routes(service: Arc<Service>, auth: Arc<Auth>, sla: Sla, secure: bool) -> Router {
     let web = Arc::new(Web {
         service,
         auth,
-        sla: chrono::Duration::hours(i64::from(sla_hours.max(1))),
+        sla,
         secure,
     });
     Router::new()
@@ -88,11 +88,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     service: Arc<Service>,
     auth: Arc<Auth>,
-    sla_hours: u32,
+    sla: Sla,
 ) -> std::io::Result<()> {
     // The client's address: failed sign-ins are counted by it.
-    let app = router(service, auth, sla_hours)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app =
+        router(service, auth, sla).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -105,9 +105,9 @@ pub async fn run_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     service: Arc<Service>,
     auth: Arc<Auth>,
-    sla_hours: u32,
+    sla: Sla,
 ) -> std::io::Result<()> {
-    let app = routes(service, auth, sla_hours, true)
+    let app = routes(service, auth, sla, true)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let listener = Handshaken(crate::tls::TlsListener::new(listener, tls)?);
     // axum gives a `SocketAddr` connect info to a listener of its own or one wrapped by

@@ -192,6 +192,19 @@ pub(crate) fn reason_from_key(k: &str) -> Option<ReviewReason> {
 }
 
 /// The reason as an analyst reads it.
+/// The SLA in words: "48 h", or "48 h; possible duplicate 4 h" where reasons have their own.
+pub(crate) fn sla_words(sla: &crate::service::Sla) -> String {
+    let mut out = format!("{} h", sla.default.num_hours());
+    for (r, d) in &sla.by_reason {
+        out.push_str(&format!(
+            "; {} {} h",
+            reason_label(Some(*r)).to_lowercase(),
+            d.num_hours()
+        ));
+    }
+    out
+}
+
 pub(crate) fn reason_label(r: Option<ReviewReason>) -> &'static str {
     match r {
         None => "unspecified",

@@ -3,7 +3,7 @@
 
 use super::page::{
     Nav, REASONS, age, cash, cash_lines, instant, layout, percent, reason_badge, reason_from_key,
-    reason_key, reason_label, resolved_banner,
+    reason_key, reason_label, resolved_banner, sla_words,
 };
 use super::{Shared, error_page, html, refusal, to_login, url_encode};
 use crate::domain::ReviewReason;
@@ -167,7 +167,7 @@ pub(crate) async fn page(
     let listed = web.service.review_items(filter.clone()).await;
     let totals = web
         .service
-        .review_totals(filter.clone(), at - web.sla)
+        .review_totals(filter.clone(), web.sla.clone())
         .await;
     let ((items, total), totals) = match (listed, totals) {
         (Ok(l), Ok(t)) => (l, t),
@@ -195,7 +195,7 @@ pub(crate) async fn page(
         })
         .collect();
     let all_reasons: u64 = totals.by_reason.iter().map(|(_, n)| n).sum();
-    let sla_hours = web.sla.num_hours();
+    let sla = sla_words(&web.sla);
     let page_no = offset / PAGE;
     let pages = total.div_ceil(u64::from(PAGE)).max(1);
     let body = m! {
@@ -206,7 +206,7 @@ pub(crate) async fn page(
                 div.stat { span.value { (total) } span.label { @if filter.include_resolved { "items" } @else { "open items" } } }
                 div.stat { span.value { (cash_lines(totals.by_currency.iter().map(|(c, _, s)| (c, s)))) } span.label { "unapplied cash" } }
                 div.stat class=[(totals.past_sla > 0).then_some("overdue")] {
-                    span.value { (totals.past_sla) } span.label { "past the " (sla_hours) " h SLA" }
+                    span.value { (totals.past_sla) } span.label { "past the SLA (" (sla) ")" }
                 }
             }
         }
@@ -263,7 +263,7 @@ pub(crate) async fn page(
                 } }
                 tbody {
                     @for (i, (item, name)) in items.iter().zip(&names).enumerate() {
-                        @let overdue = item.state == ReviewState::Open && at - item.created_at > web.sla;
+                        @let overdue = item.state == ReviewState::Open && web.sla.overdue(item.reason, item.created_at, at);
                         @let href = format!("/items/{}", url_encode(&item.payment_id));
                         tr data-href=(href) class=[(item.state == ReviewState::Resolved).then_some("resolved")] {
                             td.num.muted { (u64::from(offset) + i as u64 + 1) }

@@ -36,7 +36,7 @@ use super::{
     Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord,
     ExportQuery, LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder,
     ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
-    SessionRecord, SessionWrite, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
+    SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
     TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
@@ -580,12 +580,8 @@ impl Store for PgStore {
         self.read(move |c| read::training_examples(c, &query))
     }
 
-    fn review_totals(
-        &self,
-        filter: ReviewFilter,
-        sla_cutoff: DateTime<Utc>,
-    ) -> StoreFuture<ReviewTotals> {
-        self.read(move |c| read::review_totals(c, &filter, sla_cutoff))
+    fn review_totals(&self, filter: ReviewFilter, sla: Sla) -> StoreFuture<ReviewTotals> {
+        self.read(move |c| read::review_totals(c, &filter, &sla))
     }
 
     fn daily_activity(&self, since: NaiveDate) -> StoreFuture<Vec<DayActivity>> {

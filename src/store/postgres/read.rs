@@ -13,7 +13,7 @@ use crate::store::{
     ActorKind, Approval, ApprovalState, AuditEvent, AuditRecord, DayActivity, ExportQuery,
     LastApplied, PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan,
     Remainder, RemainderKind, Resolution, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
-    Snapshot, StoreError, StoredDecision, TrainingExample,
+    Sla, Snapshot, StoreError, StoredDecision, TrainingExample,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use postgres::types::ToSql;
@@ -389,7 +389,7 @@ pub(super) fn training_examples(
 pub(super) fn review_totals(
     c: &mut Client,
     f: &ReviewFilter,
-    sla_cutoff: DateTime<Utc>,
+    sla: &Sla,
 ) -> Result<ReviewTotals, StoreError> {
     // Summed here as decimals, as the SQLite store does, so both total the same way.
     let (filter, args) = review_where(f, false);
@@ -403,7 +403,7 @@ pub(super) fn review_totals(
             &refs(&args),
         )
         .map_err(backend(w))?;
-    let cutoff = sla_cutoff.timestamp_millis();
+    let now_ms = f.now.timestamp_millis();
     let mut by_currency: BTreeMap<Currency, (u64, Decimal)> = BTreeMap::new();
     let mut by_reason: Vec<(Option<ReviewReason>, u64)> = Vec::new();
     let mut past_sla = 0;
@@ -430,7 +430,7 @@ pub(super) fn review_totals(
             )
         })?;
         let (state, created_ms): (String, i64) = (get(r, 4, w)?, get(r, 5, w)?);
-        if state == "open" && created_ms < cutoff {
+        if state == "open" && created_ms < now_ms - sla.limit(reason).num_milliseconds() {
             past_sla += 1;
         }
     }
@@ -523,11 +523,11 @@ pub(super) fn queue_spans(
     let w = "reading the queue's history";
     let rows = c
         .query(
-            "SELECT payment_id, amount::text, currency, created_at, resolved_at FROM review_items
-             WHERE state = 'open'
+            "SELECT payment_id, amount::text, currency, created_at, resolved_at, reason
+             FROM review_items WHERE state = 'open'
              UNION ALL
-             SELECT payment_id, amount::text, currency, created_at, resolved_at FROM review_items
-             WHERE state <> 'open' AND resolved_at >= $1",
+             SELECT payment_id, amount::text, currency, created_at, resolved_at, reason
+             FROM review_items WHERE state <> 'open' AND resolved_at >= $1",
             &[&since.to_rfc3339()],
         )
         .map_err(backend(w))?;
@@ -541,6 +541,7 @@ pub(super) fn queue_spans(
             currency: currency(&get::<String>(r, 2, w)?, &what("currency"))?,
             entered: time(&get::<String>(r, 3, w)?, &what("created_at"))?,
             left: left.map(|l| time(&l, &what("resolved_at"))).transpose()?,
+            reason: reason_from_name(get(r, 5, w)?, &what("reason"))?,
         });
     }
     Ok(out)

@@ -40,7 +40,7 @@ use super::{
     Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord,
     ExportQuery, LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder,
     ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
-    SessionRecord, SessionWrite, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
+    SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
     TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
@@ -388,12 +388,8 @@ impl Store for SqliteStore {
         self.read(move |conn| training_examples(conn, &query))
     }
 
-    fn review_totals(
-        &self,
-        filter: ReviewFilter,
-        sla_cutoff: DateTime<Utc>,
-    ) -> StoreFuture<ReviewTotals> {
-        self.read(move |conn| review_totals(conn, &filter, sla_cutoff))
+    fn review_totals(&self, filter: ReviewFilter, sla: Sla) -> StoreFuture<ReviewTotals> {
+        self.read(move |conn| review_totals(conn, &filter, &sla))
     }
 
     fn daily_activity(&self, since: NaiveDate) -> StoreFuture<Vec<DayActivity>> {

@@ -7,7 +7,7 @@ use crate::store::{
     ActorKind, AuditEvent, AuditRecord, DayActivity, ExportQuery, LastApplied, OwnerFilter,
     PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan, Remainder,
     RemainderKind, Resolution, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary,
-    ReviewTotals, Snapshot, StoreError, StoredDecision, TrainingExample,
+    ReviewTotals, Sla, Snapshot, StoreError, StoredDecision, TrainingExample,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value;
@@ -545,7 +545,7 @@ pub(in crate::store) fn count(n: i64) -> u64 {
 pub(super) fn review_totals(
     conn: &Connection,
     f: &ReviewFilter,
-    sla_cutoff: DateTime<Utc>,
+    sla: &Sla,
 ) -> Result<ReviewTotals, StoreError> {
     // The amounts are summed here, as decimals: SQLite would sum the text as floating point.
     let (filter, args) = review_where(f, false);
@@ -566,7 +566,7 @@ pub(super) fn review_totals(
             ))
         })
         .map_err(backend("totalling review items"))?;
-    let cutoff = sla_cutoff.timestamp_millis();
+    let now_ms = f.now.timestamp_millis();
     let mut by_currency: BTreeMap<Currency, (u64, Decimal)> = BTreeMap::new();
     let mut by_reason: Vec<(Option<ReviewReason>, u64)> = Vec::new();
     let mut past_sla = 0;
@@ -593,7 +593,7 @@ pub(super) fn review_totals(
                 "the queue's total is beyond the decimal range",
             )
         })?;
-        if state == "open" && created_ms < cutoff {
+        if state == "open" && created_ms < now_ms - sla.limit(reason).num_milliseconds() {
             past_sla += 1;
         }
     }
@@ -706,10 +706,10 @@ pub(super) fn queue_spans(
 ) -> Result<Vec<QueueSpan>, StoreError> {
     let mut s = conn
         .prepare(
-            "SELECT payment_id, amount, currency, created_at, resolved_at FROM review_items
+            "SELECT payment_id, amount, currency, created_at, resolved_at, reason FROM review_items
              WHERE state = 'open'
              UNION ALL
-             SELECT payment_id, amount, currency, created_at, resolved_at FROM review_items
+             SELECT payment_id, amount, currency, created_at, resolved_at, reason FROM review_items
              WHERE state != 'open' AND resolved_at >= ?1",
         )
         .map_err(backend("reading the queue's history"))?;
@@ -721,12 +721,13 @@ pub(super) fn queue_spans(
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })
         .map_err(backend("reading the queue's history"))?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, amount, cur, entered, left) =
+        let (id, amount, cur, entered, left, reason) =
             row.map_err(backend("reading the queue's history"))?;
         let what = |f: &str| format!("review item {id} {f}");
         out.push(QueueSpan {
@@ -734,6 +735,7 @@ pub(super) fn queue_spans(
             currency: currency(&cur, &what("currency"))?,
             entered: time(&entered, &what("created_at"))?,
             left: left.map(|l| time(&l, &what("resolved_at"))).transpose()?,
+            reason: reason_from_name(reason, &what("reason"))?,
         });
     }
     Ok(out)

@@ -467,10 +467,11 @@ fn dashboard_queries_count_days_reasons_acceptance_queue_and_unapplied_cash_exac
         let filter = ReviewFilter {
             reason: Some(ReviewReason::Ambiguous),
             include_resolved: true,
-            ..ReviewFilter::open(1, crate::store::now())
+            // An hour on, with a zero SLA: every open item is past it.
+            ..ReviewFilter::open(1, now + chrono::Duration::hours(1))
         };
         let t = store
-            .review_totals(filter.clone(), now + chrono::Duration::hours(1))
+            .review_totals(filter.clone(), Sla::hours(0))
             .await
             .expect("totals");
         // 0.10 + 0.20 exactly: summed as decimals, not as floats.
