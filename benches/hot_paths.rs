@@ -7,8 +7,9 @@
 use cashmatch::formats::{self, Format};
 use cashmatch::ledger::Ledger;
 use cashmatch::matching::candidates::{self, CandidateLimits};
-use cashmatch::matching::{features, references};
+use cashmatch::matching::features;
 use cashmatch::model::artifact::Model;
+use cashmatch::text::references;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::Path;

@@ -15,7 +15,7 @@
 use crate::domain::{Allocation, Decision, Label, Payment, Status, Suggestion};
 use crate::engine::RULES_VERSION;
 use crate::ledger::Ledger;
-use crate::matching::references::normalize;
+use crate::text::references::normalize;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 

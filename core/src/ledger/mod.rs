@@ -11,8 +11,8 @@ pub(crate) mod index;
 pub(crate) mod open;
 
 use crate::domain::{Customer, Invoice};
-use crate::matching::names::{name_tokens, normalize_name};
-use crate::matching::references::RefKey;
+use crate::text::names::{name_tokens, normalize_name};
+use crate::text::references::RefKey;
 use index::{MultiMap, deletion_variants, key_hash};
 use open::OpenIndex;
 use rayon::prelude::*;
@@ -764,7 +764,7 @@ mod tests {
         for &i in &open {
             let inv = l.invoice(i);
             if inv.open_amount > Decimal::ZERO {
-                if let Some(gaps) = crate::matching::amounts::discount_gaps(inv) {
+                if let Some(gaps) = crate::terms::discount_gaps(inv) {
                     for g in gaps {
                         by_net.push((inv.open_amount - g, i));
                     }
@@ -850,7 +850,7 @@ mod tests {
                             (number % 3 == 0).then_some("PO-77"),
                             amount,
                         );
-                        inv.open_amount = crate::matching::amounts::cents(
+                        inv.open_amount = crate::terms::cents(
                             amount * Decimal::from(open_pct) / Decimal::ONE_HUNDRED,
                         );
                         inv.due_date = inv.invoice_date + chrono::Days::new(due as u64);
@@ -862,7 +862,7 @@ mod tests {
                     Op::Relieve(i, share) => {
                         if let Some(idx) = l.invoice_idx(&format!("I{i}")) {
                             let open = l.invoice(idx).open_amount;
-                            let part = crate::matching::amounts::cents(
+                            let part = crate::terms::cents(
                                 open * Decimal::from(share) / Decimal::ONE_HUNDRED,
                             );
                             proptest::prop_assert!(l.relieve(idx, part).is_ok());

@@ -10,12 +10,11 @@
 
 use crate::domain::{Payment, ReferenceKind};
 use crate::ledger::{CustomerIdx, InvoiceIdx, Ledger, RefField};
-use crate::matching::amounts::{
-    AmountFit, BANK_FEE_MAX, BANK_FEE_MIN, Fit, cents, fit, subset_sums, terms_discount,
-};
+use crate::matching::amounts::{AmountFit, BANK_FEE_MAX, BANK_FEE_MIN, Fit, fit, subset_sums};
 use crate::matching::habits::{MIN_PREFIX_CHARS, ReferenceHabits};
 use crate::matching::payer::{self, PayerMatch, PayerVia};
-use crate::matching::references::{RefKey, extract_from_text};
+use crate::terms::{cents, terms_discount};
+use crate::text::references::{RefKey, extract_from_text};
 use rust_decimal::Decimal;
 use std::ops::Bound;
 
@@ -1581,7 +1580,7 @@ mod tests {
             amounts.push(inv.open_amount - dec!(15.00)); // a wire fee, or a partial payment
             amounts.push(inv.open_amount + dec!(3.10)); // overpaid
             amounts.push(inv.open_amount * dec!(0.6)); // part paid
-            if let Some([g, _]) = crate::matching::amounts::discount_gaps(inv) {
+            if let Some([g, _]) = crate::terms::discount_gaps(inv) {
                 amounts.push(inv.open_amount - g); // the terms discount
             }
         }

@@ -14,7 +14,7 @@
 //! retraining wins back what the change of habit cost.
 
 use crate::domain::{Invoice, Label, Payment};
-use crate::matching::references::normalize;
+use crate::text::references::normalize;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 

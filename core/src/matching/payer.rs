@@ -6,7 +6,7 @@
 
 use crate::domain::Payment;
 use crate::ledger::{CustomerIdx, Ledger};
-use crate::matching::names::{name_similarity, name_tokens, normalize_name};
+use crate::text::names::{name_similarity, name_tokens, normalize_name};
 
 /// How a customer was tied to a payment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

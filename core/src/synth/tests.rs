@@ -4,7 +4,7 @@ use super::*;
 use crate::domain::Invoice;
 use crate::eval::Figures;
 use crate::ledger::Ledger;
-use crate::matching::references::normalize;
+use crate::text::references::normalize;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 
