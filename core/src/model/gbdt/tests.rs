@@ -6,7 +6,14 @@ use ndarray::{Array2, array};
 use proptest::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 
+use super::model::*;
+use super::params::*;
+use super::train::*;
 use super::*;
+use linfa::traits::Fit;
+use ndarray::{Array1, ArrayView1};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// `n` rows of `nf` standard-normal features and labels from `label(row, rng)`.
 fn dataset(
