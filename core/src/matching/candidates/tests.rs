@@ -1,7 +1,12 @@
 use super::*;
+use crate::domain::Payment;
 use crate::domain::{Currency, Customer, Invoice, Payer, RemittanceLine, Terms};
+use crate::ledger::{InvoiceIdx, Ledger};
+use crate::matching::amounts::{AmountFit, fit};
+use crate::matching::habits::ReferenceHabits;
 use crate::matching::habits::Truncation;
 use chrono::NaiveDate;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
 fn invoice(id: &str, cust: &str, number: &str, amount: Decimal) -> Invoice {
