@@ -19,7 +19,7 @@ pub fn cents(d: Decimal) -> Decimal {
 
 /// The discount the terms allow on this invoice, if any, and whether `paid_on` is inside the
 /// window (with a few days' grace for mail and bank float).
-pub fn terms_discount(inv: &Invoice, paid_on: Option<NaiveDate>) -> Option<(Decimal, bool)> {
+pub(crate) fn terms_discount(inv: &Invoice, paid_on: Option<NaiveDate>) -> Option<(Decimal, bool)> {
     if inv.terms.discount_rate.is_zero() || inv.is_credit() {
         return None;
     }
@@ -37,7 +37,7 @@ pub fn terms_discount(inv: &Invoice, paid_on: Option<NaiveDate>) -> Option<(Deci
 /// The discounts a payer may take under the invoice's terms, if they give one: computed on the
 /// invoice amount and on what is open (payers do both). The ledger's amount index holds what
 /// the item asks for less each, so both are read from here.
-pub fn discount_gaps(inv: &Invoice) -> Option<[Decimal; 2]> {
+pub(crate) fn discount_gaps(inv: &Invoice) -> Option<[Decimal; 2]> {
     terms_discount(inv, None).map(|(disc, _)| gaps_of(inv, disc))
 }
 

@@ -22,12 +22,12 @@ pub fn looks_like(head: &[u8]) -> bool {
 }
 
 /// Whether the head is a camt.053 statement (`BkToCstmrStmt`).
-pub fn looks_like_053(head: &[u8]) -> bool {
+pub(crate) fn looks_like_053(head: &[u8]) -> bool {
     iso20022::names_message(iso20022::head(head), "camt.053", "BkToCstmrStmt")
 }
 
 /// Whether the head is a camt.054 notification (`BkToCstmrDbtCdtNtfctn`).
-pub fn looks_like_054(head: &[u8]) -> bool {
+pub(crate) fn looks_like_054(head: &[u8]) -> bool {
     iso20022::names_message(iso20022::head(head), "camt.054", "BkToCstmrDbtCdtNtfctn")
 }
 
@@ -460,7 +460,7 @@ fn transaction(
 const REVERSAL_CODE: &str = "RVSL";
 
 /// Appended to the end-to-end id of a returned transaction to make its payment id.
-pub const RETURN_SUFFIX: &str = "/return";
+pub(crate) const RETURN_SUFFIX: &str = "/return";
 
 // ---------------------------------------------------------------------------------------------
 // The camt.054.001.08 writer.

@@ -56,10 +56,10 @@ impl AmountFit {
 }
 
 /// Wire fees banks take on the way, in the payment's currency.
-pub const BANK_FEE_MIN: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
-pub const BANK_FEE_MAX: Decimal = Decimal::from_parts(50, 0, 0, false, 0);
+pub(crate) const BANK_FEE_MIN: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
+pub(crate) const BANK_FEE_MAX: Decimal = Decimal::from_parts(50, 0, 0, false, 0);
 /// The reason code given to a bank-fee deduction.
-pub const BANK_FEE_CODE: &str = "BANK_FEE";
+pub(crate) const BANK_FEE_CODE: &str = "BANK_FEE";
 
 /// The split of cash against one invoice.
 #[derive(Clone, Debug, PartialEq)]
@@ -183,7 +183,7 @@ const SUBSET_NODE_BUDGET: usize = 200_000;
 /// Subsets of `amounts` (indexes into it) whose sum is exactly `target`, of size 2 to
 /// `max_size`, at most `max_solutions` of them. Amounts may be negative (credit memos).
 /// Returns the solutions and whether the search finished within its budget.
-pub fn subset_sums(
+pub(crate) fn subset_sums(
     amounts: &[Decimal],
     target: Decimal,
     max_size: usize,

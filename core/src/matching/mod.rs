@@ -8,9 +8,9 @@
 //! computed by [`crate::terms`], both below this module, so that the ledger's indexes agree with
 //! the lookups made here.
 
-pub mod amounts;
+pub(crate) mod amounts;
 pub mod candidates;
 pub mod features;
 pub mod habits;
-pub mod payer;
+pub(crate) mod payer;
 pub mod strata;

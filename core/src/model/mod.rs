@@ -9,7 +9,7 @@
 //! model artifact beside the trees and the envelope.
 
 pub mod artifact;
-pub mod calibration;
+pub(crate) mod calibration;
 pub mod envelope;
 pub mod gbdt;
 pub mod threshold;

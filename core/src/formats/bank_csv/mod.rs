@@ -40,7 +40,7 @@ use records::{Record, Records};
 use rows::{RecentIds, Rows};
 
 /// How many rows may come before the header; a preamble is a few lines of account metadata.
-pub const MAX_PREAMBLE: usize = 50;
+pub(crate) const MAX_PREAMBLE: usize = 50;
 
 /// How much of the file is searched for the header.
 const HEAD_BYTES: u64 = 64 * 1024;

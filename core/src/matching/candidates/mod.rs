@@ -109,7 +109,7 @@ impl Candidate {
     }
 
     /// Whether some allocation pays through the reference query `qi`.
-    pub fn pays_through(&self, qi: usize) -> bool {
+    pub(crate) fn pays_through(&self, qi: usize) -> bool {
         self.allocations
             .iter()
             .any(|a| a.reference.is_some_and(|r| r.0 == qi))

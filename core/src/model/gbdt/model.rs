@@ -415,7 +415,7 @@ impl Gbdt {
     /// The raw score (log-odds) of one row of `n_features` values. A row goes right at a
     /// split when its value is greater than the threshold; a NaN or a missing trailing value
     /// (short row) goes left.
-    pub fn predict_margin(&self, row: &[f32]) -> f32 {
+    pub(crate) fn predict_margin(&self, row: &[f32]) -> f32 {
         if self.n_features <= PADDED_WIDTH {
             let row = padded(row.get(..self.n_features).unwrap_or(row));
             self.walk_trees(|i| self.forest.step(i, &row))
@@ -456,7 +456,7 @@ impl Gbdt {
 
     /// Probabilities for every row of `x` (in parallel over rows for large batches), each
     /// identical to [`Gbdt::predict_proba_row`] on that row.
-    pub fn predict_proba(&self, x: ArrayView2<f32>) -> Array1<f32> {
+    pub(crate) fn predict_proba(&self, x: ArrayView2<f32>) -> Array1<f32> {
         let x = x.as_standard_layout();
         let mut out = Array1::zeros(x.nrows());
         let zip = Zip::from(&mut out).and(x.rows());
