@@ -14,7 +14,8 @@
 //! under the same names, so `cashmatch::engine` is `cashmatch_core::engine`. It has no tonic,
 //! prost, rusqlite, postgres, axum or tokio; the retraining job (training/) and the fuzz targets
 //! (fuzz/) depend on it alone.
-//! The end-to-end benchmarks `cashmatch bench match|parse|strings|advices` are a private module
+//! The `cashmatch` binary (src/main.rs) declares and carries out its subcommands in `src/cli`;
+//! the end-to-end benchmarks `cashmatch bench match|parse|strings|advices` are a private module
 //! of the binary (src/bench), outside this library; the micro-benchmarks are in benches/, run by
 //! `cargo bench` (docs/benchmarks.md says which is which).
 //!

@@ -8,7 +8,10 @@
 //! retraining job (`training/`) and the fuzz targets (`fuzz/`) are built on it.
 //!
 //! Data flows one way through these modules; a module uses only those listed before it (the
-//! exceptions are named), and `tests/module_graph.rs` fails on any import cycle.
+//! exceptions are named), and `tests/module_graph.rs` fails on any import cycle. What nothing
+//! outside the crate uses is `pub(crate)` or private (`matching::amounts` and `matching::payer`,
+//! `model::calibration`, the parts of the large formats and of the GBDT), so that the compiler
+//! reports dead code.
 //!
 //! - [`domain`]: the shared types: customers, invoices, the canonical [`domain::Payment`] and
 //!   the [`domain::Decision`].
