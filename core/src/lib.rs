@@ -9,9 +9,11 @@
 //!
 //! Data flows one way through these modules; a module uses only those listed before it (the
 //! exceptions are named), and `tests/module_graph.rs` fails on any import cycle. What nothing
-//! outside the crate uses is `pub(crate)` or private (`matching::amounts` and `matching::payer`,
-//! `model::calibration`, the parts of the large formats and of the GBDT), so that the compiler
-//! reports dead code.
+//! outside the crate uses is `pub(crate)` or private, so that the compiler reports dead code:
+//! `text::{references, names}`, `matching::{amounts, payer, habits, strata}` and
+//! `model::{calibration, envelope, threshold}` are the crate's, their parents re-exporting the
+//! few items used outside; the parts of the large formats, of candidate generation and of the
+//! GBDT are private to their module.
 //!
 //! - [`domain`]: the shared types: customers, invoices, the canonical [`domain::Payment`] and
 //!   the [`domain::Decision`].

@@ -138,7 +138,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                     .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
                 // How the history's customers quote references, learnt before the replay so
                 // that training reads them as the engine will.
-                habits: cashmatch::matching::habits::ReferenceHabits::learn(
+                habits: cashmatch::matching::ReferenceHabits::learn(
                     ledger.invoices(),
                     &payments,
                     &labels,

@@ -11,6 +11,9 @@
 pub(crate) mod amounts;
 pub mod candidates;
 pub mod features;
-pub mod habits;
+pub(crate) mod habits;
 pub(crate) mod payer;
-pub mod strata;
+pub(crate) mod strata;
+
+pub use habits::{ReferenceHabits, Truncation};
+pub use strata::Stratum;
