@@ -7,8 +7,9 @@
 use cashmatch::formats::{self, Format};
 use cashmatch::ledger::Ledger;
 use cashmatch::matching::candidates::{self, CandidateLimits};
-use cashmatch::matching::{features, references};
+use cashmatch::matching::features;
 use cashmatch::model::artifact::Model;
+use cashmatch::text;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::Path;
@@ -42,7 +43,7 @@ fn similarity(c: &mut Criterion) {
         b.iter(|| {
             pairs
                 .iter()
-                .map(|(x, y)| references::similarity(black_box(x), black_box(y)))
+                .map(|(x, y)| text::similarity(black_box(x), black_box(y)))
                 .sum::<f64>()
         })
     });
@@ -50,7 +51,7 @@ fn similarity(c: &mut Criterion) {
         b.iter(|| {
             pairs
                 .iter()
-                .map(|(x, y)| references::edit_similarity(black_box(x), black_box(y)))
+                .map(|(x, y)| text::edit_similarity(black_box(x), black_box(y)))
                 .sum::<f64>()
         })
     });

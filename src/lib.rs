@@ -9,11 +9,13 @@
 //! exceptions are named), and `tests/module_graph.rs` fails on any import cycle.
 //!
 //! The engine is the `cashmatch-core` crate (core/, its map in core/src/lib.rs): [`domain`],
-//! [`input`], [`io`], [`ledger`], [`matching`], [`model`], [`formats`], [`advice`], [`engine`],
-//! [`train`], [`eval`], [`crossval`] and [`synth`], re-exported here under the same names, so
-//! `cashmatch::engine` is `cashmatch_core::engine`. It has no tonic, prost, rusqlite, postgres,
-//! axum or tokio; the retraining job (training/) and the fuzz targets (fuzz/) depend on it alone.
-//! The end-to-end benchmarks `cashmatch bench match|parse|strings|advices` are a private module
+//! [`input`], [`io`], [`terms`], [`text`], [`ledger`], [`matching`], [`model`], [`formats`],
+//! [`advice`], [`engine`], [`train`], [`eval`], [`crossval`] and [`synth`], re-exported here
+//! under the same names, so `cashmatch::engine` is `cashmatch_core::engine`. It has no tonic,
+//! prost, rusqlite, postgres, axum or tokio; the retraining job (training/) and the fuzz targets
+//! (fuzz/) depend on it alone.
+//! The `cashmatch` binary (src/main.rs) declares and carries out its subcommands in `src/cli`;
+//! the end-to-end benchmarks `cashmatch bench match|parse|strings|advices` are a private module
 //! of the binary (src/bench), outside this library; the micro-benchmarks are in benches/, run by
 //! `cargo bench` (docs/benchmarks.md says which is which).
 //!
@@ -42,7 +44,7 @@
 
 pub use cashmatch_core::{
     advice, crossval, domain, engine, eval, formats, input, io, ledger, matching, model, synth,
-    train,
+    terms, text, train,
 };
 
 pub mod app;

@@ -323,7 +323,7 @@ fn apply_checks_two_allocations_of_one_invoice_as_their_sum_and_changes_nothing_
 #[test]
 fn a_short_reference_that_fits_two_open_items_equally_goes_to_review() {
     use cashmatch::domain::{Currency, Customer, Invoice, Payer, Payment, RemittanceLine, Terms};
-    use cashmatch::matching::habits::{ReferenceHabits, Truncation};
+    use cashmatch::matching::{ReferenceHabits, Truncation};
     let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("date");
     let invoice = |id: &str, number: &str, amount: Decimal| Invoice {
         id: id.into(),
@@ -546,7 +546,7 @@ fn unexplained_cash_beyond_the_configured_tolerance_goes_to_review() {
 
 #[test]
 fn a_stratum_the_model_could_not_certify_never_auto_applies() {
-    use cashmatch::matching::strata::Stratum;
+    use cashmatch::matching::Stratum;
     use cashmatch::model::artifact::StratumThreshold;
     let shipped = Model::embedded_default().expect("the shipped model loads");
     // Every stratum at the shipped threshold, but amount-only evidence uncertified.
@@ -604,7 +604,7 @@ fn a_stratum_the_model_could_not_certify_never_auto_applies() {
 
 #[test]
 fn a_candidate_unlike_the_training_data_is_not_auto_applied_however_high_it_scores() {
-    use cashmatch::model::envelope::Envelope;
+    use cashmatch::model::Envelope;
     let mut shipped = Model::embedded_default().expect("the shipped model loads");
     shipped.strata.clear();
     shipped.envelope = None;

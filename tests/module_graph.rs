@@ -12,15 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Cycles known today and allowed until the step of issue 15 that removes them; any other cycle,
-/// or one of these grown to take in another module, fails.
-const ALLOWED: &[&[&str]] = &[
-    // ledger normalises invoice numbers and names with matching::references and matching::names
-    // so that its indexes agree with the lookups; issue 15, step 1 moves that normalisation into
-    // a module of its own below both, together with the core-crate move.
-    &["ledger", "matching"],
-];
-
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -237,17 +228,12 @@ fn describe(g: &Graph, cycle: &[String]) -> String {
     edges.join(", ")
 }
 
-/// The cycles of one crate's graphs that are not allowed, described.
+/// The cycles of one crate's graphs, described.
 fn faults(src: &Path) -> (Graph, Vec<String>) {
     let (top, inner) = graphs(src);
     let mut faults = Vec::new();
     for cycle in cycles(&top) {
-        if !ALLOWED
-            .iter()
-            .any(|a| a.iter().copied().eq(cycle.iter().map(String::as_str)))
-        {
-            faults.push(format!("modules {cycle:?}: {}", describe(&top, &cycle)));
-        }
+        faults.push(format!("modules {cycle:?}: {}", describe(&top, &cycle)));
     }
     for cycle in cycles(&inner) {
         faults.push(format!("files {cycle:?}: {}", describe(&inner, &cycle)));

@@ -46,7 +46,7 @@ pub enum CrossvalError {
 /// The examples of the payments `keep` admits, in their order: the rows of every other payment
 /// are left out entirely, so nothing of them reaches the trees, the early stopping, the
 /// calibration or the threshold.
-pub fn without_payments(ex: &Examples, keep: impl Fn(&str) -> bool) -> Examples {
+pub(crate) fn without_payments(ex: &Examples, keep: impl Fn(&str) -> bool) -> Examples {
     let mut rows_kept: Vec<usize> = Vec::new();
     let mut rows = Vec::new();
     let mut has_truth = Vec::new();
@@ -98,7 +98,7 @@ pub struct Replayed {
 
 /// Replays `world`'s train split against its ledger (see [`train::replay`]), with the reference
 /// habits learnt from the whole split.
-pub fn replay_train(world: &World, cfg: &TrainConfig) -> Result<Replayed, CrossvalError> {
+pub(crate) fn replay_train(world: &World, cfg: &TrainConfig) -> Result<Replayed, CrossvalError> {
     let mut ledger = ledger_of(&world.customers, &world.train.invoices)?;
     let habits = ReferenceHabits::learn(
         ledger.invoices(),

@@ -14,9 +14,9 @@ use crate::matching::candidates::{
 };
 use crate::matching::features;
 use crate::matching::payer::PayerVia;
-use crate::matching::references::one_slip_apart;
 use crate::matching::strata;
 use crate::model::artifact::{Model, decision_score};
+use crate::text::references::one_slip_apart;
 use rayon::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -825,8 +825,8 @@ impl Engine {
                     None if quoted == 1 => payment.amount,
                     None => return true,
                 };
-                let discount = crate::matching::amounts::terms_discount(inv, None)
-                    .map_or(Decimal::ZERO, |(d, _)| d);
+                let discount =
+                    crate::terms::terms_discount(inv, None).map_or(Decimal::ZERO, |(d, _)| d);
                 paid <= inv.amount + self.config.unexplained_tolerance
                     && paid >= inv.amount - discount - self.config.unexplained_tolerance
             })

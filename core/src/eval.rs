@@ -15,7 +15,7 @@
 use crate::domain::{Allocation, Decision, Label, Payment, Status, Suggestion};
 use crate::engine::RULES_VERSION;
 use crate::ledger::Ledger;
-use crate::matching::references::normalize;
+use crate::text::references::normalize;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 
@@ -48,7 +48,7 @@ impl Figures {
         self.auto_precision().unwrap_or(1.0)
     }
     /// Auto-apply precision, `None` when the group had no auto-apply: nothing was measured.
-    pub fn auto_precision(&self) -> Option<f64> {
+    pub(crate) fn auto_precision(&self) -> Option<f64> {
         (self.auto > 0).then(|| ratio(self.auto_correct, self.auto))
     }
     /// Precision as a percentage with `decimals` places, or "n/a" with no auto-apply.
@@ -73,7 +73,7 @@ impl Figures {
         ratio(self.review_top1, self.review_with_truth)
     }
     /// Adds another group's counts to this one (figures of a union of payments).
-    pub fn absorb(&mut self, other: &Figures) {
+    pub(crate) fn absorb(&mut self, other: &Figures) {
         self.payments += other.payments;
         self.with_truth += other.with_truth;
         self.auto += other.auto;
@@ -113,7 +113,7 @@ pub enum AutoOutcome {
 
 /// Classifies an auto decision's allocations against the truth (`None`: the payment had no
 /// correct match). Both sides as (invoice id, cash) pairs; an invoice may appear once.
-pub fn classify_auto(
+pub(crate) fn classify_auto(
     allocations: &[(String, Decimal)],
     truth: Option<&[(String, Decimal)]>,
 ) -> AutoOutcome {
@@ -267,7 +267,7 @@ pub fn render(reports: &[(&str, &Report)]) -> String {
 }
 
 /// Review top-1 as a percentage, or "-" when no review item had an answer.
-pub fn review_top1_text(f: &Figures) -> String {
+pub(crate) fn review_top1_text(f: &Figures) -> String {
     if f.review_with_truth == 0 {
         "-".to_string()
     } else {
@@ -285,7 +285,7 @@ pub fn rules_baseline(ledger: &mut Ledger, payments: &[Payment]) -> Vec<Decision
 
 /// [`rules_baseline`] with references and invoice numbers compared by `key` instead of the
 /// normalised form (the generator's tests try a looser, digits-only key).
-pub fn rules_baseline_by(
+pub(crate) fn rules_baseline_by(
     ledger: &mut Ledger,
     payments: &[Payment],
     key: impl Fn(&str) -> String,

@@ -29,7 +29,7 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 /// A threshold no calibrated confidence reaches: the model never auto-applies.
-pub const NEVER: f64 = 1.5;
+pub(crate) const NEVER: f64 = 1.5;
 
 /// Settings of a training run.
 #[derive(Clone, Debug)]
@@ -112,7 +112,7 @@ impl Examples {
     }
 
     /// [`Examples::recall`] over the payments in `payments`.
-    pub fn recall_in(&self, payments: std::ops::Range<usize>) -> f64 {
+    pub(crate) fn recall_in(&self, payments: std::ops::Range<usize>) -> f64 {
         let with = self.has_truth[payments.clone()]
             .iter()
             .filter(|&&t| t)
@@ -253,13 +253,13 @@ impl SplitPoints {
     }
 
     /// Payments that stop the boosting early.
-    pub fn valid_len(&self) -> usize {
+    pub(crate) fn valid_len(&self) -> usize {
         self.calibration_start - self.train_end
     }
 
     /// The five slices as payment ranges, in time order: trees, early stopping, calibration,
     /// threshold, test.
-    pub fn slices(&self) -> [std::ops::Range<usize>; 5] {
+    pub(crate) fn slices(&self) -> [std::ops::Range<usize>; 5] {
         [
             0..self.train_end,
             self.train_end..self.calibration_start,
@@ -321,7 +321,7 @@ pub fn top_decisions(
 /// certify the target (`threshold::labels_needed`) gets no threshold and never auto-applies;
 /// otherwise the fixed-sequence Clopper-Pearson scan runs on that stratum's items alone, so the
 /// bound holds in each stratum, not only on the pool.
-pub fn certify_strata(
+pub(crate) fn certify_strata(
     items: &[(Stratum, f64, bool)],
     target_precision: f64,
     confidence: f64,

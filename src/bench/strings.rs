@@ -1,6 +1,6 @@
 //! strsim against rapidfuzz on the reference-similarity hot path: `cashmatch bench strings`.
 
-use cashmatch::matching::references::edit_similarity;
+use cashmatch::text::edit_similarity;
 use std::time::Instant;
 
 /// Times one call of each measure over pairs of invoice-number cores as the matcher compares

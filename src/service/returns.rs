@@ -22,8 +22,8 @@
 use super::Service;
 use super::api::*;
 use crate::domain::{Payment, ReturnedItem, Status};
-use crate::matching::names::normalize_name;
 use crate::store::{ActorKind, StoredDecision};
+use crate::text::normalize_name;
 use std::sync::Arc;
 
 /// Decided payments of the return's amount read at most when looking for its original.

@@ -8,18 +8,19 @@
 //! same ledger. The holdout's replayed candidate rows give the candidate-level figures (AUC,
 //! precision against coverage, calibration) and the matrices for the reference booster.
 //!
-//! The customers' reference habits (`cashmatch_core::matching::habits`) are learnt from the payments
-//! before the holdout only, and the whole history is replayed with them: what a new model will
-//! carry. A model with other habits (the champion) has its holdout rows replayed with its own.
+//! The customers' reference habits (`cashmatch_core::matching::ReferenceHabits`) are learnt from
+//! the payments before the holdout only, and the whole history is replayed with them: what a new
+//! model will carry. A model with other habits (the champion) has its holdout rows replayed with
+//! its own.
 
 use crate::history::History;
 use cashmatch_core::domain::{Customer, Decision, Invoice, Label, Status};
 use cashmatch_core::engine::{Engine, EngineConfig};
 use cashmatch_core::eval::{self, Figures, Report};
 use cashmatch_core::ledger::Ledger;
+use cashmatch_core::matching::ReferenceHabits;
 use cashmatch_core::matching::candidates::CandidateLimits;
 use cashmatch_core::matching::features::N_FEATURES;
-use cashmatch_core::matching::habits::ReferenceHabits;
 use cashmatch_core::model::artifact::Model;
 use cashmatch_core::model::gbdt::auc;
 use cashmatch_core::train::{self, Examples};

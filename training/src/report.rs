@@ -9,7 +9,7 @@ use cashmatch_core::domain::Status;
 use cashmatch_core::eval::{self, Figures};
 use cashmatch_core::matching::features::FEATURE_NAMES;
 use cashmatch_core::model::artifact::Model;
-use cashmatch_core::model::threshold::labels_needed;
+use cashmatch_core::model::labels_needed;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;

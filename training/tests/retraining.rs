@@ -206,12 +206,7 @@ fn shift(flat: &mut Flat, from: usize, segment: &HashSet<String>) -> usize {
     let by_number: HashMap<String, &Invoice> = flat
         .invoices
         .iter()
-        .map(|i| {
-            (
-                cashmatch_core::matching::references::normalize(&i.number),
-                i,
-            )
-        })
+        .map(|i| (cashmatch_core::text::normalize(&i.number), i))
         .collect();
     let mut changed = 0;
     for p in flat.payments.iter_mut().skip(from) {
@@ -219,8 +214,7 @@ fn shift(flat: &mut Flat, from: usize, segment: &HashSet<String>) -> usize {
             let Some(r) = line.reference.clone() else {
                 continue;
             };
-            let Some(inv) = by_number.get(&cashmatch_core::matching::references::normalize(&r))
-            else {
+            let Some(inv) = by_number.get(&cashmatch_core::text::normalize(&r)) else {
                 continue;
             };
             if !segment.contains(&inv.customer_id) {

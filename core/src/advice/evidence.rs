@@ -3,9 +3,9 @@
 use super::LinkConfig;
 use crate::domain::{Direction, Payment};
 use crate::ledger::{CustomerIdx, Ledger};
-use crate::matching::names::{name_similarity, normalize_name};
 use crate::matching::payer::{PayerVia, identify};
-use crate::matching::references::{RefKey, extract_from_text};
+use crate::text::names::{name_similarity, normalize_name};
+use crate::text::references::{RefKey, extract_from_text};
 use rust_decimal::Decimal;
 
 /// Two payer names the ledger does not know are taken as one payer from this similarity.

@@ -23,7 +23,7 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 use rust_decimal::Decimal;
 
 /// Largest message read: mail systems refuse more than some tens of megabytes.
-pub const MAX_BYTES: usize = 32 << 20;
+pub(crate) const MAX_BYTES: usize = 32 << 20;
 
 /// Header names that open a message; two of them in the first lines make a file an email.
 const HEADERS: [&str; 9] = [

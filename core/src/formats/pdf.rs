@@ -24,13 +24,13 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 /// Largest PDF read: a remittance advice of a few pages is some tens of kilobytes.
-pub const MAX_BYTES: usize = 8 << 20;
+pub(crate) const MAX_BYTES: usize = 8 << 20;
 /// Most bytes all compressed streams of the file may inflate to, together.
-pub const MAX_INFLATED: u64 = 64 << 20;
+pub(crate) const MAX_INFLATED: u64 = 64 << 20;
 /// Most pages read; an advice longer than this is read up to it, with a warning.
-pub const MAX_PAGES: usize = 50;
+pub(crate) const MAX_PAGES: usize = 50;
 /// Most pieces of text read, over all pages.
-pub const MAX_PIECES: usize = 200_000;
+pub(crate) const MAX_PIECES: usize = 200_000;
 
 /// Whether the head of a file is a PDF: the `%PDF-` header, which readers look for within the
 /// first kilobyte.

@@ -32,7 +32,7 @@ use rust_decimal::Decimal;
 use std::str::FromStr;
 
 /// Largest file read: an interchange of advices is some hundreds of kilobytes.
-pub const MAX_BYTES: usize = 32 << 20;
+pub(crate) const MAX_BYTES: usize = 32 << 20;
 
 const FORMAT: &str = "remadv";
 

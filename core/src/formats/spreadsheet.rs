@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use std::io::Cursor;
 
 /// Largest spreadsheet file read.
-pub const MAX_BYTES: usize = 16 << 20;
+pub(crate) const MAX_BYTES: usize = 16 << 20;
 /// Largest total of the archive's members once inflated.
 const MAX_INFLATED: u64 = 64 << 20;
 /// Most members of the archive (an XLSX has some ten).
@@ -37,7 +37,7 @@ pub fn looks_like(head: &[u8]) -> bool {
 /// readers. Numbers are written as the shortest decimal that reads back as the same binary
 /// number, which is the decimal the spreadsheet's own XML holds for any amount of up to 15
 /// significant digits: money is never rounded through arithmetic here. Dates become ISO dates.
-pub fn to_csv(bytes: &[u8], file: &str) -> Result<Vec<u8>, FormatError> {
+pub(crate) fn to_csv(bytes: &[u8], file: &str) -> Result<Vec<u8>, FormatError> {
     let err = |m: String| FormatError::new(file, Position::File, m);
     if bytes.len() > MAX_BYTES {
         return Err(err(format!(

@@ -7,7 +7,7 @@
 
 use super::{FormatError, Parsed, Position};
 use crate::domain::{Currency, Direction, Payer, Payment, ReferenceKind, RemittanceLine};
-use crate::matching::references::extract_from_text;
+use crate::text::references::extract_from_text;
 use rust_decimal::Decimal;
 use std::str::FromStr;
 

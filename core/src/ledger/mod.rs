@@ -11,8 +11,8 @@ pub(crate) mod index;
 pub(crate) mod open;
 
 use crate::domain::{Customer, Invoice};
-use crate::matching::names::{name_tokens, normalize_name};
-use crate::matching::references::RefKey;
+use crate::text::names::{name_tokens, normalize_name};
+use crate::text::references::RefKey;
 use index::{MultiMap, deletion_variants, key_hash};
 use open::OpenIndex;
 use rayon::prelude::*;
@@ -179,7 +179,6 @@ pub struct Ledger {
     invoice_by_id: FxHashMap<String, InvoiceIdx>,
     /// The customer of each invoice, so the hot path does not hash customer ids.
     invoice_customer: Vec<CustomerIdx>,
-    by_customer: Vec<Vec<InvoiceIdx>>,
     /// The open items of each customer. Kept in step by `upsert_invoice` and `relieve`.
     open_by_customer: Vec<Vec<InvoiceIdx>>,
     /// The facts of each of those items, position for position.
@@ -294,7 +293,6 @@ impl Ledger {
                 self.customer_by_id.insert(c.id.clone(), i);
                 self.customers.push(c.clone());
                 self.customer_keys.push(CustomerKeys::default());
-                self.by_customer.push(Vec::new());
                 self.open_by_customer.push(Vec::new());
                 self.open_facts.push(Vec::new());
                 self.open_index.push(OpenIndex::default());
@@ -385,9 +383,7 @@ impl Ledger {
                     );
                 }
                 if oc != cust {
-                    self.by_customer[oc as usize].retain(|&x| x != i);
                     self.set_open(oc, i, false);
-                    self.by_customer[cust as usize].push(i);
                 }
                 i
             }
@@ -397,7 +393,6 @@ impl Ledger {
                 self.invoice_keys.push(InvoiceKeys::default());
                 self.invoice_customer.push(cust);
                 self.open_pos.push(NOT_OPEN);
-                self.by_customer[cust as usize].push(i);
                 i
             }
         };
@@ -498,7 +493,7 @@ impl Ledger {
 
     /// The payment that closed an item, when an application in this ledger (or one restored
     /// into it) closed it.
-    pub fn settlement(&self, idx: InvoiceIdx) -> Option<&Settlement> {
+    pub(crate) fn settlement(&self, idx: InvoiceIdx) -> Option<&Settlement> {
         self.settlements.get(&idx)
     }
 
@@ -570,11 +565,6 @@ impl Ledger {
     /// The [`OpenFacts`] of [`Ledger::customer_open_invoices`], position for position.
     pub(crate) fn customer_open_facts(&self, c: CustomerIdx) -> &[OpenFacts] {
         &self.open_facts[c as usize]
-    }
-
-    /// Every item of a customer, open or closed.
-    pub fn customer_invoices(&self, c: CustomerIdx) -> &[InvoiceIdx] {
-        &self.by_customer[c as usize]
     }
 
     /// A customer's open items by amount, due date and number.
@@ -764,7 +754,7 @@ mod tests {
         for &i in &open {
             let inv = l.invoice(i);
             if inv.open_amount > Decimal::ZERO {
-                if let Some(gaps) = crate::matching::amounts::discount_gaps(inv) {
+                if let Some(gaps) = crate::terms::discount_gaps(inv) {
                     for g in gaps {
                         by_net.push((inv.open_amount - g, i));
                     }
@@ -850,7 +840,7 @@ mod tests {
                             (number % 3 == 0).then_some("PO-77"),
                             amount,
                         );
-                        inv.open_amount = crate::matching::amounts::cents(
+                        inv.open_amount = crate::terms::cents(
                             amount * Decimal::from(open_pct) / Decimal::ONE_HUNDRED,
                         );
                         inv.due_date = inv.invoice_date + chrono::Days::new(due as u64);
@@ -862,7 +852,7 @@ mod tests {
                     Op::Relieve(i, share) => {
                         if let Some(idx) = l.invoice_idx(&format!("I{i}")) {
                             let open = l.invoice(idx).open_amount;
-                            let part = crate::matching::amounts::cents(
+                            let part = crate::terms::cents(
                                 open * Decimal::from(share) / Decimal::ONE_HUNDRED,
                             );
                             proptest::prop_assert!(l.relieve(idx, part).is_ok());

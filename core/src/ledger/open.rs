@@ -10,7 +10,7 @@
 
 use super::{InvoiceIdx, InvoiceKeys};
 use crate::domain::Invoice;
-use crate::matching::amounts::discount_gaps;
+use crate::terms::discount_gaps;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;

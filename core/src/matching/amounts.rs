@@ -7,8 +7,9 @@
 //! deduction, never relieving an invoice of more than it has open.
 
 use crate::domain::{Invoice, RemittanceLine};
+use crate::terms::{cents, gaps_of, terms_discount};
 use chrono::NaiveDate;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 
 /// How an allocation's amount was explained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,12 +56,10 @@ impl AmountFit {
 }
 
 /// Wire fees banks take on the way, in the payment's currency.
-pub const BANK_FEE_MIN: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
-pub const BANK_FEE_MAX: Decimal = Decimal::from_parts(50, 0, 0, false, 0);
-/// Days after the discount window a late discount is still recognised as such.
-const DISCOUNT_GRACE_DAYS: i64 = 5;
+pub(crate) const BANK_FEE_MIN: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
+pub(crate) const BANK_FEE_MAX: Decimal = Decimal::from_parts(50, 0, 0, false, 0);
 /// The reason code given to a bank-fee deduction.
-pub const BANK_FEE_CODE: &str = "BANK_FEE";
+pub(crate) const BANK_FEE_CODE: &str = "BANK_FEE";
 
 /// The split of cash against one invoice.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,40 +79,6 @@ impl Fit {
     pub fn relieved(&self) -> Decimal {
         self.amount + self.discount + self.deduction
     }
-}
-
-/// Rounds money to cents, half away from zero as invoices do.
-pub fn cents(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-}
-
-/// The discount the terms allow on this invoice, if any, and whether `paid_on` is inside the
-/// window (with a few days' grace for mail and bank float).
-pub fn terms_discount(inv: &Invoice, paid_on: Option<NaiveDate>) -> Option<(Decimal, bool)> {
-    if inv.terms.discount_rate.is_zero() || inv.is_credit() {
-        return None;
-    }
-    let disc = cents(inv.amount * inv.terms.discount_rate);
-    let within = match paid_on {
-        Some(d) => {
-            (d - inv.invoice_date).num_days()
-                <= inv.terms.discount_days as i64 + DISCOUNT_GRACE_DAYS
-        }
-        None => true,
-    };
-    Some((disc, within))
-}
-
-/// The discounts a payer may take under the invoice's terms, if they give one: computed on the
-/// invoice amount and on what is open (payers do both). The ledger's amount index holds what
-/// the item asks for less each, so both are read from here.
-pub fn discount_gaps(inv: &Invoice) -> Option<[Decimal; 2]> {
-    terms_discount(inv, None).map(|(disc, _)| gaps_of(inv, disc))
-}
-
-/// The terms discount `disc` (on the invoice amount) and the one on the open amount.
-fn gaps_of(inv: &Invoice, disc: Decimal) -> [Decimal; 2] {
-    [disc, cents(inv.open_amount * inv.terms.discount_rate)]
 }
 
 /// Explains `cash` against an invoice's open amount. `line` is the remittance line that names
@@ -218,7 +183,7 @@ const SUBSET_NODE_BUDGET: usize = 200_000;
 /// Subsets of `amounts` (indexes into it) whose sum is exactly `target`, of size 2 to
 /// `max_size`, at most `max_solutions` of them. Amounts may be negative (credit memos).
 /// Returns the solutions and whether the search finished within its budget.
-pub fn subset_sums(
+pub(crate) fn subset_sums(
     amounts: &[Decimal],
     target: Decimal,
     max_size: usize,

@@ -307,7 +307,7 @@ pub fn row(
 
 /// Whether a remittance line states exactly what the invoice has open: the cash it pays plus
 /// the discount and adjustments it gives.
-pub fn line_states_open_amount(line: &RemittanceLine, inv: &Invoice) -> bool {
+pub(crate) fn line_states_open_amount(line: &RemittanceLine, inv: &Invoice) -> bool {
     let stated: Decimal = line.amount_paid.unwrap_or_default()
         + line.discount.unwrap_or_default()
         + line.adjustments.iter().map(|x| x.amount).sum::<Decimal>();

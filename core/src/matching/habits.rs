@@ -14,15 +14,15 @@
 //! retraining wins back what the change of habit cost.
 
 use crate::domain::{Invoice, Label, Payment};
-use crate::matching::references::normalize;
+use crate::text::references::normalize;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// Labelled lines that must show a truncation before a customer's habit is believed.
-pub const MIN_TRUNCATIONS: u32 = 5;
+pub(crate) const MIN_TRUNCATIONS: u32 = 5;
 
 /// Shortest normalised reference ever read as a prefix: shorter ones fit too many numbers.
-pub const MIN_PREFIX_CHARS: usize = 5;
+pub(crate) const MIN_PREFIX_CHARS: usize = 5;
 
 /// A customer's habit of quoting the start of a document number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 
 use crate::domain::Payment;
 use crate::ledger::{CustomerIdx, Ledger};
-use crate::matching::names::{name_similarity, name_tokens, normalize_name};
+use crate::text::names::{name_similarity, name_tokens, normalize_name};
 
 /// How a customer was tied to a payment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,7 +45,7 @@ const MIN_NAME_SIMILARITY: f64 = 0.80;
 const MAX_NAME_CANDIDATES: usize = 200;
 
 /// The customers that may have sent `payment`, best first, without duplicates.
-pub fn identify(ledger: &Ledger, payment: &Payment) -> Vec<PayerMatch> {
+pub(crate) fn identify(ledger: &Ledger, payment: &Payment) -> Vec<PayerMatch> {
     let mut out: Vec<PayerMatch> = Vec::new();
     if let Some(acct) = payment.payer.account.as_deref() {
         for c in ledger.lookup_account(acct) {

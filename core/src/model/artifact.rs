@@ -141,7 +141,7 @@ impl Model {
     /// The auto-apply threshold of a stratum: its own when the model certified per stratum
     /// (`None` for a stratum it could not certify, which must never auto-apply), else the one
     /// threshold of an older model.
-    pub fn threshold_for(&self, stratum: Stratum) -> Option<f64> {
+    pub(crate) fn threshold_for(&self, stratum: Stratum) -> Option<f64> {
         if self.strata.is_empty() {
             return Some(self.threshold);
         }
@@ -254,6 +254,6 @@ impl Model {
 
 /// The decision score of the best candidate: its probability, discounted by its strongest
 /// rival's, since at most one of them can be right.
-pub fn decision_score(best: f64, rival: f64) -> f64 {
+pub(crate) fn decision_score(best: f64, rival: f64) -> f64 {
     best * (1.0 - rival)
 }

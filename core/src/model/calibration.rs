@@ -183,7 +183,8 @@ impl Platt {
     }
 
     /// The slope `a` and intercept `b`.
-    pub fn coefficients(&self) -> (f64, f64) {
+    #[cfg(test)]
+    pub(crate) fn coefficients(&self) -> (f64, f64) {
         (self.a, self.b)
     }
 }
@@ -313,7 +314,8 @@ impl Isotonic {
     }
 
     /// The knots: block centres and their rates.
-    pub fn knots(&self) -> (&[f64], &[f64]) {
+    #[cfg(test)]
+    pub(crate) fn knots(&self) -> (&[f64], &[f64]) {
         (&self.x, &self.y)
     }
 }

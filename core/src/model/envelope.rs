@@ -36,7 +36,7 @@ use std::fmt;
 /// a few thousand payments every continuous feature would look sparse everywhere; 32 merge
 /// neighbouring booster bins, while a feature with at most 32 distinct values (counts, flags,
 /// one-hot columns) still gets a bin per value, which is where a rare value shows.
-pub const ENVELOPE_BINS: usize = 32;
+pub(crate) const ENVELOPE_BINS: usize = 32;
 
 /// One feature's training rows: their range, the booster's cuts and the rows in each bin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -142,7 +142,7 @@ const VIAS: [&str; 4] = [
 /// present (7), invoices 1/2/3-5/6+ (2), payer found by account/name/parent/reference/none (3),
 /// share of invoices referenced none/some/all (2), weakest reference exact/>=0.95/>=0.8/lower
 /// (2), cash left unapplied (1).
-pub fn pattern(row: &[f32]) -> u32 {
+pub(crate) fn pattern(row: &[f32]) -> u32 {
     let v = |name: &str| row.get(col(name)).copied().unwrap_or(0.0);
     let source = SOURCES.iter().position(|s| v(s) > 0.5).unwrap_or(0) as u32;
     let fits = FITS
@@ -183,7 +183,7 @@ pub fn pattern(row: &[f32]) -> u32 {
 }
 
 /// The pattern in words, for explanations.
-pub fn describe_pattern(p: u32) -> String {
+pub(crate) fn describe_pattern(p: u32) -> String {
     let source = [
         "lines",
         "free-text references",
@@ -281,7 +281,7 @@ impl Envelope {
     }
 
     /// Right answers in training with this pattern.
-    pub fn pattern_rows(&self, p: u32) -> u32 {
+    pub(crate) fn pattern_rows(&self, p: u32) -> u32 {
         self.patterns
             .binary_search_by_key(&p, |&(q, _)| q)
             .map_or(0, |i| self.patterns[i].1)

@@ -1,15 +1,18 @@
 //! The model core: a histogram gradient-boosted tree classifier ([`gbdt`]) scoring candidate
-//! allocations, the calibration of its scores into probabilities ([`calibration`]), and the
-//! choice of the auto-apply threshold with a finite-sample precision guarantee ([`threshold`]),
-//! and the envelope of the training rows that keeps the engine from auto-applying what the
-//! model never saw ([`envelope`]).
+//! allocations, the calibration of its scores into probabilities (`calibration`), the choice of
+//! the auto-apply threshold with a finite-sample precision guarantee (`threshold`, of which
+//! [`labels_needed`] is public), and the envelope of the training rows that keeps the engine
+//! from auto-applying what the model never saw ([`Envelope`]).
 //!
 //! Scores flow `gbdt` -> `calibration` -> `threshold`: the calibration and the per-stratum
 //! thresholds are chosen on two later, disjoint slices of labelled history and ship in the
 //! model artifact beside the trees and the envelope.
 
 pub mod artifact;
-pub mod calibration;
-pub mod envelope;
+pub(crate) mod calibration;
+pub(crate) mod envelope;
 pub mod gbdt;
-pub mod threshold;
+pub(crate) mod threshold;
+
+pub use envelope::Envelope;
+pub use threshold::labels_needed;

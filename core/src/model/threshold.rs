@@ -70,7 +70,8 @@ pub struct ThresholdChoice {
 
 impl ThresholdChoice {
     /// Whether a payment whose top candidate has this score may be auto-applied.
-    pub fn auto_applies(&self, score: f64) -> bool {
+    #[cfg(test)]
+    pub(crate) fn auto_applies(&self, score: f64) -> bool {
         self.threshold.is_some_and(|t| score >= t)
     }
 }
@@ -96,7 +97,7 @@ fn certifies(n: usize, errors: usize, target: f64, confidence: f64) -> bool {
 /// payment (its top candidate). Scores may be calibrated probabilities or raw margins: only
 /// their order matters. The first threshold tested is the highest one with enough items that
 /// zero errors would certify the target ([`labels_needed`] at rate 0).
-pub fn choose_threshold(
+pub(crate) fn choose_threshold(
     items: &[(f64, bool)],
     target_precision: f64,
     confidence: f64,
@@ -109,7 +110,7 @@ pub fn choose_threshold(
 /// later start survives that, at the price of never certifying fewer than `min_auto` items.
 /// `min_auto` must be fixed without looking at the holdout labels (say, from the expected
 /// coverage, or `labels_needed` at half the error budget), or the guarantee is lost.
-pub fn choose_threshold_from(
+pub(crate) fn choose_threshold_from(
     items: &[(f64, bool)],
     target_precision: f64,
     confidence: f64,
@@ -179,7 +180,7 @@ pub fn choose_threshold_from(
 /// `n` trials: the `p` at which `P(X >= successes) = 1 - confidence`. With no failures it is
 /// `(1 - confidence)^(1/n)`. Returns 0 when `successes` or `n` is 0, or for a confidence
 /// outside (0, 1). Rounded down (never overstates the bound).
-pub fn clopper_pearson_lower(successes: usize, n: usize, confidence: f64) -> f64 {
+pub(crate) fn clopper_pearson_lower(successes: usize, n: usize, confidence: f64) -> f64 {
     if successes == 0 || n == 0 || successes > n || !(confidence > 0.0 && confidence < 1.0) {
         return 0.0;
     }

@@ -375,13 +375,15 @@ impl Case {
     }
 
     /// Whether a person must decide it: the right answer is "no match", or it cannot be told.
-    pub fn must_not_auto_apply(self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn must_not_auto_apply(self) -> bool {
         self.group() == "must_not_auto_apply"
     }
 
     /// Whether the payment has no correct match at all: its cash belongs to no open invoice
     /// the engine holds.
-    pub fn has_no_match(self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_no_match(self) -> bool {
         matches!(
             self,
             Case::NoOpenInvoice
@@ -395,16 +397,6 @@ impl Case {
 /// Generates a world. Deterministic for a seed.
 pub fn generate(config: &SynthConfig) -> World {
     world::Sim::run(config)
-}
-
-/// Generates customers and a ledger of about `invoices` items (open, partially paid, recently
-/// closed, credit memos) with no payments: the load side of a benchmark.
-pub fn generate_ledger_only(
-    seed: u64,
-    customers: usize,
-    invoices: usize,
-) -> (Vec<Customer>, Vec<Invoice>) {
-    world::Sim::ledger_only(seed, customers, invoices)
 }
 
 /// Ledger items per customer a first guess at the world's size starts from.

@@ -2,7 +2,7 @@
 //! payers mangle them when they quote them back.
 
 use super::pick;
-use crate::matching::references::normalize;
+use crate::text::references::normalize;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 

@@ -5,7 +5,7 @@ use super::numbers::{self, memo_generic};
 use super::world::{Sim, Table, cents, days_before, frac};
 use super::{Case, pick};
 use crate::domain::{Adjustment, Currency, Direction, Label, Payer, Payment, RemittanceLine};
-use crate::matching::references::normalize;
+use crate::text::references::normalize;
 use chrono::NaiveDate;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal};

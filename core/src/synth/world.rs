@@ -269,41 +269,6 @@ impl Sim {
         }
     }
 
-    pub(crate) fn ledger_only(
-        seed: u64,
-        customers: usize,
-        invoices: usize,
-    ) -> (Vec<Customer>, Vec<Invoice>) {
-        // Open-item counts are scaled until the ledger lands near the request: the size is
-        // not quite proportional to the scale (every customer has at least one item).
-        let mut scale = 1.0;
-        let mut sim = Sim::new(
-            seed,
-            WorldProfile::Standard,
-            customers,
-            CustomerSizes::Typical,
-            scale,
-            0,
-        );
-        for _ in 0..3 {
-            let got = sim.ledger(1).len().max(1) as f64;
-            if invoices == 0 || (got - invoices as f64).abs() / (invoices as f64) < 0.02 {
-                break;
-            }
-            scale *= invoices as f64 / got;
-            sim = Sim::new(
-                seed,
-                WorldProfile::Standard,
-                customers,
-                CustomerSizes::Typical,
-                scale,
-                0,
-            );
-        }
-        let invoices = sim.ledger(1);
-        (sim.customers, invoices)
-    }
-
     // ----- customers -------------------------------------------------------------------------
 
     fn make_customers(&mut self, n: usize, sizes: CustomerSizes, scale: f64) {

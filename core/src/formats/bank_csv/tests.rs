@@ -1,5 +1,14 @@
+use super::conventions::*;
+use super::header::*;
+use super::records::*;
+use super::values::*;
+use super::vocabulary::*;
 use super::*;
+use crate::domain::{Currency, Direction, Payment, ReferenceKind};
+use crate::formats::{Format, Parsed, Position};
+use chrono::NaiveDate;
 use proptest::prelude::*;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use std::path::PathBuf;
 

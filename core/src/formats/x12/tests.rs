@@ -1,6 +1,16 @@
+use super::elements::*;
+use super::tokenizer::*;
+use super::writer::*;
 use super::*;
+use crate::domain::{
+    Adjustment, Currency, Direction, Payer, Payment, ReferenceKind, RemittanceLine,
+};
+use crate::formats::{FormatError, Parsed, Position};
+use chrono::NaiveDate;
 use proptest::prelude::*;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 /// A third-party sample ([`crate::formats::samples`]): skipped without it, a failure under CI.

@@ -55,7 +55,7 @@ const ABBREVIATIONS: [(&str, &str); 14] = [
 ];
 
 /// The identity-bearing words of a name, upper case, in order.
-pub fn name_tokens(name: &str) -> Vec<String> {
+pub(crate) fn name_tokens(name: &str) -> Vec<String> {
     let cleaned: String = name
         .chars()
         // `&`, punctuation and spaces all separate words.
@@ -91,7 +91,7 @@ pub fn normalize_name(name: &str) -> String {
 /// How alike two normalised names are, in [0, 1]. A truncated name (ACH cuts at 22 characters)
 /// that is a prefix of the other scores high; otherwise Jaro-Winkler blended with the share of
 /// tokens in common.
-pub fn name_similarity(a: &str, b: &str) -> f64 {
+pub(crate) fn name_similarity(a: &str, b: &str) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }

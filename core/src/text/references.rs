@@ -40,7 +40,7 @@ pub fn core(s: &str) -> String {
 }
 
 /// [`core`] of an already normalised reference.
-pub fn core_of_normalized(n: &str) -> String {
+pub(crate) fn core_of_normalized(n: &str) -> String {
     let b = n.as_bytes();
     // The longest suffix that reads as digits after OCR folding, but it must contain at least
     // one real digit: an all-letter word is not a document number.
@@ -78,7 +78,7 @@ pub fn core_of_normalized(n: &str) -> String {
 /// The core of the last segment of a reference as written (`2026-0064628` gives `64628`), when
 /// it differs from the whole core: schemes with a year or branch in front lose that part when
 /// payers retype them (`IN-0064628`). Empty when there is no such segment.
-pub fn tail_core(raw: &str) -> String {
+pub(crate) fn tail_core(raw: &str) -> String {
     let last = raw
         .rsplit(|c: char| !c.is_ascii_alphanumeric())
         .find(|s| !s.is_empty())
@@ -115,7 +115,7 @@ pub fn edit_similarity(a: &str, b: &str) -> f64 {
 /// Whether two references are one slip of the keyboard apart at most: their cores (prefixes,
 /// separators and leading zeros aside) equal, or one digit mistyped, dropped, doubled, or two
 /// neighbours swapped. What a lookup reads as similar is wider (a tail alone, two edits).
-pub fn one_slip_apart(a: &RefKey, b: &RefKey) -> bool {
+pub(crate) fn one_slip_apart(a: &RefKey, b: &RefKey) -> bool {
     !a.core.is_empty()
         && !b.core.is_empty()
         && rapidfuzz::distance::osa::distance(a.core.bytes(), b.core.bytes()) <= 1
@@ -321,7 +321,7 @@ const PO_WORDS: [&str; 4] = ["PO", "P.O.", "PURCHASE", "ORDER"];
 /// Finds invoice-number-like tokens in free text: tokens with at least three digits, lists
 /// (`INV 1001, 1002 & 1005`) and ranges (`INV 1001-1004`, `1001 TO 1004`). Amounts
 /// (`1,234.50`, `$99.00`) and dates are not references and are skipped.
-pub fn extract_from_text(text: &str) -> Vec<TextReference> {
+pub(crate) fn extract_from_text(text: &str) -> Vec<TextReference> {
     let mut out: Vec<TextReference> = Vec::new();
     let raw: Vec<&str> = text
         .split(|c: char| {
