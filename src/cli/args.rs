@@ -311,9 +311,8 @@ pub(super) enum AuditWhat {
     /// Check the chain of audit events (also while the service runs); names the first event
     /// that does not fit and exits non-zero if one does not.
     Verify {
-        /// Directory of the store (the service's --data-dir).
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        at: StoreAt,
         /// A head printed by an earlier verify (ID:HASH) and kept outside the store: the event
         /// must still be in the chain with that hash, which a chain rewritten whole fails.
         #[arg(long)]
@@ -322,13 +321,24 @@ pub(super) enum AuditWhat {
     /// Write the trail with its chain to a JSON Lines file: the anchor, then every event with
     /// the hash of the one before it and its own.
     Export {
-        /// Directory of the store (the service's --data-dir).
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        at: StoreAt,
         /// The file to write.
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// The store a command reads directly: a SQLite data directory or a PostgreSQL database.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub(super) struct StoreAt {
+    /// Directory of the store (the service's --data-dir).
+    #[arg(long)]
+    pub(super) data_dir: Option<PathBuf>,
+    /// A PostgreSQL store (the service's --store postgres://USER@HOST:PORT/DB).
+    #[arg(long, value_name = "URL")]
+    pub(super) store: Option<cashmatch::store::StoreUrl>,
 }
 
 #[derive(Subcommand)]

@@ -26,7 +26,7 @@ use files::{
     report_bad, write_decisions, write_json_lines, write_table,
 };
 use report::{print_reports, test_section};
-use store::{audit_outcome, export_journal, export_labels, new_token};
+use store::{audit_outcome, export_audit, export_journal, export_labels, new_token, verify_audit};
 
 /// Carries out one subcommand.
 pub(crate) fn run(cli: Cli) -> Result<()> {
@@ -402,16 +402,16 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Audit { what } => match what {
-            AuditWhat::Verify { data_dir, expect } => {
-                let r = cashmatch::store::sqlite::audit::verify(&data_dir, expect.as_ref())?;
+            AuditWhat::Verify { at, expect } => {
+                let r = verify_audit(&at, expect.as_ref())?;
                 audit_outcome(&r)?;
                 println!(
                     "Keep the head outside the store; `cashmatch audit verify --expect ID:HASH` \
                      later proves that no event up to it has changed."
                 );
             }
-            AuditWhat::Export { data_dir, out } => {
-                let r = cashmatch::store::sqlite::audit::export(&data_dir, &out)?;
+            AuditWhat::Export { at, out } => {
+                let r = export_audit(&at, &out)?;
                 println!("{} events written to {}", r.events, out.display());
                 audit_outcome(&r)?;
             }

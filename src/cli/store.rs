@@ -100,6 +100,30 @@ pub(super) fn export_journal(
     Ok(())
 }
 
+/// `cashmatch audit verify`: the chain of the store `at` names.
+pub(super) fn verify_audit(
+    at: &super::args::StoreAt,
+    expect: Option<&cashmatch::store::sqlite::audit::Witness>,
+) -> Result<cashmatch::store::sqlite::audit::ChainReport> {
+    Ok(match (&at.store, &at.data_dir) {
+        (Some(url), _) => cashmatch::store::postgres::audit::verify(url, expect)?,
+        (None, Some(dir)) => cashmatch::store::sqlite::audit::verify(dir, expect)?,
+        (None, None) => bail!("give the store: --data-dir DIR or --store URL"),
+    })
+}
+
+/// `cashmatch audit export`: the trail of the store `at` names, to `out`.
+pub(super) fn export_audit(
+    at: &super::args::StoreAt,
+    out: &Path,
+) -> Result<cashmatch::store::sqlite::audit::ChainReport> {
+    Ok(match (&at.store, &at.data_dir) {
+        (Some(url), _) => cashmatch::store::postgres::audit::export(url, out)?,
+        (None, Some(dir)) => cashmatch::store::sqlite::audit::export(dir, out)?,
+        (None, None) => bail!("give the store: --data-dir DIR or --store URL"),
+    })
+}
+
 /// Prints what verifying the audit chain found; an error when it is broken.
 pub(super) fn audit_outcome(r: &cashmatch::store::sqlite::audit::ChainReport) -> Result<()> {
     if let Some(b) = &r.broken {
