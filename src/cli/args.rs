@@ -233,9 +233,8 @@ pub(super) enum Command {
     /// Export the labels the service has learnt (analysts' resolutions, auto-applied matches
     /// never reversed) for the retraining job, reading the store directly (docs/training.md).
     ExportLabels {
-        /// Directory of the store (the service's --data-dir).
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        at: StoreAt,
         /// The labels file to write (`service_labels.csv` of a history directory).
         #[arg(long)]
         out: PathBuf,
@@ -254,9 +253,8 @@ pub(super) enum Command {
     /// to a file for an ERP to import, reading the store directly, also while the service runs
     /// (docs/api.md, "The postings journal").
     Postings {
-        /// Directory of the store (the service's --data-dir).
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        at: StoreAt,
         /// Postings after this sequence: the last one the ERP imported (0: from the start).
         #[arg(long, default_value_t = 0)]
         after: u64,

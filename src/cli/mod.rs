@@ -370,24 +370,18 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             rt.block_on(cashmatch::app::serve(settings, demo))?;
         }
         Command::ExportLabels {
-            data_dir,
+            at,
             out,
             remittances,
             settle_days,
             no_auto,
-        } => export_labels(
-            &data_dir,
-            &out,
-            remittances.as_deref(),
-            settle_days,
-            no_auto,
-        )?,
+        } => export_labels(&at, &out, remittances.as_deref(), settle_days, no_auto)?,
         Command::Postings {
-            data_dir,
+            at,
             after,
             out,
             format,
-        } => export_journal(&data_dir, after, &out, format.as_deref())?,
+        } => export_journal(&at, after, &out, format.as_deref())?,
         Command::Backup { data_dir, out } => {
             let t = std::time::Instant::now();
             let b = cashmatch::store::sqlite::backup(&data_dir, &out)?;

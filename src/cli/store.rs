@@ -1,23 +1,40 @@
-//! The subcommands over a service's data directory (labels and postings exported, the audit
-//! chain verified and exported) and over its API tokens.
+//! The subcommands over a service's store, a data directory or a PostgreSQL database (labels
+//! and postings exported, the audit chain verified and exported), and over its API tokens.
 
+use super::args::StoreAt;
 use anyhow::{Context, Result, bail};
+use cashmatch::store::Store;
 use std::path::Path;
+
+/// Opens the store `at` names, as the service would (an existing data directory only: opening
+/// creates one, and a mistyped directory would read as an empty store).
+fn open_store(at: &StoreAt) -> Result<Box<dyn Store>> {
+    use cashmatch::store::{PgStore, SqliteStore, sqlite::existing};
+    Ok(match (&at.store, &at.data_dir) {
+        (Some(url), _) => Box::new(PgStore::open(url.as_str())?),
+        (None, Some(dir)) => {
+            existing(dir)?;
+            Box::new(
+                SqliteStore::open(dir)
+                    .with_context(|| format!("opening the store in {}", dir.display()))?,
+            )
+        }
+        (None, None) => bail!("give the store: --data-dir DIR or --store URL"),
+    })
+}
 
 /// `cashmatch export-labels`: the store's labels (and payments) to files, written under a
 /// temporary name and renamed, so a failed export leaves no half file to train on.
 pub(super) fn export_labels(
-    data_dir: &Path,
+    at: &StoreAt,
     out: &Path,
     remittances: Option<&Path>,
     settle_days: u32,
     no_auto: bool,
 ) -> Result<()> {
     use cashmatch::store::export::{ExportOptions, export_labels};
-    use cashmatch::store::{SqliteStore, now, sqlite::existing};
-    existing(data_dir)?;
-    let store = SqliteStore::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    use cashmatch::store::now;
+    let store = open_store(at)?;
     let options = ExportOptions {
         include_auto: !no_auto,
         auto_decided_before: Some(now() - chrono::Duration::days(i64::from(settle_days))),
@@ -38,7 +55,7 @@ pub(super) fn export_labels(
         .enable_all()
         .build()?;
     let counts = rt.block_on(export_labels(
-        &store,
+        store.as_ref(),
         &options,
         create(&labels_tmp)?,
         remittances_tmp.as_deref().map(create).transpose()?,
@@ -60,13 +77,12 @@ pub(super) fn export_labels(
 }
 
 pub(super) fn export_journal(
-    data_dir: &Path,
+    at: &StoreAt,
     after: u64,
     out: &Path,
     format: Option<&str>,
 ) -> Result<()> {
     use cashmatch::store::journal::{JournalFormat, export_postings};
-    use cashmatch::store::{SqliteStore, sqlite::existing};
     let format = match format {
         Some(f) => {
             JournalFormat::parse(f).with_context(|| format!("--format {f}: give csv or jsonl"))?
@@ -78,9 +94,7 @@ pub(super) fn export_journal(
             )
         })?,
     };
-    existing(data_dir)?;
-    let store = SqliteStore::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let store = open_store(at)?;
     // Written beside the target and renamed: an importer never reads half a file.
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
@@ -90,7 +104,7 @@ pub(super) fn export_journal(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (count, last) = rt.block_on(export_postings(&store, after, format, file))?;
+    let (count, last) = rt.block_on(export_postings(store.as_ref(), after, format, file))?;
     store.close();
     std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
     eprintln!(
@@ -102,7 +116,7 @@ pub(super) fn export_journal(
 
 /// `cashmatch audit verify`: the chain of the store `at` names.
 pub(super) fn verify_audit(
-    at: &super::args::StoreAt,
+    at: &StoreAt,
     expect: Option<&cashmatch::store::sqlite::audit::Witness>,
 ) -> Result<cashmatch::store::sqlite::audit::ChainReport> {
     Ok(match (&at.store, &at.data_dir) {
@@ -114,7 +128,7 @@ pub(super) fn verify_audit(
 
 /// `cashmatch audit export`: the trail of the store `at` names, to `out`.
 pub(super) fn export_audit(
-    at: &super::args::StoreAt,
+    at: &StoreAt,
     out: &Path,
 ) -> Result<cashmatch::store::sqlite::audit::ChainReport> {
     Ok(match (&at.store, &at.data_dir) {
