@@ -7,10 +7,11 @@ use super::page::{
     Nav, age, cash, describe_resolution, instant, layout, money, percent, reason_badge,
     reason_label, resolved_banner,
 };
-use super::session::{same_origin, same_token};
-use super::{Analyst, Shared, Web, error_page, html, refusal, refusal_for, to_login, url_encode};
+use super::{
+    Analyst, Shared, Web, checked_post, error_page, html, refusal, refusal_for, to_login,
+    url_encode,
+};
 use crate::domain::{Allocation, Currency, Invoice, Payment, Suggestion};
-use crate::service::auth::Role;
 use crate::service::{AuditEvent, Resolution, ReviewRecord, ReviewState};
 use crate::service::{ResolveOutcome, ResolveRequest};
 use axum::Form;
@@ -710,8 +711,8 @@ fn open_amount_changes(before: &serde_json::Value, after: &serde_json::Value) ->
     }
 }
 
-/// Posts a resolution. Whatever is wrong, the analyst sees why and nothing changes: the session
-/// and CSRF token are checked before the form is read, the actor is the session's, and every
+/// Posts a resolution. Whatever is wrong, the analyst sees why and nothing changes: the origin,
+/// session, CSRF token and role are checked before the form is read (`checked_post`), the actor is the session's, and every
 /// rule about the money is the service's.
 pub(crate) async fn resolve(
     State(web): State<Shared>,
@@ -720,23 +721,16 @@ pub(crate) async fn resolve(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
     let auth = web.auth.enabled();
-    if !same_origin(&headers) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            None,
-            auth,
-            "Refused",
-            "This form was posted from another site. Nothing was changed.",
-        );
-    }
-    let Some(who) = web.analyst(&headers).await else {
-        return error_page(
-            StatusCode::UNAUTHORIZED,
-            None,
-            auth,
-            "Not signed in",
-            "Your session has ended or you are not signed in. Sign in again; nothing was changed.",
-        );
+    // The token as the form parser reads it (the last one sent), checked before the form is.
+    let csrf = pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let who = match checked_post(&web, &headers, &csrf, "resolve review items").await {
+        Ok(who) => who,
+        Err(page) => return page,
     };
     let form = match ResolveForm::parse(pairs) {
         Ok(f) => f,
@@ -750,17 +744,6 @@ pub(crate) async fn resolve(
             );
         }
     };
-    if !same_token(&who.csrf, &form.csrf) {
-        tracing::warn!(analyst = %who.principal.name, payment_id = %payment_id, "workbench post without this session's CSRF token refused");
-        return error_page(
-            StatusCode::FORBIDDEN,
-            Some(&who),
-            auth,
-            "Refused",
-            "The form's security token does not match your session (an old page, or a post from \
-             elsewhere). Reload the item and try again. Nothing was changed.",
-        );
-    }
     if let Some(a) = form.analyst.as_deref().filter(|a| *a != who.principal.name) {
         tracing::warn!(analyst = %who.principal.name, claimed = %a, payment_id = %payment_id, "workbench post for another analyst refused");
         return error_page(
@@ -773,15 +756,6 @@ pub(crate) async fn resolve(
                  themself. Nothing was changed.",
                 who.principal.name
             ),
-        );
-    }
-    if !who.principal.roles.contains(&Role::Analyst) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            Some(&who),
-            auth,
-            "Refused",
-            "Only analysts may resolve review items. Nothing was changed.",
         );
     }
     let action = match form.action() {

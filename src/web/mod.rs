@@ -243,18 +243,21 @@ pub(crate) async fn checked_post(
         ));
     }
     let Some(who) = web.analyst(headers).await else {
-        return Err(refuse(
+        return Err(error_page(
             StatusCode::UNAUTHORIZED,
             None,
+            auth,
+            "Not signed in",
             "Your session has ended or you are not signed in. Sign in again; nothing was changed.",
         ));
     };
     if !session::same_token(&who.csrf, csrf) {
+        tracing::warn!(analyst = %who.principal.name, "workbench post without this session's CSRF token refused");
         return Err(refuse(
             StatusCode::FORBIDDEN,
             Some(&who),
-            "The form's security token does not match your session. Reload the page and try \
-             again. Nothing was changed.",
+            "The form's security token does not match your session (an old page, or a post from \
+             elsewhere). Reload the page and try again. Nothing was changed.",
         ));
     }
     if !who.principal.roles.contains(&Role::Analyst) {
