@@ -13,25 +13,29 @@ use crate::store::StoreError;
 use crate::store::sqlite::audit::{
     ChainReport, ChainSource, ChainedEvent, Item, Witness, export_with, walk_source,
 };
-use postgres::{IsolationLevel, Transaction};
+use postgres::{GenericClient, IsolationLevel, Transaction};
 use std::path::Path;
+
+/// The anchor the first event follows: read by the writer for the first event and by `verify`.
+pub(super) fn anchor(c: &mut impl GenericClient) -> Result<String, StoreError> {
+    let w = "reading the audit chain's anchor";
+    c.query_opt("SELECT value FROM settings WHERE key = 'audit_anchor'", &[])
+        .map_err(backend(w))?
+        .ok_or_else(|| {
+            super::corrupt(
+                "the audit chain",
+                "the store has no anchor (settings.audit_anchor)",
+            )
+        })?
+        .try_get(0)
+        .map_err(backend(w))
+}
 
 struct PgChain<'a, 'b>(&'a mut Transaction<'b>);
 
 impl ChainSource for PgChain<'_, '_> {
     fn anchor(&mut self) -> Result<String, StoreError> {
-        let w = "reading the audit chain's anchor";
-        self.0
-            .query_opt("SELECT value FROM settings WHERE key = 'audit_anchor'", &[])
-            .map_err(backend(w))?
-            .ok_or_else(|| {
-                super::corrupt(
-                    "the audit chain",
-                    "the store has no anchor (settings.audit_anchor)",
-                )
-            })?
-            .try_get(0)
-            .map_err(backend(w))
+        anchor(self.0)
     }
 
     fn events(&mut self, after: i64, limit: i64) -> Result<Vec<ChainedEvent>, StoreError> {

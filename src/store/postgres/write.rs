@@ -136,17 +136,7 @@ fn insert_audit(tx: &mut Tx<'_>, a: &AuditRecord) -> Result<(), StoreError> {
             (id + 1, hash)
         }
         None => {
-            let anchor: String = tx
-                .query_opt("SELECT value FROM settings WHERE key = 'audit_anchor'", &[])
-                .map_err(backend("reading the audit chain's anchor"))?
-                .ok_or_else(|| {
-                    super::corrupt(
-                        "the audit chain",
-                        "the store has no anchor (settings.audit_anchor)",
-                    )
-                })?
-                .try_get(0)
-                .map_err(backend("reading the audit chain's anchor"))?;
+            let anchor = super::audit::anchor(tx)?;
             (1, anchor_hash(&anchor))
         }
     };
