@@ -339,6 +339,23 @@ pub(super) struct StoreAt {
     pub(super) store: Option<cashmatch::store::StoreUrl>,
 }
 
+/// The store of a [`StoreAt`].
+pub(super) enum Which<'a> {
+    Dir(&'a std::path::Path),
+    Postgres(&'a cashmatch::store::StoreUrl),
+}
+
+impl StoreAt {
+    /// Which store was given (clap lets through exactly one; this says so if not).
+    pub(super) fn which(&self) -> Result<Which<'_>> {
+        match (&self.store, &self.data_dir) {
+            (Some(url), _) => Ok(Which::Postgres(url)),
+            (None, Some(dir)) => Ok(Which::Dir(dir)),
+            (None, None) => anyhow::bail!("give the store: --data-dir DIR or --store URL"),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub(super) enum TokenWhat {
     /// Make a new token: prints it once, and the `[[tokens]]` lines (with its SHA-256, not the

@@ -1,7 +1,7 @@
 //! The subcommands over a service's store, a data directory or a PostgreSQL database (labels
 //! and postings exported, the audit chain verified and exported), and over its API tokens.
 
-use super::args::StoreAt;
+use super::args::{StoreAt, Which};
 use anyhow::{Context, Result, bail};
 use cashmatch::store::Store;
 use std::path::Path;
@@ -10,16 +10,15 @@ use std::path::Path;
 /// creates one, and a mistyped directory would read as an empty store).
 fn open_store(at: &StoreAt) -> Result<Box<dyn Store>> {
     use cashmatch::store::{PgStore, SqliteStore, sqlite::existing};
-    Ok(match (&at.store, &at.data_dir) {
-        (Some(url), _) => Box::new(PgStore::open(url.as_str())?),
-        (None, Some(dir)) => {
+    Ok(match at.which()? {
+        Which::Postgres(url) => Box::new(PgStore::open(url.as_str())?),
+        Which::Dir(dir) => {
             existing(dir)?;
             Box::new(
                 SqliteStore::open(dir)
                     .with_context(|| format!("opening the store in {}", dir.display()))?,
             )
         }
-        (None, None) => bail!("give the store: --data-dir DIR or --store URL"),
     })
 }
 
@@ -119,10 +118,9 @@ pub(super) fn verify_audit(
     at: &StoreAt,
     expect: Option<&cashmatch::store::sqlite::audit::Witness>,
 ) -> Result<cashmatch::store::sqlite::audit::ChainReport> {
-    Ok(match (&at.store, &at.data_dir) {
-        (Some(url), _) => cashmatch::store::postgres::audit::verify(url, expect)?,
-        (None, Some(dir)) => cashmatch::store::sqlite::audit::verify(dir, expect)?,
-        (None, None) => bail!("give the store: --data-dir DIR or --store URL"),
+    Ok(match at.which()? {
+        Which::Postgres(url) => cashmatch::store::postgres::audit::verify(url, expect)?,
+        Which::Dir(dir) => cashmatch::store::sqlite::audit::verify(dir, expect)?,
     })
 }
 
@@ -131,10 +129,9 @@ pub(super) fn export_audit(
     at: &StoreAt,
     out: &Path,
 ) -> Result<cashmatch::store::sqlite::audit::ChainReport> {
-    Ok(match (&at.store, &at.data_dir) {
-        (Some(url), _) => cashmatch::store::postgres::audit::export(url, out)?,
-        (None, Some(dir)) => cashmatch::store::sqlite::audit::export(dir, out)?,
-        (None, None) => bail!("give the store: --data-dir DIR or --store URL"),
+    Ok(match at.which()? {
+        Which::Postgres(url) => cashmatch::store::postgres::audit::export(url, out)?,
+        Which::Dir(dir) => cashmatch::store::sqlite::audit::export(dir, out)?,
     })
 }
 
