@@ -54,7 +54,7 @@ pub use crate::store::{
 pub use crate::store::{Approval, ApprovalState};
 pub use crate::store::{
     AuditEvent, AuditRecord, ExportQuery, OwnerFilter, Resolution, ResolutionAction, ReviewFilter,
-    ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Sla, Store, StoreError,
+    ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Sla, Store, StoreError, StoredDecision,
     TrainingExample, now,
 };
 pub use api::{

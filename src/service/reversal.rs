@@ -116,6 +116,11 @@ impl Service {
             })
     }
 
+    /// A decided payment with its stored decision, for showing it (NOT_FOUND when undecided).
+    pub async fn stored_decision(&self, payment_id: &str) -> Result<StoredDecision, ServiceError> {
+        self.decided(payment_id, "show").await
+    }
+
     /// Reverses a payment the bank returned: every live posting of it is reversed, the open
     /// amounts it relieved are restored, its decision becomes returned and its review item, if
     /// it waits in the queue, leaves it. Sent again with the same code and reason, it returns

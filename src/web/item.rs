@@ -430,6 +430,7 @@ fn payment_card(p: &Payment, item: &ReviewRecord, customer_name: Option<&str>) -
                 dt { "Why review" } dd { (reason_label(d.review_reason)) }
                 dt { "Confidence" } dd { (percent(d.confidence)) }
                 dt { "Model" } dd.small { (d.model_version) " · " (d.rules_version) }
+                dt { "Postings" } dd { a href={"/payments/" (url_encode(&d.payment_id))} data-postings-link { "Postings, unapply, reverse" } }
             }
             @if !d.explanation.is_empty() {
                 ul.explain { @for e in &d.explanation { li { (e) } } }

@@ -24,6 +24,7 @@ mod form;
 mod item;
 mod login;
 mod page;
+mod payment;
 mod queue;
 mod session;
 #[cfg(test)]
@@ -72,6 +73,10 @@ fn routes(service: Arc<Service>, auth: Arc<Auth>, sla: Sla, secure: bool) -> Rou
         .route("/items/{payment_id}", get(item::page))
         .route("/items/{payment_id}/resolve", post(item::resolve))
         .route("/items/{payment_id}/assign", post(assign::submit))
+        .route("/payments", get(payment::find))
+        .route("/payments/{payment_id}", get(payment::page))
+        .route("/payments/{payment_id}/unapply", post(payment::unapply))
+        .route("/payments/{payment_id}/reverse", post(payment::reverse))
         .route("/dashboard", get(dashboard::page))
         .route("/approvals", get(approvals::page))
         .route("/approvals/{payment_id}", post(approvals::decide))

@@ -202,6 +202,10 @@ pub(crate) async fn page(
         @if let Some(d) = &done { (resolved_banner(d)) }
         div.page-head {
             h1 { "Review queue" }
+            form.find method="get" action="/payments" {
+                label { "Payment " input type="search" name="id" placeholder="payment id" maxlength="128"; }
+                button.quiet type="submit" { "Open" }
+            }
             div.stats {
                 div.stat { span.value { (total) } span.label { @if filter.include_resolved { "items" } @else { "open items" } } }
                 div.stat { span.value { (cash_lines(totals.by_currency.iter().map(|(c, _, s)| (c, s)))) } span.label { "unapplied cash" } }

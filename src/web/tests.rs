@@ -695,3 +695,107 @@ fn an_analyst_claims_an_item_from_its_page_finds_it_under_mine_and_a_colleague_c
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// An analyst opens an auto-applied payment, sees its postings, and undoes it: unapply puts it
+/// back in the queue with the open amounts restored, reverse closes it as returned. A post
+/// without the typed confirmation, the reason or the session's token changes nothing.
+#[test]
+fn a_payment_page_shows_its_postings_and_unapplies_and_reverses_with_a_confirmation() {
+    runtime().block_on(async {
+        use crate::domain::Status;
+        let (service, dir) = cases_service("web-payment").await;
+        let app = router(Arc::clone(&service), auth(), 48);
+        let alice = sign_in(&app, "tok-alice").await;
+        let before = service.decision("P-exact".into()).await.expect("decided");
+        assert_eq!(before.status, Status::Auto);
+        let paid: Vec<String> = before
+            .allocations
+            .iter()
+            .map(|a| a.invoice_id.clone())
+            .collect();
+        let open_before: Vec<_> = service
+            .invoices_now(paid.iter().map(String::as_str))
+            .into_iter()
+            .map(|i| i.open_amount)
+            .collect();
+
+        let found = send(&app, get("/payments?id=P-exact", &alice)).await;
+        assert_eq!(found.location, "/payments/P-exact");
+        let missing = send(&app, get("/payments/P-nobody", &alice)).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+        let page = send(&app, get("/payments/P-exact", &alice)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("data-sequence") && page.body.contains(">applied<"));
+        assert!(page.body.contains("data-unapply") && page.body.contains("data-reverse"));
+        let csrf = csrf_of(&page.body);
+
+        // No typed confirmation, another id, no CSRF token: refused, nothing changed.
+        let note = ("note", "applied to the wrong invoice");
+        for fields in [
+            vec![("csrf", csrf.as_str()), note],
+            vec![("csrf", csrf.as_str()), note, ("confirm", "P-other")],
+            vec![note, ("confirm", "P-exact")],
+        ] {
+            let r = send(&app, post("/payments/P-exact/unapply", &alice, &fields)).await;
+            assert!(r.status.is_client_error(), "{} {}", r.status, r.body);
+            assert!(r.body.contains("Nothing was changed"), "{}", r.body);
+        }
+        assert_eq!(
+            service.decision("P-exact".into()).await.expect("d").status,
+            Status::Auto
+        );
+
+        let fields = [("csrf", csrf.as_str()), note, ("confirm", "P-exact")];
+        let r = send(&app, post("/payments/P-exact/unapply", &alice, &fields)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(r.location, "/payments/P-exact?done=unapplied");
+        let item = service.review_item("P-exact".into()).await.expect("item");
+        assert_eq!(item.summary.state, crate::service::ReviewState::Open);
+        let open_after: Vec<_> = service
+            .invoices_now(paid.iter().map(String::as_str))
+            .into_iter()
+            .map(|i| i.open_amount)
+            .collect();
+        let restored: Vec<_> = open_before
+            .iter()
+            .zip(&before.allocations)
+            .map(|(o, a)| *o + a.amount + a.discount + a.deduction)
+            .collect();
+        assert_eq!(
+            open_after, restored,
+            "the unapply restored the open amounts"
+        );
+        let page = send(&app, get("/payments/P-exact?done=unapplied", &alice)).await;
+        assert!(page.body.contains("data-done") && page.body.contains("class=\"reversed\""));
+
+        // Reverse: the reason is required from an analyst.
+        let reverse = |reason: &str| {
+            post(
+                "/payments/P-exact/reverse",
+                &alice,
+                &[
+                    ("csrf", &csrf),
+                    ("return_code", "R01"),
+                    ("reason", reason),
+                    ("confirm", "P-exact"),
+                ],
+            )
+        };
+        let r = send(&app, reverse(" ")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        let r = send(&app, reverse("NSF notice from the bank")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(
+            service.decision("P-exact".into()).await.expect("d").status,
+            Status::Returned
+        );
+        let page = send(&app, get("/payments/P-exact?done=reversed", &alice)).await;
+        assert!(page.body.contains("returned by the bank"));
+        assert!(
+            !page.body.contains("data-unapply"),
+            "a returned payment offers no undo"
+        );
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
