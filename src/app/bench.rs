@@ -1,10 +1,13 @@
 //! `cashmatch bench serve`: the service's latency and throughput over real gRPC on loopback.
 //!
-//! A server runs in this process on a fresh SQLite store holding a generated ledger; clients in
-//! the same process then (1) send single payments at a steady rate (open loop: latency is
-//! measured from each request's scheduled time, so a stall is not hidden by sending less) and
-//! report p50/p99, and (2) stream payments as fast as the service takes them and report
-//! payments per second. Client and server share the machine's cores.
+//! A server runs in this process on a fresh SQLite store holding a generated ledger (or, with
+//! `--store`, on a fresh PostgreSQL database as one or several replicas, each with its own
+//! store connection, change feed and gRPC port); clients in the same process then (1) send
+//! single payments at a steady rate (open loop: latency is measured from each request's
+//! scheduled time, so a stall is not hidden by sending less) and report p50/p99, and (2) stream
+//! payments as fast as the service takes them and report payments per second. Connections are
+//! spread over the replicas, as a gRPC load balancer would. Client, servers and (on loopback)
+//! the database share the machine's cores.
 
 use crate::domain::Payment;
 use crate::engine::EngineConfig;
@@ -13,7 +16,8 @@ use crate::grpc::pb::matching_client::MatchingClient;
 use crate::grpc::pb::{self, MatchRequest};
 use crate::metrics::Metrics;
 use crate::service::{Limits, Service};
-use crate::store::SqliteStore;
+use crate::store::postgres::testdb::TestDb;
+use crate::store::{PgStore, SqliteStore, Store, StoreUrl};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +30,7 @@ const CONNECTIONS: usize = 8;
 const STREAMS: usize = 4;
 
 /// What to measure.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BenchConfig {
     pub invoices: usize,
     /// Single-payment requests per second in the latency phase.
@@ -36,6 +40,29 @@ pub struct BenchConfig {
     pub streamed: usize,
     pub seed: u64,
     pub durability: crate::store::Durability,
+    /// A PostgreSQL server (`postgres://USER@HOST:PORT/DB`, the database only connected to):
+    /// the bench creates a database of its own there and drops it after. `None`: SQLite.
+    pub store: Option<StoreUrl>,
+    /// Replicas serving one PostgreSQL database (1 on SQLite).
+    pub replicas: usize,
+}
+
+/// Where the bench's store lives; dropping it removes it.
+enum Where {
+    Sqlite(std::path::PathBuf),
+    Postgres(TestDb),
+}
+
+impl Where {
+    async fn service(&self, cfg: &BenchConfig) -> anyhow::Result<Arc<Service>> {
+        let store: Arc<dyn Store> = match self {
+            Where::Sqlite(dir) => Arc::new(SqliteStore::open_with(dir, cfg.durability)?),
+            Where::Postgres(db) => Arc::new(PgStore::open_async(&db.url).await?),
+        };
+        let service =
+            Service::open_shared(store, None, EngineConfig::default(), Limits::default()).await?;
+        Ok(Arc::new(service))
+    }
 }
 
 fn request(p: &Payment) -> MatchRequest {
@@ -65,13 +92,19 @@ pub fn run(config: BenchConfig) -> anyhow::Result<()> {
 }
 
 async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cfg.replicas >= 1 && (cfg.store.is_some() || cfg.replicas == 1),
+        "--replicas {}: one or more, and more than one only on PostgreSQL (--store)",
+        cfg.replicas
+    );
     let steady = (cfg.rate as usize) * (cfg.seconds as usize);
     let t = Instant::now();
+    let (invoices, payments, seed) = (cfg.invoices, steady + cfg.streamed, cfg.seed);
     let world = tokio::task::spawn_blocking(move || {
         crate::synth::world_with_ledger(
-            cfg.invoices,
-            steady + cfg.streamed,
-            cfg.seed,
+            invoices,
+            payments,
+            seed,
             crate::synth::CustomerSizes::Typical,
         )
     })
@@ -84,11 +117,19 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         split.payments.len(),
         t.elapsed().as_secs_f64()
     );
-    let dir = std::env::temp_dir().join(format!("cashmatch-bench-serve-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = SqliteStore::open_with(&dir, cfg.durability)?;
-    let service =
-        Arc::new(Service::open(store, None, EngineConfig::default(), Limits::default()).await?);
+    let at = match &cfg.store {
+        Some(url) => Where::Postgres(
+            TestDb::create_on(url.as_str(), "bench_serve")
+                .map_err(|e| anyhow::anyhow!("a database for the bench on {url:?}: {e}"))?,
+        ),
+        None => {
+            let dir =
+                std::env::temp_dir().join(format!("cashmatch-bench-serve-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            Where::Sqlite(dir)
+        }
+    };
+    let service = at.service(&cfg).await?;
     let t = Instant::now();
     let n_invoices = split.invoices.len();
     let loaded = service
@@ -114,22 +155,33 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let load_secs = t.elapsed().as_secs_f64();
     eprintln!("ledger stored and indexed in {load_secs:.1}s");
 
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::grpc::run(
-        listener,
-        async move {
-            let _ = stop_rx.await;
-        },
-        Arc::clone(&service),
-        crate::service::auth::Auth::disabled(),
-        Arc::new(Metrics::new()),
-    ));
-    let uri = format!("http://{addr}");
+    // The other replicas start on the stored ledger, as a replica joining does.
+    let mut replicas = vec![service];
+    for _ in 1..cfg.replicas {
+        replicas.push(at.service(&cfg).await?);
+    }
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut servers = Vec::with_capacity(replicas.len());
+    let mut uris = Vec::with_capacity(replicas.len());
+    for r in &replicas {
+        r.follow();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        uris.push(format!("http://{}", listener.local_addr()?));
+        let mut stop = stop_tx.subscribe();
+        servers.push(tokio::spawn(crate::grpc::run(
+            listener,
+            async move {
+                let _ = stop.recv().await;
+            },
+            Arc::clone(r),
+            crate::service::auth::Auth::disabled(),
+            Arc::new(Metrics::new()),
+        )));
+    }
+    let service = Arc::clone(&replicas[0]);
     let mut clients = Vec::with_capacity(CONNECTIONS);
-    for _ in 0..CONNECTIONS {
-        let ch = Channel::from_shared(uri.clone())?
+    for k in 0..CONNECTIONS {
+        let ch = Channel::from_shared(uris[k % uris.len()].clone())?
             .connect()
             .await
             .context("connecting")?;
@@ -200,30 +252,63 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         streamed_auto += a;
     }
     let stream_secs = t.elapsed().as_secs_f64();
+    // From a commit on one replica to its change in another's memory (empty with one).
+    let mut feed_ms: Vec<f64> = replicas
+        .iter()
+        .flat_map(|r| r.feed_stats().delays())
+        .collect();
+    feed_ms.sort_unstable_by(f64::total_cmp);
     let _ = stop_tx.send(());
-    server.await??;
-    service.store().close();
+    for s in servers {
+        s.await??;
+    }
     drop(service);
+    for r in replicas {
+        r.store().close();
+    }
     let serving_rss = crate::eval::peak_rss_mib();
-    let t = Instant::now();
-    let copy = crate::store::sqlite::backup(&dir, &dir.join("backup"))?;
-    let backup_secs = t.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(dir.join("backup"));
+    let backup = match &at {
+        Where::Sqlite(dir) => {
+            let t = Instant::now();
+            let copy = crate::store::sqlite::backup(dir, &dir.join("backup"))?;
+            let secs = t.elapsed().as_secs_f64();
+            let _ = std::fs::remove_dir_all(dir.join("backup"));
+            Some((secs, copy.bytes))
+        }
+        Where::Postgres(_) => None,
+    };
     // A restart: the ledger index, the decided ids and the queue come back from the store.
     let t = Instant::now();
-    let store = SqliteStore::open_with(&dir, cfg.durability)?;
-    let restarted = Service::open(store, None, EngineConfig::default(), Limits::default()).await?;
+    let restarted = at.service(&cfg).await?;
     let restart_secs = t.elapsed().as_secs_f64();
     restarted.store().close();
-    let db_mib = std::fs::metadata(dir.join(crate::store::sqlite::DB_FILE))
-        .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
     drop(restarted);
-    let _ = std::fs::remove_dir_all(&dir);
+    let db_mib = match &at {
+        Where::Sqlite(dir) => std::fs::metadata(dir.join(crate::store::sqlite::DB_FILE))
+            .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0)),
+        Where::Postgres(_) => 0.0,
+    };
+    if let Where::Sqlite(dir) = &at {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    drop(at);
+    let feed_q = |q: f64| {
+        if feed_ms.is_empty() {
+            return 0.0;
+        }
+        feed_ms[(((feed_ms.len() - 1) as f64) * q).round() as usize]
+    };
 
     println!("| figure | value |");
     println!("|---|---:|");
     println!("| ledger items | {n_invoices} |");
-    println!("| store durability | {:?} |", cfg.durability);
+    match &cfg.store {
+        Some(_) => println!(
+            "| store | PostgreSQL, {} replica(s), connections spread over them |",
+            cfg.replicas
+        ),
+        None => println!("| store | SQLite, durability {:?} |", cfg.durability),
+    }
     println!("| ledger stored and indexed | {load_secs:.1} s |");
     println!(
         "| steady phase: target rate | {} requests/s for {} s |",
@@ -250,7 +335,9 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         "| latency max | {:.2} ms |",
         ms(latencies.last().copied().unwrap_or_default())
     );
-    println!("| WAL after the steady phase | {wal_mib:.1} MiB |");
+    if cfg.store.is_none() {
+        println!("| WAL after the steady phase | {wal_mib:.1} MiB |");
+    }
     println!("| streamed payments | {streamed} on {STREAMS} streams |");
     println!(
         "| streamed throughput | {:.0} payments/s |",
@@ -260,11 +347,22 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         "| streamed auto-applied | {:.1}% |",
         100.0 * streamed_auto as f64 / streamed.max(1) as f64
     );
-    println!("| store file at the end | {db_mib:.0} MiB |");
-    println!(
-        "| `cashmatch backup` of the store | {backup_secs:.1} s ({:.0} MiB) |",
-        copy.bytes as f64 / (1024.0 * 1024.0)
-    );
+    if cfg.replicas > 1 {
+        println!(
+            "| change feed: another replica's commit to this one's memory | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} changes) |",
+            feed_q(0.5),
+            feed_q(0.99),
+            feed_ms.last().copied().unwrap_or(0.0),
+            feed_ms.len()
+        );
+    }
+    if let Some((secs, bytes)) = backup {
+        println!("| store file at the end | {db_mib:.0} MiB |");
+        println!(
+            "| `cashmatch backup` of the store | {secs:.1} s ({:.0} MiB) |",
+            bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
     println!("| restart: store reopened, service restored | {restart_secs:.1} s |");
     println!("| peak RSS while serving | {serving_rss:.0} MiB |");
     println!(

@@ -19,10 +19,11 @@ use crate::grpc::DRAIN_TIMEOUT;
 use crate::metrics::Metrics;
 use crate::service::auth::Auth;
 use crate::service::{Service, ServiceError};
-use crate::store::{PgStore, SqliteStore, Store, StoreError};
+use crate::store::{PgStore, SqliteStore, Store, StoreError, StoreUrl};
 use crate::tls::Tls;
 use config::Settings;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -72,10 +73,20 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Where the audit chain checked at start lives.
+enum ChainAt {
+    Sqlite(std::path::PathBuf),
+    Postgres(StoreUrl),
+}
+
 /// What `cashmatch audit verify` checks, at start: a break is logged as an error naming the
 /// event and shown as `cashmatch_audit_chain_broken 1` until the next start.
-fn check_audit_chain(data_dir: &std::path::Path, metrics: &Metrics) {
-    match crate::store::sqlite::audit::verify(data_dir, None) {
+fn check_audit_chain(at: &ChainAt, metrics: &Metrics) {
+    let report = match at {
+        ChainAt::Sqlite(data_dir) => crate::store::sqlite::audit::verify(data_dir, None),
+        ChainAt::Postgres(url) => crate::store::postgres::audit::verify(url, None),
+    };
+    match report {
         Ok(r) => match (&r.broken, &r.head) {
             (Some(b), _) => {
                 metrics.audit_chain_broken(true);
@@ -96,8 +107,9 @@ fn check_audit_chain(data_dir: &std::path::Path, metrics: &Metrics) {
 }
 
 /// `cashmatch serve`: opens the store in the data directory, restores the service, seeds the demo
-/// ledger if asked and the store is empty, and serves until ctrl-c or SIGTERM.
-pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
+/// ledger if asked (`demo`: over how long to feed its payments) and the store is empty, and
+/// serves until ctrl-c or SIGTERM.
+pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), AppError> {
     let auth = Arc::new(Auth::with_client_certs(
         settings.tokens.clone(),
         settings.client_certs.clone(),
@@ -148,7 +160,6 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
             Arc::new(store)
         }
     };
-    let sqlite = settings.store.is_none();
     let service = Arc::new(
         Service::open_shared(
             store,
@@ -168,9 +179,14 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
         tracing::info!("following the other replicas' changes (the store's change feed)");
     }
     tracing::info!(above = %settings.four_eyes.above, currencies = ?settings.four_eyes.per_currency, "four eyes: write-offs, cash on account and manual allocations above these wait for a second analyst");
-    if demo {
-        demo::seed(&service, &settings.data_dir).await?;
-    }
+    let demo_payments = match demo {
+        Some(span) if !span.is_zero() => demo::seed(&service, &settings.data_dir).await?,
+        Some(_) => {
+            demo::seed(&service, &settings.data_dir).await?;
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
     let listener = TcpListener::bind(settings.addr)
         .await
         .map_err(io(format!("binding {}", settings.addr)))?;
@@ -178,15 +194,15 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
         .local_addr()
         .map_err(io("reading the bound address"))?;
     let metrics = Arc::new(Metrics::new().with_auth(Arc::clone(&auth)));
-    // The audit chain is checked once at start, beside serving (it reads the whole trail).
-    let (m, data_dir) = (Arc::clone(&metrics), settings.data_dir.clone());
-    if sqlite {
-        tokio::task::spawn_blocking(move || check_audit_chain(&data_dir, &m));
-    } else {
-        // `audit verify` reads a SQLite file; the chain in PostgreSQL is written the same way
-        // but not yet checked at start.
-        tracing::warn!("the audit chain is not verified at start on PostgreSQL (not yet built)");
-    }
+    // The audit chain is checked once at start, beside serving (it reads the whole trail). On
+    // a thread of its own: the PostgreSQL reader is the blocking client, which runs a runtime
+    // of its own and so must not run on one of tokio's threads.
+    let at = match &settings.store {
+        Some(url) => ChainAt::Postgres(url.clone()),
+        None => ChainAt::Sqlite(settings.data_dir.clone()),
+    };
+    let m = Arc::clone(&metrics);
+    std::thread::spawn(move || check_audit_chain(&at, &m));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -195,6 +211,11 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    if !demo_payments.is_empty() {
+        let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
+        let span = demo.unwrap_or_default();
+        tokio::spawn(demo::feed(s, demo_payments, span, stop));
+    }
     if let Some(addr) = settings.metrics_addr {
         let l = TcpListener::bind(addr)
             .await
@@ -331,7 +352,7 @@ mod tests {
                     .expect("audit event");
             }
             let metrics = Metrics::new();
-            check_audit_chain(&dir, &metrics);
+            check_audit_chain(&ChainAt::Sqlite(dir.clone()), &metrics);
             assert!(
                 metrics
                     .render(&service)
@@ -341,7 +362,7 @@ mod tests {
                 .expect("raw open");
             conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE id = 2", [])
                 .expect("edit");
-            check_audit_chain(&dir, &metrics);
+            check_audit_chain(&ChainAt::Sqlite(dir.clone()), &metrics);
             assert!(
                 metrics
                     .render(&service)

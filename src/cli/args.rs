@@ -226,9 +226,14 @@ pub(super) enum Command {
         #[arg(long, conflicts_with = "ui_addr")]
         no_ui: bool,
         /// Seed an empty store with a small synthetic ledger (and its remittances in
-        /// DATA_DIR/demo/remittances.csv).
+        /// DATA_DIR/demo/remittances.csv), and feed those payments to the service as a live
+        /// stream would.
         #[arg(long)]
         demo: bool,
+        /// With --demo: send the demo payments over this many seconds; 0 sends none (the
+        /// remittances file is still written, for a client to send).
+        #[arg(long, value_name = "SECONDS", default_value_t = 90, requires = "demo")]
+        demo_feed: u64,
     },
     /// Export the labels the service has learnt (analysts' resolutions, auto-applied matches
     /// never reversed) for the retraining job, reading the store directly (docs/training.md).
@@ -402,6 +407,14 @@ pub(super) enum BenchWhat {
         /// Sync every commit (`full`) or at checkpoints only (`normal`).
         #[arg(long, default_value = "full")]
         durability: String,
+        /// Measure on PostgreSQL: a server URL (`postgres://USER@HOST:PORT/DB`); the bench
+        /// creates a database of its own there and drops it after.
+        #[arg(long, value_name = "URL")]
+        store: Option<cashmatch::store::StoreUrl>,
+        /// Replicas serving the one PostgreSQL database, the client connections spread over
+        /// them (needs --store).
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
     },
     /// Receipts and advices sent apart (the decoupled family, docs/advices.md): link precision
     /// and recall, and the decisions beside the same payments with their detail attached.

@@ -343,6 +343,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             ui_addr,
             no_ui,
             demo,
+            demo_feed,
         } => {
             use cashmatch::app::config::{Overrides, Settings};
             let flags = Overrides {
@@ -367,6 +368,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            let demo = demo.then(|| std::time::Duration::from_secs(demo_feed));
             rt.block_on(cashmatch::app::serve(settings, demo))?;
         }
         Command::ExportLabels {
@@ -441,6 +443,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 streamed,
                 seed,
                 durability,
+                store,
+                replicas,
             } => {
                 use cashmatch::app::bench::{BenchConfig, run};
                 use cashmatch::store::Durability;
@@ -456,6 +460,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                     streamed,
                     seed,
                     durability,
+                    store,
+                    replicas,
                 })?;
             }
             BenchWhat::Advices {

@@ -342,6 +342,11 @@ impl Service {
         })
     }
 
+    /// Whether the payment id has a decision (in this replica's view).
+    pub fn is_decided(&self, payment_id: &str) -> bool {
+        self.read().decided.contains(payment_id)
+    }
+
     /// The stored decision of a payment.
     pub async fn decision(&self, payment_id: String) -> Result<Decision, ServiceError> {
         let d = self.store.decision(payment_id.clone()).await?;

@@ -152,7 +152,8 @@ describe("the analysts' workbench in Chromium", () => {
     const log = fs.openSync(path.join(tmp, "server.log"), "w");
     server = spawn(
       BIN,
-      ["serve", "--demo", "--data-dir", path.join(tmp, "data"), "--config", config, "--addr", grpcAddr, "--ui-addr", `127.0.0.1:${up}`],
+      // --demo-feed 0: the test sends the demo remittances itself, and counts what they decide.
+      ["serve", "--demo", "--demo-feed", "0", "--data-dir", path.join(tmp, "data"), "--config", config, "--addr", grpcAddr, "--ui-addr", `127.0.0.1:${up}`],
       { stdio: ["ignore", log, log] },
     );
     serverExit = new Promise((resolve) => server.on("exit", (code, signal) => resolve({ code, signal })));

@@ -23,7 +23,8 @@ mod feed;
 mod read;
 mod schema;
 mod session;
-// Compiled always, hidden: the library's unit tests and the integration tests (tests/) share it.
+// Compiled always, hidden: the library's unit tests, the integration tests (tests/) and
+// `bench serve --store` share it.
 #[doc(hidden)]
 pub mod testdb;
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! A database of its own for each PostgreSQL test, created on the server named by
-//! `CASHMATCH_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`) and dropped after.
+//! `CASHMATCH_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`) and dropped after;
+//! `cashmatch bench serve --store` measures on one the same way ([`TestDb::create_on`]).
 //!
 //! Without a server, a test cannot prove anything about PostgreSQL: it says so loudly and runs
 //! on SQLite only, except under `CI=true` or `CASHMATCH_REQUIRE_PG` (set by `.ci/run`), where a
@@ -42,36 +43,8 @@ impl TestDb {
     /// CI (after a message saying what was skipped).
     pub fn create(label: &str) -> Option<TestDb> {
         let admin = admin_url();
-        let mut nonce = [0u8; 6];
-        getrandom::fill(&mut nonce).expect("random database name");
-        let suffix: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        let clean: String = label
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .take(30)
-            .collect();
-        let name = format!("cashmatch_test_{clean}_{suffix}");
-        let (a, n) = (admin.clone(), name.clone());
-        let created = on_thread(move || -> Result<(), postgres::Error> {
-            let mut c = Client::connect(&a, NoTls)?;
-            c.batch_execute(&format!("CREATE DATABASE {n}"))
-        });
-        match created {
-            Ok(()) => {
-                let url = match admin.rfind('/') {
-                    Some(i) if admin[..i].contains("://") => {
-                        format!("{}/{name}", &admin[..i])
-                    }
-                    _ => panic!("CASHMATCH_TEST_PG={admin} does not end in /DATABASE"),
-                };
-                Some(TestDb { url, admin, name })
-            }
+        match TestDb::create_on(&admin, label) {
+            Ok(db) => Some(db),
             Err(e) if required() => {
                 panic!(
                     "PostgreSQL at {admin} is unreachable and this run needs it (CI=true or \
@@ -86,6 +59,41 @@ impl TestDb {
                 None
             }
         }
+    }
+
+    /// A fresh database named after `label` on the server of `admin` (a URL ending in
+    /// `/DATABASE`, which is only connected to, to create the new one).
+    pub fn create_on(admin: &str, label: &str) -> Result<TestDb, String> {
+        let base = match admin.rfind('/') {
+            Some(i) if admin[..i].contains("://") => admin[..i].to_string(),
+            _ => return Err(format!("{admin} does not end in /DATABASE")),
+        };
+        let mut nonce = [0u8; 6];
+        getrandom::fill(&mut nonce).map_err(|e| format!("a random database name: {e}"))?;
+        let suffix: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let clean: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(30)
+            .collect();
+        let name = format!("cashmatch_test_{clean}_{suffix}");
+        let (a, n) = (admin.to_string(), name.clone());
+        on_thread(move || -> Result<(), postgres::Error> {
+            let mut c = Client::connect(&a, NoTls)?;
+            c.batch_execute(&format!("CREATE DATABASE {n}"))
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(TestDb {
+            url: format!("{base}/{name}"),
+            admin: admin.to_string(),
+            name,
+        })
     }
 }
 
