@@ -403,6 +403,38 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
             .iter()
             .all(|i| i.state == pb::ReviewState::Open as i32)
     );
+    // Just queued: none overdue under the default 48 h; with no time allowed for ambiguous
+    // items (an SLA per reason), exactly those are, and each says when it fell due.
+    assert!(
+        list.items
+            .iter()
+            .all(|i| !i.overdue && !i.due_at.is_empty())
+    );
+    server.service.set_sla(cashmatch::store::Sla {
+        default: chrono::Duration::hours(48),
+        by_reason: vec![(
+            cashmatch::domain::ReviewReason::Ambiguous,
+            chrono::Duration::zero(),
+        )],
+    });
+    let marked = c
+        .review
+        .list_review_items(pb::ListReviewItemsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(marked.items.iter().any(|i| i.overdue));
+    for i in &marked.items {
+        assert_eq!(
+            i.overdue,
+            i.reason == pb::ReviewReason::Ambiguous as i32,
+            "{} ({:?}) overdue: {}",
+            i.payment_id,
+            i.reason,
+            i.overdue
+        );
+    }
+    server.service.set_sla(cashmatch::store::Sla::default());
     let big = c
         .review
         .list_review_items(pb::ListReviewItemsRequest {

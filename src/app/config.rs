@@ -87,8 +87,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
 /// Where the workbench listens unless told otherwise: loopback too.
 pub const DEFAULT_UI_ADDR: &str = "127.0.0.1:8080";
 
-/// How long a review item may wait before the workbench marks it overdue, unless configured.
-pub const DEFAULT_SLA_HOURS: u32 = 48;
+pub use crate::store::DEFAULT_SLA_HOURS;
 
 /// A config that cannot be used.
 #[derive(Debug, thiserror::Error)]

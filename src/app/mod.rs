@@ -174,6 +174,7 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
         .await?,
     );
     service.set_four_eyes(settings.four_eyes.clone());
+    service.set_sla(settings.review_sla.clone());
     // Other replicas' changes on PostgreSQL; nothing on SQLite.
     if service.follow().is_some() {
         tracing::info!("following the other replicas' changes (the store's change feed)");

@@ -11,7 +11,7 @@ use crate::formats::FormatError;
 use crate::model::artifact::TrainingMetrics;
 use crate::service::{
     Approval, ApprovalState, AuditEvent, AuditRecord, Resolution, ResolutionAction, ReviewRecord,
-    ReviewState, ReviewSummary, TrainingExample,
+    ReviewState, ReviewSummary, Sla, TrainingExample,
 };
 use crate::service::{ModelInfo, ServiceError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -567,9 +567,12 @@ impl From<FormatError> for pb::InputError {
     }
 }
 
-/// A review summary as listed, with its age and priority measured at `now`.
-pub(crate) fn summary(v: ReviewSummary, now: DateTime<Utc>) -> pb::ReviewItemSummary {
+/// A review summary as listed, with its age, priority and whether it is overdue measured at
+/// `now` against `sla`.
+pub(crate) fn summary(v: ReviewSummary, now: DateTime<Utc>, sla: &Sla) -> pb::ReviewItemSummary {
     let (age_days, priority) = (v.age_days(now), v.priority(now));
+    let overdue = v.state == ReviewState::Open && sla.overdue(v.reason, v.created_at, now);
+    let due_at = rfc3339(v.created_at + sla.limit(v.reason));
     let ReviewSummary {
         payment_id,
         customer_id,
@@ -582,6 +585,8 @@ pub(crate) fn summary(v: ReviewSummary, now: DateTime<Utc>) -> pb::ReviewItemSum
         owner,
     } = v;
     pb::ReviewItemSummary {
+        overdue,
+        due_at,
         owner,
         payment_id,
         customer_id,
@@ -635,6 +640,7 @@ pub(crate) fn review_item(
     v: ReviewRecord,
     pending: Option<Approval>,
     now: DateTime<Utc>,
+    sla: &Sla,
 ) -> pb::ReviewItem {
     let ReviewRecord {
         summary: s,
@@ -643,7 +649,7 @@ pub(crate) fn review_item(
         resolution,
     } = v;
     pb::ReviewItem {
-        summary: Some(summary(s, now)),
+        summary: Some(summary(s, now, sla)),
         payment: Some(payment.into()),
         decision: Some(decision.into()),
         resolution: resolution.map(pb::Resolution::from),

@@ -116,7 +116,7 @@ impl reversals_server::Reversals for ReversalsApi {
                 })
                 .await?;
             Ok(pb::UnapplyPaymentResponse {
-                item: Some(convert::review_item(item, None, now())),
+                item: Some(convert::review_item(item, None, now(), &self.service.sla())),
                 postings: postings.into_iter().map(pb::Posting::from).collect(),
             })
         })

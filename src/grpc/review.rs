@@ -193,8 +193,12 @@ impl review_server::Review for ReviewApi {
             let filter = ReviewFilter::try_from(request.into_inner())?;
             let at = filter.now;
             let (items, total) = self.service.review_items(filter).await?;
+            let sla = self.service.sla();
             Ok(pb::ListReviewItemsResponse {
-                items: items.into_iter().map(|s| convert::summary(s, at)).collect(),
+                items: items
+                    .into_iter()
+                    .map(|s| convert::summary(s, at, &sla))
+                    .collect(),
                 total,
             })
         })
@@ -213,6 +217,7 @@ impl review_server::Review for ReviewApi {
                 item,
                 self.service.pending_approval(&id),
                 now(),
+                &self.service.sla(),
             ))
         })
         .await
@@ -227,10 +232,20 @@ impl review_server::Review for ReviewApi {
             let req = resolve_request(request.into_inner(), caller)?;
             let payment_id = req.payment_id.clone();
             match self.service.resolve(req).await? {
-                ResolveOutcome::Resolved(item) => Ok(convert::review_item(*item, None, now())),
+                ResolveOutcome::Resolved(item) => Ok(convert::review_item(
+                    *item,
+                    None,
+                    now(),
+                    &self.service.sla(),
+                )),
                 ResolveOutcome::AwaitingApproval(a) => {
                     let item = self.service.review_item(payment_id).await?;
-                    Ok(convert::review_item(item, Some(*a), now()))
+                    Ok(convert::review_item(
+                        item,
+                        Some(*a),
+                        now(),
+                        &self.service.sla(),
+                    ))
                 }
             }
         })
@@ -248,7 +263,7 @@ impl review_server::Review for ReviewApi {
                 .service
                 .assign_review_item(payment_id, analyst, assignment)
                 .await?;
-            Ok(convert::summary(item, now()))
+            Ok(convert::summary(item, now(), &self.service.sla()))
         })
         .await
     }
@@ -279,7 +294,7 @@ impl review_server::Review for ReviewApi {
             let caller = principal(&request);
             let req = approval_decision(request.into_inner(), caller)?;
             let item = self.service.approve(req).await?;
-            Ok(convert::review_item(item, None, now()))
+            Ok(convert::review_item(item, None, now(), &self.service.sla()))
         })
         .await
     }

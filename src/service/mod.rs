@@ -192,6 +192,7 @@ impl Service {
                 open_reviews,
                 awaiting,
                 four_eyes: FourEyes::default(),
+                sla: Sla::default(),
             }),
             pending: Mutex::new(HashMap::new()),
             store,

@@ -21,6 +21,17 @@ pub enum Assignment {
 }
 
 impl Service {
+    /// Puts new SLA limits in force for the summaries that follow (the `[ui]` settings: the
+    /// workbench and the API mark the same items overdue).
+    pub fn set_sla(&self, sla: Sla) {
+        self.core.write().unwrap_or_else(|p| p.into_inner()).sla = sla;
+    }
+
+    /// The SLA limits in force.
+    pub fn sla(&self) -> Sla {
+        self.read().sla.clone()
+    }
+
     /// Gives an open review item an owner, or none, as `analyst` asks; audited. Answers the item
     /// as it now stands.
     pub async fn assign_review_item(

@@ -6,7 +6,7 @@ use super::api::*;
 use super::commit::*;
 use crate::domain::{Allocation, Decision, Payment};
 use crate::engine::Engine;
-use crate::store::OpenAmountChange;
+use crate::store::{OpenAmountChange, Sla};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use std::collections::{HashMap, HashSet};
@@ -35,6 +35,8 @@ pub(super) struct Core {
     pub(super) awaiting: HashMap<String, crate::store::Approval>,
     /// Above which amounts a resolution waits for a second analyst.
     pub(super) four_eyes: FourEyes,
+    /// When an open review item becomes overdue, for the API's summaries.
+    pub(super) sla: Sla,
 }
 
 impl Core {

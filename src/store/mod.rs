@@ -344,6 +344,9 @@ pub struct AssignmentWrite {
     pub audit: AuditRecord,
 }
 
+/// How long a review item may wait before it is marked overdue, unless configured.
+pub const DEFAULT_SLA_HOURS: u32 = 48;
+
 /// How long a review item may wait before it is overdue: one limit, and others for some review
 /// reasons (a possible duplicate payment may be urgent where an unexplained short pay is not).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -355,6 +358,12 @@ pub struct Sla {
 impl From<u32> for Sla {
     fn from(hours: u32) -> Sla {
         Sla::hours(hours)
+    }
+}
+
+impl Default for Sla {
+    fn default() -> Sla {
+        Sla::hours(DEFAULT_SLA_HOURS)
     }
 }
 
