@@ -2,8 +2,10 @@
 //! loading a ledger, matching payments in several formats, idempotency, working the review queue
 //! with its audit trail, each role boundary, concurrent clients against the same invoices, a
 //! restart on the same data directory, graceful drain, request limits, a SIGKILL under load,
-//! TLS with client certificates (`service/tls.rs`), four-eyes approval (`service/four_eyes.rs`)
-//! and three replicas on PostgreSQL with one killed under load (`service/replicas.rs`).
+//! TLS with client certificates (`service/tls.rs`), four-eyes approval (`service/four_eyes.rs`),
+//! three replicas on PostgreSQL with one killed under load (`service/replicas.rs`), and the
+//! event bus on NATS JetStream with the service killed in the middle of a stream
+//! (`service/bus.rs`).
 
 use cashmatch::domain::{Customer, Invoice, Payment};
 use cashmatch::engine::EngineConfig;
@@ -31,6 +33,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+#[path = "service/bus.rs"]
+mod bus;
 #[path = "service/four_eyes.rs"]
 mod four_eyes;
 #[path = "service/replicas.rs"]

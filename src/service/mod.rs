@@ -34,6 +34,7 @@ mod follow_tests;
 mod ledger;
 mod matching;
 mod models;
+mod outbox;
 mod postings;
 pub(crate) mod remittance;
 mod resolve;
@@ -52,6 +53,7 @@ pub use crate::store::{
     replay_open_amounts,
 };
 pub use crate::store::{Approval, ApprovalState};
+pub use crate::store::{DecisionEvent, Outbox, StoredDecision};
 pub use crate::store::{
     AuditEvent, AuditRecord, ExportQuery, OwnerFilter, Resolution, ResolutionAction, ReviewFilter,
     ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Sla, Store, StoreError,
