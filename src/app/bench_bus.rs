@@ -186,9 +186,7 @@ async fn run_async(cfg: BusBenchConfig) -> anyhow::Result<()> {
         n as f64 / produced.as_secs_f64().max(1e-9),
         produced.as_secs_f64()
     );
-    println!(
-        "| end to end: first payment published to last decision received | {secs:.1} s |"
-    );
+    println!("| end to end: first payment published to last decision received | {secs:.1} s |");
     println!(
         "| end-to-end throughput | {:.0} payments/s |",
         n as f64 / secs

@@ -66,13 +66,13 @@
 //! other settings apply at the next start; the TLS certificate, key and client CA files are
 //! followed by `crate::tls`).
 
+use crate::bus::nats::NatsConfig;
 use crate::domain::ReviewReason;
 use crate::engine::DEFAULT_UNEXPLAINED_TOLERANCE;
 use crate::service::auth::{
     CertEntry, CertFingerprint, CertMatch, ClientCerts, Role, TokenEntry, TokenHash, Tokens,
 };
 use crate::service::{FourEyes, Limits};
-use crate::bus::nats::NatsConfig;
 use crate::store::{Durability, Sla, StoreUrl};
 use crate::tls::TlsFiles;
 use rust_decimal::Decimal;

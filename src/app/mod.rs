@@ -132,7 +132,11 @@ async fn start_bus(
             tracing::error!(error = %e, "the event bus stopped taking payments");
         }
     });
-    let (s, m, st) = (Arc::clone(service), Arc::clone(metrics), until(stop.clone()));
+    let (s, m, st) = (
+        Arc::clone(service),
+        Arc::clone(metrics),
+        until(stop.clone()),
+    );
     let publisher = tokio::spawn(crate::bus::publish(broker, s, m, st));
     Ok((consumer, publisher))
 }
@@ -348,7 +352,9 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
     // The batches the bus is deciding commit, and are acknowledged, before the store closes.
     if let Some((consumer, publisher)) = bus {
         if tokio::time::timeout(DRAIN_TIMEOUT, consumer).await.is_err() {
-            tracing::warn!("bus messages still being decided after {DRAIN_TIMEOUT:?}; closing anyway");
+            tracing::warn!(
+                "bus messages still being decided after {DRAIN_TIMEOUT:?}; closing anyway"
+            );
         }
         // A round cut short publishes again, under the same ids, on the next start.
         publisher.abort();

@@ -221,41 +221,65 @@ async fn publish_once<B: Broker>(
     service: &Arc<Service>,
     metrics: &Metrics,
 ) -> Result<usize, PublishError> {
-    let mut published = 0;
-    let after = service.bus_cursor(Outbox::Postings).await?;
-    let postings = service
-        .postings(PostingFilter::All, after, BATCH as u32)
-        .await?;
-    if let Some(last) = postings.last().map(|p| p.sequence) {
-        let batch: Vec<Outgoing> = postings
-            .into_iter()
-            .map(|p| Outgoing {
-                topic: Topic::Postings,
-                id: format!("posting-{}", p.sequence),
-                body: encode_posting(p),
-            })
-            .collect();
-        published += batch.len();
-        broker.publish(batch).await?;
-        service.set_bus_cursor(Outbox::Postings, last).await?;
-        metrics.bus_published("postings", published as u64);
-    }
+    // Decisions first: a subscriber sees a payment's decision before the cash it moved.
     let after = service.bus_cursor(Outbox::Decisions).await?;
-    let events = service.decision_events(after, BATCH as u32).await?;
-    if let Some(last) = events.last().map(|e| e.sequence) {
-        let batch: Vec<Outgoing> = events
-            .into_iter()
-            .map(|e| Outgoing {
-                topic: Topic::Decisions,
-                id: format!("decision-{}", e.decision.payment.payment_id),
-                body: encode_decision(e.decision.decision),
-            })
-            .collect();
-        let n = batch.len();
-        broker.publish(batch).await?;
-        service.set_bus_cursor(Outbox::Decisions, last).await?;
-        metrics.bus_published("decisions", n as u64);
-        published += n;
-    }
+    let decisions: Vec<(u64, Outgoing)> = service
+        .decision_events(after, BATCH as u32)
+        .await?
+        .into_iter()
+        .map(|e| {
+            let id = format!("decision-{}", e.decision.payment.payment_id);
+            let body = encode_decision(e.decision.decision);
+            (
+                e.sequence,
+                Outgoing {
+                    topic: Topic::Decisions,
+                    id,
+                    body,
+                },
+            )
+        })
+        .collect();
+    let mut published =
+        publish_page(broker, service, metrics, Outbox::Decisions, decisions).await?;
+    let after = service.bus_cursor(Outbox::Postings).await?;
+    let postings: Vec<(u64, Outgoing)> = service
+        .postings(PostingFilter::All, after, BATCH as u32)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let (seq, id) = (p.sequence, format!("posting-{}", p.sequence));
+            (
+                seq,
+                Outgoing {
+                    topic: Topic::Postings,
+                    id,
+                    body: encode_posting(p),
+                },
+            )
+        })
+        .collect();
+    published += publish_page(broker, service, metrics, Outbox::Postings, postings).await?;
     Ok(published)
+}
+
+/// Publishes one page of an outbox, each message with its outbox sequence, and moves the cursor
+/// to the last once the broker has stored them all.
+async fn publish_page<B: Broker>(
+    broker: &B,
+    service: &Arc<Service>,
+    metrics: &Metrics,
+    outbox: Outbox,
+    page: Vec<(u64, Outgoing)>,
+) -> Result<usize, PublishError> {
+    let Some(last) = page.last().map(|(seq, _)| *seq) else {
+        return Ok(0);
+    };
+    let n = page.len();
+    broker
+        .publish(page.into_iter().map(|(_, m)| m).collect())
+        .await?;
+    service.set_bus_cursor(outbox, last).await?;
+    metrics.bus_published(outbox.name(), n as u64);
+    Ok(n)
 }

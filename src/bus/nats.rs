@@ -261,9 +261,7 @@ impl Broker for JetStream {
                 .context
                 .send_publish(
                     self.config.subject(topic),
-                    PublishMessage::build()
-                        .payload(body.into())
-                        .message_id(&id),
+                    PublishMessage::build().payload(body.into()).message_id(&id),
                 )
                 .await
                 .map_err(|e| BusError::new(format!("publishing {id}"), e))?;

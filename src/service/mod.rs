@@ -53,12 +53,12 @@ pub use crate::store::{
     replay_open_amounts,
 };
 pub use crate::store::{Approval, ApprovalState};
-pub use crate::store::{DecisionEvent, Outbox, StoredDecision};
 pub use crate::store::{
     AuditEvent, AuditRecord, ExportQuery, OwnerFilter, Resolution, ResolutionAction, ReviewFilter,
     ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Sla, Store, StoreError,
     TrainingExample, now,
 };
+pub use crate::store::{DecisionEvent, Outbox, StoredDecision};
 pub use api::{
     Actor, Counters, DEFAULT_FOUR_EYES_ABOVE, FourEyes, Limits, MatchOutcome, Matched, ModelInfo,
     Rejected, ResolveAction, ResolveRequest, ReverseRequest, Reversed, ServiceError, Unapplied,

@@ -9,9 +9,8 @@
 
 use super::feed::{LocalWrites, RowKey};
 use super::{
-    Outbox,
     ApprovalWrite, AssignmentWrite, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange,
-    ResolutionRecord, ReversalRecord, SessionWrite, StoreError, StoreFuture,
+    Outbox, ResolutionRecord, ReversalRecord, SessionWrite, StoreError, StoreFuture,
 };
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};

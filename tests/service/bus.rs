@@ -127,8 +127,7 @@ impl Probe {
             Probe::Postgres(url) => {
                 let url = url.clone();
                 std::thread::spawn(move || {
-                    let mut c =
-                        postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
                     let ids = c
                         .query(
                             "SELECT payment_id, COUNT(*) FROM decisions GROUP BY payment_id",
@@ -155,7 +154,10 @@ impl Probe {
 
 /// Every message of the events stream: (subject, Nats-Msg-Id, body), in stream order.
 async fn events(js: &jetstream::Context, c: &NatsConfig) -> Vec<(String, String, Vec<u8>)> {
-    let stream = js.get_stream(c.events_stream()).await.expect("events stream");
+    let stream = js
+        .get_stream(c.events_stream())
+        .await
+        .expect("events stream");
     let info = stream.get_info().await.expect("stream info");
     let mut out = Vec::new();
     for seq in info.state.first_sequence..=info.state.last_sequence {
@@ -181,9 +183,9 @@ async fn bus_survives_a_sigkill(label: &str, store: Probe, store_args: Vec<std::
     let dir = temp_dir(&format!("bus-{label}"));
     let log = dir.join("server.log");
     let port = free_port();
-    let mut args: Vec<&std::ffi::OsStr> = store_args.iter().map(|a| a.as_os_str()).collect();
-    args.extend(["--nats".as_ref(), c.url.as_ref(), "--nats-prefix".as_ref()]);
-    args.push(c.prefix.as_ref());
+    let mut owned = store_args;
+    owned.extend(["--nats", &c.url, "--nats-prefix", &c.prefix].map(std::ffi::OsString::from));
+    let args: Vec<&std::ffi::OsStr> = owned.iter().map(|a| a.as_os_str()).collect();
 
     // The test split is the last 30% of the payments.
     let world = cashmatch::synth::generate(&cashmatch::synth::SynthConfig::new(
@@ -264,7 +266,10 @@ async fn bus_survives_a_sigkill(label: &str, store: Probe, store_args: Vec<std::
 
     // Wait until every payment is decided and the publisher has caught up with the store (the
     // messages killed unacknowledged come again after the consumer's 30-second ack wait).
-    let events_stream = js.get_stream(c.events_stream()).await.expect("events stream");
+    let events_stream = js
+        .get_stream(c.events_stream())
+        .await
+        .expect("events stream");
     let mut last = (0, 0, 0);
     for _ in 0..1_200 {
         let (ids, seqs) = store.read();
@@ -297,7 +302,10 @@ async fn bus_survives_a_sigkill(label: &str, store: Probe, store_args: Vec<std::
         .expect("consumer");
     let info = consumer.info().await.expect("consumer info");
     assert_eq!(info.num_pending, 0, "messages never delivered");
-    assert_eq!(info.num_ack_pending, 0, "messages delivered and never settled");
+    assert_eq!(
+        info.num_ack_pending, 0,
+        "messages delivered and never settled"
+    );
 
     // One decision message per payment, its id `decision-<payment id>`, its body the stored
     // decision; the postings exactly the journal, in sequence order, without gaps.
@@ -325,7 +333,11 @@ async fn bus_survives_a_sigkill(label: &str, store: Probe, store_args: Vec<std::
     assert!(
         decided.values().all(|n| *n == 1),
         "payments published more than once: {:?}",
-        decided.iter().filter(|(_, n)| **n > 1).take(5).collect::<Vec<_>>()
+        decided
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .take(5)
+            .collect::<Vec<_>>()
     );
     assert!(!seqs.is_empty(), "auto decisions journal postings");
     assert_eq!(posted, seqs, "the postings published are the journal");

@@ -34,10 +34,10 @@ use super::feed::{FeedReceiver, LocalWrites};
 use super::writer::{GroupBackend, Write, Writer};
 use super::{
     Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionEvent,
-    DecisionRecord, ExportQuery, LedgerWrite, Outbox, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder,
-    ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
-    SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
-    TrainingExample,
+    DecisionRecord, ExportQuery, LedgerWrite, Outbox, PaymentReturn, Posting, PostingFilter,
+    QueueSpan, Remainder, ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord,
+    ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError,
+    StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};

@@ -10,11 +10,10 @@ use crate::store::sqlite::read::{
 };
 use crate::store::sqlite::write::reason_name;
 use crate::store::{
-    DecisionEvent, Outbox,
-    ActorKind, Approval, ApprovalState, AuditEvent, AuditRecord, DayActivity, ExportQuery,
-    LastApplied, PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan,
-    Remainder, RemainderKind, Resolution, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
-    Sla, Snapshot, StoreError, StoredDecision, TrainingExample,
+    ActorKind, Approval, ApprovalState, AuditEvent, AuditRecord, DayActivity, DecisionEvent,
+    ExportQuery, LastApplied, Outbox, PaymentReturn, Posting, PostingFilter, PostingKind,
+    PostingRecord, QueueSpan, Remainder, RemainderKind, Resolution, ReviewFilter, ReviewRecord,
+    ReviewSummary, ReviewTotals, Sla, Snapshot, StoreError, StoredDecision, TrainingExample,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use postgres::types::ToSql;
@@ -184,8 +183,7 @@ pub(super) fn decision_events(
     .map(|r| {
         let seq: i64 = get(r, 4, w)?;
         Ok(DecisionEvent {
-            sequence: u64::try_from(seq)
-                .map_err(|e| corrupt(format!("outbox row {seq}"), e))?,
+            sequence: u64::try_from(seq).map_err(|e| corrupt(format!("outbox row {seq}"), e))?,
             decision: decision_row(r)?,
         })
     })

@@ -44,7 +44,10 @@ pub(super) fn apply_write(tx: &mut Tx<'_>, write: &Write) -> Result<(), StoreErr
                 "INSERT INTO bus_cursors (name, position) VALUES ($1, $2)
                  ON CONFLICT (name) DO UPDATE
                  SET position = GREATEST(bus_cursors.position, excluded.position)",
-                &[&outbox.name(), &i64::try_from(*position).unwrap_or(i64::MAX)],
+                &[
+                    &outbox.name(),
+                    &i64::try_from(*position).unwrap_or(i64::MAX),
+                ],
             )
             .map(drop)
             .map_err(backend("storing the bus cursor")),

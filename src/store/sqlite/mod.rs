@@ -38,11 +38,10 @@ pub use backup::{BackupSummary, backup};
 use super::writer::{Write, Writer};
 use super::{
     Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionEvent,
-    DecisionRecord, Outbox,
-    ExportQuery, LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder,
-    ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
-    SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
-    TrainingExample,
+    DecisionRecord, ExportQuery, LedgerWrite, Outbox, PaymentReturn, Posting, PostingFilter,
+    QueueSpan, Remainder, ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord,
+    ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError,
+    StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -416,7 +415,10 @@ impl Store for SqliteStore {
     fn bus_cursor(&self, outbox: Outbox) -> StoreFuture<u64> {
         self.read(move |conn| {
             conn.prepare_cached("SELECT position FROM bus_cursors WHERE name = ?1")
-                .and_then(|mut s| s.query_row(params![outbox.name()], |r| r.get::<_, i64>(0)).optional())
+                .and_then(|mut s| {
+                    s.query_row(params![outbox.name()], |r| r.get::<_, i64>(0))
+                        .optional()
+                })
                 .map(|p| p.map_or(0, |p| p.max(0) as u64))
                 .map_err(backend("reading the bus cursor"))
         })

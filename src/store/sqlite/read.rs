@@ -4,10 +4,9 @@ use super::write::{amount_key, reason_name};
 use super::{backend, corrupt};
 use crate::domain::{Currency, Customer, Invoice, LabelSource, Payment, ReviewReason, Terms};
 use crate::store::{
-    DecisionEvent,
-    ActorKind, AuditEvent, AuditRecord, DayActivity, ExportQuery, LastApplied, OwnerFilter,
-    PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan, Remainder,
-    RemainderKind, Resolution, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary,
+    ActorKind, AuditEvent, AuditRecord, DayActivity, DecisionEvent, ExportQuery, LastApplied,
+    OwnerFilter, PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan,
+    Remainder, RemainderKind, Resolution, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary,
     ReviewTotals, Sla, Snapshot, StoreError, StoredDecision, TrainingExample,
 };
 use chrono::{DateTime, NaiveDate, Utc};
