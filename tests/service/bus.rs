@@ -164,9 +164,11 @@ async fn events(js: &jetstream::Context, c: &NatsConfig) -> Vec<(String, String,
         let Ok(m) = stream.get_raw_message(seq).await else {
             continue;
         };
+        // The constant, not the string: async-nats parses a known header into its standard name,
+        // which a lookup by string (a custom name) does not find.
         let id = m
             .headers
-            .get("Nats-Msg-Id")
+            .get(async_nats::header::NATS_MESSAGE_ID)
             .map(|v| v.as_str().to_string())
             .unwrap_or_default();
         out.push((m.subject.to_string(), id, m.payload.to_vec()));
