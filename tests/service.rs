@@ -1395,6 +1395,34 @@ fn contested_ledger(n: usize) -> (Customer, Vec<Invoice>) {
 }
 
 /// Loads [`contested_ledger`] through `ledger`; returns its invoices.
+/// Loads the customers and the test split's invoices of a generated world, every record accepted.
+async fn load_world(ledger: &mut LedgerClient<Authed>, world: &cashmatch::synth::World) {
+    let records: Vec<pb::LedgerRecord> = world
+        .customers
+        .iter()
+        .cloned()
+        .map(|c| pb::LedgerRecord {
+            record: Some(Record::Customer(c.into())),
+        })
+        .chain(
+            world
+                .test
+                .invoices
+                .iter()
+                .cloned()
+                .map(|i| pb::LedgerRecord {
+                    record: Some(Record::Invoice(i.into())),
+                }),
+        )
+        .collect();
+    let loaded = ledger
+        .load_ledger(tokio_stream::iter(records))
+        .await
+        .expect("load")
+        .into_inner();
+    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+}
+
 async fn load_contested_ledger(ledger: &mut LedgerClient<Authed>, n: usize) -> Vec<Invoice> {
     let (customer, invoices) = contested_ledger(n);
     ledger
@@ -1912,31 +1940,7 @@ async fn a_sigkill_under_load_loses_no_acknowledged_decision_application_or_reso
     let world = cashmatch::synth::generate(&cashmatch::synth::SynthConfig::new(424_242, 60, 900));
     let (mut child, ch) = spawn_server(&data, port, &log).await;
     let mut c = Clients::new(&ch, None);
-    let records: Vec<pb::LedgerRecord> = world
-        .customers
-        .iter()
-        .cloned()
-        .map(|c| pb::LedgerRecord {
-            record: Some(Record::Customer(c.into())),
-        })
-        .chain(
-            world
-                .test
-                .invoices
-                .iter()
-                .cloned()
-                .map(|i| pb::LedgerRecord {
-                    record: Some(Record::Invoice(i.into())),
-                }),
-        )
-        .collect();
-    let loaded = c
-        .ledger
-        .load_ledger(tokio_stream::iter(records))
-        .await
-        .expect("load")
-        .into_inner();
-    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+    load_world(&mut c.ledger, &world).await;
 
     // Four clients send payments, one analyst resolves review items as they appear; every
     // acknowledgement is written down. The server is killed in the middle of it.

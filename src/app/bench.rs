@@ -56,22 +56,32 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Runs both phases and prints a table of figures.
-pub fn run(config: BenchConfig) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run_async(config))
+/// A service on a fresh SQLite store in `dir` holding a generated ledger, and the payments
+/// generated with it.
+pub(super) struct Generated {
+    pub(super) service: Arc<Service>,
+    pub(super) payments: Vec<Payment>,
+    /// Ledger items stored.
+    pub(super) invoices: usize,
+    /// Seconds the ledger took to store and index.
+    pub(super) load_secs: f64,
 }
 
-async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
-    let steady = (cfg.rate as usize) * (cfg.seconds as usize);
+/// Generates a world with `invoices` ledger items and `payments` payments (not measured), and
+/// loads its ledger into a service on a fresh store in `dir` (measured).
+pub(super) async fn generated_service(
+    invoices: usize,
+    payments: usize,
+    seed: u64,
+    durability: crate::store::Durability,
+    dir: &std::path::Path,
+) -> anyhow::Result<Generated> {
     let t = Instant::now();
     let world = tokio::task::spawn_blocking(move || {
         crate::synth::world_with_ledger(
-            cfg.invoices,
-            steady + cfg.streamed,
-            cfg.seed,
+            invoices,
+            payments,
+            seed,
             crate::synth::CustomerSizes::Typical,
         )
     })
@@ -84,9 +94,8 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         split.payments.len(),
         t.elapsed().as_secs_f64()
     );
-    let dir = std::env::temp_dir().join(format!("cashmatch-bench-serve-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = SqliteStore::open_with(&dir, cfg.durability)?;
+    let _ = std::fs::remove_dir_all(dir);
+    let store = SqliteStore::open_with(dir, durability)?;
     let service =
         Arc::new(Service::open(store, None, EngineConfig::default(), Limits::default()).await?);
     let t = Instant::now();
@@ -111,7 +120,35 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         "generated ledger rejected: {:?}",
         loaded.rejected.first()
     );
-    let load_secs = t.elapsed().as_secs_f64();
+    Ok(Generated {
+        service,
+        payments: split.payments,
+        invoices: n_invoices,
+        load_secs: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs both phases and prints a table of figures.
+pub fn run(config: BenchConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(config))
+}
+
+async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
+    let steady = (cfg.rate as usize) * (cfg.seconds as usize);
+    let dir = std::env::temp_dir().join(format!("cashmatch-bench-serve-{}", std::process::id()));
+    let bench = generated_service(
+        cfg.invoices,
+        steady + cfg.streamed,
+        cfg.seed,
+        cfg.durability,
+        &dir,
+    )
+    .await?;
+    let (service, n_invoices, load_secs) = (bench.service, bench.invoices, bench.load_secs);
+    let split_payments = bench.payments;
     eprintln!("ledger stored and indexed in {load_secs:.1}s");
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -135,7 +172,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
             .context("connecting")?;
         clients.push(MatchingClient::new(ch));
     }
-    let payments = Arc::new(split.payments);
+    let payments = Arc::new(split_payments);
 
     // Phase 1: single payments at a steady rate.
     let interval = Duration::from_secs_f64(1.0 / f64::from(cfg.rate.max(1)));

@@ -8,11 +8,8 @@
 
 use crate::bus::Topic;
 use crate::bus::nats::{JetStream, NatsConfig};
-use crate::engine::EngineConfig;
 use crate::grpc::pb::{self, match_request::Input};
 use crate::metrics::Metrics;
-use crate::service::{Limits, Service};
-use crate::store::SqliteStore;
 use anyhow::Context;
 use futures_util::StreamExt;
 use prost::Message;
@@ -42,51 +39,11 @@ pub fn run(config: BusBenchConfig) -> anyhow::Result<()> {
 }
 
 async fn run_async(cfg: BusBenchConfig) -> anyhow::Result<()> {
-    let t = Instant::now();
-    let (invoices, payments, seed) = (cfg.invoices, cfg.payments, cfg.seed);
-    let world = tokio::task::spawn_blocking(move || {
-        crate::synth::world_with_ledger(
-            invoices,
-            payments,
-            seed,
-            crate::synth::CustomerSizes::Typical,
-        )
-    })
-    .await?;
-    let (customers, split) = (world.customers, world.test);
-    eprintln!(
-        "generated {} customers, {} ledger items, {} payments in {:.1}s (not measured)",
-        customers.len(),
-        split.invoices.len(),
-        split.payments.len(),
-        t.elapsed().as_secs_f64()
-    );
     let dir = std::env::temp_dir().join(format!("cashmatch-bench-bus-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = SqliteStore::open_with(&dir, cfg.durability)?;
-    let service =
-        Arc::new(Service::open(store, None, EngineConfig::default(), Limits::default()).await?);
-    let n_invoices = split.invoices.len();
-    let loaded = service
-        .upsert(
-            customers
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| (i as u64, c))
-                .collect(),
-            split
-                .invoices
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, v))
-                .collect(),
-        )
-        .await?;
-    anyhow::ensure!(
-        loaded.rejected.is_empty(),
-        "generated ledger rejected: {:?}",
-        loaded.rejected.first()
-    );
+    let bench =
+        super::bench::generated_service(cfg.invoices, cfg.payments, cfg.seed, cfg.durability, &dir)
+            .await?;
+    let (service, n_invoices) = (bench.service, bench.invoices);
 
     let mut nonce = [0u8; 4];
     getrandom::fill(&mut nonce).context("a random stream name")?;
@@ -123,7 +80,7 @@ async fn run_async(cfg: BusBenchConfig) -> anyhow::Result<()> {
         until(stop_rx),
     ));
 
-    let bodies: Vec<Vec<u8>> = split
+    let bodies: Vec<Vec<u8>> = bench
         .payments
         .iter()
         .map(|p| {

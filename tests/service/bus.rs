@@ -196,32 +196,7 @@ async fn bus_survives_a_sigkill(label: &str, store: Probe, store_args: Vec<std::
         PAYMENTS * 4,
     ));
     let (mut child, ch) = spawn_serve(&args, port, &log).await;
-    let mut clients = Clients::new(&ch, None);
-    let records: Vec<pb::LedgerRecord> = world
-        .customers
-        .iter()
-        .cloned()
-        .map(|c| pb::LedgerRecord {
-            record: Some(Record::Customer(c.into())),
-        })
-        .chain(
-            world
-                .test
-                .invoices
-                .iter()
-                .cloned()
-                .map(|i| pb::LedgerRecord {
-                    record: Some(Record::Invoice(i.into())),
-                }),
-        )
-        .collect();
-    let loaded = clients
-        .ledger
-        .load_ledger(tokio_stream::iter(records))
-        .await
-        .expect("load")
-        .into_inner();
-    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+    load_world(&mut Clients::new(&ch, None).ledger, &world).await;
     let payments: Vec<Payment> = world.test.payments.iter().take(PAYMENTS).cloned().collect();
     assert_eq!(payments.len(), PAYMENTS, "the world has enough payments");
 
