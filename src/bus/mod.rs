@@ -283,3 +283,197 @@ async fn publish_page<B: Broker>(
     metrics.bus_published(outbox.name(), n as u64);
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grpc::pb;
+    use prost::Message;
+    use std::sync::Mutex;
+
+    /// What happened to each delivery, by its name.
+    type Settled = Arc<Mutex<Vec<(String, &'static str)>>>;
+
+    struct FakeDelivery {
+        name: String,
+        body: Vec<u8>,
+        settled: Settled,
+    }
+
+    impl FakeDelivery {
+        fn settle(&self, how: &'static str) -> Result<(), BusError> {
+            self.settled
+                .lock()
+                .expect("lock")
+                .push((self.name.clone(), how));
+            Ok(())
+        }
+    }
+
+    impl Delivery for FakeDelivery {
+        fn payload(&self) -> &[u8] {
+            &self.body
+        }
+        fn describe(&self) -> String {
+            self.name.clone()
+        }
+        async fn ack(&self) -> Result<(), BusError> {
+            self.settle("ack")
+        }
+        async fn refuse(&self) -> Result<(), BusError> {
+            self.settle("refuse")
+        }
+        async fn retry(&self, _after: Duration) -> Result<(), BusError> {
+            self.settle("retry")
+        }
+    }
+
+    /// A broker in memory: deliveries queued by the test, messages kept, publishing refused
+    /// while `down`.
+    #[derive(Default)]
+    struct Fake {
+        inbound: Mutex<Vec<FakeDelivery>>,
+        published: Mutex<Vec<Outgoing>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Broker for Fake {
+        type Delivery = FakeDelivery;
+
+        async fn next_batch(
+            &self,
+            max: usize,
+            wait: Duration,
+        ) -> Result<Vec<FakeDelivery>, BusError> {
+            let batch: Vec<FakeDelivery> = {
+                let mut q = self.inbound.lock().expect("lock");
+                let n = q.len().min(max);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                tokio::time::sleep(wait.min(Duration::from_millis(10))).await;
+            }
+            Ok(batch)
+        }
+
+        async fn publish(&self, batch: Vec<Outgoing>) -> Result<(), BusError> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(BusError::new("publishing", "the broker is down"));
+            }
+            self.published.lock().expect("lock").extend(batch);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_payment_is_acknowledged_once_durable_a_replay_too_and_garbage_is_refused() {
+        crate::service::tests::runtime().block_on(async {
+            let (service, dir) = crate::service::tests::cases_service("bus-fake").await;
+            let decided = crate::io::read_remittances(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("fixtures/cases/remittances.csv"),
+            )
+            .expect("fixture payments")
+            .payments;
+            let mut fresh = decided[0].clone();
+            fresh.payment_id = "BUS-NEW-1".into();
+            let settled = Settled::default();
+            let body = |p: &crate::domain::Payment| {
+                pb::MatchRequest {
+                    input: Some(pb::match_request::Input::Payment(p.clone().into())),
+                }
+                .encode_to_vec()
+            };
+            let broker = Arc::new(Fake::default());
+            for (name, b) in [
+                ("replay", body(&decided[1])),
+                ("garbage", vec![0xff, 0x01]),
+                ("fresh", body(&fresh)),
+            ] {
+                broker.inbound.lock().expect("lock").push(FakeDelivery {
+                    name: name.into(),
+                    body: b,
+                    settled: Arc::clone(&settled),
+                });
+            }
+            let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+            let consumer = tokio::spawn(consume(
+                Arc::clone(&broker),
+                Arc::clone(&service),
+                Arc::new(Metrics::new()),
+                async move {
+                    let _ = stop_rx.wait_for(|v| *v).await;
+                },
+            ));
+            for _ in 0..400 {
+                if settled.lock().expect("lock").len() == 3 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = stop_tx.send(true);
+            consumer.await.expect("task").expect("consumer");
+            let mut got = settled.lock().expect("lock").clone();
+            got.sort();
+            assert_eq!(
+                got,
+                [
+                    ("fresh".to_string(), "ack"),
+                    ("garbage".into(), "refuse"),
+                    ("replay".into(), "ack")
+                ]
+            );
+            // Acknowledged means durable: the store has it.
+            assert!(service.decision("BUS-NEW-1".into()).await.is_ok());
+
+            // The outbox: nothing moves while the broker is down; then everything, once, under
+            // stable ids; a second round publishes nothing.
+            let metrics = Metrics::new();
+            broker.down.store(true, std::sync::atomic::Ordering::SeqCst);
+            assert!(publish_once(&*broker, &service, &metrics).await.is_err());
+            assert_eq!(
+                service.bus_cursor(Outbox::Decisions).await.expect("cursor"),
+                0
+            );
+            broker
+                .down
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            while publish_once(&*broker, &service, &metrics)
+                .await
+                .expect("publish")
+                > 0
+            {}
+            let published = broker.published.lock().expect("lock").clone();
+            let ids: Vec<&str> = published
+                .iter()
+                .filter(|m| m.topic == Topic::Decisions)
+                .map(|m| m.id.as_str())
+                .collect();
+            let outbox: Vec<String> = service
+                .decision_events(0, 10_000)
+                .await
+                .expect("outbox")
+                .iter()
+                .map(|e| format!("decision-{}", e.decision.payment.payment_id))
+                .collect();
+            assert_eq!(ids, outbox);
+            assert!(ids.contains(&"decision-BUS-NEW-1"));
+            let postings = service
+                .postings(PostingFilter::All, 0, 10_000)
+                .await
+                .expect("journal");
+            let posted: Vec<String> = published
+                .iter()
+                .filter(|m| m.topic == Topic::Postings)
+                .map(|m| m.id.clone())
+                .collect();
+            let journal: Vec<String> = postings
+                .iter()
+                .map(|p| format!("posting-{}", p.sequence))
+                .collect();
+            assert_eq!(posted, journal);
+            service.store().close();
+            let _ = std::fs::remove_dir_all(&dir);
+        });
+    }
+}
