@@ -38,6 +38,9 @@
 //!   names tonic or prost.
 //! - [`web`]: the analysts' workbench, server-rendered pages over the same [`service`]; the only
 //!   module that renders HTML.
+//! - [`bus`]: the event bus over the same [`service`]: payments in from a message broker (NATS
+//!   JetStream, behind a small trait), decided by `grpc`'s matching code from the same protobuf
+//!   messages; decisions and postings out from the store's outbox, each exactly once.
 //! - [`app`]: `cashmatch serve` itself: configuration, opening the store, restoring the service,
 //!   the demo ledger, the follower of `models/ACTIVE`, starting the adapters above and shutting
 //!   down; also `cashmatch bench serve`, which starts the same pieces in one process.
@@ -48,6 +51,7 @@ pub use cashmatch_core::{
 };
 
 pub mod app;
+pub mod bus;
 pub mod grpc;
 pub mod metrics;
 pub mod service;

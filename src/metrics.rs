@@ -46,6 +46,11 @@ struct ResultLabels {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
 /// The service's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -61,6 +66,8 @@ pub struct Metrics {
     feed_position: Gauge,
     feed_changes: Counter,
     feed_delay: Family<QuantileLabels, Gauge<f64, AtomicU64>>,
+    bus_messages: Family<ResultLabels, Counter>,
+    bus_published: Family<TopicLabels, Counter>,
     /// Whose failures and reloads to show; none without [`Metrics::with_auth`].
     auth: Option<Arc<Auth>>,
 }
@@ -167,8 +174,25 @@ impl Metrics {
              this replica's memory, over the last 4,096 changes, by quantile (0.5, 0.99)",
             feed_delay.clone(),
         );
+        let bus_messages = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "bus_messages",
+            "Payment messages taken from the event bus, by result: decided (durable, or a replay; \
+             acknowledged), refused (never decidable: terminated, not delivered again; the log \
+             names each), retried (the service could not decide it now: delivered again)",
+            bus_messages.clone(),
+        );
+        let bus_published = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "bus_published",
+            "Messages the event bus's publisher had stored by the broker, by topic: decisions, \
+             postings (a message published again after a crash counts again)",
+            bus_published.clone(),
+        );
         Metrics {
             registry,
+            bus_messages,
+            bus_published,
             feed_position,
             feed_changes,
             feed_delay,
@@ -194,6 +218,24 @@ impl Metrics {
     /// Whether the audit chain was found broken.
     pub fn audit_chain_broken(&self, broken: bool) {
         self.audit_chain_broken.set(i64::from(broken));
+    }
+
+    /// Counts one message from the event bus by its result (`crate::bus`).
+    pub fn bus_message(&self, result: &str) {
+        self.bus_messages
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts messages the broker stored for the event bus's publisher.
+    pub fn bus_published(&self, topic: &str, n: u64) {
+        self.bus_published
+            .get_or_create(&TopicLabels {
+                topic: topic.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// Records one request.

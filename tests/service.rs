@@ -2,8 +2,10 @@
 //! loading a ledger, matching payments in several formats, idempotency, working the review queue
 //! with its audit trail, each role boundary, concurrent clients against the same invoices, a
 //! restart on the same data directory, graceful drain, request limits, a SIGKILL under load,
-//! TLS with client certificates (`service/tls.rs`), four-eyes approval (`service/four_eyes.rs`)
-//! and three replicas on PostgreSQL with one killed under load (`service/replicas.rs`).
+//! TLS with client certificates (`service/tls.rs`), four-eyes approval (`service/four_eyes.rs`),
+//! three replicas on PostgreSQL with one killed under load (`service/replicas.rs`), and the
+//! event bus on NATS JetStream with the service killed in the middle of a stream
+//! (`service/bus.rs`).
 
 use cashmatch::domain::{Customer, Invoice, Payment};
 use cashmatch::engine::EngineConfig;
@@ -31,6 +33,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+#[path = "service/bus.rs"]
+mod bus;
 #[path = "service/four_eyes.rs"]
 mod four_eyes;
 #[path = "service/replicas.rs"]
@@ -1423,6 +1427,34 @@ fn contested_ledger(n: usize) -> (Customer, Vec<Invoice>) {
 }
 
 /// Loads [`contested_ledger`] through `ledger`; returns its invoices.
+/// Loads the customers and the test split's invoices of a generated world, every record accepted.
+async fn load_world(ledger: &mut LedgerClient<Authed>, world: &cashmatch::synth::World) {
+    let records: Vec<pb::LedgerRecord> = world
+        .customers
+        .iter()
+        .cloned()
+        .map(|c| pb::LedgerRecord {
+            record: Some(Record::Customer(c.into())),
+        })
+        .chain(
+            world
+                .test
+                .invoices
+                .iter()
+                .cloned()
+                .map(|i| pb::LedgerRecord {
+                    record: Some(Record::Invoice(i.into())),
+                }),
+        )
+        .collect();
+    let loaded = ledger
+        .load_ledger(tokio_stream::iter(records))
+        .await
+        .expect("load")
+        .into_inner();
+    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+}
+
 async fn load_contested_ledger(ledger: &mut LedgerClient<Authed>, n: usize) -> Vec<Invoice> {
     let (customer, invoices) = contested_ledger(n);
     ledger
@@ -1940,31 +1972,7 @@ async fn a_sigkill_under_load_loses_no_acknowledged_decision_application_or_reso
     let world = cashmatch::synth::generate(&cashmatch::synth::SynthConfig::new(424_242, 60, 900));
     let (mut child, ch) = spawn_server(&data, port, &log).await;
     let mut c = Clients::new(&ch, None);
-    let records: Vec<pb::LedgerRecord> = world
-        .customers
-        .iter()
-        .cloned()
-        .map(|c| pb::LedgerRecord {
-            record: Some(Record::Customer(c.into())),
-        })
-        .chain(
-            world
-                .test
-                .invoices
-                .iter()
-                .cloned()
-                .map(|i| pb::LedgerRecord {
-                    record: Some(Record::Invoice(i.into())),
-                }),
-        )
-        .collect();
-    let loaded = c
-        .ledger
-        .load_ledger(tokio_stream::iter(records))
-        .await
-        .expect("load")
-        .into_inner();
-    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+    load_world(&mut c.ledger, &world).await;
 
     // Four clients send payments, one analyst resolves review items as they appear; every
     // acknowledgement is written down. The server is killed in the middle of it.

@@ -47,16 +47,20 @@ pub struct BenchConfig {
     pub replicas: usize,
 }
 
-/// Where the bench's store lives; dropping it removes it.
-enum Where {
+/// Where a bench's store lives; dropping a PostgreSQL one drops its database.
+pub(super) enum Where {
     Sqlite(std::path::PathBuf),
     Postgres(TestDb),
 }
 
 impl Where {
-    async fn service(&self, cfg: &BenchConfig) -> anyhow::Result<Arc<Service>> {
+    /// A service on the store, restored from what it holds.
+    async fn service(
+        &self,
+        durability: crate::store::Durability,
+    ) -> anyhow::Result<Arc<Service>> {
         let store: Arc<dyn Store> = match self {
-            Where::Sqlite(dir) => Arc::new(SqliteStore::open_with(dir, cfg.durability)?),
+            Where::Sqlite(dir) => Arc::new(SqliteStore::open_with(dir, durability)?),
             Where::Postgres(db) => Arc::new(PgStore::open_async(&db.url).await?),
         };
         let service =
@@ -83,23 +87,26 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Runs both phases and prints a table of figures.
-pub fn run(config: BenchConfig) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run_async(config))
+/// A service on a fresh store holding a generated ledger, and the payments generated with it.
+pub(super) struct Generated {
+    pub(super) service: Arc<Service>,
+    pub(super) payments: Vec<Payment>,
+    /// Ledger items stored.
+    pub(super) invoices: usize,
+    /// Seconds the ledger took to store and index.
+    pub(super) load_secs: f64,
 }
 
-async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        cfg.replicas >= 1 && (cfg.store.is_some() || cfg.replicas == 1),
-        "--replicas {}: one or more, and more than one only on PostgreSQL (--store)",
-        cfg.replicas
-    );
-    let steady = (cfg.rate as usize) * (cfg.seconds as usize);
+/// Generates a world with `invoices` ledger items and `payments` payments (not measured), and
+/// loads its ledger into a service on the fresh store `at` (measured).
+pub(super) async fn generated_service(
+    invoices: usize,
+    payments: usize,
+    seed: u64,
+    durability: crate::store::Durability,
+    at: &Where,
+) -> anyhow::Result<Generated> {
     let t = Instant::now();
-    let (invoices, payments, seed) = (cfg.invoices, steady + cfg.streamed, cfg.seed);
     let world = tokio::task::spawn_blocking(move || {
         crate::synth::world_with_ledger(
             invoices,
@@ -117,19 +124,10 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         split.payments.len(),
         t.elapsed().as_secs_f64()
     );
-    let at = match &cfg.store {
-        Some(url) => Where::Postgres(
-            TestDb::create_on(url.as_str(), "bench_serve")
-                .map_err(|e| anyhow::anyhow!("a database for the bench on {url:?}: {e}"))?,
-        ),
-        None => {
-            let dir =
-                std::env::temp_dir().join(format!("cashmatch-bench-serve-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            Where::Sqlite(dir)
-        }
-    };
-    let service = at.service(&cfg).await?;
+    if let Where::Sqlite(dir) = at {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let service = at.service(durability).await?;
     let t = Instant::now();
     let n_invoices = split.invoices.len();
     let loaded = service
@@ -152,13 +150,54 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         "generated ledger rejected: {:?}",
         loaded.rejected.first()
     );
-    let load_secs = t.elapsed().as_secs_f64();
+    Ok(Generated {
+        service,
+        payments: split.payments,
+        invoices: n_invoices,
+        load_secs: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs both phases and prints a table of figures.
+pub fn run(config: BenchConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(config))
+}
+
+async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cfg.replicas >= 1 && (cfg.store.is_some() || cfg.replicas == 1),
+        "--replicas {}: one or more, and more than one only on PostgreSQL (--store)",
+        cfg.replicas
+    );
+    let steady = (cfg.rate as usize) * (cfg.seconds as usize);
+    let at = match &cfg.store {
+        Some(url) => Where::Postgres(
+            TestDb::create_on(url.as_str(), "bench_serve")
+                .map_err(|e| anyhow::anyhow!("a database for the bench on {url:?}: {e}"))?,
+        ),
+        None => Where::Sqlite(
+            std::env::temp_dir().join(format!("cashmatch-bench-serve-{}", std::process::id())),
+        ),
+    };
+    let bench = generated_service(
+        cfg.invoices,
+        steady + cfg.streamed,
+        cfg.seed,
+        cfg.durability,
+        &at,
+    )
+    .await?;
+    let (service, n_invoices, load_secs) = (bench.service, bench.invoices, bench.load_secs);
+    let split_payments = bench.payments;
     eprintln!("ledger stored and indexed in {load_secs:.1}s");
 
     // The other replicas start on the stored ledger, as a replica joining does.
     let mut replicas = vec![service];
     for _ in 1..cfg.replicas {
-        replicas.push(at.service(&cfg).await?);
+        replicas.push(at.service(cfg.durability).await?);
     }
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut servers = Vec::with_capacity(replicas.len());
@@ -187,7 +226,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
             .context("connecting")?;
         clients.push(MatchingClient::new(ch));
     }
-    let payments = Arc::new(split.payments);
+    let payments = Arc::new(split_payments);
 
     // Phase 1: single payments at a steady rate.
     let interval = Duration::from_secs_f64(1.0 / f64::from(cfg.rate.max(1)));
@@ -279,7 +318,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     };
     // A restart: the ledger index, the decided ids and the queue come back from the store.
     let t = Instant::now();
-    let restarted = at.service(&cfg).await?;
+    let restarted = at.service(cfg.durability).await?;
     let restart_secs = t.elapsed().as_secs_f64();
     restarted.store().close();
     drop(restarted);

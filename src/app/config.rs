@@ -66,6 +66,7 @@
 //! other settings apply at the next start; the TLS certificate, key and client CA files are
 //! followed by `crate::tls`).
 
+use crate::bus::nats::NatsConfig;
 use crate::domain::ReviewReason;
 use crate::engine::DEFAULT_UNEXPLAINED_TOLERANCE;
 use crate::service::auth::{
@@ -83,6 +84,9 @@ use std::path::{Path, PathBuf};
 /// The default listening address: loopback, so a bare `cashmatch serve` is not reachable from
 /// other machines.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+
+/// The event bus's subject prefix unless `--nats-prefix` says otherwise.
+pub const DEFAULT_NATS_PREFIX: &str = "cashmatch";
 
 /// Where the workbench listens unless told otherwise: loopback too.
 pub const DEFAULT_UI_ADDR: &str = "127.0.0.1:8080";
@@ -205,6 +209,10 @@ pub struct Overrides {
     pub no_ui: bool,
     /// `--store`: a PostgreSQL database instead of the SQLite store in the data directory.
     pub store: Option<StoreUrl>,
+    /// `--nats`: the event bus's NATS server.
+    pub nats: Option<String>,
+    /// `--nats-prefix`: the event bus's subject prefix.
+    pub nats_prefix: Option<String>,
 }
 
 /// Everything the service needs to start.
@@ -250,6 +258,8 @@ pub struct Settings {
     pub ui_addr: Option<SocketAddr>,
     /// How long a review item may wait before it is overdue, per reason.
     pub review_sla: Sla,
+    /// The event bus (`crate::bus`): payments in, decisions and postings out; `None`: gRPC only.
+    pub nats: Option<NatsConfig>,
 }
 
 impl Default for Settings {
@@ -275,6 +285,7 @@ impl Default for Settings {
             overrides: Overrides::default(),
             ui_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             review_sla: Sla::hours(DEFAULT_SLA_HOURS),
+            nats: None,
         }
     }
 }
@@ -459,10 +470,27 @@ impl Settings {
                 .by_reason
                 .push((reason, chrono::Duration::hours(i64::from(hours))));
         }
+        let nats = match (&flags.nats, &flags.nats_prefix) {
+            (Some(url), prefix) => {
+                let n = NatsConfig {
+                    url: url.clone(),
+                    prefix: prefix.clone().unwrap_or_else(|| DEFAULT_NATS_PREFIX.into()),
+                };
+                n.validate().map_err(ConfigError::Invalid)?;
+                Some(n)
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "--nats-prefix needs --nats (the NATS server)".into(),
+                ));
+            }
+            (None, None) => None,
+        };
         Ok(Settings {
             addr,
             ui_addr,
             review_sla,
+            nats,
             data_dir: flags.data_dir.or(data_dir).unwrap_or(d.data_dir),
             store: flags.store.clone(),
             model: flags.model.or(model),

@@ -9,6 +9,7 @@
 //! them.
 
 pub mod bench;
+pub mod bench_bus;
 pub mod config;
 pub mod config_watch;
 mod demo;
@@ -30,6 +31,8 @@ use tokio::sync::watch;
 /// Why `cashmatch serve` could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
     #[error(transparent)]
     Grpc(#[from] crate::grpc::ServeError),
     #[error("{context}: {source}")]
@@ -104,6 +107,49 @@ fn check_audit_chain(at: &ChainAt, metrics: &Metrics) {
         },
         Err(e) => tracing::warn!(error = %e, "the audit chain could not be checked at start"),
     }
+}
+
+/// The event bus's tasks: the consumer of payments and the publisher of the outbox.
+type BusTasks = (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>);
+
+/// Connects to NATS (a server that cannot be reached stops the start) and starts the consumer
+/// and the publisher (`crate::bus`), which stop when `stop` says so.
+async fn start_bus(
+    nats: crate::bus::nats::NatsConfig,
+    service: &Arc<Service>,
+    metrics: &Arc<Metrics>,
+    stop: &watch::Receiver<bool>,
+) -> Result<BusTasks, AppError> {
+    let stream = nats.payments_stream();
+    let broker = Arc::new(crate::bus::nats::JetStream::connect(nats.clone()).await?);
+    tracing::info!(
+        url = %nats.url,
+        payments = %nats.payments_subject(),
+        decisions = %nats.subject(crate::bus::Topic::Decisions),
+        postings = %nats.subject(crate::bus::Topic::Postings),
+        "event bus on NATS JetStream: taking payments from stream {stream}"
+    );
+    let until = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let (b, s, m, st) = (
+        Arc::clone(&broker),
+        Arc::clone(service),
+        Arc::clone(metrics),
+        until(stop.clone()),
+    );
+    let consumer = tokio::spawn(async move {
+        if let Err(e) = crate::bus::consume(b, s, m, st).await {
+            tracing::error!(error = %e, "the event bus stopped taking payments");
+        }
+    });
+    let (s, m, st) = (
+        Arc::clone(service),
+        Arc::clone(metrics),
+        until(stop.clone()),
+    );
+    let publisher = tokio::spawn(crate::bus::publish(broker, s, m, st));
+    Ok((consumer, publisher))
 }
 
 /// `cashmatch serve`: opens the store in the data directory, restores the service, seeds the demo
@@ -288,6 +334,10 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
         let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
         tokio::spawn(model_watch::follow(s, models, model_watch::POLL, stop));
     }
+    let bus = match settings.nats.clone() {
+        Some(nats) => Some(start_bus(nats, &service, &metrics, &stop_rx).await?),
+        None => None,
+    };
     let model = service.model_info();
     tracing::info!(addr = %local, tls = tls.is_some(), model = %model.version, threshold = model.threshold, "serving gRPC");
     match &tls {
@@ -320,6 +370,16 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
                 "workbench requests still in flight after {DRAIN_TIMEOUT:?}; closing anyway"
             );
         }
+    }
+    // The batches the bus is deciding commit, and are acknowledged, before the store closes.
+    if let Some((consumer, publisher)) = bus {
+        if tokio::time::timeout(DRAIN_TIMEOUT, consumer).await.is_err() {
+            tracing::warn!(
+                "bus messages still being decided after {DRAIN_TIMEOUT:?}; closing anyway"
+            );
+        }
+        // A round cut short publishes again, under the same ids, on the next start.
+        publisher.abort();
     }
     service.store().close();
     tracing::info!("stopped; every acknowledged write is on disk");

@@ -234,6 +234,13 @@ pub(super) enum Command {
         /// remittances file is still written, for a client to send).
         #[arg(long, value_name = "SECONDS", default_value_t = 90, requires = "demo")]
         demo_feed: u64,
+        /// Also take payments from NATS JetStream (nats://HOST:PORT) and publish decisions and
+        /// postings there (docs/api.md, "Event bus").
+        #[arg(long, value_name = "URL")]
+        nats: Option<String>,
+        /// The event bus's subject prefix [default: cashmatch].
+        #[arg(long, value_name = "PREFIX", requires = "nats")]
+        nats_prefix: Option<String>,
     },
     /// Export the labels the service has learnt (analysts' resolutions, auto-applied matches
     /// never reversed) for the retraining job, reading the store directly (docs/training.md).
@@ -415,6 +422,22 @@ pub(super) enum BenchWhat {
         /// them (needs --store).
         #[arg(long, default_value_t = 1)]
         replicas: usize,
+    },
+    /// The event bus end to end: payments published to NATS JetStream, decided, and their
+    /// decisions received back, in payments per second (streams of its own, deleted after).
+    Bus {
+        /// The NATS server.
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        #[arg(long, default_value_t = 100_000)]
+        invoices: usize,
+        #[arg(long, default_value_t = 20_000)]
+        payments: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Sync every commit (`full`) or at checkpoints only (`normal`).
+        #[arg(long, default_value = "full")]
+        durability: String,
     },
     /// Receipts and advices sent apart (the decoupled family, docs/advices.md): link precision
     /// and recall, and the decisions beside the same payments with their detail attached.

@@ -344,6 +344,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             no_ui,
             demo,
             demo_feed,
+            nats,
+            nats_prefix,
         } => {
             use cashmatch::app::config::{Overrides, Settings};
             let flags = Overrides {
@@ -355,6 +357,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 ui_addr,
                 no_ui,
                 store,
+                nats,
+                nats_prefix,
             };
             let settings = Settings::load(config.as_deref(), flags)?;
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -447,12 +451,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 replicas,
             } => {
                 use cashmatch::app::bench::{BenchConfig, run};
-                use cashmatch::store::Durability;
-                let durability = match durability.as_str() {
-                    "full" => Durability::Full,
-                    "normal" => Durability::Normal,
-                    other => bail!("--durability must be full or normal, not {other:?}"),
-                };
+                let durability = durability_flag(&durability)?;
                 run(BenchConfig {
                     invoices,
                     rate,
@@ -462,6 +461,22 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                     durability,
                     store,
                     replicas,
+                })?;
+            }
+            BenchWhat::Bus {
+                nats,
+                invoices,
+                payments,
+                seed,
+                durability,
+            } => {
+                use cashmatch::app::bench_bus::{BusBenchConfig, run};
+                run(BusBenchConfig {
+                    url: nats,
+                    invoices,
+                    payments,
+                    seed,
+                    durability: durability_flag(&durability)?,
                 })?;
             }
             BenchWhat::Advices {
@@ -522,4 +537,14 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `bench serve|bus --durability`.
+fn durability_flag(s: &str) -> anyhow::Result<cashmatch::store::Durability> {
+    use cashmatch::store::Durability;
+    match s {
+        "full" => Ok(Durability::Full),
+        "normal" => Ok(Durability::Normal),
+        other => bail!("--durability must be full or normal, not {other:?}"),
+    }
 }

@@ -95,7 +95,7 @@ impl TryFrom<pb::MatchRequest> for Input {
 
 /// Decides requests, a single call's or a stream's batch: structured payments together, raw
 /// remittances one by one, each request's response (or refusal) in request order.
-async fn decide(
+pub(super) async fn decide(
     service: &Arc<Service>,
     batch: Vec<pb::MatchRequest>,
 ) -> Vec<Result<pb::MatchResponse, Status>> {

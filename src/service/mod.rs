@@ -34,6 +34,7 @@ mod follow_tests;
 mod ledger;
 mod matching;
 mod models;
+mod outbox;
 mod postings;
 pub(crate) mod remittance;
 mod resolve;
@@ -57,6 +58,7 @@ pub use crate::store::{
     ReviewRecord, ReviewState, ReviewSummary, ReviewTotals, Sla, Store, StoreError, StoredDecision,
     TrainingExample, now,
 };
+pub use crate::store::{DecisionEvent, Outbox};
 pub use api::{
     Actor, Counters, DEFAULT_FOUR_EYES_ABOVE, FourEyes, Limits, MatchOutcome, Matched, ModelInfo,
     Rejected, ResolveAction, ResolveRequest, ReverseRequest, Reversed, ServiceError, Unapplied,

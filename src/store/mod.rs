@@ -19,6 +19,7 @@ pub mod approval;
 pub mod export;
 pub mod feed;
 pub mod journal;
+pub mod outbox;
 pub mod postgres;
 pub mod posting;
 pub mod session;
@@ -27,6 +28,7 @@ pub(crate) mod writer;
 
 pub use approval::{Approval, ApprovalState, ApprovalWrite};
 pub use feed::{ChangeBatch, FeedReceiver, RowKey};
+pub use outbox::{DecisionEvent, Outbox};
 pub use postgres::{PgStore, StoreUrl};
 pub use posting::{
     ActorKind, PostedBy, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
@@ -593,6 +595,17 @@ pub trait Store: Send + Sync + 'static {
     /// `limit`. Sees every write whose future has resolved, and never a posting without every
     /// posting before it.
     fn postings(&self, filter: PostingFilter, after: u64, limit: u32) -> StoreFuture<Vec<Posting>>;
+
+    /// First decisions after outbox sequence `after`, in sequence order, at most `limit` (see
+    /// `store::outbox`). Like [`Store::postings`], never one without every one before it.
+    fn decision_events(&self, after: u64, limit: u32) -> StoreFuture<Vec<DecisionEvent>>;
+
+    /// How far the bus publisher got in `outbox`: 0 before it published anything.
+    fn bus_cursor(&self, outbox: Outbox) -> StoreFuture<u64>;
+
+    /// Moves the publisher's cursor in `outbox` to `position`, never back: replicas publishing
+    /// the same events may store their cursors in any order.
+    fn set_bus_cursor(&self, outbox: Outbox, position: u64) -> StoreFuture<()>;
 
     /// The changes other processes make to the store after feed position `after` (the
     /// snapshot's [`Snapshot::change_seq`]), re-read from the store, in order, until the store

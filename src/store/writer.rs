@@ -10,7 +10,7 @@
 use super::feed::{LocalWrites, RowKey};
 use super::{
     ApprovalWrite, AssignmentWrite, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange,
-    ResolutionRecord, ReversalRecord, SessionWrite, StoreError, StoreFuture,
+    Outbox, ResolutionRecord, ReversalRecord, SessionWrite, StoreError, StoreFuture,
 };
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,8 @@ pub(crate) enum Write {
     Approval(Box<ApprovalWrite>),
     Session(SessionWrite),
     Assign(Box<AssignmentWrite>),
+    /// The bus publisher's cursor in an outbox (`store::outbox`).
+    BusCursor(Outbox, u64),
 }
 
 impl Write {
@@ -73,6 +75,8 @@ impl Write {
             // Read from the store on every use: nothing for the other replicas to re-read.
             Write::Session(_) => vec![],
             Write::Assign(w) => vec![RowKey::Payment(w.payment_id.clone())],
+            // Read from the store by the publisher: nothing for the other replicas to re-read.
+            Write::BusCursor(..) => vec![],
         }
     }
 }

@@ -34,11 +34,11 @@ mod write;
 use super::feed::{FeedReceiver, LocalWrites};
 use super::writer::{GroupBackend, Write, Writer};
 use super::{
-    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord,
-    ExportQuery, LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder,
-    ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
-    SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
-    TrainingExample,
+    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionEvent,
+    DecisionRecord, ExportQuery, LedgerWrite, Outbox, PaymentReturn, Posting, PostingFilter,
+    QueueSpan, Remainder, ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord,
+    ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError,
+    StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -599,6 +599,18 @@ impl Store for PgStore {
 
     fn postings(&self, filter: PostingFilter, after: u64, limit: u32) -> StoreFuture<Vec<Posting>> {
         self.read(move |c| read::postings(c, &filter, after, limit))
+    }
+
+    fn decision_events(&self, after: u64, limit: u32) -> StoreFuture<Vec<DecisionEvent>> {
+        self.read(move |c| read::decision_events(c, after, limit))
+    }
+
+    fn bus_cursor(&self, outbox: Outbox) -> StoreFuture<u64> {
+        self.read(move |c| read::bus_cursor(c, outbox))
+    }
+
+    fn set_bus_cursor(&self, outbox: Outbox, position: u64) -> StoreFuture<()> {
+        self.writer.submit(Write::BusCursor(outbox, position))
     }
 
     fn follow(&self, after: u64) -> Option<FeedReceiver> {

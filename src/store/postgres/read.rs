@@ -10,10 +10,10 @@ use crate::store::sqlite::read::{
 };
 use crate::store::sqlite::write::reason_name;
 use crate::store::{
-    ActorKind, Approval, ApprovalState, AuditEvent, AuditRecord, DayActivity, ExportQuery,
-    LastApplied, PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan,
-    Remainder, RemainderKind, Resolution, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
-    Sla, Snapshot, StoreError, StoredDecision, TrainingExample,
+    ActorKind, Approval, ApprovalState, AuditEvent, AuditRecord, DayActivity, DecisionEvent,
+    ExportQuery, LastApplied, Outbox, PaymentReturn, Posting, PostingFilter, PostingKind,
+    PostingRecord, QueueSpan, Remainder, RemainderKind, Resolution, ReviewFilter, ReviewRecord,
+    ReviewSummary, ReviewTotals, Sla, Snapshot, StoreError, StoredDecision, TrainingExample,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use postgres::types::ToSql;
@@ -162,6 +162,43 @@ fn decision_row(r: &Row) -> Result<StoredDecision, StoreError> {
     let (p, d, at, id): (String, String, String, String) =
         (get(r, 0, w)?, get(r, 1, w)?, get(r, 2, w)?, get(r, 3, w)?);
     stored_decision(&p, &d, &at, &id)
+}
+
+/// First decisions after an outbox sequence, in sequence order (`store::outbox`). The outbox
+/// sequence is taken under the write lock, so a row committed later never has a smaller one.
+pub(super) fn decision_events(
+    c: &mut Client,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<DecisionEvent>, StoreError> {
+    let w = "reading the decision outbox";
+    c.query(
+        "SELECT d.payment_json, d.decision_json, d.decided_at, d.payment_id, o.sequence
+         FROM decision_outbox o JOIN decisions d ON d.payment_id = o.payment_id
+         WHERE o.sequence > $1 ORDER BY o.sequence LIMIT $2",
+        &[&i64::try_from(after).unwrap_or(i64::MAX), &i64::from(limit)],
+    )
+    .map_err(backend(w))?
+    .iter()
+    .map(|r| {
+        let seq: i64 = get(r, 4, w)?;
+        Ok(DecisionEvent {
+            sequence: u64::try_from(seq).map_err(|e| corrupt(format!("outbox row {seq}"), e))?,
+            decision: decision_row(r)?,
+        })
+    })
+    .collect()
+}
+
+/// How far the bus publisher got in `outbox`.
+pub(super) fn bus_cursor(c: &mut Client, outbox: Outbox) -> Result<u64, StoreError> {
+    let w = "reading the bus cursor";
+    c.query_opt(
+        "SELECT position FROM bus_cursors WHERE name = $1",
+        &[&outbox.name()],
+    )
+    .map_err(backend(w))?
+    .map_or(Ok(0), |r| get::<i64>(&r, 0, w).map(|p| p.max(0) as u64))
 }
 
 pub(super) fn decision(c: &mut Client, id: &str) -> Result<Option<StoredDecision>, StoreError> {

@@ -11,7 +11,7 @@ use crate::store::StoreError;
 use postgres::Client;
 
 /// The migrations, in order; the version of each is its position plus one.
-const MIGRATIONS: &[&str] = &[V1, V2, super::session::V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, super::session::V3, V4, V5];
 
 /// The version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -163,6 +163,22 @@ CREATE TABLE changes (
 const V4: &str = "
 ALTER TABLE review_items ADD COLUMN owner TEXT;
 CREATE INDEX review_items_owner ON review_items (state, owner);
+";
+
+/// The event bus's outbox (`store::outbox`): the decision outbox numbered like the journal (the
+/// largest plus one under the write lock), the decisions stored before it numbered in the order
+/// they were stored; and the publishers' cursors, which every replica moves forward only.
+const V5: &str = "
+CREATE TABLE decision_outbox (
+    sequence BIGINT PRIMARY KEY,
+    payment_id TEXT NOT NULL UNIQUE
+);
+INSERT INTO decision_outbox (sequence, payment_id)
+    SELECT row_number() OVER (ORDER BY seq), payment_id FROM decisions;
+CREATE TABLE bus_cursors (
+    name TEXT PRIMARY KEY,
+    position BIGINT NOT NULL
+);
 ";
 
 /// Brings the database to [`VERSION`].

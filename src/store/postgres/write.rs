@@ -39,6 +39,18 @@ pub(super) fn apply_write(tx: &mut Tx<'_>, write: &Write) -> Result<(), StoreErr
         Write::Approval(w) => write_approval(tx, w),
         Write::Session(w) => super::session::write(tx, w),
         Write::Assign(w) => assign(tx, w),
+        Write::BusCursor(outbox, position) => tx
+            .execute(
+                "INSERT INTO bus_cursors (name, position) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE
+                 SET position = GREATEST(bus_cursors.position, excluded.position)",
+                &[
+                    &outbox.name(),
+                    &i64::try_from(*position).unwrap_or(i64::MAX),
+                ],
+            )
+            .map(drop)
+            .map_err(backend("storing the bus cursor")),
         Write::ActiveModel(dir, audit) => {
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', $1)
@@ -272,6 +284,13 @@ fn record_decision(tx: &mut Tx<'_>, r: &DecisionRecord) -> Result<(), StoreError
             payment.payment_id
         )));
     }
+    // The largest plus one under the write lock, as the journal's sequence (see the schema).
+    tx.execute(
+        "INSERT INTO decision_outbox (sequence, payment_id)
+         SELECT COALESCE(MAX(sequence), 0) + 1, $1 FROM decision_outbox",
+        &[&payment.payment_id],
+    )
+    .map_err(backend("queueing a decision for the bus"))?;
     apply_changes(tx, changes)?;
     insert_postings(tx, postings)?;
     match decision.status {

@@ -37,11 +37,11 @@ pub use backup::{BackupSummary, backup};
 
 use super::writer::{Write, Writer};
 use super::{
-    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionRecord,
-    ExportQuery, LedgerWrite, PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder,
-    ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals,
-    SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError, StoreFuture, StoredDecision,
-    TrainingExample,
+    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionEvent,
+    DecisionRecord, ExportQuery, LedgerWrite, Outbox, PaymentReturn, Posting, PostingFilter,
+    QueueSpan, Remainder, ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord,
+    ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError,
+    StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -406,6 +406,26 @@ impl Store for SqliteStore {
 
     fn postings(&self, filter: PostingFilter, after: u64, limit: u32) -> StoreFuture<Vec<Posting>> {
         self.read(move |conn| postings(conn, &filter, after, limit))
+    }
+
+    fn decision_events(&self, after: u64, limit: u32) -> StoreFuture<Vec<DecisionEvent>> {
+        self.read(move |conn| decision_events(conn, after, limit))
+    }
+
+    fn bus_cursor(&self, outbox: Outbox) -> StoreFuture<u64> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT position FROM bus_cursors WHERE name = ?1")
+                .and_then(|mut s| {
+                    s.query_row(params![outbox.name()], |r| r.get::<_, i64>(0))
+                        .optional()
+                })
+                .map(|p| p.map_or(0, |p| p.max(0) as u64))
+                .map_err(backend("reading the bus cursor"))
+        })
+    }
+
+    fn set_bus_cursor(&self, outbox: Outbox, position: u64) -> StoreFuture<()> {
+        self.writer.submit(Write::BusCursor(outbox, position))
     }
 
     fn wal_bytes(&self) -> Option<u64> {

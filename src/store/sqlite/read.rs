@@ -4,9 +4,9 @@ use super::write::{amount_key, reason_name};
 use super::{backend, corrupt};
 use crate::domain::{Currency, Customer, Invoice, LabelSource, Payment, ReviewReason, Terms};
 use crate::store::{
-    ActorKind, AuditEvent, AuditRecord, DayActivity, ExportQuery, LastApplied, OwnerFilter,
-    PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan, Remainder,
-    RemainderKind, Resolution, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary,
+    ActorKind, AuditEvent, AuditRecord, DayActivity, DecisionEvent, ExportQuery, LastApplied,
+    OwnerFilter, PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, QueueSpan,
+    Remainder, RemainderKind, Resolution, ReviewFilter, ReviewRecord, ReviewState, ReviewSummary,
     ReviewTotals, Sla, Snapshot, StoreError, StoredDecision, TrainingExample,
 };
 use chrono::{DateTime, NaiveDate, Utc};
@@ -820,6 +820,42 @@ pub(super) fn payment_return(
         actor,
         at: time(&at, &what)?,
     }))
+}
+
+/// First decisions after an outbox sequence, in sequence order (`store::outbox`).
+pub(super) fn decision_events(
+    conn: &Connection,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<DecisionEvent>, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let mut s = conn
+        .prepare_cached(
+            "SELECT o.sequence, d.payment_json, d.decision_json, d.decided_at, d.payment_id
+             FROM decision_outbox o JOIN decisions d ON d.payment_id = o.payment_id
+             WHERE o.sequence > ?1 ORDER BY o.sequence LIMIT ?2",
+        )
+        .map_err(backend("reading the decision outbox"))?;
+    let rows = s
+        .query_map(params![after, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(backend("reading the decision outbox"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, p, d, at, id) = row.map_err(backend("reading the decision outbox"))?;
+        out.push(DecisionEvent {
+            sequence: u64::try_from(seq).map_err(|e| corrupt(format!("outbox row {seq}"), e))?,
+            decision: stored_decision(&p, &d, &at, &id)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Postings after a sequence, in sequence order. One statement, so one snapshot: the prefix it

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 /// The schema version this build writes: the number of migrations in [`migrate`].
-pub(super) const VERSION: i64 = 3;
+pub(super) const VERSION: i64 = 4;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS customers (
@@ -140,6 +140,22 @@ const OWNERS: &str = "ALTER TABLE review_items ADD COLUMN owner TEXT;";
 const OWNERS_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS review_items_owner ON review_items (state, owner);";
 
+/// Version 4: the event bus's outbox (`store::outbox`). The decision outbox's sequence is the
+/// rowid, gap-free in commit order as the journal's is; the decisions stored before it are
+/// numbered in the order they were stored, so that a bus started on an older store publishes
+/// them too.
+const OUTBOX: &str = "
+CREATE TABLE IF NOT EXISTS decision_outbox (
+    sequence INTEGER PRIMARY KEY,
+    payment_id TEXT NOT NULL UNIQUE
+);
+INSERT OR IGNORE INTO decision_outbox (payment_id) SELECT payment_id FROM decisions ORDER BY rowid;
+CREATE TABLE IF NOT EXISTS bus_cursors (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+";
+
 /// Brings the store to [`VERSION`], each step in one transaction with its version bump. A store
 /// newer than this build is refused rather than written with an older idea of the schema.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -192,6 +208,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(OWNERS_INDEX)
             .map_err(backend("indexing review item owners"))?;
         tx.execute_batch("PRAGMA user_version = 3")
+            .map_err(backend("setting the schema version"))?;
+        tx.commit().map_err(backend("committing a migration"))?;
+    }
+    if version < 4 {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend("beginning a migration"))?;
+        tx.execute_batch(OUTBOX)
+            .map_err(backend("creating the bus outbox"))?;
+        tx.execute_batch("PRAGMA user_version = 4")
             .map_err(backend("setting the schema version"))?;
         tx.commit().map_err(backend("committing a migration"))?;
     }

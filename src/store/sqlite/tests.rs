@@ -997,3 +997,90 @@ fn a_store_from_before_the_chain_has_its_events_chained_and_new_ones_follow() {
     assert!(!dir.join("audit.partial").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_decision_outbox_numbers_first_decisions_in_commit_order_and_the_cursor_never_goes_back() {
+    let dir = temp_store("outbox");
+    rt().block_on(async {
+        let store = SqliteStore::open(&dir).expect("open");
+        for id in ["P1", "P2", "P3"] {
+            store
+                .record_decision(review(id, dec!(10.00), ReviewReason::LowConfidence, false))
+                .await
+                .expect(id);
+        }
+        // A payment decided twice is refused, and leaves no second outbox row.
+        assert!(matches!(
+            store
+                .record_decision(review(
+                    "P2",
+                    dec!(10.00),
+                    ReviewReason::LowConfidence,
+                    false
+                ))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let events = store.decision_events(0, 10).await.expect("events");
+        let got: Vec<(u64, &str)> = events
+            .iter()
+            .map(|e| (e.sequence, e.decision.payment.payment_id.as_str()))
+            .collect();
+        assert_eq!(got, [(1, "P1"), (2, "P2"), (3, "P3")]);
+        let after = store.decision_events(1, 1).await.expect("a page");
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].sequence, 2);
+
+        assert_eq!(
+            store.bus_cursor(Outbox::Decisions).await.expect("cursor"),
+            0
+        );
+        store
+            .set_bus_cursor(Outbox::Decisions, 3)
+            .await
+            .expect("set");
+        store
+            .set_bus_cursor(Outbox::Decisions, 2)
+            .await
+            .expect("set back");
+        store
+            .set_bus_cursor(Outbox::Postings, 7)
+            .await
+            .expect("set");
+        assert_eq!(
+            store.bus_cursor(Outbox::Decisions).await.expect("cursor"),
+            3
+        );
+        assert_eq!(store.bus_cursor(Outbox::Postings).await.expect("cursor"), 7);
+        store.close();
+    });
+    // As a store written before the outbox looks: its decisions are numbered in the order they
+    // were stored when it is opened, so a bus started on it publishes them too.
+    raw(
+        &dir,
+        "DROP TABLE decision_outbox; DROP TABLE bus_cursors; PRAGMA user_version = 3;",
+    );
+    rt().block_on(async {
+        let store = SqliteStore::open(&dir).expect("migrate");
+        let ids: Vec<(u64, String)> = store
+            .decision_events(0, 10)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| (e.sequence, e.decision.payment.payment_id))
+            .collect();
+        assert_eq!(
+            ids,
+            [(1, "P1".to_string()), (2, "P2".into()), (3, "P3".into())]
+        );
+        store
+            .record_decision(review("P4", dec!(1.00), ReviewReason::LowConfidence, false))
+            .await
+            .expect("P4");
+        let last = store.decision_events(3, 10).await.expect("events");
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].sequence, 4);
+        store.close();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,6 +34,14 @@ pub(super) fn apply_write(conn: &Connection, write: &Write) -> Result<(), StoreE
         Write::Approval(w) => super::approval::write(conn, w),
         Write::Session(w) => super::session::write(conn, w),
         Write::Assign(w) => assign(conn, w),
+        Write::BusCursor(outbox, position) => conn
+            .prepare_cached(
+                "INSERT INTO bus_cursors (name, position) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET position = MAX(position, excluded.position)",
+            )
+            .and_then(|mut s| s.execute(params![outbox.name(), *position as i64]))
+            .map(drop)
+            .map_err(backend("storing the bus cursor")),
         Write::ActiveModel(dir, audit) => {
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', ?1)
@@ -280,6 +288,9 @@ pub(super) fn record_decision(conn: &Connection, r: &DecisionRecord) -> Result<(
         ])
     })
     .map_err(backend("storing a decision"))?;
+    conn.prepare_cached("INSERT INTO decision_outbox (payment_id) VALUES (?1)")
+        .and_then(|mut s| s.execute(params![payment.payment_id]))
+        .map_err(backend("queueing a decision for the bus"))?;
     apply_changes(conn, changes)?;
     insert_postings(conn, postings)?;
     match decision.status {
