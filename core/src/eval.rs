@@ -13,7 +13,7 @@
 //! A decision is correct when its (invoice, cash) pairs are exactly the label's.
 
 use crate::domain::{Allocation, Decision, Label, Payment, Status, Suggestion};
-use crate::engine::RULES_VERSION;
+use crate::rules::DEFAULT_VERSION as RULES_VERSION;
 use crate::ledger::Ledger;
 use crate::text::references::normalize;
 use rust_decimal::Decimal;
@@ -312,6 +312,7 @@ pub(crate) fn rules_baseline_by(
                 review_reason: None,
                 model_version: "rules-baseline".into(),
                 rules_version: RULES_VERSION.into(),
+                by_rules: Default::default(),
             };
             let single = p.lines.len() == 1;
             let mut allocs: Vec<(u32, Decimal)> = Vec::new();
@@ -492,6 +493,7 @@ mod tests {
             review_reason: None,
             model_version: "t".into(),
             rules_version: "t".into(),
+            by_rules: Default::default(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod config_watch;
 mod demo;
 pub(crate) mod model_watch;
+pub mod rules_watch;
 
 use crate::engine::EngineConfig;
 use crate::grpc::DRAIN_TIMEOUT;
@@ -42,6 +43,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Rules(#[from] crate::rules::RulesError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AppError {
@@ -136,6 +139,11 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
             None
         }
     };
+    // Rules that cannot be used stop the start, naming line, column and field.
+    let rules = match &settings.rules {
+        Some(path) => Some((path.clone(), rules_watch::read(path)?)),
+        None => None,
+    };
     let store: Arc<dyn Store> = match &settings.store {
         Some(url) => {
             let store = PgStore::open_async(url.as_str()).await?;
@@ -163,6 +171,17 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
         .await?,
     );
     service.set_four_eyes(settings.four_eyes.clone());
+    let rules_file = match rules {
+        Some((path, (r, bytes))) => {
+            let version = r.version().to_string();
+            service
+                .load_rules(r, path.display().to_string(), rules_watch::ACTOR.into())
+                .await?;
+            tracing::info!(rules = %path.display(), version = %version, "rules in force; the file is re-read when it changes");
+            Some((path, bytes))
+        }
+        None => None,
+    };
     // Other replicas' changes on PostgreSQL; nothing on SQLite.
     if service.follow().is_some() {
         tracing::info!("following the other replicas' changes (the store's change feed)");
@@ -195,6 +214,10 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<(), AppError> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    if let Some((path, bytes)) = rules_file {
+        let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
+        tokio::spawn(rules_watch::follow(s, path, bytes, rules_watch::POLL, stop));
+    }
     if let Some(addr) = settings.metrics_addr {
         let l = TcpListener::bind(addr)
             .await

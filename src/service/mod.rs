@@ -39,6 +39,7 @@ pub(crate) mod remittance;
 mod resolve;
 mod returns;
 mod reversal;
+mod rules;
 mod review;
 pub mod sessions;
 mod state;

@@ -391,7 +391,7 @@ impl Service {
                 kind: ActorKind::Analyst,
                 name: resolution.analyst.clone(),
                 model_version: None,
-                rules_version: None,
+                rules_version: Some(core.engine.rules().version().to_string()),
             },
             resolution.resolved_at,
         );

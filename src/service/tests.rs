@@ -1495,3 +1495,162 @@ fn two_replicas_paying_the_same_invoices_at_once_never_over_apply_and_decide_eac
         });
     }
 }
+
+/// Rules on the service: loaded and audited, and their write-offs posted with their reason code
+/// and version, so that the journal still replays to the store and an unapply undoes them.
+mod rules {
+    use super::*;
+    use crate::domain::{Currency, Customer, Invoice, Payer, Payment, RemittanceLine, Terms};
+
+    fn c1() -> (Customer, Invoice) {
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("date");
+        (
+            Customer {
+                id: "C1".into(),
+                name: "Harbour Freight Lines".into(),
+                parent_id: None,
+                bank_accounts: vec!["111122223333".into()],
+            },
+            Invoice {
+                id: "I1".into(),
+                customer_id: "C1".into(),
+                number: "INV-0010001".into(),
+                po_number: None,
+                invoice_date: d,
+                due_date: d + chrono::Days::new(30),
+                currency: Currency::USD,
+                amount: dec!(500.00),
+                open_amount: dec!(500.00),
+                terms: Terms::default(),
+            },
+        )
+    }
+
+    fn short_pay() -> Payment {
+        Payment {
+            payment_id: "P-short".into(),
+            format: "csv".into(),
+            direction: Default::default(),
+            payment_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 2),
+            amount: dec!(497.00),
+            currency: Currency::USD,
+            payer: Payer {
+                name: Some("HARBOUR FREIGHT LINES".into()),
+                account: Some("111122223333".into()),
+            },
+            lines: vec![RemittanceLine {
+                reference: Some("INV-0010001".into()),
+                amount_paid: Some(dec!(497.00)),
+                ..Default::default()
+            }],
+            free_text: vec![],
+            warnings: vec![],
+            returned: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_off_is_posted_with_its_reason_and_version_and_the_journal_replays_to_the_store()
+     {
+        let dir = std::env::temp_dir().join(format!("cashmatch-rules-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let service = Arc::new(
+            Service::open(
+                SqliteStore::open(&dir).expect("store"),
+                None,
+                EngineConfig {
+                    threshold: Some(0.0),
+                    ..Default::default()
+                },
+                Limits::default(),
+            )
+            .await
+            .expect("service"),
+        );
+        let (customer, invoice) = c1();
+        service
+            .upsert(vec![(0, customer)], vec![(0, invoice)])
+            .await
+            .expect("ledger");
+        let rules = crate::rules::Rules::parse(
+            "version = \"svc-1\"\n[default.write_off]\nunderpay_abs = \"5\"\nreason_code = \"SMALL\"\n",
+        )
+        .expect("rules");
+        service
+            .load_rules(rules, "rules.toml".into(), "rules-file".into())
+            .await
+            .expect("load");
+        assert_eq!(service.rules_version(), "svc-1");
+        let trail = service
+            .audit_events(Some("rules.toml".into()), 0, 10)
+            .await
+            .expect("audit");
+        assert!(
+            trail.iter().any(|e| e.record.action == "load_rules"
+                && e.record.after["version"] == "svc-1"
+                && e.record.before["version"] == crate::rules::DEFAULT_VERSION),
+            "{trail:?}"
+        );
+
+        let m = service.match_payment(short_pay()).await.expect("match");
+        let d = m.decision;
+        assert_eq!(d.status, Status::Auto, "{d:#?}");
+        assert_eq!(d.rules_version, "svc-1");
+        let postings = service
+            .postings(PostingFilter::Payment("P-short".into()), 0, 100)
+            .await
+            .expect("postings");
+        let kinds: Vec<(PostingKind, Decimal, Option<&str>)> = postings
+            .iter()
+            .map(|p| (p.record.kind, p.record.amount, p.record.reason_code.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (PostingKind::Applied, dec!(497.00), None),
+                (PostingKind::WriteOff, dec!(3.00), Some("SMALL")),
+            ]
+        );
+        assert!(
+            postings
+                .iter()
+                .all(|p| p.record.rules_version.as_deref() == Some("svc-1"))
+        );
+        let stored = service.invoice("I1".into()).await.expect("I1");
+        assert_eq!(stored.open_amount, Decimal::ZERO);
+        let all = service
+            .postings(PostingFilter::All, 0, 1000)
+            .await
+            .expect("journal");
+        let replayed = replay_open_amounts([("I1", stored.amount)], &all);
+        assert_eq!(replayed.get("I1"), Some(&stored.open_amount));
+
+        // Undone with the rest of the payment: the invoice has all 500.00 open again.
+        let u = service
+            .unapply_payment(UnapplyRequest {
+                payment_id: "P-short".into(),
+                note: "wrong customer".into(),
+                by: Actor {
+                    kind: ActorKind::Analyst,
+                    name: "alice".into(),
+                },
+            })
+            .await
+            .expect("unapply");
+        assert!(
+            u.postings
+                .iter()
+                .all(|p| p.record.rules_version.as_deref() == Some("svc-1"))
+        );
+        let stored = service.invoice("I1".into()).await.expect("I1");
+        assert_eq!(stored.open_amount, dec!(500.00));
+        let all = service
+            .postings(PostingFilter::All, 0, 1000)
+            .await
+            .expect("journal");
+        let replayed = replay_open_amounts([("I1", stored.amount)], &all);
+        assert_eq!(replayed.get("I1"), Some(&dec!(500.00)));
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

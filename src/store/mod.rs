@@ -30,7 +30,7 @@ pub use feed::{ChangeBatch, FeedReceiver, RowKey};
 pub use postgres::{PgStore, StoreUrl};
 pub use posting::{
     ActorKind, PostedBy, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
-    payment_postings, replay_open_amounts, reversal_postings,
+    decision_postings, payment_postings, replay_open_amounts, reversal_postings,
 };
 pub use session::{SessionRecord, SessionWrite};
 pub use sqlite::{Durability, SqliteStore};
