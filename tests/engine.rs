@@ -1329,7 +1329,12 @@ fn open_of(engine: &Engine, id: &str) -> Decimal {
 fn a_short_pay_within_the_write_off_limits_closes_the_invoice_with_the_reason_code() {
     use cashmatch::domain::WriteOffLine;
     let items = [("I1", "INV-0010001", usd(50_000), usd(50_000), 1)];
-    let p = paying("P-short", usd(49_700), &[("INV-0010001", usd(49_700))], None);
+    let p = paying(
+        "P-short",
+        usd(49_700),
+        &[("INV-0010001", usd(49_700))],
+        None,
+    );
 
     let mut engine = under_rules(one_customer(&items), WRITE_OFF_RULES);
     let d = engine.decide(&p);
@@ -1426,8 +1431,18 @@ fn write_off_rules_never_turn_a_possible_duplicate_or_an_unresolved_reference_in
         ]),
         generous,
     );
-    let first = paying("P-first", usd(125_000), &[("INV-0010001", usd(125_000))], None);
-    let again = paying("P-again", usd(124_990), &[("INV-0010001", usd(124_990))], None);
+    let first = paying(
+        "P-first",
+        usd(125_000),
+        &[("INV-0010001", usd(125_000))],
+        None,
+    );
+    let again = paying(
+        "P-again",
+        usd(124_990),
+        &[("INV-0010001", usd(124_990))],
+        None,
+    );
     let d = engine.run_batch(&[first, again]);
     assert_eq!(d[0].status, Status::Auto, "{:#?}", d[0]);
     assert_eq!(d[1].status, Status::Review, "{:#?}", d[1]);
@@ -1474,10 +1489,90 @@ fn discount_grace_days_of_the_rules_extend_the_terms_window() {
         ledger
     };
     let p = paying("P-late", usd(98_000), &[("INV-0010001", usd(98_000))], None);
-    let said = |e: &Engine| e.decide(&p).explanation.join("\n");
+    // What the decision says of the allocation, applied or suggested.
+    let said = |e: &Engine| {
+        let d = e.decide(&p);
+        let mut lines = d.explanation.clone();
+        lines.extend(d.suggestions.iter().flat_map(|s| s.explanation.clone()));
+        lines.join("\n")
+    };
     let default = said(&rules_only(ledger()));
-    assert!(default.contains("discount taken after the terms' window"), "{default}");
+    assert!(
+        default.contains("discount taken after the terms' window"),
+        "{default}"
+    );
     let graceful = "version = \"v\"\n[customer.\"C1\"]\ndiscount_grace_days = 10\n";
     let within = said(&under_rules(ledger(), graceful));
-    assert!(within.contains("early-payment discount within terms"), "{within}");
+    assert!(
+        within.contains("early-payment discount within terms"),
+        "{within}"
+    );
+}
+
+/// `cashmatch rules check` says OK with what the rules say, or names the line, column and field
+/// of a mistake and exits non-zero; `cashmatch match --rules` records the file's version in
+/// every decision.
+#[test]
+fn rules_check_names_the_mistake_and_match_records_the_rules_version() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules/example.toml");
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+            .args(args)
+            .output()
+            .expect("run cashmatch")
+    };
+    let ok = run(&["rules".as_ref(), "check".as_ref(), example.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.starts_with("OK ") && stdout.contains("version acme-2026.12.1"),
+        "{stdout}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("cashmatch-rules-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "version = \"v2\"\n\n[currency.EUR.write_off]\nunderpay_pct = \"120\"\n",
+    )
+    .expect("write");
+    let refused = run(&["rules".as_ref(), "check".as_ref(), bad.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(
+            "line 4, column 16: currency.EUR.write_off.underpay_pct: 120 is more than 100 percent"
+        ),
+        "{stderr}"
+    );
+
+    let out = dir.join("decisions.jsonl");
+    let matched = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+        .arg("match")
+        .arg("--customers")
+        .arg(fixture("customers.csv"))
+        .arg("--invoices")
+        .arg(fixture("invoices.csv"))
+        .arg("--remittances")
+        .arg(fixture("remittances.csv"))
+        .arg("--rules")
+        .arg(&example)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run cashmatch");
+    assert!(
+        matched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&matched.stderr)
+    );
+    let decided = io::read_decisions(&out).expect("decisions").rows;
+    assert!(!decided.is_empty());
+    assert!(decided.iter().all(|d| d.rules_version == "acme-2026.12.1"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

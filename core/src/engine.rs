@@ -7,7 +7,7 @@
 //! whose invoices an earlier one in the batch has already taken is decided again.
 
 use crate::domain::{
-    RulesApplied, Allocation, Decision, Direction, Leftover, Payment, ReviewReason, Status,
+    Allocation, Decision, Direction, Leftover, Payment, ReviewReason, RulesApplied, Status,
     Suggestion, WriteOffLine,
 };
 use crate::ledger::{InvoiceIdx, Ledger, LedgerError, Settlement};

@@ -422,7 +422,13 @@ fn field_at(text: &str, offset: usize) -> Option<String> {
     let header = |l: &str| {
         let l = l.trim();
         (l.starts_with('[') && !l.starts_with("[["))
-            .then(|| l.trim_start_matches('[').split(']').next().unwrap_or("").trim())
+            .then(|| {
+                l.trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+            })
             .map(|h| h.replace('"', ""))
     };
     if let Some(h) = header(line) {
@@ -536,8 +542,13 @@ impl FileRules {
         let mut currency = HashMap::new();
         for (code, layer) in self.currency {
             let path = format!("currency.{}", code.get_ref());
-            let c = iso_currency(code.get_ref())
-                .ok_or_else(|| bad(code.span(), path.clone(), "not an ISO 4217 currency code".into()))?;
+            let c = iso_currency(code.get_ref()).ok_or_else(|| {
+                bad(
+                    code.span(),
+                    path.clone(),
+                    "not an ISO 4217 currency code".into(),
+                )
+            })?;
             currency.insert(c, layer.validate(text, &path)?);
         }
         let mut customer = HashMap::new();
@@ -562,37 +573,40 @@ impl FileLayer {
         let bad = |span: Range<usize>, field: &str, message: String| {
             RulesError::new(Some((text, span)), Some(format!("{path}.{field}")), message)
         };
-        let money = |v: Option<Spanned<Amount>>, field: &str| -> Result<Option<Decimal>, RulesError> {
-            match v {
-                Some(a) if a.get_ref().0 < Decimal::ZERO => Err(bad(
-                    a.span(),
-                    field,
-                    format!("{} is negative: a limit is zero or more", a.get_ref().0),
-                )),
-                Some(a) => Ok(Some(a.get_ref().0)),
-                None => Ok(None),
-            }
-        };
-        let pct = |v: Option<Spanned<Amount>>, field: &str| -> Result<Option<Decimal>, RulesError> {
-            let p = money(v.clone(), field)?;
-            match (p, v) {
-                (Some(p), Some(s)) if p > Decimal::ONE_HUNDRED => Err(bad(
-                    s.span(),
-                    field,
-                    format!("{p} is more than 100 percent"),
-                )),
-                (p, _) => Ok(p),
-            }
-        };
-        let code = |v: Option<Spanned<String>>, field: &str| -> Result<Option<String>, RulesError> {
-            match v {
-                Some(s) if s.get_ref().trim().is_empty() => {
-                    Err(bad(s.span(), field, "a reason code cannot be empty".into()))
+        let money =
+            |v: Option<Spanned<Amount>>, field: &str| -> Result<Option<Decimal>, RulesError> {
+                match v {
+                    Some(a) if a.get_ref().0 < Decimal::ZERO => Err(bad(
+                        a.span(),
+                        field,
+                        format!("{} is negative: a limit is zero or more", a.get_ref().0),
+                    )),
+                    Some(a) => Ok(Some(a.get_ref().0)),
+                    None => Ok(None),
                 }
-                Some(s) => Ok(Some(s.get_ref().trim().to_string())),
-                None => Ok(None),
-            }
-        };
+            };
+        let pct =
+            |v: Option<Spanned<Amount>>, field: &str| -> Result<Option<Decimal>, RulesError> {
+                let p = money(v.clone(), field)?;
+                match (p, v) {
+                    (Some(p), Some(s)) if p > Decimal::ONE_HUNDRED => Err(bad(
+                        s.span(),
+                        field,
+                        format!("{p} is more than 100 percent"),
+                    )),
+                    (p, _) => Ok(p),
+                }
+            };
+        let code =
+            |v: Option<Spanned<String>>, field: &str| -> Result<Option<String>, RulesError> {
+                match v {
+                    Some(s) if s.get_ref().trim().is_empty() => {
+                        Err(bad(s.span(), field, "a reason code cannot be empty".into()))
+                    }
+                    Some(s) => Ok(Some(s.get_ref().trim().to_string())),
+                    None => Ok(None),
+                }
+            };
         let discount_grace_days = match self.discount_grace_days {
             Some(d) if !(0..=MAX_GRACE_DAYS).contains(d.get_ref()) => {
                 return Err(bad(
@@ -680,7 +694,10 @@ reason_code = "CENTS"
         assert_eq!(key.close_short_pay(dec!(0.50), dec!(100)), None);
         let jpy: Currency = "JPY".parse().expect("JPY");
         assert_eq!(r.policy(jpy, None).write_off.underpay_abs, dec!(500));
-        assert!(r.summary().contains("customer C-1042: overpayment refund_review"));
+        assert!(
+            r.summary()
+                .contains("customer C-1042: overpayment refund_review")
+        );
     }
 
     fn eur() -> Currency {
@@ -782,7 +799,10 @@ reason_code = "CENTS"
 
         let e = error("version = \"v1\"\n[currency.EUR.write_off]\noverpay_pct = 120\n");
         assert_eq!(e.line, Some(3), "{e}");
-        assert_eq!(e.field.as_deref(), Some("currency.EUR.write_off.overpay_pct"));
+        assert_eq!(
+            e.field.as_deref(),
+            Some("currency.EUR.write_off.overpay_pct")
+        );
         assert!(e.message.contains("more than 100 percent"), "{e}");
 
         let e = error("version = \"v1\"\n\n[currency.EUO]\noverpayment = \"on_account\"\n");
@@ -791,7 +811,11 @@ reason_code = "CENTS"
         assert!(e.message.contains("ISO 4217"), "{e}");
 
         let e = error("version = \"  \"\n");
-        assert_eq!((e.line, e.field.as_deref()), (Some(1), Some("version")), "{e}");
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(1), Some("version")),
+            "{e}"
+        );
 
         let e = error("version = \"v1\"\n[default]\ndiscount_grace_days = -2\n");
         assert_eq!(e.field.as_deref(), Some("default.discount_grace_days"));

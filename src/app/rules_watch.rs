@@ -95,3 +95,38 @@ pub async fn reload(service: &Arc<Service>, path: &Path, bytes: &[u8]) -> Result
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::tests::cases_service;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_changed_file_is_put_in_force_and_audited_and_a_bad_one_keeps_the_rules_in_force() {
+        let (service, dir) = cases_service("rules-watch").await;
+        let path = dir.join("rules.toml");
+        let good = b"version = \"w-2\"\n[default]\noverpayment = \"on_account\"\n";
+        reload(&service, &path, good).await.expect("good rules");
+        assert_eq!(service.rules_version(), "w-2");
+        let trail = service
+            .audit_events(Some(path.display().to_string()), 0, 10)
+            .await
+            .expect("audit");
+        assert!(
+            trail
+                .iter()
+                .any(|e| e.record.action == "load_rules" && e.record.actor == ACTOR),
+            "{trail:?}"
+        );
+
+        let bad = b"version = \"w-3\"\n[default]\noverpayment = \"refund\"\n";
+        let e = reload(&service, &path, bad).await.expect_err("bad rules");
+        assert!(
+            e.contains("line 3") && e.contains("default.overpayment"),
+            "{e}"
+        );
+        assert_eq!(service.rules_version(), "w-2");
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

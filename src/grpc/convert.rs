@@ -4,8 +4,9 @@
 
 use super::pb;
 use crate::domain::{
-    Adjustment, Allocation, Currency, Customer, Decision, Leftover, RulesApplied, WriteOffLine, Direction, Invoice, LabelSource, Payer,
-    Payment, ReferenceKind, RemittanceLine, ReturnedItem, ReviewReason, Status, Suggestion, Terms,
+    Adjustment, Allocation, Currency, Customer, Decision, Direction, Invoice, LabelSource,
+    Leftover, Payer, Payment, ReferenceKind, RemittanceLine, ReturnedItem, ReviewReason,
+    RulesApplied, Status, Suggestion, Terms, WriteOffLine,
 };
 use crate::formats::FormatError;
 use crate::model::artifact::TrainingMetrics;
@@ -516,10 +517,11 @@ impl From<Decision> for pb::Decision {
             review_reason: reason,
             model_version,
             rules_version,
-            by_rules: RulesApplied {
-                write_offs,
-                leftover,
-            },
+            by_rules:
+                RulesApplied {
+                    write_offs,
+                    leftover,
+                },
         } = v;
         let (leftover, leftover_reason_code) = match leftover {
             Leftover::Unapplied => ("unapplied", None),

@@ -3,7 +3,6 @@
 
 use super::api::*;
 use super::commit::*;
-use super::state::*;
 use super::{AuditRecord, Service};
 use crate::rules::Rules;
 use crate::store::LedgerWrite;
