@@ -333,4 +333,6 @@ pub enum PostingFilter {
     Payment(String),
     /// The postings on one invoice.
     Invoice(String),
+    /// The postings of one customer's cash: applied, unapplied and on account.
+    Customer(String),
 }

@@ -9,8 +9,8 @@
 
 use super::feed::{LocalWrites, RowKey};
 use super::{
-    ApprovalWrite, AssignmentWrite, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange,
-    ResolutionRecord, ReversalRecord, SessionWrite, StoreError, StoreFuture,
+    ApprovalWrite, AssignmentWrite, AuditRecord, CashRecord, DecisionRecord, LedgerWrite,
+    OpenAmountChange, ResolutionRecord, ReversalRecord, SessionWrite, StoreError, StoreFuture,
 };
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,7 @@ pub(crate) enum Write {
     Approval(Box<ApprovalWrite>),
     Session(SessionWrite),
     Assign(Box<AssignmentWrite>),
+    Cash(Box<CashRecord>),
 }
 
 impl Write {
@@ -73,6 +74,9 @@ impl Write {
             // Read from the store on every use: nothing for the other replicas to re-read.
             Write::Session(_) => vec![],
             Write::Assign(w) => vec![RowKey::Payment(w.payment_id.clone())],
+            Write::Cash(r) => invoices(&r.changes)
+                .chain([RowKey::Payment(r.payment_id.clone())])
+                .collect(),
         }
     }
 }

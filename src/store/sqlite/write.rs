@@ -6,8 +6,8 @@ use crate::domain::{Customer, Invoice, ReviewReason, Status};
 use crate::domain::{Decision, Payment};
 use crate::store::writer::Write;
 use crate::store::{
-    AssignmentWrite, AuditRecord, DecisionRecord, OpenAmountChange, PaymentReturn, PostingRecord,
-    ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
+    AssignmentWrite, AuditRecord, CashRecord, DecisionRecord, OpenAmountChange, PaymentReturn,
+    PostingRecord, ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -34,6 +34,7 @@ pub(super) fn apply_write(conn: &Connection, write: &Write) -> Result<(), StoreE
         Write::Approval(w) => super::approval::write(conn, w),
         Write::Session(w) => super::session::write(conn, w),
         Write::Assign(w) => assign(conn, w),
+        Write::Cash(r) => apply_cash(conn, r),
         Write::ActiveModel(dir, audit) => {
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', ?1)
@@ -362,6 +363,22 @@ pub(super) fn resolve(conn: &Connection, r: &ResolutionRecord) -> Result<(), Sto
         "review",
         resolution.resolved_at,
     )?;
+    insert_postings(conn, postings)?;
+    insert_audit(conn, audit)
+}
+
+/// Waiting cash applied to invoices: the open amounts (refused when one moved meanwhile), the
+/// applications, the postings and the audit event.
+fn apply_cash(conn: &Connection, r: &CashRecord) -> Result<(), StoreError> {
+    let CashRecord {
+        payment_id,
+        allocations,
+        changes,
+        audit,
+        postings,
+    } = r;
+    apply_changes(conn, changes)?;
+    insert_applications(conn, payment_id, allocations, "waiting_cash", audit.at)?;
     insert_postings(conn, postings)?;
     insert_audit(conn, audit)
 }
