@@ -136,7 +136,7 @@ impl Service {
                 match self.settle_return(&p, item).await? {
                     ReturnOutcome::Reversed(m) => {
                         settled.resize_with(n, || None);
-                        settled[i] = Some(Ok(m));
+                        settled[i] = Some(Ok(*m));
                         continue;
                     }
                     ReturnOutcome::Review(why) => {
