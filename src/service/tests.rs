@@ -1528,27 +1528,42 @@ mod rules {
         )
     }
 
-    fn short_pay() -> Payment {
+    /// A payment from `(payer name, account)` with one line paying `amount` on `reference`.
+    pub(super) fn paying(
+        id: &str,
+        payer: (&str, &str),
+        reference: &str,
+        amount: Decimal,
+    ) -> Payment {
         Payment {
-            payment_id: "P-short".into(),
+            payment_id: id.into(),
             format: "csv".into(),
             direction: Default::default(),
-            payment_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 2),
-            amount: dec!(497.00),
+            payment_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 25),
+            amount,
             currency: Currency::USD,
             payer: Payer {
-                name: Some("HARBOUR FREIGHT LINES".into()),
-                account: Some("111122223333".into()),
+                name: Some(payer.0.into()),
+                account: Some(payer.1.into()),
             },
             lines: vec![RemittanceLine {
-                reference: Some("INV-0010001".into()),
-                amount_paid: Some(dec!(497.00)),
+                reference: Some(reference.into()),
+                amount_paid: Some(amount),
                 ..Default::default()
             }],
             free_text: vec![],
             warnings: vec![],
             returned: None,
         }
+    }
+
+    fn short_pay() -> Payment {
+        paying(
+            "P-short",
+            ("HARBOUR FREIGHT LINES", "111122223333"),
+            "INV-0010001",
+            dec!(497.00),
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1668,7 +1683,7 @@ mod rules {
 /// applied by the engine when it arrives.
 mod waiting {
     use super::*;
-    use crate::domain::{Currency, Invoice, Payer, Payment, RemittanceLine, Status, Terms};
+    use crate::domain::{Currency, Invoice, Status, Terms};
 
     fn invoice(id: &str, number: &str, amount: Decimal) -> Invoice {
         invoice_of("C100", id, number, amount)
@@ -1806,26 +1821,12 @@ mod waiting {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_payment_waiting_for_its_invoice_is_applied_by_the_engine_when_the_invoice_arrives() {
         let (service, dir) = cases_service("rematch").await;
-        let waits = Payment {
-            payment_id: "P-waits".into(),
-            format: "csv".into(),
-            direction: Default::default(),
-            payment_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 25),
-            amount: dec!(777.77),
-            currency: Currency::USD,
-            payer: Payer {
-                name: Some("NORTHWIND INDUSTRIAL SUPPLY".into()),
-                account: Some("021000021:4000123456".into()),
-            },
-            lines: vec![RemittanceLine {
-                reference: Some("INV-0019077".into()),
-                amount_paid: Some(dec!(777.77)),
-                ..Default::default()
-            }],
-            free_text: vec![],
-            warnings: vec![],
-            returned: None,
-        };
+        let waits = super::rules::paying(
+            "P-waits",
+            ("NORTHWIND INDUSTRIAL SUPPLY", "021000021:4000123456"),
+            "INV-0019077",
+            dec!(777.77),
+        );
         let d = service.match_payment(waits).await.expect("match").decision;
         assert_eq!(d.status, Status::Review, "{d:#?}");
         assert_eq!(
