@@ -46,8 +46,8 @@
 //!   down; also `cashmatch bench serve`, which starts the same pieces in one process.
 
 pub use cashmatch_core::{
-    advice, crossval, domain, engine, eval, formats, input, io, ledger, matching, model, synth,
-    terms, text, train,
+    advice, crossval, domain, engine, eval, formats, input, io, ledger, matching, model, rules,
+    synth, terms, text, train,
 };
 
 pub mod app;

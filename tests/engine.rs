@@ -1299,3 +1299,280 @@ fn a_line_found_by_an_amount_two_open_items_share_is_not_a_guess() {
         "{d:#?}"
     );
 }
+
+/// The safety rules' engine (threshold zero) under a rules file's text.
+fn under_rules(ledger: Ledger, rules: &str) -> Engine {
+    let mut engine = rules_only(ledger);
+    let rules = cashmatch::rules::Rules::parse(rules).expect("rules");
+    engine.set_rules(Arc::new(rules));
+    engine
+}
+
+const WRITE_OFF_RULES: &str = r#"version = "test-2026.1"
+[default.write_off]
+underpay_abs = "5.00"
+underpay_pct = "2"
+overpay_abs = "5.00"
+reason_code = "SMALL_DIFF"
+"#;
+
+fn open_of(engine: &Engine, id: &str) -> Decimal {
+    let idx = engine.ledger().invoice_idx(id).expect("invoice");
+    engine.ledger().invoice(idx).open_amount
+}
+
+/// A payer short by 3.00 of a 500.00 invoice it names exactly: under rules that write off up to
+/// 5.00 (and 2 percent) the invoice is closed, the 3.00 written off with the rules' reason code,
+/// and the decision carries the rules' version. Without them the 3.00 stays open; 60.00 short
+/// is beyond the limits and stays open too.
+#[test]
+fn a_short_pay_within_the_write_off_limits_closes_the_invoice_with_the_reason_code() {
+    use cashmatch::domain::WriteOffLine;
+    let items = [("I1", "INV-0010001", usd(50_000), usd(50_000), 1)];
+    let p = paying(
+        "P-short",
+        usd(49_700),
+        &[("INV-0010001", usd(49_700))],
+        None,
+    );
+
+    let mut engine = under_rules(one_customer(&items), WRITE_OFF_RULES);
+    let d = engine.decide(&p);
+    assert_eq!(d.status, Status::Auto, "{d:#?}");
+    assert_eq!(d.rules_version, "test-2026.1");
+    assert_eq!(key(&d.allocations), vec![("I1".into(), usd(49_700))]);
+    assert_eq!(
+        d.by_rules.write_offs,
+        vec![WriteOffLine {
+            invoice_id: "I1".into(),
+            amount: usd(300),
+            reason_code: "SMALL_DIFF".into(),
+        }]
+    );
+    engine.apply(&p, &d).expect("applies");
+    assert_eq!(open_of(&engine, "I1"), Decimal::ZERO);
+
+    let mut engine = rules_only(one_customer(&items));
+    let d = engine.decide(&p);
+    assert_eq!(d.rules_version, cashmatch::rules::DEFAULT_VERSION);
+    assert!(d.by_rules.is_empty(), "{d:#?}");
+    if d.status == Status::Auto {
+        engine.apply(&p, &d).expect("applies");
+        assert_eq!(open_of(&engine, "I1"), usd(300));
+    }
+
+    let far = paying("P-far", usd(44_000), &[("INV-0010001", usd(44_000))], None);
+    let d = under_rules(one_customer(&items), WRITE_OFF_RULES).decide(&far);
+    assert!(d.by_rules.write_offs.is_empty(), "{d:#?}");
+}
+
+/// 2.00 more than the invoice and nothing in the remittance says why: beyond the tolerance of
+/// 1.00 a payment goes to review, but rules that write off up to 5.00 account for it, and the
+/// leftover is written off. 10.00 over is beyond the rules and still goes to review.
+#[test]
+fn an_overpayment_within_the_limits_is_written_off_and_beyond_them_goes_to_review() {
+    use cashmatch::domain::Leftover;
+    let items = [("I1", "INV-0010001", usd(50_000), usd(50_000), 1)];
+    let p = paying("P-over", usd(50_200), &[("INV-0010001", usd(50_000))], None);
+    let d = rules_only(one_customer(&items)).decide(&p);
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+
+    let d = under_rules(one_customer(&items), WRITE_OFF_RULES).decide(&p);
+    assert_eq!(d.status, Status::Auto, "{d:#?}");
+    assert_eq!(d.unapplied, usd(200));
+    assert_eq!(
+        d.by_rules.leftover,
+        Leftover::WriteOff {
+            reason_code: "SMALL_DIFF".into()
+        }
+    );
+
+    let far = paying("P-far", usd(51_000), &[("INV-0010001", usd(50_000))], None);
+    let d = under_rules(one_customer(&items), WRITE_OFF_RULES).decide(&far);
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty() && d.by_rules.is_empty(), "{d:#?}");
+}
+
+/// What becomes of cash left over is the rules': kept on the payer's account, or a person asked
+/// whether to refund it.
+#[test]
+fn the_rules_say_whether_cash_left_over_goes_on_account_or_to_refund_review() {
+    use cashmatch::domain::Leftover;
+    let items = [("I1", "INV-0010001", usd(50_000), usd(50_000), 1)];
+    let p = paying("P-odd", usd(50_040), &[("INV-0010001", usd(50_000))], None);
+    let on_account = "version = \"v\"\n[customer.\"C1\"]\noverpayment = \"on_account\"\n";
+    let d = under_rules(one_customer(&items), on_account).decide(&p);
+    assert_eq!(d.status, Status::Auto, "{d:#?}");
+    assert_eq!(d.by_rules.leftover, Leftover::OnAccount);
+    assert_eq!(d.unapplied, usd(40));
+
+    let refund = "version = \"v\"\n[currency.USD]\noverpayment = \"refund_review\"\n";
+    let d = under_rules(one_customer(&items), refund).decide(&p);
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(
+        d.explanation.iter().any(|e| e.contains("refund review")),
+        "{d:#?}"
+    );
+}
+
+/// Rules that would write off any small difference never make an unsure match sure: a second
+/// payment of a paid invoice, short by a little, is still a possible duplicate in review, and a
+/// reference that names nothing open is not applied by amount to another invoice with the
+/// difference written off.
+#[test]
+fn write_off_rules_never_turn_a_possible_duplicate_or_an_unresolved_reference_into_an_auto_decision()
+ {
+    use cashmatch::domain::ReviewReason;
+    let generous = "version = \"generous\"\n[default.write_off]\nunderpay_abs = \"50\"\noverpay_abs = \"50\"\n";
+    let mut engine = under_rules(
+        one_customer(&[
+            ("I1", "INV-0010001", usd(125_000), usd(125_000), 1),
+            ("I2", "INV-0010002", usd(125_000), usd(125_000), 3),
+        ]),
+        generous,
+    );
+    let first = paying(
+        "P-first",
+        usd(125_000),
+        &[("INV-0010001", usd(125_000))],
+        None,
+    );
+    let again = paying(
+        "P-again",
+        usd(124_990),
+        &[("INV-0010001", usd(124_990))],
+        None,
+    );
+    let d = engine.run_batch(&[first, again]);
+    assert_eq!(d[0].status, Status::Auto, "{:#?}", d[0]);
+    assert_eq!(d[1].status, Status::Review, "{:#?}", d[1]);
+    assert_eq!(d[1].review_reason, Some(ReviewReason::PossibleDuplicate));
+    assert!(d[1].by_rules.is_empty());
+    assert_eq!(open_of(&engine, "I2"), usd(125_000));
+
+    let engine = under_rules(
+        one_customer(&[("I1", "INV-0010001", usd(50_000), usd(50_000), 1)]),
+        generous,
+    );
+    let d = engine.decide(&paying(
+        "P-nothing-open",
+        usd(49_990),
+        &[("INV-0099999", usd(49_990))],
+        None,
+    ));
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty() && d.by_rules.is_empty(), "{d:#?}");
+}
+
+/// A 2/10 discount taken eight days after the window: late under the default five days of
+/// grace, within terms under rules that give this customer ten.
+#[test]
+fn discount_grace_days_of_the_rules_extend_the_terms_window() {
+    use cashmatch::domain::Terms;
+    let ledger = || {
+        let mut ledger = one_customer(&[]);
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 15).expect("date");
+        ledger
+            .upsert_invoice(cashmatch::domain::Invoice {
+                id: "I1".into(),
+                customer_id: "C1".into(),
+                number: "INV-0010001".into(),
+                po_number: None,
+                invoice_date: d,
+                due_date: d + chrono::Days::new(30),
+                currency: cashmatch::domain::Currency::USD,
+                amount: usd(100_000),
+                open_amount: usd(100_000),
+                terms: Terms::parse("2/10 NET 30").expect("terms"),
+            })
+            .expect("I1");
+        ledger
+    };
+    let p = paying("P-late", usd(98_000), &[("INV-0010001", usd(98_000))], None);
+    // What the decision says of the allocation, applied or suggested.
+    let said = |e: &Engine| {
+        let d = e.decide(&p);
+        let mut lines = d.explanation.clone();
+        lines.extend(d.suggestions.iter().flat_map(|s| s.explanation.clone()));
+        lines.join("\n")
+    };
+    let default = said(&rules_only(ledger()));
+    assert!(
+        default.contains("discount taken after the terms' window"),
+        "{default}"
+    );
+    let graceful = "version = \"v\"\n[customer.\"C1\"]\ndiscount_grace_days = 10\n";
+    let within = said(&under_rules(ledger(), graceful));
+    assert!(
+        within.contains("early-payment discount within terms"),
+        "{within}"
+    );
+}
+
+/// `cashmatch rules check` says OK with what the rules say, or names the line, column and field
+/// of a mistake and exits non-zero; `cashmatch match --rules` records the file's version in
+/// every decision.
+#[test]
+fn rules_check_names_the_mistake_and_match_records_the_rules_version() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules/example.toml");
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+            .args(args)
+            .output()
+            .expect("run cashmatch")
+    };
+    let ok = run(&["rules".as_ref(), "check".as_ref(), example.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.starts_with("OK ") && stdout.contains("version acme-2026.12.1"),
+        "{stdout}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("cashmatch-rules-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "version = \"v2\"\n\n[currency.EUR.write_off]\nunderpay_pct = \"120\"\n",
+    )
+    .expect("write");
+    let refused = run(&["rules".as_ref(), "check".as_ref(), bad.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(
+            "line 4, column 16: currency.EUR.write_off.underpay_pct: 120 is more than 100 percent"
+        ),
+        "{stderr}"
+    );
+
+    let out = dir.join("decisions.jsonl");
+    let matched = std::process::Command::new(env!("CARGO_BIN_EXE_cashmatch"))
+        .arg("match")
+        .arg("--customers")
+        .arg(fixture("customers.csv"))
+        .arg("--invoices")
+        .arg(fixture("invoices.csv"))
+        .arg("--remittances")
+        .arg(fixture("remittances.csv"))
+        .arg("--rules")
+        .arg(&example)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run cashmatch");
+    assert!(
+        matched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&matched.stderr)
+    );
+    let decided = io::read_decisions(&out).expect("decisions").rows;
+    assert!(!decided.is_empty());
+    assert!(decided.iter().all(|d| d.rules_version == "acme-2026.12.1"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

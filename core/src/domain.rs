@@ -379,6 +379,54 @@ pub struct Decision {
     pub review_reason: Option<ReviewReason>,
     pub model_version: String,
     pub rules_version: String,
+    /// What the rules made of the differences of an auto decision: empty under the default
+    /// rules, and for review.
+    #[serde(default, skip_serializing_if = "RulesApplied::is_empty")]
+    pub by_rules: RulesApplied,
+}
+
+/// What the rules (`crate::rules`) made of an auto decision's differences: residuals written off
+/// on its invoices, and what becomes of the cash it leaves unapplied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesApplied {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_offs: Vec<WriteOffLine>,
+    #[serde(default, skip_serializing_if = "Leftover::is_unapplied")]
+    pub leftover: Leftover,
+}
+
+impl RulesApplied {
+    /// Nothing written off and the unapplied cash left waiting: the decision as without rules.
+    pub fn is_empty(&self) -> bool {
+        self.write_offs.is_empty() && self.leftover.is_unapplied()
+    }
+}
+
+/// A residual the rules wrote off on an invoice, relieving it of `amount` beside the cash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteOffLine {
+    pub invoice_id: String,
+    pub amount: Decimal,
+    pub reason_code: String,
+}
+
+/// What becomes of the cash a decision leaves unapplied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Leftover {
+    /// It waits, unapplied.
+    #[default]
+    Unapplied,
+    /// It is kept on the payer's account (`Decision::customer_id`).
+    OnAccount,
+    /// It is written off under the rules' overpayment limits.
+    WriteOff { reason_code: String },
+}
+
+impl Leftover {
+    pub fn is_unapplied(&self) -> bool {
+        *self == Leftover::Unapplied
+    }
 }
 
 /// One row of labelled history: cash of a payment that was applied to an invoice. A payment that

@@ -6,7 +6,10 @@
 //! batch in parallel against the ledger as it stands, then applies in payment order; a payment
 //! whose invoices an earlier one in the batch has already taken is decided again.
 
-use crate::domain::{Allocation, Decision, Direction, Payment, ReviewReason, Status, Suggestion};
+use crate::domain::{
+    Allocation, Decision, Direction, Leftover, Payment, ReviewReason, RulesApplied, Status,
+    Suggestion, WriteOffLine,
+};
 use crate::ledger::{InvoiceIdx, Ledger, LedgerError, Settlement};
 use crate::matching::amounts::AmountFit;
 use crate::matching::candidates::{
@@ -16,15 +19,13 @@ use crate::matching::features;
 use crate::matching::payer::PayerVia;
 use crate::matching::strata;
 use crate::model::artifact::{Model, decision_score};
+use crate::rules::{Overpayment, Policy, Rules};
 use crate::text::references::one_slip_apart;
 use rayon::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
-
-/// Version of the candidate rules and policy, recorded in every decision beside the model's.
-pub const RULES_VERSION: &str = "rules-2026.12.4";
 
 /// Suggestions shown to an analyst for a review item.
 const MAX_SUGGESTIONS: usize = 3;
@@ -40,6 +41,9 @@ pub struct EngineConfig {
     /// remittance line states (the line pays more than the invoice has open) is accounted for
     /// and does not count against it.
     pub unexplained_tolerance: Decimal,
+    /// Write-offs, overpayments and discount grace ([`Rules`]); their version is recorded in
+    /// every decision.
+    pub rules: Arc<Rules>,
 }
 
 /// The default of [`EngineConfig::unexplained_tolerance`]: one currency unit, so that rounding
@@ -53,6 +57,7 @@ impl Default for EngineConfig {
             limits: CandidateLimits::default(),
             threshold: None,
             unexplained_tolerance: DEFAULT_UNEXPLAINED_TOLERANCE,
+            rules: Arc::new(Rules::default()),
         }
     }
 }
@@ -100,6 +105,16 @@ impl Engine {
         self.model = model;
     }
 
+    /// The rules in force.
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.config.rules
+    }
+
+    /// Swaps the rules; decisions from now on are made under them and carry their version.
+    pub fn set_rules(&mut self, rules: Arc<Rules>) {
+        self.config.rules = rules;
+    }
+
     /// The auto-apply threshold in force.
     pub fn threshold(&self) -> f64 {
         self.config.threshold.unwrap_or(self.model.threshold)
@@ -113,6 +128,7 @@ impl Engine {
             &self.model.habits,
             &self.config.limits,
         );
+        self.regrade_discounts(payment, &mut pc);
         // An allocation in another currency is never right: the ledger does not convert.
         pc.candidates.retain(|c| {
             c.allocations
@@ -262,20 +278,49 @@ impl Engine {
             .iter()
             .skip(1)
             .any(|r| equally_explained(&self.ledger, payment, best, r));
+        let policy = self
+            .config
+            .rules
+            .policy(payment.currency, d.customer_id.as_deref());
+        // Cash left over that the rules write off is accounted for: it no longer counts against
+        // the tolerance for unexplained cash. Every other safety rule stands as it is.
+        let overpay_written_off = policy.writes_off_overpayment(best.unapplied, payment.amount);
+        let absorbed = if overpay_written_off {
+            best.unapplied
+        } else {
+            Decimal::ZERO
+        };
         let guarded = if duplicate {
             Some("the remittance quotes an item already paid".to_string())
         } else {
-            self.guard(payment, pc, best)
+            self.guard(payment, pc, best, absorbed)
         };
         if let Some(why) = &guarded {
             d.explanation
                 .push(format!("not applied automatically: {why}"));
         }
-        if confidence >= threshold && consistent && !tied && guarded.is_none() && unseen.is_none() {
+        let refund_review = policy.overpayment == Overpayment::RefundReview
+            && best.unapplied > Decimal::ZERO
+            && !overpay_written_off;
+        if refund_review {
+            d.explanation.push(format!(
+                "not applied automatically: the rules ({}) send an overpayment of {} to refund review",
+                self.config.rules.version(),
+                best.unapplied
+            ));
+        }
+        if confidence >= threshold
+            && consistent
+            && !tied
+            && guarded.is_none()
+            && unseen.is_none()
+            && !refund_review
+        {
             d.status = Status::Auto;
             d.allocations = self.allocations(best);
             d.unapplied = best.unapplied;
             d.explanation.extend(self.explain(payment, pc, best));
+            self.settle_differences(&mut d, best, &policy, overpay_written_off);
             d.explanation.push(format!(
                 "auto-applied: confidence {confidence:.4} >= threshold {threshold:.4} ({stratum} evidence)"
             ));
@@ -382,6 +427,17 @@ impl Engine {
                 None => plan.push((idx, a.relieved())),
             }
         }
+        // A residual written off closes the invoice beside the cash: checked with it.
+        for w in &d.by_rules.write_offs {
+            let idx = self
+                .ledger
+                .invoice_idx(&w.invoice_id)
+                .ok_or_else(|| LedgerError::UnknownInvoice(w.invoice_id.clone()))?;
+            match plan.iter_mut().find(|(i, _)| *i == idx) {
+                Some((_, r)) => *r += w.amount,
+                None => plan.push((idx, w.amount)),
+            }
+        }
         let applied: Decimal = d.allocations.iter().map(|a| a.amount).sum();
         if applied + d.unapplied != payment.amount {
             return Err(LedgerError::InvalidInvoice {
@@ -435,6 +491,7 @@ impl Engine {
         d.review_reason = Some(ReviewReason::LowConfidence);
         d.unapplied += d.allocations.iter().map(|a| a.amount).sum::<Decimal>();
         d.allocations.clear();
+        d.by_rules = RulesApplied::default();
         d.explanation.push(format!("review: {why}"));
         d
     }
@@ -448,7 +505,15 @@ impl Engine {
     /// whose amount does not match (partial, overpaid, fee); a completion of a cut list or a
     /// subset of open items that is one of several, or a subset that ignores the references the
     /// payer gave.
-    fn guard(&self, payment: &Payment, pc: &PaymentCandidates, c: &Candidate) -> Option<String> {
+    ///
+    /// `absorbed` is cash left over that the rules write off: accounted for, so not unexplained.
+    fn guard(
+        &self,
+        payment: &Payment,
+        pc: &PaymentCandidates,
+        c: &Candidate,
+        absorbed: Decimal,
+    ) -> Option<String> {
         // A reference that found items of another customer (another entity's numbers share
         // digits with ours) is left aside just as one that found nothing.
         if let Some(qi) = (0..pc.queries.len())
@@ -486,7 +551,7 @@ impl Engine {
         if let Some(why) = self.line_paid_short(payment, pc, c) {
             return Some(why);
         }
-        let unexplained = unexplained(&self.ledger, payment, c);
+        let unexplained = (unexplained(&self.ledger, payment, c) - absorbed).max(Decimal::ZERO);
         if unexplained > self.config.unexplained_tolerance {
             return Some(format!(
                 "{unexplained} of {} is accounted for by nothing the remittance says (tolerance {})",
@@ -963,7 +1028,102 @@ impl Engine {
             explanation: Vec::new(),
             review_reason: None,
             model_version: self.model.version.clone(),
-            rules_version: RULES_VERSION.to_string(),
+            rules_version: self.config.rules.version().to_string(),
+            by_rules: RulesApplied::default(),
+        }
+    }
+
+    /// What the rules make of an auto decision's differences: a residual its cash leaves on an
+    /// invoice is written off when within the write-off or small-balance limits (the invoice is
+    /// then closed, never taken past zero), and the cash left over is written off, kept on the
+    /// payer's account or left unapplied. Called only once the decision is auto on its own
+    /// merits: the rules never make an unsure match sure.
+    fn settle_differences(
+        &self,
+        d: &mut Decision,
+        c: &Candidate,
+        policy: &Policy,
+        overpay_written_off: bool,
+    ) {
+        let version = self.config.rules.version();
+        // One residual per invoice, should a candidate name one twice.
+        let mut relieved: Vec<(InvoiceIdx, Decimal)> = Vec::new();
+        for a in &c.allocations {
+            match relieved.iter_mut().find(|(i, _)| *i == a.invoice) {
+                Some((_, r)) => *r += a.fit.relieved(),
+                None => relieved.push((a.invoice, a.fit.relieved())),
+            }
+        }
+        for (idx, r) in relieved {
+            let inv = self.ledger.invoice(idx);
+            if inv.is_credit() {
+                continue;
+            }
+            let residual = inv.open_amount - r;
+            if let Some(closing) = policy.close_short_pay(residual, inv.open_amount) {
+                d.explanation.push(format!(
+                    "{}: the {residual} left open is written off ({}, {} rule of {version})",
+                    inv.id, closing.reason_code, closing.rule
+                ));
+                d.by_rules.write_offs.push(WriteOffLine {
+                    invoice_id: inv.id.clone(),
+                    amount: residual,
+                    reason_code: closing.reason_code,
+                });
+            }
+        }
+        if d.unapplied <= Decimal::ZERO {
+            return;
+        }
+        d.by_rules.leftover = if overpay_written_off {
+            d.explanation.push(format!(
+                "the {} left over is written off ({}, write-off rule of {version})",
+                d.unapplied, policy.write_off.reason_code
+            ));
+            Leftover::WriteOff {
+                reason_code: policy.write_off.reason_code.clone(),
+            }
+        } else if policy.overpayment == Overpayment::OnAccount && d.customer_id.is_some() {
+            d.explanation.push(format!(
+                "the {} left over is kept on the customer's account (rules {version})",
+                d.unapplied
+            ));
+            Leftover::OnAccount
+        } else {
+            Leftover::Unapplied
+        };
+    }
+
+    /// Grades a terms discount as within terms or late by the rules' grace days for the
+    /// invoice's customer, before the features are read, so that the model sees what the rules
+    /// allow. The candidates are generated with the default grace; only other graces change them.
+    fn regrade_discounts(&self, payment: &Payment, pc: &mut PaymentCandidates) {
+        let Some(paid_on) = payment.payment_date else {
+            return;
+        };
+        for c in &mut pc.candidates {
+            for a in &mut c.allocations {
+                if !matches!(a.fit.kind, AmountFit::Discount | AmountFit::LateDiscount)
+                    || !a.fit.deduction.is_zero()
+                {
+                    continue;
+                }
+                let inv = self.ledger.invoice(a.invoice);
+                let grace = self
+                    .config
+                    .rules
+                    .discount_grace_days(inv.currency, &inv.customer_id);
+                if grace == crate::rules::DEFAULT_DISCOUNT_GRACE_DAYS
+                    || !crate::terms::is_terms_discount(inv, a.fit.discount)
+                {
+                    continue;
+                }
+                a.fit.kind = if crate::terms::days_past_window(inv, paid_on) <= i64::from(grace) {
+                    AmountFit::Discount
+                } else {
+                    AmountFit::LateDiscount
+                };
+            }
         }
     }
 }

@@ -13,8 +13,8 @@
 //! A decision is correct when its (invoice, cash) pairs are exactly the label's.
 
 use crate::domain::{Allocation, Decision, Label, Payment, Status, Suggestion};
-use crate::engine::RULES_VERSION;
 use crate::ledger::Ledger;
+use crate::rules::DEFAULT_VERSION;
 use crate::text::references::normalize;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
@@ -311,7 +311,8 @@ pub(crate) fn rules_baseline_by(
                 explanation: vec![],
                 review_reason: None,
                 model_version: "rules-baseline".into(),
-                rules_version: RULES_VERSION.into(),
+                rules_version: DEFAULT_VERSION.into(),
+                by_rules: Default::default(),
             };
             let single = p.lines.len() == 1;
             let mut allocs: Vec<(u32, Decimal)> = Vec::new();
@@ -492,6 +493,7 @@ mod tests {
             review_reason: None,
             model_version: "t".into(),
             rules_version: "t".into(),
+            by_rules: Default::default(),
         }
     }
 

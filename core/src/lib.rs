@@ -23,6 +23,9 @@
 //! - [`io`]: the project's CSV files (ledger, remittances, labels) and the decisions JSON Lines,
 //!   with errors that name file, line and column; each file's rules are written once against a
 //!   `Table` of rows, and the retraining job passes its polars tables to the same readers.
+//! - [`rules`]: the versioned rules file (write-off limits, what becomes of an overpayment,
+//!   discount grace days), per currency and customer; uses only `domain`, and `terms` reads
+//!   its default grace.
 //! - [`terms`] and [`text`]: what an invoice's terms allow (the early-payment discount and its
 //!   window, money rounded to cents) and what payers write made comparable (references
 //!   normalised, reduced to their OCR-folded core, compared and found in free text; payer names
@@ -57,6 +60,7 @@ pub mod io;
 pub mod ledger;
 pub mod matching;
 pub mod model;
+pub mod rules;
 pub mod synth;
 pub mod terms;
 pub mod text;

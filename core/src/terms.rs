@@ -9,8 +9,9 @@ use crate::domain::Invoice;
 use chrono::NaiveDate;
 use rust_decimal::{Decimal, RoundingStrategy};
 
-/// Days after the discount window a late discount is still recognised as such.
-const DISCOUNT_GRACE_DAYS: i64 = 5;
+/// Days after the discount window a discount is still taken as within terms when candidates
+/// are generated; the engine regrades them by the rules' grace (`crate::rules`).
+const DISCOUNT_GRACE_DAYS: i64 = crate::rules::DEFAULT_DISCOUNT_GRACE_DAYS as i64;
 
 /// Rounds money to cents, half away from zero as invoices do.
 pub fn cents(d: Decimal) -> Decimal {
@@ -25,13 +26,21 @@ pub(crate) fn terms_discount(inv: &Invoice, paid_on: Option<NaiveDate>) -> Optio
     }
     let disc = cents(inv.amount * inv.terms.discount_rate);
     let within = match paid_on {
-        Some(d) => {
-            (d - inv.invoice_date).num_days()
-                <= inv.terms.discount_days as i64 + DISCOUNT_GRACE_DAYS
-        }
+        Some(d) => days_past_window(inv, d) <= DISCOUNT_GRACE_DAYS,
         None => true,
     };
     Some((disc, within))
+}
+
+/// How many days after the end of the terms' discount window `paid_on` is (zero or less:
+/// inside it).
+pub(crate) fn days_past_window(inv: &Invoice, paid_on: NaiveDate) -> i64 {
+    (paid_on - inv.invoice_date).num_days() - inv.terms.discount_days as i64
+}
+
+/// Whether `discount` is the one the invoice's terms give (on its amount or on what is open).
+pub(crate) fn is_terms_discount(inv: &Invoice, discount: Decimal) -> bool {
+    discount_gaps(inv).is_some_and(|g| g.contains(&discount))
 }
 
 /// The discounts a payer may take under the invoice's terms, if they give one: computed on the

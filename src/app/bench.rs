@@ -55,10 +55,7 @@ pub(super) enum Where {
 
 impl Where {
     /// A service on the store, restored from what it holds.
-    async fn service(
-        &self,
-        durability: crate::store::Durability,
-    ) -> anyhow::Result<Arc<Service>> {
+    async fn service(&self, durability: crate::store::Durability) -> anyhow::Result<Arc<Service>> {
         let store: Arc<dyn Store> = match self {
             Where::Sqlite(dir) => Arc::new(SqliteStore::open_with(dir, durability)?),
             Where::Postgres(db) => Arc::new(PgStore::open_async(&db.url).await?),

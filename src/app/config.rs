@@ -8,6 +8,7 @@
 //! model = "/opt/cashmatch/models/2026-11"   # else the last activated, else the built-in one
 //! threshold = 0.97                          # overrides the model's auto-apply threshold
 //! unexplained_tolerance = "1.00"            # cash an auto decision may leave unexplained
+//! rules = "/etc/cashmatch/rules.toml"       # write-offs, overpayments, grace (docs/rules.md)
 //! metrics_addr = "127.0.0.1:9464"           # Prometheus /metrics over HTTP
 //! durability = "full"                       # or "normal": see store::Durability
 //!
@@ -112,6 +113,7 @@ struct FileConfig {
     threshold: Option<f64>,
     /// A string, as all money in the project: `"0.50"`, read exactly.
     unexplained_tolerance: Option<Decimal>,
+    rules: Option<PathBuf>,
     metrics_addr: Option<SocketAddr>,
     #[serde(default)]
     durability: Durability,
@@ -213,6 +215,8 @@ pub struct Overrides {
     pub nats: Option<String>,
     /// `--nats-prefix`: the event bus's subject prefix.
     pub nats_prefix: Option<String>,
+    /// `--rules`: the rules file.
+    pub rules: Option<PathBuf>,
 }
 
 /// Everything the service needs to start.
@@ -232,6 +236,9 @@ pub struct Settings {
     /// Cash an auto decision may leave unapplied that the remittance does not account for
     /// ([`crate::engine::EngineConfig::unexplained_tolerance`]).
     pub unexplained_tolerance: Decimal,
+    /// The rules file (`crate::rules`), followed while the service runs
+    /// (`crate::app::rules_watch`); `None`: the built-in rules.
+    pub rules: Option<PathBuf>,
     pub metrics_addr: Option<SocketAddr>,
     /// When a store commit counts as durable.
     pub durability: Durability,
@@ -272,6 +279,7 @@ impl Default for Settings {
             models_dir: None,
             threshold: None,
             unexplained_tolerance: DEFAULT_UNEXPLAINED_TOLERANCE,
+            rules: None,
             metrics_addr: None,
             durability: Durability::Full,
             limits: Limits::default(),
@@ -331,6 +339,7 @@ impl Settings {
             models_dir,
             threshold,
             unexplained_tolerance,
+            rules,
             metrics_addr,
             durability,
             limits,
@@ -497,6 +506,7 @@ impl Settings {
             models_dir: flags.models_dir.or(models_dir),
             threshold,
             unexplained_tolerance,
+            rules: flags.rules.clone().or(rules),
             metrics_addr: flags.metrics_addr.or(metrics_addr),
             durability,
             limits,

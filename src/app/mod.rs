@@ -14,6 +14,7 @@ pub mod config;
 pub mod config_watch;
 mod demo;
 pub(crate) mod model_watch;
+pub mod rules_watch;
 
 use crate::engine::EngineConfig;
 use crate::grpc::DRAIN_TIMEOUT;
@@ -46,6 +47,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Rules(#[from] crate::rules::RulesError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AppError {
@@ -194,6 +197,11 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
             None
         }
     };
+    // Rules that cannot be used stop the start, naming line, column and field.
+    let rules = match &settings.rules {
+        Some(path) => Some((path.clone(), rules_watch::read(path)?)),
+        None => None,
+    };
     let store: Arc<dyn Store> = match &settings.store {
         Some(url) => {
             let store = PgStore::open_async(url.as_str()).await?;
@@ -221,6 +229,17 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
     );
     service.set_four_eyes(settings.four_eyes.clone());
     service.set_sla(settings.review_sla.clone());
+    let rules_file = match rules {
+        Some((path, (r, bytes))) => {
+            let version = r.version().to_string();
+            service
+                .load_rules(r, path.display().to_string(), rules_watch::ACTOR.into())
+                .await?;
+            tracing::info!(rules = %path.display(), version = %version, "rules in force; the file is re-read when it changes");
+            Some((path, bytes))
+        }
+        None => None,
+    };
     // Other replicas' changes on PostgreSQL; nothing on SQLite.
     if service.follow().is_some() {
         tracing::info!("following the other replicas' changes (the store's change feed)");
@@ -262,6 +281,10 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
         let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
         let span = demo.unwrap_or_default();
         tokio::spawn(demo::feed(s, demo_payments, span, stop));
+    }
+    if let Some((path, bytes)) = rules_file {
+        let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
+        tokio::spawn(rules_watch::follow(s, path, bytes, rules_watch::POLL, stop));
     }
     if let Some(addr) = settings.metrics_addr {
         let l = TcpListener::bind(addr)

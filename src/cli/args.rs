@@ -57,6 +57,10 @@ pub(super) enum Command {
         /// (beyond it the payment goes to review).
         #[arg(long, default_value_t = DEFAULT_UNEXPLAINED_TOLERANCE, value_parser = non_negative_money)]
         unexplained_tolerance: Decimal,
+        /// Rules file: write-off limits, what becomes of overpayments, discount grace days
+        /// (docs/rules.md); the built-in rules (nothing written off) when absent.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         /// Remittance advices that arrived apart from the money (a file, or a directory of
         /// them; repeatable): linked with the --remittances payments that carry no detail
         /// before matching (docs/advices.md).
@@ -216,6 +220,9 @@ pub(super) enum Command {
         /// TOML config: bearer tokens and their roles, limits, metrics address.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Rules file (docs/rules.md), re-read when it changes; overrides `rules` in the config.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         /// Serve Prometheus metrics on http://ADDR/metrics.
         #[arg(long)]
         metrics_addr: Option<std::net::SocketAddr>,
@@ -293,6 +300,11 @@ pub(super) enum Command {
         #[command(subcommand)]
         what: AuditWhat,
     },
+    /// Rules files (docs/rules.md).
+    Rules {
+        #[command(subcommand)]
+        what: RulesWhat,
+    },
     /// Bearer tokens for the service's config, which holds only their hashes
     /// (docs/operations.md, "Tokens").
     Token {
@@ -314,6 +326,13 @@ pub(super) enum Command {
         #[arg(long, default_value_t = 10_000)]
         payments: usize,
     },
+}
+
+#[derive(Subcommand)]
+pub(super) enum RulesWhat {
+    /// Validate a rules file: prints OK with what the rules say, or the mistake with its line,
+    /// column and field and exits non-zero.
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]

@@ -20,7 +20,7 @@ mod store;
 
 use crate::bench;
 pub(crate) use args::Cli;
-use args::{AuditWhat, BenchWhat, Command, TokenWhat};
+use args::{AuditWhat, BenchWhat, Command, RulesWhat, TokenWhat};
 use files::{
     load_advices, load_cases, load_ledger, load_model, load_payments, parse_to_json_lines,
     report_bad, write_decisions, write_json_lines, write_table,
@@ -41,6 +41,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             model,
             threshold,
             unexplained_tolerance,
+            rules,
             advices,
             links,
             fee_limit,
@@ -59,6 +60,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 },
             );
             let (ledger, model, mut payments) = (ledger?, model?, payments?);
+            let rules = match &rules {
+                Some(path) => cashmatch::rules::Rules::load(path)?,
+                None => cashmatch::rules::Rules::default(),
+            };
             if let Some(advices) = advices? {
                 let config = cashmatch::advice::LinkConfig {
                     fee_limit,
@@ -80,6 +85,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 EngineConfig {
                     threshold,
                     unexplained_tolerance,
+                    rules: Arc::new(rules),
                     ..Default::default()
                 },
             );
@@ -332,6 +338,14 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             );
             write_table(&out, "cross-profile.md", &table)?;
         }
+        Command::Rules {
+            what: RulesWhat::Check { file },
+        } => {
+            // The error, with its file, line, column and field, is printed by main, which exits
+            // non-zero.
+            let rules = cashmatch::rules::Rules::load(&file)?;
+            println!("OK {}\n{}", file.display(), rules.summary());
+        }
         Command::Serve {
             addr,
             data_dir,
@@ -339,6 +353,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             model,
             models_dir,
             config,
+            rules,
             metrics_addr,
             ui_addr,
             no_ui,
@@ -359,6 +374,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 store,
                 nats,
                 nats_prefix,
+                rules,
             };
             let settings = Settings::load(config.as_deref(), flags)?;
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -4,8 +4,9 @@
 
 use super::pb;
 use crate::domain::{
-    Adjustment, Allocation, Currency, Customer, Decision, Direction, Invoice, LabelSource, Payer,
-    Payment, ReferenceKind, RemittanceLine, ReturnedItem, ReviewReason, Status, Suggestion, Terms,
+    Adjustment, Allocation, Currency, Customer, Decision, Direction, Invoice, LabelSource,
+    Leftover, Payer, Payment, ReferenceKind, RemittanceLine, ReturnedItem, ReviewReason,
+    RulesApplied, Status, Suggestion, Terms, WriteOffLine,
 };
 use crate::formats::FormatError;
 use crate::model::artifact::TrainingMetrics;
@@ -516,7 +517,17 @@ impl From<Decision> for pb::Decision {
             review_reason: reason,
             model_version,
             rules_version,
+            by_rules:
+                RulesApplied {
+                    write_offs,
+                    leftover,
+                },
         } = v;
+        let (leftover, leftover_reason_code) = match leftover {
+            Leftover::Unapplied => ("unapplied", None),
+            Leftover::OnAccount => ("on_account", None),
+            Leftover::WriteOff { reason_code } => ("write_off", Some(reason_code)),
+        };
         pb::Decision {
             payment_id,
             status: match status {
@@ -548,6 +559,22 @@ impl From<Decision> for pb::Decision {
             review_reason: review_reason(reason) as i32,
             model_version,
             rules_version,
+            write_offs: write_offs
+                .into_iter()
+                .map(
+                    |WriteOffLine {
+                         invoice_id,
+                         amount,
+                         reason_code,
+                     }| pb::WriteOff {
+                        invoice_id,
+                        amount: amount.to_string(),
+                        reason_code,
+                    },
+                )
+                .collect(),
+            leftover: leftover.into(),
+            leftover_reason_code,
         }
     }
 }

@@ -19,8 +19,13 @@ pub(crate) struct LedgerApi {
 }
 
 fn response(o: UpsertOutcome) -> pb::UpsertResponse {
-    let UpsertOutcome { accepted, rejected } = o;
+    let UpsertOutcome {
+        accepted,
+        rejected,
+        rematched,
+    } = o;
     pb::UpsertResponse {
+        rematched,
         accepted,
         rejected: rejected
             .into_iter()

@@ -5,8 +5,11 @@ use super::pb::{self, review_server};
 use super::{observe, principal};
 use crate::domain::Allocation;
 use crate::metrics::Metrics;
+use crate::service::{
+    AGE_BUCKETS, Actor, ActorKind, ApplyCashRequest, Assignment, Balance, CashApplied, ExportQuery,
+    OwnerFilter, ReviewFilter, Waiting, WaitingCash, WaitingPayment, now,
+};
 use crate::service::{ApprovalDecision, ResolveAction, ResolveOutcome, ResolveRequest, Service};
-use crate::service::{Assignment, ExportQuery, OwnerFilter, ReviewFilter, now};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -335,6 +338,68 @@ impl review_server::Review for ReviewApi {
         .await
     }
 
+    async fn get_waiting_cash(
+        &self,
+        request: Request<pb::GetWaitingCashRequest>,
+    ) -> Result<Response<pb::WaitingCash>, Status> {
+        observe(&self.metrics, "Review/GetWaitingCash", async {
+            let pb::GetWaitingCashRequest { customer_id } = request.into_inner();
+            let customer_id = required("customer_id", customer_id)?;
+            let w = self.service.waiting_cash(customer_id, now()).await?;
+            Ok(waiting_cash(w))
+        })
+        .await
+    }
+
+    async fn apply_waiting_cash(
+        &self,
+        request: Request<pb::ApplyWaitingCashRequest>,
+    ) -> Result<Response<pb::ApplyWaitingCashResponse>, Status> {
+        observe(&self.metrics, "Review/ApplyWaitingCash", async {
+            let caller = principal(&request);
+            let pb::ApplyWaitingCashRequest {
+                payment_id,
+                allocations,
+                note,
+                analyst,
+            } = request.into_inner();
+            let name = acting_analyst(caller, analyst)?;
+            let allocations = allocations
+                .into_iter()
+                .enumerate()
+                .map(|(i, pb::CashToInvoice { invoice_id, amount })| {
+                    let field = |f: &str| format!("allocations[{i}].{f}");
+                    Ok((
+                        required(&field("invoice_id"), invoice_id)?,
+                        decimal(&field("amount"), &amount)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, FieldError>>()?;
+            let CashApplied {
+                payment_id,
+                postings,
+                still_waiting,
+            } = self
+                .service
+                .apply_waiting_cash(ApplyCashRequest {
+                    payment_id: required("payment_id", payment_id)?,
+                    allocations,
+                    by: Actor {
+                        kind: ActorKind::Analyst,
+                        name,
+                    },
+                    note,
+                })
+                .await?;
+            Ok(pb::ApplyWaitingCashResponse {
+                payment_id,
+                postings: postings.into_iter().map(pb::Posting::from).collect(),
+                still_waiting: still_waiting.to_string(),
+            })
+        })
+        .await
+    }
+
     type ExportLabelsStream = ExportStream;
 
     async fn export_labels(
@@ -380,5 +445,54 @@ impl review_server::Review for ReviewApi {
             Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
         })
         .await
+    }
+}
+
+fn waiting_cash(v: WaitingCash) -> pb::WaitingCash {
+    let WaitingCash {
+        customer_id,
+        balances,
+        payments,
+    } = v;
+    let strings = |a: [rust_decimal::Decimal; 4]| a.iter().map(|d| d.to_string()).collect();
+    pb::WaitingCash {
+        customer_id,
+        balances: balances
+            .into_iter()
+            .map(
+                |(
+                    currency,
+                    Balance {
+                        unapplied,
+                        on_account,
+                    },
+                )| pb::WaitingBalance {
+                    currency: currency.to_string(),
+                    unapplied: strings(unapplied),
+                    on_account: strings(on_account),
+                },
+            )
+            .collect(),
+        payments: payments
+            .into_iter()
+            .map(
+                |WaitingPayment {
+                     payment_id,
+                     kind,
+                     currency,
+                     amount,
+                     since,
+                     bucket,
+                 }| pb::WaitingPayment {
+                    payment_id,
+                    on_account: kind == Waiting::OnAccount,
+                    currency: currency.to_string(),
+                    amount: amount.to_string(),
+                    since: since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    bucket: AGE_BUCKETS.get(bucket).map_or("", |b| b.0).to_string(),
+                },
+            )
+            .collect(),
+        buckets: AGE_BUCKETS.iter().map(|b| b.0.to_string()).collect(),
     }
 }

@@ -134,6 +134,9 @@ pub struct Rejected {
 pub struct UpsertOutcome {
     pub accepted: u64,
     pub rejected: Vec<Rejected>,
+    /// Payments waiting in review that the new invoices explain: decided again and applied by
+    /// the engine (`service/rematch.rs`).
+    pub rematched: Vec<String>,
 }
 
 /// What an analyst does with a review item.

@@ -203,7 +203,7 @@ impl Service {
         let (payment_id, decision) = (item.summary.payment_id.clone(), item.decision.clone());
         let this = Arc::clone(self);
         let (outcome, commit) = tokio::task::spawn_blocking(move || {
-            this.resolve_blocking(item, request, Some(approved), turn)
+            this.resolve_blocking(item, request, Some(approved), turn, false)
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))??;

@@ -9,6 +9,7 @@ use crate::ledger::Ledger;
 use crate::store::{ActorKind, LedgerWrite, PostingKind, PostingRecord};
 use rust_decimal::Decimal;
 use serde_json::json;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The journal entry for the AR system moving an invoice's open amount outside any payment: what
@@ -57,11 +58,12 @@ impl Service {
         invoices: Vec<(u64, Invoice)>,
     ) -> Result<UpsertOutcome, ServiceError> {
         let this = Arc::clone(self);
-        let (outcome, commit) =
+        let (mut outcome, commit, added_for) =
             tokio::task::spawn_blocking(move || this.upsert_blocking(customers, invoices))
                 .await
                 .map_err(|e| ServiceError::Internal(e.to_string()))??;
         Self::commit(commit).await?;
+        outcome.rematched = self.rematch_waiting(&added_for).await;
         Ok(outcome)
     }
 
@@ -69,8 +71,10 @@ impl Service {
         self: &Arc<Self>,
         customers: Vec<(u64, Customer)>,
         invoices: Vec<(u64, Invoice)>,
-    ) -> Result<(UpsertOutcome, Commit), ServiceError> {
+    ) -> Result<(UpsertOutcome, Commit, BTreeSet<String>), ServiceError> {
         let mut core = self.write()?;
+        // Customers given open invoices they did not have: their waiting cash may now match.
+        let mut added_for = BTreeSet::new();
         let mut outcome = UpsertOutcome::default();
         let mut write = LedgerWrite::default();
         let ledger = core.engine.ledger_mut();
@@ -90,8 +94,12 @@ impl Service {
                     old.amount - old.open_amount
                 })
                 .unwrap_or_default();
+            let new = ledger.invoice_idx(&id).is_none();
             match ledger.upsert_invoice(inv.clone()) {
                 Ok(_) => {
+                    if new && !inv.open_amount.is_zero() {
+                        added_for.insert(inv.customer_id.clone());
+                    }
                     write
                         .postings
                         .extend(ar_adjustment(&inv, relieved_before, "ar_system"));
@@ -107,7 +115,7 @@ impl Service {
         outcome.accepted = (write.customers.len() + write.invoices.len()) as u64;
         core.epoch += 1;
         let commit = self.spawn_commit(self.store.write_ledger(write), |_, _| {});
-        Ok((outcome, commit))
+        Ok((outcome, commit, added_for))
     }
 
     /// Sets an invoice's open amount (zero to close it), recording who and why.

@@ -9,7 +9,7 @@ use super::returns::ReturnOutcome;
 use super::state::*;
 use crate::domain::{Decision, Payment, Status};
 use crate::formats::{Format, FormatError, Position};
-use crate::store::{DecisionRecord, PostedBy, payment_postings};
+use crate::store::{DecisionRecord, PostedBy, decision_postings};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -136,7 +136,7 @@ impl Service {
                 match self.settle_return(&p, item).await? {
                     ReturnOutcome::Reversed(m) => {
                         settled.resize_with(n, || None);
-                        settled[i] = Some(Ok(m));
+                        settled[i] = Some(Ok(*m));
                         continue;
                     }
                     ReturnOutcome::Review(why) => {
@@ -249,15 +249,7 @@ impl Service {
         let at = crate::store::now();
         // A review decision moves no cash: the analyst's resolution posts it.
         let postings = match d.status {
-            Status::Auto => payment_postings(
-                payment,
-                d.customer_id.as_deref(),
-                &d.allocations,
-                d.unapplied,
-                None,
-                &PostedBy::engine(&d),
-                at,
-            ),
+            Status::Auto => decision_postings(payment, &d, &PostedBy::engine(&d), at),
             Status::Review | Status::Returned => Vec::new(),
         };
         let write = self.store.record_decision(DecisionRecord {

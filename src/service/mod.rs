@@ -25,6 +25,7 @@
 mod api;
 pub mod approval;
 pub mod auth;
+mod balances;
 mod commit;
 mod conflict;
 pub mod dashboard;
@@ -36,15 +37,18 @@ mod matching;
 mod models;
 mod outbox;
 mod postings;
+mod rematch;
 pub(crate) mod remittance;
 mod resolve;
 mod returns;
 mod reversal;
 mod review;
+mod rules;
 pub mod sessions;
 mod state;
 #[cfg(test)]
 pub(crate) mod tests;
+mod waiting_cash;
 
 /// The store's records that callers of the service see, named through the service: an adapter
 /// (gRPC, the workbench, metrics) speaks the service's types only and never imports the store.
@@ -65,8 +69,10 @@ pub use api::{
     UnapplyRequest, UpsertOutcome,
 };
 pub use approval::{ApprovalDecision, ResolveOutcome};
+pub use balances::{AGE_BUCKETS, Balance, Waiting, WaitingCash, WaitingPayment};
 pub use follow::FeedStats;
 pub use review::Assignment;
+pub use waiting_cash::{ApplyCashRequest, CashApplied};
 
 use crate::engine::{Engine, EngineConfig};
 use crate::ledger::{Ledger, Settlement};

@@ -4,7 +4,6 @@ use super::api::*;
 use super::commit::*;
 use super::state::*;
 use super::{AuditRecord, Service};
-use crate::engine::RULES_VERSION;
 use crate::model::artifact::Model;
 use serde_json::json;
 use std::path::PathBuf;
@@ -20,7 +19,7 @@ impl Service {
             version: m.version.clone(),
             threshold: core.engine.threshold(),
             model_threshold: m.threshold,
-            rules_version: RULES_VERSION.to_string(),
+            rules_version: core.engine.rules().version().to_string(),
             metrics: m.metrics.clone(),
             training_data: m.training_data.clone(),
             source: active.source,

@@ -99,23 +99,28 @@ impl Service {
         }
         let (payment_id, decision) = (item.summary.payment_id.clone(), item.decision.clone());
         let this = Arc::clone(self);
-        let (outcome, commit) =
-            tokio::task::spawn_blocking(move || this.resolve_blocking(item, req, None, turn))
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        let (outcome, commit) = tokio::task::spawn_blocking(move || {
+            this.resolve_blocking(item, req, None, turn, false)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))??;
         if let Err(e) = Self::commit(commit).await {
             return Err(self.refused(&payment_id, &decision, e).await);
         }
         Ok(outcome)
     }
 
-    /// `approved`: the second analyst's approval this resolution carries out, if any.
+    /// `approved`: the second analyst's approval this resolution carries out, if any. `by_engine`:
+    /// the engine resolves the item itself, having decided it again with confidence (the AR
+    /// system added the invoices it waited for): posted as the engine's, with the model and
+    /// rules versions, and, like any automatic application, without four eyes.
     pub(super) fn resolve_blocking(
         self: &Arc<Self>,
         mut item: ReviewRecord,
         req: ResolveRequest,
         approved: Option<Approved>,
         turn: Turn,
+        by_engine: bool,
     ) -> Result<(ResolveOutcome, Commit), ServiceError> {
         let ResolveRequest {
             payment_id,
@@ -301,7 +306,7 @@ impl Service {
             &allocations,
             unapplied,
         );
-        if approved.is_none() && !reasons.is_empty() {
+        if approved.is_none() && !reasons.is_empty() && !by_engine {
             let proposed = Resolution {
                 action: kind,
                 analyst,
@@ -388,10 +393,14 @@ impl Service {
             resolution.unapplied,
             resolution.customer_id.as_deref(),
             &PostedBy {
-                kind: ActorKind::Analyst,
+                kind: if by_engine {
+                    ActorKind::Engine
+                } else {
+                    ActorKind::Analyst
+                },
                 name: resolution.analyst.clone(),
-                model_version: None,
-                rules_version: None,
+                model_version: by_engine.then(|| core.engine.model().version.clone()),
+                rules_version: Some(core.engine.rules().version().to_string()),
             },
             resolution.resolved_at,
         );

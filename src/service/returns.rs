@@ -32,7 +32,7 @@ const SEARCH_LIMIT: u32 = 200;
 /// What became of a returned item.
 pub(super) enum ReturnOutcome {
     /// Its original was reversed (or had been, by this same returned item).
-    Reversed(Matched),
+    Reversed(Box<Matched>),
     /// It goes to the review queue, for this reason.
     Review(String),
 }
@@ -90,10 +90,10 @@ impl Service {
             },
         };
         match self.reverse_payment(req).await {
-            Ok(r) => Ok(ReturnOutcome::Reversed(Matched {
+            Ok(r) => Ok(ReturnOutcome::Reversed(Box::new(Matched {
                 decision: r.decision,
                 replayed: r.replayed,
-            })),
+            }))),
             Err(e @ (ServiceError::FailedPrecondition(_) | ServiceError::NotFound(_))) => Ok(
                 ReturnOutcome::Review(format!("original payment {original} not reversed: {e}")),
             ),

@@ -70,14 +70,20 @@ fn required(field: &str, v: &str, why: &str) -> Result<String, ServiceError> {
 
 impl Service {
     /// Every posting of a payment, in sequence order.
-    async fn postings_of(&self, payment_id: &str) -> Result<Vec<Posting>, ServiceError> {
+    pub(super) async fn postings_of(&self, payment_id: &str) -> Result<Vec<Posting>, ServiceError> {
+        self.postings_where(PostingFilter::Payment(payment_id.to_string()))
+            .await
+    }
+
+    /// Every posting `filter` selects, in sequence order.
+    pub(super) async fn postings_where(
+        &self,
+        filter: PostingFilter,
+    ) -> Result<Vec<Posting>, ServiceError> {
         let mut all: Vec<Posting> = Vec::new();
         loop {
             let after = all.last().map_or(0, |p| p.sequence);
-            let page = self
-                .store
-                .postings(PostingFilter::Payment(payment_id.to_string()), after, PAGE)
-                .await?;
+            let page = self.store.postings(filter.clone(), after, PAGE).await?;
             let n = page.len();
             all.extend(page);
             if n < PAGE as usize {
@@ -99,7 +105,11 @@ impl Service {
 
     /// The stored decision of a payment (after its commit, when it is still in flight), or
     /// NOT_FOUND naming the payment and what could not be done to it.
-    async fn decided(&self, payment_id: &str, what: &str) -> Result<StoredDecision, ServiceError> {
+    pub(super) async fn decided(
+        &self,
+        payment_id: &str,
+        what: &str,
+    ) -> Result<StoredDecision, ServiceError> {
         let wait = lock(&self.pending).get(payment_id).cloned();
         if let Some(mut w) = wait {
             w.wait_for(|v| *v)
@@ -258,7 +268,7 @@ impl Service {
                 kind: by.kind,
                 name: by.name.clone(),
                 model_version: None,
-                rules_version: None,
+                rules_version: Some(core.engine.rules().version().to_string()),
             },
             Some(&returned.return_code),
             at,
@@ -428,7 +438,7 @@ impl Service {
                 kind: by.kind,
                 name: by.name.clone(),
                 model_version: None,
-                rules_version: None,
+                rules_version: Some(core.engine.rules().version().to_string()),
             },
             None,
             at,

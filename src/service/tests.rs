@@ -1495,3 +1495,455 @@ fn two_replicas_paying_the_same_invoices_at_once_never_over_apply_and_decide_eac
         });
     }
 }
+
+/// Rules on the service: loaded and audited, and their write-offs posted with their reason code
+/// and version, so that the journal still replays to the store and an unapply undoes them.
+mod rules {
+    use super::*;
+    use crate::domain::{
+        Currency, Customer, Invoice, Payer, Payment, RemittanceLine, Status, Terms,
+    };
+
+    fn c1() -> (Customer, Invoice) {
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("date");
+        (
+            Customer {
+                id: "C1".into(),
+                name: "Harbour Freight Lines".into(),
+                parent_id: None,
+                bank_accounts: vec!["111122223333".into()],
+            },
+            Invoice {
+                id: "I1".into(),
+                customer_id: "C1".into(),
+                number: "INV-0010001".into(),
+                po_number: None,
+                invoice_date: d,
+                due_date: d + chrono::Days::new(30),
+                currency: Currency::USD,
+                amount: dec!(500.00),
+                open_amount: dec!(500.00),
+                terms: Terms::default(),
+            },
+        )
+    }
+
+    /// A payment from `(payer name, account)` with one line paying `amount` on `reference`.
+    pub(super) fn paying(
+        id: &str,
+        payer: (&str, &str),
+        reference: &str,
+        amount: Decimal,
+    ) -> Payment {
+        Payment {
+            payment_id: id.into(),
+            format: "csv".into(),
+            direction: Default::default(),
+            payment_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 25),
+            amount,
+            currency: Currency::USD,
+            payer: Payer {
+                name: Some(payer.0.into()),
+                account: Some(payer.1.into()),
+            },
+            lines: vec![RemittanceLine {
+                reference: Some(reference.into()),
+                amount_paid: Some(amount),
+                ..Default::default()
+            }],
+            free_text: vec![],
+            warnings: vec![],
+            returned: None,
+        }
+    }
+
+    fn short_pay() -> Payment {
+        paying(
+            "P-short",
+            ("HARBOUR FREIGHT LINES", "111122223333"),
+            "INV-0010001",
+            dec!(497.00),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_off_is_posted_with_its_reason_and_version_and_the_journal_replays_to_the_store()
+     {
+        let dir = std::env::temp_dir().join(format!("cashmatch-rules-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let service = Arc::new(
+            Service::open(
+                SqliteStore::open(&dir).expect("store"),
+                None,
+                EngineConfig {
+                    threshold: Some(0.0),
+                    ..Default::default()
+                },
+                Limits::default(),
+            )
+            .await
+            .expect("service"),
+        );
+        let (customer, invoice) = c1();
+        service
+            .upsert(vec![(0, customer)], vec![(0, invoice)])
+            .await
+            .expect("ledger");
+        let rules = crate::rules::Rules::parse(
+            "version = \"svc-1\"\n[default.write_off]\nunderpay_abs = \"5\"\nreason_code = \"SMALL\"\n",
+        )
+        .expect("rules");
+        service
+            .load_rules(rules, "rules.toml".into(), "rules-file".into())
+            .await
+            .expect("load");
+        assert_eq!(service.rules_version(), "svc-1");
+        let trail = service
+            .audit_events(Some("rules.toml".into()), 0, 10)
+            .await
+            .expect("audit");
+        assert!(
+            trail.iter().any(|e| e.record.action == "load_rules"
+                && e.record.after["version"] == "svc-1"
+                && e.record.before["version"] == crate::rules::DEFAULT_VERSION),
+            "{trail:?}"
+        );
+
+        let m = service.match_payment(short_pay()).await.expect("match");
+        let d = m.decision;
+        assert_eq!(d.status, Status::Auto, "{d:#?}");
+        assert_eq!(d.rules_version, "svc-1");
+        let postings = service
+            .postings(PostingFilter::Payment("P-short".into()), 0, 100)
+            .await
+            .expect("postings");
+        let kinds: Vec<(PostingKind, Decimal, Option<&str>)> = postings
+            .iter()
+            .map(|p| {
+                (
+                    p.record.kind,
+                    p.record.amount,
+                    p.record.reason_code.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (PostingKind::Applied, dec!(497.00), None),
+                (PostingKind::WriteOff, dec!(3.00), Some("SMALL")),
+            ]
+        );
+        assert!(
+            postings
+                .iter()
+                .all(|p| p.record.rules_version.as_deref() == Some("svc-1"))
+        );
+        let stored = service.invoice("I1".into()).await.expect("I1");
+        assert_eq!(stored.open_amount, Decimal::ZERO);
+        let all = service
+            .postings(PostingFilter::All, 0, 1000)
+            .await
+            .expect("journal");
+        let replayed = replay_open_amounts([("I1", stored.amount)], &all);
+        assert_eq!(replayed.get("I1"), Some(&stored.open_amount));
+
+        // Undone with the rest of the payment: the invoice has all 500.00 open again.
+        let u = service
+            .unapply_payment(UnapplyRequest {
+                payment_id: "P-short".into(),
+                note: "wrong customer".into(),
+                by: Actor {
+                    kind: ActorKind::Analyst,
+                    name: "alice".into(),
+                },
+            })
+            .await
+            .expect("unapply");
+        assert!(
+            u.postings
+                .iter()
+                .all(|p| p.record.rules_version.as_deref() == Some("svc-1"))
+        );
+        let stored = service.invoice("I1".into()).await.expect("I1");
+        assert_eq!(stored.open_amount, dec!(500.00));
+        let all = service
+            .postings(PostingFilter::All, 0, 1000)
+            .await
+            .expect("journal");
+        let replayed = replay_open_amounts([("I1", stored.amount)], &all);
+        assert_eq!(replayed.get("I1"), Some(&dec!(500.00)));
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Cash that waits: a customer's on-account cash with its age, applied to invoices later by an
+/// analyst; and a payment waiting in review for an invoice the AR system had not sent yet,
+/// applied by the engine when it arrives.
+mod waiting {
+    use super::*;
+    use crate::domain::{Currency, Invoice, Status, Terms};
+
+    fn invoice(id: &str, number: &str, amount: Decimal) -> Invoice {
+        invoice_of("C100", id, number, amount)
+    }
+
+    fn invoice_of(customer: &str, id: &str, number: &str, amount: Decimal) -> Invoice {
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date");
+        Invoice {
+            id: id.into(),
+            customer_id: customer.into(),
+            number: number.into(),
+            po_number: None,
+            invoice_date: d,
+            due_date: d + chrono::Days::new(30),
+            currency: Currency::USD,
+            amount,
+            open_amount: amount,
+            terms: Terms::default(),
+        }
+    }
+
+    fn alice() -> Actor {
+        Actor {
+            kind: ActorKind::Analyst,
+            name: "alice".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_account_cash_is_aged_and_applied_to_a_later_invoice_never_over_applying() {
+        let (service, dir) = cases_service("waiting-cash").await;
+        let items = open_items_with_customer(&service).await;
+        let (payment_id, customer, amount) = items
+            .iter()
+            // Below the four-eyes limit, so that it posts at once.
+            .find(|(_, _, a)| *a > dec!(100) && *a < dec!(10000))
+            .cloned()
+            .expect("an open item with a customer");
+        service
+            .resolve(ResolveRequest {
+                payment_id: payment_id.clone(),
+                analyst: "alice".into(),
+                action: ResolveAction::PutOnAccount(customer.clone()),
+                note: "customer asked to keep it".into(),
+            })
+            .await
+            .expect("on account");
+        let w = service
+            .waiting_cash(customer.clone(), now())
+            .await
+            .expect("waiting");
+        assert_eq!(w.balances[&Currency::USD].on_account[0], amount, "{w:?}");
+        assert!(w.payments.iter().any(|p| p.payment_id == payment_id));
+
+        service
+            .upsert(
+                vec![],
+                vec![(
+                    0,
+                    invoice_of(&customer, "I-NEW", "INV-0019001", dec!(60.00)),
+                )],
+            )
+            .await
+            .expect("invoice");
+        let apply = |amount: Decimal, invoice: &str| ApplyCashRequest {
+            payment_id: payment_id.clone(),
+            allocations: vec![(invoice.to_string(), amount)],
+            by: alice(),
+            note: "customer's instruction".into(),
+        };
+        // More than the invoice has open: refused, nothing moves.
+        let e = service
+            .apply_waiting_cash(apply(dec!(60.01), "I-NEW"))
+            .await
+            .expect_err("over-applies");
+        assert!(matches!(e, ServiceError::FailedPrecondition(_)), "{e:?}");
+        // More than waits: refused.
+        let e = service
+            .apply_waiting_cash(apply(amount + dec!(1), "I-NEW"))
+            .await
+            .expect_err("more than waits");
+        assert!(matches!(e, ServiceError::InvalidArgument { .. }), "{e:?}");
+        assert_eq!(
+            service
+                .invoice("I-NEW".into())
+                .await
+                .expect("I-NEW")
+                .open_amount,
+            dec!(60.00)
+        );
+
+        let done = service
+            .apply_waiting_cash(apply(dec!(60.00), "I-NEW"))
+            .await
+            .expect("applied");
+        assert_eq!(done.still_waiting, amount - dec!(60.00));
+        let kinds: Vec<PostingKind> = done.postings.iter().map(|p| p.record.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                PostingKind::Reversal,
+                PostingKind::Applied,
+                PostingKind::OnAccount
+            ]
+        );
+        let stored = service.invoice("I-NEW".into()).await.expect("I-NEW");
+        assert_eq!(stored.open_amount, Decimal::ZERO);
+        let journal = service
+            .postings(PostingFilter::All, 0, 10_000)
+            .await
+            .expect("journal");
+        let replayed = replay_open_amounts([("I-NEW", stored.amount)], &journal);
+        assert_eq!(replayed.get("I-NEW"), Some(&Decimal::ZERO));
+        let w = service
+            .waiting_cash(customer, now())
+            .await
+            .expect("waiting");
+        assert_eq!(
+            w.balances[&Currency::USD].on_account[0],
+            amount - dec!(60.00)
+        );
+        let trail = service
+            .audit_events(Some(payment_id.clone()), 0, 100)
+            .await
+            .expect("audit");
+        assert!(
+            trail
+                .iter()
+                .any(|e| e.record.action == "apply_waiting_cash" && e.record.actor == "alice")
+        );
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_payment_waiting_for_its_invoice_is_applied_by_the_engine_when_the_invoice_arrives() {
+        let (service, dir) = cases_service("rematch").await;
+        let waits = super::rules::paying(
+            "P-waits",
+            ("NORTHWIND INDUSTRIAL SUPPLY", "021000021:4000123456"),
+            "INV-0019077",
+            dec!(777.77),
+        );
+        let d = service.match_payment(waits).await.expect("match").decision;
+        assert_eq!(d.status, Status::Review, "{d:#?}");
+        assert_eq!(
+            d.review_reason,
+            Some(crate::domain::ReviewReason::NoCandidate),
+            "{d:#?}"
+        );
+
+        // Another customer's new invoice changes nothing for it.
+        let outcome = service
+            .upsert(
+                vec![],
+                vec![(0, invoice("I-OTHER", "INV-0019078", dec!(10.00)))],
+            )
+            .await
+            .expect("invoice");
+        assert!(outcome.rematched.is_empty() || outcome.rematched == ["P-waits"]);
+
+        let outcome = service
+            .upsert(
+                vec![],
+                vec![(0, invoice("I-1077", "INV-0019077", dec!(777.77)))],
+            )
+            .await
+            .expect("invoice");
+        assert_eq!(outcome.rematched, ["P-waits"]);
+        let item = service.review_item("P-waits".into()).await.expect("item");
+        assert_eq!(item.summary.state, ReviewState::Resolved);
+        let postings = service
+            .postings(PostingFilter::Payment("P-waits".into()), 0, 100)
+            .await
+            .expect("postings");
+        assert_eq!(postings.len(), 1, "{postings:?}");
+        let p = &postings[0].record;
+        assert_eq!(
+            (p.kind, p.invoice_id.as_deref(), p.amount),
+            (PostingKind::Applied, Some("I-1077"), dec!(777.77))
+        );
+        assert_eq!(p.actor_kind, ActorKind::Engine);
+        assert!(p.model_version.is_some() && p.rules_version.is_some());
+        assert_eq!(
+            service
+                .invoice("I-1077".into())
+                .await
+                .expect("I-1077")
+                .open_amount,
+            Decimal::ZERO
+        );
+        let trail = service
+            .audit_events(Some("P-waits".into()), 0, 100)
+            .await
+            .expect("audit");
+        assert!(
+            trail
+                .iter()
+                .any(|e| e.record.action == "resolve" && e.record.actor == "engine"),
+            "{trail:?}"
+        );
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Cash an analyst kept on account because the invoice it quotes was not in the ledger: when
+    /// the AR system adds that invoice, the engine applies the cash to it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cash_on_account_is_applied_by_the_engine_when_the_invoice_it_quotes_arrives() {
+        let (service, dir) = cases_service("rematch-on-account").await;
+        service
+            .resolve(ResolveRequest {
+                payment_id: "P-no-open-invoice".into(),
+                analyst: "alice".into(),
+                action: ResolveAction::PutOnAccount("C500".into()),
+                note: "invoice not in the ledger yet".into(),
+            })
+            .await
+            .expect("on account");
+        let outcome = service
+            .upsert(
+                vec![],
+                vec![(
+                    0,
+                    invoice_of("C500", "I-5099", "INV-0099999", dec!(4321.09)),
+                )],
+            )
+            .await
+            .expect("invoice");
+        assert_eq!(outcome.rematched, ["P-no-open-invoice"]);
+        let postings = service
+            .postings(PostingFilter::Payment("P-no-open-invoice".into()), 0, 100)
+            .await
+            .expect("postings");
+        let seen: Vec<(PostingKind, ActorKind)> = postings
+            .iter()
+            .map(|p| (p.record.kind, p.record.actor_kind))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (PostingKind::OnAccount, ActorKind::Analyst),
+                (PostingKind::Reversal, ActorKind::Engine),
+                (PostingKind::Applied, ActorKind::Engine),
+            ]
+        );
+        assert_eq!(
+            service
+                .invoice("I-5099".into())
+                .await
+                .expect("I-5099")
+                .open_amount,
+            Decimal::ZERO
+        );
+        let w = service
+            .waiting_cash("C500".into(), now())
+            .await
+            .expect("waiting");
+        assert!(w.payments.is_empty(), "{w:?}");
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -31,8 +31,8 @@ pub use feed::{ChangeBatch, FeedReceiver, RowKey};
 pub use outbox::{DecisionEvent, Outbox};
 pub use postgres::{PgStore, StoreUrl};
 pub use posting::{
-    ActorKind, PostedBy, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
-    payment_postings, replay_open_amounts, reversal_postings,
+    ActorKind, PostedBy, Posting, PostingFilter, PostingKind, PostingRecord, decision_postings,
+    live_postings, payment_postings, replay_open_amounts, reversal_postings,
 };
 pub use session::{SessionRecord, SessionWrite};
 pub use sqlite::{Durability, SqliteStore};
@@ -198,6 +198,18 @@ pub struct ResolutionRecord {
     pub changes: Vec<OpenAmountChange>,
     pub audit: AuditRecord,
     /// The cash the resolution moved, journalled with it.
+    pub postings: Vec<PostingRecord>,
+}
+
+/// Waiting cash of a payment (unapplied or on account) applied to invoices later: the invoices'
+/// open-amount changes, the applications, the postings (the waiting cash reversed, the cash
+/// applied, what still waits) and the audit event.
+#[derive(Clone, Debug)]
+pub struct CashRecord {
+    pub payment_id: String,
+    pub allocations: Vec<Allocation>,
+    pub changes: Vec<OpenAmountChange>,
+    pub audit: AuditRecord,
     pub postings: Vec<PostingRecord>,
 }
 
@@ -514,6 +526,10 @@ pub trait Store: Send + Sync + 'static {
     /// Closes a review item with its resolution, applications, open-amount changes and audit
     /// event, in one transaction. An item not open is a [`StoreError::Conflict`].
     fn resolve(&self, record: ResolutionRecord) -> StoreFuture<()>;
+
+    /// Applies waiting cash of a payment to invoices, in one transaction: refused as a
+    /// [`StoreError::Conflict`] when an open amount is not what the service saw.
+    fn apply_cash(&self, record: CashRecord) -> StoreFuture<()>;
 
     /// Reverses a payment's postings (a bank return or an unapply) with its open-amount changes,
     /// decision, review item and audit event, in one transaction. A payment already returned,

@@ -3,7 +3,7 @@
 //! is undone by a reversing posting. Replaying the journal from sequence 1 gives every invoice's
 //! open amount ([`replay_open_amounts`]).
 
-use crate::domain::{Allocation, Currency, Decision, Payment};
+use crate::domain::{Allocation, Currency, Decision, Leftover, Payment};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -170,18 +170,10 @@ pub fn payment_postings(
 ) -> Vec<PostingRecord> {
     let base = |kind, invoice_id: Option<&str>, customer: Option<&str>, amount| PostingRecord {
         kind,
-        payment_id: payment.payment_id.clone(),
         invoice_id: invoice_id.map(str::to_string),
         customer_id: customer.map(str::to_string),
-        currency: payment.currency,
         amount,
-        reason_code: None,
-        actor_kind: by.kind,
-        actor: by.name.clone(),
-        model_version: by.model_version.clone(),
-        rules_version: by.rules_version.clone(),
-        reverses: None,
-        at,
+        ..posting(payment, by, at)
     };
     let mut out = Vec::new();
     for a in allocations {
@@ -208,6 +200,73 @@ pub fn payment_postings(
         });
     }
     out
+}
+
+/// The postings of an auto decision: its cash as [`payment_postings`] gives them, a
+/// [`PostingKind::WriteOff`] for each residual the rules wrote off on an invoice, and the cash
+/// left over as the rules say (unapplied, on the customer's account, or written off).
+pub fn decision_postings(
+    payment: &Payment,
+    d: &Decision,
+    by: &PostedBy,
+    at: DateTime<Utc>,
+) -> Vec<PostingRecord> {
+    let customer = d.customer_id.as_deref();
+    let on_account = match d.by_rules.leftover {
+        Leftover::OnAccount => customer,
+        Leftover::Unapplied | Leftover::WriteOff { .. } => None,
+    };
+    let mut out = payment_postings(
+        payment,
+        customer,
+        &d.allocations,
+        d.unapplied,
+        on_account,
+        by,
+        at,
+    );
+    // The leftover, if any, is the last posting: the write-offs go before it.
+    let leftover = if out.last().is_some_and(|p| !p.on_invoice()) {
+        out.pop()
+    } else {
+        None
+    };
+    for w in &d.by_rules.write_offs {
+        out.push(PostingRecord {
+            kind: PostingKind::WriteOff,
+            invoice_id: Some(w.invoice_id.clone()),
+            amount: w.amount,
+            reason_code: Some(w.reason_code.clone()),
+            ..posting(payment, by, at)
+        });
+    }
+    if let Some(mut p) = leftover {
+        if let Leftover::WriteOff { reason_code } = &d.by_rules.leftover {
+            p.kind = PostingKind::WriteOff;
+            p.reason_code = Some(reason_code.clone());
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// A posting of `payment`'s cash by `by`, to be given its kind, place and amount.
+fn posting(payment: &Payment, by: &PostedBy, at: DateTime<Utc>) -> PostingRecord {
+    PostingRecord {
+        kind: PostingKind::Applied,
+        payment_id: payment.payment_id.clone(),
+        invoice_id: None,
+        customer_id: None,
+        currency: payment.currency,
+        amount: Decimal::ZERO,
+        reason_code: None,
+        actor_kind: by.kind,
+        actor: by.name.clone(),
+        model_version: by.model_version.clone(),
+        rules_version: by.rules_version.clone(),
+        reverses: None,
+        at,
+    }
 }
 
 /// The postings of a journal (or of one payment's part of it) still in force: neither a
@@ -274,4 +333,6 @@ pub enum PostingFilter {
     Payment(String),
     /// The postings on one invoice.
     Invoice(String),
+    /// The postings of one customer's cash: applied, unapplied and on account.
+    Customer(String),
 }

@@ -9,8 +9,9 @@
 
 use super::feed::{LocalWrites, RowKey};
 use super::{
-    ApprovalWrite, AssignmentWrite, AuditRecord, DecisionRecord, LedgerWrite, OpenAmountChange,
-    Outbox, ResolutionRecord, ReversalRecord, SessionWrite, StoreError, StoreFuture,
+    ApprovalWrite, AssignmentWrite, AuditRecord, CashRecord, DecisionRecord, LedgerWrite,
+    OpenAmountChange, Outbox, ResolutionRecord, ReversalRecord, SessionWrite, StoreError,
+    StoreFuture,
 };
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,7 @@ pub(crate) enum Write {
     Assign(Box<AssignmentWrite>),
     /// The bus publisher's cursor in an outbox (`store::outbox`).
     BusCursor(Outbox, u64),
+    Cash(Box<CashRecord>),
 }
 
 impl Write {
@@ -77,6 +79,9 @@ impl Write {
             Write::Assign(w) => vec![RowKey::Payment(w.payment_id.clone())],
             // Read from the store by the publisher: nothing for the other replicas to re-read.
             Write::BusCursor(..) => vec![],
+            Write::Cash(r) => invoices(&r.changes)
+                .chain([RowKey::Payment(r.payment_id.clone())])
+                .collect(),
         }
     }
 }

@@ -18,6 +18,7 @@
 
 mod approvals;
 mod assign;
+mod cash;
 mod chart;
 mod dashboard;
 mod form;
@@ -73,6 +74,9 @@ fn routes(service: Arc<Service>, auth: Arc<Auth>, sla: Sla, secure: bool) -> Rou
         .route("/items/{payment_id}", get(item::page))
         .route("/items/{payment_id}/resolve", post(item::resolve))
         .route("/items/{payment_id}/assign", post(assign::submit))
+        .route("/customers", get(cash::find))
+        .route("/customers/{customer_id}/cash", get(cash::page))
+        .route("/customers/{customer_id}/cash/apply", post(cash::apply))
         .route("/payments", get(payment::find))
         .route("/payments/{payment_id}", get(payment::page))
         .route("/payments/{payment_id}/unapply", post(payment::unapply))

@@ -150,7 +150,11 @@ fn body(who: &Analyst, s: &StoredDecision, postings: &[Posting], done: Option<&s
         div.card {
             dl.facts {
                 dt { "Status" } dd data-status { (status_word(d.status)) }
-                dt { "Customer" } dd { (d.customer_id.as_deref().unwrap_or("—")) }
+                dt { "Customer" } dd {
+                    @if let Some(c) = &d.customer_id {
+                        (c) " · " a href={"/customers/" (url_encode(c)) "/cash"} data-cash-link { "waiting cash" }
+                    } @else { "—" }
+                }
                 dt { "Decided" } dd { (instant(s.decided_at)) " · confidence " (percent(d.confidence)) }
                 @if let Some(r) = d.review_reason { dt { "Review reason" } dd { (reason_label(Some(r))) } }
                 dt { "Model" } dd.small { (d.model_version) " · " (d.rules_version) }

@@ -206,6 +206,10 @@ pub(crate) async fn page(
                 label { "Payment " input type="search" name="id" placeholder="payment id" maxlength="128"; }
                 button.quiet type="submit" { "Open" }
             }
+            form.find method="get" action="/customers" {
+                label { "Waiting cash of " input type="search" name="id" placeholder="customer id" maxlength="128"; }
+                button.quiet type="submit" { "Open" }
+            }
             div.stats {
                 div.stat { span.value { (total) } span.label { @if filter.include_resolved { "items" } @else { "open items" } } }
                 div.stat { span.value { (cash_lines(totals.by_currency.iter().map(|(c, _, s)| (c, s)))) } span.label { "unapplied cash" } }

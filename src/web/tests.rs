@@ -799,3 +799,104 @@ fn a_payment_page_shows_its_postings_and_unapplies_and_reverses_with_a_confirmat
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// A customer's waiting cash in the workbench: the on-account balance in its age range and the
+/// payment it comes from; applying it to a later invoice needs the note, refuses more than the
+/// invoice has open, and then relieves the invoice.
+#[test]
+fn waiting_cash_is_shown_aged_and_applied_to_a_later_invoice_from_the_workbench() {
+    runtime().block_on(async {
+        use crate::service::{ResolveAction, ResolveRequest};
+        use rust_decimal_macros::dec;
+        let (service, dir) = cases_service("web-cash").await;
+        let items = open_items_with_customer(&service).await;
+        let (payment_id, customer, amount) = items
+            .iter()
+            .find(|(_, _, a)| *a > dec!(100) && *a < dec!(10000))
+            .cloned()
+            .expect("an open item with a customer");
+        service
+            .resolve(ResolveRequest {
+                payment_id: payment_id.clone(),
+                analyst: "bob".into(),
+                action: ResolveAction::PutOnAccount(customer.clone()),
+                note: "customer asked to keep it".into(),
+            })
+            .await
+            .expect("on account");
+        let mut later = service
+            .customer_open_items(&customer)
+            .and_then(|(_, v)| v.into_iter().next())
+            .expect("an invoice of the customer");
+        later.id = "I-LATER".into();
+        later.number = "INV-LATER-1".into();
+        later.amount = dec!(60.00);
+        later.open_amount = dec!(60.00);
+        service
+            .upsert(vec![], vec![(0, later)])
+            .await
+            .expect("invoice");
+
+        let app = router(Arc::clone(&service), auth(), 48);
+        let alice = sign_in(&app, "tok-alice").await;
+        let found = send(&app, get(&format!("/customers?id={customer}"), &alice)).await;
+        assert_eq!(
+            found.location,
+            format!("/customers/{}/cash", url_encode(&customer))
+        );
+        let path = found.location.clone();
+        let page = send(&app, get(&path, &alice)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body
+                .contains(&format!("data-payment=\"{payment_id}\""))
+        );
+        assert!(page.body.contains("0-30 days") && page.body.contains("on account"));
+        assert!(
+            page.body.contains(&super::page::money(amount)),
+            "the balance"
+        );
+        let csrf = csrf_of(&page.body);
+        let apply_path = format!("{path}/apply");
+        let form = |cash: &'static str, note: &'static str| {
+            vec![
+                ("csrf", csrf.clone()),
+                ("payment_id", payment_id.clone()),
+                ("invoice_0", "I-LATER".to_string()),
+                ("amount_0", cash.to_string()),
+                ("note", note.to_string()),
+            ]
+        };
+        for (fields, why) in [
+            (form("60.00", " "), "no note"),
+            (form("60.01", "customer's instruction"), "over-applies"),
+            (form("sixty", "customer's instruction"), "not an amount"),
+        ] {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = send(&app, post(&apply_path, &alice, &f)).await;
+            assert!(r.status.is_client_error(), "{why}: {} {}", r.status, r.body);
+            assert!(r.body.contains("Nothing was changed"), "{why}: {}", r.body);
+        }
+        let open = |service: &Service| {
+            service
+                .invoices_now(["I-LATER"])
+                .first()
+                .map(|i| i.open_amount)
+        };
+        assert_eq!(open(&service), Some(dec!(60.00)));
+        let fields = form("60.00", "customer's instruction");
+        let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = send(&app, post(&apply_path, &alice, &f)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(open(&service), Some(dec!(0.00)));
+        let page = send(&app, get(&r.location, &alice)).await;
+        assert!(page.body.contains("data-done"));
+        assert!(
+            page.body
+                .contains(&super::page::money(amount - dec!(60.00))),
+            "what still waits"
+        );
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

@@ -86,6 +86,7 @@ mod tests {
             review_reason: None,
             model_version: "m1".into(),
             rules_version: "r1".into(),
+            by_rules: Default::default(),
         };
         let mut buf = Vec::new();
         write_decisions(&mut buf, [&d, &d]).unwrap();

@@ -34,11 +34,11 @@ mod write;
 use super::feed::{FeedReceiver, LocalWrites};
 use super::writer::{GroupBackend, Write, Writer};
 use super::{
-    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, DayActivity, DecisionEvent,
-    DecisionRecord, ExportQuery, LedgerWrite, Outbox, PaymentReturn, Posting, PostingFilter,
-    QueueSpan, Remainder, ResolutionRecord, ReversalRecord, ReviewFilter, ReviewRecord,
-    ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla, Snapshot, Store, StoreError,
-    StoreFuture, StoredDecision, TrainingExample,
+    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, CashRecord, DayActivity,
+    DecisionEvent, DecisionRecord, ExportQuery, LedgerWrite, Outbox, PaymentReturn, Posting,
+    PostingFilter, QueueSpan, Remainder, ResolutionRecord, ReversalRecord, ReviewFilter,
+    ReviewRecord, ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla, Snapshot, Store,
+    StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -509,6 +509,10 @@ impl Store for PgStore {
 
     fn resolve(&self, record: ResolutionRecord) -> StoreFuture<()> {
         self.writer.submit(Write::Resolve(Box::new(record)))
+    }
+
+    fn apply_cash(&self, record: CashRecord) -> StoreFuture<()> {
+        self.writer.submit(Write::Cash(Box::new(record)))
     }
 
     fn reverse(&self, record: ReversalRecord) -> StoreFuture<()> {

@@ -698,6 +698,13 @@ pub(super) fn postings(
             ),
             &[&after, &limit, i],
         ),
+        PostingFilter::Customer(cu) => c.query(
+            &format!(
+                "SELECT {COLUMNS} FROM postings WHERE sequence > $1 AND customer_id = $3
+                 ORDER BY sequence LIMIT $2"
+            ),
+            &[&after, &limit, cu],
+        ),
     }
     .map_err(backend(w))?;
     let mut out = Vec::with_capacity(rows.len());

@@ -11,8 +11,8 @@ use crate::store::sqlite::audit::{ChainedEvent, anchor_hash, event_hash};
 use crate::store::sqlite::write::{amount_key, assignment_refused, json, reason_name, status_name};
 use crate::store::writer::Write;
 use crate::store::{
-    ApprovalWrite, AssignmentWrite, AuditRecord, DecisionRecord, OpenAmountChange, PaymentReturn,
-    PostingRecord, ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
+    ApprovalWrite, AssignmentWrite, AuditRecord, CashRecord, DecisionRecord, OpenAmountChange,
+    PaymentReturn, PostingRecord, ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
 };
 use chrono::{DateTime, Utc};
 use postgres::Transaction;
@@ -51,6 +51,7 @@ pub(super) fn apply_write(tx: &mut Tx<'_>, write: &Write) -> Result<(), StoreErr
             )
             .map(drop)
             .map_err(backend("storing the bus cursor")),
+        Write::Cash(r) => apply_cash(tx, r),
         Write::ActiveModel(dir, audit) => {
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', $1)
@@ -365,6 +366,21 @@ fn resolve(tx: &mut Tx<'_>, r: &ResolutionRecord) -> Result<(), StoreError> {
         "review",
         resolution.resolved_at,
     )?;
+    insert_postings(tx, postings)?;
+    insert_audit(tx, audit)
+}
+
+/// Waiting cash applied to invoices, as in the SQLite store.
+fn apply_cash(tx: &mut Tx<'_>, r: &CashRecord) -> Result<(), StoreError> {
+    let CashRecord {
+        payment_id,
+        allocations,
+        changes,
+        audit,
+        postings,
+    } = r;
+    apply_changes(tx, changes)?;
+    insert_applications(tx, payment_id, allocations, "waiting_cash", audit.at)?;
     insert_postings(tx, postings)?;
     insert_audit(tx, audit)
 }

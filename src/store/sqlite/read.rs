@@ -890,6 +890,13 @@ pub(super) fn postings(
             ),
             Some(i.clone()),
         ),
+        PostingFilter::Customer(c) => (
+            format!(
+                "SELECT {COLUMNS} FROM postings WHERE sequence > ?1 AND customer_id = ?3
+                 ORDER BY sequence LIMIT ?2"
+            ),
+            Some(c.clone()),
+        ),
     };
     let mut s = conn
         .prepare_cached(&sql)

@@ -80,6 +80,7 @@ fn decision(
         review_reason: (status == Status::Review).then_some(ReviewReason::LowConfidence),
         model_version: "m".into(),
         rules_version: "r".into(),
+        by_rules: Default::default(),
     }
 }
 

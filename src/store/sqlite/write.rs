@@ -6,8 +6,8 @@ use crate::domain::{Customer, Invoice, ReviewReason, Status};
 use crate::domain::{Decision, Payment};
 use crate::store::writer::Write;
 use crate::store::{
-    AssignmentWrite, AuditRecord, DecisionRecord, OpenAmountChange, PaymentReturn, PostingRecord,
-    ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
+    AssignmentWrite, AuditRecord, CashRecord, DecisionRecord, OpenAmountChange, PaymentReturn,
+    PostingRecord, ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -42,6 +42,7 @@ pub(super) fn apply_write(conn: &Connection, write: &Write) -> Result<(), StoreE
             .and_then(|mut s| s.execute(params![outbox.name(), *position as i64]))
             .map(drop)
             .map_err(backend("storing the bus cursor")),
+        Write::Cash(r) => apply_cash(conn, r),
         Write::ActiveModel(dir, audit) => {
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', ?1)
@@ -373,6 +374,22 @@ pub(super) fn resolve(conn: &Connection, r: &ResolutionRecord) -> Result<(), Sto
         "review",
         resolution.resolved_at,
     )?;
+    insert_postings(conn, postings)?;
+    insert_audit(conn, audit)
+}
+
+/// Waiting cash applied to invoices: the open amounts (refused when one moved meanwhile), the
+/// applications, the postings and the audit event.
+fn apply_cash(conn: &Connection, r: &CashRecord) -> Result<(), StoreError> {
+    let CashRecord {
+        payment_id,
+        allocations,
+        changes,
+        audit,
+        postings,
+    } = r;
+    apply_changes(conn, changes)?;
+    insert_applications(conn, payment_id, allocations, "waiting_cash", audit.at)?;
     insert_postings(conn, postings)?;
     insert_audit(conn, audit)
 }
