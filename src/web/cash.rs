@@ -4,7 +4,9 @@
 //! more than an invoice has open, and audits who applied what).
 
 use super::page::{Nav, cash, instant, layout, money};
-use super::{Analyst, Shared, checked_post, error_page, html, refusal, to_login, url_encode};
+use super::{
+    Analyst, Shared, checked_post, error_page, find_page, html, refusal, to_login, url_encode,
+};
 use crate::domain::Invoice;
 use crate::service::{AGE_BUCKETS, Actor, ActorKind, ApplyCashRequest, Waiting, WaitingCash};
 use axum::Form;
@@ -37,20 +39,10 @@ pub(crate) async fn find(
     uri: Uri,
     Query(q): Query<CashQuery>,
 ) -> Response {
-    let Some(who) = web.analyst(&headers).await else {
-        return to_login(&uri.to_string());
-    };
-    let id = q.id.trim();
-    if id.is_empty() {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            Some(&who),
-            web.auth.enabled(),
-            "No customer id",
-            "Type the id of a customer to see the cash that waits for it.",
-        );
-    }
-    Redirect::to(&format!("/customers/{}/cash", url_encode(id))).into_response()
+    find_page(&web, &headers, &uri, &q.id, "customer", |id| {
+        format!("/customers/{id}/cash")
+    })
+    .await
 }
 
 pub(crate) async fn page(

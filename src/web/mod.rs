@@ -280,6 +280,31 @@ pub(crate) async fn checked_post(
 }
 
 /// Where a page asks to go when no one is signed in.
+/// A find box's target: the page `to` names for the id typed, or a page saying what to type.
+pub(crate) async fn find_page(
+    web: &Web,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    id: &str,
+    what: &str,
+    to: impl FnOnce(&str) -> String,
+) -> Response {
+    let Some(who) = web.analyst(headers).await else {
+        return to_login(&uri.to_string());
+    };
+    let id = id.trim();
+    if id.is_empty() {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            Some(&who),
+            web.auth.enabled(),
+            &format!("No {what} id"),
+            &format!("Type the id of a {what} to open it."),
+        );
+    }
+    Redirect::to(&to(&url_encode(id))).into_response()
+}
+
 pub(crate) fn to_login(path_and_query: &str) -> Response {
     let next: String = url_encode(path_and_query);
     Redirect::to(&format!("/login?next={next}")).into_response()

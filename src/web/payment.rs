@@ -4,7 +4,9 @@
 //! each asks for a typed confirmation and a note, and the service audits who did it and why.
 
 use super::page::{Nav, cash, instant, layout, percent, reason_label};
-use super::{Analyst, Shared, checked_post, error_page, html, refusal, to_login, url_encode};
+use super::{
+    Analyst, Shared, checked_post, error_page, find_page, html, refusal, to_login, url_encode,
+};
 use crate::domain::Status;
 use crate::service::{
     Actor, ActorKind, Posting, PostingFilter, ReverseRequest, StoredDecision, UnapplyRequest,
@@ -50,20 +52,10 @@ pub(crate) async fn find(
     uri: Uri,
     Query(q): Query<PaymentQuery>,
 ) -> Response {
-    let Some(who) = web.analyst(&headers).await else {
-        return to_login(&uri.to_string());
-    };
-    let id = q.id.trim();
-    if id.is_empty() {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            Some(&who),
-            web.auth.enabled(),
-            "No payment id",
-            "Type the id of a payment to open it.",
-        );
-    }
-    Redirect::to(&format!("/payments/{}", url_encode(id))).into_response()
+    find_page(&web, &headers, &uri, &q.id, "payment", |id| {
+        format!("/payments/{id}")
+    })
+    .await
 }
 
 pub(crate) async fn page(
