@@ -150,6 +150,7 @@ impl Engine {
             }
         }
         promote_completions(&mut sorted, &mut probabilities, &mut rows);
+        keep_the_list_first(&pc, &mut sorted, &mut probabilities, &mut rows);
         let best_row = rows.first().map(|&i| x.row(i).to_vec()).unwrap_or_default();
         pc.candidates = sorted;
         Scored {
@@ -1153,6 +1154,48 @@ fn promote_completions(cands: &mut Vec<Candidate>, probs: &mut Vec<f64>, rows: &
             rows.insert(j, r);
         }
     }
+}
+
+/// How closely a listed reference must read as an open item for the list to outrank what the
+/// amounts alone find: the payer's own numbers, up to a dropped prefix or separator.
+const LISTED_SIMILARITY: f32 = 0.98;
+
+/// Moves the first candidate that pays an item of the payer's list ahead of those that pay none
+/// of them, when the payment lists two or more references that each read
+/// as an open item: a payer who names several of its invoices is not paying some other item an
+/// amount happens to fit, so the list (or its part) is the suggestion an analyst starts from. One
+/// reference is left to the model: a mistyped one reads well as a neighbour while the amount
+/// finds the right invoice.
+fn keep_the_list_first(
+    pc: &PaymentCandidates,
+    cands: &mut Vec<Candidate>,
+    probs: &mut Vec<f64>,
+    rows: &mut Vec<usize>,
+) {
+    let listed: Vec<InvoiceIdx> = (0..pc.queries.len())
+        .filter(|&qi| pc.queries[qi].named)
+        .filter_map(|qi| pc.hits.get(qi)?.first())
+        .filter(|h| h.sim >= LISTED_SIMILARITY)
+        .map(|h| h.invoice)
+        .collect();
+    if listed.len() < 2 {
+        return;
+    }
+    // By the invoices, not by how the candidate found them: a set the amounts found that pays
+    // the listed items is the list's answer as much as one read through the references.
+    let pays_the_list = |c: &Candidate| c.allocations.iter().any(|a| listed.contains(&a.invoice));
+    let Some(j) = cands.iter().position(pays_the_list) else {
+        return;
+    };
+    if j == 0 {
+        return;
+    }
+    let c = cands.remove(j);
+    cands.insert(0, c);
+    let p = probs.remove(j);
+    probs.insert(0, p);
+    let r = rows.remove(j);
+    rows.insert(0, r);
 }
 
 /// Cash a candidate leaves unapplied that the remittance does not account for: everything
