@@ -51,6 +51,47 @@ pub(crate) async fn open_items_with_customer(service: &Service) -> Vec<(String, 
     out
 }
 
+/// The invoice [`cash_on_account_with_a_later_invoice`] adds, of 60.00.
+pub(crate) const LATER_INVOICE: &str = "I-LATER";
+
+/// Cash waiting on account for a later invoice, as an analyst leaves it: the cash of an open
+/// item with a customer (below the four-eyes limit, so that it posts at once) put on the
+/// customer's account by `analyst`, then a 60.00 invoice [`LATER_INVOICE`] of that customer
+/// added by the AR system. Returns (payment id, customer id, amount on account).
+pub(crate) async fn cash_on_account_with_a_later_invoice(
+    service: &Arc<Service>,
+    analyst: &str,
+) -> (String, String, Decimal) {
+    let items = open_items_with_customer(service).await;
+    let (payment_id, customer, amount) = items
+        .iter()
+        .find(|(_, _, a)| *a > dec!(100) && *a < dec!(10000))
+        .cloned()
+        .expect("an open item with a customer");
+    service
+        .resolve(ResolveRequest {
+            payment_id: payment_id.clone(),
+            analyst: analyst.into(),
+            action: ResolveAction::PutOnAccount(customer.clone()),
+            note: "customer asked to keep it".into(),
+        })
+        .await
+        .expect("on account");
+    let mut later = service
+        .customer_open_items(&customer)
+        .and_then(|(_, v)| v.into_iter().next())
+        .expect("an invoice of the customer");
+    later.id = LATER_INVOICE.into();
+    later.number = "INV-LATER-1".into();
+    later.amount = dec!(60.00);
+    later.open_amount = dec!(60.00);
+    service
+        .upsert(vec![], vec![(0, later)])
+        .await
+        .expect("invoice");
+    (payment_id, customer, amount)
+}
+
 /// Loads the fixture ledger and decides the fixture payments.
 async fn load_cases(service: &Arc<Service>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases");
@@ -2111,39 +2152,14 @@ mod waiting {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn on_account_cash_is_aged_and_applied_to_a_later_invoice_never_over_applying() {
         let (service, dir) = cases_service("waiting-cash").await;
-        let items = open_items_with_customer(&service).await;
-        let (payment_id, customer, amount) = items
-            .iter()
-            // Below the four-eyes limit, so that it posts at once.
-            .find(|(_, _, a)| *a > dec!(100) && *a < dec!(10000))
-            .cloned()
-            .expect("an open item with a customer");
-        service
-            .resolve(ResolveRequest {
-                payment_id: payment_id.clone(),
-                analyst: "alice".into(),
-                action: ResolveAction::PutOnAccount(customer.clone()),
-                note: "customer asked to keep it".into(),
-            })
-            .await
-            .expect("on account");
+        let (payment_id, customer, amount) =
+            cash_on_account_with_a_later_invoice(&service, "alice").await;
         let w = service
             .waiting_cash(customer.clone(), now())
             .await
             .expect("waiting");
         assert_eq!(w.balances[&Currency::USD].on_account[0], amount, "{w:?}");
         assert!(w.payments.iter().any(|p| p.payment_id == payment_id));
-
-        service
-            .upsert(
-                vec![],
-                vec![(
-                    0,
-                    invoice_of(&customer, "I-NEW", "INV-0019001", dec!(60.00)),
-                )],
-            )
-            .await
-            .expect("invoice");
         let apply = |amount: Decimal, invoice: &str| ApplyCashRequest {
             payment_id: payment_id.clone(),
             allocations: vec![(invoice.to_string(), amount)],
@@ -2152,27 +2168,27 @@ mod waiting {
         };
         // More than the invoice has open: refused, nothing moves.
         let e = service
-            .apply_waiting_cash(apply(dec!(60.01), "I-NEW"))
+            .apply_waiting_cash(apply(dec!(60.01), LATER_INVOICE))
             .await
             .expect_err("over-applies");
         assert!(matches!(e, ServiceError::FailedPrecondition(_)), "{e:?}");
         // More than waits: refused.
         let e = service
-            .apply_waiting_cash(apply(amount + dec!(1), "I-NEW"))
+            .apply_waiting_cash(apply(amount + dec!(1), LATER_INVOICE))
             .await
             .expect_err("more than waits");
         assert!(matches!(e, ServiceError::InvalidArgument { .. }), "{e:?}");
         assert_eq!(
             service
-                .invoice("I-NEW".into())
+                .invoice(LATER_INVOICE.into())
                 .await
-                .expect("I-NEW")
+                .expect(LATER_INVOICE)
                 .open_amount,
             dec!(60.00)
         );
 
         let done = service
-            .apply_waiting_cash(apply(dec!(60.00), "I-NEW"))
+            .apply_waiting_cash(apply(dec!(60.00), LATER_INVOICE))
             .await
             .expect("applied");
         assert_eq!(done.still_waiting, amount - dec!(60.00));
@@ -2185,14 +2201,17 @@ mod waiting {
                 PostingKind::OnAccount
             ]
         );
-        let stored = service.invoice("I-NEW".into()).await.expect("I-NEW");
+        let stored = service
+            .invoice(LATER_INVOICE.into())
+            .await
+            .expect(LATER_INVOICE);
         assert_eq!(stored.open_amount, Decimal::ZERO);
         let journal = service
             .postings(PostingFilter::All, 0, 10_000)
             .await
             .expect("journal");
-        let replayed = replay_open_amounts([("I-NEW", stored.amount)], &journal);
-        assert_eq!(replayed.get("I-NEW"), Some(&Decimal::ZERO));
+        let replayed = replay_open_amounts([(LATER_INVOICE, stored.amount)], &journal);
+        assert_eq!(replayed.get(LATER_INVOICE), Some(&Decimal::ZERO));
         let w = service
             .waiting_cash(customer, now())
             .await
