@@ -2187,11 +2187,29 @@ mod waiting {
             dec!(60.00)
         );
 
+        let on_account_now = || async {
+            let d = service
+                .dashboard(crate::service::dashboard::DashboardQuery {
+                    days: 1,
+                    now: now(),
+                    sla: service.sla(),
+                })
+                .await
+                .expect("dashboard");
+            d.on_account_cash
+                .get(&Currency::USD)
+                .copied()
+                .unwrap_or_default()
+        };
+        let before = on_account_now().await;
+        assert!(before >= amount, "{before} on account, {amount} put there");
         let done = service
             .apply_waiting_cash(apply(dec!(60.00), LATER_INVOICE))
             .await
             .expect("applied");
         assert_eq!(done.still_waiting, amount - dec!(60.00));
+        // The dashboard reads the journal as the customer's balance does: applied cash has left.
+        assert_eq!(on_account_now().await, before - dec!(60.00));
         let kinds: Vec<PostingKind> = done.postings.iter().map(|p| p.record.kind).collect();
         assert_eq!(
             kinds,
