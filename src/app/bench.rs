@@ -8,11 +8,17 @@
 //! payments as fast as the service takes them and report payments per second. Connections are
 //! spread over the replicas, as a gRPC load balancer would. Client, servers and (on loopback)
 //! the database share the machine's cores.
+//!
+//! The postings journal is read to its end before and after each phase: what a phase wrote,
+//! over its time, is the postings written per second. A `WatchPostings` client subscribed from
+//! the journal's end before the steady phase stamps each posting it receives, which gives the
+//! delivery lag an AR system following the journal sees at that rate.
 
 use crate::domain::Payment;
 use crate::engine::EngineConfig;
 use crate::grpc::pb::match_request::Input;
 use crate::grpc::pb::matching_client::MatchingClient;
+use crate::grpc::pb::postings_client::PostingsClient;
 use crate::grpc::pb::{self, MatchRequest};
 use crate::metrics::Metrics;
 use crate::service::{Limits, Service};
@@ -155,6 +161,125 @@ pub(super) async fn generated_service(
     })
 }
 
+/// The last posting sequence the store holds, found by reading the journal on from `after` (a
+/// sequence known to be in it) as `cashmatch postings` exports it.
+async fn journal_head(service: &Service, after: u64) -> anyhow::Result<u64> {
+    let (_, last) = crate::store::journal::export_postings(
+        service.store(),
+        after,
+        crate::store::journal::JournalFormat::Csv,
+        std::io::sink(),
+    )
+    .await?;
+    Ok(last)
+}
+
+/// A posting as a `WatchPostings` client received it.
+struct Received {
+    payment_id: String,
+    /// The posting's recorded time (`at`, milliseconds): when the service made it, before its
+    /// transaction committed.
+    recorded: chrono::DateTime<chrono::Utc>,
+    /// When the client had it.
+    received: chrono::DateTime<chrono::Utc>,
+}
+
+/// A `WatchPostings` client following the journal from a sequence, as an AR system would,
+/// stamping each posting as it arrives.
+struct PostingsWatch {
+    until: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<anyhow::Result<Vec<Received>>>,
+}
+
+impl PostingsWatch {
+    /// Subscribes at `uri` to the postings after sequence `after`; the stream is open when this
+    /// returns, so that nothing written after it is missed.
+    async fn start(uri: &str, after: u64) -> anyhow::Result<PostingsWatch> {
+        let ch = Channel::from_shared(uri.to_string())?
+            .connect()
+            .await
+            .context("connecting the postings watcher")?;
+        let mut stream = PostingsClient::new(ch)
+            .watch_postings(pb::WatchPostingsRequest {
+                after_sequence: after,
+            })
+            .await?
+            .into_inner();
+        let (until, mut stop_at) = tokio::sync::watch::channel(u64::MAX);
+        let task = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut last = after;
+            while last < *stop_at.borrow_and_update() {
+                tokio::select! {
+                    m = stream.message() => {
+                        let Some(p) = m? else { break };
+                        let received = crate::store::now();
+                        let recorded = chrono::DateTime::parse_from_rfc3339(&p.at)
+                            .with_context(|| format!("posting {}: at {:?}", p.sequence, p.at))?
+                            .with_timezone(&chrono::Utc);
+                        last = p.sequence;
+                        got.push(Received { payment_id: p.payment_id, recorded, received });
+                    }
+                    changed = stop_at.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(got)
+        });
+        Ok(PostingsWatch { until, task })
+    }
+
+    /// Waits until the watcher has every posting up to sequence `last` (at most `wait`), then
+    /// returns what it received.
+    async fn finish(self, last: u64, wait: Duration) -> anyhow::Result<Vec<Received>> {
+        let _ = self.until.send(last);
+        let got = tokio::time::timeout(wait, self.task)
+            .await
+            .context("the postings watcher did not catch up with the journal")???;
+        Ok(got)
+    }
+}
+
+/// WatchPostings delivery lag in milliseconds, sorted: from each posting's recorded time, and
+/// from the moment the client that sent its payment had the response (the first posting of each
+/// payment; negative when the stream was first).
+fn delivery_lags(
+    got: &[Received],
+    answered: &std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+) -> (Vec<f64>, Vec<f64>) {
+    let ms = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e3;
+    let mut from_recorded: Vec<f64> = got.iter().map(|r| ms(r.received - r.recorded)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut from_answer: Vec<f64> = got
+        .iter()
+        .filter(|r| seen.insert(r.payment_id.as_str()))
+        .filter_map(|r| answered.get(&r.payment_id).map(|a| ms(r.received - *a)))
+        .collect();
+    from_recorded.sort_unstable_by(f64::total_cmp);
+    from_answer.sort_unstable_by(f64::total_cmp);
+    (from_recorded, from_answer)
+}
+
+/// `p50 …, p99 …, max … (n what)` of sorted milliseconds.
+fn lag_row(sorted: &[f64], what: &str) -> String {
+    let q = |q: f64| {
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        sorted[(((sorted.len() - 1) as f64) * q).round() as usize]
+    };
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} {what})",
+        q(0.5),
+        q(0.99),
+        sorted.last().copied().unwrap_or(0.0),
+        sorted.len()
+    )
+}
+
 /// Runs both phases and prints a table of figures.
 pub fn run(config: BenchConfig) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -224,6 +349,9 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         clients.push(MatchingClient::new(ch));
     }
     let payments = Arc::new(split_payments);
+    // A WatchPostings client follows the journal through the steady phase.
+    let seq_loaded = journal_head(&service, 0).await?;
+    let watch = PostingsWatch::start(&uris[0], seq_loaded).await?;
 
     // Phase 1: single payments at a steady rate.
     let interval = Duration::from_secs_f64(1.0 / f64::from(cfg.rate.max(1)));
@@ -234,19 +362,25 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         tokio::time::sleep_until(at).await;
         let mut c = clients[i % CONNECTIONS].clone();
         let req = request(&payments[i]);
+        let id = payments[i].payment_id.clone();
         tasks.push(tokio::spawn(async move {
             let r = c.match_payment(req).await;
-            (at.elapsed(), r.is_ok())
+            (at.elapsed(), r.is_ok(), id, crate::store::now())
         }));
     }
     let mut latencies = Vec::with_capacity(tasks.len());
     let mut failed = 0usize;
+    let mut answered = std::collections::HashMap::with_capacity(tasks.len());
     for t in tasks {
-        let (d, ok) = t.await?;
+        let (d, ok, id, when) = t.await?;
         latencies.push(d);
         failed += usize::from(!ok);
+        answered.insert(id, when);
     }
     let steady_secs = start.elapsed().as_secs_f64();
+    let seq_steady = journal_head(&service, seq_loaded).await?;
+    let watched = watch.finish(seq_steady, Duration::from_secs(60)).await?;
+    let (lag_recorded, lag_answered) = delivery_lags(&watched, &answered);
     latencies.sort_unstable();
     // Whether checkpoints keep up: a WAL that only grows under steady load means they do not.
     let wal_mib = service.store().wal_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0);
@@ -288,6 +422,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         streamed_auto += a;
     }
     let stream_secs = t.elapsed().as_secs_f64();
+    let seq_streamed = journal_head(&service, seq_steady).await?;
     // From a commit on one replica to its change in another's memory (empty with one).
     let mut feed_ms: Vec<f64> = replicas
         .iter()
@@ -356,6 +491,19 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     );
     println!("| steady phase: failed requests | {failed} |");
     println!(
+        "| steady phase: postings written | {} ({:.0} postings/s) |",
+        seq_steady - seq_loaded,
+        (seq_steady - seq_loaded) as f64 / steady_secs.max(1e-9)
+    );
+    println!(
+        "| steady phase: WatchPostings lag from the posting's recorded time | {} |",
+        lag_row(&lag_recorded, "postings")
+    );
+    println!(
+        "| steady phase: WatchPostings lag from the response (first posting of each payment) | {} |",
+        lag_row(&lag_answered, "payments")
+    );
+    println!(
         "| latency p50 | {:.2} ms |",
         ms(percentile(&latencies, 0.50))
     );
@@ -382,6 +530,11 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     println!(
         "| streamed auto-applied | {:.1}% |",
         100.0 * streamed_auto as f64 / streamed.max(1) as f64
+    );
+    println!(
+        "| streamed phase: postings written | {} ({:.0} postings/s) |",
+        seq_streamed - seq_steady,
+        (seq_streamed - seq_steady) as f64 / stream_secs.max(1e-9)
     );
     if cfg.replicas > 1 {
         println!(

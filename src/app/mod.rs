@@ -341,11 +341,10 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
             Arc::clone(&service),
             stopped(stop_rx.clone()),
         );
-        let sla = settings.review_sla.clone();
         workbench = Some(tokio::spawn(async move {
             let r = match web_tls {
-                Some(config) => crate::web::run_tls(l, config, stop, s, a, sla).await,
-                None => crate::web::run(l, stop, s, a, sla).await,
+                Some(config) => crate::web::run_tls(l, config, stop, s, a).await,
+                None => crate::web::run(l, stop, s, a).await,
             };
             if let Err(e) = r {
                 tracing::error!(error = %e, "the workbench stopped");

@@ -70,12 +70,9 @@ fn bucket(age_days: i64) -> usize {
         .unwrap_or(AGE_BUCKETS.len() - 1)
 }
 
-/// The waiting cash of a customer from the customer's postings (every one, in sequence order).
-pub(crate) fn waiting_cash_of(
-    customer_id: &str,
-    postings: &[Posting],
-    now: DateTime<Utc>,
-) -> WaitingCash {
+/// Every payment's waiting cash in `postings` (every posting of those payments, in sequence
+/// order), aged at `now`, oldest first: one customer's, or the whole journal's for the dashboard.
+pub(crate) fn waiting_payments(postings: &[Posting], now: DateTime<Utc>) -> Vec<WaitingPayment> {
     let mut first: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
     for p in postings {
         first
@@ -93,34 +90,46 @@ pub(crate) fn waiting_cash_of(
             .entry((p.record.payment_id.as_str(), kind, p.record.currency))
             .or_default() += p.record.amount;
     }
-    let mut out = WaitingCash {
-        customer_id: customer_id.to_string(),
-        ..Default::default()
-    };
-    for ((payment_id, kind, currency), amount) in by_payment {
-        if amount.is_zero() {
-            continue;
-        }
-        let since = first.get(payment_id).copied().unwrap_or(now);
-        let b = bucket((now - since).num_days());
-        let balance = out.balances.entry(currency).or_default();
-        let column = match kind {
+    let mut out: Vec<WaitingPayment> = by_payment
+        .into_iter()
+        .filter(|(_, amount)| !amount.is_zero())
+        .map(|((payment_id, kind, currency), amount)| {
+            let since = first.get(payment_id).copied().unwrap_or(now);
+            WaitingPayment {
+                payment_id: payment_id.to_string(),
+                kind,
+                currency,
+                amount,
+                since,
+                bucket: bucket((now - since).num_days()),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (a.since, &a.payment_id).cmp(&(b.since, &b.payment_id)));
+    out
+}
+
+/// The waiting cash of a customer from the customer's postings (every one, in sequence order).
+pub(crate) fn waiting_cash_of(
+    customer_id: &str,
+    postings: &[Posting],
+    now: DateTime<Utc>,
+) -> WaitingCash {
+    let payments = waiting_payments(postings, now);
+    let mut balances: BTreeMap<Currency, Balance> = BTreeMap::new();
+    for w in &payments {
+        let balance = balances.entry(w.currency).or_default();
+        let column = match w.kind {
             Waiting::Unapplied => &mut balance.unapplied,
             Waiting::OnAccount => &mut balance.on_account,
         };
-        column[b] += amount;
-        out.payments.push(WaitingPayment {
-            payment_id: payment_id.to_string(),
-            kind,
-            currency,
-            amount,
-            since,
-            bucket: b,
-        });
+        column[w.bucket] += w.amount;
     }
-    out.payments
-        .sort_by(|a, b| (a.since, &a.payment_id).cmp(&(b.since, &b.payment_id)));
-    out
+    WaitingCash {
+        customer_id: customer_id.to_string(),
+        balances,
+        payments,
+    }
 }
 
 impl Service {

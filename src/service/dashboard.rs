@@ -1,6 +1,7 @@
 //! The figures of the analysts' dashboard: per UTC day over a window, and the unapplied cash
 //! now with its ageing, computed from what the store records (decisions, review items and their
-//! resolutions). The store counts and lists; the arithmetic is here, in decimals for money.
+//! resolutions, the postings journal). The store counts and lists; the arithmetic is here, in
+//! decimals for money.
 //!
 //! Definitions, as the dashboard states them:
 //!
@@ -9,12 +10,14 @@
 //! - queue depth: review items waiting at the end of the day (now, for today), with their cash;
 //! - top-suggestion acceptance: items resolved that day by accepting the engine's first
 //!   suggestion / items resolved that day for which the engine had made a suggestion;
-//! - unapplied cash: the payments waiting in review (their whole amount), and the cash that
-//!   resolutions and automatic applications left off invoices, aged from when the payment was
-//!   decided.
+//! - unapplied cash: the payments waiting in review (their whole amount), and the cash the
+//!   journal holds unapplied or on account, read as a customer's waiting cash is
+//!   (`super::balances`), so that cash applied later, unapplied again, returned or written off
+//!   is counted where it is now; aged from when the payment's cash was first posted.
 
+use super::balances::{Waiting, WaitingPayment};
 use crate::domain::{Currency, ReviewReason};
-use crate::store::{DayActivity, QueueSpan, Remainder, RemainderKind};
+use crate::store::{DayActivity, QueueSpan};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -123,7 +126,7 @@ pub fn compute(
     q: &DashboardQuery,
     activity: &[DayActivity],
     spans: &[QueueSpan],
-    remainders: &[Remainder],
+    waiting: &[WaitingPayment],
 ) -> Dashboard {
     let first = q.first_day();
     let today = q.now.date_naive();
@@ -198,24 +201,24 @@ pub fn compute(
             add(&mut b.queue_cash, s.currency, s.amount);
         }
     }
-    for r in remainders {
-        let (total, b) = match r.kind {
-            RemainderKind::OnAccount => (
+    for w in waiting {
+        let (total, b) = match w.kind {
+            Waiting::OnAccount => (
                 &mut out.on_account_cash,
                 out.ageing
-                    .get_mut(bucket(r.received))
+                    .get_mut(bucket(w.since))
                     .map(|b| &mut b.on_account_cash),
             ),
-            RemainderKind::LeftUnapplied | RemainderKind::Excess => (
+            Waiting::Unapplied => (
                 &mut out.unapplied_cash,
                 out.ageing
-                    .get_mut(bucket(r.received))
+                    .get_mut(bucket(w.since))
                     .map(|b| &mut b.unapplied_cash),
             ),
         };
-        add(total, r.currency, r.amount);
+        add(total, w.currency, w.amount);
         if let Some(b) = b {
-            add(b, r.currency, r.amount);
+            add(b, w.currency, w.amount);
         }
     }
     out
@@ -317,21 +320,25 @@ mod tests {
                 reason: Some(ReviewReason::PossibleDuplicate),
             },
         ];
-        let remainders = vec![
-            Remainder {
-                kind: RemainderKind::OnAccount,
+        let waiting = vec![
+            WaitingPayment {
+                payment_id: "P1".into(),
+                kind: Waiting::OnAccount,
                 amount: dec!(40.00),
                 currency: Currency::USD,
-                received: at("2026-10-01T00:00:00Z"),
+                since: at("2026-10-01T00:00:00Z"),
+                bucket: 1,
             },
-            Remainder {
-                kind: RemainderKind::Excess,
+            WaitingPayment {
+                payment_id: "P2".into(),
+                kind: Waiting::Unapplied,
                 amount: dec!(0.10),
                 currency: Currency::USD,
-                received: at("2026-11-27T00:00:00Z"),
+                since: at("2026-11-27T00:00:00Z"),
+                bucket: 0,
             },
         ];
-        let d = compute(&q, &activity, &spans, &remainders);
+        let d = compute(&q, &activity, &spans, &waiting);
         let days: Vec<NaiveDate> = d.days.iter().map(|f| f.day).collect();
         assert_eq!(
             days,

@@ -10,8 +10,15 @@
 //!   would read as a second payment of them), and applied as `super::waiting_cash` applies it.
 //!
 //! Only what the engine decides automatically is applied; the rest stays in the queue as it was.
-//! A new decision that writes something off under the rules is left for a person too: a
-//! resolution posts cash, discounts and deductions, not the rules' write-offs.
+//! Left for a person on purpose (docs/api.md says so to the AR system):
+//!
+//! - a payment whose payer is not identified: only its remittance could tie it to the customer
+//!   whose invoices arrived, and reading every such item on every upsert costs a queue scan per
+//!   batch; an analyst who identifies the payer puts the cash on that customer's account (or
+//!   applies it), and cash on account is matched again when the customer's invoices arrive;
+//! - a new decision that writes something off under the rules: a resolution posts cash,
+//!   discounts and deductions, not the rules' write-offs, which are posted only with the
+//!   decision the engine makes when a payment arrives.
 
 use super::Service;
 use super::api::*;

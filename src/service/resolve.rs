@@ -331,6 +331,11 @@ impl Service {
                 status: Status::Auto,
                 allocations: allocations.clone(),
                 unapplied,
+                // A resolution applies what it states and nothing else: the rules' write-offs of
+                // the decision it started from (an unapplied auto decision comes back to the
+                // queue with them) would relieve invoices in memory that neither the store nor
+                // the journal hears of.
+                by_rules: Default::default(),
                 ..item.decision.clone()
             };
             changes = core.apply(payment, &applied_decision).map_err(|e| {

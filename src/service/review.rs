@@ -156,8 +156,11 @@ impl Service {
             .unwrap_or(q.now);
         let activity = self.store.daily_activity(first).await?;
         let spans = self.store.queue_spans(since).await?;
-        let remainders = self.store.unapplied_remainders().await?;
-        Ok(dashboard::compute(&q, &activity, &spans, &remainders))
+        let journal = self
+            .postings_where(crate::store::PostingFilter::All)
+            .await?;
+        let waiting = super::balances::waiting_payments(&journal, q.now);
+        Ok(dashboard::compute(&q, &activity, &spans, &waiting))
     }
 
     /// Audit events on a subject (or all) after an id.

@@ -5,7 +5,8 @@
 
 use super::page::{Nav, cash, instant, layout, money};
 use super::{
-    Analyst, Shared, checked_post, error_page, find_page, html, refusal, to_login, url_encode,
+    Analyst, FindQuery, Shared, checked_post, error_page, find_page, html, refusal, to_login,
+    url_encode,
 };
 use crate::domain::Invoice;
 use crate::service::{AGE_BUCKETS, Actor, ActorKind, ApplyCashRequest, Waiting, WaitingCash};
@@ -22,22 +23,12 @@ const APPLY_ROWS: usize = 4;
 /// Open items listed to choose from.
 const MAX_OPEN_ROWS: usize = 200;
 
-#[derive(Deserialize, Default)]
-pub(crate) struct CashQuery {
-    /// The customer id typed into the find box.
-    #[serde(default)]
-    id: String,
-    /// A payment whose cash was just applied, to confirm.
-    #[serde(default)]
-    done: String,
-}
-
 /// `/customers?id=...`: the find box's target.
 pub(crate) async fn find(
     State(web): State<Shared>,
     headers: HeaderMap,
     uri: Uri,
-    Query(q): Query<CashQuery>,
+    Query(q): Query<FindQuery>,
 ) -> Response {
     find_page(&web, &headers, &uri, &q.id, "customer", |id| {
         format!("/customers/{id}/cash")
@@ -50,7 +41,7 @@ pub(crate) async fn page(
     headers: HeaderMap,
     uri: Uri,
     Path(customer_id): Path<String>,
-    Query(q): Query<CashQuery>,
+    Query(q): Query<FindQuery>,
 ) -> Response {
     let Some(who) = web.analyst(&headers).await else {
         return to_login(&uri.to_string());

@@ -41,10 +41,11 @@ pub(crate) async fn page(
         .ok()
         .filter(|d| WINDOWS.contains(d))
         .unwrap_or(14);
+    let sla = web.service.sla();
     let query = DashboardQuery {
         days,
         now: now(),
-        sla: web.sla.clone(),
+        sla: sla.clone(),
     };
     let d = match web.service.dashboard(query).await {
         Ok(d) => d,
@@ -59,7 +60,7 @@ pub(crate) async fn page(
             );
         }
     };
-    let body = render(&d, days, &super::page::sla_words(&web.sla));
+    let body = render(&d, days, &super::page::sla_words(&sla));
     html(
         StatusCode::OK,
         layout("Dashboard", Nav::Dashboard, Some(&who), auth, body),

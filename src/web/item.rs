@@ -160,7 +160,8 @@ async fn render(
     let overdue = item.resolution.is_none()
         && !returned
         && web
-            .sla
+            .service
+            .sla()
             .overdue(item.summary.reason, item.summary.created_at, now);
     let pending = web.service.pending_approval(payment_id);
     let p = &item.payment;

@@ -31,9 +31,9 @@ mod session;
 #[cfg(test)]
 mod tests;
 
+use crate::service::StoreError;
 use crate::service::auth::{Auth, Principal, Role};
 use crate::service::{Service, ServiceError};
-use crate::service::{Sla, StoreError};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -45,24 +45,22 @@ use std::sync::Arc;
 pub(crate) struct Web {
     pub(crate) service: Arc<Service>,
     pub(crate) auth: Arc<Auth>,
-    /// How long a review item may wait before it is overdue, per reason.
-    pub(crate) sla: Sla,
     /// Served over TLS: session cookies are `Secure`.
     pub(crate) secure: bool,
 }
 
 pub(crate) type Shared = Arc<Web>;
 
-/// The workbench's routes over a service.
-pub fn router(service: Arc<Service>, auth: Arc<Auth>, sla: impl Into<Sla>) -> Router {
-    routes(service, auth, sla.into(), false)
+/// The workbench's routes over a service. Overdue items are marked by the service's SLA
+/// limits (`Service::sla`), the ones the gRPC API marks them by.
+pub fn router(service: Arc<Service>, auth: Arc<Auth>) -> Router {
+    routes(service, auth, false)
 }
 
-fn routes(service: Arc<Service>, auth: Arc<Auth>, sla: Sla, secure: bool) -> Router {
+fn routes(service: Arc<Service>, auth: Arc<Auth>, secure: bool) -> Router {
     let web = Arc::new(Web {
         service,
         auth,
-        sla,
         secure,
     });
     Router::new()
@@ -97,11 +95,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     service: Arc<Service>,
     auth: Arc<Auth>,
-    sla: Sla,
 ) -> std::io::Result<()> {
     // The client's address: failed sign-ins are counted by it.
-    let app =
-        router(service, auth, sla).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = router(service, auth).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -114,10 +110,9 @@ pub async fn run_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     service: Arc<Service>,
     auth: Arc<Auth>,
-    sla: Sla,
 ) -> std::io::Result<()> {
-    let app = routes(service, auth, sla, true)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app =
+        routes(service, auth, true).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let listener = Handshaken(crate::tls::TlsListener::new(listener, tls)?);
     // axum gives a `SocketAddr` connect info to a listener of its own or one wrapped by
     // `tap_io`; the empty tap is how a listener of ours gets it too.
@@ -279,7 +274,16 @@ pub(crate) async fn checked_post(
     Ok(who)
 }
 
-/// Where a page asks to go when no one is signed in.
+/// The query of a find box's target (the id typed), and of the page it leads to (what was just
+/// done there, to confirm).
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct FindQuery {
+    #[serde(default)]
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) done: String,
+}
+
 /// A find box's target: the page `to` names for the id typed, or a page saying what to type.
 pub(crate) async fn find_page(
     web: &Web,
@@ -305,6 +309,7 @@ pub(crate) async fn find_page(
     Redirect::to(&to(&url_encode(id))).into_response()
 }
 
+/// Where a page asks to go when no one is signed in.
 pub(crate) fn to_login(path_and_query: &str) -> Response {
     let next: String = url_encode(path_and_query);
     Redirect::to(&format!("/login?next={next}")).into_response()

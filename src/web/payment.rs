@@ -5,7 +5,8 @@
 
 use super::page::{Nav, cash, instant, layout, percent, reason_label};
 use super::{
-    Analyst, Shared, checked_post, error_page, find_page, html, refusal, to_login, url_encode,
+    Analyst, FindQuery, Shared, checked_post, error_page, find_page, html, refusal, to_login,
+    url_encode,
 };
 use crate::domain::Status;
 use crate::service::{
@@ -35,22 +36,12 @@ const RETURN_CODES: [(&str, &str); 10] = [
     ("MD06", "refund requested by end customer"),
 ];
 
-#[derive(Deserialize, Default)]
-pub(crate) struct PaymentQuery {
-    /// The payment id typed into the find box of the queue.
-    #[serde(default)]
-    id: String,
-    /// What was just done to the payment, to confirm.
-    #[serde(default)]
-    done: String,
-}
-
 /// `/payments?id=...`: the find box's target.
 pub(crate) async fn find(
     State(web): State<Shared>,
     headers: HeaderMap,
     uri: Uri,
-    Query(q): Query<PaymentQuery>,
+    Query(q): Query<FindQuery>,
 ) -> Response {
     find_page(&web, &headers, &uri, &q.id, "payment", |id| {
         format!("/payments/{id}")
@@ -63,7 +54,7 @@ pub(crate) async fn page(
     headers: HeaderMap,
     uri: Uri,
     Path(payment_id): Path<String>,
-    Query(q): Query<PaymentQuery>,
+    Query(q): Query<FindQuery>,
 ) -> Response {
     let Some(who) = web.analyst(&headers).await else {
         return to_login(&uri.to_string());

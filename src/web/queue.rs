@@ -164,10 +164,11 @@ pub(crate) async fn page(
     let (filter, problems) = q.filter(&who.principal.name);
     let at = filter.now;
     let offset = filter.offset;
+    let limits = web.service.sla();
     let listed = web.service.review_items(filter.clone()).await;
     let totals = web
         .service
-        .review_totals(filter.clone(), web.sla.clone())
+        .review_totals(filter.clone(), limits.clone())
         .await;
     let ((items, total), totals) = match (listed, totals) {
         (Ok(l), Ok(t)) => (l, t),
@@ -195,7 +196,7 @@ pub(crate) async fn page(
         })
         .collect();
     let all_reasons: u64 = totals.by_reason.iter().map(|(_, n)| n).sum();
-    let sla = sla_words(&web.sla);
+    let sla = sla_words(&limits);
     let page_no = offset / PAGE;
     let pages = total.div_ceil(u64::from(PAGE)).max(1);
     let body = m! {
@@ -271,7 +272,7 @@ pub(crate) async fn page(
                 } }
                 tbody {
                     @for (i, (item, name)) in items.iter().zip(&names).enumerate() {
-                        @let overdue = item.state == ReviewState::Open && web.sla.overdue(item.reason, item.created_at, at);
+                        @let overdue = item.state == ReviewState::Open && limits.overdue(item.reason, item.created_at, at);
                         @let href = format!("/items/{}", url_encode(&item.payment_id));
                         tr data-href=(href) class=[(item.state == ReviewState::Resolved).then_some("resolved")] {
                             td.num.muted { (u64::from(offset) + i as u64 + 1) }

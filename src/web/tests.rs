@@ -5,7 +5,10 @@
 use super::{router, url_encode};
 use crate::service::Service;
 use crate::service::auth::{Auth, MAX_FAILURES, Role, TokenEntry, TokenHash, Tokens};
-use crate::service::tests::{cases_service, open_items_with_customer, runtime};
+use crate::service::tests::{
+    LATER_INVOICE, cases_service, cash_on_account_with_a_later_invoice, open_items_with_customer,
+    runtime,
+};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -141,7 +144,7 @@ async fn snapshot(service: &Service, ids: &[String]) -> Snapshot {
 fn only_analysts_sign_in_and_pages_need_a_session() {
     runtime().block_on(async {
         let (service, dir) = cases_service("web-signin").await;
-        let app = router(Arc::clone(&service), auth(), 48);
+        let app = router(Arc::clone(&service), auth());
         let r = send(&app, get("/queue", "")).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
         assert!(r.location.starts_with("/login?next="), "{}", r.location);
@@ -205,7 +208,7 @@ fn a_revoked_token_ends_its_sessions_and_failed_sign_ins_are_limited_per_address
     runtime().block_on(async {
         let (service, dir) = cases_service("web-revoke").await;
         let auth = auth();
-        let app = router(Arc::clone(&service), Arc::clone(&auth), 48);
+        let app = router(Arc::clone(&service), Arc::clone(&auth));
         let alice = sign_in(&app, "tok-alice").await;
         let bob = sign_in(&app, "tok-bob").await;
         assert_eq!(
@@ -263,7 +266,7 @@ fn a_revoked_token_ends_its_sessions_and_failed_sign_ins_are_limited_per_address
 fn refused_posts_say_why_and_change_nothing_then_the_analyst_of_the_session_is_recorded() {
     runtime().block_on(async {
         let (service, dir) = cases_service("web-resolve").await;
-        let app = router(Arc::clone(&service), auth(), 48);
+        let app = router(Arc::clone(&service), auth());
         let item = service
             .review_item("P-ambiguous".into())
             .await
@@ -494,7 +497,7 @@ fn without_tokens_the_analyst_types_a_name_and_every_page_says_so_and_text_is_es
         };
         let d = service.match_payment(p).await.expect("match");
         assert_eq!(d.decision.status, crate::domain::Status::Review);
-        let app = router(Arc::clone(&service), Arc::new(Auth::disabled()), 48);
+        let app = router(Arc::clone(&service), Arc::new(Auth::disabled()));
         let r = send(&app, post("/login", "", &[("name", "  ")])).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         let r = send(&app, post("/login", "", &[("name", "dana")])).await;
@@ -516,7 +519,7 @@ fn without_tokens_the_analyst_types_a_name_and_every_page_says_so_and_text_is_es
 fn a_payment_the_bank_returned_shows_so_and_offers_no_resolution() {
     runtime().block_on(async {
         let (service, dir) = cases_service("web-returned").await;
-        let app = router(Arc::clone(&service), auth(), 48);
+        let app = router(Arc::clone(&service), auth());
         service
             .reverse_payment(crate::service::ReverseRequest {
                 payment_id: "P-ambiguous".into(),
@@ -547,7 +550,7 @@ fn a_payment_the_bank_returned_shows_so_and_offers_no_resolution() {
 fn a_resolution_awaiting_approval_shows_with_its_buttons_and_only_a_second_analyst_approves() {
     runtime().block_on(async {
         let (service, dir) = cases_service("web-four-eyes").await;
-        let app = router(Arc::clone(&service), auth(), 48);
+        let app = router(Arc::clone(&service), auth());
         let (id, customer, _) = open_items_with_customer(&service)
             .await
             .into_iter()
@@ -628,7 +631,7 @@ fn a_resolution_awaiting_approval_shows_with_its_buttons_and_only_a_second_analy
 fn an_analyst_claims_an_item_from_its_page_finds_it_under_mine_and_a_colleague_cannot_take_it() {
     runtime().block_on(async {
         let (service, dir) = cases_service("web-owner").await;
-        let app = router(Arc::clone(&service), auth(), 48);
+        let app = router(Arc::clone(&service), auth());
         let id = "P-ambiguous";
         let item_path = format!("/items/{}", url_encode(id));
         let assign_path = format!("{item_path}/assign");
@@ -704,7 +707,7 @@ fn a_payment_page_shows_its_postings_and_unapplies_and_reverses_with_a_confirmat
     runtime().block_on(async {
         use crate::domain::Status;
         let (service, dir) = cases_service("web-payment").await;
-        let app = router(Arc::clone(&service), auth(), 48);
+        let app = router(Arc::clone(&service), auth());
         let alice = sign_in(&app, "tok-alice").await;
         let before = service.decision("P-exact".into()).await.expect("decided");
         assert_eq!(before.status, Status::Auto);
@@ -806,38 +809,12 @@ fn a_payment_page_shows_its_postings_and_unapplies_and_reverses_with_a_confirmat
 #[test]
 fn waiting_cash_is_shown_aged_and_applied_to_a_later_invoice_from_the_workbench() {
     runtime().block_on(async {
-        use crate::service::{ResolveAction, ResolveRequest};
         use rust_decimal_macros::dec;
         let (service, dir) = cases_service("web-cash").await;
-        let items = open_items_with_customer(&service).await;
-        let (payment_id, customer, amount) = items
-            .iter()
-            .find(|(_, _, a)| *a > dec!(100) && *a < dec!(10000))
-            .cloned()
-            .expect("an open item with a customer");
-        service
-            .resolve(ResolveRequest {
-                payment_id: payment_id.clone(),
-                analyst: "bob".into(),
-                action: ResolveAction::PutOnAccount(customer.clone()),
-                note: "customer asked to keep it".into(),
-            })
-            .await
-            .expect("on account");
-        let mut later = service
-            .customer_open_items(&customer)
-            .and_then(|(_, v)| v.into_iter().next())
-            .expect("an invoice of the customer");
-        later.id = "I-LATER".into();
-        later.number = "INV-LATER-1".into();
-        later.amount = dec!(60.00);
-        later.open_amount = dec!(60.00);
-        service
-            .upsert(vec![], vec![(0, later)])
-            .await
-            .expect("invoice");
+        let (payment_id, customer, amount) =
+            cash_on_account_with_a_later_invoice(&service, "bob").await;
 
-        let app = router(Arc::clone(&service), auth(), 48);
+        let app = router(Arc::clone(&service), auth());
         let alice = sign_in(&app, "tok-alice").await;
         let found = send(&app, get(&format!("/customers?id={customer}"), &alice)).await;
         assert_eq!(
@@ -862,7 +839,7 @@ fn waiting_cash_is_shown_aged_and_applied_to_a_later_invoice_from_the_workbench(
             vec![
                 ("csrf", csrf.clone()),
                 ("payment_id", payment_id.clone()),
-                ("invoice_0", "I-LATER".to_string()),
+                ("invoice_0", LATER_INVOICE.to_string()),
                 ("amount_0", cash.to_string()),
                 ("note", note.to_string()),
             ]
@@ -879,7 +856,7 @@ fn waiting_cash_is_shown_aged_and_applied_to_a_later_invoice_from_the_workbench(
         }
         let open = |service: &Service| {
             service
-                .invoices_now(["I-LATER"])
+                .invoices_now([LATER_INVOICE])
                 .first()
                 .map(|i| i.open_amount)
         };

@@ -233,7 +233,6 @@ async fn tls_serves_trusting_clients_maps_client_certificates_to_roles_and_reloa
         stopped(stop_rx.clone()),
         Arc::clone(&service),
         Arc::clone(&auth),
-        48.into(),
     ));
     let page = https_get(web_addr, &renewed, "/login").await;
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 /// The schema version this build writes: the number of migrations in [`migrate`].
-pub(super) const VERSION: i64 = 4;
+pub(super) const VERSION: i64 = 5;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS customers (
@@ -156,6 +156,14 @@ CREATE TABLE IF NOT EXISTS bus_cursors (
 );
 ";
 
+/// Version 5: a customer's postings by index. Waiting cash (`service::balances`), the workbench's
+/// cash page and the re-match after an upsert read them by customer; without it each read scans
+/// the whole journal.
+const POSTINGS_CUSTOMER: &str = "
+CREATE INDEX IF NOT EXISTS postings_customer ON postings (customer_id, sequence)
+    WHERE customer_id IS NOT NULL;
+";
+
 /// Brings the store to [`VERSION`], each step in one transaction with its version bump. A store
 /// newer than this build is refused rather than written with an older idea of the schema.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -218,6 +226,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(OUTBOX)
             .map_err(backend("creating the bus outbox"))?;
         tx.execute_batch("PRAGMA user_version = 4")
+            .map_err(backend("setting the schema version"))?;
+        tx.commit().map_err(backend("committing a migration"))?;
+    }
+    if version < 5 {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend("beginning a migration"))?;
+        tx.execute_batch(POSTINGS_CUSTOMER)
+            .map_err(backend("indexing the postings by customer"))?;
+        tx.execute_batch("PRAGMA user_version = 5")
             .map_err(backend("setting the schema version"))?;
         tx.commit().map_err(backend("committing a migration"))?;
     }

@@ -1085,3 +1085,37 @@ fn the_decision_outbox_numbers_first_decisions_in_commit_order_and_the_cursor_ne
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_customers_postings_are_read_by_index_on_a_store_migrated_from_before_it() {
+    let dir = temp_store("postings-customer");
+    SqliteStore::open(&dir).expect("open").close();
+    // As a store written before the index looks.
+    raw(
+        &dir,
+        "DROP INDEX postings_customer; PRAGMA user_version = 4;",
+    );
+    SqliteStore::open(&dir).expect("migrate").close();
+    let conn = Connection::open(dir.join(DB_FILE)).expect("raw open");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 5);
+    // The query `PostingFilter::Customer` runs.
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT * FROM postings WHERE sequence > ?1 AND customer_id = ?2
+             ORDER BY sequence LIMIT 100",
+        )
+        .expect("plan")
+        .query_map(rusqlite::params![0, "C1"], |r| r.get::<_, String>(3))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    assert!(
+        plan.iter().any(|p| p.contains("postings_customer")),
+        "{plan:?}"
+    );
+    drop(conn);
+    let _ = std::fs::remove_dir_all(&dir);
+}
