@@ -6,6 +6,12 @@
 //! three replicas on PostgreSQL with one killed under load (`service/replicas.rs`), and the
 //! event bus on NATS JetStream with the service killed in the middle of a stream
 //! (`service/bus.rs`).
+//!
+//! Each test whose service only needs a store runs twice, on SQLite and on PostgreSQL
+//! (`on_both_stores!`; `name::on_sqlite`, `name::on_postgresql`). SQLite only: the SIGKILL of a
+//! child `serve --data-dir` (on PostgreSQL, `service/replicas.rs`), `audit verify` against a
+//! SQLite file edited by hand (on PostgreSQL, a unit test of `store::postgres`), and TLS, which
+//! is the transport's and leaves the store a bystander.
 
 use cashmatch::domain::{Customer, Invoice, Payment};
 use cashmatch::engine::EngineConfig;
@@ -20,7 +26,8 @@ use cashmatch::io;
 use cashmatch::metrics::Metrics;
 use cashmatch::service::auth::{Auth, MAX_FAILURES, Role, TokenHash};
 use cashmatch::service::{Limits, Service};
-use cashmatch::store::SqliteStore;
+use cashmatch::store::postgres::testdb::TestDb;
+use cashmatch::store::{PgStore, SqliteStore, Store};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,15 +39,6 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-
-#[path = "service/bus.rs"]
-mod bus;
-#[path = "service/four_eyes.rs"]
-mod four_eyes;
-#[path = "service/replicas.rs"]
-mod replicas;
-#[path = "service/tls.rs"]
-mod tls;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -60,6 +58,98 @@ fn dec(s: &str) -> Decimal {
         .unwrap_or_else(|e| panic!("{s:?} is not a decimal: {e}"))
 }
 
+/// The store a test's service runs on, and a scratch directory of its own for the files a test
+/// writes beside it. A PostgreSQL database is created for the test and dropped with this value.
+///
+/// A test written as `async fn body(b: Backend)` runs on both stores through
+/// [`on_both_stores!`]; the two runs share a process, so everything they keep apart (directory,
+/// database) is named after the test and the store.
+struct Backend {
+    dir: PathBuf,
+    pg: Option<TestDb>,
+}
+
+impl Backend {
+    fn sqlite(label: &str) -> Backend {
+        Backend {
+            dir: temp_dir(&format!("{label}-sqlite")),
+            pg: None,
+        }
+    }
+
+    /// `None` when no PostgreSQL server answers outside CI (`TestDb::create` says so loudly).
+    fn postgresql(label: &str) -> Option<Backend> {
+        let db = TestDb::create(label)?;
+        Some(Backend {
+            dir: temp_dir(&format!("{label}-postgresql")),
+            pg: Some(db),
+        })
+    }
+
+    fn is_postgresql(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// The SQLite store's directory, inside the scratch directory so that a test's files and
+    /// the store's do not mix.
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// A store on what this backend holds (a second one sees what the first committed).
+    async fn store(&self) -> Arc<dyn Store> {
+        match &self.pg {
+            Some(db) => Arc::new(PgStore::open_async(&db.url).await.expect("store")),
+            None => Arc::new(SqliteStore::open(&self.data_dir()).expect("store")),
+        }
+    }
+
+    /// The store as the CLI's commands take it: `--data-dir DIR` or `--store URL`.
+    fn store_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.pg {
+            Some(db) => vec!["--store".into(), db.url.clone().into()],
+            None => vec!["--data-dir".into(), self.data_dir().into()],
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `async fn $body(b: Backend)` as two tests, `$body::on_sqlite` and
+/// `$body::on_postgresql` (skipped with a loud message when no PostgreSQL server answers, failed
+/// instead under CI: see `TestDb`).
+macro_rules! on_both_stores {
+    ($body:ident, $workers:literal) => {
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = $workers)]
+            async fn on_sqlite() {
+                super::$body(crate::Backend::sqlite(stringify!($body))).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = $workers)]
+            async fn on_postgresql() {
+                if let Some(b) = crate::Backend::postgresql(stringify!($body)) {
+                    super::$body(b).await;
+                }
+            }
+        }
+    };
+}
+
+// After the macro, which they use.
+#[path = "service/bus.rs"]
+mod bus;
+#[path = "service/four_eyes.rs"]
+mod four_eyes;
+#[path = "service/replicas.rs"]
+mod replicas;
+#[path = "service/tls.rs"]
+mod tls;
+
 /// A server running in this process on a port of its own.
 struct Running {
     addr: SocketAddr,
@@ -69,20 +159,19 @@ struct Running {
     metrics: Arc<Metrics>,
 }
 
-async fn start(dir: &Path, auth: impl Into<Arc<Auth>>, limits: Limits) -> Running {
-    start_with(dir, auth.into(), limits, None).await
+async fn start(at: &Backend, auth: impl Into<Arc<Auth>>, limits: Limits) -> Running {
+    start_with(at.store().await, auth.into(), limits, None).await
 }
 
-/// [`start`], over TLS with `tls` when given.
+/// [`start`] on `store`, over TLS with `tls` when given.
 async fn start_with(
-    dir: &Path,
+    store: Arc<dyn Store>,
     auth: Arc<Auth>,
     limits: Limits,
     tls: Option<Arc<cashmatch::tls::ServerConfig>>,
 ) -> Running {
-    let store = SqliteStore::open(dir).expect("store");
     let service = Arc::new(
-        Service::open(store, None, EngineConfig::default(), limits)
+        Service::open_shared(store, None, EngineConfig::default(), limits)
             .await
             .expect("service"),
     );
@@ -273,10 +362,15 @@ fn code<T: std::fmt::Debug>(r: Result<T, Status>) -> (Code, String) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review_queue_is_worked() {
-    let dir = temp_dir("e2e");
-    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+on_both_stores!(
+    a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review_queue_is_worked,
+    2
+);
+async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review_queue_is_worked(
+    b: Backend,
+) {
+    let dir = b.dir.clone();
+    let server = start(&b, Auth::disabled(), Limits::default()).await;
     let mut c = Clients::new(&server.channel().await, None);
     let (customers, invoices) = cases_ledger();
     let loaded = load_cases_ledger(&mut c.ledger).await;
@@ -820,13 +914,14 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
         body.contains("cashmatch_grpc_request_duration_seconds_bucket"),
         "{body}"
     );
-    // The decisions just committed are in the WAL, so it is not empty.
+    // The decisions just committed are in SQLite's WAL, so it is not empty. PostgreSQL's WAL is
+    // the server's, not the store's to report: the gauge stays at zero.
     let wal: u64 = body
         .lines()
         .find_map(|l| l.strip_prefix("cashmatch_store_wal_bytes "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no WAL gauge in {body}"));
-    assert!(wal > 0, "{body}");
+    assert_eq!(wal > 0, !b.is_postgresql(), "{body}");
     let _ = mstop.send(());
     mtask.await.expect("metrics task").expect("metrics served");
 
@@ -841,16 +936,12 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
             .expect("runs")
     };
     let (labels, paid) = (dir.join("service_labels.csv"), dir.join("exported.csv"));
-    let out = export(&[
-        "--data-dir".as_ref(),
-        dir.as_os_str(),
-        "--out".as_ref(),
-        labels.as_os_str(),
-        "--remittances".as_ref(),
-        paid.as_os_str(),
-        "--settle-days".as_ref(),
-        "0".as_ref(),
-    ]);
+    let mut args = b.store_args();
+    args.extend(["--out".into(), labels.clone().into_os_string()]);
+    args.extend(["--remittances".into(), paid.clone().into_os_string()]);
+    args.extend(["--settle-days".into(), "0".into()]);
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let out = export(&args);
     assert!(
         out.status.success(),
         "{}",
@@ -869,6 +960,9 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
     assert_eq!(by_source(cashmatch::domain::LabelSource::History), 0);
     let exported = cashmatch::io::read_remittances(&paid).expect("payments");
     assert_eq!(exported.payments.len(), 3 + autos);
+    if b.is_postgresql() {
+        return;
+    }
     // A directory with no store is an error, and nothing is written.
     let empty = temp_dir("no-store");
     let out = export(&[
@@ -881,7 +975,6 @@ async fn a_ledger_is_loaded_payments_in_three_formats_are_matched_and_the_review
     assert!(String::from_utf8_lossy(&out.stderr).contains("no store here"));
     assert!(!empty.join("l.csv").exists());
     let _ = std::fs::remove_dir_all(&empty);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The body of an HTTP/1.0 GET.
@@ -928,17 +1021,22 @@ fn new_token(name: &str, role: &str) -> (String, String) {
     (token, lines)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_are_made_by_the_cli_stored_hashed_reloaded_without_a_restart_and_rate_limited() {
+on_both_stores!(
+    tokens_are_made_by_the_cli_stored_hashed_reloaded_without_a_restart_and_rate_limited,
+    2
+);
+async fn tokens_are_made_by_the_cli_stored_hashed_reloaded_without_a_restart_and_rate_limited(
+    b: Backend,
+) {
     use cashmatch::app::config::{Overrides, Settings};
     use cashmatch::app::config_watch;
-    let dir = temp_dir("token-reload");
+    let dir = b.dir.clone();
     let config = dir.join("cashmatch.toml");
     let (erp, erp_lines) = new_token("erp", "ar_system");
     std::fs::write(&config, &erp_lines).expect("config");
     let settings = Settings::load(Some(&config), Overrides::default()).expect("settings");
     let auth = Arc::new(Auth::new(settings.tokens));
-    let server = start(&dir.join("data"), Arc::clone(&auth), Limits::default()).await;
+    let server = start(&b, Arc::clone(&auth), Limits::default()).await;
     let (watch_stop, watch_stopped) = oneshot::channel::<()>();
     let poll = std::time::Duration::from_millis(50);
     let watcher = tokio::spawn(config_watch::follow(
@@ -1016,12 +1114,10 @@ async fn tokens_are_made_by_the_cli_stored_hashed_reloaded_without_a_restart_and
     let _ = watch_stop.send(());
     watcher.await.expect("watcher");
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_role_may_call_only_its_own_services() {
-    let dir = temp_dir("roles");
+on_both_stores!(each_role_may_call_only_its_own_services, 2);
+async fn each_role_may_call_only_its_own_services(b: Backend) {
     let auth = Auth::with_tokens(
         [
             ("tok-erp", "erp", Role::ArSystem),
@@ -1030,7 +1126,7 @@ async fn each_role_may_call_only_its_own_services() {
         ]
         .map(|(t, name, role)| (TokenHash::of(t), name.to_string(), vec![role])),
     );
-    let server = start(&dir, auth, Limits::default()).await;
+    let server = start(&b, auth, Limits::default()).await;
     let ch = server.channel().await;
 
     // Health needs no token.
@@ -1130,12 +1226,13 @@ async fn each_role_may_call_only_its_own_services() {
         .into_inner();
     assert_eq!(r.resolution.map(|r| r.analyst), Some("alice".into()));
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_ar_system_returns_and_an_analyst_unapplies_over_grpc_and_no_one_else_may() {
-    let dir = temp_dir("reversals");
+on_both_stores!(
+    the_ar_system_returns_and_an_analyst_unapplies_over_grpc_and_no_one_else_may,
+    2
+);
+async fn the_ar_system_returns_and_an_analyst_unapplies_over_grpc_and_no_one_else_may(b: Backend) {
     let auth = Auth::with_tokens(
         [
             ("tok-erp", "erp", Role::ArSystem),
@@ -1144,7 +1241,7 @@ async fn the_ar_system_returns_and_an_analyst_unapplies_over_grpc_and_no_one_els
         ]
         .map(|(t, name, role)| (TokenHash::of(t), name.to_string(), vec![role])),
     );
-    let server = start(&dir, auth, Limits::default()).await;
+    let server = start(&b, auth, Limits::default()).await;
     let ch = server.channel().await;
     let reversals = |t: &str| ReversalsClient::with_interceptor(ch.clone(), Bearer(Some(t.into())));
     let mut erp = Clients::new(&ch, Some("tok-erp"));
@@ -1247,7 +1344,6 @@ async fn the_ar_system_returns_and_an_analyst_unapplies_over_grpc_and_no_one_els
     );
     assert_eq!(c, Code::FailedPrecondition);
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A payment of Northwind (customer C100, known by its bank account) quoting one invoice.
@@ -1283,10 +1379,14 @@ fn returns_fixture(path: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn returned_items_in_nacha_and_camt_files_reverse_their_originals_or_wait_for_review() {
-    let dir = temp_dir("returned-items");
-    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+on_both_stores!(
+    returned_items_in_nacha_and_camt_files_reverse_their_originals_or_wait_for_review,
+    2
+);
+async fn returned_items_in_nacha_and_camt_files_reverse_their_originals_or_wait_for_review(
+    b: Backend,
+) {
+    let server = start(&b, Auth::disabled(), Limits::default()).await;
     let mut c = Clients::new(&server.channel().await, None);
     load_cases_ledger(&mut c.ledger).await;
     // The originals: an ACH debit collected from Northwind (its trace is the payment id) and a
@@ -1399,7 +1499,6 @@ async fn returned_items_in_nacha_and_camt_files_reverse_their_originals_or_wait_
         .into_inner();
     assert_eq!(returned.status, pb::DecisionStatus::Returned as i32);
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A ledger of one customer with `n` invoices of 100.00.
@@ -1498,10 +1597,14 @@ fn contested_payment(id: String, refs: &[usize], amount: Decimal) -> Payment {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn many_clients_paying_the_same_invoices_never_over_apply_and_every_payment_balances() {
-    let dir = temp_dir("concurrency");
-    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+on_both_stores!(
+    many_clients_paying_the_same_invoices_never_over_apply_and_every_payment_balances,
+    4
+);
+async fn many_clients_paying_the_same_invoices_never_over_apply_and_every_payment_balances(
+    b: Backend,
+) {
+    let server = start(&b, Auth::disabled(), Limits::default()).await;
     let ch = server.channel().await;
     let mut c = Clients::new(&ch, None);
     const INVOICES: usize = 12;
@@ -1582,12 +1685,16 @@ async fn many_clients_paying_the_same_invoices_never_over_apply_and_every_paymen
         );
     }
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_on_the_same_data_directory_restores_ledger_decisions_queue_audit_and_model() {
-    let dir = temp_dir("restart");
+on_both_stores!(
+    a_restart_on_the_same_data_directory_restores_ledger_decisions_queue_audit_and_model,
+    2
+);
+async fn a_restart_on_the_same_data_directory_restores_ledger_decisions_queue_audit_and_model(
+    b: Backend,
+) {
+    let dir = b.dir.clone();
     let model_dir = dir.join("model-b");
     let mut model = cashmatch::model::artifact::Model::embedded_default().expect("model");
     model.version = "restart-test-model".into();
@@ -1597,13 +1704,12 @@ async fn a_restart_on_the_same_data_directory_restores_ledger_decisions_queue_au
             "a copy of the default model under another version",
         )
         .expect("save");
-    let store_dir = dir.join("data");
     let payments = cases_payments();
     let csv = csv_bytes(&payments);
     let (_, invoices) = cases_ledger();
     let invoice_ids: Vec<String> = invoices.iter().map(|i| i.id.clone()).collect();
 
-    let server = start(&store_dir, Auth::disabled(), Limits::default()).await;
+    let server = start(&b, Auth::disabled(), Limits::default()).await;
     let mut c = Clients::new(&server.channel().await, None);
     load_cases_ledger(&mut c.ledger).await;
     let first = c
@@ -1645,7 +1751,7 @@ async fn a_restart_on_the_same_data_directory_restores_ledger_decisions_queue_au
         .into_inner();
     server.stop().await;
 
-    let server = start(&store_dir, Auth::disabled(), Limits::default()).await;
+    let server = start(&b, Auth::disabled(), Limits::default()).await;
     let mut c = Clients::new(&server.channel().await, None);
     assert_eq!(open_amounts(&mut c.ledger, &invoice_ids).await, open);
     let queue2 = c
@@ -1741,18 +1847,19 @@ async fn a_restart_on_the_same_data_directory_restores_ledger_decisions_queue_au
         "{d:#?}"
     );
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_drains_a_stream_in_flight_and_limits_are_enforced() {
-    let dir = temp_dir("drain");
+on_both_stores!(
+    shutdown_drains_a_stream_in_flight_and_limits_are_enforced,
+    2
+);
+async fn shutdown_drains_a_stream_in_flight_and_limits_are_enforced(b: Backend) {
     let limits = Limits {
         max_message_bytes: 64 * 1024,
         max_lines_per_remittance: 3,
         max_payments_per_request: 100,
     };
-    let mut server = start(&dir, Auth::disabled(), limits).await;
+    let mut server = start(&b, Auth::disabled(), limits).await;
     let mut c = Clients::new(&server.channel().await, None);
     load_cases_ledger(&mut c.ledger).await;
     let payments = cases_payments();
@@ -1823,19 +1930,20 @@ async fn shutdown_drains_a_stream_in_flight_and_limits_are_enforced() {
         .expect("task")
         .expect("the server stopped cleanly");
     server.service.store().close();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
+on_both_stores!(
+    a_stream_answers_each_request_in_order_and_a_bad_one_does_not_end_it,
+    2
+);
 /// A stream is decided in batches of what has arrived; a bad request among them is answered with
 /// an error in its own place and the stream goes on, every response in request order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_answers_each_request_in_order_and_a_bad_one_does_not_end_it() {
-    let dir = temp_dir("stream-order");
+async fn a_stream_answers_each_request_in_order_and_a_bad_one_does_not_end_it(b: Backend) {
     let limits = Limits {
         max_lines_per_remittance: 3,
         ..Limits::default()
     };
-    let server = start(&dir, Auth::disabled(), limits).await;
+    let server = start(&b, Auth::disabled(), limits).await;
     let mut c = Clients::new(&server.channel().await, None);
     load_cases_ledger(&mut c.ledger).await;
     let payments = cases_payments();
@@ -1901,7 +2009,6 @@ async fn a_stream_answers_each_request_in_order_and_a_bad_one_does_not_end_it() 
         "the repeat gets the stored decision"
     );
     server.service.store().close();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A port free at the moment of asking, for a server in another process.
@@ -1962,6 +2069,9 @@ async fn spawn_serve(
     panic!("cashmatch serve did not come up on port {port}");
 }
 
+// SQLite only: a child `serve --data-dir` killed and restarted on the same directory. Its
+// PostgreSQL counterpart is `replicas::three_replicas_on_postgresql_lose_nothing_when_one_is_killed_under_load`,
+// which kills one of three `serve --store` processes under the same kind of load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkill_under_load_loses_no_acknowledged_decision_application_or_resolution() {
     use std::sync::Mutex;
@@ -2123,16 +2233,16 @@ async fn a_sigkill_under_load_loses_no_acknowledged_decision_application_or_reso
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_activated_under_load_fails_no_request_in_flight() {
-    let dir = temp_dir("hot-swap");
+on_both_stores!(a_model_activated_under_load_fails_no_request_in_flight, 2);
+async fn a_model_activated_under_load_fails_no_request_in_flight(b: Backend) {
+    let dir = b.dir.clone();
     let model_dir = dir.join("model-next");
     let mut model = cashmatch::model::artifact::Model::embedded_default().expect("model");
     model.version = "hot-swap-model".into();
     model
         .save(&model_dir, "the default model under another version")
         .expect("save");
-    let server = start(&dir.join("data"), Auth::disabled(), Limits::default()).await;
+    let server = start(&b, Auth::disabled(), Limits::default()).await;
     let ch = server.channel().await;
     let mut c = Clients::new(&ch, None);
     const INVOICES: usize = 60;
@@ -2211,13 +2321,14 @@ async fn a_model_activated_under_load_fails_no_request_in_flight() {
         .into_inner();
     assert_eq!(active.version, "hot-swap-model");
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_cancelled_mid_way_leave_their_payments_decided_once_and_replayable() {
-    let dir = temp_dir("cancel");
-    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+on_both_stores!(
+    requests_cancelled_mid_way_leave_their_payments_decided_once_and_replayable,
+    2
+);
+async fn requests_cancelled_mid_way_leave_their_payments_decided_once_and_replayable(b: Backend) {
+    let server = start(&b, Auth::disabled(), Limits::default()).await;
     let ch = server.channel().await;
     let mut c = Clients::new(&ch, None);
     const INVOICES: usize = 30;
@@ -2252,7 +2363,6 @@ async fn requests_cancelled_mid_way_leave_their_payments_decided_once_and_replay
         );
     }
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Reads a watch stream until it has delivered postings up to `upto` (or fails the test after
@@ -2288,16 +2398,18 @@ async fn last_sequence(server: &Running) -> u64 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_postings_resumes_after_a_restart_with_no_gap_and_no_duplicate() {
+on_both_stores!(
+    watch_postings_resumes_after_a_restart_with_no_gap_and_no_duplicate,
+    2
+);
+async fn watch_postings_resumes_after_a_restart_with_no_gap_and_no_duplicate(b: Backend) {
     use cashmatch::grpc::pb::postings_client::PostingsClient;
-    let dir = temp_dir("watch");
     let payments = cases_payments();
     let (first_half, second_half) = payments.split_at(payments.len() / 2);
     let (_, invoices) = cases_ledger();
 
     // A watcher from the start of the journal while payments are matched and an item resolved.
-    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+    let server = start(&b, Auth::disabled(), Limits::default()).await;
     let ch = server.channel().await;
     let mut c = Clients::new(&ch, None);
     let mut postings = PostingsClient::new(ch.clone());
@@ -2338,7 +2450,7 @@ async fn watch_postings_resumes_after_a_restart_with_no_gap_and_no_duplicate() {
     let stored_last = got.last().map_or(0, |p| p.sequence);
 
     // Restarted: cash moves while nobody watches, then the watcher resumes and more moves live.
-    let server = start(&dir, Auth::disabled(), Limits::default()).await;
+    let server = start(&b, Auth::disabled(), Limits::default()).await;
     let ch = server.channel().await;
     let mut c = Clients::new(&ch, None);
     c.matching
@@ -2427,14 +2539,14 @@ async fn watch_postings_resumes_after_a_restart_with_no_gap_and_no_duplicate() {
     );
     assert_eq!(code, Code::InvalidArgument);
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `cashmatch audit verify` and `audit export` on a store whose audit trail is then edited and
-/// cut by hand in the SQLite file.
+/// cut by hand in the SQLite file. (The same on PostgreSQL, edited with SQL, is
+/// `store::postgres::tests::two_replicas_writing_at_once_leave_a_gap_free_journal_and_one_audit_chain`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_names_the_event_edited_by_hand_and_export_writes_the_chain() {
-    use cashmatch::store::{AuditRecord, Store};
+    use cashmatch::store::AuditRecord;
     let dir = temp_dir("audit-cli");
     let store = SqliteStore::open(&dir).expect("store");
     for i in 1..=4 {

@@ -6,9 +6,11 @@ use super::*;
 use cashmatch::grpc::pb::postings_client::PostingsClient;
 use cashmatch::service::FourEyes;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_analyst_approving_their_own_resolution_is_refused_and_nothing_posts() {
-    let dir = temp_dir("four-eyes");
+on_both_stores!(
+    an_analyst_approving_their_own_resolution_is_refused_and_nothing_posts,
+    2
+);
+async fn an_analyst_approving_their_own_resolution_is_refused_and_nothing_posts(b: Backend) {
     let auth = Auth::with_tokens([
         (
             TokenHash::of("t-erp"),
@@ -26,7 +28,7 @@ async fn an_analyst_approving_their_own_resolution_is_refused_and_nothing_posts(
             vec![Role::Analyst],
         ),
     ]);
-    let server = start(&dir, auth, Limits::default()).await;
+    let server = start(&b, auth, Limits::default()).await;
     server.service.set_four_eyes(FourEyes {
         above: Decimal::ZERO,
         per_currency: Default::default(),
@@ -144,5 +146,4 @@ async fn an_analyst_approving_their_own_resolution_is_refused_and_nothing_posts(
         "{actions:?}"
     );
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -311,8 +311,9 @@ async fn client_certificates_named_by_subject_or_san_carry_roles_and_a_replaced_
         settings.tokens.clone(),
         settings.client_certs.clone(),
     ));
+    // The store is the transport's bystander here: TLS runs on SQLite only.
     let server = start_with(
-        &dir.join("data"),
+        Arc::new(SqliteStore::open(&dir.join("data")).expect("store")),
         auth,
         Limits::default(),
         Some(tls.grpc_config()),

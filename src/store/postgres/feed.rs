@@ -85,16 +85,21 @@ impl GroupChanges {
     pub(super) fn insert(
         self,
         tx: &mut postgres::Transaction<'_>,
+        stmts: &mut super::write::Statements,
         replica: &str,
         group: i64,
     ) -> Result<i64, StoreError> {
         let list = |s: BTreeSet<String>| s.into_iter().collect::<Vec<String>>();
+        let insert = stmts.get(
+            tx,
+            "INSERT INTO changes (seq, replica, grp, customers, invoices, payments, approvals,
+             model)
+             SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4, $5, $6, $7 FROM changes
+             RETURNING seq",
+        )?;
         let seq: i64 = tx
             .query_one(
-                "INSERT INTO changes (seq, replica, grp, customers, invoices, payments, approvals,
-                 model)
-                 SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4, $5, $6, $7 FROM changes
-                 RETURNING seq",
+                &insert,
                 &[
                     &replica,
                     &group,
@@ -107,7 +112,8 @@ impl GroupChanges {
             )
             .and_then(|r| r.try_get(0))
             .map_err(backend("writing the change feed"))?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &replica])
+        let notify = stmts.get(tx, "SELECT pg_notify($1, $2)")?;
+        tx.execute(&notify, &[&CHANNEL, &replica])
             .map_err(backend("notifying the change feed"))?;
         Ok(seq)
     }

@@ -4,8 +4,10 @@
 
 use super::testdb::TestDb;
 use super::*;
+use crate::domain::Status;
+use crate::store::OpenAmountChange;
 use crate::store::sqlite::audit::Witness;
-use crate::store::sqlite::tests::{invoice, ledger};
+use crate::store::sqlite::tests::{alloc, decision, invoice, ledger, payment};
 use crate::store::{ActorKind, PostingKind, PostingRecord};
 use rust_decimal_macros::dec;
 use serde_json::json;
@@ -294,6 +296,143 @@ fn after_the_server_closes_the_writers_connection_the_write_that_meets_it_commit
         .expect("journal");
     assert_eq!(journalled.len(), 1, "the retried write is journalled once");
     store.close();
+}
+
+/// The decisions of one group as `batch` writes them (two reads, one statement per table) and
+/// as the one-at-a-time path writes them (a savepoint and several statements each), on two
+/// databases: the same refusals, worded the same, and the same rows in every table, in the same
+/// order. Among them: two decisions of the group paying one invoice in turn, one whose open
+/// amount moved, a payment id decided earlier in the group, an invoice not stored, a review.
+#[test]
+fn a_run_of_decisions_written_together_leaves_what_one_at_a_time_leaves() {
+    let (Some(batched), Some(single)) = (TestDb::create("batched"), TestDb::create("single"))
+    else {
+        return;
+    };
+    let rt = runtime();
+    for db in [&batched, &single] {
+        let store = rt.block_on(PgStore::open_async(&db.url)).expect("open");
+        let mut l = ledger(vec![
+            invoice("I1", dec!(100.00)),
+            invoice("I2", dec!(50.00)),
+        ]);
+        l.invoices[1].open_amount = dec!(50.0);
+        rt.block_on(store.write_ledger(l)).expect("ledger");
+        store.close();
+    }
+    let at = crate::store::now();
+    let auto = move |id: &str, inv: &str, before: Decimal, paid: Decimal| {
+        let p = payment(id, paid);
+        let d = decision(id, Status::Auto, vec![alloc(inv, paid)], Decimal::ZERO);
+        let postings =
+            crate::store::decision_postings(&p, &d, &crate::store::PostedBy::engine(&d), at);
+        Write::Decision(Box::new(DecisionRecord {
+            payment: p,
+            decision: d,
+            changes: vec![OpenAmountChange {
+                invoice_id: inv.into(),
+                before,
+                after: before - paid,
+            }],
+            at,
+            postings,
+        }))
+    };
+    let review = move |id: &str| {
+        Write::Decision(Box::new(DecisionRecord {
+            payment: payment(id, dec!(7.00)),
+            decision: decision(id, Status::Review, vec![], dec!(7.00)),
+            changes: vec![],
+            at,
+            postings: vec![],
+        }))
+    };
+    let writes = move || {
+        vec![
+            auto("P1", "I1", dec!(100.00), dec!(40.00)),
+            auto("P2", "I1", dec!(60.00), dec!(50.00)),
+            auto("P3", "I1", dec!(100.00), dec!(1.00)),
+            auto("P1", "I2", dec!(50.0), dec!(1.00)),
+            review("P4"),
+            auto("P5", "I-none", dec!(5), dec!(5)),
+            auto("P6", "I2", dec!(50.0), dec!(50.00)),
+        ]
+    };
+    let outcome = |r: &Result<(), StoreError>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(StoreError::Conflict(m)) => m.clone(),
+        Err(e) => panic!("not a refusal: {e}"),
+    };
+    let url = batched.url.clone();
+    let got: Vec<String> = sql(&url, move |c| {
+        let (_, results) = commit_group(c, &mut Statements::default(), &writes(), "r", 1)
+            .unwrap_or_else(|(e, _)| panic!("group: {e}"));
+        results.iter().map(outcome).collect()
+    });
+    let url = single.url.clone();
+    let expected: Vec<String> = sql(&url, move |c| {
+        let mut tx = c.transaction().expect("begin");
+        let mut out = Vec::new();
+        for w in &writes() {
+            let mut sp = tx.savepoint("w").expect("savepoint");
+            let r = write::apply_write(&mut sp, w);
+            if r.is_ok() {
+                sp.commit().expect("release");
+            }
+            out.push(outcome(&r));
+        }
+        tx.commit().expect("commit");
+        out
+    });
+    assert_eq!(got, expected);
+    assert_eq!(
+        got,
+        [
+            "ok",
+            "ok",
+            "invoice I1: open amount is 10.00, not 100.00",
+            "payment P1 is already decided",
+            "ok",
+            "invoice I-none is not stored",
+            "ok",
+        ]
+    );
+    let tables = [
+        "SELECT payment_id, status, customer_id, amount, currency, model_version, decided_at,
+         payment_json, decision_json FROM decisions ORDER BY seq",
+        "SELECT sequence, payment_id FROM decision_outbox ORDER BY sequence",
+        "SELECT * FROM postings ORDER BY sequence",
+        "SELECT payment_id, invoice_id, amount, discount, deduction, reason_code, source,
+         applied_at FROM applications ORDER BY id",
+        "SELECT payment_id, customer_id, amount, amount_key, currency, reason, confidence,
+         created_at, created_ms, state FROM review_items ORDER BY seq",
+        "SELECT id, amount, open_amount FROM invoices ORDER BY seq",
+    ];
+    let dump = |url: &str| -> Vec<Vec<String>> {
+        sql(url, move |c| {
+            tables
+                .iter()
+                .map(|q| {
+                    c.query(&format!("SELECT t::text FROM ({q}) t"), &[])
+                        .expect("dump")
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect()
+                })
+                .collect()
+        })
+    };
+    let (b, s) = (dump(&batched.url), dump(&single.url));
+    assert_eq!(b, s);
+    assert_eq!(b[0].len(), 4, "P1, P2, P4, P6 decided: {:?}", b[0]);
+    assert!(b[2].len() >= 3, "the autos' postings: {:?}", b[2]);
+    assert_eq!(
+        b[5],
+        [
+            "(I1,100.00,10.00)".to_string(),
+            "(I2,50.00,0.00)".to_string()
+        ]
+    );
 }
 
 /// Awaits every future, in order.

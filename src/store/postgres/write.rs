@@ -15,18 +15,45 @@ use crate::store::{
     PaymentReturn, PostingRecord, ResolutionRecord, ReversalKind, ReversalRecord, StoreError,
 };
 use chrono::{DateTime, Utc};
-use postgres::Transaction;
+use postgres::{Statement, Transaction};
+use std::collections::HashMap;
 
 type Tx<'a> = Transaction<'a>;
+
+/// The writer's prepared statements, by their text. A statement sent as text costs a round trip
+/// of its own to be parsed and described before the one that runs it; on the single writing
+/// connection, where round trips are what a group waits on, the writer prepares each once.
+/// Tied to the connection: cleared when the writer connects again.
+#[derive(Default)]
+pub(super) struct Statements(HashMap<&'static str, Statement>);
+
+impl Statements {
+    pub(super) fn get(
+        &mut self,
+        tx: &mut Tx<'_>,
+        sql: &'static str,
+    ) -> Result<Statement, StoreError> {
+        if let Some(s) = self.0.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = tx.prepare(sql).map_err(backend("preparing a statement"))?;
+        self.0.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
 
 pub(super) fn apply_write(tx: &mut Tx<'_>, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Ledger(w) => {
-            for c in &w.customers {
-                upsert_customer(tx, c)?;
+            for chunk in last_wins(&w.customers, |c| c.id.as_str()).chunks(LEDGER_CHUNK) {
+                upsert_customers(tx, chunk)?;
             }
-            for inv in &w.invoices {
-                upsert_invoice(tx, inv)?;
+            for chunk in last_wins(&w.invoices, |i| i.id.as_str()).chunks(LEDGER_CHUNK) {
+                upsert_invoices(tx, chunk)?;
             }
             if let Some(a) = &w.audit {
                 insert_audit(tx, a)?;
@@ -64,60 +91,130 @@ pub(super) fn apply_write(tx: &mut Tx<'_>, write: &Write) -> Result<(), StoreErr
     }
 }
 
-fn upsert_customer(tx: &mut Tx<'_>, c: &Customer) -> Result<(), StoreError> {
-    let Customer {
-        id,
-        name,
-        parent_id,
-        bank_accounts,
-    } = c;
-    let accounts = json(bank_accounts, "bank accounts")?;
+/// Ledger rows per statement: a bulk load of a million invoices is a few hundred statements,
+/// not a million round trips, and no statement's arrays grow without bound.
+const LEDGER_CHUNK: usize = 5_000;
+
+/// Each id once, at the place it first appears, with what it was given last: what upserting the
+/// rows one by one leaves behind. (One statement may not upsert a row twice.)
+fn last_wins<'a, T>(rows: &'a [T], id: impl Fn(&'a T) -> &'a str) -> Vec<&'a T> {
+    let mut at: HashMap<&'a str, usize> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<&'a T> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match at.get(id(r)) {
+            Some(&i) => out[i] = r,
+            None => {
+                at.insert(id(r), out.len());
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+fn upsert_customers(tx: &mut Tx<'_>, rows: &[&Customer]) -> Result<(), StoreError> {
+    let n = rows.len();
+    let (mut ids, mut names, mut parents, mut accounts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for c in rows {
+        let Customer {
+            id,
+            name,
+            parent_id,
+            bank_accounts,
+        } = c;
+        ids.push(id.as_str());
+        names.push(name.as_str());
+        parents.push(parent_id.as_deref());
+        accounts.push(json(bank_accounts, "bank accounts")?);
+    }
     tx.execute(
-        "INSERT INTO customers (id, name, parent_id, bank_accounts) VALUES ($1, $2, $3, $4)
+        "INSERT INTO customers (id, name, parent_id, bank_accounts)
+         SELECT id, name, parent, accounts
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+             WITH ORDINALITY AS t(id, name, parent, accounts, ord)
+         ORDER BY ord
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, parent_id = excluded.parent_id,
          bank_accounts = excluded.bank_accounts",
-        &[id, name, parent_id, &accounts],
+        &[&ids, &names, &parents, &accounts],
     )
-    .map_err(backend("storing a customer"))?;
+    .map_err(backend("storing customers"))?;
     Ok(())
 }
 
-fn upsert_invoice(tx: &mut Tx<'_>, inv: &Invoice) -> Result<(), StoreError> {
-    let Invoice {
-        id,
-        customer_id,
-        number,
-        po_number,
-        invoice_date,
-        due_date,
-        currency,
-        amount,
-        open_amount,
+fn upsert_invoices(tx: &mut Tx<'_>, rows: &[&Invoice]) -> Result<(), StoreError> {
+    let n = rows.len();
+    let mut cols: [Vec<String>; 8] = Default::default();
+    let (mut ids, mut pos) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for inv in rows {
+        let Invoice {
+            id,
+            customer_id,
+            number,
+            po_number,
+            invoice_date,
+            due_date,
+            currency,
+            amount,
+            open_amount,
+            terms,
+        } = inv;
+        ids.push(id.as_str());
+        pos.push(po_number.as_deref());
+        for (col, v) in cols.iter_mut().zip([
+            customer_id.clone(),
+            number.clone(),
+            invoice_date.to_string(),
+            due_date.to_string(),
+            currency.as_str().to_string(),
+            amount.to_string(),
+            open_amount.to_string(),
+            terms.to_string(),
+        ]) {
+            col.push(v);
+        }
+    }
+    let [
+        customers,
+        numbers,
+        invoice_dates,
+        due_dates,
+        currencies,
+        amounts,
+        opens,
         terms,
-    } = inv;
+    ] = &cols;
     tx.execute(
         "INSERT INTO invoices (id, customer_id, number, po_number, invoice_date, due_date,
          currency, amount, open_amount, terms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::numeric, $9::text::numeric, $10)
+         SELECT id, cust, num, po, idate, ddate, cur, amt::numeric, opn::numeric, terms
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::text[], $8::text[], $9::text[], $10::text[])
+             WITH ORDINALITY AS t(id, cust, num, po, idate, ddate, cur, amt, opn, terms, ord)
+         ORDER BY ord
          ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id,
          number = excluded.number, po_number = excluded.po_number,
          invoice_date = excluded.invoice_date, due_date = excluded.due_date,
          currency = excluded.currency, amount = excluded.amount,
          open_amount = excluded.open_amount, terms = excluded.terms",
         &[
-            id,
-            customer_id,
-            number,
-            po_number,
-            &invoice_date.to_string(),
-            &due_date.to_string(),
-            &currency.as_str(),
-            &amount.to_string(),
-            &open_amount.to_string(),
-            &terms.to_string(),
+            &ids,
+            customers,
+            numbers,
+            &pos,
+            invoice_dates,
+            due_dates,
+            currencies,
+            amounts,
+            opens,
+            terms,
         ],
     )
-    .map_err(backend("storing an invoice"))?;
+    .map_err(backend("storing invoices"))?;
     Ok(())
 }
 

@@ -46,7 +46,7 @@ pub(in crate::store) fn ledger(invoices: Vec<Invoice>) -> LedgerWrite {
     }
 }
 
-fn payment(id: &str, amount: Decimal) -> Payment {
+pub(in crate::store) fn payment(id: &str, amount: Decimal) -> Payment {
     Payment {
         payment_id: id.into(),
         format: "grpc".into(),
@@ -62,7 +62,7 @@ fn payment(id: &str, amount: Decimal) -> Payment {
     }
 }
 
-fn decision(
+pub(in crate::store) fn decision(
     id: &str,
     status: Status,
     allocations: Vec<Allocation>,
@@ -84,7 +84,7 @@ fn decision(
     }
 }
 
-fn alloc(inv: &str, amount: Decimal) -> Allocation {
+pub(in crate::store) fn alloc(inv: &str, amount: Decimal) -> Allocation {
     Allocation {
         invoice_id: inv.into(),
         amount,
