@@ -1146,12 +1146,7 @@ fn promote_completions(cands: &mut Vec<Candidate>, probs: &mut Vec<f64>, rows: &
                     .all(|a| cands[i].allocations.iter().any(|b| b.invoice == a.invoice))
         };
         if let Some(j) = (0..i).find(|&j| part_of(&cands[j])) {
-            let c = cands.remove(i);
-            cands.insert(j, c);
-            let p = probs.remove(i);
-            probs.insert(j, p);
-            let r = rows.remove(i);
-            rows.insert(j, r);
+            move_ahead(cands, probs, rows, i, j);
         }
     }
 }
@@ -1190,12 +1185,23 @@ fn keep_the_list_first(
     if j == 0 {
         return;
     }
-    let c = cands.remove(j);
-    cands.insert(0, c);
-    let p = probs.remove(j);
-    probs.insert(0, p);
-    let r = rows.remove(j);
-    rows.insert(0, r);
+    move_ahead(cands, probs, rows, j, 0);
+}
+
+/// Moves the sorted candidate at `from` to `to`, with its probability and feature row.
+fn move_ahead(
+    cands: &mut Vec<Candidate>,
+    probs: &mut Vec<f64>,
+    rows: &mut Vec<usize>,
+    from: usize,
+    to: usize,
+) {
+    let c = cands.remove(from);
+    cands.insert(to, c);
+    let p = probs.remove(from);
+    probs.insert(to, p);
+    let r = rows.remove(from);
+    rows.insert(to, r);
 }
 
 /// Cash a candidate leaves unapplied that the remittance does not account for: everything
