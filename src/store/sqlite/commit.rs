@@ -17,11 +17,12 @@ pub(super) const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 const CHECKPOINT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Writes committed since the last checkpoint that call for the next one. A decision writes
-/// about ten pages, so this is some 40 MiB of WAL: less than the WAL file kept
-/// ([`WAL_KEEP_BYTES`]), which is then written over rather than grown and cut back each round.
-/// Rounds of 4,096 writes overflowed it and tripled the p99 at 500 decisions/s
-/// (docs/benchmarks.md).
-pub(super) const CHECKPOINT_WRITES: u64 = 1024;
+/// about twenty pages since it also journals its postings (three indexes) and queues itself for
+/// the bus, so this is some 44 MiB of WAL: less than the WAL file kept ([`WAL_KEEP_BYTES`]),
+/// which is then written over rather than grown and cut back each round. Rounds of 1,024 writes
+/// overflowed it once decisions grew (the WAL stood at the 64 MiB cap after the steady phase of
+/// `bench serve`), as rounds of 4,096 did when a decision wrote ten pages (docs/benchmarks.md).
+pub(super) const CHECKPOINT_WRITES: u64 = 512;
 
 /// The longest a committed write waits to be checkpointed when writes trickle in.
 const CHECKPOINT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

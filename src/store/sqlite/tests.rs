@@ -217,7 +217,7 @@ fn a_bulk_load_leaves_an_empty_wal_and_steady_writes_keep_starting_it_over() {
         }
         // Grown without a restart the WAL would hold all `total` writes; starting over after
         // each round of CHECKPOINT_WRITES it holds a round and what came in during the next
-        // (about 1,900 writes here), and is cut back to WAL_KEEP_BYTES at each start.
+        // (not quite two rounds' writes), and is cut back to WAL_KEEP_BYTES at each start.
         let bytes = store.wal_bytes().unwrap_or(0);
         assert!(
             bytes < per_write * total as u64 / 2,
