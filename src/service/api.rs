@@ -111,6 +111,9 @@ pub struct Matched {
     pub decision: Decision,
     /// The payment id had been decided before; nothing changed.
     pub replayed: bool,
+    /// A bank receipt without remittance detail, held for its advice: `decision` is only a
+    /// placeholder (status review, nothing applied, not stored) saying so.
+    pub held: Option<super::advices::Held>,
 }
 
 /// The outcome of a request that may hold several payments.
