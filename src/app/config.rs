@@ -908,6 +908,25 @@ mod tests {
     }
 
     #[test]
+    fn holding_receipts_is_off_unless_asked_and_the_fee_limit_is_exact_money() {
+        let s = parse("").expect("empty");
+        assert!(!s.advices.hold_receipts);
+        assert_eq!(s.advices.link.hold_business_days, 2);
+        let s =
+            parse("[advices]\nhold_receipts = true\nhold_business_days = 3\nfee_limit = \"25.50\"")
+                .expect("advices");
+        assert!(s.advices.hold_receipts);
+        assert_eq!(s.advices.link.hold_business_days, 3);
+        assert_eq!(s.advices.link.fee_limit.to_string(), "25.50");
+        assert!(refusal("[advices]\nfee_limit = \"-1\"").contains("negative"));
+        assert!(refusal("[advices]\nfee_limit = \"fifty\"").contains("advices.fee_limit"));
+        assert!(
+            parse("[advices]\nhold_days = 2").is_err(),
+            "an unknown key is refused"
+        );
+    }
+
+    #[test]
     fn four_eyes_limits_are_exact_money_with_a_default() {
         let s = parse("").expect("defaults");
         assert_eq!(s.four_eyes, FourEyes::default());
