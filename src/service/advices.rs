@@ -45,13 +45,6 @@ pub struct AdviceSettings {
     pub link: LinkConfig,
 }
 
-/// A receipt the service holds instead of deciding it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Held {
-    /// The last day it waits for its advice; after it, it is decided alone.
-    pub until: NaiveDate,
-}
-
 /// Held items and links, in memory (see the module doc).
 #[derive(Debug, Default)]
 pub(super) struct Book {

@@ -66,13 +66,13 @@ pub use crate::store::{
 };
 pub use crate::store::{DecisionEvent, Outbox};
 pub use advices::{
-    AdviceSettings, AdviceStanding, AdvicesSubmitted, Held, HoldsAdvanced, LinkUndone, Linked,
+    AdviceSettings, AdviceStanding, AdvicesSubmitted, HoldsAdvanced, LinkUndone, Linked,
     ProposedLink, UnlinkedItem, UnlinkedView,
 };
 pub use api::{
-    Actor, Counters, DEFAULT_FOUR_EYES_ABOVE, FourEyes, Limits, MatchOutcome, Matched, ModelInfo,
-    Rejected, ResolveAction, ResolveRequest, ReverseRequest, Reversed, ServiceError, Unapplied,
-    UnapplyRequest, UpsertOutcome,
+    Actor, Counters, DEFAULT_FOUR_EYES_ABOVE, FourEyes, Held, Limits, MatchOutcome, Matched,
+    ModelInfo, Rejected, ResolveAction, ResolveRequest, ReverseRequest, Reversed, ServiceError,
+    Unapplied, UnapplyRequest, UpsertOutcome,
 };
 pub use approval::{ApprovalDecision, ResolveOutcome};
 pub use balances::{AGE_BUCKETS, Balance, Waiting, WaitingCash, WaitingPayment};
