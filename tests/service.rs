@@ -141,6 +141,8 @@ macro_rules! on_both_stores {
 }
 
 // After the macro, which they use.
+#[path = "service/advices.rs"]
+mod advices;
 #[path = "service/bus.rs"]
 mod bus;
 #[path = "service/four_eyes.rs"]

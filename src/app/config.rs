@@ -47,6 +47,12 @@
 //! above = "10000.00"                        # the default; write-offs, on account, manual allocations
 //! currencies = { JPY = "1500000" }          # limits of their own for some currencies
 //!
+//! [advices]                                 # receipts and advices that arrive apart (docs/advices.md)
+//! hold_receipts = true                      # a bank payment without lines waits for its advice (off by default)
+//! hold_business_days = 2                    # how long a receipt or an advice waits (the default)
+//! window_days = 7                           # receipt and advice dates at most this far apart
+//! fee_limit = "50.00"                       # a receipt short of its advice by at most this: a bank fee
+//!
 //! [[tokens]]                                # `cashmatch token new` prints these lines
 //! name = "erp"
 //! token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -73,7 +79,7 @@ use crate::engine::DEFAULT_UNEXPLAINED_TOLERANCE;
 use crate::service::auth::{
     CertEntry, CertFingerprint, CertMatch, ClientCerts, Role, TokenEntry, TokenHash, Tokens,
 };
-use crate::service::{FourEyes, Limits};
+use crate::service::{AdviceSettings, FourEyes, Limits};
 use crate::store::{Durability, Sla, StoreUrl};
 use crate::tls::TlsFiles;
 use rust_decimal::Decimal;
@@ -129,6 +135,17 @@ struct FileConfig {
     /// Plaintext beyond loopback, because a proxy in front terminates TLS.
     tls_terminated_by_proxy: Option<bool>,
     four_eyes: Option<FileFourEyes>,
+    advices: Option<FileAdvices>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdvices {
+    hold_receipts: Option<bool>,
+    hold_business_days: Option<u32>,
+    window_days: Option<u32>,
+    /// Money, as a string, read exactly.
+    fee_limit: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,6 +273,8 @@ pub struct Settings {
     pub tls_terminated_by_proxy: bool,
     /// Above which amounts a resolution needs a second analyst (re-read while running).
     pub four_eyes: FourEyes,
+    /// Holding receipts for their advices, and linking them (`[advices]`).
+    pub advices: AdviceSettings,
     /// The config file read and its text, which the service re-reads for changes to its tokens,
     /// client certificates and four-eyes limits.
     pub config: Option<ConfigFile>,
@@ -289,6 +308,7 @@ impl Default for Settings {
             ui_tls: true,
             tls_terminated_by_proxy: false,
             four_eyes: FourEyes::default(),
+            advices: AdviceSettings::default(),
             config: None,
             overrides: Overrides::default(),
             ui_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -349,8 +369,10 @@ impl Settings {
             client_certs,
             tls_terminated_by_proxy,
             four_eyes,
+            advices,
         } = file;
         let four_eyes = read_four_eyes(four_eyes.unwrap_or_default())?;
+        let advices = read_advices(advices.unwrap_or_default())?;
         let d = Settings::default();
         let FileLimits {
             max_message_bytes,
@@ -516,6 +538,7 @@ impl Settings {
             ui_tls,
             tls_terminated_by_proxy: behind_proxy,
             four_eyes,
+            advices,
             config: None,
             overrides,
         })
@@ -568,6 +591,35 @@ fn read_tokens(entries: Vec<FileToken>) -> Result<Tokens, ConfigError> {
         });
     }
     Ok(Tokens::new(out))
+}
+
+/// The `[advices]` of a file: holding off unless asked for, the engine's linking defaults
+/// otherwise; the fee limit is money (a string, exact), not negative.
+fn read_advices(f: FileAdvices) -> Result<AdviceSettings, ConfigError> {
+    let FileAdvices {
+        hold_receipts,
+        hold_business_days,
+        window_days,
+        fee_limit,
+    } = f;
+    let mut s = AdviceSettings::default();
+    s.hold_receipts = hold_receipts.unwrap_or(s.hold_receipts);
+    s.link.hold_business_days = hold_business_days.unwrap_or(s.link.hold_business_days);
+    s.link.window_days = window_days.map_or(s.link.window_days, i64::from);
+    if let Some(t) = fee_limit {
+        let v: Decimal = t.trim().parse().map_err(|e| {
+            ConfigError::Invalid(format!(
+                "advices.fee_limit: {t:?} is not a decimal amount: {e}"
+            ))
+        })?;
+        if v.is_sign_negative() {
+            return Err(ConfigError::Invalid(format!(
+                "advices.fee_limit: {t} is negative"
+            )));
+        }
+        s.link.fee_limit = v;
+    }
+    Ok(s)
 }
 
 /// The `[four_eyes]` of a file: limits that are money (strings, exact), not negative, in
@@ -853,6 +905,25 @@ mod tests {
             .unwrap_or_default();
         assert!(e.contains("negative"), "{e}");
         assert!(parse("unexplained_tolerance = \"a few cents\"").is_err());
+    }
+
+    #[test]
+    fn holding_receipts_is_off_unless_asked_and_the_fee_limit_is_exact_money() {
+        let s = parse("").expect("empty");
+        assert!(!s.advices.hold_receipts);
+        assert_eq!(s.advices.link.hold_business_days, 2);
+        let s =
+            parse("[advices]\nhold_receipts = true\nhold_business_days = 3\nfee_limit = \"25.50\"")
+                .expect("advices");
+        assert!(s.advices.hold_receipts);
+        assert_eq!(s.advices.link.hold_business_days, 3);
+        assert_eq!(s.advices.link.fee_limit.to_string(), "25.50");
+        assert!(refusal("[advices]\nfee_limit = \"-1\"").contains("negative"));
+        assert!(refusal("[advices]\nfee_limit = \"fifty\"").contains("advices.fee_limit"));
+        assert!(
+            parse("[advices]\nhold_days = 2").is_err(),
+            "an unknown key is refused"
+        );
     }
 
     #[test]

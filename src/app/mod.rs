@@ -229,6 +229,13 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
     );
     service.set_four_eyes(settings.four_eyes.clone());
     service.set_sla(settings.review_sla.clone());
+    service.set_advice_settings(settings.advices.clone());
+    if settings.advices.hold_receipts {
+        tracing::info!(
+            hold_business_days = settings.advices.link.hold_business_days,
+            "receipts without remittance detail wait for their advices"
+        );
+    }
     let rules_file = match rules {
         Some((path, (r, bytes))) => {
             let version = r.version().to_string();
@@ -281,6 +288,10 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
         let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
         let span = demo.unwrap_or_default();
         tokio::spawn(demo::feed(s, demo_payments, span, stop));
+    }
+    {
+        let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
+        tokio::spawn(advance_holds(s, stop));
     }
     if let Some((path, bytes)) = rules_file {
         let (s, stop) = (Arc::clone(&service), stopped(stop_rx.clone()));
@@ -406,6 +417,34 @@ pub async fn serve(settings: Settings, demo: Option<Duration>) -> Result<(), App
     service.store().close();
     tracing::info!("stopped; every acknowledged write is on disk");
     Ok(())
+}
+
+/// How often held receipts and advices are settled against the clock.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Settles held receipts and advices whose hold is over (and links a crash left undecided),
+/// every [`HOLD_POLL`], until `stop`.
+async fn advance_holds(service: Arc<Service>, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(HOLD_POLL);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        match service.advance_holds().await {
+            Ok(n) if n != Default::default() => {
+                tracing::info!(
+                    links = n.links,
+                    receipts_alone = n.receipts_alone,
+                    advices_to_review = n.advices_to_review,
+                    "holds settled"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "settling held receipts and advices failed"),
+        }
+    }
 }
 
 #[cfg(test)]

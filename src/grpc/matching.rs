@@ -31,14 +31,59 @@ pub(crate) struct MatchingApi {
 fn response(o: MatchOutcome) -> pb::MatchResponse {
     let MatchOutcome { results, errors } = o;
     pb::MatchResponse {
-        results: results
-            .into_iter()
-            .map(|Matched { decision, replayed }| pb::MatchedPayment {
-                decision: Some(decision.into()),
-                replayed,
-            })
-            .collect(),
+        results: results.into_iter().map(matched).collect(),
         errors: errors.into_iter().map(pb::InputError::from).collect(),
+    }
+}
+
+/// A raw file's bytes, name and format, validated; `field` is where it sits in the request.
+pub(super) fn raw_input(
+    raw: pb::RawRemittance,
+    field: &str,
+) -> Result<(Vec<u8>, String, Option<Format>), FieldError> {
+    let pb::RawRemittance {
+        content,
+        format,
+        file_name,
+    } = raw;
+    if content.is_empty() {
+        return Err(FieldError::new(format!("{field}.content"), "is empty"));
+    }
+    let format = format
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| {
+            f.parse::<Format>()
+                .map_err(|m| FieldError::new(format!("{field}.format"), m))
+        })
+        .transpose()?;
+    let file = if file_name.trim().is_empty() {
+        "<request>".to_string()
+    } else {
+        file_name
+    };
+    Ok((content, file, format))
+}
+
+/// A decision returned, as the wire carries it: a held receipt has no decision yet.
+pub(super) fn matched(m: Matched) -> pb::MatchedPayment {
+    let Matched {
+        decision,
+        replayed,
+        held,
+    } = m;
+    match held {
+        Some(h) => pb::MatchedPayment {
+            decision: None,
+            replayed,
+            held: Some(pb::HeldReceipt {
+                until: h.until.to_string(),
+            }),
+        },
+        None => pb::MatchedPayment {
+            decision: Some(decision.into()),
+            replayed,
+            held: None,
+        },
     }
 }
 
@@ -59,26 +104,8 @@ impl TryFrom<pb::MatchRequest> for Input {
     fn try_from(v: pb::MatchRequest) -> Result<Self, FieldError> {
         let pb::MatchRequest { input } = v;
         match input {
-            Some(pb::match_request::Input::Raw(pb::RawRemittance {
-                content,
-                format,
-                file_name,
-            })) => {
-                if content.is_empty() {
-                    return Err(FieldError::new("raw.content", "is empty"));
-                }
-                let format = format
-                    .filter(|f| !f.trim().is_empty())
-                    .map(|f| {
-                        f.parse::<Format>()
-                            .map_err(|m| FieldError::new("raw.format", m))
-                    })
-                    .transpose()?;
-                let file = if file_name.trim().is_empty() {
-                    "<request>".to_string()
-                } else {
-                    file_name
-                };
+            Some(pb::match_request::Input::Raw(raw)) => {
+                let (content, file, format) = raw_input(raw, "raw")?;
                 Ok(Input::Raw {
                     content,
                     file,

@@ -4,6 +4,7 @@
 //! service's role), converts the request with `TryFrom`, calls the service core, and converts the
 //! answer back. One `From<ServiceError> for Status` picks the status code for every failure.
 
+mod advices;
 pub(crate) mod bus;
 mod convert;
 mod ledger;

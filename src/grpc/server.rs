@@ -1,9 +1,11 @@
 //! Serving: [`run`] takes a bound listener and a shutdown future, so tests bind port 0 and stop
 //! the server at will; `crate::app` starts it for `cashmatch serve`.
 
+use super::advices::AdvicesApi;
 use super::ledger::LedgerApi;
 use super::matching::MatchingApi;
 use super::models::ModelsApi;
+use super::pb::advices_server::AdvicesServer;
 use super::pb::ledger_server::LedgerServer;
 use super::pb::matching_server::MatchingServer;
 use super::pb::models_server::ModelsServer;
@@ -33,13 +35,14 @@ use tonic_health::ServingStatus;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The services reported by the health service (besides the whole server, "").
-const SERVICES: [&str; 6] = [
+const SERVICES: [&str; 7] = [
     "cashmatch.v1.Ledger",
     "cashmatch.v1.Matching",
     "cashmatch.v1.Review",
     "cashmatch.v1.Models",
     "cashmatch.v1.Postings",
     "cashmatch.v1.Reversals",
+    "cashmatch.v1.Advices",
 ];
 
 /// Why the gRPC server could not start or stopped with an error.
@@ -53,7 +56,7 @@ pub enum ServeError {
     Listener(std::io::Error),
 }
 
-/// Serves the six cashmatch services, health checking and reflection on `listener` until
+/// Serves the seven cashmatch services, health checking and reflection on `listener` until
 /// `shutdown` resolves, then drains requests in flight (for at most 30 seconds).
 pub async fn run(
     listener: TcpListener,
@@ -178,6 +181,12 @@ async fn routes(
     })
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
+    let advices = AdvicesServer::new(AdvicesApi {
+        service: Arc::clone(&service),
+        metrics: Arc::clone(&metrics),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
     // Watch streams never end on their own: told to end at shutdown, so that draining does
     // not wait the whole timeout for them.
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
@@ -235,6 +244,11 @@ async fn routes(
         // A bank return reaches the AR system; a wrong application is found by either.
         .add_service(InterceptedService::new(
             reversals,
+            require_any(Arc::clone(&auth), vec![Role::ArSystem, Role::Analyst]),
+        ))
+        // Advices come from the AR system; analysts link them (each method checks its role).
+        .add_service(InterceptedService::new(
+            advices,
             require_any(Arc::clone(&auth), vec![Role::ArSystem, Role::Analyst]),
         ));
     Ok((server, signal, drain_rx))

@@ -111,6 +111,17 @@ pub struct Matched {
     pub decision: Decision,
     /// The payment id had been decided before; nothing changed.
     pub replayed: bool,
+    /// A bank receipt without remittance detail, held for its advice: `decision` is only a
+    /// placeholder (status review, nothing applied, not stored) saying so.
+    pub held: Option<Held>,
+}
+
+/// A bank receipt the service holds for its remittance advice instead of deciding it
+/// (`service/advices.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The last day it waits for its advice; after it, it is decided alone.
+    pub until: chrono::NaiveDate,
 }
 
 /// The outcome of a request that may hold several payments.

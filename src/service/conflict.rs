@@ -189,6 +189,7 @@ impl Service {
                         return Ok(Matched {
                             decision: *decision,
                             replayed: false,
+                            held: None,
                         });
                     }
                     Err(e) if is_conflict(&e) => refused = *decision,

@@ -122,14 +122,47 @@ impl Service {
     /// original cannot be identified, it is decided like any payment (the engine sends it to
     /// review) with the reason added to its explanation. Returns are settled before the rest of
     /// their batch is decided: a return and its original in one request finds no original.
+    ///
+    /// With holding on, bank receipts without remittance detail are held for their advices
+    /// instead (`service/advices.rs`); the rest are decided here.
     pub(super) async fn match_all(
         self: &Arc<Self>,
         payments: Vec<Payment>,
     ) -> Result<Vec<Result<Matched, ServiceError>>, ServiceError> {
+        if !payments.iter().any(|p| self.holds(p)) {
+            return self.match_now(payments, HashMap::new()).await;
+        }
+        let n = payments.len();
+        let (mut receipts, mut others) = (Vec::new(), Vec::new());
+        let mut held = Vec::with_capacity(n);
+        for p in payments {
+            let h = self.holds(&p);
+            held.push(h);
+            if h { receipts.push(p) } else { others.push(p) }
+        }
+        let mut r = self
+            .receive_receipts(receipts, "ar_system")
+            .await?
+            .into_iter();
+        let mut o = self.match_now(others, HashMap::new()).await?.into_iter();
+        held.into_iter()
+            .map(|h| {
+                if h { r.next() } else { o.next() }
+                    .ok_or_else(|| ServiceError::Internal("a payment went undecided".into()))
+            })
+            .collect()
+    }
+
+    /// Decides payments now, holding none; `notes` add a line to the explanation of the
+    /// payments they name.
+    pub(super) async fn match_now(
+        self: &Arc<Self>,
+        payments: Vec<Payment>,
+        mut notes: HashMap<String, String>,
+    ) -> Result<Vec<Result<Matched, ServiceError>>, ServiceError> {
         let n = payments.len();
         let mut settled: Vec<Option<Result<Matched, ServiceError>>> = Vec::new();
         let mut rest = Vec::with_capacity(n);
-        let mut notes: HashMap<String, String> = HashMap::new();
         for (i, p) in payments.into_iter().enumerate() {
             let fresh = !self.read().decided.contains(&p.payment_id);
             if let (Some(item), true) = (p.returned.as_ref(), fresh) {
@@ -289,6 +322,7 @@ impl Service {
                 Ok(()) => Ok(Matched {
                     decision: *decision,
                     replayed: false,
+                    held: None,
                 }),
                 Err(e) if super::conflict::is_conflict(&e) => {
                     self.redecide(payment, *decision).await
@@ -331,6 +365,7 @@ impl Service {
         Ok(Matched {
             decision: stored.decision,
             replayed: true,
+            held: None,
         })
     }
 

@@ -22,6 +22,7 @@
 //! restart restores the truth from the store. (The PostgreSQL store rides out a restart of the
 //! database: its writes wait and are tried again, so a restart is not such a failure.)
 
+mod advices;
 mod api;
 pub mod approval;
 pub mod auth;
@@ -56,6 +57,7 @@ pub use crate::store::{
     ActorKind, PaymentReturn, Posting, PostingFilter, PostingKind, PostingRecord, live_postings,
     replay_open_amounts,
 };
+pub use crate::store::{AdviceLink, HeldItem, HeldSide, HeldState, Unlink};
 pub use crate::store::{Approval, ApprovalState};
 pub use crate::store::{
     AuditEvent, AuditRecord, ExportQuery, OwnerFilter, Resolution, ResolutionAction, ReviewFilter,
@@ -63,10 +65,14 @@ pub use crate::store::{
     TrainingExample, now,
 };
 pub use crate::store::{DecisionEvent, Outbox};
+pub use advices::{
+    AdviceSettings, AdviceStanding, AdvicesSubmitted, HoldsAdvanced, LinkUndone, Linked,
+    ProposedLink, UnlinkedItem, UnlinkedView,
+};
 pub use api::{
-    Actor, Counters, DEFAULT_FOUR_EYES_ABOVE, FourEyes, Limits, MatchOutcome, Matched, ModelInfo,
-    Rejected, ResolveAction, ResolveRequest, ReverseRequest, Reversed, ServiceError, Unapplied,
-    UnapplyRequest, UpsertOutcome,
+    Actor, Counters, DEFAULT_FOUR_EYES_ABOVE, FourEyes, Held, Limits, MatchOutcome, Matched,
+    ModelInfo, Rejected, ResolveAction, ResolveRequest, ReverseRequest, Reversed, ServiceError,
+    Unapplied, UnapplyRequest, UpsertOutcome,
 };
 pub use approval::{ApprovalDecision, ResolveOutcome};
 pub use balances::{AGE_BUCKETS, Balance, Waiting, WaitingCash, WaitingPayment};
@@ -109,6 +115,10 @@ pub struct Service {
     /// Whether [`Service::follow`] was called.
     following: AtomicBool,
     feed: FeedStats,
+    /// Held receipts and advices and their links (`advices`): under an async lock, as settling
+    /// them awaits the store and the matcher.
+    advices: tokio::sync::Mutex<advices::Book>,
+    advice_settings: Mutex<AdviceSettings>,
 }
 
 impl Service {
@@ -133,6 +143,7 @@ impl Service {
         let snap = store.load().await?;
         let restored_seq = snap.change_seq;
         let pending = store.pending_approvals().await?;
+        let book = store.advice_book().await?;
         let dir: Option<PathBuf> = model_dir
             .map(Path::to_path_buf)
             .or_else(|| snap.active_model.as_ref().map(PathBuf::from));
@@ -216,6 +227,8 @@ impl Service {
             restored_seq,
             following: AtomicBool::new(false),
             feed: FeedStats::default(),
+            advices: tokio::sync::Mutex::new(advices::Book::restore(book)),
+            advice_settings: Mutex::new(AdviceSettings::default()),
         })
     }
 

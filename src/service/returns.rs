@@ -93,6 +93,7 @@ impl Service {
             Ok(r) => Ok(ReturnOutcome::Reversed(Box::new(Matched {
                 decision: r.decision,
                 replayed: r.replayed,
+                held: None,
             }))),
             Err(e @ (ServiceError::FailedPrecondition(_) | ServiceError::NotFound(_))) => Ok(
                 ReturnOutcome::Review(format!("original payment {original} not reversed: {e}")),

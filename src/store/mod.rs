@@ -15,6 +15,7 @@
 //!
 //! Money is stored as decimal text, exactly as `rust_decimal` prints it.
 
+pub mod advice;
 pub mod approval;
 pub mod export;
 pub mod feed;
@@ -26,6 +27,7 @@ pub mod session;
 pub mod sqlite;
 pub(crate) mod writer;
 
+pub use advice::{AdviceBook, AdviceLink, AdviceWrite, HeldItem, HeldSide, HeldState, Unlink};
 pub use approval::{Approval, ApprovalState, ApprovalWrite};
 pub use feed::{ChangeBatch, FeedReceiver, RowKey};
 pub use outbox::{DecisionEvent, Outbox};
@@ -546,6 +548,13 @@ pub trait Store: Send + Sync + 'static {
     /// Gives an open review item an owner, or none, with its audit event. An item not open, or
     /// (a claim) owned by another analyst, is a [`StoreError::Conflict`].
     fn assign(&self, write: AssignmentWrite) -> StoreFuture<()>;
+
+    /// Stores held receipts and advices and the links between them, with their audit events, in
+    /// one transaction (`store::advice`).
+    fn write_advice(&self, write: AdviceWrite) -> StoreFuture<()>;
+
+    /// Every held receipt and advice and every link, for the service to restore.
+    fn advice_book(&self) -> StoreFuture<AdviceBook>;
 
     /// The four-eyes requests still pending, oldest first.
     fn pending_approvals(&self) -> StoreFuture<Vec<Approval>>;

@@ -9,9 +9,9 @@
 
 use super::feed::{LocalWrites, RowKey};
 use super::{
-    ApprovalWrite, AssignmentWrite, AuditRecord, CashRecord, DecisionRecord, LedgerWrite,
-    OpenAmountChange, Outbox, ResolutionRecord, ReversalRecord, SessionWrite, StoreError,
-    StoreFuture,
+    AdviceWrite, ApprovalWrite, AssignmentWrite, AuditRecord, CashRecord, DecisionRecord,
+    LedgerWrite, OpenAmountChange, Outbox, ResolutionRecord, ReversalRecord, SessionWrite,
+    StoreError, StoreFuture,
 };
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -39,6 +39,7 @@ pub(crate) enum Write {
     /// The bus publisher's cursor in an outbox (`store::outbox`).
     BusCursor(Outbox, u64),
     Cash(Box<CashRecord>),
+    Advice(Box<AdviceWrite>),
 }
 
 impl Write {
@@ -82,6 +83,9 @@ impl Write {
             Write::Cash(r) => invoices(&r.changes)
                 .chain([RowKey::Payment(r.payment_id.clone())])
                 .collect(),
+            // Held items live in the memory of the replica that received them (docs/api.md):
+            // nothing for the other replicas to re-read.
+            Write::Advice(_) => vec![],
         }
     }
 }

@@ -16,6 +16,7 @@
 //! Pages work without JavaScript (forms post and redirect); `assets/app.js` adds the live balance
 //! check and keyboard shortcuts. Only this module names maud or axum's HTML parts.
 
+mod advices;
 mod approvals;
 mod assign;
 mod cash;
@@ -81,6 +82,9 @@ fn routes(service: Arc<Service>, auth: Arc<Auth>, secure: bool) -> Router {
         .route("/payments/{payment_id}/reverse", post(payment::reverse))
         .route("/dashboard", get(dashboard::page))
         .route("/approvals", get(approvals::page))
+        .route("/advices", get(advices::page))
+        .route("/advices/link", post(advices::link))
+        .route("/advices/unlink", post(advices::unlink))
         .route("/approvals/{payment_id}", post(approvals::decide))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))

@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 pub(crate) enum Nav {
     Queue,
     Approvals,
+    Advices,
     Dashboard,
     None,
 }
@@ -42,6 +43,7 @@ pub(crate) fn layout(
                         nav {
                             a href="/queue" class=[(nav == Nav::Queue).then_some("current")] { "Queue" }
                             a href="/approvals" class=[(nav == Nav::Approvals).then_some("current")] { "Approvals" }
+                            a href="/advices" class=[(nav == Nav::Advices).then_some("current")] { "Advices" }
                             a href="/dashboard" class=[(nav == Nav::Dashboard).then_some("current")] { "Dashboard" }
                         }
                     }

@@ -877,3 +877,149 @@ fn waiting_cash_is_shown_aged_and_applied_to_a_later_invoice_from_the_workbench(
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// The receipts-and-advices page: a held receipt and a waiting advice side by side; a link by
+/// hand without the CSRF token, or whose amounts do not add up, changes nothing; the engine's
+/// link is listed in force and undone from the page, its cash given back.
+#[test]
+fn the_advices_page_lists_what_waits_refuses_a_link_that_does_not_add_up_and_undoes_a_link() {
+    use crate::advice::LinkConfig;
+    use crate::domain::{Currency, Customer, Direction, Invoice, Payer, Payment, RemittanceLine};
+    use crate::service::AdviceSettings;
+    runtime().block_on(async {
+        let (service, dir) = cases_service("web-advices").await;
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 12, d).expect("day");
+        service.set_advice_settings(AdviceSettings {
+            hold_receipts: true,
+            link: LinkConfig {
+                as_of: Some(day(7)),
+                ..LinkConfig::default()
+            },
+        });
+        let amount = |s: &str| s.parse::<rust_decimal::Decimal>().expect("amount");
+        service
+            .upsert(
+                vec![(
+                    0,
+                    Customer {
+                        id: "ZEPH".into(),
+                        name: "Zephyr Advices Testing Ltd".into(),
+                        parent_id: None,
+                        bank_accounts: vec!["999:9999999".into()],
+                    },
+                )],
+                vec![(
+                    0,
+                    Invoice {
+                        id: "ZI-1".into(),
+                        customer_id: "ZEPH".into(),
+                        number: "ZX-5001".into(),
+                        po_number: None,
+                        invoice_date: day(1),
+                        due_date: day(30),
+                        currency: Currency::USD,
+                        amount: amount("1200.00"),
+                        open_amount: amount("1200.00"),
+                        terms: Default::default(),
+                    },
+                )],
+            )
+            .await
+            .expect("ledger");
+        let payment = |id: &str, a: &str| Payment {
+            payment_id: id.into(),
+            format: "test".into(),
+            direction: Direction::Credit,
+            payment_date: Some(day(7)),
+            amount: amount(a),
+            currency: Currency::USD,
+            payer: Payer::default(),
+            lines: vec![],
+            free_text: vec![],
+            warnings: vec![],
+            returned: None,
+        };
+        let mut receipt = payment("R-Z", "1200.00");
+        receipt.payer.account = Some("999:9999999".into());
+        let held = service.match_payment(receipt).await.expect("held");
+        assert!(held.held.is_some());
+        let advice = |id: &str, a: &str| {
+            let mut p = payment(id, a);
+            p.payer.name = Some("ZEPHYR ADVICES TESTING".into());
+            p.lines = vec![RemittanceLine {
+                reference: Some("ZX-5001".into()),
+                amount_paid: Some(amount(a)),
+                ..Default::default()
+            }];
+            p
+        };
+        service
+            .submit_advices(vec![advice("A-Z1", "1000.00")], "erp")
+            .await
+            .expect("advice");
+        let app = router(Arc::clone(&service), auth());
+        let alice = sign_in(&app, "tok-alice").await;
+        let page = send(&app, get("/advices", &alice)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body.contains("href=\"/advices\""),
+            "linked from the nav"
+        );
+        assert!(
+            page.body.contains("data-id=\"R-Z\"") && page.body.contains("data-id=\"A-Z1\""),
+            "{}",
+            page.body
+        );
+        let csrf = csrf_of(&page.body);
+        let ticked = [
+            ("receipt_ids", "R-Z"),
+            ("advice_ids", "A-Z1"),
+            ("note", "x"),
+        ];
+        let r = send(&app, post("/advices/link", &alice, &ticked)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token: {}", r.body);
+        let mut with_csrf = ticked.to_vec();
+        with_csrf.push(("csrf", &csrf));
+        let r = send(&app, post("/advices/link", &alice, &with_csrf)).await;
+        assert!(r.status.is_client_error(), "{}", r.status);
+        assert!(r.body.contains("do not add up"), "{}", r.body);
+        assert!(!service.is_decided("R-Z"), "nothing was linked");
+
+        // The advice of the whole amount: the engine links it and applies the cash.
+        service
+            .submit_advices(vec![advice("A-Z2", "1200.00")], "erp")
+            .await
+            .expect("advice");
+        let invoice = |s: &Service| s.invoices_now(["ZI-1"]).remove(0).open_amount;
+        assert_eq!(invoice(&service), rust_decimal::Decimal::ZERO);
+        let page = send(&app, get("/advices", &alice)).await;
+        assert!(
+            page.body.contains("data-link=\"link:R-Z\""),
+            "{}",
+            page.body
+        );
+        let r = send(
+            &app,
+            post(
+                "/advices/unlink",
+                &alice,
+                &[
+                    ("csrf", &csrf),
+                    ("link_id", "link:R-Z"),
+                    ("note", "wrong advice"),
+                ],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(invoice(&service), amount("1200.00"));
+        let page = send(&app, get("/advices", &alice)).await;
+        assert!(page.body.contains("id=\"no-links\""), "{}", page.body);
+        assert!(
+            page.body.contains("data-id=\"A-Z2\""),
+            "the advice waits again"
+        );
+        service.store().close();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

@@ -18,6 +18,7 @@
 //! `amount::text`), so that no amount ever passes through a float. Instants are RFC 3339 text in
 //! UTC, as in the SQLite store, so that both read their rows with the same parsers.
 
+mod advice;
 pub mod audit;
 mod batch;
 mod feed;
@@ -35,11 +36,11 @@ mod write;
 use super::feed::{FeedReceiver, LocalWrites};
 use super::writer::{GroupBackend, Write, Writer};
 use super::{
-    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, CashRecord, DayActivity,
-    DecisionEvent, DecisionRecord, ExportQuery, LedgerWrite, Outbox, PaymentReturn, Posting,
-    PostingFilter, QueueSpan, Remainder, ResolutionRecord, ReversalRecord, ReviewFilter,
-    ReviewRecord, ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla, Snapshot, Store,
-    StoreError, StoreFuture, StoredDecision, TrainingExample,
+    AdviceBook, AdviceWrite, Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord,
+    CashRecord, DayActivity, DecisionEvent, DecisionRecord, ExportQuery, LedgerWrite, Outbox,
+    PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder, ResolutionRecord, ReversalRecord,
+    ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla,
+    Snapshot, Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -605,6 +606,14 @@ impl Store for PgStore {
 
     fn pending_approvals(&self) -> StoreFuture<Vec<Approval>> {
         self.read(read::pending_approvals)
+    }
+
+    fn write_advice(&self, write: AdviceWrite) -> StoreFuture<()> {
+        self.writer.submit(Write::Advice(Box::new(write)))
+    }
+
+    fn advice_book(&self) -> StoreFuture<AdviceBook> {
+        self.read(advice::book)
     }
 
     fn assign(&self, write: AssignmentWrite) -> StoreFuture<()> {

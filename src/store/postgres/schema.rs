@@ -11,7 +11,7 @@ use crate::store::StoreError;
 use postgres::Client;
 
 /// The migrations, in order; the version of each is its position plus one.
-const MIGRATIONS: &[&str] = &[V1, V2, super::session::V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, super::session::V3, V4, V5, super::advice::V6];
 
 /// The version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;

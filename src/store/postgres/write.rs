@@ -66,6 +66,7 @@ pub(super) fn apply_write(tx: &mut Tx<'_>, write: &Write) -> Result<(), StoreErr
         Write::Approval(w) => write_approval(tx, w),
         Write::Session(w) => super::session::write(tx, w),
         Write::Assign(w) => assign(tx, w),
+        Write::Advice(w) => super::advice::write(tx, w),
         Write::BusCursor(outbox, position) => tx
             .execute(
                 "INSERT INTO bus_cursors (name, position) VALUES ($1, $2)
@@ -220,7 +221,7 @@ fn upsert_invoices(tx: &mut Tx<'_>, rows: &[&Invoice]) -> Result<(), StoreError>
 
 /// Appends an audit event to the hash chain. The id is the last plus one: the write lock, held
 /// since the group began, makes that the next id on every replica.
-fn insert_audit(tx: &mut Tx<'_>, a: &AuditRecord) -> Result<(), StoreError> {
+pub(super) fn insert_audit(tx: &mut Tx<'_>, a: &AuditRecord) -> Result<(), StoreError> {
     let AuditRecord {
         at,
         actor,

@@ -22,6 +22,7 @@
 //! Reads run on tokio's blocking pool with connections of their own, which WAL lets proceed
 //! beside the writer.
 
+mod advice;
 mod approval;
 pub mod audit;
 mod backup;
@@ -37,11 +38,11 @@ pub use backup::{BackupSummary, backup};
 
 use super::writer::{Write, Writer};
 use super::{
-    Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord, CashRecord, DayActivity,
-    DecisionEvent, DecisionRecord, ExportQuery, LedgerWrite, Outbox, PaymentReturn, Posting,
-    PostingFilter, QueueSpan, Remainder, ResolutionRecord, ReversalRecord, ReviewFilter,
-    ReviewRecord, ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla, Snapshot, Store,
-    StoreError, StoreFuture, StoredDecision, TrainingExample,
+    AdviceBook, AdviceWrite, Approval, ApprovalWrite, AssignmentWrite, AuditEvent, AuditRecord,
+    CashRecord, DayActivity, DecisionEvent, DecisionRecord, ExportQuery, LedgerWrite, Outbox,
+    PaymentReturn, Posting, PostingFilter, QueueSpan, Remainder, ResolutionRecord, ReversalRecord,
+    ReviewFilter, ReviewRecord, ReviewSummary, ReviewTotals, SessionRecord, SessionWrite, Sla,
+    Snapshot, Store, StoreError, StoreFuture, StoredDecision, TrainingExample,
 };
 use crate::domain::{Currency, Invoice};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -265,6 +266,14 @@ impl Store for SqliteStore {
 
     fn pending_approvals(&self) -> StoreFuture<Vec<Approval>> {
         self.read(approval::pending)
+    }
+
+    fn write_advice(&self, write: AdviceWrite) -> StoreFuture<()> {
+        self.writer.submit(Write::Advice(Box::new(write)))
+    }
+
+    fn advice_book(&self) -> StoreFuture<AdviceBook> {
+        self.read(advice::book)
     }
 
     fn assign(&self, write: AssignmentWrite) -> StoreFuture<()> {

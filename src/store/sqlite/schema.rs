@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 /// The schema version this build writes: the number of migrations in [`migrate`].
-pub(super) const VERSION: i64 = 5;
+pub(super) const VERSION: i64 = 6;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS customers (
@@ -236,6 +236,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(POSTINGS_CUSTOMER)
             .map_err(backend("indexing the postings by customer"))?;
         tx.execute_batch("PRAGMA user_version = 5")
+            .map_err(backend("setting the schema version"))?;
+        tx.commit().map_err(backend("committing a migration"))?;
+    }
+    if version < 6 {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend("beginning a migration"))?;
+        tx.execute_batch(super::advice::SCHEMA)
+            .map_err(backend("creating the held receipts and advices"))?;
+        tx.execute_batch("PRAGMA user_version = 6")
             .map_err(backend("setting the schema version"))?;
         tx.commit().map_err(backend("committing a migration"))?;
     }

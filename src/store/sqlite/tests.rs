@@ -1100,7 +1100,7 @@ fn a_customers_postings_are_read_by_index_on_a_store_migrated_from_before_it() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 5);
+    assert_eq!(version, super::schema::VERSION);
     // The query `PostingFilter::Customer` runs.
     let plan: Vec<String> = conn
         .prepare(
@@ -1118,4 +1118,101 @@ fn a_customers_postings_are_read_by_index_on_a_store_migrated_from_before_it() {
     );
     drop(conn);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A store from before held receipts and advices gains their tables; an item or link written
+/// again replaces the one stored (by side and payment id, by link id), and the book reads back
+/// whole, in the order first stored, with each write's audit events.
+#[test]
+fn held_items_and_links_are_stored_replaced_and_read_back_after_migrating_from_version_5() {
+    use crate::store::{AdviceLink, AdviceWrite, HeldItem, HeldSide, HeldState, Unlink};
+    let dir = temp_store("held-items");
+    SqliteStore::open(&dir).expect("open").close();
+    raw(
+        &dir,
+        "DROP TABLE held_items; DROP TABLE advice_links; PRAGMA user_version = 5;",
+    );
+    let store = SqliteStore::open(&dir).expect("migrate");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let item = |side, id: &str, state| HeldItem {
+        side,
+        payment: payment(id, dec!(1500.00)),
+        received_at: crate::store::now(),
+        received_by: "erp".into(),
+        state,
+        link_id: None,
+        candidates: vec![],
+    };
+    let audit = |action: &str| AuditRecord {
+        at: crate::store::now(),
+        actor: "engine".into(),
+        action: action.into(),
+        subject: "link:R1".into(),
+        before: serde_json::Value::Null,
+        after: serde_json::Value::Null,
+    };
+    rt.block_on(async {
+        store
+            .write_advice(AdviceWrite {
+                items: vec![
+                    item(HeldSide::Receipt, "R1", HeldState::Waiting),
+                    // The same id on the other side is another item.
+                    item(HeldSide::Advice, "R1", HeldState::Waiting),
+                    item(HeldSide::Advice, "A1", HeldState::Waiting),
+                ],
+                ..AdviceWrite::default()
+            })
+            .await
+            .expect("held");
+        let mut link = AdviceLink {
+            id: "link:R1".into(),
+            receipts: vec!["R1".into()],
+            advices: vec!["A1".into()],
+            fee: dec!(0),
+            evidence: vec!["an exact amount".into()],
+            linked_by: "engine".into(),
+            linked_at: crate::store::now(),
+            unlinked: None,
+        };
+        let mut linked = item(HeldSide::Receipt, "R1", HeldState::Linked);
+        linked.link_id = Some(link.id.clone());
+        store
+            .write_advice(AdviceWrite {
+                items: vec![linked.clone()],
+                links: vec![link.clone()],
+                audit: vec![audit("link_advice")],
+            })
+            .await
+            .expect("linked");
+        link.unlinked = Some(Unlink {
+            by: "alice".into(),
+            at: crate::store::now(),
+            note: "wrong".into(),
+        });
+        store
+            .write_advice(AdviceWrite {
+                links: vec![link.clone()],
+                audit: vec![audit("unlink_advice")],
+                ..AdviceWrite::default()
+            })
+            .await
+            .expect("unlinked");
+        let book = store.advice_book().await.expect("book");
+        assert_eq!(book.items.len(), 3);
+        assert_eq!(book.items[0], linked, "replaced in place");
+        assert_eq!(book.items[1].side, HeldSide::Advice);
+        assert_eq!(book.links, vec![link]);
+        let actions: Vec<String> = store
+            .audit_events(Some("link:R1".into()), 0, 10)
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.record.action)
+            .collect();
+        assert_eq!(actions, vec!["link_advice", "unlink_advice"]);
+    });
+    store.close();
 }

@@ -43,6 +43,7 @@ pub(super) fn apply_write(conn: &Connection, write: &Write) -> Result<(), StoreE
             .map(drop)
             .map_err(backend("storing the bus cursor")),
         Write::Cash(r) => apply_cash(conn, r),
+        Write::Advice(w) => super::advice::write(conn, w),
         Write::ActiveModel(dir, audit) => {
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('active_model', ?1)
