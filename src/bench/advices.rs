@@ -55,6 +55,17 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
         as_of: last.and_then(|d| d.checked_add_days(chrono::Days::new(30))),
         ..Default::default()
     };
+    // The same run with receipts alone left to the matcher, for the figure of what holding them
+    // for review costs and saves.
+    let matched_alone = Batch::run(
+        &ledger,
+        bank.payments.clone(),
+        advices.clone(),
+        &LinkConfig {
+            review_receipts_alone: false,
+            ..config.clone()
+        },
+    );
     let batch = Batch::run(&ledger, bank.payments, advices, &config);
     // Link precision and recall, per advice.
     let truth: HashMap<&str, (&str, bool)> = d
@@ -105,6 +116,14 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
         &split.labels,
         &cases,
     )?;
+    let alone_matched = eval::compare(
+        Arc::new(Model::embedded_default()?),
+        &world.customers,
+        &split.invoices,
+        &matched_alone.payments,
+        &split.labels,
+        &cases,
+    )?;
     let c = batch.counts();
     let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
     println!(
@@ -141,6 +160,10 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
     };
     line("detail attached (coupled)", &coupled.model);
     line("decoupled, linked", &decoupled.model);
+    line(
+        "decoupled, receipts alone matched on the amount (review_receipts_alone off)",
+        &alone_matched.model,
+    );
     // Where the decoupled run's wrong auto-applies are: linked payments, or receipts alone.
     let linked_ids: HashSet<&str> = batch
         .linking
