@@ -515,6 +515,14 @@ impl Engine {
         c: &Candidate,
         absorbed: Decimal,
     ) -> Option<String> {
+        // Linking found no advice for a receipt that has only its amount (docs/advices.md).
+        if let Some(w) = payment
+            .warnings
+            .iter()
+            .find(|w| w.starts_with(crate::advice::REVIEW_ALONE))
+        {
+            return Some(w.clone());
+        }
         // A reference that found items of another customer (another entity's numbers share
         // digits with ours) is left aside just as one that found nothing.
         if let Some(qi) = (0..pc.queries.len())

@@ -1,6 +1,7 @@
 //! `cashmatch bench advices`: the decoupled family measured end to end. A world's test payments
-//! are decoupled (receipts in a BAI2 file, advices as emails with CSV or XLSX attachments,
-//! `synth::decouple`), written, read back through the parsers, linked and matched with the
+//! are decoupled (receipts in a BAI2 file; advices as emails with CSV, XLSX or text-PDF
+//! attachments, REMADV, remt.001 and 820 files: `synth::decouple`), written, read back through
+//! the parsers, linked and matched with the
 //! built-in model; the link precision and recall and the decisions' figures are printed beside
 //! the same payments matched with their detail attached.
 
@@ -35,9 +36,14 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
     files.sort();
     let mut advices = Vec::new();
     let mut unreadable = 0;
+    // Files by the format they were read as (an email by its attachment's).
+    let mut forms: std::collections::BTreeMap<String, usize> = Default::default();
     for f in &files {
         let parsed = formats::parse_path(f, None)?;
         unreadable += parsed.errors.len();
+        if let Some(p) = parsed.payments.first() {
+            *forms.entry(p.format.clone()).or_default() += 1;
+        }
         advices.extend(parsed.payments);
     }
     let (ledger, errs) =
@@ -49,6 +55,17 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
         as_of: last.and_then(|d| d.checked_add_days(chrono::Days::new(30))),
         ..Default::default()
     };
+    // The same run with receipts alone left to the matcher, for the figure of what holding them
+    // for review costs and saves.
+    let matched_alone = Batch::run(
+        &ledger,
+        bank.payments.clone(),
+        advices.clone(),
+        &LinkConfig {
+            review_receipts_alone: false,
+            ..config.clone()
+        },
+    );
     let batch = Batch::run(&ledger, bank.payments, advices, &config);
     // Link precision and recall, per advice.
     let truth: HashMap<&str, (&str, bool)> = d
@@ -60,12 +77,7 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
     let mut found: HashSet<&str> = HashSet::new();
     for l in &batch.linking.links {
         for &a in &l.advices {
-            let aid = batch.advices[a].payment_id.as_str();
-            // An email's advice id is `eml:ADVICE-ID@payer.example:1`.
-            let key = aid
-                .strip_prefix("eml:")
-                .and_then(|s| s.split('@').next())
-                .unwrap_or(aid);
+            let key = advice_key(&batch.advices[a].payment_id);
             linked += 1;
             let right = truth.get(key).is_some_and(|(r, _)| {
                 l.receipts
@@ -78,6 +90,8 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
             }
         }
     }
+    write_errors(&out.join("link_errors.csv"), &batch, &truth, &found)
+        .with_context(|| format!("writing {}", out.join("link_errors.csv").display()))?;
     let within = d.truth.iter().filter(|(_, _, w)| *w).count();
     let recalled = d
         .truth
@@ -102,14 +116,30 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
         &split.labels,
         &cases,
     )?;
+    let alone_matched = eval::compare(
+        Arc::new(Model::embedded_default()?),
+        &world.customers,
+        &split.invoices,
+        &matched_alone.payments,
+        &split.labels,
+        &cases,
+    )?;
     let c = batch.counts();
     let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
     println!(
-        "world {seed}: {customers} customers, test split {} payments; {} receipts in bank.bai2, {} advice emails ({} unreadable parts)",
+        "world {seed}: {customers} customers, test split {} payments; {} bank payments in bank.bai2, {} advice files ({} unreadable parts)",
         split.payments.len(),
         d.receipts.len(),
         files.len(),
         unreadable
+    );
+    println!(
+        "advice files by format: {}",
+        forms
+            .iter()
+            .map(|(f, n)| format!("{f} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("linking: {c}");
     println!(
@@ -130,6 +160,10 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
     };
     line("detail attached (coupled)", &coupled.model);
     line("decoupled, linked", &decoupled.model);
+    line(
+        "decoupled, receipts alone matched on the amount (review_receipts_alone off)",
+        &alone_matched.model,
+    );
     // Where the decoupled run's wrong auto-applies are: linked payments, or receipts alone.
     let linked_ids: HashSet<&str> = batch
         .linking
@@ -161,5 +195,58 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
         t.elapsed().as_secs_f64(),
         out.display()
     );
+    Ok(())
+}
+
+/// The generator's advice id in the id a reader gave it: an email's is
+/// `eml:ADVICE-ID@payer.example:1`, a REMADV's `remadv:ADVICE-ID`, remt.001's and 820's the id
+/// itself.
+fn advice_key(id: &str) -> &str {
+    if let Some(rest) = id.strip_prefix("eml:") {
+        return rest.split('@').next().unwrap_or(rest);
+    }
+    id.strip_prefix("remadv:").unwrap_or(id)
+}
+
+/// Every wrong link and every advice of the truth left unlinked, with what linking saw, for
+/// finding out why (`kind,advice,linked_to,truth,reason,candidates`).
+fn write_errors(
+    path: &Path,
+    batch: &Batch,
+    truth: &HashMap<&str, (&str, bool)>,
+    found: &HashSet<&str>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(w, "kind,advice,linked_to,truth,within,reason,candidates")?;
+    let rid = |i: usize| batch.receipts[i].payment_id.as_str();
+    for l in &batch.linking.links {
+        for &a in &l.advices {
+            let key = advice_key(&batch.advices[a].payment_id);
+            if found.contains(key) {
+                continue;
+            }
+            let (t, within) = truth.get(key).copied().unwrap_or(("", false));
+            let to: Vec<&str> = l.receipts.iter().map(|&r| rid(r)).collect();
+            writeln!(
+                w,
+                "wrong,{key},{},{t},{within},\"{}\",",
+                to.join(" "),
+                l.evidence.join("; ").replace('"', "'")
+            )?;
+        }
+    }
+    for p in &batch.linking.advices {
+        let key = advice_key(&batch.advices[p.index].payment_id);
+        let (t, within) = truth.get(key).copied().unwrap_or(("", false));
+        let c: Vec<&str> = p.candidates.iter().map(|&r| rid(r)).collect();
+        writeln!(
+            w,
+            "unlinked,{key},,{t},{within},{:?},{}",
+            p.reason,
+            c.join(" ")
+        )?;
+    }
+    w.flush()?;
     Ok(())
 }

@@ -63,6 +63,9 @@ impl Batch {
                         ids(&advices, &pending.candidates)
                     ),
                 });
+                if config.review_receipts_alone && !quotes_a_reference(&p) {
+                    p.warnings.push(super::REVIEW_ALONE.to_string());
+                }
                 of_receipt[pending.index] = vec![p];
             }
         }
@@ -171,6 +174,13 @@ impl Batch {
         }
         out
     }
+}
+
+/// Whether a receipt's memo quotes a reference: evidence beyond the amount for the matcher.
+fn quotes_a_reference(p: &Payment) -> bool {
+    p.free_text
+        .iter()
+        .any(|t| !crate::text::references::extract_from_text(t).is_empty())
 }
 
 fn ids(items: &[Payment], idx: &[usize]) -> String {

@@ -19,6 +19,9 @@ const MAX_REFERENCE_CUSTOMERS: usize = 3;
 /// stronger evidence than a name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum PayerTie {
+    /// Nothing ties the payers: one side's payer is not told at all (an unknown remitter, an
+    /// advice without a name whose references name no one), and the amounts are equal exactly.
+    AmountOnly = 0,
     /// Only the two names agree; the ledger knows neither.
     SameName = 1,
     /// A common customer, found for the receipt through a parent company.
@@ -69,6 +72,11 @@ impl Facts {
             // account and a name the ledger spells otherwise).
             let mut ids: Vec<_> = ledger.lookup_norm(&k.norm).collect();
             ledger.lookup_core(&k.core, false, &mut ids);
+            // A number the AP system mistyped (one character off, as the matcher allows) still
+            // says whose invoice it is; a core that near many customers' says nothing (below).
+            if ids.is_empty() {
+                ledger.lookup_core(&k.core, true, &mut ids);
+            }
             let mut owners: Vec<CustomerIdx> =
                 ids.iter().map(|&i| ledger.invoice_customer(i)).collect();
             owners.sort_unstable();
@@ -117,6 +125,7 @@ impl Related {
         advice: &Payment,
         af: &Facts,
         config: &LinkConfig,
+        amount_only: bool,
     ) -> Option<Related> {
         if receipt.currency != advice.currency
             || receipt.direction != Direction::Credit
@@ -161,7 +170,12 @@ impl Related {
             .find(|r| af.refs.binary_search(r).is_ok())
             .cloned();
         if payer.is_none() && reference.is_none() {
-            return None;
+            // Where one side's payer cannot be told, the amount may still be the only evidence:
+            // weakest of all, linked only when nothing else fits either side.
+            if !(amount_only && (rf.customers.is_empty() || af.customers.is_empty())) {
+                return None;
+            }
+            payer = Some((PayerTie::AmountOnly, None));
         }
         Some(Related {
             payer,
@@ -202,7 +216,7 @@ impl PairEvidence {
         if fee.is_sign_negative() || fee > config.fee_limit {
             return None;
         }
-        let related = Related::of(receipt, rf, advice, af, config)?;
+        let related = Related::of(receipt, rf, advice, af, config, fee.is_zero())?;
         let customer_id = related
             .payer
             .and_then(|(_, c)| c)
@@ -232,6 +246,10 @@ impl PairEvidence {
 pub(crate) fn describe(related: &Related, customer_id: Option<&str>, fee: Decimal) -> Vec<String> {
     let mut out = Vec::new();
     match (related.payer, customer_id) {
+        (Some((PayerTie::AmountOnly, _)), _) => out.push(
+            "payer: not told on one side; the exact amount is the only evidence, and nothing else fits either"
+                .to_string(),
+        ),
         (Some((PayerTie::SameName, _)), _) => {
             out.push("payer: the same name on both (not a ledger customer)".to_string())
         }

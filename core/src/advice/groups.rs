@@ -103,9 +103,9 @@ fn search(
                 continue;
             }
             let related = if ones_are_receipts {
-                Related::of(one, &ones.facts[i], m, &manys.facts[j], config)
+                Related::of(one, &ones.facts[i], m, &manys.facts[j], config, false)
             } else {
-                Related::of(m, &manys.facts[j], one, &ones.facts[i], config)
+                Related::of(m, &manys.facts[j], one, &ones.facts[i], config, false)
             };
             if let Some(r) = related {
                 cands.push((j, r));

@@ -54,6 +54,16 @@ pub struct LinkConfig {
     pub window_days: i64,
     /// Business days an unlinked receipt or advice waits for its counterpart.
     pub hold_business_days: u32,
+    /// Days by which one counterpart's dates must be closer than every equally good other's
+    /// for the dates to choose between them; an equally good counterpart up to this many days
+    /// beyond the window still counts (a late advice, a receipt whose advice never came).
+    pub date_margin_days: i64,
+    /// Whether a receipt whose hold is over without an advice goes to a person when it carries
+    /// nothing but its amount and payer (no reference in its memo), rather than being applied
+    /// by the matcher on the amount alone. Its lines were sent apart and lost, so the amount
+    /// may fit invoices it does not pay (a duplicate payment beside an open twin, a part of
+    /// several invoices that another combination also makes up).
+    pub review_receipts_alone: bool,
     /// Most items a group link combines on its many side.
     pub max_group: usize,
     /// Most candidates a group search considers for one item; beyond it the item is not linked
@@ -72,6 +82,8 @@ impl Default for LinkConfig {
             fee_limit: DEFAULT_FEE_LIMIT,
             window_days: 7,
             hold_business_days: 2,
+            date_margin_days: 7,
+            review_receipts_alone: true,
             max_group: 4,
             max_group_candidates: 12,
             as_of: None,
@@ -133,6 +145,11 @@ pub struct Linking {
     pub as_of: Option<NaiveDate>,
 }
 
+/// The opening of the warning on a receipt matched alone that the engine never auto-applies
+/// ([`LinkConfig::review_receipts_alone`]): its decision stays a suggestion for a person.
+pub const REVIEW_ALONE: &str =
+    "for review: no remittance advice came, and the receipt has nothing but its amount and payer";
+
 /// Whether a bank payment is a receipt waiting for an advice: it carries no remittance lines.
 /// (Its memo may still quote references; they are evidence for the link, and the matcher reads
 /// them if no advice comes.)
@@ -150,15 +167,44 @@ pub fn link(
 ) -> Linking {
     let rf: Vec<Facts> = receipts.iter().map(|p| Facts::of(ledger, p)).collect();
     let af: Vec<Facts> = advices.iter().map(|p| Facts::of(ledger, p)).collect();
-    // Every admissible 1:1 pair with its strength.
+    // Every 1:1 pair admissible over the window and the date margin beyond it. Those inside the
+    // window are candidates; those beyond it can only be rivals (`single_best`).
+    let wide = LinkConfig {
+        window_days: config
+            .window_days
+            .saturating_add(config.date_margin_days.max(0)),
+        ..config.clone()
+    };
     let mut pairs: Vec<(usize, usize, PairEvidence)> = Vec::new();
     for (r, rp) in receipts.iter().enumerate() {
         for (a, ap) in advices.iter().enumerate() {
-            if let Some(e) = PairEvidence::of(ledger, rp, &rf[r], ap, &af[a], config) {
+            if let Some(e) = PairEvidence::of(ledger, rp, &rf[r], ap, &af[a], &wide) {
                 pairs.push((r, a, e));
             }
         }
     }
+    let inside = |e: &PairEvidence| e.related.days_apart.is_none_or(|d| d <= config.window_days);
+    // For each advice, the receipts of its exact amount near it, whoever paid them: a link
+    // that reads the advice's amount as a bank fee short is doubtful beside one of those (a
+    // payment service or another entity may have sent the whole amount).
+    let exact_near: Vec<Vec<usize>> = advices
+        .iter()
+        .map(|a| {
+            receipts
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    r.amount == a.amount
+                        && r.currency == a.currency
+                        && match (r.payment_date, a.payment_date) {
+                            (Some(x), Some(y)) => (x - y).num_days().abs() <= wide.window_days,
+                            _ => true,
+                        }
+                })
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .collect();
     let mut r_done = vec![false; receipts.len()];
     let mut a_done = vec![false; advices.len()];
     let mut links: Vec<Link> = Vec::new();
@@ -169,17 +215,21 @@ pub fn link(
             .iter()
             .filter(|(r, a, _)| !r_done[*r] && !a_done[*a])
             .collect();
-        let best_r = single_best(&open, receipts.len(), |p| p.0, |p| p.1);
-        let best_a = single_best(&open, advices.len(), |p| p.1, |p| p.0);
+        let margin = config.date_margin_days;
+        let best_r = single_best(&open, receipts.len(), |p| p.0, |p| p.1, &inside, margin);
+        let best_a = single_best(&open, advices.len(), |p| p.1, |p| p.0, &inside, margin);
         let mut linked_any = false;
         for (r, best) in best_r.iter().enumerate() {
             let Some(a) = *best else { continue };
-            if best_a[a] != Some(r) {
+            if best_a[a] != Some(r) || r_done[r] || a_done[a] {
                 continue;
             }
             let Some((_, _, e)) = open.iter().find(|p| p.0 == r && p.1 == a) else {
                 continue;
             };
+            if !e.fee.is_zero() && exact_near[a].iter().any(|&x| x != r && !r_done[x]) {
+                continue;
+            }
             links.push(Link {
                 receipts: vec![r],
                 advices: vec![a],
@@ -191,14 +241,34 @@ pub fn link(
             linked_any = true;
         }
         if !linked_any {
+            // What is left tied may be one customer's equal amounts that pair off one way only.
+            let paired = pair_off(&pairs, &inside, &r_done, &a_done, config.date_margin_days);
+            for (r, a, k) in paired {
+                let mut evidence = pairs[k].2.describe();
+                evidence.push(
+                    "the customer's other receipts and advices of this amount pair off only this way"
+                        .to_string(),
+                );
+                links.push(Link {
+                    receipts: vec![r],
+                    advices: vec![a],
+                    fee: advices[a].amount - receipts[r].amount,
+                    evidence,
+                });
+                r_done[r] = true;
+                a_done[a] = true;
+                linked_any = true;
+            }
+        }
+        if !linked_any {
             break;
         }
     }
     // Items still holding a 1:1 candidate are ambiguous, not parts of a group.
     let mut r_tied = vec![false; receipts.len()];
     let mut a_tied = vec![false; advices.len()];
-    for (r, a, _) in &pairs {
-        if !r_done[*r] && !a_done[*a] {
+    for (r, a, e) in &pairs {
+        if !r_done[*r] && !a_done[*a] && inside(e) {
             r_tied[*r] = true;
             a_tied[*a] = true;
         }
@@ -270,7 +340,7 @@ pub fn link(
                   i: usize| {
         let mut c: Vec<&(usize, usize, PairEvidence)> = pairs
             .iter()
-            .filter(|p| mine(p) == i && !other_done[other(p)])
+            .filter(|p| mine(p) == i && !other_done[other(p)] && inside(&p.2))
             .collect();
         c.sort_by(|x, y| y.2.key().cmp(&x.2.key()).then(other(x).cmp(&other(y))));
         c.into_iter().map(other).collect::<Vec<_>>()
@@ -289,27 +359,201 @@ pub fn link(
     }
 }
 
-/// For each item on one side, its counterpart when exactly one admissible pair is strongest.
+/// Whether `other` is as good a counterpart as `best`, dates aside: its key is no weaker, or it
+/// names the same customer with the same reference and amount evidence (how each receipt's
+/// payer was found, by account or by name, says nothing about which of one customer's payments
+/// an advice describes), or it is an exact amount from a payer that cannot be told, against a
+/// pair of exact amount without a reference in common.
+fn rivals(other: &PairEvidence, best: &PairEvidence) -> bool {
+    let (ko, kb) = (other.key(), best.key());
+    if ko >= kb {
+        return true;
+    }
+    // An exact amount from a payer that cannot be told could be anyone's, this customer's too.
+    if ko.1 && !kb.0 && other.related.payer.map(|(t, _)| t) == Some(evidence::PayerTie::AmountOnly)
+    {
+        return true;
+    }
+    let customer = |e: &PairEvidence| e.related.payer.and_then(|(_, c)| c);
+    (ko.0, ko.1) == (kb.0, kb.1) && customer(other).is_some() && customer(other) == customer(best)
+}
+
+/// For each item on one side, its counterpart when one pair stands out: among the strongest
+/// pair and its rivals (dates aside, including pairs beyond the window), the one whose dates
+/// are closest, inside the window, and closer than every other by `margin` days. The date gate
+/// is a line drawn through a spread of delays: the same customer's same amount just beyond it
+/// (an advice late, a receipt whose own advice never came) is as likely the counterpart as the
+/// one inside, so dates decide only by a clear margin.
 fn single_best(
     open: &[&(usize, usize, PairEvidence)],
     n: usize,
     mine: impl Fn(&(usize, usize, PairEvidence)) -> usize,
     other: impl Fn(&(usize, usize, PairEvidence)) -> usize,
+    inside: &dyn Fn(&PairEvidence) -> bool,
+    margin: i64,
 ) -> Vec<Option<usize>> {
-    let mut best: Vec<Option<(evidence::Key, usize, bool)>> = vec![None; n];
-    for p in open {
-        let k = p.2.key();
-        let slot = &mut best[mine(p)];
-        match slot {
-            None => *slot = Some((k, other(p), false)),
-            Some((bk, _, tie)) if k == *bk => *tie = true,
-            Some((bk, _, _)) if k > *bk => *slot = Some((k, other(p), false)),
-            Some(_) => {}
+    let mut of: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (k, p) in open.iter().enumerate() {
+        of[mine(p)].push(k);
+    }
+    of.iter()
+        .map(|ks| {
+            let top = ks.iter().map(|&k| open[k].2.key()).max()?;
+            let strongest: Vec<&PairEvidence> = ks
+                .iter()
+                .map(|&k| &open[k].2)
+                .filter(|e| e.key() == top)
+                .collect();
+            let contenders: Vec<usize> = ks
+                .iter()
+                .copied()
+                .filter(|&k| strongest.iter().any(|s| rivals(&open[k].2, s)))
+                .collect();
+            let days = |k: usize| open[k].2.related.days_apart;
+            let winner = match contenders.as_slice() {
+                [only] => *only,
+                _ => {
+                    // Without both dates on every contender, dates cannot tell them apart.
+                    let all: Option<Vec<i64>> = contenders.iter().map(|&k| days(k)).collect();
+                    let all = all?;
+                    let (w, d) = contenders
+                        .iter()
+                        .zip(&all)
+                        .min_by_key(|(_, d)| **d)
+                        .map(|(k, d)| (*k, *d))?;
+                    let clear = contenders
+                        .iter()
+                        .zip(&all)
+                        .all(|(k, o)| *k == w || *o >= d.saturating_add(margin));
+                    if !clear {
+                        return None;
+                    }
+                    w
+                }
+            };
+            inside(&open[winner].2).then(|| other(open[winner]))
+        })
+        .collect()
+}
+
+/// Most items on each side of one customer's equal amounts that [`pair_off`] pairs.
+const MAX_PAIR_OFF: usize = 6;
+
+/// Links left tied among one customer's interchangeable items: receipts and advices joined by
+/// open pairs (inside the window or within the margin beyond it) that all name the same
+/// customer with the same reference and amount evidence. When there are as many receipts as
+/// advices and they pair off inside the window in exactly one way, or one way's dates are
+/// closer in total than every other's by the margin, each pair is linked. An advice that never
+/// came or a receipt beyond the window leaves the counts unequal, and nothing is linked.
+/// Returns `(receipt, advice, index into pairs)`.
+fn pair_off(
+    pairs: &[(usize, usize, PairEvidence)],
+    inside: &dyn Fn(&PairEvidence) -> bool,
+    r_done: &[bool],
+    a_done: &[bool],
+    margin: i64,
+) -> Vec<(usize, usize, usize)> {
+    let nr = r_done.len();
+    let mut parent: Vec<usize> = (0..nr + a_done.len()).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let open: Vec<usize> = (0..pairs.len())
+        .filter(|&k| !r_done[pairs[k].0] && !a_done[pairs[k].1])
+        .collect();
+    for &k in &open {
+        let (x, y) = (
+            root(&mut parent, pairs[k].0),
+            root(&mut parent, nr + pairs[k].1),
+        );
+        if x != y {
+            parent[x] = y;
         }
     }
-    best.into_iter()
-        .map(|b| b.and_then(|(_, o, tie)| (!tie).then_some(o)))
-        .collect()
+    let mut components: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for &k in &open {
+        let c = root(&mut parent, pairs[k].0);
+        components.entry(c).or_default().push(k);
+    }
+    let mut out = Vec::new();
+    for ks in components.values() {
+        let mut rs: Vec<usize> = ks.iter().map(|&k| pairs[k].0).collect();
+        let mut as_: Vec<usize> = ks.iter().map(|&k| pairs[k].1).collect();
+        rs.sort_unstable();
+        rs.dedup();
+        as_.sort_unstable();
+        as_.dedup();
+        if rs.len() != as_.len() || rs.len() < 2 || rs.len() > MAX_PAIR_OFF {
+            continue;
+        }
+        let first = &pairs[ks[0]].2;
+        let class = |e: &PairEvidence| {
+            let k = e.key();
+            (k.0, k.1, e.related.payer.and_then(|(_, c)| c))
+        };
+        if class(first).2.is_none()
+            || ks.iter().any(|&k| {
+                class(&pairs[k].2) != class(first) || pairs[k].2.related.days_apart.is_none()
+            })
+        {
+            continue;
+        }
+        // edge[i][j]: the pair of receipt rs[i] and advice as_[j] inside the window.
+        let mut edge = vec![vec![None; as_.len()]; rs.len()];
+        for &k in ks {
+            let (r, a, e) = &pairs[k];
+            if inside(e) {
+                let i = rs.binary_search(r).unwrap_or(0);
+                let j = as_.binary_search(a).unwrap_or(0);
+                edge[i][j] = Some((k, e.related.days_apart.unwrap_or(0)));
+            }
+        }
+        // Every perfect pairing with its total days apart: the best two totals are enough.
+        let mut best: Vec<(i64, Vec<usize>)> = Vec::new();
+        fn walk(
+            edge: &[Vec<Option<(usize, i64)>>],
+            i: usize,
+            used: &mut Vec<bool>,
+            chosen: &mut Vec<usize>,
+            total: i64,
+            best: &mut Vec<(i64, Vec<usize>)>,
+        ) {
+            if i == edge.len() {
+                best.push((total, chosen.clone()));
+                best.sort_by_key(|b| b.0);
+                best.truncate(2);
+                return;
+            }
+            for j in 0..edge[i].len() {
+                if let (false, Some((k, d))) = (used[j], edge[i][j]) {
+                    used[j] = true;
+                    chosen.push(k);
+                    walk(edge, i + 1, used, chosen, total.saturating_add(d), best);
+                    chosen.pop();
+                    used[j] = false;
+                }
+            }
+        }
+        walk(
+            &edge,
+            0,
+            &mut vec![false; as_.len()],
+            &mut Vec::new(),
+            0,
+            &mut best,
+        );
+        let chosen = match best.as_slice() {
+            [only] => &only.1,
+            [b, second] if second.0 >= b.0.saturating_add(margin) => &b.1,
+            _ => continue,
+        };
+        out.extend(chosen.iter().map(|&k| (pairs[k].0, pairs[k].1, k)));
+    }
+    out
 }
 
 /// Whether an item dated `date` has waited out the hold by `as_of`. An item without a date has

@@ -364,3 +364,229 @@ fn a_payer_unknown_to_the_ledger_links_on_the_same_name() {
     assert_eq!(k.links.len(), 1, "{k:?}");
     assert!(k.links[0].evidence[0].contains("same name"));
 }
+
+#[test]
+fn the_same_customers_same_amount_just_beyond_the_window_makes_a_link_doubtful() {
+    let l = ledger();
+    let advices = [advice(
+        "A1",
+        14,
+        "Northwind",
+        &[("INV-100201", dec!(1000.00))],
+    )];
+    // R1 is 4 days from the advice; R2, 10 days from it, is beyond the 7-day window but less
+    // than the 7-day margin further than R1: its advice may be this one, late.
+    let receipts = [
+        receipt("R1", dec!(1000.00), 10, NW),
+        receipt("R2", dec!(1000.00), 4, NW),
+    ];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert_eq!(k.advices[0].reason, Unlinked::Ambiguous);
+    assert_eq!(k.receipts[0].reason, Unlinked::Ambiguous);
+    // Only the pair inside the window is offered to a person.
+    assert_eq!(k.advices[0].candidates, [0]);
+    // Thirteen days away, the margin further than R1, it casts no doubt.
+    let receipts = [
+        receipt("R1", dec!(1000.00), 10, NW),
+        receipt("R2", dec!(1000.00), 1, NW),
+    ];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(k.links[0].receipts, [0]);
+    // Another customer's same amount beyond the window is no rival.
+    let receipts = [
+        receipt("R1", dec!(1000.00), 10, NW),
+        receipt("R2", dec!(1000.00), 4, BG),
+    ];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+}
+
+#[test]
+fn dates_choose_between_equal_counterparts_only_by_the_margin() {
+    let l = ledger();
+    let receipts = [receipt("R1", dec!(1000.00), 10, NW)];
+    let advices = [
+        advice("A1", 10, "Northwind", &[("INV-100201", dec!(1000.00))]),
+        advice("A2", 17, "Northwind", &[("INV-100203", dec!(1000.00))]),
+    ];
+    // Same day against seven days apart: the margin of 7 is met.
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(k.links[0].advices, [0]);
+    // Six days apart is not clear.
+    let mut near = advices.to_vec();
+    near[1].payment_date = Some(day(16));
+    let k = link(&l, &receipts, &near, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    // A smaller margin is the user's to set.
+    let config = LinkConfig {
+        date_margin_days: 3,
+        ..Default::default()
+    };
+    assert_eq!(link(&l, &receipts, &near, &config).links.len(), 1);
+}
+
+#[test]
+fn one_customers_receipts_found_by_account_and_by_name_are_rivals() {
+    let l = ledger();
+    let by_name = {
+        let mut p = payment("R2", dec!(1000.00), 9);
+        p.payer.name = Some("Northwind Industrial Supply Inc".into());
+        p
+    };
+    let receipts = [receipt("R1", dec!(1000.00), 8, NW), by_name];
+    let advices = [advice(
+        "A1",
+        8,
+        "Northwind",
+        &[("INV-100201", dec!(1000.00))],
+    )];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert_eq!(k.advices[0].reason, Unlinked::Ambiguous);
+    assert_eq!(k.advices[0].candidates.len(), 2);
+}
+
+#[test]
+fn one_customers_equal_amounts_pair_off_when_only_one_way_fits() {
+    let l = ledger();
+    let receipts = [
+        receipt("R1", dec!(1000.00), 8, NW),
+        receipt("R2", dec!(1000.00), 12, NW),
+    ];
+    let advices = [
+        advice("A1", 8, "Northwind", &[("INV-100201", dec!(1000.00))]),
+        advice("A2", 14, "Northwind", &[("INV-100203", dec!(1000.00))]),
+    ];
+    // Each receipt has both advices within the window, and each advice both receipts; paired
+    // R1-A1, R2-A2 the dates are 2 days apart in all, the other way 10.
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    let mut got: Vec<(usize, usize)> = k
+        .links
+        .iter()
+        .map(|x| (x.receipts[0], x.advices[0]))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, [(0, 0), (1, 1)], "{k:?}");
+    assert!(k.links[0].evidence.iter().any(|e| e.contains("pair off")));
+    // A third receipt of that amount whose advice never came: who pays what cannot be told.
+    let mut three = receipts.to_vec();
+    three.push(receipt("R3", dec!(1000.00), 10, NW));
+    let k = link(&l, &three, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert!(k.advices.iter().all(|a| a.reason == Unlinked::Ambiguous));
+    // Dates 2 and 6 days apart in all: not clear by the margin.
+    let mut close = advices.to_vec();
+    close[1].payment_date = Some(day(10));
+    let k = link(&l, &receipts, &close, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+}
+
+#[test]
+fn a_receipt_alone_with_nothing_but_its_amount_is_held_for_review() {
+    let l = ledger();
+    let bare = receipt("R1", dec!(1000.00), 8, NW);
+    let mut quoting = receipt("R2", dec!(500.00), 8, NW);
+    quoting.free_text = vec!["PMT INV 100202".into()];
+    let config = LinkConfig {
+        as_of: Some(day(28)),
+        ..Default::default()
+    };
+    let batch = Batch::run(&l, vec![bare.clone(), quoting], vec![], &config);
+    let marked = |p: &Payment| p.warnings.iter().any(|w| w.starts_with(REVIEW_ALONE));
+    assert_eq!(batch.payments.len(), 2);
+    assert!(
+        marked(&batch.payments[0]),
+        "{:?}",
+        batch.payments[0].warnings
+    );
+    // A memo reference is evidence beyond the amount: the matcher may apply it.
+    assert!(
+        !marked(&batch.payments[1]),
+        "{:?}",
+        batch.payments[1].warnings
+    );
+    // The rule is the user's to turn off.
+    let off = LinkConfig {
+        review_receipts_alone: false,
+        ..config
+    };
+    let batch = Batch::run(&l, vec![bare], vec![], &off);
+    assert!(!marked(&batch.payments[0]));
+}
+
+#[test]
+fn an_exact_amount_links_alone_only_where_a_payer_cannot_be_told_and_nothing_else_fits() {
+    let l = ledger();
+    // A remitter the ledger does not know, and an advice without a name whose reference names
+    // no open invoice: the exact amount is all there is.
+    let mut stranger = payment("R1", dec!(1234.56), 8);
+    stranger.payer.name = Some("ZX PAYMENT SERVICES".into());
+    let mut nameless = advice("A1", 9, "", &[("X-77001", dec!(1234.56))]);
+    nameless.payer.name = None;
+    let k = link(
+        &l,
+        std::slice::from_ref(&stranger),
+        std::slice::from_ref(&nameless),
+        &LinkConfig::default(),
+    );
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert!(k.links[0].evidence[0].contains("only evidence"));
+    // A fee is not taken on the amount alone.
+    let mut short = stranger.clone();
+    short.amount = dec!(1219.56);
+    let k = link(
+        &l,
+        &[short],
+        std::slice::from_ref(&nameless),
+        &LinkConfig::default(),
+    );
+    assert!(k.links.is_empty(), "{k:?}");
+    // A second receipt of the amount: nothing tells which.
+    let mut other = stranger.clone();
+    other.payment_id = "R2".into();
+    let k = link(
+        &l,
+        &[stranger.clone(), other],
+        std::slice::from_ref(&nameless),
+        &LinkConfig::default(),
+    );
+    assert!(k.links.is_empty(), "{k:?}");
+    // The stranger's exact amount is as likely the money of a known customer's advice.
+    let receipts = [receipt("R3", dec!(1234.56), 8, NW), stranger];
+    let advices = [advice(
+        "A2",
+        8,
+        "Northwind",
+        &[("INV-100201", dec!(1234.56))],
+    )];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert_eq!(k.advices[0].reason, Unlinked::Ambiguous);
+}
+
+#[test]
+fn a_fee_is_not_read_beside_a_receipt_of_the_exact_amount_from_anyone() {
+    let l = ledger();
+    let advices = [advice(
+        "A1",
+        8,
+        "Northwind",
+        &[("INV-100201", dec!(1000.00))],
+    )];
+    let short = receipt("R1", dec!(980.00), 8, NW);
+    let k = link(
+        &l,
+        std::slice::from_ref(&short),
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    // Another payer's receipt of the whole amount may be this advice's money.
+    let whole = receipt("R2", dec!(1000.00), 9, BG);
+    let k = link(&l, &[short, whole], &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert_eq!(k.receipts[0].reason, Unlinked::Ambiguous);
+}

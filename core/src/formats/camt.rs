@@ -515,6 +515,76 @@ pub fn write_camt054(payments: &[Payment], w: impl Write) -> io::Result<()> {
     w.flush()
 }
 
+/// Writes advices as one remt.001.001.05 remittance advice: one `RmtInf` per payment, its
+/// `OrgnlPmtInf` carrying `EndToEndId` = `payment_id`, the amount (`InstdAmt`), the date
+/// (`ReqdExctnDt`) and the payer (`Dbtr/Nm`), and one `Strd` per remittance line written as
+/// [`write_camt054`] writes them, so that [`super::remt::parse`] reads back the same ids, dates,
+/// amounts, payers and lines. Values the schema cannot hold are refused as there.
+pub fn write_remt001(payments: &[Payment], w: impl Write) -> io::Result<()> {
+    let mut body = String::new();
+    for p in payments {
+        let ccy = p.currency.as_str();
+        let amount = xml_amount(p, p.amount, "payment amount")?;
+        let id = xml_text(p, &p.payment_id, 35, "payment id (EndToEndId)")?
+            .ok_or_else(|| invalid(p, "empty payment id".into()))?;
+        if id.eq_ignore_ascii_case(NOT_PROVIDED) {
+            return Err(invalid(
+                p,
+                "payment id NOTPROVIDED would read back as no id".into(),
+            ));
+        }
+        let _ = writeln!(body, "<RmtInf>\n<RmtId>{id}</RmtId>");
+        for line in &p.lines {
+            render_line(p, line, ccy, &mut body)?;
+        }
+        let _ = write!(
+            body,
+            "<OrgnlPmtInf>\n<Refs><EndToEndId>{id}</EndToEndId></Refs>\n\
+             <Amt><InstdAmt Ccy=\"{ccy}\">{amount}</InstdAmt></Amt>\n"
+        );
+        if let Some(d) = p.payment_date {
+            use chrono::Datelike;
+            if !(1..=9999).contains(&d.year()) {
+                return Err(invalid(
+                    p,
+                    format!("payment date {d} is outside years 1 to 9999"),
+                ));
+            }
+            let _ = writeln!(
+                body,
+                "<ReqdExctnDt><Dt>{}</Dt></ReqdExctnDt>",
+                d.format("%Y-%m-%d")
+            );
+        }
+        if let Some(n) = p
+            .payer
+            .name
+            .as_deref()
+            .map(|n| xml_text(p, n, 140, "payer name"))
+            .transpose()?
+            .flatten()
+        {
+            let _ = writeln!(body, "<Dbtr><Nm>{n}</Nm></Dbtr>");
+        }
+        body.push_str("</OrgnlPmtInf>\n</RmtInf>\n");
+    }
+    let created = payments
+        .iter()
+        .filter_map(|p| p.payment_date)
+        .max()
+        .map(|d| d.format("%Y-%m-%dT00:00:00").to_string())
+        .unwrap_or_else(|| "1970-01-01T00:00:00".into());
+    let mut w = io::BufWriter::new(w);
+    write!(
+        w,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:remt.001.001.05\">\n<RmtAdvc>\n\
+         <GrpHdr><MsgId>CASHMATCH-REMT001</MsgId><CreDtTm>{created}</CreDtTm></GrpHdr>\n\
+         {body}</RmtAdvc>\n</Document>\n"
+    )?;
+    w.flush()
+}
+
 fn invalid(p: &Payment, what: String) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,

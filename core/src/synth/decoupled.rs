@@ -1,7 +1,8 @@
 //! The decoupled family: the same payments with the money and the detail sent apart. The bank
 //! reports each payment as a receipt (amount, payer, date, nothing else) in a BAI2 file; the
-//! payer's AP department emails the detail as an advice with a CSV or XLSX attachment, days
-//! before or after, sometimes in two emails, sometimes never (docs/advices.md has the shares).
+//! payer's AP department sends the detail as an advice (an email with a CSV, XLSX or PDF
+//! attachment, a REMADV, a remt.001 or an 820), days before or after, sometimes in two parts,
+//! sometimes never (docs/synth.md has the shares).
 //!
 //! Payments whose detail travelled with the bank (a memo, no remittance lines) stay as they are:
 //! there is no advice to send.
@@ -20,8 +21,6 @@ const NEVER: f64 = 0.08;
 const LATE: f64 = 0.03;
 /// Share of payments of two or more lines whose detail comes in two emails.
 const TWO_EMAILS: f64 = 0.06;
-/// Share of emails whose attachment is an XLSX workbook (the rest are CSV).
-const XLSX: f64 = 0.5;
 
 /// A split's payments, decoupled.
 #[derive(Clone, Debug, Default)]
@@ -108,9 +107,39 @@ pub fn decouple(split: &Split, seed: u64) -> Decoupled {
     out
 }
 
-/// Writes `dir/bank.bai2` (the receipts), `dir/advices/ADVICE-ID.eml` (one email per advice, its
-/// detail in a CSV or XLSX attachment) and `dir/truth.csv` (advice id, receipt id, whether it
-/// arrived within the window).
+/// How one advice travels. The shares follow what AP departments send: most advices are
+/// emails, with a spreadsheet or the PDF their AP system prints; EDI payers send REMADV (in
+/// Europe), remt.001 or an 820 on their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    EmailCsv,
+    EmailXlsx,
+    EmailPdf,
+    Remadv,
+    Remt001,
+    X12_820,
+}
+
+impl Form {
+    /// The form for a uniform draw in `[0, 1)`.
+    fn of(draw: f64) -> Form {
+        match draw {
+            d if d < 0.25 => Form::EmailCsv,
+            d if d < 0.45 => Form::EmailXlsx,
+            d if d < 0.65 => Form::EmailPdf,
+            d if d < 0.78 => Form::Remadv,
+            d if d < 0.89 => Form::Remt001,
+            _ => Form::X12_820,
+        }
+    }
+}
+
+/// Writes `dir/bank.bai2` (the receipts), one file per advice under `dir/advices/` and
+/// `dir/truth.csv` (advice id, receipt id, whether it arrived within the window). An advice is
+/// an email (`ADVICE-ID.eml`) with its detail as a CSV, XLSX or text-PDF attachment, or a file
+/// of its own: a REMADV (`.edi`), a remt.001 (`.xml`) or an 820 (`.x12`). An advice a form
+/// cannot carry (a PDF table or a REMADV `DOC` needs every line's reference; remt.001 limits
+/// references to 35 characters) is emailed as CSV instead.
 pub fn write_decoupled(d: &Decoupled, dir: &Path, seed: u64) -> std::io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xE4A1);
     std::fs::create_dir_all(dir.join("advices"))?;
@@ -122,17 +151,59 @@ pub fn write_decoupled(d: &Decoupled, dir: &Path, seed: u64) -> std::io::Result<
         writeln!(truth, "{a},{r},{w}")?;
     }
     truth.flush()?;
+    let advices = dir.join("advices");
     for a in &d.advices {
-        let mut csv = Vec::new();
-        crate::io::write_remittances(&mut csv, std::slice::from_ref(a))?;
-        let (name, ctype, body) = if rng.random_bool(XLSX) {
-            (
-                "remittance.xlsx",
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                super::xlsx::from_csv(&csv)?,
-            )
-        } else {
-            ("remittance.csv", "text/csv", csv)
+        let referenced = a
+            .lines
+            .iter()
+            .all(|l| l.reference.as_deref().is_some_and(|r| !r.trim().is_empty()));
+        let file = |ext: &str| advices.join(format!("{}.{ext}", a.payment_id));
+        let form = Form::of(rng.random::<f64>());
+        let attachment = match form {
+            Form::Remadv => match super::advice_files::remadv(a) {
+                Some(text) => {
+                    std::fs::write(file("edi"), text)?;
+                    continue;
+                }
+                None => None,
+            },
+            Form::Remt001 => {
+                let mut xml = Vec::new();
+                if crate::formats::camt::write_remt001(std::slice::from_ref(a), &mut xml).is_ok() {
+                    std::fs::write(file("xml"), xml)?;
+                    continue;
+                }
+                None
+            }
+            Form::X12_820 => {
+                let mut x12 = Vec::new();
+                crate::formats::x12::write_820(std::slice::from_ref(a), &mut x12)?;
+                std::fs::write(file("x12"), x12)?;
+                continue;
+            }
+            Form::EmailPdf if referenced => Some((
+                "advice.pdf",
+                "application/pdf",
+                super::advice_files::pdf(a)?,
+            )),
+            Form::EmailXlsx => {
+                let mut csv = Vec::new();
+                crate::io::write_remittances(&mut csv, std::slice::from_ref(a))?;
+                Some((
+                    "remittance.xlsx",
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    super::xlsx::from_csv(&csv)?,
+                ))
+            }
+            Form::EmailCsv | Form::EmailPdf => None,
+        };
+        let (name, ctype, body) = match attachment {
+            Some(x) => x,
+            None => {
+                let mut csv = Vec::new();
+                crate::io::write_remittances(&mut csv, std::slice::from_ref(a))?;
+                ("remittance.csv", "text/csv", csv)
+            }
         };
         let date = a
             .payment_date
@@ -146,10 +217,7 @@ pub fn write_decoupled(d: &Decoupled, dir: &Path, seed: u64) -> std::io::Result<
         );
         eml.push_str(&base64_lines(&body));
         eml.push_str("--=b--\r\n");
-        std::fs::write(
-            dir.join("advices").join(format!("{}.eml", a.payment_id)),
-            eml,
-        )?;
+        std::fs::write(file("eml"), eml)?;
     }
     Ok(())
 }
@@ -186,27 +254,54 @@ fn base64_lines(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// The emails read back through the email reader as the advices they were written from.
+    /// Every advice file reads back through the parsers as the advice it was written from, and
+    /// every form is among them.
     #[test]
-    fn decoupled_advices_read_back_from_their_emails() {
+    fn decoupled_advices_read_back_from_their_files() {
         let world = crate::synth::generate(&crate::synth::SynthConfig::new(3, 60, 400));
         let d = decouple(&world.test, 3);
         assert!(d.receipts.len() == world.test.payments.len());
         assert!(d.receipts.iter().all(crate::advice::is_receipt) || d.advices.is_empty());
         let dir = std::env::temp_dir().join(format!("cashmatch-decoupled-{}", std::process::id()));
         write_decoupled(&d, &dir, 3).unwrap();
-        for a in d.advices.iter().take(40) {
-            let path = dir.join("advices").join(format!("{}.eml", a.payment_id));
+        let mut formats = std::collections::BTreeSet::new();
+        for a in &d.advices {
+            let path = ["eml", "edi", "xml", "x12"]
+                .iter()
+                .map(|e| dir.join("advices").join(format!("{}.{e}", a.payment_id)))
+                .find(|p| p.exists())
+                .unwrap();
             let parsed = crate::formats::parse_path(&path, None).unwrap();
             assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
             let p = &parsed.payments[0];
+            formats.insert(p.format.clone());
             assert_eq!(
-                (p.amount, p.lines.len()),
-                (a.amount, a.lines.len()),
-                "{}",
-                a.payment_id
+                (p.amount, p.lines.len(), p.payment_date, p.currency),
+                (a.amount, a.lines.len(), a.payment_date, a.currency),
+                "{} as {}",
+                a.payment_id,
+                p.format
             );
+            let paid = |x: &Payment| -> Vec<_> {
+                x.lines
+                    .iter()
+                    .map(|l| (l.reference.clone(), l.amount_paid))
+                    .collect()
+            };
+            assert_eq!(paid(p), paid(a), "{} as {}", a.payment_id, p.format);
+            if let Some(name) = &a.payer.name {
+                assert_eq!(p.payer.name.as_ref(), Some(name), "{}", p.format);
+            }
         }
+        // A workbook reads as the CSV it holds; its emails name the attachment.
+        for f in ["eml/csv", "eml/pdf", "remadv", "remt001", "x12_820"] {
+            assert!(formats.contains(f), "{f} not among {formats:?}");
+        }
+        let xlsx = std::fs::read_dir(dir.join("advices"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .any(|t| t.contains("filename=\"remittance.xlsx\""));
+        assert!(xlsx);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -21,6 +21,7 @@
 //! Same seed, same world: all randomness comes from one `ChaCha8Rng`, and no hash map is ever
 //! iterated while generating.
 
+mod advice_files;
 mod decoupled;
 mod names;
 mod numbers;
