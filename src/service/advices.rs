@@ -15,18 +15,32 @@
 //! - a receipt whose hold is over is decided alone, its explanation naming what it could have
 //!   been linked to; an advice whose hold is over waits for a person, with its candidates.
 //!
-//! Held items and links are kept in memory under one async lock (a bank's and a person's pace,
-//! not the matcher's) and in the store, which restores them on start.
+//! Held items and links are kept in the store, and in memory under one async lock (a bank's and a
+//! person's pace, not the matcher's). Several replicas on one PostgreSQL database share them:
+//!
+//! - every operation on them reads the book again from the store under the lock (`reload`)
+//!   rather than following the change feed. The feed would have to carry held items and links
+//!   and still be behind by its poll, so a receipt at replica A and its advice at replica B
+//!   could settle on two books that each miss the other; read under the lock, the book is what
+//!   every replica has committed. It is a bank's pace, so a read per arrival costs little;
+//! - every write of them names what it expects the store to hold (`AdviceWrite::expect`):
+//!   an item to link or expire still waiting, an item received not stored yet. The store
+//!   checks it in the write's transaction, so of two replicas settling at once one links and
+//!   the other is refused with a conflict, reads the book again and settles on what the first
+//!   did (never stopping: after `MAX_REDECIDE` refused rounds it leaves the rest to the next
+//!   settling). A receipt is decided under its own payment id, which the store refuses twice,
+//!   so two replicas deciding one stored link leave one decision.
 
 use super::Service;
 use super::api::*;
+use super::conflict::{MAX_REDECIDE, is_conflict};
 use super::remittance;
 use crate::advice::{self, Hold, Link, LinkConfig, Unlinked};
 use crate::domain::{Decision, Payment, Status};
 use crate::formats::{Format, FormatError, Position};
 use crate::store::{
-    AdviceBook, AdviceLink, AdviceWrite, AuditRecord, HeldItem, HeldSide, HeldState, ReviewState,
-    Unlink, now,
+    AdviceBook, AdviceLink, AdviceWrite, AuditRecord, HeldExpect, HeldItem, HeldSide, HeldState,
+    ReviewState, Unlink, now,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -83,6 +97,19 @@ impl Book {
         match self.find_mut(item.side, &item.payment.payment_id) {
             Some(i) => *i = item,
             None => self.items.push(item),
+        }
+    }
+
+    /// The expectation that `side`/`id` is still stored as this book holds it (absent when it
+    /// holds no such item).
+    fn expect(&self, side: HeldSide, id: &str) -> HeldExpect {
+        HeldExpect {
+            side,
+            payment_id: id.to_string(),
+            states: self
+                .find(side, id)
+                .map(|i| vec![i.state])
+                .unwrap_or_default(),
         }
     }
 
@@ -204,6 +231,12 @@ impl Service {
             && super::state::lock(&self.advice_settings).hold_receipts
     }
 
+    /// Reads the book again from the store: what every replica has committed (module doc).
+    async fn reload(&self, book: &mut Book) -> Result<(), ServiceError> {
+        *book = Book::restore(self.store.advice_book().await?);
+        Ok(())
+    }
+
     /// Receipts arriving (see `match_all`): each is held, or answered from what it became (a
     /// link, a decision alone, a replay), in order.
     pub(super) async fn receive_receipts(
@@ -211,7 +244,27 @@ impl Service {
         receipts: Vec<Payment>,
         by: &str,
     ) -> Result<Vec<Result<Matched, ServiceError>>, ServiceError> {
+        // Another replica may store one of them first: then they are answered from the book as
+        // it is then (a receipt received twice gets the same answer).
+        let mut round = 0;
+        loop {
+            round += 1;
+            match self.receive_receipts_once(&receipts, by).await {
+                Err(e) if is_conflict(&e) && round < MAX_REDECIDE => {
+                    tracing::debug!(error = %e, "held receipts received again after a conflict")
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn receive_receipts_once(
+        self: &Arc<Self>,
+        receipts: &[Payment],
+        by: &str,
+    ) -> Result<Vec<Result<Matched, ServiceError>>, ServiceError> {
         let mut book = self.advices.lock().await;
+        self.reload(&mut book).await?;
         // Per receipt: answered now, decided before it could be held (holding was off then: a
         // replay through the matcher), or newly held.
         enum Answer {
@@ -221,7 +274,7 @@ impl Service {
         }
         let mut answers = Vec::with_capacity(receipts.len());
         let mut new_items = Vec::new();
-        for p in &receipts {
+        for p in receipts {
             let known = book.find(HeldSide::Receipt, &p.payment_id).cloned();
             answers.push(match known {
                 Some(item) if item.payment != *p => {
@@ -274,6 +327,10 @@ impl Service {
             self.check_writable()?;
             self.store
                 .write_advice(AdviceWrite {
+                    expect: new_items
+                        .iter()
+                        .map(|i| book.expect(i.side, &i.payment.payment_id))
+                        .collect(),
                     items: new_items.clone(),
                     ..AdviceWrite::default()
                 })
@@ -356,9 +413,28 @@ impl Service {
         advices: Vec<Payment>,
         by: &str,
     ) -> Result<AdvicesSubmitted, ServiceError> {
+        // As for receipts: stored first by another replica, they are answered from the book.
+        let mut round = 0;
+        loop {
+            round += 1;
+            match self.submit_advices_once(&advices, by).await {
+                Err(e) if is_conflict(&e) && round < MAX_REDECIDE => {
+                    tracing::debug!(error = %e, "advices submitted again after a conflict")
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn submit_advices_once(
+        self: &Arc<Self>,
+        advices: &[Payment],
+        by: &str,
+    ) -> Result<AdvicesSubmitted, ServiceError> {
         let max = self.limits.max_lines_per_remittance;
         let mut out = AdvicesSubmitted::default();
         let mut book = self.advices.lock().await;
+        self.reload(&mut book).await?;
         let mut new_items = Vec::new();
         let mut ids = Vec::new();
         for p in advices {
@@ -381,7 +457,7 @@ impl Service {
                 continue;
             }
             match book.find(HeldSide::Advice, &p.payment_id) {
-                Some(item) if item.payment != p => {
+                Some(item) if item.payment != *p => {
                     out.errors.push(refuse(
                         "this id was already received for a different advice".into(),
                     ));
@@ -406,12 +482,16 @@ impl Service {
                     candidates: Vec::new(),
                 }),
             }
-            ids.push(p.payment_id);
+            ids.push(p.payment_id.clone());
         }
         if !new_items.is_empty() {
             self.check_writable()?;
             self.store
                 .write_advice(AdviceWrite {
+                    expect: new_items
+                        .iter()
+                        .map(|i| book.expect(i.side, &i.payment.payment_id))
+                        .collect(),
                     items: new_items.clone(),
                     ..AdviceWrite::default()
                 })
@@ -500,8 +580,29 @@ impl Service {
     }
 
     /// Links and expires over everything waiting (see the module doc); the decisions made, by
-    /// receipt payment id.
+    /// receipt payment id. A round refused because another replica linked or expired some of
+    /// the same items first is settled again on the book as it then is; after `MAX_REDECIDE`
+    /// refused rounds what is left waits for the next settling (the service never stops for a
+    /// conflict).
     async fn settle(
+        self: &Arc<Self>,
+        book: &mut Book,
+    ) -> Result<(Decided, HoldsAdvanced), ServiceError> {
+        for _ in 0..MAX_REDECIDE {
+            self.reload(book).await?;
+            match self.settle_once(book).await {
+                Err(e) if is_conflict(&e) => {
+                    tracing::debug!(error = %e, "held items settled again after a conflict")
+                }
+                r => return r,
+            }
+        }
+        tracing::warn!("held items left for the next settling after repeated conflicts");
+        self.reload(book).await?;
+        Ok((HashMap::new(), HoldsAdvanced::default()))
+    }
+
+    async fn settle_once(
         self: &Arc<Self>,
         book: &mut Book,
     ) -> Result<(Decided, HoldsAdvanced), ServiceError> {
@@ -566,6 +667,9 @@ impl Service {
                 .map(|&a| advices[a].payment_id.clone())
                 .collect();
             notes.insert(r.payment_id.clone(), alone_note(&candidates, p.reason));
+            write
+                .expect
+                .push(book.expect(HeldSide::Receipt, &r.payment_id));
             if let Some(item) = book.find_mut(HeldSide::Receipt, &r.payment_id) {
                 item.state = HeldState::Alone;
                 item.candidates = candidates;
@@ -581,6 +685,9 @@ impl Service {
                 .iter()
                 .map(|&r| receipts[r].payment_id.clone())
                 .collect();
+            write
+                .expect
+                .push(book.expect(HeldSide::Advice, &a.payment_id));
             if let Some(item) = book.find_mut(HeldSide::Advice, &a.payment_id) {
                 item.state = HeldState::Review;
                 item.candidates = candidates.clone();
@@ -618,6 +725,9 @@ impl Service {
             (HeldSide::Advice, &link.advices),
         ] {
             for id in ids {
+                // As this replica saw it: linked or expired by another meanwhile, the write is
+                // refused.
+                write.expect.push(book.expect(side, id));
                 if let Some(item) = book.find_mut(side, id) {
                     before
                         .push(json!({ "side": side.name(), "id": id, "state": item.state.name() }));
@@ -642,7 +752,8 @@ impl Service {
     /// Receipts and advices waiting, with what each could be linked to and the links the engine
     /// would make now.
     pub async fn unlinked(&self) -> Result<UnlinkedView, ServiceError> {
-        let book = self.advices.lock().await;
+        let mut book = self.advices.lock().await;
+        self.reload(&mut book).await?;
         let mut config = self.advice_settings().link;
         config.as_of = Some(self.hold_day());
         let receipts: Vec<&HeldItem> = book.waiting(HeldSide::Receipt);
@@ -751,6 +862,7 @@ impl Service {
         }
         let config = self.advice_settings().link;
         let mut book = self.advices.lock().await;
+        self.reload(&mut book).await?;
         let mut rs = Vec::new();
         for (k, id) in receipt_ids.iter().enumerate() {
             let item = book.find(HeldSide::Receipt, id).ok_or_else(|| {
@@ -842,6 +954,7 @@ impl Service {
             ));
         }
         let mut book = self.advices.lock().await;
+        self.reload(&mut book).await?;
         let link = book
             .links
             .iter()
@@ -893,6 +1006,7 @@ impl Service {
             (HeldSide::Advice, &link.advices, HeldState::Waiting),
         ] {
             for id in ids {
+                write.expect.push(book.expect(side, id));
                 if let Some(item) = book.find_mut(side, id) {
                     // A receipt that was never decided (a crash before) waits again too.
                     item.state = if side == HeldSide::Receipt && !self.is_decided(id) {

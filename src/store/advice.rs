@@ -110,6 +110,46 @@ pub struct AdviceWrite {
     pub items: Vec<HeldItem>,
     pub links: Vec<AdviceLink>,
     pub audit: Vec<AuditRecord>,
+    /// What the store must still hold for the write to be made, checked in its transaction:
+    /// otherwise nothing of it is written and it is a [`super::StoreError::Conflict`]. Several
+    /// replicas on one database link from the same held items; this is what keeps an item that
+    /// another replica linked (or decided alone) from being linked a second time.
+    pub expect: Vec<HeldExpect>,
+}
+
+/// A held item's state as a write expects to find it stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldExpect {
+    pub side: HeldSide,
+    pub payment_id: String,
+    /// The states it may be in; empty: it must not be stored at all (an item newly received).
+    pub states: Vec<HeldState>,
+}
+
+impl HeldExpect {
+    /// Whether `stored` (the state the store holds, `None` for no row) is what was expected.
+    pub fn admits(&self, stored: Option<&str>) -> bool {
+        match stored {
+            None => self.states.is_empty(),
+            Some(s) => self.states.iter().any(|e| e.name() == s),
+        }
+    }
+
+    /// The refusal when it is not.
+    pub fn refusal(&self, stored: Option<&str>) -> super::StoreError {
+        let expected: Vec<&str> = self.states.iter().map(|s| s.name()).collect();
+        super::StoreError::Conflict(format!(
+            "held {} {} is {} in the store, not {}: another replica changed it first",
+            self.side.name(),
+            self.payment_id,
+            stored.unwrap_or("absent"),
+            if expected.is_empty() {
+                "absent".to_string()
+            } else {
+                expected.join(" or ")
+            }
+        ))
+    }
 }
 
 /// What the service restores on start: every held item (whatever its state, in the order first

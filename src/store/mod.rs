@@ -27,7 +27,9 @@ pub mod session;
 pub mod sqlite;
 pub(crate) mod writer;
 
-pub use advice::{AdviceBook, AdviceLink, AdviceWrite, HeldItem, HeldSide, HeldState, Unlink};
+pub use advice::{
+    AdviceBook, AdviceLink, AdviceWrite, HeldExpect, HeldItem, HeldSide, HeldState, Unlink,
+};
 pub use approval::{Approval, ApprovalState, ApprovalWrite};
 pub use feed::{ChangeBatch, FeedReceiver, RowKey};
 pub use outbox::{DecisionEvent, Outbox};

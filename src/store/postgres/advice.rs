@@ -34,7 +34,25 @@ pub(super) fn write(tx: &mut Transaction<'_>, w: &AdviceWrite) -> Result<(), Sto
         items,
         links,
         audit,
+        expect,
     } = w;
+    // Checked inside the writer's transaction, which holds the store's write lock, and with FOR
+    // UPDATE: another replica's write to these rows is either committed and read here, or comes
+    // after this one and finds what it wrote. A refusal rolls back the write's savepoint whole.
+    for e in expect {
+        let stored: Option<String> = tx
+            .query_opt(
+                "SELECT state FROM held_items WHERE side = $1 AND payment_id = $2 FOR UPDATE",
+                &[&e.side.name(), &e.payment_id],
+            )
+            .map_err(backend("checking a held receipt or advice"))?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(backend("checking a held receipt or advice"))?;
+        if !e.admits(stored.as_deref()) {
+            return Err(e.refusal(stored.as_deref()));
+        }
+    }
     for item in items {
         let body = json(item, "held item")?;
         tx.execute(

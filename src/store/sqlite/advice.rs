@@ -4,7 +4,7 @@
 use super::write::{insert_audit, json};
 use super::{backend, corrupt};
 use crate::store::{AdviceBook, AdviceLink, AdviceWrite, HeldItem, StoreError};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// Migration 6.
 pub(super) const SCHEMA: &str = "
@@ -30,7 +30,22 @@ pub(super) fn write(conn: &Connection, w: &AdviceWrite) -> Result<(), StoreError
         items,
         links,
         audit,
+        expect,
     } = w;
+    // The writer is the only one on the file and runs this in its transaction: what it reads is
+    // what the write replaces.
+    for e in expect {
+        let stored: Option<String> = conn
+            .prepare_cached("SELECT state FROM held_items WHERE side = ?1 AND payment_id = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![e.side.name(), e.payment_id], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(backend("checking a held receipt or advice"))?;
+        if !e.admits(stored.as_deref()) {
+            return Err(e.refusal(stored.as_deref()));
+        }
+    }
     for item in items {
         let body = json(item, "held item")?;
         conn.prepare_cached(

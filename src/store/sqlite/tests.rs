@@ -1125,7 +1125,9 @@ fn a_customers_postings_are_read_by_index_on_a_store_migrated_from_before_it() {
 /// whole, in the order first stored, with each write's audit events.
 #[test]
 fn held_items_and_links_are_stored_replaced_and_read_back_after_migrating_from_version_5() {
-    use crate::store::{AdviceLink, AdviceWrite, HeldItem, HeldSide, HeldState, Unlink};
+    use crate::store::{
+        AdviceLink, AdviceWrite, HeldExpect, HeldItem, HeldSide, HeldState, Unlink,
+    };
     let dir = temp_store("held-items");
     SqliteStore::open(&dir).expect("open").close();
     raw(
@@ -1184,9 +1186,46 @@ fn held_items_and_links_are_stored_replaced_and_read_back_after_migrating_from_v
                 items: vec![linked.clone()],
                 links: vec![link.clone()],
                 audit: vec![audit("link_advice")],
+                ..AdviceWrite::default()
             })
             .await
             .expect("linked");
+        // Another writer that still saw R1 waiting links it again: refused, nothing of it
+        // written (neither its item nor its audit event).
+        let mut again = item(HeldSide::Receipt, "R1", HeldState::Linked);
+        again.link_id = Some("link:R1-again".into());
+        let refused = store
+            .write_advice(AdviceWrite {
+                items: vec![again],
+                audit: vec![audit("link_advice")],
+                expect: vec![HeldExpect {
+                    side: HeldSide::Receipt,
+                    payment_id: "R1".into(),
+                    states: vec![HeldState::Waiting],
+                }],
+                ..AdviceWrite::default()
+            })
+            .await;
+        assert!(
+            matches!(&refused, Err(crate::store::StoreError::Conflict(m)) if m.contains("R1 is linked")),
+            "{refused:?}"
+        );
+        // An item newly received must not be stored yet.
+        let refused = store
+            .write_advice(AdviceWrite {
+                items: vec![item(HeldSide::Advice, "A1", HeldState::Waiting)],
+                expect: vec![HeldExpect {
+                    side: HeldSide::Advice,
+                    payment_id: "A1".into(),
+                    states: vec![],
+                }],
+                ..AdviceWrite::default()
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(crate::store::StoreError::Conflict(_))),
+            "{refused:?}"
+        );
         link.unlinked = Some(Unlink {
             by: "alice".into(),
             at: crate::store::now(),
