@@ -610,3 +610,59 @@ async fn over_grpc_bank_credits_are_held_and_an_emailed_advice_is_linked_with_it
     );
     server.stop().await;
 }
+
+/// Two replicas on one PostgreSQL database: the receipt reaches one, its advice the other. The
+/// second finds the receipt in the store, links the pair and decides it once; the first then
+/// sees the link and holds nothing, and settling again on either changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_on_one_replica_links_with_its_advice_on_another() {
+    let Some(b) = Backend::postgresql("advices_across_replicas") else {
+        return;
+    };
+    let first = open(&b, 7).await;
+    ledger(&first).await;
+    let second = open(&b, 7).await;
+    let held = first
+        .match_payment(receipt("R1", "1500.00", 7, NW_ACCOUNT))
+        .await
+        .expect("match");
+    assert!(
+        held.held.is_some(),
+        "the receipt is held on the first replica"
+    );
+
+    let out = second
+        .submit_advices(vec![northwind_advice("A1", 8)], "erp")
+        .await
+        .expect("advice");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let standing = &out.advices[0];
+    assert_eq!(standing.state, HeldState::Linked, "linked on the second");
+    let d = &standing.decisions[0].decision;
+    assert_eq!((d.payment_id.as_str(), d.status), ("R1", Status::Auto));
+    // One decision in the store, whichever replica is asked.
+    let stored = first.decision("R1".into()).await.expect("stored decision");
+    assert_eq!(stored.status, Status::Auto);
+    let view = first.unlinked().await.expect("unlinked");
+    assert!(view.receipts.is_empty() && view.advices.is_empty());
+    assert_eq!(view.links.len(), 1);
+    // The advice sent again to the first replica is already linked: nothing new.
+    let again = first
+        .submit_advices(vec![northwind_advice("A1", 8)], "erp")
+        .await
+        .expect("advice again");
+    assert!(again.advices.iter().all(|a| a.state == HeldState::Linked));
+    assert_eq!(first.unlinked().await.expect("unlinked").links.len(), 1);
+    let postings = first
+        .postings(PostingFilter::Payment("R1".into()), 0, 100)
+        .await
+        .expect("postings");
+    assert_eq!(
+        postings
+            .iter()
+            .filter(|p| p.record.kind == PostingKind::Applied)
+            .count(),
+        2,
+        "applied once"
+    );
+}
