@@ -246,16 +246,10 @@ impl Service {
     ) -> Result<Vec<Result<Matched, ServiceError>>, ServiceError> {
         // Another replica may store one of them first: then they are answered from the book as
         // it is then (a receipt received twice gets the same answer).
-        let mut round = 0;
-        loop {
-            round += 1;
-            match self.receive_receipts_once(&receipts, by).await {
-                Err(e) if is_conflict(&e) && round < MAX_REDECIDE => {
-                    tracing::debug!(error = %e, "held receipts received again after a conflict")
-                }
-                r => return r,
-            }
-        }
+        again_after_conflicts("held receipts received", || {
+            self.receive_receipts_once(&receipts, by)
+        })
+        .await
     }
 
     async fn receive_receipts_once(
@@ -414,16 +408,10 @@ impl Service {
         by: &str,
     ) -> Result<AdvicesSubmitted, ServiceError> {
         // As for receipts: stored first by another replica, they are answered from the book.
-        let mut round = 0;
-        loop {
-            round += 1;
-            match self.submit_advices_once(&advices, by).await {
-                Err(e) if is_conflict(&e) && round < MAX_REDECIDE => {
-                    tracing::debug!(error = %e, "advices submitted again after a conflict")
-                }
-                r => return r,
-            }
-        }
+        again_after_conflicts("advices submitted", || {
+            self.submit_advices_once(&advices, by)
+        })
+        .await
     }
 
     async fn submit_advices_once(
@@ -1158,4 +1146,24 @@ fn amounts_add_up(
         names(receipts),
         names(advices)
     )))
+}
+
+/// Runs `once` until it is not refused as a conflict, at most [`MAX_REDECIDE`] times: each run
+/// reads the held book again, so a conflict (another replica stored the same item first) ends
+/// with an answer from what is stored.
+async fn again_after_conflicts<T, F, Fut>(what: &str, mut once: F) -> Result<T, ServiceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ServiceError>>,
+{
+    let mut round = 0;
+    loop {
+        round += 1;
+        match once().await {
+            Err(e) if is_conflict(&e) && round < MAX_REDECIDE => {
+                tracing::debug!(error = %e, "{what} again after a conflict")
+            }
+            r => return r,
+        }
+    }
 }
