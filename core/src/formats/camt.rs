@@ -490,12 +490,7 @@ pub fn write_camt054(payments: &[Payment], w: impl Write) -> io::Result<()> {
         render_entry(p, &mut scratch)?;
     }
     let mut w = io::BufWriter::new(w);
-    let created = payments
-        .iter()
-        .filter_map(|p| p.payment_date)
-        .max()
-        .map(|d| d.format("%Y-%m-%dT00:00:00").to_string())
-        .unwrap_or_else(|| "1970-01-01T00:00:00".into());
+    let created = created_at(payments);
     write!(
         w,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
@@ -525,14 +520,7 @@ pub fn write_remt001(payments: &[Payment], w: impl Write) -> io::Result<()> {
     for p in payments {
         let ccy = p.currency.as_str();
         let amount = xml_amount(p, p.amount, "payment amount")?;
-        let id = xml_text(p, &p.payment_id, 35, "payment id (EndToEndId)")?
-            .ok_or_else(|| invalid(p, "empty payment id".into()))?;
-        if id.eq_ignore_ascii_case(NOT_PROVIDED) {
-            return Err(invalid(
-                p,
-                "payment id NOTPROVIDED would read back as no id".into(),
-            ));
-        }
+        let id = end_to_end_id(p)?;
         let _ = writeln!(body, "<RmtInf>\n<RmtId>{id}</RmtId>");
         for line in &p.lines {
             render_line(p, line, ccy, &mut body)?;
@@ -542,19 +530,8 @@ pub fn write_remt001(payments: &[Payment], w: impl Write) -> io::Result<()> {
             "<OrgnlPmtInf>\n<Refs><EndToEndId>{id}</EndToEndId></Refs>\n\
              <Amt><InstdAmt Ccy=\"{ccy}\">{amount}</InstdAmt></Amt>\n"
         );
-        if let Some(d) = p.payment_date {
-            use chrono::Datelike;
-            if !(1..=9999).contains(&d.year()) {
-                return Err(invalid(
-                    p,
-                    format!("payment date {d} is outside years 1 to 9999"),
-                ));
-            }
-            let _ = writeln!(
-                body,
-                "<ReqdExctnDt><Dt>{}</Dt></ReqdExctnDt>",
-                d.format("%Y-%m-%d")
-            );
+        if let Some(d) = xml_date(p)? {
+            let _ = writeln!(body, "<ReqdExctnDt><Dt>{d}</Dt></ReqdExctnDt>");
         }
         if let Some(n) = p
             .payer
@@ -568,12 +545,7 @@ pub fn write_remt001(payments: &[Payment], w: impl Write) -> io::Result<()> {
         }
         body.push_str("</OrgnlPmtInf>\n</RmtInf>\n");
     }
-    let created = payments
-        .iter()
-        .filter_map(|p| p.payment_date)
-        .max()
-        .map(|d| d.format("%Y-%m-%dT00:00:00").to_string())
-        .unwrap_or_else(|| "1970-01-01T00:00:00".into());
+    let created = created_at(payments);
     let mut w = io::BufWriter::new(w);
     write!(
         w,
@@ -583,6 +555,46 @@ pub fn write_remt001(payments: &[Payment], w: impl Write) -> io::Result<()> {
          {body}</RmtAdvc>\n</Document>\n"
     )?;
     w.flush()
+}
+
+/// The payment id as an `EndToEndId`: present, within 35 characters, and not the placeholder
+/// the parser reads as no id.
+fn end_to_end_id(p: &Payment) -> io::Result<String> {
+    let id = xml_text(p, &p.payment_id, 35, "payment id (EndToEndId)")?
+        .ok_or_else(|| invalid(p, "empty payment id".into()))?;
+    if id.eq_ignore_ascii_case(NOT_PROVIDED) {
+        return Err(invalid(
+            p,
+            "payment id NOTPROVIDED would read back as no id".into(),
+        ));
+    }
+    Ok(id)
+}
+
+/// The payment date as an ISO date (`xs:date` holds years 1 to 9999 only).
+fn xml_date(p: &Payment) -> io::Result<Option<String>> {
+    use chrono::Datelike;
+    let Some(d) = p.payment_date else {
+        return Ok(None);
+    };
+    if !(1..=9999).contains(&d.year()) {
+        return Err(invalid(
+            p,
+            format!("payment date {d} is outside years 1 to 9999"),
+        ));
+    }
+    Ok(Some(d.format("%Y-%m-%d").to_string()))
+}
+
+/// A message's creation time: midnight of its latest payment date, so that a file written twice
+/// from the same payments is the same file.
+fn created_at(payments: &[Payment]) -> String {
+    payments
+        .iter()
+        .filter_map(|p| p.payment_date)
+        .max()
+        .map(|d| d.format("%Y-%m-%dT00:00:00").to_string())
+        .unwrap_or_else(|| "1970-01-01T00:00:00".into())
 }
 
 fn invalid(p: &Payment, what: String) -> io::Error {
@@ -643,28 +655,13 @@ fn render_entry(p: &Payment, out: &mut String) -> io::Result<()> {
     let ccy = p.currency.as_str();
     let amount = xml_amount(p, p.amount, "payment amount")?;
     let cd = indicator(p.direction);
-    let id = xml_text(p, &p.payment_id, 35, "payment id (EndToEndId)")?
-        .ok_or_else(|| invalid(p, "empty payment id".into()))?;
-    if id.eq_ignore_ascii_case(NOT_PROVIDED) {
-        return Err(invalid(
-            p,
-            "payment id NOTPROVIDED would read back as no id".into(),
-        ));
-    }
+    let id = end_to_end_id(p)?;
     let _ = write!(
         out,
         "<Ntry>\n<Amt Ccy=\"{ccy}\">{amount}</Amt>\n<CdtDbtInd>{cd}</CdtDbtInd>\n\
          <Sts><Cd>BOOK</Cd></Sts>\n"
     );
-    if let Some(d) = p.payment_date {
-        use chrono::Datelike;
-        if !(1..=9999).contains(&d.year()) {
-            return Err(invalid(
-                p,
-                format!("payment date {d} is outside years 1 to 9999"),
-            ));
-        }
-        let d = d.format("%Y-%m-%d");
+    if let Some(d) = xml_date(p)? {
         let _ = write!(
             out,
             "<BookgDt><Dt>{d}</Dt></BookgDt>\n<ValDt><Dt>{d}</Dt></ValDt>\n"
