@@ -135,6 +135,15 @@ impl OpenIndex {
         self.by_due.iter().map(|&(_, i)| i)
     }
 
+    /// Items from `from` on in due-date order (ties by ledger index) with their due dates:
+    /// counting what a payment run leaves open inside it reads only that stretch.
+    pub(crate) fn due_from(
+        &self,
+        from: (NaiveDate, InvoiceIdx),
+    ) -> impl Iterator<Item = (NaiveDate, InvoiceIdx)> + '_ {
+        self.by_due.range(from..).copied()
+    }
+
     /// Items whose normalised invoice or PO number may start with `prefix` (certainly, when the
     /// prefix is shorter than the indexed head); an item can come twice, once per number.
     pub(crate) fn by_number_prefix(&self, prefix: &str) -> impl Iterator<Item = InvoiceIdx> + '_ {

@@ -268,6 +268,105 @@ pub(crate) fn subset_sums(
     (s.out, finished)
 }
 
+/// Items a due-date run may skip inside it: the invoices an AP run holds back (disputed, not
+/// yet approved, short-shipped) are few.
+pub(crate) const RUN_MAX_SKIPPED: usize = 2;
+
+/// Open items, oldest due first, that a payment run is searched among, per customer.
+pub(crate) const RUN_POOL: usize = 48;
+
+/// Items one due-date run spans at most, skipped ones included.
+pub(crate) const RUN_MAX_LEN: usize = 24;
+
+/// Runs one due-date search keeps at most before ranking them.
+const RUN_MAX_FOUND: usize = 64;
+
+/// Sets of `amounts` (positive, in due-date order) that a payment run makes: every item due from
+/// one item to a later one, less at most `max_skipped` items between them, adding up to exactly
+/// `target`. An AP department pays what has fallen due and holds back the few invoices it
+/// disputes; the subset-sum treats every combination of the oldest items as equally likely and
+/// cannot reach runs of more than a handful. Runs span at most [`RUN_MAX_LEN`] items and hold at
+/// least `min_size`. Returns at most `max_solutions` sets (indexes into `amounts`, ascending),
+/// fewest skipped first, then the oldest start, and how many sets were found in all (at most
+/// [`RUN_MAX_FOUND`]): several runs adding up to one payment make each of them doubtful.
+pub(crate) fn due_runs(
+    amounts: &[Decimal],
+    target: Decimal,
+    min_size: usize,
+    max_skipped: usize,
+    max_solutions: usize,
+) -> (Vec<Vec<usize>>, usize) {
+    let to_cents =
+        |d: Decimal| -> Option<i64> { (cents(d) * Decimal::ONE_HUNDRED).trunc().try_into().ok() };
+    let (Some(target), Some(c)) = (
+        to_cents(target),
+        amounts
+            .iter()
+            .map(|&a| to_cents(a).filter(|&x| x > 0))
+            .collect::<Option<Vec<i64>>>(),
+    ) else {
+        return (Vec::new(), 0);
+    };
+    if target <= 0 {
+        return (Vec::new(), 0);
+    }
+    // The most any `max_skipped` items can give back: once a run's excess is beyond it, longer
+    // runs from the same start only add more.
+    let mut largest = c.clone();
+    largest.sort_unstable_by(|a, b| b.cmp(a));
+    let give_back: i64 = largest.iter().take(max_skipped).sum();
+    // (skipped, start, end, skipped items)
+    let mut found: Vec<(usize, usize, usize, [usize; 2])> = Vec::new();
+    'starts: for s in 0..c.len() {
+        let mut sum = 0i64;
+        for e in s..c.len().min(s + RUN_MAX_LEN) {
+            sum += c[e];
+            let excess = sum - target;
+            if excess < 0 {
+                continue;
+            }
+            if excess > give_back {
+                break;
+            }
+            let len = e - s + 1;
+            let mut push = |skipped: usize, k: [usize; 2]| {
+                if len - skipped >= min_size {
+                    found.push((skipped, s, e, k));
+                }
+            };
+            if excess == 0 {
+                push(0, [usize::MAX; 2]);
+            } else if e > s + 1 {
+                // Only items strictly inside: a run starts and ends with an item it pays.
+                let inner = s + 1..e;
+                for k1 in inner.clone() {
+                    if c[k1] == excess && max_skipped >= 1 {
+                        push(1, [k1, usize::MAX]);
+                    }
+                    if max_skipped >= 2 && c[k1] < excess {
+                        for k2 in k1 + 1..e {
+                            if c[k1] + c[k2] == excess {
+                                push(2, [k1, k2]);
+                            }
+                        }
+                    }
+                }
+            }
+            if found.len() >= RUN_MAX_FOUND {
+                break 'starts;
+            }
+        }
+    }
+    let total = found.len();
+    found.sort_unstable();
+    let sets = found
+        .into_iter()
+        .take(max_solutions)
+        .map(|(_, s, e, skip)| (s..=e).filter(|k| !skip.contains(k)).collect())
+        .collect();
+    (sets, total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,7 +476,42 @@ mod tests {
         assert!(sols.is_empty());
     }
 
+    #[test]
+    fn due_runs_find_long_runs_less_the_items_held_back() {
+        // Twelve invoices due in order; the run pays the first eleven except the 4th (disputed).
+        let a: Vec<Decimal> = (1..=12).map(|k| Decimal::new(10_000 + k * 137, 2)).collect();
+        let target: Decimal = a[..11].iter().sum::<Decimal>() - a[3];
+        let (sols, total) = due_runs(&a, target, 2, RUN_MAX_SKIPPED, 6);
+        let want: Vec<usize> = (0..11).filter(|&k| k != 3).collect();
+        assert_eq!(sols.first(), Some(&want), "{sols:?}");
+        assert!(total >= 1);
+        // Too long for the subset-sum, which stops at six items.
+        assert!(subset_sums(&a, target, 6, 6).0.is_empty());
+        // A run that needs three items held back is not one.
+        let t3 = a[..11].iter().sum::<Decimal>() - a[2] - a[4] - a[6];
+        let three_held: Vec<usize> = (0..11).filter(|k| ![2, 4, 6].contains(k)).collect();
+        assert!(!due_runs(&a, t3, 2, RUN_MAX_SKIPPED, 6).0.contains(&three_held));
+        // A whole run ranks before one with an item held back.
+        let (sols, _) = due_runs(&a, a[5] + a[6] + a[7], 2, RUN_MAX_SKIPPED, 6);
+        assert_eq!(sols.first(), Some(&vec![5, 6, 7]));
+        assert!(due_runs(&a, dec!(0.01), 1, 2, 6).0.is_empty());
+    }
+
     proptest::proptest! {
+        #[test]
+        fn due_runs_are_runs_that_sum(xs in proptest::collection::vec(1i64..500_000, 0..30), from in 0usize..30, len in 1usize..14) {
+            let a: Vec<Decimal> = xs.iter().map(|c| Decimal::new(*c, 2)).collect();
+            let target: Decimal = a.iter().skip(from).take(len).sum();
+            let (sols, total) = due_runs(&a, target, 1, RUN_MAX_SKIPPED, 6);
+            proptest::prop_assert!(sols.len() <= total);
+            for s in sols {
+                let sum: Decimal = s.iter().map(|&i| a[i]).sum();
+                proptest::prop_assert_eq!(sum, target);
+                let span = s[s.len() - 1] - s[0] + 1;
+                proptest::prop_assert!(span - s.len() <= RUN_MAX_SKIPPED && span <= RUN_MAX_LEN);
+            }
+        }
+
         #[test]
         fn subset_sum_solutions_really_sum(xs in proptest::collection::vec(-50_000i64..500_000, 0..18), pick in 0usize..5) {
             let a: Vec<Decimal> = xs.iter().map(|c| Decimal::new(*c, 2)).collect();

@@ -8,7 +8,7 @@
 use crate::domain::{Invoice, Payment, RemittanceLine};
 use crate::ledger::{Ledger, RefField};
 use crate::matching::amounts::AmountFit;
-use crate::matching::candidates::{Candidate, PaymentCandidates, Source};
+use crate::matching::candidates::{Candidate, PaymentCandidates, Source, due_gaps};
 use crate::matching::payer::PayerVia;
 use ndarray::Array2;
 use rust_decimal::Decimal;
@@ -16,7 +16,7 @@ use rust_decimal::prelude::ToPrimitive;
 
 /// The feature schema, in column order. It travels inside the model artifact, and loading a
 /// model whose schema differs is refused.
-pub const FEATURE_NAMES: [&str; 50] = [
+pub const FEATURE_NAMES: [&str; 52] = [
     "n_allocations",
     "n_lines",
     "n_line_references",
@@ -67,6 +67,8 @@ pub const FEATURE_NAMES: [&str; 50] = [
     "subset_pool",
     "subset_solutions",
     "subset_chance_log10",
+    "due_older_left",
+    "due_gaps_within",
 ];
 
 /// Number of features.
@@ -302,6 +304,16 @@ pub fn row(
     } else {
         -10.0
     });
+    // How like a payment run the items found by amount are; -1 when references found them
+    // all (the counts read the customer's due-date index, so only where they tell something).
+    let gaps = c
+        .allocations
+        .iter()
+        .any(|a| a.reference.is_none())
+        .then(|| due_gaps(ledger, payment, &c.allocations))
+        .flatten();
+    out.push(gaps.map_or(-1.0, |g| g.0 as f32));
+    out.push(gaps.map_or(-1.0, |g| g.1 as f32));
     debug_assert_eq!(out.len() - start, N_FEATURES);
 }
 

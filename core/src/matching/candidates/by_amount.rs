@@ -1,10 +1,14 @@
 //! Candidates from the amount alone, for payments without detail: single open items whose amount
 //! explains the payment, and the bounded subset-sum over a customer's open items.
 
-use super::{Candidate, CandidateAllocation, CandidateLimits, Source, finish, payable};
+use super::{
+    Candidate, CandidateAllocation, CandidateLimits, Source, due_gaps, finish, payable,
+};
 use crate::domain::Payment;
 use crate::ledger::{CustomerIdx, InvoiceIdx, Ledger};
-use crate::matching::amounts::{AmountFit, BANK_FEE_MAX, BANK_FEE_MIN, fit, subset_sums};
+use crate::matching::amounts::{
+    AmountFit, BANK_FEE_MAX, BANK_FEE_MIN, RUN_MAX_SKIPPED, RUN_POOL, due_runs, fit, subset_sums,
+};
 use crate::terms::{cents, terms_discount};
 use rust_decimal::Decimal;
 use std::ops::Bound;
@@ -182,6 +186,15 @@ pub(super) fn subsets(
         if targets[0] != discounted {
             targets.push(discounted);
         }
+        // Each distinct set once, however many searches find it: the count is how doubtful
+        // each of them is.
+        let mut sets: Vec<Vec<(InvoiceIdx, Decimal)>> = Vec::new();
+        let mut add = |mut s: Vec<(InvoiceIdx, Decimal)>| {
+            s.sort_unstable();
+            if !sets.contains(&s) {
+                sets.push(s);
+            }
+        };
         for amounts in &targets {
             let (sols, _) = subset_sums(
                 amounts,
@@ -189,25 +202,72 @@ pub(super) fn subsets(
                 limits.subset_max_size,
                 limits.subset_max_solutions,
             );
-            n += sols.len();
             for s in sols {
-                let allocations = s
-                    .iter()
-                    .map(|&k| CandidateAllocation {
-                        invoice: pool[k],
-                        fit: fit(
-                            ledger.invoice(pool[k]),
-                            amounts[k],
-                            None,
-                            payment.payment_date,
-                        ),
+                add(s.iter().map(|&k| (pool[k], amounts[k])).collect());
+            }
+        }
+        // Payment runs: every invoice due over a stretch, less the few held back, which may be
+        // many more items than the subset-sum reaches.
+        let run_pool: Vec<InvoiceIdx> = ledger
+            .open_items(c)
+            .by_due_date()
+            .filter(|&i| ledger.invoice(i).open_amount > Decimal::ZERO && payable(ledger, payment, i))
+            .take(RUN_POOL)
+            .collect();
+        let run_open: Vec<Decimal> = run_pool
+            .iter()
+            .map(|&i| ledger.invoice(i).open_amount)
+            .collect();
+        let run_net: Vec<Decimal> = run_pool
+            .iter()
+            .map(|&i| {
+                let inv = ledger.invoice(i);
+                match terms_discount(inv, payment.payment_date) {
+                    Some((d, true)) => inv.open_amount - d,
+                    _ => inv.open_amount,
+                }
+            })
+            .collect();
+        let mut run_targets = vec![run_open];
+        if run_targets[0] != run_net {
+            run_targets.push(run_net);
+        }
+        for amounts in &run_targets {
+            let (sols, found) = due_runs(
+                amounts,
+                payment.amount,
+                2,
+                RUN_MAX_SKIPPED,
+                limits.subset_max_solutions,
+            );
+            n += found.saturating_sub(sols.len());
+            for s in sols {
+                add(s.iter().map(|&k| (run_pool[k], amounts[k])).collect());
+            }
+        }
+        n += sets.len();
+        let mut found: Vec<((usize, usize), Candidate)> = sets
+            .into_iter()
+            .map(|s| {
+                let allocations: Vec<CandidateAllocation> = s
+                    .into_iter()
+                    .map(|(i, cash)| CandidateAllocation {
+                        invoice: i,
+                        fit: fit(ledger.invoice(i), cash, None, payment.payment_date),
                         reference: None,
                         line: None,
                     })
                     .collect();
-                out.push(finish(payment, Source::SubsetSum, allocations));
-            }
-        }
+                let gaps = due_gaps(ledger, payment, &allocations).unwrap_or((usize::MAX, 0));
+                (
+                    (gaps.1, gaps.0),
+                    finish(payment, Source::SubsetSum, allocations),
+                )
+            })
+            .collect();
+        // The set most like a payment run first: candidates of equal evidence keep this order.
+        found.sort_by_key(|f| f.0);
+        out.extend(found.into_iter().map(|f| f.1));
     }
     (n, pc_pool)
 }

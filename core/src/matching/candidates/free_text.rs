@@ -7,7 +7,7 @@ use super::{
 };
 use crate::domain::Payment;
 use crate::ledger::{InvoiceIdx, Ledger};
-use crate::matching::amounts::{AmountFit, fit, subset_sums};
+use crate::matching::amounts::{AmountFit, RUN_MAX_SKIPPED, RUN_POOL, due_runs, fit, subset_sums};
 use crate::terms::terms_discount;
 use rust_decimal::Decimal;
 
@@ -210,6 +210,32 @@ pub(super) fn complete_lists(
         );
         for s in sols {
             add(s.into_iter().map(|k| head[k]).collect(), &mut sets);
+        }
+        // The rest of the payment run the listed items begin: the items due from the oldest
+        // listed one on, less the few the payer held back, which may be more than the
+        // subset-sum reaches (a cut list leaves a dozen items unnamed).
+        let from = c
+            .allocations
+            .iter()
+            .map(|a| ledger.invoice(a.invoice).due_date)
+            .min();
+        let mut run: Vec<(chrono::NaiveDate, InvoiceIdx, Decimal)> = pool
+            .iter()
+            .filter(|p| from.is_some_and(|d| p.1 >= d))
+            .map(|p| (p.1, p.2, p.3))
+            .collect();
+        run.sort_unstable();
+        run.truncate(RUN_POOL);
+        let run_open: Vec<Decimal> = run.iter().map(|r| r.2).collect();
+        let (sols, _) = due_runs(
+            &run_open,
+            gap,
+            1,
+            RUN_MAX_SKIPPED,
+            limits.subset_max_solutions,
+        );
+        for s in sols {
+            add(s.into_iter().map(|k| run[k].1).collect(), &mut sets);
         }
         most = most.max(sets.len());
         // The listed items in full: the cash over, which the last of them held as an

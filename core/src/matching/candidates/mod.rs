@@ -321,6 +321,58 @@ fn payable(ledger: &Ledger, payment: &Payment, i: InvoiceIdx) -> bool {
         && payment.payment_date.is_none_or(|d| inv.invoice_date <= d)
 }
 
+/// How far a set of invoices found by amount stands from a payment run of its customer (the
+/// first allocation's): how many of the customer's payable open invoices due before the set's
+/// oldest it leaves open, and how many due within its span. An AP run pays what has fallen due
+/// and holds back a few disputed items; a set the amounts add up to by chance skips many. Each
+/// count stops at [`DUE_GAPS_CAP`], and at most a few times that many items are read, whatever
+/// the customer's size. `None` when the set holds no open invoice.
+pub(crate) fn due_gaps(
+    ledger: &Ledger,
+    payment: &Payment,
+    allocations: &[CandidateAllocation],
+) -> Option<(usize, usize)> {
+    let first = allocations.first()?;
+    let cust = ledger.invoice_customer(first.invoice);
+    // The span in the due-date index's own order (due date, then ledger index): items billed
+    // on one day are one after another, not all inside.
+    type At = (chrono::NaiveDate, InvoiceIdx);
+    let mut span: Option<(At, At)> = None;
+    for a in allocations {
+        let inv = ledger.invoice(a.invoice);
+        if inv.open_amount > Decimal::ZERO && ledger.invoice_customer(a.invoice) == cust {
+            let at = (inv.due_date, a.invoice);
+            span = Some(span.map_or((at, at), |(lo, hi)| (lo.min(at), hi.max(at))));
+        }
+    }
+    let (lo, hi) = span?;
+    let ix = ledger.open_items(cust);
+    let left_open = |i: InvoiceIdx| {
+        ledger.invoice(i).open_amount > Decimal::ZERO
+            && payable(ledger, payment, i)
+            && !allocations.iter().any(|a| a.invoice == i)
+    };
+    let steps = 4 * DUE_GAPS_CAP + allocations.len();
+    let mut before = 0;
+    for (d, i) in ix.due_from((chrono::NaiveDate::MIN, InvoiceIdx::MIN)).take(steps) {
+        if (d, i) >= lo || before >= DUE_GAPS_CAP {
+            break;
+        }
+        before += left_open(i) as usize;
+    }
+    let mut within = 0;
+    for (d, i) in ix.due_from(lo).take(steps) {
+        if (d, i) > hi || within >= DUE_GAPS_CAP {
+            break;
+        }
+        within += left_open(i) as usize;
+    }
+    Some((before, within))
+}
+
+/// Where [`due_gaps`] stops counting: beyond it, a set is no payment run.
+pub(crate) const DUE_GAPS_CAP: usize = 16;
+
 /// Closes a candidate: anything the allocations would take beyond the payment is given back
 /// from the last ones, and the rest is unapplied.
 fn finish(

@@ -251,6 +251,35 @@ fn a_payer_with_twenty_thousand_open_items_gets_the_subset_of_its_oldest_items()
 }
 
 #[test]
+fn a_payment_run_of_eleven_items_less_one_held_back_is_the_first_set_suggested() {
+    let l = big_payer();
+    let date = NaiveDate::from_ymd_opt(2026, 2, 20).unwrap_or_default();
+    let oldest: Vec<InvoiceIdx> = l.open_items(0).by_due_date().take(12).collect();
+    // The run pays the eleven oldest but the fifth, which the payer disputes.
+    let paid: Vec<InvoiceIdx> = oldest[..11]
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| k != 4)
+        .map(|(_, &i)| i)
+        .collect();
+    let amount: Decimal = paid.iter().map(|&i| l.invoice(i).open_amount).sum();
+    let p = no_detail_payment(amount, date);
+    let pc = generate(&l, &p, &ReferenceHabits::default(), &Default::default());
+    let first = pc
+        .candidates
+        .iter()
+        .find(|c| c.source == Source::SubsetSum)
+        .expect("a set that adds up");
+    let mut want: Vec<(InvoiceIdx, Decimal)> = paid
+        .iter()
+        .map(|&i| (i, l.invoice(i).open_amount))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(first.key(), want);
+    assert_eq!(due_gaps(&l, &p, &first.allocations), Some((0, 1)));
+}
+
+#[test]
 fn a_short_reference_names_nothing_without_the_payers_habit() {
     let l = ledger(dec!(250.00));
     let p = short_reference_payment("111122223333");
