@@ -936,6 +936,71 @@ fn a_list_the_bank_cut_short_is_applied_whole_or_not_at_all() {
     assert!(d.suggestions[0].allocations.len() > 3, "{d:#?}");
 }
 
+/// The rest of a cut list is the rest of the payer's payment run: items due one after another,
+/// a few held back at most. Two items that happen to add up to the rest while four others due
+/// between them stay open are a coincidence of amounts, and a person decides.
+#[test]
+fn a_cut_list_is_completed_automatically_only_by_a_run_of_what_fell_due() {
+    let listed = [
+        ("I1", "INV-0010001"),
+        ("I2", "INV-0010002"),
+        ("I3", "INV-0010003"),
+    ];
+    let later = [
+        ("K1", "INV-0020001"),
+        ("K2", "INV-0020002"),
+        ("K3", "INV-0020003"),
+        ("K4", "INV-0020004"),
+        ("K5", "INV-0020005"),
+        ("K6", "INV-0020006"),
+    ];
+    // Powers of two: every set of items has its own total, so each payment has one completion.
+    let amount = |k: usize| usd(100_000 << k);
+    let mut items: Vec<(&str, &str, Decimal, Decimal, u32)> = listed
+        .iter()
+        .enumerate()
+        .map(|(k, &(id, n))| (id, n, amount(k), amount(k), 5))
+        .collect();
+    items.extend(
+        later
+            .iter()
+            .enumerate()
+            .map(|(k, &(id, n))| (id, n, amount(k + 3), amount(k + 3), 6 + k as u32)),
+    );
+    let engine = rules_only(one_customer(&items));
+    let memo = "INV 0010001, 0010002, 0010003";
+    let head: Decimal = (0..3).map(amount).sum();
+
+    let run = head + amount(3) + amount(4) + amount(5);
+    let d = engine.decide(&paying("P-run", run, &[], Some(memo)));
+    assert_eq!(d.status, Status::Auto, "{d:#?}");
+    let mut ids: Vec<&str> = d
+        .allocations
+        .iter()
+        .map(|a| a.invoice_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["I1", "I2", "I3", "K1", "K2", "K3"]);
+
+    let apart = head + amount(3) + amount(8);
+    let d = engine.decide(&paying("P-apart", apart, &[], Some(memo)));
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty(), "{d:#?}");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("no run of what fell due") && e.contains("4 other items")),
+        "{d:#?}"
+    );
+    let mut ids: Vec<&str> = d.suggestions[0]
+        .allocations
+        .iter()
+        .map(|a| a.invoice_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["I1", "I2", "I3", "K1", "K6"], "{d:#?}");
+}
+
 /// `cashmatch match --advices`: the bank's credits without detail are linked with the advices
 /// that came by email (CSV, XLSX, text and HTML bodies; a scan refused), the links written and
 /// counted, and each linked payment decided with the advice's invoices and the bank's money.

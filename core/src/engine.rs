@@ -11,9 +11,10 @@ use crate::domain::{
     Suggestion, WriteOffLine,
 };
 use crate::ledger::{InvoiceIdx, Ledger, LedgerError, Settlement};
-use crate::matching::amounts::AmountFit;
+use crate::matching::amounts::{AmountFit, RUN_MAX_SKIPPED};
 use crate::matching::candidates::{
-    self, Candidate, CandidateLimits, PaymentCandidates, RefQuery, Source,
+    self, Candidate, CandidateAllocation, CandidateLimits, PaymentCandidates, RefQuery, Source,
+    due_gaps,
 };
 use crate::matching::features;
 use crate::matching::payer::PayerVia;
@@ -572,6 +573,24 @@ impl Engine {
                 "{} sets of open items complete the listed references",
                 pc.completions
             ));
+        }
+        if c.completed {
+            // The rest of a cut list is the rest of the payer's run: items that add up but
+            // leave many others due among them open are a coincidence of amounts.
+            let rest: Vec<CandidateAllocation> = c
+                .allocations
+                .iter()
+                .filter(|a| a.reference.is_none())
+                .cloned()
+                .collect();
+            if let Some((_, within)) =
+                due_gaps(&self.ledger, payment, &rest).filter(|g| g.1 > RUN_MAX_SKIPPED)
+            {
+                return Some(format!(
+                    "the open items that complete the listed references are no run of what fell \
+                     due: {within} other items due among them stay open"
+                ));
+            }
         }
         let unreferenced_mismatch = c.allocations.iter().any(|a| {
             a.reference.is_none() && !matches!(a.fit.kind, AmountFit::Exact | AmountFit::Discount)

@@ -1,9 +1,7 @@
 //! Candidates from the amount alone, for payments without detail: single open items whose amount
 //! explains the payment, and the bounded subset-sum over a customer's open items.
 
-use super::{
-    Candidate, CandidateAllocation, CandidateLimits, Source, due_gaps, finish, payable,
-};
+use super::{Candidate, CandidateAllocation, CandidateLimits, Source, due_gaps, finish, payable};
 use crate::domain::Payment;
 use crate::ledger::{CustomerIdx, InvoiceIdx, Ledger};
 use crate::matching::amounts::{
@@ -211,7 +209,9 @@ pub(super) fn subsets(
         let run_pool: Vec<InvoiceIdx> = ledger
             .open_items(c)
             .by_due_date()
-            .filter(|&i| ledger.invoice(i).open_amount > Decimal::ZERO && payable(ledger, payment, i))
+            .filter(|&i| {
+                ledger.invoice(i).open_amount > Decimal::ZERO && payable(ledger, payment, i)
+            })
             .take(RUN_POOL)
             .collect();
         let run_open: Vec<Decimal> = run_pool

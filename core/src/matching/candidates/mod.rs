@@ -354,7 +354,10 @@ pub(crate) fn due_gaps(
     };
     let steps = 4 * DUE_GAPS_CAP + allocations.len();
     let mut before = 0;
-    for (d, i) in ix.due_from((chrono::NaiveDate::MIN, InvoiceIdx::MIN)).take(steps) {
+    for (d, i) in ix
+        .due_from((chrono::NaiveDate::MIN, InvoiceIdx::MIN))
+        .take(steps)
+    {
         if (d, i) >= lo || before >= DUE_GAPS_CAP {
             break;
         }
