@@ -63,9 +63,7 @@ impl Batch {
                         ids(&advices, &pending.candidates)
                     ),
                 });
-                if config.review_receipts_alone && !quotes_a_reference(&p) {
-                    p.warnings.push(super::REVIEW_ALONE.to_string());
-                }
+                super::mark_alone(&mut p, config);
                 of_receipt[pending.index] = vec![p];
             }
         }
@@ -174,13 +172,6 @@ impl Batch {
         }
         out
     }
-}
-
-/// Whether a receipt's memo quotes a reference: evidence beyond the amount for the matcher.
-fn quotes_a_reference(p: &Payment) -> bool {
-    p.free_text
-        .iter()
-        .any(|t| !crate::text::references::extract_from_text(t).is_empty())
 }
 
 fn ids(items: &[Payment], idx: &[usize]) -> String {
