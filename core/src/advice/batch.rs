@@ -187,7 +187,8 @@ pub struct Counts {
     pub links: usize,
     /// Links of several advices or several receipts.
     pub groups: usize,
-    /// Links where the receipt is short of the advice by a bank fee.
+    /// Links where the receipt is short of the advice by a bank fee or the customer's credit
+    /// memos.
     pub with_fee: usize,
     pub receipts: usize,
     pub advices: usize,

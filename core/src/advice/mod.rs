@@ -15,7 +15,9 @@
 //!   for a payer the ledger does not know, the two names agree; or the receipt's memo quotes a
 //!   reference the advice carries;
 //! - **amount**: equal, or the receipt short of the advice by no more than
-//!   [`LinkConfig::fee_limit`] (a bank fee taken from a wire);
+//!   [`LinkConfig::fee_limit`] (a bank fee taken from a wire), or by exactly the open amount of
+//!   one or two of the common customer's open credit memos that the advice does not list (its
+//!   AP department took them and listed only the invoices), when only one combination does;
 //! - **dates**: within [`LinkConfig::window_days`] of each other, either order;
 //! - the same currency.
 //!
@@ -98,7 +100,8 @@ pub struct Link {
     pub receipts: Vec<usize>,
     /// Indices into the advices given to [`link`].
     pub advices: Vec<usize>,
-    /// What the receipts are short of the advices: a bank fee (zero for an exact link).
+    /// What the receipts are short of the advices: a bank fee, or the customer's open credit
+    /// memos that the evidence names (zero for an exact link).
     pub fee: Decimal,
     /// The evidence, for the decision's explanation and the audit.
     pub evidence: Vec<String>,
