@@ -52,6 +52,8 @@
 //! hold_business_days = 2                    # how long a receipt or an advice waits (the default)
 //! window_days = 7                           # receipt and advice dates at most this far apart
 //! fee_limit = "50.00"                       # a receipt short of its advice by at most this: a bank fee
+//! date_margin_days = 7                      # dates choose between equal counterparts only by this margin
+//! review_receipts_alone = true              # a receipt with nothing but amount and payer, its hold over, goes to a person
 //!
 //! [[tokens]]                                # `cashmatch token new` prints these lines
 //! name = "erp"
@@ -146,6 +148,8 @@ struct FileAdvices {
     window_days: Option<u32>,
     /// Money, as a string, read exactly.
     fee_limit: Option<String>,
+    date_margin_days: Option<u32>,
+    review_receipts_alone: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -601,8 +605,12 @@ fn read_advices(f: FileAdvices) -> Result<AdviceSettings, ConfigError> {
         hold_business_days,
         window_days,
         fee_limit,
+        date_margin_days,
+        review_receipts_alone,
     } = f;
     let mut s = AdviceSettings::default();
+    s.link.date_margin_days = date_margin_days.map_or(s.link.date_margin_days, i64::from);
+    s.link.review_receipts_alone = review_receipts_alone.unwrap_or(s.link.review_receipts_alone);
     s.hold_receipts = hold_receipts.unwrap_or(s.hold_receipts);
     s.link.hold_business_days = hold_business_days.unwrap_or(s.link.hold_business_days);
     s.link.window_days = window_days.map_or(s.link.window_days, i64::from);
@@ -918,6 +926,12 @@ mod tests {
         assert!(s.advices.hold_receipts);
         assert_eq!(s.advices.link.hold_business_days, 3);
         assert_eq!(s.advices.link.fee_limit.to_string(), "25.50");
+        assert_eq!(s.advices.link.date_margin_days, 7);
+        assert!(s.advices.link.review_receipts_alone);
+        let s = parse("[advices]\ndate_margin_days = 3\nreview_receipts_alone = false")
+            .expect("linking rules");
+        assert_eq!(s.advices.link.date_margin_days, 3);
+        assert!(!s.advices.link.review_receipts_alone);
         assert!(refusal("[advices]\nfee_limit = \"-1\"").contains("negative"));
         assert!(refusal("[advices]\nfee_limit = \"fifty\"").contains("advices.fee_limit"));
         assert!(

@@ -90,7 +90,8 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
             }
         }
     }
-    write_errors(&out.join("link_errors.csv"), &batch, &truth, &found)
+    let cases: HashMap<String, String> = split.cases.iter().cloned().collect();
+    write_errors(&out.join("link_errors.csv"), &batch, &truth, &found, &cases)
         .with_context(|| format!("writing {}", out.join("link_errors.csv").display()))?;
     let within = d.truth.iter().filter(|(_, _, w)| *w).count();
     let recalled = d
@@ -99,7 +100,6 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
         .filter(|(a, _, w)| *w && found.contains(a.as_str()))
         .count();
     let model = Arc::new(Model::embedded_default()?);
-    let cases: HashMap<String, String> = split.cases.iter().cloned().collect();
     let coupled = eval::compare(
         model.clone(),
         &world.customers,
@@ -209,17 +209,55 @@ fn advice_key(id: &str) -> &str {
 }
 
 /// Every wrong link and every advice of the truth left unlinked, with what linking saw, for
-/// finding out why (`kind,advice,linked_to,truth,reason,candidates`).
+/// finding out why (`kind,advice,linked_to,truth,within,reason,candidates`, then the true
+/// receipt's case family and the facts compared: both amounts, the days apart, both payer names).
 fn write_errors(
     path: &Path,
     batch: &Batch,
     truth: &HashMap<&str, (&str, bool)>,
     found: &HashSet<&str>,
+    cases: &HashMap<String, String>,
 ) -> anyhow::Result<()> {
     use std::io::Write;
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(w, "kind,advice,linked_to,truth,within,reason,candidates")?;
+    writeln!(
+        w,
+        "kind,advice,linked_to,truth,within,reason,candidates,case,advice_amount,receipt_amount,days_apart,advice_payer,receipt_payer"
+    )?;
     let rid = |i: usize| batch.receipts[i].payment_id.as_str();
+    let receipt_of: HashMap<&str, &cashmatch::domain::Payment> = batch
+        .receipts
+        .iter()
+        .map(|r| (r.payment_id.as_str(), r))
+        .collect();
+    // The true receipt's side of the comparison, for the columns after `candidates`.
+    let facts = |a: usize, t: &str| -> String {
+        let adv = &batch.advices[a];
+        let r = receipt_of.get(t);
+        let days = match (r.and_then(|r| r.payment_date), adv.payment_date) {
+            (Some(x), Some(y)) => (x - y).num_days().to_string(),
+            _ => String::new(),
+        };
+        let name = |p: Option<&cashmatch::domain::Payment>| {
+            p.map(|p| {
+                format!(
+                    "{}|{}",
+                    p.payer.name.as_deref().unwrap_or(""),
+                    p.payer.account.as_deref().unwrap_or("")
+                )
+            })
+            .unwrap_or_default()
+            .replace(['"', ','], " ")
+        };
+        format!(
+            "{},{},{},{days},{},{}",
+            cases.get(t).map(String::as_str).unwrap_or(""),
+            adv.amount,
+            r.map(|r| r.amount.to_string()).unwrap_or_default(),
+            name(Some(adv)),
+            name(r.copied())
+        )
+    };
     for l in &batch.linking.links {
         for &a in &l.advices {
             let key = advice_key(&batch.advices[a].payment_id);
@@ -228,11 +266,17 @@ fn write_errors(
             }
             let (t, within) = truth.get(key).copied().unwrap_or(("", false));
             let to: Vec<&str> = l.receipts.iter().map(|&r| rid(r)).collect();
+            let to_cases: Vec<&str> = to
+                .iter()
+                .map(|r| cases.get(*r).map(String::as_str).unwrap_or("?"))
+                .collect();
             writeln!(
                 w,
-                "wrong,{key},{},{t},{within},\"{}\",",
+                "wrong,{key},{} ({}),{t},{within},\"{}\",,{}",
                 to.join(" "),
-                l.evidence.join("; ").replace('"', "'")
+                to_cases.join(" "),
+                l.evidence.join("; ").replace('"', "'"),
+                facts(a, t)
             )?;
         }
     }
@@ -242,9 +286,10 @@ fn write_errors(
         let c: Vec<&str> = p.candidates.iter().map(|&r| rid(r)).collect();
         writeln!(
             w,
-            "unlinked,{key},,{t},{within},{:?},{}",
+            "unlinked,{key},,{t},{within},{:?},{},{}",
             p.reason,
-            c.join(" ")
+            c.join(" "),
+            facts(p.index, t)
         )?;
     }
     w.flush()?;

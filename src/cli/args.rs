@@ -79,6 +79,14 @@ pub(super) enum Command {
         /// Business days an unlinked receipt waits for its advice (and an advice for its money).
         #[arg(long, default_value_t = 2)]
         hold_days: u32,
+        /// Days by which one counterpart's dates must be closer than every equally good other's
+        /// for the dates to choose between them (docs/advices.md).
+        #[arg(long, default_value_t = 7)]
+        date_margin_days: u32,
+        /// Whether a receipt whose hold is over, with nothing but its amount and payer, goes to a
+        /// person rather than being applied on its amount (`--review-receipts-alone false`).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        review_receipts_alone: bool,
         /// The day the hold is reckoned from (YYYY-MM-DD); the latest date of the inputs when absent.
         #[arg(long)]
         as_of: Option<chrono::NaiveDate>,

@@ -47,6 +47,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             fee_limit,
             link_window_days,
             hold_days,
+            date_margin_days,
+            review_receipts_alone,
             as_of,
         } => {
             // The ledger is most of the reading; the model and the payments are read beside it.
@@ -69,6 +71,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                     fee_limit,
                     window_days: i64::from(link_window_days),
                     hold_business_days: hold_days,
+                    date_margin_days: i64::from(date_margin_days),
+                    review_receipts_alone,
                     as_of,
                     ..Default::default()
                 };

@@ -663,7 +663,9 @@ impl Service {
                 item.candidates = candidates;
                 write.items.push(item.clone());
             }
-            to_decide.push(r.clone());
+            let mut alone = r.clone();
+            advice::mark_alone(&mut alone, &config);
+            to_decide.push(alone);
             counts.receipts_alone += 1;
         }
         for p in linking.advices.iter().filter(|p| p.hold == Hold::Expired) {
@@ -928,6 +930,10 @@ impl Service {
     /// a resolution) is unapplied through the reversal path (`Service::unapply_payment`): its
     /// postings reversed, the payment back in the review queue. One still waiting in the queue
     /// stays there. The advices wait again; the receipts, decided, are for a person.
+    ///
+    /// Two replicas undoing the same link at once: one writes first, the other's write is
+    /// refused as a conflict, and its second round reads the link undone and answers so, as for
+    /// a link undone earlier (FAILED_PRECONDITION naming who undid it), not with the conflict.
     pub async fn unlink(
         self: &Arc<Self>,
         link_id: String,
@@ -941,6 +947,15 @@ impl Service {
                 "is required: say why the link is undone",
             ));
         }
+        again_after_conflicts("link undone", || self.unlink_once(&link_id, &note, &by)).await
+    }
+
+    async fn unlink_once(
+        self: &Arc<Self>,
+        link_id: &str,
+        note: &str,
+        by: &Actor,
+    ) -> Result<LinkUndone, ServiceError> {
         let mut book = self.advices.lock().await;
         self.reload(&mut book).await?;
         let link = book
@@ -986,7 +1001,7 @@ impl Service {
         done.unlinked = Some(Unlink {
             by: by.name.clone(),
             at,
-            note: note.clone(),
+            note: note.to_string(),
         });
         let mut write = AdviceWrite::default();
         for (side, ids, state) in [

@@ -276,6 +276,16 @@ async fn when_the_hold_ends_the_receipt_is_decided_alone_and_the_advice_goes_to_
         "{:?}",
         d.explanation
     );
+    // Nothing but its amount and payer, as in the batch run (`review_receipts_alone`, on by
+    // default): the matcher's answer is a suggestion for a person, not applied.
+    assert_eq!(d.status, Status::Review, "{:?}", d.explanation);
+    assert!(
+        d.explanation
+            .iter()
+            .any(|l| l.contains(cashmatch::advice::REVIEW_ALONE)),
+        "{:?}",
+        d.explanation
+    );
     let view = service.unlinked().await.expect("unlinked");
     assert!(view.receipts.is_empty());
     assert_eq!(view.advices.len(), 1);
@@ -665,4 +675,48 @@ async fn a_receipt_on_one_replica_links_with_its_advice_on_another() {
         2,
         "applied once"
     );
+}
+
+/// Two replicas on one PostgreSQL database undo the same link at the same moment: one undoes
+/// it (its cash unapplied once), the other answers that it was undone already, as for a link
+/// undone earlier, not with a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_link_undone_on_two_replicas_at_once_is_undone_once() {
+    let Some(b) = Backend::postgresql("advices_unlink_across_replicas") else {
+        return;
+    };
+    let first = open(&b, 7).await;
+    ledger(&first).await;
+    let second = open(&b, 7).await;
+    first
+        .match_payment(receipt("R1", "1500.00", 7, NW_ACCOUNT))
+        .await
+        .expect("held");
+    let out = first
+        .submit_advices(vec![northwind_advice("A1", 7)], "erp")
+        .await
+        .expect("advice");
+    let link = out.advices[0].link.clone().expect("linked");
+    let alice = Actor {
+        kind: ActorKind::Analyst,
+        name: "alice".into(),
+    };
+    let (a, b2) = tokio::join!(
+        first.unlink(link.id.clone(), "wrong advice".into(), alice.clone()),
+        second.unlink(link.id.clone(), "wrong advice".into(), alice.clone()),
+    );
+    let (done, refused): (Vec<_>, Vec<_>) = [a, b2].into_iter().partition(|r| r.is_ok());
+    assert_eq!(done.len(), 1, "undone once: {refused:?}");
+    let refused = refused
+        .into_iter()
+        .filter_map(|r| r.err())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].contains("undone already"),
+        "the other replica says it was undone already: {refused:?}"
+    );
+    // The cash was unapplied once: the invoices are open again, not twice over.
+    assert_eq!(open_amount(&first, "I1").await, dec("1000.00"));
 }

@@ -63,9 +63,7 @@ impl Batch {
                         ids(&advices, &pending.candidates)
                     ),
                 });
-                if config.review_receipts_alone && !quotes_a_reference(&p) {
-                    p.warnings.push(super::REVIEW_ALONE.to_string());
-                }
+                super::mark_alone(&mut p, config);
                 of_receipt[pending.index] = vec![p];
             }
         }
@@ -176,13 +174,6 @@ impl Batch {
     }
 }
 
-/// Whether a receipt's memo quotes a reference: evidence beyond the amount for the matcher.
-fn quotes_a_reference(p: &Payment) -> bool {
-    p.free_text
-        .iter()
-        .any(|t| !crate::text::references::extract_from_text(t).is_empty())
-}
-
 fn ids(items: &[Payment], idx: &[usize]) -> String {
     idx.iter()
         .map(|&i| items[i].payment_id.as_str())
@@ -196,7 +187,8 @@ pub struct Counts {
     pub links: usize,
     /// Links of several advices or several receipts.
     pub groups: usize,
-    /// Links where the receipt is short of the advice by a bank fee.
+    /// Links where the receipt is short of the advice by a bank fee or the customer's credit
+    /// memos.
     pub with_fee: usize,
     pub receipts: usize,
     pub advices: usize,

@@ -15,6 +15,13 @@ const MIN_UNKNOWN_NAME_SIMILARITY: f64 = 0.92;
 /// number every customer's invoices share a core with).
 const MAX_REFERENCE_CUSTOMERS: usize = 3;
 
+/// Most open credit memos of one customer looked at to explain a receipt short of its advice;
+/// a customer with more is not searched (too many sums to tell a coincidence from a reason).
+const MAX_OPEN_CREDITS: usize = 24;
+
+/// Most open credit memos that together explain a shortfall.
+const MAX_CREDITS_TAKEN: usize = 2;
+
 /// How strongly the payer is tied: the receipt side decides, since the bank's account is
 /// stronger evidence than a name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,6 +114,33 @@ impl Facts {
     }
 }
 
+impl Facts {
+    /// Whether a receipt with these facts could have been sent for the advice with `advice`'s
+    /// even when nothing ties the two: its payer is not told (an unknown remitter, a payment
+    /// service), or it is a ledger customer of the same group as one the advice points at (the
+    /// customer itself, its parent, a subsidiary or a sister company). A receipt from an
+    /// unrelated known customer is that customer's money.
+    /// `linked_customer` is the customer of the link in question: a receipt pointing at it is
+    /// that customer's other payment, which the choice of the single best pair already weighed.
+    pub(crate) fn could_be_for(
+        &self,
+        ledger: &Ledger,
+        advice: &Facts,
+        linked_customer: Option<CustomerIdx>,
+    ) -> bool {
+        if self.customers.is_empty() {
+            return true;
+        }
+        if linked_customer.is_some_and(|c| self.customers.iter().any(|(x, _)| *x == c)) {
+            return false;
+        }
+        let group = |c: CustomerIdx| ledger.customer_keys(c).parent.unwrap_or(c);
+        self.customers
+            .iter()
+            .any(|(x, _)| advice.customers.iter().any(|(y, _)| group(*x) == group(*y)))
+    }
+}
+
 /// Evidence that one receipt and one advice belong together, apart from the amount: same
 /// currency, dates in the window, and the payer or a reference in common.
 #[derive(Clone, Debug, PartialEq)]
@@ -190,12 +224,16 @@ impl Related {
 /// days, since a payer's AP run sends the same amount again.
 pub(crate) type Key = (bool, bool, Option<PayerTie>);
 
-/// An admissible 1:1 pair: related, and the amounts agree (equal, or short by a fee).
+/// An admissible 1:1 pair: related, and the amounts agree (equal, short by a fee, or short by
+/// open credit memos of the customer that the advice does not list).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct PairEvidence {
     pub related: Related,
-    /// The advice's amount less the receipt's: zero, or a bank fee.
+    /// The advice's amount less the receipt's: zero, a bank fee, or the credit memos' total.
     pub fee: Decimal,
+    /// The numbers of the customer's open credit memos that make up `fee` when it is more than
+    /// a bank fee: the payer took them from what it sent without listing them on the advice.
+    pub credits: Vec<String>,
     /// The customer's id, for the description.
     pub customer_id: Option<String>,
 }
@@ -213,18 +251,32 @@ impl PairEvidence {
             return None;
         }
         let fee = advice.amount - receipt.amount;
-        if fee.is_sign_negative() || fee > config.fee_limit {
+        if fee.is_sign_negative() {
+            return None;
+        }
+        // Beyond a fee only a common customer's credit memos explain the difference: without a
+        // common customer there is nothing to look at (and most pairs end here, cheaply).
+        if fee > config.fee_limit
+            && !rf
+                .customers
+                .iter()
+                .any(|(c, _)| af.customers.binary_search_by_key(c, |x| x.0).is_ok())
+        {
             return None;
         }
         let related = Related::of(receipt, rf, advice, af, config, fee.is_zero())?;
-        let customer_id = related
-            .payer
-            .and_then(|(_, c)| c)
-            .map(|c| ledger.customer(c).id.clone());
+        let customer = related.payer.and_then(|(_, c)| c);
+        let credits = if fee > config.fee_limit {
+            // More than a fee is explained only by the common customer's own open credit memos.
+            open_credits_making_up(ledger, customer?, fee, &af.refs)?
+        } else {
+            Vec::new()
+        };
         Some(PairEvidence {
             related,
             fee,
-            customer_id,
+            credits,
+            customer_id: customer.map(|c| ledger.customer(c).id.clone()),
         })
     }
 
@@ -238,7 +290,61 @@ impl PairEvidence {
 
     /// The evidence in words, for the explanation of the decision that follows.
     pub(crate) fn describe(&self) -> Vec<String> {
-        describe(&self.related, self.customer_id.as_deref(), self.fee)
+        let mut out = describe(&self.related, self.customer_id.as_deref(), self.fee);
+        if !self.credits.is_empty() {
+            if let Some(line) = out.iter_mut().find(|l| l.starts_with("amount:")) {
+                *line = format!(
+                    "amount: receipt {} short of the advice, the customer's open credit memo{} {} (not listed on the advice)",
+                    self.fee,
+                    if self.credits.len() > 1 { "s" } else { "" },
+                    self.credits.join(" and ")
+                );
+            }
+        }
+        out
+    }
+}
+
+/// The numbers of one to [`MAX_CREDITS_TAKEN`] open credit memos of `customer` whose open
+/// amounts make up `short` exactly, none of them quoted on the advice (`quoted`: its reference
+/// cores), when exactly one combination does. An AP department often takes its open credits
+/// from the payment and lists only the invoices; an analyst explains the difference by them. Two
+/// combinations that add up are a coincidence as likely as a reason: nothing is explained.
+fn open_credits_making_up(
+    ledger: &Ledger,
+    customer: CustomerIdx,
+    short: Decimal,
+    quoted: &[String],
+) -> Option<Vec<String>> {
+    let credits: Vec<(Decimal, &str)> = ledger
+        .customer_open_invoices(customer)
+        .iter()
+        .map(|&i| ledger.invoice(i))
+        .filter(|inv| inv.open_amount.is_sign_negative() && !inv.open_amount.is_zero())
+        .filter(|inv| {
+            quoted
+                .binary_search(&RefKey::new(&inv.number).core)
+                .is_err()
+        })
+        .map(|inv| (-inv.open_amount, inv.number.as_str()))
+        .collect();
+    if credits.is_empty() || credits.len() > MAX_OPEN_CREDITS {
+        return None;
+    }
+    let amounts: Vec<Decimal> = credits.iter().map(|c| c.0).collect();
+    let mut found: Vec<Vec<usize>> = (0..amounts.len())
+        .filter(|&k| amounts[k] == short)
+        .map(|k| vec![k])
+        .collect();
+    found.extend(super::groups::subsets_summing_to(
+        &amounts,
+        short,
+        MAX_CREDITS_TAKEN,
+        2,
+    ));
+    match found.as_slice() {
+        [only] => Some(only.iter().map(|&k| credits[k].1.to_string()).collect()),
+        _ => None,
     }
 }
 

@@ -15,7 +15,9 @@
 //!   for a payer the ledger does not know, the two names agree; or the receipt's memo quotes a
 //!   reference the advice carries;
 //! - **amount**: equal, or the receipt short of the advice by no more than
-//!   [`LinkConfig::fee_limit`] (a bank fee taken from a wire);
+//!   [`LinkConfig::fee_limit`] (a bank fee taken from a wire), or by exactly the open amount of
+//!   one or two of the common customer's open credit memos that the advice does not list (its
+//!   AP department took them and listed only the invoices), when only one combination does;
 //! - **dates**: within [`LinkConfig::window_days`] of each other, either order;
 //! - the same currency.
 //!
@@ -98,7 +100,8 @@ pub struct Link {
     pub receipts: Vec<usize>,
     /// Indices into the advices given to [`link`].
     pub advices: Vec<usize>,
-    /// What the receipts are short of the advices: a bank fee (zero for an exact link).
+    /// What the receipts are short of the advices: a bank fee, or the customer's open credit
+    /// memos that the evidence names (zero for an exact link).
     pub fee: Decimal,
     /// The evidence, for the decision's explanation and the audit.
     pub evidence: Vec<String>,
@@ -157,6 +160,20 @@ pub fn is_receipt(p: &Payment) -> bool {
     p.lines.is_empty()
 }
 
+/// Marks a receipt decided without its advice for a person when
+/// [`LinkConfig::review_receipts_alone`] asks and it carries nothing but its amount and payer (no
+/// reference in its memo, which would be evidence beyond the amount for the matcher). The batch
+/// run and the service's hold both call it, so that the two decide such a receipt alike.
+pub fn mark_alone(p: &mut Payment, config: &LinkConfig) {
+    let quotes_a_reference = p
+        .free_text
+        .iter()
+        .any(|t| !crate::text::references::extract_from_text(t).is_empty());
+    if config.review_receipts_alone && !quotes_a_reference {
+        p.warnings.push(REVIEW_ALONE.to_string());
+    }
+}
+
 /// Links receipts with advices (see the module doc). Deterministic: the result depends only on
 /// the inputs and their order.
 pub fn link(
@@ -184,9 +201,14 @@ pub fn link(
         }
     }
     let inside = |e: &PairEvidence| e.related.days_apart.is_none_or(|d| d <= config.window_days);
-    // For each advice, the receipts of its exact amount near it, whoever paid them: a link
-    // that reads the advice's amount as a bank fee short is doubtful beside one of those (a
-    // payment service or another entity may have sent the whole amount).
+    // For each advice, the receipts of its exact amount near it, whoever paid them. A link that
+    // reads the receipt short by a fee or a credit is doubtful beside any of those still
+    // unlinked (a payment service or another entity may have sent the whole amount). An exact
+    // link is doubtful beside one whose payer could be the advice's (`Facts::could_be_for`: not
+    // told, or another company of the same group): a payment service, a sister company or an
+    // unknown remitter may have sent this very amount, and the customer's own receipt of it is
+    // then another payment (its advice never came). The customer's own other receipts of the
+    // amount are weighed by `single_best` (rivals and the date margin), not here.
     let exact_near: Vec<Vec<usize>> = advices
         .iter()
         .map(|a| {
@@ -227,7 +249,13 @@ pub fn link(
             let Some((_, _, e)) = open.iter().find(|p| p.0 == r && p.1 == a) else {
                 continue;
             };
-            if !e.fee.is_zero() && exact_near[a].iter().any(|&x| x != r && !r_done[x]) {
+            let doubtful = |x: usize| {
+                x != r
+                    && !r_done[x]
+                    && (!e.fee.is_zero()
+                        || rf[x].could_be_for(ledger, &af[a], e.related.payer.and_then(|t| t.1)))
+            };
+            if exact_near[a].iter().any(|&x| doubtful(x)) {
                 continue;
             }
             links.push(Link {
@@ -243,7 +271,20 @@ pub fn link(
         if !linked_any {
             // What is left tied may be one customer's equal amounts that pair off one way only.
             let paired = pair_off(&pairs, &inside, &r_done, &a_done, config.date_margin_days);
+            let pairing: Vec<usize> = paired.iter().map(|p| p.0).collect();
             for (r, a, k) in paired {
+                // A receipt of the amount outside the customer's pairing leaves it doubtful too.
+                if exact_near[a].iter().any(|&x| {
+                    !r_done[x]
+                        && !pairing.contains(&x)
+                        && rf[x].could_be_for(
+                            ledger,
+                            &af[a],
+                            pairs[k].2.related.payer.and_then(|t| t.1),
+                        )
+                }) {
+                    continue;
+                }
                 let mut evidence = pairs[k].2.describe();
                 evidence.push(
                     "the customer's other receipts and advices of this amount pair off only this way"
@@ -360,10 +401,11 @@ pub fn link(
 }
 
 /// Whether `other` is as good a counterpart as `best`, dates aside: its key is no weaker, or it
-/// names the same customer with the same reference and amount evidence (how each receipt's
-/// payer was found, by account or by name, says nothing about which of one customer's payments
-/// an advice describes), or it is an exact amount from a payer that cannot be told, against a
-/// pair of exact amount without a reference in common.
+/// names the same customer with the same reference evidence (how each receipt's payer was
+/// found, by account or by name, says nothing about which of one customer's payments an advice
+/// describes, and neither does an exact amount beside one short by the customer's credit memos),
+/// or it is an exact amount from a payer that cannot be told, against a pair of exact amount
+/// without a reference in common.
 fn rivals(other: &PairEvidence, best: &PairEvidence) -> bool {
     let (ko, kb) = (other.key(), best.key());
     if ko >= kb {
@@ -374,8 +416,14 @@ fn rivals(other: &PairEvidence, best: &PairEvidence) -> bool {
     {
         return true;
     }
+    // One customer's receipt of the advice's exact amount and another short of it by exactly
+    // the customer's open credit memos are both readings of the same evidence: the exact amount
+    // does not make the first the one (a customer pays the same amounts again). A bank fee is
+    // not as specific (any smaller receipt within the limit would do), so it does not rival.
     let customer = |e: &PairEvidence| e.related.payer.and_then(|(_, c)| c);
-    (ko.0, ko.1) == (kb.0, kb.1) && customer(other).is_some() && customer(other) == customer(best)
+    (ko.0 == kb.0 && (ko.1 == kb.1 || !other.credits.is_empty()))
+        && customer(other).is_some()
+        && customer(other) == customer(best)
 }
 
 /// For each item on one side, its counterpart when one pair stands out: among the strongest

@@ -590,3 +590,126 @@ fn a_fee_is_not_read_beside_a_receipt_of_the_exact_amount_from_anyone() {
     assert!(k.links.is_empty(), "{k:?}");
     assert_eq!(k.receipts[0].reason, Unlinked::Ambiguous);
 }
+
+/// [`ledger`] with open credit memos: Northwind's CM-100901 (150.00) and CM-100902 (40.00),
+/// Bluegrass's CM-200901 (90.00) and CM-200902 (90.00).
+fn ledger_with_credits() -> Ledger {
+    let (customers, mut invoices) = (l_customers(), l_invoices());
+    invoices.push(invoice("C1", "NW", "CM-100901", dec!(-150.00)));
+    invoices.push(invoice("C2", "NW", "CM-100902", dec!(-40.00)));
+    invoices.push(invoice("C3", "BG", "CM-200901", dec!(-90.00)));
+    invoices.push(invoice("C4", "BG", "CM-200902", dec!(-90.00)));
+    Ledger::new(customers, invoices).0
+}
+
+fn l_customers() -> Vec<Customer> {
+    ledger().customers().to_vec()
+}
+
+fn l_invoices() -> Vec<Invoice> {
+    ledger().invoices().to_vec()
+}
+
+#[test]
+fn a_receipt_short_by_the_customers_open_credit_memos_links_with_them_named() {
+    let l = ledger_with_credits();
+    // The AP department took both credits (190.00) and listed only the invoices.
+    let advices = [advice(
+        "A1",
+        8,
+        "NORTHWIND IND SUPPLY",
+        &[("INV-100201", dec!(1000.00)), ("INV-100202", dec!(500.00))],
+    )];
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(1310.00), 9, NW)],
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(k.links[0].fee, dec!(190.00));
+    assert!(
+        k.links[0]
+            .evidence
+            .iter()
+            .any(|e| e.contains("CM-100901") && e.contains("CM-100902")),
+        "{:?}",
+        k.links[0].evidence
+    );
+    // A difference no credit memo makes up is not explained.
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(1300.00), 9, NW)],
+        &advices,
+        &LinkConfig::default(),
+    );
+    assert!(k.links.is_empty(), "{k:?}");
+}
+
+#[test]
+fn two_ways_of_making_up_the_shortfall_with_credits_explain_nothing() {
+    let l = ledger_with_credits();
+    // 90.00: either of Bluegrass's two credit memos.
+    let k = link(
+        &l,
+        &[receipt("R1", dec!(910.00), 9, BG)],
+        &[advice(
+            "A1",
+            8,
+            "Bluegrass Foods",
+            &[("INV-200301", dec!(1000.00))],
+        )],
+        &LinkConfig::default(),
+    );
+    assert!(k.links.is_empty(), "{k:?}");
+}
+
+#[test]
+fn an_exact_receipt_and_one_short_by_the_customers_credit_memo_are_rivals() {
+    let l = ledger_with_credits();
+    let advices = [advice(
+        "A1",
+        8,
+        "NORTHWIND IND SUPPLY",
+        &[("INV-100201", dec!(1000.00))],
+    )];
+    let receipts = [
+        receipt("R1", dec!(1000.00), 9, NW),
+        receipt("R2", dec!(850.00), 9, NW),
+    ];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert_eq!(k.advices[0].reason, Unlinked::Ambiguous);
+}
+
+#[test]
+fn an_exact_link_waits_beside_a_sister_companys_receipt_of_the_amount() {
+    // Northwind East, another subsidiary of Northwind, may pay Northwind West's invoices.
+    let mut customers = l_customers();
+    customers.push(Customer {
+        id: "NWE".into(),
+        name: "Northwind East Corp".into(),
+        parent_id: Some("NW".into()),
+        bank_accounts: vec!["444:4444444".into()],
+    });
+    let l = Ledger::new(customers, l_invoices()).0;
+    let advices = [advice(
+        "A1",
+        8,
+        "Northwind West LLC",
+        &[("INV-300401", dec!(1000.00))],
+    )];
+    let own = [receipt("R1", dec!(1000.00), 9, "333:3333333")];
+    let k = link(&l, &own, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "alone, West's own receipt links: {k:?}");
+    let both = [
+        own[0].clone(),
+        receipt("R2", dec!(1000.00), 8, "444:4444444"),
+    ];
+    let k = link(&l, &both, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    // An unrelated customer's receipt of the amount is its own money: no doubt.
+    let other = [own[0].clone(), receipt("R2", dec!(1000.00), 8, BG)];
+    let k = link(&l, &other, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+}
