@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 /// The schema version this build writes: the number of migrations in [`migrate`].
-pub(super) const VERSION: i64 = 7;
+pub(super) const VERSION: i64 = 8;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS customers (
@@ -173,6 +173,22 @@ CREATE INDEX IF NOT EXISTS decisions_remainder ON decisions (decided_at)
     WHERE status = 'auto' AND remainder IS NOT NULL;
 ";
 
+/// Version 8: the decision outbox without a unique index on the payment id. A decision's row is
+/// written only beside the decision it queues, whose primary key already refuses a payment
+/// decided twice, so the index only cost every decision one more B-tree insert (a page of WAL
+/// where payment ids do not come in order). SQLite cannot drop a column's UNIQUE, so the table
+/// is copied, sequences kept.
+const OUTBOX_UNINDEXED: &str = "
+CREATE TABLE decision_outbox_v8 (
+    sequence INTEGER PRIMARY KEY,
+    payment_id TEXT NOT NULL
+);
+INSERT INTO decision_outbox_v8 (sequence, payment_id)
+    SELECT sequence, payment_id FROM decision_outbox ORDER BY sequence;
+DROP TABLE decision_outbox;
+ALTER TABLE decision_outbox_v8 RENAME TO decision_outbox;
+";
+
 /// Brings the store to [`VERSION`], each step in one transaction with its version bump. A store
 /// newer than this build is refused rather than written with an older idea of the schema.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -276,6 +292,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(REMAINDER)
             .map_err(backend("indexing the decisions' remainders"))?;
         tx.execute_batch("PRAGMA user_version = 7")
+            .map_err(backend("setting the schema version"))?;
+        tx.commit().map_err(backend("committing a migration"))?;
+    }
+    if version < 8 {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend("beginning a migration"))?;
+        tx.execute_batch(OUTBOX_UNINDEXED)
+            .map_err(backend("copying the decision outbox"))?;
+        tx.execute_batch("PRAGMA user_version = 8")
             .map_err(backend("setting the schema version"))?;
         tx.commit().map_err(backend("committing a migration"))?;
     }

@@ -1258,7 +1258,7 @@ fn held_items_and_links_are_stored_replaced_and_read_back_after_migrating_from_v
 
 /// A store from before the remainder column: the decisions that left cash unapplied are found
 /// by the JSON once, at the migration, and read from the column after; the index that parsed
-/// the JSON at every insert is gone.
+/// the JSON at every insert is gone, and so is the outbox's unique index (version 8).
 #[test]
 fn unapplied_cash_of_auto_decisions_reads_the_same_after_migrating_from_version_6() {
     let dir = temp_store("remainder");
@@ -1327,6 +1327,15 @@ fn unapplied_cash_of_auto_decisions_reads_the_same_after_migrating_from_version_
         !indexes.iter().any(|i| i == "decisions_auto_remainder"),
         "{indexes:?}"
     );
+    // Version 8: the outbox's sequence is its only key.
+    let outbox_indexes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decision_outbox'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("outbox indexes");
+    assert_eq!(outbox_indexes, 0);
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
