@@ -140,13 +140,16 @@ const OWNERS_INDEX: &str =
 /// Version 4: the event bus's outbox (`store::outbox`). The decision outbox's sequence is the
 /// rowid, gap-free in commit order as the journal's is; the decisions stored before it are
 /// numbered in the order they were stored, so that a bus started on an older store publishes
-/// them too.
+/// them too. (Those already queued are left out by a look-up, not by a unique index: version 8
+/// drops it.)
 const OUTBOX: &str = "
 CREATE TABLE IF NOT EXISTS decision_outbox (
     sequence INTEGER PRIMARY KEY,
     payment_id TEXT NOT NULL UNIQUE
 );
-INSERT OR IGNORE INTO decision_outbox (payment_id) SELECT payment_id FROM decisions ORDER BY rowid;
+INSERT INTO decision_outbox (payment_id)
+    SELECT payment_id FROM decisions
+    WHERE payment_id NOT IN (SELECT payment_id FROM decision_outbox) ORDER BY rowid;
 CREATE TABLE IF NOT EXISTS bus_cursors (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL
