@@ -211,9 +211,19 @@ fn a_bulk_load_leaves_an_empty_wal_and_steady_writes_keep_starting_it_over() {
         }
         let per_write = store.wal_bytes().unwrap_or(0) / first as u64;
         assert!(per_write > 0);
-        let total = 8 * CHECKPOINT_WRITES as usize;
-        for i in first..total {
-            store.record_decision(record(i)).await.expect("decision");
+        // Eight rounds at least, and for long enough that the checkpointer (which looks every
+        // quarter second) has had its turns: on a fast or a starved machine a fixed count of
+        // writes could all be done between two of its looks, and the WAL then only grows.
+        let started = std::time::Instant::now();
+        let mut total = first;
+        while total < 8 * CHECKPOINT_WRITES as usize
+            || started.elapsed() < std::time::Duration::from_secs(2)
+        {
+            store
+                .record_decision(record(total))
+                .await
+                .expect("decision");
+            total += 1;
         }
         // Grown without a restart the WAL would hold all `total` writes; starting over after
         // each round of CHECKPOINT_WRITES it holds a round and what came in during the next
