@@ -98,6 +98,56 @@ impl Where {
     }
 }
 
+/// CPU time of this process and of the store's writer thread, from `/proc` (Linux only; `None`
+/// elsewhere). The machines the bench runs on are shared and their disks' sync time varies, so
+/// CPU per payment compares builds where wall time alone would not.
+#[derive(Clone, Copy)]
+struct CpuTimes {
+    process: Duration,
+    writer: Duration,
+}
+
+impl CpuTimes {
+    /// The writer thread's name as `/proc` shows it (cut to 15 bytes): `cashmatch-store` on
+    /// SQLite, `cashmatch-pg-st…` on PostgreSQL.
+    const WRITERS: [&'static str; 2] = ["cashmatch-store", "cashmatch-pg-st"];
+
+    fn now() -> Option<CpuTimes> {
+        // utime and stime, fields 14 and 15, in USER_HZ (100 a second on Linux); the command
+        // name (field 2) may hold spaces, so fields are counted after its closing parenthesis.
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let mut rest = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+        let ticks: u64 = rest.next()?.parse::<u64>().ok()? + rest.next()?.parse::<u64>().ok()?;
+        let mut writer = Duration::ZERO;
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !Self::WRITERS.contains(&comm.trim_end()) {
+                continue;
+            }
+            // schedstat: nanoseconds on the CPU, then waiting, then time slices.
+            let sched = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            if let Some(ns) = sched.split_whitespace().next().and_then(|n| n.parse().ok()) {
+                writer += Duration::from_nanos(ns);
+            }
+        }
+        Some(CpuTimes {
+            process: Duration::from_millis(ticks * 10),
+            writer,
+        })
+    }
+
+    /// Microseconds of CPU per item between `self` and `later`: (process, writer thread).
+    fn per_item(self, later: CpuTimes, items: usize) -> (f64, f64) {
+        let us = |a: Duration, b: Duration| {
+            b.saturating_sub(a).as_secs_f64() * 1e6 / items.max(1) as f64
+        };
+        (
+            us(self.process, later.process),
+            us(self.writer, later.writer),
+        )
+    }
+}
+
 fn request(p: &Payment) -> MatchRequest {
     MatchRequest {
         input: Some(Input::Payment(p.clone().into())),
@@ -387,6 +437,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     let watch = PostingsWatch::start(&uris[0], seq_loaded).await?;
 
     // Phase 1: single payments at a steady rate.
+    let steady_cpu_before = CpuTimes::now();
     let interval = Duration::from_secs_f64(1.0 / f64::from(cfg.rate.max(1)));
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(steady);
@@ -411,6 +462,9 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         answered.insert(id, when);
     }
     let steady_secs = start.elapsed().as_secs_f64();
+    let steady_cpu = steady_cpu_before
+        .zip(CpuTimes::now())
+        .map(|(a, b)| a.per_item(b, latencies.len()));
     let seq_steady = journal_head(&service, seq_loaded).await?;
     let watched = watch.finish(seq_steady, Duration::from_secs(60)).await?;
     let (lag_recorded, lag_answered) = delivery_lags(&watched, &answered);
@@ -421,6 +475,7 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
     // Phase 2: streams, as fast as the service takes them.
     let rest: Vec<Payment> = payments.iter().skip(steady).cloned().collect();
     let per_stream = rest.len().div_ceil(STREAMS).max(1);
+    let cpu_before = CpuTimes::now();
     let t = Instant::now();
     let mut tasks = Vec::new();
     for (k, chunk) in rest.chunks(per_stream).enumerate() {
@@ -455,6 +510,9 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         streamed_auto += a;
     }
     let stream_secs = t.elapsed().as_secs_f64();
+    let stream_cpu = cpu_before
+        .zip(CpuTimes::now())
+        .map(|(a, b)| a.per_item(b, streamed));
     let seq_streamed = journal_head(&service, seq_steady).await?;
     // From a commit on one replica to its change in another's memory (empty with one).
     let mut feed_ms: Vec<f64> = replicas
@@ -558,6 +616,12 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         "| latency max | {:.2} ms |",
         ms(latencies.last().copied().unwrap_or_default())
     );
+    if let Some((process, writer)) = steady_cpu {
+        println!(
+            "| steady phase: CPU per request, whole process (user+sys; clients included) | {process:.0} µs |"
+        );
+        println!("| steady phase: CPU per request, the store's writer thread | {writer:.0} µs |");
+    }
     if cfg.store.is_none() {
         println!("| WAL after the steady phase | {wal_mib:.1} MiB |");
     }
@@ -575,6 +639,12 @@ async fn run_async(cfg: BenchConfig) -> anyhow::Result<()> {
         seq_streamed - seq_steady,
         (seq_streamed - seq_steady) as f64 / stream_secs.max(1e-9)
     );
+    if let Some((process, writer)) = stream_cpu {
+        println!(
+            "| streamed phase: CPU per payment, whole process (user+sys; clients included) | {process:.0} µs |"
+        );
+        println!("| streamed phase: CPU per payment, the store's writer thread | {writer:.0} µs |");
+    }
     if cfg.replicas > 1 {
         println!(
             "| change feed: another replica's commit to this one's memory | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} changes) |",

@@ -19,7 +19,7 @@
 use super::backend;
 use super::write::Statements;
 use crate::domain::Status;
-use crate::store::sqlite::write::{amount_key, json, reason_name, status_name};
+use crate::store::sqlite::write::{amount_key, json, reason_name, remainder, status_name};
 use crate::store::{DecisionRecord, StoreError};
 use postgres::Transaction;
 use rust_decimal::Decimal;
@@ -31,11 +31,11 @@ const OPEN_AMOUNTS: &str = "SELECT id, open_amount::text FROM invoices WHERE id 
 
 const INSERT_DECISIONS: &str = "
     INSERT INTO decisions (payment_id, status, customer_id, amount, currency, model_version,
-        decided_at, payment_json, decision_json)
-    SELECT pid, st, cust, amt::numeric, cur, mv, ts, pj, dj
+        decided_at, payment_json, decision_json, remainder)
+    SELECT pid, st, cust, amt::numeric, cur, mv, ts, pj, dj, rem::numeric
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-        $7::text[], $8::text[], $9::text[])
-        WITH ORDINALITY AS t(pid, st, cust, amt, cur, mv, ts, pj, dj, ord)
+        $7::text[], $8::text[], $9::text[], $10::text[])
+        WITH ORDINALITY AS t(pid, st, cust, amt, cur, mv, ts, pj, dj, rem, ord)
     ORDER BY ord";
 
 /// Numbered after the largest, in the run's order, as `write::record_decision` numbers one.
@@ -84,9 +84,11 @@ const INSERT_REVIEWS: &str = "
 /// The columns of each table's rows, one vector per column.
 #[derive(Default)]
 struct Rows {
-    /// Every column but the customer, in the order of `INSERT_DECISIONS` less that one.
+    /// Every column but the customer and the remainder, in the order of `INSERT_DECISIONS`
+    /// less those.
     decisions: [Vec<String>; 8],
     decision_customers: Vec<Option<String>>,
+    decision_remainders: Vec<Option<String>>,
     postings: PostingColumns,
     applications: ApplicationColumns,
     reviews: ReviewColumns,
@@ -212,7 +214,18 @@ fn write_run(
     let written = tx
         .execute(
             &stmt,
-            &[pid, st, &rows.decision_customers, amt, cur, mv, at, pj, dj],
+            &[
+                pid,
+                st,
+                &rows.decision_customers,
+                amt,
+                cur,
+                mv,
+                at,
+                pj,
+                dj,
+                &rows.decision_remainders,
+            ],
         )
         .map_err(backend("storing decisions"))?;
     expect_rows("decisions", written, n)?;
@@ -373,6 +386,7 @@ fn add_rows(rows: &mut Rows, r: &DecisionRecord) -> Result<(), StoreError> {
     d[6].push(json(payment, "payment")?);
     d[7].push(json(decision, "decision")?);
     rows.decision_customers.push(decision.customer_id.clone());
+    rows.decision_remainders.push(remainder(decision));
     for p in postings {
         let c = &mut rows.postings;
         c.kind.push(p.kind.name().to_string());

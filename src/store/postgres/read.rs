@@ -594,9 +594,9 @@ pub(super) fn unapplied_remainders(c: &mut Client) -> Result<Vec<Remainder>, Sto
              FROM review_items
              WHERE state = 'resolved' AND resolution_json::jsonb ->> 'unapplied' ~ '[1-9]'
              UNION ALL
-             SELECT payment_id, decision_json::jsonb ->> 'unapplied', 'auto', currency, decided_at
+             SELECT payment_id, remainder::text, 'auto', currency, decided_at
              FROM decisions
-             WHERE status = 'auto' AND decision_json::jsonb ->> 'unapplied' ~ '[1-9]'",
+             WHERE status = 'auto' AND remainder IS NOT NULL",
             &[],
         )
         .map_err(backend(w))?;

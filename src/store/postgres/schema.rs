@@ -11,7 +11,16 @@ use crate::store::StoreError;
 use postgres::Client;
 
 /// The migrations, in order; the version of each is its position plus one.
-const MIGRATIONS: &[&str] = &[V1, V2, super::session::V3, V4, V5, super::advice::V6];
+const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    super::session::V3,
+    V4,
+    V5,
+    super::advice::V6,
+    V7,
+    V8,
+];
 
 /// The version this build writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -179,6 +188,24 @@ CREATE TABLE bus_cursors (
     name TEXT PRIMARY KEY,
     position BIGINT NOT NULL
 );
+";
+
+/// The cash an auto decision left unapplied (overpayments, which are few) in a column of its
+/// own, set by the writer and indexed where set, as in the SQLite store's version 7: the
+/// dashboard reads those decisions without parsing every decision's JSON.
+const V7: &str = "
+ALTER TABLE decisions ADD COLUMN remainder NUMERIC;
+UPDATE decisions SET remainder = (decision_json::jsonb ->> 'unapplied')::numeric
+    WHERE status = 'auto' AND decision_json::jsonb ->> 'unapplied' ~ '[1-9]';
+CREATE INDEX decisions_remainder ON decisions (decided_at)
+    WHERE status = 'auto' AND remainder IS NOT NULL;
+";
+
+/// The decision outbox without its unique index on the payment id, as in the SQLite store's
+/// version 8: a row is written only beside its decision, whose primary key already refuses a
+/// payment decided twice on any replica.
+const V8: &str = "
+ALTER TABLE decision_outbox DROP CONSTRAINT IF EXISTS decision_outbox_payment_id_key;
 ";
 
 /// Brings the database to [`VERSION`].

@@ -8,7 +8,9 @@
 use super::backend;
 use crate::domain::{Customer, Decision, Invoice, Payment, Status};
 use crate::store::sqlite::audit::{ChainedEvent, anchor_hash, event_hash};
-use crate::store::sqlite::write::{amount_key, assignment_refused, json, reason_name, status_name};
+use crate::store::sqlite::write::{
+    amount_key, assignment_refused, json, reason_name, remainder, status_name,
+};
 use crate::store::writer::Write;
 use crate::store::{
     ApprovalWrite, AssignmentWrite, AuditRecord, CashRecord, DecisionRecord, OpenAmountChange,
@@ -361,8 +363,8 @@ fn record_decision(tx: &mut Tx<'_>, r: &DecisionRecord) -> Result<(), StoreError
     let n = tx
         .execute(
             "INSERT INTO decisions (payment_id, status, customer_id, amount, currency,
-             model_version, decided_at, payment_json, decision_json)
-             VALUES ($1, $2, $3, $4::text::numeric, $5, $6, $7, $8, $9)
+             model_version, decided_at, payment_json, decision_json, remainder)
+             VALUES ($1, $2, $3, $4::text::numeric, $5, $6, $7, $8, $9, $10::text::numeric)
              ON CONFLICT (payment_id) DO NOTHING",
             &[
                 &payment.payment_id,
@@ -374,6 +376,7 @@ fn record_decision(tx: &mut Tx<'_>, r: &DecisionRecord) -> Result<(), StoreError
                 &at.to_rfc3339(),
                 &payment_json,
                 &decision_json,
+                &remainder(decision),
             ],
         )
         .map_err(backend("storing a decision"))?;
@@ -500,9 +503,15 @@ fn reverse(tx: &mut Tx<'_>, r: &ReversalRecord) -> Result<(), StoreError> {
     let decision_json = json(decision, "decision")?;
     let n = tx
         .execute(
-            "UPDATE decisions SET status = $1, decision_json = $2
+            "UPDATE decisions SET status = $1, decision_json = $2,
+             remainder = $4::text::numeric
              WHERE payment_id = $3 AND status <> 'returned'",
-            &[&status_name(decision.status), &decision_json, id],
+            &[
+                &status_name(decision.status),
+                &decision_json,
+                id,
+                &remainder(decision),
+            ],
         )
         .map_err(backend("rewriting a decision"))?;
     if n == 0 {

@@ -750,10 +750,9 @@ pub(super) fn unapplied_remainders(conn: &Connection) -> Result<Vec<Remainder>, 
              FROM review_items
              WHERE state = 'resolved' AND json_extract(resolution_json, '$.unapplied') GLOB '*[1-9]*'
              UNION ALL
-             SELECT payment_id, json_extract(decision_json, '$.unapplied'), 'auto', currency,
-                    decided_at
+             SELECT payment_id, remainder, 'auto', currency, decided_at
              FROM decisions
-             WHERE status = 'auto' AND json_extract(decision_json, '$.unapplied') GLOB '*[1-9]*'",
+             WHERE status = 'auto' AND remainder IS NOT NULL",
         )
         .map_err(backend("reading unapplied cash"))?;
     let rows = s

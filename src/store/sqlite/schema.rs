@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 /// The schema version this build writes: the number of migrations in [`migrate`].
-pub(super) const VERSION: i64 = 6;
+pub(super) const VERSION: i64 = 8;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS customers (
@@ -77,9 +77,6 @@ CREATE INDEX IF NOT EXISTS review_items_state ON review_items (state, customer_i
 CREATE INDEX IF NOT EXISTS decisions_decided_at ON decisions (decided_at);
 CREATE INDEX IF NOT EXISTS review_items_created_at ON review_items (created_at);
 CREATE INDEX IF NOT EXISTS review_items_resolved_at ON review_items (resolved_at);
--- Auto decisions that left cash unapplied (overpayments) are few; the dashboard reads only those.
-CREATE INDEX IF NOT EXISTS decisions_auto_remainder ON decisions (decided_at)
-    WHERE status = 'auto' AND json_extract(decision_json, '$.unapplied') GLOB '*[1-9]*';
 CREATE TABLE IF NOT EXISTS audit_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -143,13 +140,16 @@ const OWNERS_INDEX: &str =
 /// Version 4: the event bus's outbox (`store::outbox`). The decision outbox's sequence is the
 /// rowid, gap-free in commit order as the journal's is; the decisions stored before it are
 /// numbered in the order they were stored, so that a bus started on an older store publishes
-/// them too.
+/// them too. (Those already queued are left out by a look-up, not by a unique index: version 8
+/// drops it.)
 const OUTBOX: &str = "
 CREATE TABLE IF NOT EXISTS decision_outbox (
     sequence INTEGER PRIMARY KEY,
     payment_id TEXT NOT NULL UNIQUE
 );
-INSERT OR IGNORE INTO decision_outbox (payment_id) SELECT payment_id FROM decisions ORDER BY rowid;
+INSERT INTO decision_outbox (payment_id)
+    SELECT payment_id FROM decisions
+    WHERE payment_id NOT IN (SELECT payment_id FROM decision_outbox) ORDER BY rowid;
 CREATE TABLE IF NOT EXISTS bus_cursors (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL
@@ -162,6 +162,34 @@ CREATE TABLE IF NOT EXISTS bus_cursors (
 const POSTINGS_CUSTOMER: &str = "
 CREATE INDEX IF NOT EXISTS postings_customer ON postings (customer_id, sequence)
     WHERE customer_id IS NOT NULL;
+";
+
+/// Version 7: the cash an auto decision left unapplied (overpayments, which are few) in a column
+/// of its own, written by the writer, and indexed where it is set. The dashboard reads only those
+/// decisions. The index it replaces selected them with `json_extract` over the decision's JSON,
+/// which SQLite parsed for every auto decision inserted to find out.
+const REMAINDER: &str = "
+UPDATE decisions SET remainder = json_extract(decision_json, '$.unapplied')
+    WHERE status = 'auto' AND json_extract(decision_json, '$.unapplied') GLOB '*[1-9]*';
+DROP INDEX IF EXISTS decisions_auto_remainder;
+CREATE INDEX IF NOT EXISTS decisions_remainder ON decisions (decided_at)
+    WHERE status = 'auto' AND remainder IS NOT NULL;
+";
+
+/// Version 8: the decision outbox without a unique index on the payment id. A decision's row is
+/// written only beside the decision it queues, whose primary key already refuses a payment
+/// decided twice, so the index only cost every decision one more B-tree insert (a page of WAL
+/// where payment ids do not come in order). SQLite cannot drop a column's UNIQUE, so the table
+/// is copied, sequences kept.
+const OUTBOX_UNINDEXED: &str = "
+CREATE TABLE decision_outbox_v8 (
+    sequence INTEGER PRIMARY KEY,
+    payment_id TEXT NOT NULL
+);
+INSERT INTO decision_outbox_v8 (sequence, payment_id)
+    SELECT sequence, payment_id FROM decision_outbox ORDER BY sequence;
+DROP TABLE decision_outbox;
+ALTER TABLE decision_outbox_v8 RENAME TO decision_outbox;
 ";
 
 /// Brings the store to [`VERSION`], each step in one transaction with its version bump. A store
@@ -246,6 +274,37 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(super::advice::SCHEMA)
             .map_err(backend("creating the held receipts and advices"))?;
         tx.execute_batch("PRAGMA user_version = 6")
+            .map_err(backend("setting the schema version"))?;
+        tx.commit().map_err(backend("committing a migration"))?;
+    }
+    if version < 7 {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend("beginning a migration"))?;
+        let has_remainder: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('decisions') WHERE name = 'remainder'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend("reading the decisions' columns"))?;
+        if has_remainder == 0 {
+            tx.execute_batch("ALTER TABLE decisions ADD COLUMN remainder TEXT;")
+                .map_err(backend("adding the decisions' remainders"))?;
+        }
+        tx.execute_batch(REMAINDER)
+            .map_err(backend("indexing the decisions' remainders"))?;
+        tx.execute_batch("PRAGMA user_version = 7")
+            .map_err(backend("setting the schema version"))?;
+        tx.commit().map_err(backend("committing a migration"))?;
+    }
+    if version < 8 {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend("beginning a migration"))?;
+        tx.execute_batch(OUTBOX_UNINDEXED)
+            .map_err(backend("copying the decision outbox"))?;
+        tx.execute_batch("PRAGMA user_version = 8")
             .map_err(backend("setting the schema version"))?;
         tx.commit().map_err(backend("committing a migration"))?;
     }

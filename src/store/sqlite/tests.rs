@@ -211,9 +211,19 @@ fn a_bulk_load_leaves_an_empty_wal_and_steady_writes_keep_starting_it_over() {
         }
         let per_write = store.wal_bytes().unwrap_or(0) / first as u64;
         assert!(per_write > 0);
-        let total = 8 * CHECKPOINT_WRITES as usize;
-        for i in first..total {
-            store.record_decision(record(i)).await.expect("decision");
+        // Eight rounds at least, and for long enough that the checkpointer (which looks every
+        // quarter second) has had its turns: on a fast or a starved machine a fixed count of
+        // writes could all be done between two of its looks, and the WAL then only grows.
+        let started = std::time::Instant::now();
+        let mut total = first;
+        while total < 8 * CHECKPOINT_WRITES as usize
+            || started.elapsed() < std::time::Duration::from_secs(2)
+        {
+            store
+                .record_decision(record(total))
+                .await
+                .expect("decision");
+            total += 1;
         }
         // Grown without a restart the WAL would hold all `total` writes; starting over after
         // each round of CHECKPOINT_WRITES it holds a round and what came in during the next
@@ -1254,4 +1264,92 @@ fn held_items_and_links_are_stored_replaced_and_read_back_after_migrating_from_v
         assert_eq!(actions, vec!["link_advice", "unlink_advice"]);
     });
     store.close();
+}
+
+/// A store from before the remainder column: the decisions that left cash unapplied are found
+/// by the JSON once, at the migration, and read from the column after; the index that parsed
+/// the JSON at every insert is gone, and so is the outbox's unique index (version 8).
+#[test]
+fn unapplied_cash_of_auto_decisions_reads_the_same_after_migrating_from_version_6() {
+    let dir = temp_store("remainder");
+    let store = SqliteStore::open(&dir).expect("open");
+    let auto = |id: &str, inv: &str, paid: Decimal, applied: Decimal| DecisionRecord {
+        postings: vec![],
+        payment: payment(id, paid),
+        decision: decision(id, Status::Auto, vec![alloc(inv, applied)], paid - applied),
+        changes: vec![OpenAmountChange {
+            invoice_id: inv.into(),
+            before: dec!(100.00),
+            after: dec!(100.00) - applied,
+        }],
+        at: crate::store::now(),
+    };
+    rt().block_on(async {
+        store
+            .write_ledger(ledger(vec![
+                invoice("I1", dec!(100.00)),
+                invoice("I2", dec!(100.00)),
+            ]))
+            .await
+            .expect("ledger");
+        for r in [
+            auto("P1", "I1", dec!(100.00), dec!(100.00)),
+            auto("P2", "I2", dec!(100.25), dec!(100.00)),
+            review("P3", dec!(9.00), ReviewReason::LowConfidence, false),
+        ] {
+            store.record_decision(r).await.expect("decision");
+        }
+    });
+    store.close();
+    let remainders = |store: &SqliteStore| -> Vec<(RemainderKind, Decimal)> {
+        let rem = rt()
+            .block_on(store.unapplied_remainders())
+            .expect("remainders");
+        rem.iter().map(|r| (r.kind, r.amount)).collect()
+    };
+    let fresh = SqliteStore::open(&dir).expect("reopen");
+    assert_eq!(remainders(&fresh), [(RemainderKind::Excess, dec!(0.25))]);
+    fresh.close();
+    // As a store written before the column looks.
+    raw(
+        &dir,
+        "DROP INDEX decisions_remainder; ALTER TABLE decisions DROP COLUMN remainder;
+         CREATE INDEX decisions_auto_remainder ON decisions (decided_at)
+             WHERE status = 'auto' AND json_extract(decision_json, '$.unapplied') GLOB '*[1-9]*';
+         PRAGMA user_version = 6;",
+    );
+    let migrated = SqliteStore::open(&dir).expect("migrate");
+    assert_eq!(remainders(&migrated), [(RemainderKind::Excess, dec!(0.25))]);
+    migrated.close();
+    let conn = Connection::open(dir.join(DB_FILE)).expect("raw open");
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decisions'")
+        .expect("indexes")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("index rows");
+    assert!(
+        indexes.iter().any(|i| i == "decisions_remainder"),
+        "{indexes:?}"
+    );
+    assert!(
+        !indexes.iter().any(|i| i == "decisions_auto_remainder"),
+        "{indexes:?}"
+    );
+    // Version 8: the outbox's sequence is its only key.
+    let outbox_indexes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decision_outbox'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("outbox indexes");
+    assert_eq!(outbox_indexes, 0);
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, super::schema::VERSION);
+    drop(conn);
+    let _ = std::fs::remove_dir_all(&dir);
 }

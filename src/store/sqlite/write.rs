@@ -167,6 +167,24 @@ pub(super) fn apply_changes(
     changes: &[OpenAmountChange],
 ) -> Result<(), StoreError> {
     for ch in changes {
+        // The stored text is almost always what the writer saw, written the same way: then the
+        // update alone checks and moves it, one look-up of the invoice instead of two. Otherwise
+        // the amounts are compared as decimals ("100.0" is "100.00") before refusing.
+        let moved = conn
+            .prepare_cached(
+                "UPDATE invoices SET open_amount = ?1 WHERE id = ?2 AND open_amount = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    ch.after.to_string(),
+                    ch.invoice_id,
+                    ch.before.to_string()
+                ])
+            })
+            .map_err(backend("updating an open amount"))?;
+        if moved == 1 {
+            continue;
+        }
         let stored: Option<String> = conn
             .prepare_cached("SELECT open_amount FROM invoices WHERE id = ?1")
             .and_then(|mut s| s.query_row(params![ch.invoice_id], |r| r.get(0)).optional())
@@ -250,6 +268,13 @@ pub(in crate::store) fn reason_name(r: ReviewReason) -> String {
         .unwrap_or_default()
 }
 
+/// The `remainder` column of a decision (both stores): the cash an auto decision left
+/// unapplied, when any.
+pub(in crate::store) fn remainder(decision: &Decision) -> Option<String> {
+    (decision.status == Status::Auto && !decision.unapplied.is_zero())
+        .then(|| decision.unapplied.to_string())
+}
+
 pub(super) fn record_decision(conn: &Connection, r: &DecisionRecord) -> Result<(), StoreError> {
     let DecisionRecord {
         payment,
@@ -258,38 +283,37 @@ pub(super) fn record_decision(conn: &Connection, r: &DecisionRecord) -> Result<(
         at,
         postings,
     } = r;
-    let exists: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM decisions WHERE payment_id = ?1")
+    let (payment_json, decision_json) = (json(payment, "payment")?, json(decision, "decision")?);
+    // The primary key decides whether the payment is new: a look-up before the insert would
+    // walk the same index twice for every decision, to refuse one in a great many.
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO decisions (payment_id, status, customer_id, amount, currency,
+             model_version, decided_at, payment_json, decision_json, remainder)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (payment_id) DO NOTHING",
+        )
         .and_then(|mut s| {
-            s.query_row(params![payment.payment_id], |r| r.get(0))
-                .optional()
+            s.execute(params![
+                payment.payment_id,
+                status_name(decision.status),
+                decision.customer_id,
+                payment.amount.to_string(),
+                payment.currency.as_str(),
+                decision.model_version,
+                at.to_rfc3339(),
+                payment_json,
+                decision_json,
+                remainder(decision),
+            ])
         })
-        .map_err(backend("checking a payment id"))?;
-    if exists.is_some() {
+        .map_err(backend("storing a decision"))?;
+    if inserted == 0 {
         return Err(StoreError::Conflict(format!(
             "payment {} is already decided",
             payment.payment_id
         )));
     }
-    let (payment_json, decision_json) = (json(payment, "payment")?, json(decision, "decision")?);
-    conn.prepare_cached(
-        "INSERT INTO decisions (payment_id, status, customer_id, amount, currency, model_version,
-         decided_at, payment_json, decision_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            payment.payment_id,
-            status_name(decision.status),
-            decision.customer_id,
-            payment.amount.to_string(),
-            payment.currency.as_str(),
-            decision.model_version,
-            at.to_rfc3339(),
-            payment_json,
-            decision_json,
-        ])
-    })
-    .map_err(backend("storing a decision"))?;
     conn.prepare_cached("INSERT INTO decision_outbox (payment_id) VALUES (?1)")
         .and_then(|mut s| s.execute(params![payment.payment_id]))
         .map_err(backend("queueing a decision for the bus"))?;
@@ -411,10 +435,17 @@ pub(super) fn reverse(conn: &Connection, r: &ReversalRecord) -> Result<(), Store
     let decision_json = json(decision, "decision")?;
     let n = conn
         .prepare_cached(
-            "UPDATE decisions SET status = ?1, decision_json = ?2
+            "UPDATE decisions SET status = ?1, decision_json = ?2, remainder = ?4
              WHERE payment_id = ?3 AND status != 'returned'",
         )
-        .and_then(|mut s| s.execute(params![status_name(decision.status), decision_json, id]))
+        .and_then(|mut s| {
+            s.execute(params![
+                status_name(decision.status),
+                decision_json,
+                id,
+                remainder(decision)
+            ])
+        })
         .map_err(backend("rewriting a decision"))?;
     if n == 0 {
         return Err(StoreError::Conflict(format!(
