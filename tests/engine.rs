@@ -44,6 +44,13 @@ fn key(d: &[cashmatch::domain::Allocation]) -> Vec<(String, Decimal)> {
     k
 }
 
+/// The invoices an allocation pays, sorted.
+fn invoice_ids(d: &[cashmatch::domain::Allocation]) -> Vec<&str> {
+    let mut ids: Vec<&str> = d.iter().map(|a| a.invoice_id.as_str()).collect();
+    ids.sort_unstable();
+    ids
+}
+
 #[test]
 fn every_case_family_is_decided_safely_with_the_shipped_model() {
     let (mut engine, payments) = case_engine();
@@ -891,26 +898,17 @@ fn a_list_the_bank_cut_short_is_applied_whole_or_not_at_all() {
     let d = engine.decide(&paying("P-cut", usd(all), &[], Some(memo)));
     assert_eq!(d.status, Status::Auto, "{d:#?}");
     assert_eq!(d.unapplied, Decimal::ZERO);
-    let mut ids: Vec<&str> = d
-        .allocations
-        .iter()
-        .map(|a| a.invoice_id.as_str())
-        .collect();
-    ids.sort_unstable();
-    assert_eq!(ids, ["I1", "I2", "I3", "I4", "I5", "I6"]);
+    assert_eq!(
+        invoice_ids(&d.allocations),
+        ["I1", "I2", "I3", "I4", "I5", "I6"]
+    );
 
     // 500.00 more than the run: no set of open items makes it up.
     let d = engine.decide(&paying("P-cut-odd", usd(all + 50_000), &[], Some(memo)));
     assert_eq!(d.status, Status::Review, "{d:#?}");
     assert!(d.allocations.is_empty());
     let top = &d.suggestions[0];
-    let mut ids: Vec<&str> = top
-        .allocations
-        .iter()
-        .map(|a| a.invoice_id.as_str())
-        .collect();
-    ids.sort_unstable();
-    assert_eq!(ids, ["I1", "I2", "I3"], "{d:#?}");
+    assert_eq!(invoice_ids(&top.allocations), ["I1", "I2", "I3"], "{d:#?}");
 
     // The same cut list when two sets complete it (I7 has the amount of I4 and I5 together, so
     // I6 and I7 complete it too): review, and the first suggestion is a complete set, not the
@@ -974,13 +972,10 @@ fn a_cut_list_is_completed_automatically_only_by_a_run_of_what_fell_due() {
     let run = head + amount(3) + amount(4) + amount(5);
     let d = engine.decide(&paying("P-run", run, &[], Some(memo)));
     assert_eq!(d.status, Status::Auto, "{d:#?}");
-    let mut ids: Vec<&str> = d
-        .allocations
-        .iter()
-        .map(|a| a.invoice_id.as_str())
-        .collect();
-    ids.sort_unstable();
-    assert_eq!(ids, ["I1", "I2", "I3", "K1", "K2", "K3"]);
+    assert_eq!(
+        invoice_ids(&d.allocations),
+        ["I1", "I2", "I3", "K1", "K2", "K3"]
+    );
 
     let apart = head + amount(3) + amount(8);
     let d = engine.decide(&paying("P-apart", apart, &[], Some(memo)));
@@ -992,13 +987,11 @@ fn a_cut_list_is_completed_automatically_only_by_a_run_of_what_fell_due() {
             .any(|e| e.contains("no run of what fell due") && e.contains("4 other items")),
         "{d:#?}"
     );
-    let mut ids: Vec<&str> = d.suggestions[0]
-        .allocations
-        .iter()
-        .map(|a| a.invoice_id.as_str())
-        .collect();
-    ids.sort_unstable();
-    assert_eq!(ids, ["I1", "I2", "I3", "K1", "K6"], "{d:#?}");
+    assert_eq!(
+        invoice_ids(&d.suggestions[0].allocations),
+        ["I1", "I2", "I3", "K1", "K6"],
+        "{d:#?}"
+    );
 }
 
 /// `cashmatch match --advices`: the bank's credits without detail are linked with the advices

@@ -176,6 +176,11 @@ pub fn fit(
     plain(cash, AmountFit::Partial)
 }
 
+/// An amount in whole cents: the set searches add integers, exact and fast.
+fn in_cents(d: Decimal) -> Option<i64> {
+    (cents(d) * Decimal::ONE_HUNDRED).trunc().try_into().ok()
+}
+
 /// Budget of search nodes for one subset-sum: bounds the worst case of a customer with hundreds
 /// of open items at a few milliseconds.
 const SUBSET_NODE_BUDGET: usize = 200_000;
@@ -189,16 +194,13 @@ pub(crate) fn subset_sums(
     max_size: usize,
     max_solutions: usize,
 ) -> (Vec<Vec<usize>>, bool) {
-    // Work in integer cents: exact and fast.
-    let to_cents =
-        |d: Decimal| -> Option<i64> { (cents(d) * Decimal::ONE_HUNDRED).trunc().try_into().ok() };
-    let Some(target) = to_cents(target) else {
+    let Some(target) = in_cents(target) else {
         return (Vec::new(), true);
     };
     let mut items: Vec<(i64, usize)> = amounts
         .iter()
         .enumerate()
-        .filter_map(|(i, a)| to_cents(*a).map(|c| (c, i)))
+        .filter_map(|(i, a)| in_cents(*a).map(|c| (c, i)))
         .collect();
     // Largest first so the bound prunes early.
     items.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -296,13 +298,11 @@ pub(crate) fn due_runs(
     max_skipped: usize,
     max_solutions: usize,
 ) -> (Vec<Vec<usize>>, usize) {
-    let to_cents =
-        |d: Decimal| -> Option<i64> { (cents(d) * Decimal::ONE_HUNDRED).trunc().try_into().ok() };
     let (Some(target), Some(c)) = (
-        to_cents(target),
+        in_cents(target),
         amounts
             .iter()
-            .map(|&a| to_cents(a).filter(|&x| x > 0))
+            .map(|&a| in_cents(a).filter(|&x| x > 0))
             .collect::<Option<Vec<i64>>>(),
     ) else {
         return (Vec::new(), 0);

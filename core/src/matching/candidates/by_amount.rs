@@ -166,24 +166,7 @@ pub(super) fn subsets(
             continue;
         }
         pc_pool = pc_pool.max(pool.len());
-        let open: Vec<Decimal> = pool
-            .iter()
-            .map(|&i| ledger.invoice(i).open_amount)
-            .collect();
-        let discounted: Vec<Decimal> = pool
-            .iter()
-            .map(|&i| {
-                let inv = ledger.invoice(i);
-                match terms_discount(inv, payment.payment_date) {
-                    Some((d, true)) => inv.open_amount - d,
-                    _ => inv.open_amount,
-                }
-            })
-            .collect();
-        let mut targets = vec![open];
-        if targets[0] != discounted {
-            targets.push(discounted);
-        }
+        let targets = amounts_to_pay(ledger, payment, &pool);
         // Each distinct set once, however many searches find it: the count is how doubtful
         // each of them is.
         let mut sets: Vec<Vec<(InvoiceIdx, Decimal)>> = Vec::new();
@@ -214,25 +197,7 @@ pub(super) fn subsets(
             })
             .take(RUN_POOL)
             .collect();
-        let run_open: Vec<Decimal> = run_pool
-            .iter()
-            .map(|&i| ledger.invoice(i).open_amount)
-            .collect();
-        let run_net: Vec<Decimal> = run_pool
-            .iter()
-            .map(|&i| {
-                let inv = ledger.invoice(i);
-                match terms_discount(inv, payment.payment_date) {
-                    Some((d, true)) => inv.open_amount - d,
-                    _ => inv.open_amount,
-                }
-            })
-            .collect();
-        let mut run_targets = vec![run_open];
-        if run_targets[0] != run_net {
-            run_targets.push(run_net);
-        }
-        for amounts in &run_targets {
+        for amounts in &amounts_to_pay(ledger, payment, &run_pool) {
             let (sols, found) = due_runs(
                 amounts,
                 payment.amount,
@@ -270,4 +235,28 @@ pub(super) fn subsets(
         out.extend(found.into_iter().map(|f| f.1));
     }
     (n, pc_pool)
+}
+
+/// What a payer may pay for each item: its open amount, and, when the terms give any item a
+/// discount on the payment date, the open amount less it as a second reading.
+fn amounts_to_pay(ledger: &Ledger, payment: &Payment, items: &[InvoiceIdx]) -> Vec<Vec<Decimal>> {
+    let open: Vec<Decimal> = items
+        .iter()
+        .map(|&i| ledger.invoice(i).open_amount)
+        .collect();
+    let net: Vec<Decimal> = items
+        .iter()
+        .map(|&i| {
+            let inv = ledger.invoice(i);
+            match terms_discount(inv, payment.payment_date) {
+                Some((d, true)) => inv.open_amount - d,
+                _ => inv.open_amount,
+            }
+        })
+        .collect();
+    if net == open {
+        vec![open]
+    } else {
+        vec![open, net]
+    }
 }
