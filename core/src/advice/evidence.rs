@@ -3,6 +3,7 @@
 use super::LinkConfig;
 use crate::domain::{Direction, Payment};
 use crate::ledger::{CustomerIdx, Ledger};
+use crate::matching::amounts::subset_sums;
 use crate::matching::payer::{PayerVia, identify};
 use crate::text::names::{name_similarity, normalize_name};
 use crate::text::references::{RefKey, extract_from_text};
@@ -336,12 +337,7 @@ fn open_credits_making_up(
         .filter(|&k| amounts[k] == short)
         .map(|k| vec![k])
         .collect();
-    found.extend(super::groups::subsets_summing_to(
-        &amounts,
-        short,
-        MAX_CREDITS_TAKEN,
-        2,
-    ));
+    found.extend(subset_sums(&amounts, short, MAX_CREDITS_TAKEN, 2).0);
     match found.as_slice() {
         [only] => Some(only.iter().map(|&k| credits[k].1.to_string()).collect()),
         _ => None,

@@ -5,6 +5,7 @@ use super::evidence::{Facts, Related, describe};
 use super::{Link, LinkConfig};
 use crate::domain::Payment;
 use crate::ledger::Ledger;
+use crate::matching::amounts::subset_sums;
 use rust_decimal::Decimal;
 
 /// What the group search found.
@@ -115,7 +116,7 @@ fn search(
             continue;
         }
         let amounts: Vec<Decimal> = cands.iter().map(|(j, _)| manys.items[*j].amount).collect();
-        let found = subsets_summing_to(&amounts, one.amount, config.max_group, 2);
+        let (found, _) = subset_sums(&amounts, one.amount, config.max_group, 2);
         match found.as_slice() {
             [only] => {
                 let many: Vec<usize> = only.iter().map(|&k| cands[k].0).collect();
@@ -157,61 +158,4 @@ fn search(
         }
     }
     (proposals, ambiguous)
-}
-
-/// Index sets of 2 to `max_size` amounts that sum to `target`, at most `limit` of them (the
-/// caller needs to know only whether there is none, one or several).
-pub(crate) fn subsets_summing_to(
-    amounts: &[Decimal],
-    target: Decimal,
-    max_size: usize,
-    limit: usize,
-) -> Vec<Vec<usize>> {
-    fn walk(
-        amounts: &[Decimal],
-        start: usize,
-        left: Decimal,
-        chosen: &mut Vec<usize>,
-        max_size: usize,
-        limit: usize,
-        out: &mut Vec<Vec<usize>>,
-    ) {
-        if out.len() >= limit {
-            return;
-        }
-        if left.is_zero() && chosen.len() >= 2 {
-            out.push(chosen.clone());
-            return;
-        }
-        if chosen.len() == max_size || left.is_sign_negative() || left.is_zero() {
-            return;
-        }
-        for k in start..amounts.len() {
-            chosen.push(k);
-            walk(
-                amounts,
-                k + 1,
-                left - amounts[k],
-                chosen,
-                max_size,
-                limit,
-                out,
-            );
-            chosen.pop();
-            if out.len() >= limit {
-                return;
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(
-        amounts,
-        0,
-        target,
-        &mut Vec::new(),
-        max_size,
-        limit,
-        &mut out,
-    );
-    out
 }

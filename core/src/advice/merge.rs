@@ -1,8 +1,8 @@
 //! A link made into the payments the matcher decides: the receipt's money, the advice's detail.
 
 use super::Link;
-use super::groups::subsets_summing_to;
 use crate::domain::{Payment, RemittanceLine};
+use crate::matching::amounts::subset_sums;
 use rust_decimal::Decimal;
 
 /// Most advice lines divided among the receipts of a split payment; beyond it every receipt
@@ -132,12 +132,7 @@ fn assign(
         .filter(|&k| free_paid[k] == amounts[r])
         .map(|k| vec![k])
         .collect();
-    subsets.extend(subsets_summing_to(
-        &free_paid,
-        amounts[r],
-        free_paid.len(),
-        64,
-    ));
+    subsets.extend(subset_sums(&free_paid, amounts[r], free_paid.len(), 64).0);
     for s in subsets {
         for &k in &s {
             owner[free[k]] = r;
