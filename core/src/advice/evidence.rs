@@ -113,9 +113,7 @@ impl Facts {
             refs,
         }
     }
-}
 
-impl Facts {
     /// Whether a receipt with these facts could have been sent for the advice with `advice`'s
     /// even when nothing ties the two: its payer is not told (an unknown remitter, a payment
     /// service), or it is a ledger customer of the same group as one the advice points at (the

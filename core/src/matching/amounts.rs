@@ -284,8 +284,8 @@ pub(crate) const RUN_MAX_LEN: usize = 24;
 const RUN_MAX_FOUND: usize = 64;
 
 /// Sets of `amounts` (positive, in due-date order) that a payment run makes: every item due from
-/// one item to a later one, less at most `max_skipped` items between them, adding up to exactly
-/// `target`. An AP department pays what has fallen due and holds back the few invoices it
+/// one item to a later one, less at most [`RUN_MAX_SKIPPED`] items between them, adding up to
+/// exactly `target`. An AP department pays what has fallen due and holds back the few invoices it
 /// disputes; the subset-sum treats every combination of the oldest items as equally likely and
 /// cannot reach runs of more than a handful. Runs span at most [`RUN_MAX_LEN`] items and hold at
 /// least `min_size`. Returns at most `max_solutions` sets (indexes into `amounts`, ascending),
@@ -295,7 +295,6 @@ pub(crate) fn due_runs(
     amounts: &[Decimal],
     target: Decimal,
     min_size: usize,
-    max_skipped: usize,
     max_solutions: usize,
 ) -> (Vec<Vec<usize>>, usize) {
     let (Some(target), Some(c)) = (
@@ -310,13 +309,13 @@ pub(crate) fn due_runs(
     if target <= 0 {
         return (Vec::new(), 0);
     }
-    // The most any `max_skipped` items can give back: once a run's excess is beyond it, longer
-    // runs from the same start only add more.
+    // The most any items held back can give back: once a run's excess is beyond it, longer runs
+    // from the same start only add more.
     let mut largest = c.clone();
     largest.sort_unstable_by(|a, b| b.cmp(a));
-    let give_back: i64 = largest.iter().take(max_skipped).sum();
+    let give_back: i64 = largest.iter().take(RUN_MAX_SKIPPED).sum();
     // (skipped, start, end, skipped items)
-    let mut found: Vec<(usize, usize, usize, [usize; 2])> = Vec::new();
+    let mut found: Vec<(usize, usize, usize, [usize; RUN_MAX_SKIPPED])> = Vec::new();
     'starts: for s in 0..c.len() {
         let mut sum = 0i64;
         // The two largest items strictly inside the run so far: what it can give back.
@@ -338,16 +337,11 @@ pub(crate) fn due_runs(
             if excess > give_back {
                 break;
             }
-            let inner_back = match max_skipped {
-                0 => 0,
-                1 => inner_top[0],
-                _ => inner_top[0] + inner_top[1],
-            };
-            if excess > inner_back {
+            if excess > inner_top[0] + inner_top[1] {
                 continue;
             }
             let len = e - s + 1;
-            let mut push = |skipped: usize, k: [usize; 2]| {
+            let mut push = |skipped: usize, k: [usize; RUN_MAX_SKIPPED]| {
                 if len - skipped >= min_size {
                     found.push((skipped, s, e, k));
                 }
@@ -358,10 +352,10 @@ pub(crate) fn due_runs(
                 // Only items strictly inside: a run starts and ends with an item it pays.
                 let inner = s + 1..e;
                 for k1 in inner.clone() {
-                    if c[k1] == excess && max_skipped >= 1 {
+                    if c[k1] == excess {
                         push(1, [k1, usize::MAX]);
                     }
-                    if max_skipped >= 2 && c[k1] < excess {
+                    if c[k1] < excess {
                         for k2 in k1 + 1..e {
                             if c[k1] + c[k2] == excess {
                                 push(2, [k1, k2]);
@@ -501,7 +495,7 @@ mod tests {
             .map(|k| Decimal::new(10_000 + k * 137, 2))
             .collect();
         let target: Decimal = a[..11].iter().sum::<Decimal>() - a[3];
-        let (sols, total) = due_runs(&a, target, 2, RUN_MAX_SKIPPED, 6);
+        let (sols, total) = due_runs(&a, target, 2, 6);
         let want: Vec<usize> = (0..11).filter(|&k| k != 3).collect();
         assert_eq!(sols.first(), Some(&want), "{sols:?}");
         assert!(total >= 1);
@@ -510,15 +504,11 @@ mod tests {
         // A run that needs three items held back is not one.
         let t3 = a[..11].iter().sum::<Decimal>() - a[2] - a[4] - a[6];
         let three_held: Vec<usize> = (0..11).filter(|k| ![2, 4, 6].contains(k)).collect();
-        assert!(
-            !due_runs(&a, t3, 2, RUN_MAX_SKIPPED, 6)
-                .0
-                .contains(&three_held)
-        );
+        assert!(!due_runs(&a, t3, 2, 6).0.contains(&three_held));
         // A whole run ranks before one with an item held back.
-        let (sols, _) = due_runs(&a, a[5] + a[6] + a[7], 2, RUN_MAX_SKIPPED, 6);
+        let (sols, _) = due_runs(&a, a[5] + a[6] + a[7], 2, 6);
         assert_eq!(sols.first(), Some(&vec![5, 6, 7]));
-        assert!(due_runs(&a, dec!(0.01), 1, 2, 6).0.is_empty());
+        assert!(due_runs(&a, dec!(0.01), 1, 6).0.is_empty());
     }
 
     proptest::proptest! {
@@ -526,7 +516,7 @@ mod tests {
         fn due_runs_are_runs_that_sum(xs in proptest::collection::vec(1i64..500_000, 0..30), from in 0usize..30, len in 1usize..14) {
             let a: Vec<Decimal> = xs.iter().map(|c| Decimal::new(*c, 2)).collect();
             let target: Decimal = a.iter().skip(from).take(len).sum();
-            let (sols, total) = due_runs(&a, target, 1, RUN_MAX_SKIPPED, 6);
+            let (sols, total) = due_runs(&a, target, 1, 6);
             proptest::prop_assert!(sols.len() <= total);
             for s in sols {
                 let sum: Decimal = s.iter().map(|&i| a[i]).sum();

@@ -5,7 +5,7 @@ use super::{Candidate, CandidateAllocation, CandidateLimits, Source, due_gaps, f
 use crate::domain::Payment;
 use crate::ledger::{CustomerIdx, InvoiceIdx, Ledger};
 use crate::matching::amounts::{
-    AmountFit, BANK_FEE_MAX, BANK_FEE_MIN, RUN_MAX_SKIPPED, RUN_POOL, due_runs, fit, subset_sums,
+    AmountFit, BANK_FEE_MAX, BANK_FEE_MIN, RUN_POOL, due_runs, fit, subset_sums,
 };
 use crate::terms::{cents, terms_discount};
 use rust_decimal::Decimal;
@@ -198,13 +198,7 @@ pub(super) fn subsets(
             .take(RUN_POOL)
             .collect();
         for amounts in &amounts_to_pay(ledger, payment, &run_pool) {
-            let (sols, found) = due_runs(
-                amounts,
-                payment.amount,
-                2,
-                RUN_MAX_SKIPPED,
-                limits.subset_max_solutions,
-            );
+            let (sols, found) = due_runs(amounts, payment.amount, 2, limits.subset_max_solutions);
             n += found.saturating_sub(sols.len());
             for s in sols {
                 add(s.iter().map(|&k| (run_pool[k], amounts[k])).collect());

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::domain::Payment;
 use crate::ledger::{InvoiceIdx, Ledger};
-use crate::matching::amounts::{AmountFit, RUN_MAX_SKIPPED, RUN_POOL, due_runs, fit, subset_sums};
+use crate::matching::amounts::{AmountFit, RUN_POOL, due_runs, fit, subset_sums};
 use crate::terms::terms_discount;
 use rust_decimal::Decimal;
 
@@ -227,13 +227,7 @@ pub(super) fn complete_lists(
         run.sort_unstable();
         run.truncate(RUN_POOL);
         let run_open: Vec<Decimal> = run.iter().map(|r| r.2).collect();
-        let (sols, _) = due_runs(
-            &run_open,
-            gap,
-            1,
-            RUN_MAX_SKIPPED,
-            limits.subset_max_solutions,
-        );
+        let (sols, _) = due_runs(&run_open, gap, 1, limits.subset_max_solutions);
         for s in sols {
             add(s.into_iter().map(|k| run[k].1).collect(), &mut sets);
         }
