@@ -1634,3 +1634,69 @@ fn rules_check_names_the_mistake_and_match_records_the_rules_version() {
     assert!(decided.iter().all(|d| d.rules_version == "acme-2026.12.1"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A key account has an open item at nearly any amount: one found by the amount alone among
+/// many others close to it may be there by chance (a consolidated payment without detail landing
+/// on it), and goes to a person. The same amount alone where nothing else lies near it is
+/// evidence, and is applied.
+#[test]
+fn an_amount_alone_among_many_close_ones_is_not_applied() {
+    let numbers: Vec<(String, String)> = (0..20)
+        .map(|k| (format!("N{k}"), format!("INV-00500{k:02}")))
+        .collect();
+    // Twenty items within 2% of 1,000.00, none of it exactly: 12 are enough to make an item of
+    // exactly 1,000.00 a 0.3% chance (4,000 cents in the window).
+    let mut items: Vec<(&str, &str, Decimal, Decimal, u32)> = numbers
+        .iter()
+        .enumerate()
+        .map(|(k, (id, n))| {
+            let a = usd(98_513 + 137 * k as i64);
+            (id.as_str(), n.as_str(), a, a, 1 + k as u32)
+        })
+        .collect();
+    assert!(items.iter().all(|i| i.2 != usd(100_000)));
+    items.push(("S1", "INV-0040001", usd(100_000), usd(100_000), 22));
+    items.push(("S2", "INV-0040002", usd(1_234_567), usd(1_234_567), 23));
+    let engine = rules_only(one_customer(&items));
+
+    let d = engine.decide(&paying("P-crowded", usd(100_000), &[], None));
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty(), "{d:#?}");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("INV-0040001 is found by its amount alone")
+                && e.contains("there by chance")),
+        "{d:#?}"
+    );
+    // The suggestion is still the item, for the analyst to confirm.
+    assert_eq!(invoice_ids(&d.suggestions[0].allocations), ["S1"]);
+
+    let d = engine.decide(&paying("P-alone", usd(1_234_567), &[], None));
+    assert_eq!(d.status, Status::Auto, "{d:#?}");
+    assert_eq!(invoice_ids(&d.allocations), ["S2"]);
+}
+
+/// Another entity's document number that reads as ours (`CA-2026-0133557` as `2026-0133557`)
+/// is a weak sign, and so is a shortfall a wire fee would explain: together they are not
+/// evidence enough to apply cash. The number as written, short by the same fee, is.
+#[test]
+fn a_reference_not_as_written_and_a_fee_nobody_stated_go_to_a_person() {
+    let engine = rules_only(one_customer(&[
+        ("I1", "2026-0133557", usd(38_118), usd(38_118), 3),
+        ("I2", "2026-0133990", usd(52_000), usd(52_000), 4),
+    ]));
+    let p = paying("P-other", usd(35_763), &[], Some("CA-2026-0133557"));
+    let d = engine.decide(&p);
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty(), "{d:#?}");
+    assert!(
+        d.explanation.iter().any(|e| e
+            .contains("2026-0133557 is read from a reference that is not its number as written")),
+        "{d:#?}"
+    );
+
+    let d = engine.decide(&paying("P-ours", usd(49_650), &[], Some("2026-0133990")));
+    assert_eq!(d.status, Status::Auto, "{d:#?}");
+    assert_eq!(invoice_ids(&d.allocations), ["I2"]);
+}

@@ -24,6 +24,7 @@ use crate::rules::{Overpayment, Policy, Rules};
 use crate::text::references::one_slip_apart;
 use rayon::prelude::*;
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -51,6 +52,13 @@ pub struct EngineConfig {
 /// on the payer's side is not a review item, and a remittance that accounts for only part of
 /// the cash always is.
 pub const DEFAULT_UNEXPLAINED_TOLERANCE: Decimal = Decimal::ONE;
+
+/// How far around an amount found alone the payer's open items are counted: 2% either side.
+const CHANCE_WINDOW: Decimal = Decimal::from_parts(2, 0, 0, false, 2);
+
+/// Items of exactly an amount that chance may put among a payer's open items before an item
+/// found by that amount alone is no evidence: 0.3%, what a certified threshold allows wrong.
+const CHANCE_MAX: Decimal = Decimal::from_parts(3, 0, 0, false, 3);
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -555,6 +563,9 @@ impl Engine {
         if let Some(why) = self.amount_found_among_equals(c) {
             return Some(why);
         }
+        if let Some(why) = self.amount_found_by_chance(c) {
+            return Some(why);
+        }
         if let Some(why) = self.mistyped_reference(payment, pc, c) {
             return Some(why);
         }
@@ -602,10 +613,14 @@ impl Engine {
         }
         // Two weak signs do not make a strong one: a reference that is not the number as
         // written (another entity's `CA-2026-0133557` reads as our `2026-0133557`) paying an
-        // amount the invoice does not ask for.
+        // amount the invoice does not ask for, or asks for less a wire fee nobody stated (a fee
+        // explains any small shortfall, so it fits another entity's invoice of a near amount).
         if let Some(a) = c.allocations.iter().find(|a| {
             a.reference.is_some_and(|r| r.1 < 1.0)
-                && matches!(a.fit.kind, AmountFit::Partial | AmountFit::Overpaid)
+                && matches!(
+                    a.fit.kind,
+                    AmountFit::Partial | AmountFit::Overpaid | AmountFit::BankFee
+                )
         }) {
             return Some(format!(
                 "{} is read from a reference that is not its number as written, and the amount \
@@ -771,6 +786,53 @@ impl Engine {
                         inv.number,
                         alike - taken,
                         inv.open_amount
+                    )
+                })
+            })
+    }
+
+    /// An item found by its amount alone where the payer's open items lie so close together
+    /// around that amount that one of exactly it is there by chance: a key account with tens of
+    /// thousands of open items has one at nearly any amount, and a consolidated payment without
+    /// detail (whose set the searches cannot reach there) then lands on it as if it paid it. The
+    /// density is read from the customer's amount index: the items within
+    /// [`CHANCE_WINDOW`] of the amount, per cent of that window, is how many items of exactly
+    /// this amount chance alone puts there. From [`CHANCE_MAX`] on, that is more than the model's
+    /// certificate allows to be wrong (it never saw such a payer), so a person decides.
+    fn amount_found_by_chance(&self, c: &Candidate) -> Option<String> {
+        if c.source != Source::SingleAmount {
+            return None;
+        }
+        c.allocations
+            .iter()
+            .filter(|a| a.reference.is_none())
+            .find_map(|a| {
+                let inv = self.ledger.invoice(a.invoice);
+                let amount = inv.open_amount;
+                let reach = amount.checked_mul(CHANCE_WINDOW)?;
+                // In cents; chance puts an item on one of them with `near / cents` expected.
+                let cents = reach.checked_mul(Decimal::from(200))?.floor();
+                if cents <= Decimal::ZERO {
+                    return None;
+                }
+                let needed = (cents * CHANCE_MAX).ceil().to_usize()?;
+                let near = self
+                    .ledger
+                    .open_items(self.ledger.invoice_customer(a.invoice))
+                    .by_open_amount(
+                        Bound::Included(amount - reach),
+                        Bound::Included(amount + reach),
+                    )
+                    .filter(|&i| i != a.invoice)
+                    .take(needed)
+                    .count();
+                (near >= needed).then(|| {
+                    format!(
+                        "{} is found by its amount alone, and the customer has {near} or more \
+                         other open items within {}% of {amount}: at that density an item of \
+                         exactly the amount is there by chance",
+                        inv.number,
+                        (CHANCE_WINDOW * Decimal::ONE_HUNDRED).normalize()
                     )
                 })
             })
