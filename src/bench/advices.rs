@@ -16,7 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Runs the measurement on world `seed` and writes its files under `out`.
-pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::Result<()> {
+pub fn run(
+    seed: u64,
+    customers: usize,
+    payments: usize,
+    out: &Path,
+    date_margin_days: u32,
+) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
     let world = synth::generate(&synth::SynthConfig::new(seed, customers, payments));
     let split = &world.test;
@@ -53,6 +59,7 @@ pub fn run(seed: u64, customers: usize, payments: usize, out: &Path) -> anyhow::
     let last = split.payments.iter().filter_map(|p| p.payment_date).max();
     let config = LinkConfig {
         as_of: last.and_then(|d| d.checked_add_days(chrono::Days::new(30))),
+        date_margin_days: i64::from(date_margin_days),
         ..Default::default()
     };
     // The same run with receipts alone left to the matcher, for the figure of what holding them

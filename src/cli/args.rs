@@ -478,6 +478,9 @@ pub(super) enum BenchWhat {
         /// Where the bank file, the emails and the truth are written.
         #[arg(long)]
         out: PathBuf,
+        /// Linking's date margin, as `match --date-margin-days` (to measure another setting).
+        #[arg(long, default_value_t = 7)]
+        date_margin_days: u32,
     },
     /// strsim against rapidfuzz on reference similarity.
     Strings {

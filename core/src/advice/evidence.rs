@@ -30,14 +30,22 @@ pub(crate) enum PayerTie {
     /// Nothing ties the payers: one side's payer is not told at all (an unknown remitter, an
     /// advice without a name whose references name no one), and the amounts are equal exactly.
     AmountOnly = 0,
+    /// Two customers of one group: the receipt comes from a company of the group the advice's
+    /// customer belongs to (a sister company paying from its own account), the amounts equal.
+    Group = 1,
     /// Only the two names agree; the ledger knows neither.
-    SameName = 1,
+    SameName = 2,
     /// A common customer, found for the receipt through a parent company.
-    Parent = 2,
+    Parent = 3,
     /// A common customer, found for the receipt by name.
-    Name = 3,
+    Name = 4,
     /// A common customer, found for the receipt by bank account.
-    Account = 4,
+    Account = 5,
+}
+
+/// The top of a customer's group: its parent company, or itself.
+fn group_of(ledger: &Ledger, c: CustomerIdx) -> CustomerIdx {
+    ledger.customer_keys(c).parent.unwrap_or(c)
 }
 
 /// The facts of one item that linking compares, computed once.
@@ -133,10 +141,12 @@ impl Facts {
         if linked_customer.is_some_and(|c| self.customers.iter().any(|(x, _)| *x == c)) {
             return false;
         }
-        let group = |c: CustomerIdx| ledger.customer_keys(c).parent.unwrap_or(c);
-        self.customers
-            .iter()
-            .any(|(x, _)| advice.customers.iter().any(|(y, _)| group(*x) == group(*y)))
+        self.customers.iter().any(|(x, _)| {
+            advice
+                .customers
+                .iter()
+                .any(|(y, _)| group_of(ledger, *x) == group_of(ledger, *y))
+        })
     }
 }
 
@@ -153,6 +163,7 @@ pub(crate) struct Related {
 
 impl Related {
     pub(crate) fn of(
+        ledger: &Ledger,
         receipt: &Payment,
         rf: &Facts,
         advice: &Payment,
@@ -190,6 +201,21 @@ impl Related {
             if payer.is_none_or(|(t, _)| tie > t) {
                 payer = Some((tie, Some(*c)));
             }
+        }
+        // A sister company pays from its own account for invoices of the customer the advice
+        // names: the ledger knows both as one group. Only for the exact amount, as an untold
+        // payer's: the group's companies also pay their own invoices.
+        if payer.is_none() && amount_only {
+            payer = rf
+                .customers
+                .iter()
+                .filter(|(_, via)| *via != PayerVia::Reference)
+                .find_map(|(x, _)| {
+                    af.customers
+                        .iter()
+                        .find(|(y, _)| group_of(ledger, *x) == group_of(ledger, *y))
+                        .map(|(y, _)| (PayerTie::Group, Some(*y)))
+                });
         }
         if payer.is_none()
             && !rf.name_norm.is_empty()
@@ -263,7 +289,7 @@ impl PairEvidence {
         {
             return None;
         }
-        let related = Related::of(receipt, rf, advice, af, config, fee.is_zero())?;
+        let related = Related::of(ledger, receipt, rf, advice, af, config, fee.is_zero())?;
         let customer = related.payer.and_then(|(_, c)| c);
         let credits = if fee > config.fee_limit {
             // More than a fee is explained only by the common customer's own open credit memos.
@@ -358,6 +384,7 @@ pub(crate) fn describe(related: &Related, customer_id: Option<&str>, fee: Decima
             match tie {
                 PayerTie::Account => "bank account",
                 PayerTie::Name => "payer name",
+                PayerTie::Group => "bank account of another company of the customer's group",
                 _ => "payer's subsidiary (parent company pays)",
             }
         )),

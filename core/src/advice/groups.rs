@@ -104,9 +104,25 @@ fn search(
                 continue;
             }
             let related = if ones_are_receipts {
-                Related::of(one, &ones.facts[i], m, &manys.facts[j], config, false)
+                Related::of(
+                    ledger,
+                    one,
+                    &ones.facts[i],
+                    m,
+                    &manys.facts[j],
+                    config,
+                    false,
+                )
             } else {
-                Related::of(m, &manys.facts[j], one, &ones.facts[i], config, false)
+                Related::of(
+                    ledger,
+                    m,
+                    &manys.facts[j],
+                    one,
+                    &ones.facts[i],
+                    config,
+                    false,
+                )
             };
             if let Some(r) = related {
                 cands.push((j, r));

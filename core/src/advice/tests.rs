@@ -713,3 +713,40 @@ fn an_exact_link_waits_beside_a_sister_companys_receipt_of_the_amount() {
     let k = link(&l, &other, &advices, &LinkConfig::default());
     assert_eq!(k.links.len(), 1, "{k:?}");
 }
+
+#[test]
+fn a_sister_companys_receipt_of_the_exact_amount_links_when_nothing_else_fits() {
+    // Northwind East pays Northwind West's invoice from its own account; the advice names West.
+    let mut customers = l_customers();
+    customers.push(Customer {
+        id: "NWE".into(),
+        name: "Northwind East Corp".into(),
+        parent_id: Some("NW".into()),
+        bank_accounts: vec!["444:4444444".into()],
+    });
+    let l = Ledger::new(customers, l_invoices()).0;
+    let advices = [advice(
+        "A1",
+        8,
+        "Accounts Payable",
+        &[("INV-300401", dec!(1000.00))],
+    )];
+    let sister = [receipt("R1", dec!(1000.00), 9, "444:4444444")];
+    let k = link(&l, &sister, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert!(
+        k.links[0]
+            .evidence
+            .iter()
+            .any(|e| e.contains("another company of the customer's group")),
+        "{k:?}"
+    );
+    // Short by a fee, a sister's money is not read as the advice's: the group also pays its own.
+    let short = [receipt("R1", dec!(985.00), 9, "444:4444444")];
+    let k = link(&l, &short, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    // An unrelated customer's receipt of the amount is not the group's.
+    let other = [receipt("R1", dec!(1000.00), 9, BG)];
+    let k = link(&l, &other, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+}
