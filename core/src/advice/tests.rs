@@ -682,9 +682,8 @@ fn an_exact_receipt_and_one_short_by_the_customers_credit_memo_are_rivals() {
     assert_eq!(k.advices[0].reason, Unlinked::Ambiguous);
 }
 
-#[test]
-fn an_exact_link_waits_beside_a_sister_companys_receipt_of_the_amount() {
-    // Northwind East, another subsidiary of Northwind, may pay Northwind West's invoices.
+/// The ledger above with Northwind East (account 444:4444444), another subsidiary of Northwind.
+fn ledger_with_sister() -> Ledger {
     let mut customers = l_customers();
     customers.push(Customer {
         id: "NWE".into(),
@@ -692,7 +691,13 @@ fn an_exact_link_waits_beside_a_sister_companys_receipt_of_the_amount() {
         parent_id: Some("NW".into()),
         bank_accounts: vec!["444:4444444".into()],
     });
-    let l = Ledger::new(customers, l_invoices()).0;
+    Ledger::new(customers, l_invoices()).0
+}
+
+#[test]
+fn an_exact_link_waits_beside_a_sister_companys_receipt_of_the_amount() {
+    // Northwind East, another subsidiary of Northwind, may pay Northwind West's invoices.
+    let l = ledger_with_sister();
     let advices = [advice(
         "A1",
         8,
@@ -717,14 +722,7 @@ fn an_exact_link_waits_beside_a_sister_companys_receipt_of_the_amount() {
 #[test]
 fn a_sister_companys_receipt_of_the_exact_amount_links_when_nothing_else_fits() {
     // Northwind East pays Northwind West's invoice from its own account; the advice names West.
-    let mut customers = l_customers();
-    customers.push(Customer {
-        id: "NWE".into(),
-        name: "Northwind East Corp".into(),
-        parent_id: Some("NW".into()),
-        bank_accounts: vec!["444:4444444".into()],
-    });
-    let l = Ledger::new(customers, l_invoices()).0;
+    let l = ledger_with_sister();
     let advices = [advice(
         "A1",
         8,
