@@ -122,6 +122,13 @@ impl Facts {
         }
     }
 
+    /// Whether the two point at a common ledger customer.
+    pub(crate) fn shares_customer(&self, other: &Facts) -> bool {
+        self.customers
+            .iter()
+            .any(|(c, _)| other.customers.binary_search_by_key(c, |x| x.0).is_ok())
+    }
+
     /// Whether a receipt with these facts could have been sent for the advice with `advice`'s
     /// even when nothing ties the two: its payer is not told (an unknown remitter, a payment
     /// service), or it is a ledger customer of the same group as one the advice points at (the
@@ -281,12 +288,7 @@ impl PairEvidence {
         }
         // Beyond a fee only a common customer's credit memos explain the difference: without a
         // common customer there is nothing to look at (and most pairs end here, cheaply).
-        if fee > config.fee_limit
-            && !rf
-                .customers
-                .iter()
-                .any(|(c, _)| af.customers.binary_search_by_key(c, |x| x.0).is_ok())
-        {
+        if fee > config.fee_limit && !rf.shares_customer(af) {
             return None;
         }
         let related = Related::of(ledger, receipt, rf, advice, af, config, fee.is_zero())?;

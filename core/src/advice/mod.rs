@@ -227,6 +227,56 @@ pub fn link(
                 .collect()
         })
         .collect();
+    // Whether the unlinked receipt `x` of advice `a`'s exact amount leaves the link of `r` and
+    // `a` (on evidence `e`) in doubt: any such receipt does when `e` reads a fee or credits,
+    // one whose payer could be the advice's does when the amounts are equal.
+    let doubtful = |x: usize, r: usize, a: usize, e: &PairEvidence, r_done: &[bool]| {
+        x != r
+            && !r_done[x]
+            && (!e.fee.is_zero()
+                || rf[x].could_be_for(ledger, &af[a], e.related.payer.and_then(|t| t.1)))
+    };
+    // For each advice, the receipts of a customer it points at whose amount is near its own but
+    // not equal (short by a fee, over by an overpayment, short by a deduction nobody listed),
+    // with their days apart: one of them much nearer in date is as likely the advice's money as
+    // an exact amount further off, which is then often the customer's payment whose own advice
+    // never came.
+    let near_amount: Vec<Vec<(usize, i64)>> = advices
+        .iter()
+        .enumerate()
+        .map(|(a, ap)| {
+            receipts
+                .iter()
+                .enumerate()
+                .filter(|(_, rp)| {
+                    rp.amount != ap.amount
+                        && rp.currency == ap.currency
+                        && (rp.amount - ap.amount).abs() <= ap.amount.abs() * NEAR_AMOUNT
+                })
+                .filter_map(|(x, rp)| {
+                    let d = (rp.payment_date? - ap.payment_date?).num_days().abs();
+                    (d <= config.window_days && rf[x].shares_customer(&af[a])).then_some((x, d))
+                })
+                .collect()
+        })
+        .collect();
+    // Whether an exact link without a reference in common, its dates further apart than an
+    // advice usually travels, is in doubt beside such a receipt.
+    let nearer = |a: usize, e: &PairEvidence, r_done: &[bool]| {
+        let (Some(d), true, false) = (
+            e.related.days_apart,
+            e.fee.is_zero(),
+            e.related.reference.is_some(),
+        ) else {
+            return false;
+        };
+        if d <= USUAL_DELAY_DAYS {
+            return false;
+        }
+        near_amount[a]
+            .iter()
+            .any(|&(x, dx)| !r_done[x] && dx.saturating_add(NEARER_BY_DAYS) <= d)
+    };
     let mut r_done = vec![false; receipts.len()];
     let mut a_done = vec![false; advices.len()];
     let mut links: Vec<Link> = Vec::new();
@@ -249,13 +299,8 @@ pub fn link(
             let Some((_, _, e)) = open.iter().find(|p| p.0 == r && p.1 == a) else {
                 continue;
             };
-            let doubtful = |x: usize| {
-                x != r
-                    && !r_done[x]
-                    && (!e.fee.is_zero()
-                        || rf[x].could_be_for(ledger, &af[a], e.related.payer.and_then(|t| t.1)))
-            };
-            if exact_near[a].iter().any(|&x| doubtful(x)) {
+            if exact_near[a].iter().any(|&x| doubtful(x, r, a, e, &r_done)) || nearer(a, e, &r_done)
+            {
                 continue;
             }
             links.push(Link {
@@ -269,20 +314,16 @@ pub fn link(
             linked_any = true;
         }
         if !linked_any {
-            // What is left tied may be one customer's equal amounts that pair off one way only.
+            // What is left tied may pair off one way only.
             let paired = pair_off(&pairs, &inside, &r_done, &a_done, config.date_margin_days);
             let pairing: Vec<usize> = paired.iter().map(|p| p.0).collect();
             for (r, a, k) in paired {
-                // A receipt of the amount outside the customer's pairing leaves it doubtful too.
-                if exact_near[a].iter().any(|&x| {
-                    !r_done[x]
-                        && !pairing.contains(&x)
-                        && rf[x].could_be_for(
-                            ledger,
-                            &af[a],
-                            pairs[k].2.related.payer.and_then(|t| t.1),
-                        )
-                }) {
+                // A receipt of the amount outside the pairing leaves it doubtful too.
+                if exact_near[a]
+                    .iter()
+                    .any(|&x| !pairing.contains(&x) && doubtful(x, r, a, &pairs[k].2, &r_done))
+                    || nearer(a, &pairs[k].2, &r_done)
+                {
                     continue;
                 }
                 let mut evidence = pairs[k].2.describe();
@@ -484,15 +525,31 @@ fn single_best(
         .collect()
 }
 
-/// Most items on each side of one customer's equal amounts that [`pair_off`] pairs.
+/// How near an amount must be to the advice's, as a share of it, for a nearer receipt of the
+/// customer to put an exact link further off in doubt: overpayments and unlisted deductions are
+/// mostly a few per cent.
+const NEAR_AMOUNT: Decimal = Decimal::from_parts(10, 0, 0, false, 2);
+
+/// Days by which a receipt of a near amount must be nearer in date than the exact one.
+const NEARER_BY_DAYS: i64 = 2;
+
+/// Days an advice and its money usually lie apart (an AP department emails the advice when it
+/// releases the payment, which clears in one to three business days); an exact link further
+/// apart is weighed against a nearer receipt of a near amount.
+const USUAL_DELAY_DAYS: i64 = 3;
+
+/// Most items on each side of a tied component that [`pair_off`] pairs.
 const MAX_PAIR_OFF: usize = 6;
 
-/// Links left tied among one customer's interchangeable items: receipts and advices joined by
-/// open pairs (inside the window or within the margin beyond it) that all name the same
-/// customer with the same reference and amount evidence. When there are as many receipts as
-/// advices and they pair off inside the window in exactly one way, or one way's dates are
-/// closer in total than every other's by the margin, each pair is linked. An advice that never
-/// came or a receipt beyond the window leaves the counts unequal, and nothing is linked.
+/// Links left tied: receipts and advices joined by open pairs of equal amounts or amounts
+/// apart by the customer's open credit memos (inside the window or within the margin beyond it)
+/// into one component, whatever the payer evidence of each pair (one customer's
+/// equal amounts; a customer's receipt beside a stranger's of the same amount, whose own
+/// advice is there too). When there are as many receipts as advices and they pair off inside
+/// the window in exactly one way, or one way's dates are closer in total than every other's by
+/// the margin, each pair is linked: every item then has its counterpart, where any other
+/// reading leaves an advice without money and a receipt without an advice. An advice that
+/// never came or a receipt beyond the window leaves the counts unequal, and nothing is linked.
 /// Returns `(receipt, advice, index into pairs)`.
 fn pair_off(
     pairs: &[(usize, usize, PairEvidence)],
@@ -538,16 +595,14 @@ fn pair_off(
         if rs.len() != as_.len() || rs.len() < 2 || rs.len() > MAX_PAIR_OFF {
             continue;
         }
-        let first = &pairs[ks[0]].2;
-        let class = |e: &PairEvidence| {
-            let k = e.key();
-            (k.0, k.1, e.related.payer.and_then(|(_, c)| c))
-        };
-        if class(first).2.is_none()
-            || ks.iter().any(|&k| {
-                class(&pairs[k].2) != class(first) || pairs[k].2.related.days_apart.is_none()
-            })
-        {
+        // Without both dates on every pair, the margin cannot weigh the ways against each other;
+        // a pair short by a bank fee is no evidence of a pairing (any smaller receipt within the
+        // limit would do), so a component holding one is left to a person. One short by exactly
+        // the customer's open credit memos is as specific as an equal amount.
+        if ks.iter().any(|&k| {
+            let e = &pairs[k].2;
+            e.related.days_apart.is_none() || (!e.fee.is_zero() && e.credits.is_empty())
+        }) {
             continue;
         }
         // edge[i][j]: the pair of receipt rs[i] and advice as_[j] inside the window.

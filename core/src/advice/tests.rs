@@ -485,6 +485,65 @@ fn one_customers_equal_amounts_pair_off_when_only_one_way_fits() {
 }
 
 #[test]
+fn a_customers_receipt_beside_a_strangers_of_the_same_amount_pairs_off_when_both_advices_came() {
+    let l = ledger();
+    // Northwind pays 1,000.00 from its account; the same day an unknown remitter sends 1,000.00
+    // for one of Bluegrass's invoices, with an advice from "Accounts Payable".
+    let mut stranger = receipt("R2", dec!(1000.00), 8, "999:9999999");
+    stranger.payer.name = Some("Cornerstone Uniforms Inc".into());
+    let receipts = [receipt("R1", dec!(1000.00), 8, NW), stranger];
+    let advices = [
+        advice("A1", 8, "Northwind", &[("INV-100201", dec!(1000.00))]),
+        advice("A2", 9, "Accounts Payable", &[("INV-200301", dec!(1000.00))]),
+    ];
+    // The stranger's money could be Northwind's advice's, so A1 alone is in doubt; with A2 there
+    // too, only one way leaves no advice without money.
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    let mut got: Vec<(usize, usize)> = k
+        .links
+        .iter()
+        .map(|x| (x.receipts[0], x.advices[0]))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, [(0, 0), (1, 1)], "{k:?}");
+    // Without the stranger's advice, its receipt may be the money of Northwind's: a person
+    // decides.
+    let k = link(&l, &receipts, &advices[..1], &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert_eq!(k.advices[0].reason, Unlinked::Ambiguous);
+}
+
+#[test]
+fn an_exact_amount_days_off_waits_beside_a_nearer_receipt_of_a_near_amount() {
+    let l = ledger();
+    // Northwind's advice of 1,000.00 on the 15th; its bank shows 1,000.00 on the 8th and
+    // 1,040.00 (paid over) on the 15th. The exact amount a week off may be another payment
+    // whose advice never came.
+    let receipts = [
+        receipt("R1", dec!(1000.00), 8, NW),
+        receipt("R2", dec!(1040.00), 15, NW),
+    ];
+    let advices = [advice(
+        "A1",
+        15,
+        "Northwind",
+        &[("INV-100201", dec!(1000.00))],
+    )];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    assert_eq!(k.advices[0].candidates, [0]);
+    // Without the nearer receipt the exact amount is the evidence, and links.
+    let k = link(&l, &receipts[..1], &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    // Within the usual delay of an advice the exact amount links beside it.
+    let mut near = receipts.to_vec();
+    near[0].payment_date = Some(day(12));
+    let k = link(&l, &near, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(k.links[0].receipts, [0]);
+}
+
+#[test]
 fn a_receipt_alone_with_nothing_but_its_amount_is_held_for_review() {
     let l = ledger();
     let bare = receipt("R1", dec!(1000.00), 8, NW);
