@@ -494,7 +494,12 @@ fn a_customers_receipt_beside_a_strangers_of_the_same_amount_pairs_off_when_both
     let receipts = [receipt("R1", dec!(1000.00), 8, NW), stranger];
     let advices = [
         advice("A1", 8, "Northwind", &[("INV-100201", dec!(1000.00))]),
-        advice("A2", 9, "Accounts Payable", &[("INV-200301", dec!(1000.00))]),
+        advice(
+            "A2",
+            9,
+            "Accounts Payable",
+            &[("INV-200301", dec!(1000.00))],
+        ),
     ];
     // The stranger's money could be Northwind's advice's, so A1 alone is in doubt; with A2 there
     // too, only one way leaves no advice without money.
