@@ -187,6 +187,14 @@ pub fn run(
         .iter()
         .cloned()
         .partition(|d| linked_ids.contains(d.payment_id.as_str()));
+    write_auto_errors(
+        &out.join("auto_errors.csv"),
+        &decoupled.decisions,
+        &split.labels,
+        &linked_ids,
+        &cases,
+    )
+    .with_context(|| format!("writing {}", out.join("auto_errors.csv").display()))?;
     for (name, ds) in [("linked", &with), ("not linked", &alone)] {
         let o = eval::evaluate(ds, &split.labels, &cases).overall;
         println!(
@@ -298,6 +306,56 @@ fn write_errors(
             c.join(" "),
             facts(p.index, t)
         )?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Every auto decision of the decoupled run whose allocations are not the truth's (misapplied or
+/// incomplete), for finding out why: `payment,linked,case,applied,truth` (invoice:cash pairs).
+fn write_auto_errors(
+    path: &Path,
+    decisions: &[cashmatch::domain::Decision],
+    labels: &[cashmatch::domain::Label],
+    linked: &HashSet<&str>,
+    cases: &HashMap<String, String>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut truth: HashMap<&str, Vec<String>> = HashMap::new();
+    for l in labels {
+        truth
+            .entry(l.payment_id.as_str())
+            .or_default()
+            .push(format!("{}:{}", l.invoice_id, l.applied_amount.normalize()));
+    }
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(w, "payment,linked,case,applied,truth")?;
+    for d in decisions
+        .iter()
+        .filter(|d| d.status == cashmatch::domain::Status::Auto)
+    {
+        let mut applied: Vec<String> = d
+            .allocations
+            .iter()
+            .map(|a| format!("{}:{}", a.invoice_id, a.amount.normalize()))
+            .collect();
+        applied.sort();
+        let mut t = truth
+            .get(d.payment_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        t.sort();
+        if applied != t {
+            writeln!(
+                w,
+                "{},{},{},{},{}",
+                d.payment_id,
+                linked.contains(d.payment_id.as_str()),
+                cases.get(&d.payment_id).map(String::as_str).unwrap_or(""),
+                applied.join(" "),
+                t.join(" ")
+            )?;
+        }
     }
     w.flush()?;
     Ok(())

@@ -546,8 +546,9 @@ const MAX_PAIR_OFF: usize = 6;
 /// into one component, whatever the payer evidence of each pair (one customer's
 /// equal amounts; a customer's receipt beside a stranger's of the same amount, whose own
 /// advice is there too). When there are as many receipts as advices and they pair off inside
-/// the window in exactly one way, or one way's dates are closer in total than every other's by
-/// the margin, each pair is linked: every item then has its counterpart, where any other
+/// the window or the margin beyond it in exactly one way, or one way's dates are closer in total
+/// than every other's by the margin, and that way's pairs all lie inside the window, each pair
+/// is linked: every item then has its counterpart, where any other
 /// reading leaves an advice without money and a receipt without an advice. An advice that
 /// never came or a receipt beyond the window leaves the counts unequal, and nothing is linked.
 /// Returns `(receipt, advice, index into pairs)`.
@@ -605,15 +606,15 @@ fn pair_off(
         }) {
             continue;
         }
-        // edge[i][j]: the pair of receipt rs[i] and advice as_[j] inside the window.
+        // edge[i][j]: the pair of receipt rs[i] and advice as_[j], inside the window or within the
+        // margin beyond it: a pairing through a late advice is as much a reading of the dates as
+        // one inside, so it competes, and wins nothing (below).
         let mut edge = vec![vec![None; as_.len()]; rs.len()];
         for &k in ks {
             let (r, a, e) = &pairs[k];
-            if inside(e) {
-                let i = rs.binary_search(r).unwrap_or(0);
-                let j = as_.binary_search(a).unwrap_or(0);
-                edge[i][j] = Some((k, e.related.days_apart.unwrap_or(0)));
-            }
+            let i = rs.binary_search(r).unwrap_or(0);
+            let j = as_.binary_search(a).unwrap_or(0);
+            edge[i][j] = Some((k, e.related.days_apart.unwrap_or(0)));
         }
         // Every perfect pairing with its total days apart: the best two totals are enough.
         let mut best: Vec<(i64, Vec<usize>)> = Vec::new();
@@ -654,6 +655,9 @@ fn pair_off(
             [b, second] if second.0 >= b.0.saturating_add(margin) => &b.1,
             _ => continue,
         };
+        if chosen.iter().any(|&k| !inside(&pairs[k].2)) {
+            continue;
+        }
         out.extend(chosen.iter().map(|&k| (pairs[k].0, pairs[k].1, k)));
     }
     out

@@ -482,6 +482,17 @@ fn one_customers_equal_amounts_pair_off_when_only_one_way_fits() {
     close[1].payment_date = Some(day(10));
     let k = link(&l, &receipts, &close, &LinkConfig::default());
     assert!(k.links.is_empty(), "{k:?}");
+    // The only way inside the window (R1-A2 7 days, R2-A1 3) against one through an advice 10
+    // days late (R1-A1 10, R2-A2 0): as close in total, so nothing is linked.
+    let early = [
+        receipt("R1", dec!(1000.00), 1, NW),
+        receipt("R2", dec!(1000.00), 8, NW),
+    ];
+    let mut late = advices.to_vec();
+    late[0].payment_date = Some(day(11));
+    late[1].payment_date = Some(day(8));
+    let k = link(&l, &early, &late, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
 }
 
 #[test]
