@@ -122,6 +122,11 @@ impl Facts {
         }
     }
 
+    /// The ledger customers it points at.
+    pub(crate) fn customer_ids(&self) -> impl Iterator<Item = CustomerIdx> + '_ {
+        self.customers.iter().map(|(c, _)| *c)
+    }
+
     /// Whether the two point at a common ledger customer.
     pub(crate) fn shares_customer(&self, other: &Facts) -> bool {
         self.customers

@@ -40,11 +40,12 @@ pub use batch::{Batch, Counts, Record};
 pub use merge::merge;
 
 use crate::domain::Payment;
-use crate::ledger::Ledger;
+use crate::ledger::{CustomerIdx, Ledger};
 use chrono::{Datelike, NaiveDate, Weekday};
 use evidence::{Facts, PairEvidence};
 use rust_decimal::Decimal;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// How linking decides; every limit is a rule the user can set.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,6 +261,53 @@ pub fn link(
                 .collect()
         })
         .collect();
+    // Receipts by customer and amount, and advices by customer, for the reading of an advice as
+    // a part of a receipt.
+    let mut receipts_of: HashMap<(CustomerIdx, Decimal), Vec<usize>> = HashMap::new();
+    for (r, f) in rf.iter().enumerate() {
+        for c in f.customer_ids() {
+            receipts_of
+                .entry((c, receipts[r].amount.normalize()))
+                .or_default()
+                .push(r);
+        }
+    }
+    let mut advices_of: HashMap<CustomerIdx, Vec<usize>> = HashMap::new();
+    for (a, f) in af.iter().enumerate() {
+        for c in f.customer_ids() {
+            advices_of.entry(c).or_default().push(a);
+        }
+    }
+    let within = |x: &Payment, y: &Payment| match (x.payment_date, y.payment_date) {
+        (Some(p), Some(q)) => (p - q).num_days().abs() <= config.window_days,
+        _ => true,
+    };
+    // Whether advice `a`, with another unlinked advice of a customer it points at, adds up
+    // exactly to an unlinked receipt of that customer other than `r`: the payer split one
+    // payment's detail into two advices, and the receipt of `a`'s own amount is then as likely
+    // a payment whose advice never came. Two readings, so a person decides.
+    let part_of_more = |r: usize, a: usize, r_done: &[bool], a_done: &[bool]| {
+        af[a].customer_ids().any(|c| {
+            advices_of.get(&c).is_some_and(|bs| {
+                bs.iter().any(|&b| {
+                    b != a
+                        && !a_done[b]
+                        && advices[b].currency == advices[a].currency
+                        && receipts_of
+                            .get(&(c, (advices[a].amount + advices[b].amount).normalize()))
+                            .is_some_and(|xs| {
+                                xs.iter().any(|&x| {
+                                    x != r
+                                        && !r_done[x]
+                                        && receipts[x].currency == advices[a].currency
+                                        && within(&receipts[x], &advices[a])
+                                        && within(&receipts[x], &advices[b])
+                                })
+                            })
+                })
+            })
+        })
+    };
     // Whether an exact link without a reference in common, its dates further apart than an
     // advice usually travels, is in doubt beside such a receipt.
     let nearer = |a: usize, e: &PairEvidence, r_done: &[bool]| {
@@ -299,7 +347,9 @@ pub fn link(
             let Some((_, _, e)) = open.iter().find(|p| p.0 == r && p.1 == a) else {
                 continue;
             };
-            if exact_near[a].iter().any(|&x| doubtful(x, r, a, e, &r_done)) || nearer(a, e, &r_done)
+            if exact_near[a].iter().any(|&x| doubtful(x, r, a, e, &r_done))
+                || nearer(a, e, &r_done)
+                || part_of_more(r, a, &r_done, &a_done)
             {
                 continue;
             }
@@ -323,6 +373,7 @@ pub fn link(
                     .iter()
                     .any(|&x| !pairing.contains(&x) && doubtful(x, r, a, &pairs[k].2, &r_done))
                     || nearer(a, &pairs[k].2, &r_done)
+                    || part_of_more(r, a, &r_done, &a_done)
                 {
                     continue;
                 }

@@ -560,6 +560,33 @@ fn an_exact_amount_days_off_waits_beside_a_nearer_receipt_of_a_near_amount() {
 }
 
 #[test]
+fn an_advice_that_with_another_makes_up_a_receipt_is_not_linked_to_one_of_its_own_amount() {
+    let l = ledger();
+    // Northwind's two advices of one payment (1,000.00 and 500.00) and its receipt of 1,500.00;
+    // a receipt of 1,000.00 the next day is another payment whose advice never came.
+    let receipts = [
+        receipt("R1", dec!(1000.00), 9, NW),
+        receipt("R2", dec!(1500.00), 8, NW),
+    ];
+    let advices = [
+        advice("A1", 8, "Northwind", &[("INV-100201", dec!(1000.00))]),
+        advice("A2", 8, "Northwind", &[("INV-100202", dec!(500.00))]),
+    ];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert!(
+        !k.links
+            .iter()
+            .any(|x| x.receipts == [0] && x.advices == [0]),
+        "{k:?}"
+    );
+    assert!(k.advices[0].candidates.contains(&0), "{k:?}");
+    // Without the receipt the two make up, the exact amount links.
+    let k = link(&l, &receipts[..1], &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!((k.links[0].receipts[0], k.links[0].advices[0]), (0, 0));
+}
+
+#[test]
 fn a_receipt_alone_with_nothing_but_its_amount_is_held_for_review() {
     let l = ledger();
     let bare = receipt("R1", dec!(1000.00), 8, NW);
