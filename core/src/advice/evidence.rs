@@ -16,6 +16,10 @@ const MIN_UNKNOWN_NAME_SIMILARITY: f64 = 0.92;
 /// number every customer's invoices share a core with).
 const MAX_REFERENCE_CUSTOMERS: usize = 3;
 
+/// How much more than an invoice's amount a line may say it pays and still name its payer
+/// (interest or a rounding the payer added): 1%.
+const OVER_INVOICE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+
 /// Most open credit memos of one customer looked at to explain a receipt short of its advice;
 /// a customer with more is not searched (too many sums to tell a coincidence from a reason).
 const MAX_OPEN_CREDITS: usize = 24;
@@ -64,11 +68,11 @@ impl Facts {
             .map(|m| (m.customer, m.via))
             .collect();
         let mut refs: Vec<String> = Vec::new();
-        let mut keys: Vec<RefKey> = p
+        // Each reference with what its line says it pays, when it says.
+        let mut keys: Vec<(RefKey, Option<Decimal>)> = p
             .lines
             .iter()
-            .filter_map(|l| l.reference.as_deref())
-            .map(RefKey::new)
+            .filter_map(|l| Some((RefKey::new(l.reference.as_deref()?), l.amount_paid)))
             .collect();
         // A bank memo is the only place a receipt carries references.
         if p.lines.is_empty() {
@@ -76,11 +80,11 @@ impl Facts {
                 keys.extend(
                     extract_from_text(t)
                         .iter()
-                        .map(|r| RefKey::new(&r.reference)),
+                        .map(|r| (RefKey::new(&r.reference), None)),
                 );
             }
         }
-        for k in keys {
+        for (k, paid) in keys {
             if k.core.len() < 4 {
                 continue;
             }
@@ -92,6 +96,17 @@ impl Facts {
             // says whose invoice it is; a core that near many customers' says nothing (below).
             if ids.is_empty() {
                 ledger.lookup_core(&k.core, true, &mut ids);
+            }
+            // Invoice numbers run in one sequence across customers, so a mistyped number is
+            // often another customer's invoice: one already paid, or worth less than the line
+            // pays, does not say who the payer is (the payer's name or account may still).
+            if let Some(paid) = paid.filter(|x| x.is_sign_positive() && !x.is_zero()) {
+                ids.retain(|&i| {
+                    let inv = ledger.invoice(i);
+                    inv.open_amount.is_sign_positive()
+                        && !inv.open_amount.is_zero()
+                        && paid <= inv.amount + inv.amount * OVER_INVOICE
+                });
             }
             let mut owners: Vec<CustomerIdx> =
                 ids.iter().map(|&i| ledger.invoice_customer(i)).collect();

@@ -587,6 +587,34 @@ fn an_advice_that_with_another_makes_up_a_receipt_is_not_linked_to_one_of_its_ow
 }
 
 #[test]
+fn a_mistyped_number_that_is_another_customers_invoice_does_not_name_the_payer() {
+    let l = ledger();
+    // "Accounts Payable" pays 1,500.00 quoting INV-200301, Bluegrass's invoice of 1,000.00: the
+    // line pays more than that invoice is worth, so the number was mistyped and says nothing
+    // of the payer. Northwind's receipt of exactly 1,500.00 is the only one that fits.
+    let receipts = [receipt("R1", dec!(1500.00), 8, NW)];
+    let advices = [advice(
+        "A1",
+        8,
+        "Accounts Payable",
+        &[("INV-200301", dec!(1500.00))],
+    )];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    // Paying what the invoice is worth, the number names Bluegrass, and Northwind's money is
+    // not its.
+    let advices = [advice(
+        "A1",
+        8,
+        "Accounts Payable",
+        &[("INV-200301", dec!(1000.00))],
+    )];
+    let receipts = [receipt("R1", dec!(1000.00), 8, NW)];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+}
+
+#[test]
 fn a_receipt_alone_with_nothing_but_its_amount_is_held_for_review() {
     let l = ledger();
     let bare = receipt("R1", dec!(1000.00), 8, NW);
