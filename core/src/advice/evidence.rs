@@ -276,12 +276,13 @@ impl Related {
 /// days, since a payer's AP run sends the same amount again.
 pub(crate) type Key = (bool, bool, Option<PayerTie>);
 
-/// An admissible 1:1 pair: related, and the amounts agree (equal, short by a fee, or short by
-/// open credit memos of the customer that the advice does not list).
+/// An admissible 1:1 pair: related, and the amounts agree (equal, short by a fee, short by
+/// open credit memos of the customer that the advice does not list, or a little over).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct PairEvidence {
     pub related: Related,
-    /// The advice's amount less the receipt's: zero, a bank fee, or the credit memos' total.
+    /// The advice's amount less the receipt's: zero, a bank fee, the credit memos' total, or
+    /// negative for a receipt over its advice.
     pub fee: Decimal,
     /// The numbers of the customer's open credit memos that make up `fee` when it is more than
     /// a bank fee: the payer took them from what it sent without listing them on the advice.
@@ -304,7 +305,7 @@ impl PairEvidence {
         }
         let fee = advice.amount - receipt.amount;
         if fee.is_sign_negative() {
-            return None;
+            return Self::overpaid(ledger, receipt, rf, advice, af, config, -fee);
         }
         // Beyond a fee only a common customer's credit memos explain the difference: without a
         // common customer there is nothing to look at (and most pairs end here, cheaply).
@@ -324,6 +325,43 @@ impl PairEvidence {
             fee,
             credits,
             customer_id: customer.map(|c| ledger.customer(c).id.clone()),
+        })
+    }
+
+    /// A receipt `over` more than its advice: the payer sent more than the advice lists (rounded
+    /// up, paid an invoice's original amount after a part payment). As weak as a fee, and weaker
+    /// in what it admits: a common ledger customer found by account, name or parent, at most
+    /// [`super::NEAR_AMOUNT`] of the advice over it, and dates within the usual delay of an
+    /// advice ([`super::USUAL_DELAY_DAYS`]); an exact receipt of the advice's amount from
+    /// anyone leaves it in doubt (`link`).
+    fn overpaid(
+        ledger: &Ledger,
+        receipt: &Payment,
+        rf: &Facts,
+        advice: &Payment,
+        af: &Facts,
+        config: &LinkConfig,
+        over: Decimal,
+    ) -> Option<PairEvidence> {
+        if over > advice.amount * super::NEAR_AMOUNT || !rf.shares_customer(af) {
+            return None;
+        }
+        let related = Related::of(ledger, receipt, rf, advice, af, config, false)?;
+        let customer = match related.payer {
+            Some((PayerTie::Account | PayerTie::Name | PayerTie::Parent, Some(c))) => c,
+            _ => return None,
+        };
+        if related
+            .days_apart
+            .is_none_or(|d| d > super::USUAL_DELAY_DAYS)
+        {
+            return None;
+        }
+        Some(PairEvidence {
+            related,
+            fee: -over,
+            credits: Vec::new(),
+            customer_id: Some(ledger.customer(customer).id.clone()),
         })
     }
 
@@ -417,6 +455,11 @@ pub(crate) fn describe(related: &Related, customer_id: Option<&str>, fee: Decima
     }
     if fee.is_zero() {
         out.push("amount: equal".to_string());
+    } else if fee.is_sign_negative() {
+        out.push(format!(
+            "amount: receipt {} over the advice (paid more than it lists)",
+            -fee
+        ));
     } else {
         out.push(format!(
             "amount: receipt {fee} short of the advice (bank fee)"

@@ -18,6 +18,8 @@
 //!   [`LinkConfig::fee_limit`] (a bank fee taken from a wire), or by exactly the open amount of
 //!   one or two of the common customer's open credit memos that the advice does not list (its
 //!   AP department took them and listed only the invoices), when only one combination does;
+//!   or, weighed last and only between items nothing else fits, the receipt a little over the
+//!   advice (an overpayment);
 //! - **dates**: within [`LinkConfig::window_days`] of each other, either order;
 //! - the same currency.
 //!
@@ -102,7 +104,8 @@ pub struct Link {
     /// Indices into the advices given to [`link`].
     pub advices: Vec<usize>,
     /// What the receipts are short of the advices: a bank fee, or the customer's open credit
-    /// memos that the evidence names (zero for an exact link).
+    /// memos that the evidence names (zero for an exact link; negative for a receipt over its
+    /// advice).
     pub fee: Decimal,
     /// The evidence, for the decision's explanation and the audit.
     pub evidence: Vec<String>,
@@ -201,6 +204,11 @@ pub fn link(
             }
         }
     }
+    // A receipt over its advice is the weakest reading of all: it is weighed last, only between
+    // items that nothing else fits (below), so that it never ties with a better one.
+    let (over, pairs): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(_, _, e)| e.fee.is_sign_negative());
     let inside = |e: &PairEvidence| e.related.days_apart.is_none_or(|d| d <= config.window_days);
     // For each advice, the receipts of its exact amount near it, whoever paid them. A link that
     // reads the receipt short by a fee or a credit is doubtful beside any of those still
@@ -238,11 +246,12 @@ pub fn link(
                 || rf[x].could_be_for(ledger, &af[a], e.related.payer.and_then(|t| t.1)))
     };
     // For each advice, the receipts of a customer it points at whose amount is near its own but
-    // not equal (short by a fee, over by an overpayment, short by a deduction nobody listed),
-    // with their days apart: one of them much nearer in date is as likely the advice's money as
-    // an exact amount further off, which is then often the customer's payment whose own advice
-    // never came.
-    let near_amount: Vec<Vec<(usize, i64)>> = advices
+    // not equal (short by a fee, over by an overpayment, short by a deduction nobody listed), or
+    // whose pair with it reads a bank fee or the customer's open credit memos, with their days
+    // apart: one of them much
+    // nearer in date is as likely the advice's money as an exact amount further off, which is
+    // then often the customer's payment whose own advice never came.
+    let mut near_amount: Vec<Vec<(usize, i64)>> = advices
         .iter()
         .enumerate()
         .map(|(a, ap)| {
@@ -261,6 +270,11 @@ pub fn link(
                 .collect()
         })
         .collect();
+    for (r, a, e) in &pairs {
+        if let (false, Some(d)) = (e.fee.is_zero(), e.related.days_apart) {
+            near_amount[*a].push((*r, d));
+        }
+    }
     // Receipts by customer and amount, and advices by customer, for the reading of an advice as
     // a part of a receipt.
     let mut receipts_of: HashMap<(CustomerIdx, Decimal), Vec<usize>> = HashMap::new();
@@ -347,7 +361,15 @@ pub fn link(
             let Some((_, _, e)) = open.iter().find(|p| p.0 == r && p.1 == a) else {
                 continue;
             };
-            if exact_near[a].iter().any(|&x| doubtful(x, r, a, e, &r_done))
+            // An exact amount from a payer not told is linked only when nothing else fits
+            // either side (a customer's receipt over or short of the advice does).
+            let amount_only =
+                e.related.payer.map(|t| t.0) == Some(evidence::PayerTie::AmountOnly)
+                    && open.iter().copied().chain(&over).any(|p| {
+                        (p.0 == r) != (p.1 == a) && (p.0 == r || p.1 == a) && inside(&p.2)
+                    });
+            if amount_only
+                || exact_near[a].iter().any(|&x| doubtful(x, r, a, e, &r_done))
                 || nearer(a, e, &r_done)
                 || part_of_more(r, a, &r_done, &a_done)
             {
@@ -438,6 +460,52 @@ pub fn link(
         g.receipts.iter().for_each(|&r| r_done[r] = true);
         g.advices.iter().for_each(|&a| a_done[a] = true);
         links.push(g);
+    }
+    // Receipts over their advice, between items left with no other candidate, each the other's
+    // only such pair, no receipt of the advice's exact amount unlinked, and nothing else of the
+    // customer unlinked near them (an advice of a payment split in two, a receipt of another
+    // payment: then the difference may be theirs, not an overpayment).
+    let mut receipts_by: HashMap<CustomerIdx, Vec<usize>> = HashMap::new();
+    for (r, f) in rf.iter().enumerate() {
+        for c in f.customer_ids() {
+            receipts_by.entry(c).or_default().push(r);
+        }
+    }
+    let alone_near = |r: usize, a: usize, c: CustomerIdx, r_done: &[bool], a_done: &[bool]| {
+        let rs = receipts_by.get(&c).map(Vec::as_slice).unwrap_or_default();
+        let as_ = advices_of.get(&c).map(Vec::as_slice).unwrap_or_default();
+        !rs.iter()
+            .any(|&x| x != r && !r_done[x] && within(&receipts[x], &advices[a]))
+            && !as_
+                .iter()
+                .any(|&b| b != a && !a_done[b] && within(&receipts[r], &advices[b]))
+    };
+    let free_over: Vec<&(usize, usize, PairEvidence)> = over
+        .iter()
+        .filter(|(r, a, e)| inside(e) && !r_done[*r] && !a_done[*a] && !r_tied[*r] && !a_tied[*a])
+        .collect();
+    for &(r, a, e) in &free_over {
+        let only = |x: &&(usize, usize, PairEvidence)| (x.0 == *r) != (x.1 == *a);
+        if free_over
+            .iter()
+            .any(|x| (x.0 == *r || x.1 == *a) && only(x))
+            || exact_near[*a].iter().any(|&x| !r_done[x])
+            || !e
+                .related
+                .payer
+                .and_then(|t| t.1)
+                .is_some_and(|c| alone_near(*r, *a, c, &r_done, &a_done))
+        {
+            continue;
+        }
+        links.push(Link {
+            receipts: vec![*r],
+            advices: vec![*a],
+            fee: e.fee,
+            evidence: e.describe(),
+        });
+        r_done[*r] = true;
+        a_done[*a] = true;
     }
     links.sort_by_key(|l| (l.receipts[0], l.advices[0]));
 

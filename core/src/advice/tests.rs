@@ -150,14 +150,17 @@ fn a_bank_fee_within_the_limit_links_and_beyond_it_does_not() {
     );
     assert!(k.links.is_empty());
     assert_eq!(k.receipts[0].reason, Unlinked::NoCandidate);
-    // A receipt larger than its advice is not a fee.
+    // A receipt larger than its advice is not a fee: it is read as an overpayment, when
+    // nothing else fits.
     let k = link(
         &l,
         &[receipt("R1", dec!(1010.00), 8, BG)],
         &advices,
         &LinkConfig::default(),
     );
-    assert!(k.links.is_empty());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(k.links[0].fee, dec!(-10.00));
+    assert!(!k.links[0].evidence.iter().any(|e| e.contains("bank fee")));
 }
 
 #[test]
@@ -612,6 +615,47 @@ fn a_mistyped_number_that_is_another_customers_invoice_does_not_name_the_payer()
     let receipts = [receipt("R1", dec!(1000.00), 8, NW)];
     let k = link(&l, &receipts, &advices, &LinkConfig::default());
     assert!(k.links.is_empty(), "{k:?}");
+}
+
+#[test]
+fn a_receipt_a_little_over_its_advice_links_as_an_overpayment_when_nothing_else_fits() {
+    let l = ledger();
+    let advices = [advice(
+        "A1",
+        9,
+        "Northwind",
+        &[("INV-100201", dec!(1000.00))],
+    )];
+    // Northwind rounded its payment up to 1,040.00.
+    let receipts = [receipt("R1", dec!(1040.00), 8, NW)];
+    let k = link(&l, &receipts, &advices, &LinkConfig::default());
+    assert_eq!(k.links.len(), 1, "{k:?}");
+    assert_eq!(k.links[0].fee, dec!(-40.00));
+    assert!(
+        k.links[0]
+            .evidence
+            .iter()
+            .any(|e| e.contains("over the advice"))
+    );
+    // A receipt of exactly the advice's amount from a payer not told may be its money.
+    let mut untold = receipt("R2", dec!(1000.00), 8, "999:9999999");
+    untold.payer.name = Some("Cornerstone Uniforms Inc".into());
+    let both = [receipts[0].clone(), untold];
+    let k = link(&l, &both, &advices, &LinkConfig::default());
+    assert!(k.links.is_empty(), "{k:?}");
+    // More than a tenth over, or dated beyond the usual delay of an advice: not read as one.
+    let far = [receipt("R1", dec!(1040.00), 2, NW)];
+    assert!(
+        link(&l, &far, &advices, &LinkConfig::default())
+            .links
+            .is_empty()
+    );
+    let much = [receipt("R1", dec!(1200.00), 8, NW)];
+    assert!(
+        link(&l, &much, &advices, &LinkConfig::default())
+            .links
+            .is_empty()
+    );
 }
 
 #[test]
