@@ -452,6 +452,17 @@ fn one_customers_receipts_found_by_account_and_by_name_are_rivals() {
     assert_eq!(k.advices[0].candidates.len(), 2);
 }
 
+/// The 1:1 links as (receipt, advice), sorted.
+fn one_to_one(k: &Linking) -> Vec<(usize, usize)> {
+    let mut got: Vec<(usize, usize)> = k
+        .links
+        .iter()
+        .map(|x| (x.receipts[0], x.advices[0]))
+        .collect();
+    got.sort_unstable();
+    got
+}
+
 #[test]
 fn one_customers_equal_amounts_pair_off_when_only_one_way_fits() {
     let l = ledger();
@@ -466,13 +477,7 @@ fn one_customers_equal_amounts_pair_off_when_only_one_way_fits() {
     // Each receipt has both advices within the window, and each advice both receipts; paired
     // R1-A1, R2-A2 the dates are 2 days apart in all, the other way 10.
     let k = link(&l, &receipts, &advices, &LinkConfig::default());
-    let mut got: Vec<(usize, usize)> = k
-        .links
-        .iter()
-        .map(|x| (x.receipts[0], x.advices[0]))
-        .collect();
-    got.sort_unstable();
-    assert_eq!(got, [(0, 0), (1, 1)], "{k:?}");
+    assert_eq!(one_to_one(&k), [(0, 0), (1, 1)], "{k:?}");
     assert!(k.links[0].evidence.iter().any(|e| e.contains("pair off")));
     // A third receipt of that amount whose advice never came: who pays what cannot be told.
     let mut three = receipts.to_vec();
@@ -518,13 +523,7 @@ fn a_customers_receipt_beside_a_strangers_of_the_same_amount_pairs_off_when_both
     // The stranger's money could be Northwind's advice's, so A1 alone is in doubt; with A2 there
     // too, only one way leaves no advice without money.
     let k = link(&l, &receipts, &advices, &LinkConfig::default());
-    let mut got: Vec<(usize, usize)> = k
-        .links
-        .iter()
-        .map(|x| (x.receipts[0], x.advices[0]))
-        .collect();
-    got.sort_unstable();
-    assert_eq!(got, [(0, 0), (1, 1)], "{k:?}");
+    assert_eq!(one_to_one(&k), [(0, 0), (1, 1)], "{k:?}");
     // Without the stranger's advice, its receipt may be the money of Northwind's: a person
     // decides.
     let k = link(&l, &receipts, &advices[..1], &LinkConfig::default());
