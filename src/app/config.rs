@@ -54,6 +54,7 @@
 //! fee_limit = "50.00"                       # a receipt short of its advice by at most this: a bank fee
 //! date_margin_days = 7                      # dates choose between equal counterparts only by this margin
 //! review_receipts_alone = true              # a receipt with nothing but amount and payer, its hold over, goes to a person
+//! usual_delay_days = 3                      # an advice and its money usually this close (exact links further off weighed)
 //!
 //! [[tokens]]                                # `cashmatch token new` prints these lines
 //! name = "erp"
@@ -150,6 +151,7 @@ struct FileAdvices {
     fee_limit: Option<String>,
     date_margin_days: Option<u32>,
     review_receipts_alone: Option<bool>,
+    usual_delay_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -607,8 +609,10 @@ fn read_advices(f: FileAdvices) -> Result<AdviceSettings, ConfigError> {
         fee_limit,
         date_margin_days,
         review_receipts_alone,
+        usual_delay_days,
     } = f;
     let mut s = AdviceSettings::default();
+    s.link.usual_delay_days = usual_delay_days.map_or(s.link.usual_delay_days, i64::from);
     s.link.date_margin_days = date_margin_days.map_or(s.link.date_margin_days, i64::from);
     s.link.review_receipts_alone = review_receipts_alone.unwrap_or(s.link.review_receipts_alone);
     s.hold_receipts = hold_receipts.unwrap_or(s.hold_receipts);
@@ -928,8 +932,12 @@ mod tests {
         assert_eq!(s.advices.link.fee_limit.to_string(), "25.50");
         assert_eq!(s.advices.link.date_margin_days, 7);
         assert!(s.advices.link.review_receipts_alone);
-        let s = parse("[advices]\ndate_margin_days = 3\nreview_receipts_alone = false")
-            .expect("linking rules");
+        assert_eq!(s.advices.link.usual_delay_days, 3);
+        let s = parse(
+            "[advices]\ndate_margin_days = 3\nreview_receipts_alone = false\nusual_delay_days = 5",
+        )
+        .expect("linking rules");
+        assert_eq!(s.advices.link.usual_delay_days, 5);
         assert_eq!(s.advices.link.date_margin_days, 3);
         assert!(!s.advices.link.review_receipts_alone);
         assert!(refusal("[advices]\nfee_limit = \"-1\"").contains("negative"));

@@ -332,7 +332,7 @@ impl PairEvidence {
     /// up, paid an invoice's original amount after a part payment). As weak as a fee, and weaker
     /// in what it admits: a common ledger customer found by account, name or parent, at most
     /// [`super::NEAR_AMOUNT`] of the advice over it, and dates within the usual delay of an
-    /// advice ([`super::USUAL_DELAY_DAYS`]); an exact receipt of the advice's amount from
+    /// advice ([`LinkConfig::usual_delay_days`]); an exact receipt of the advice's amount from
     /// anyone leaves it in doubt (`link`).
     fn overpaid(
         ledger: &Ledger,
@@ -353,7 +353,7 @@ impl PairEvidence {
         };
         if related
             .days_apart
-            .is_none_or(|d| d > super::USUAL_DELAY_DAYS)
+            .is_none_or(|d| d > config.usual_delay_days)
         {
             return None;
         }

@@ -69,6 +69,11 @@ pub struct LinkConfig {
     /// may fit invoices it does not pay (a duplicate payment beside an open twin, a part of
     /// several invoices that another combination also makes up).
     pub review_receipts_alone: bool,
+    /// Days an advice and its money usually lie apart (an AP department emails the advice when
+    /// it releases the payment, which clears in one to three business days). An exact link
+    /// further apart is weighed against a nearer receipt of a near amount, and a receipt over
+    /// its advice is read as an overpayment only within it.
+    pub usual_delay_days: i64,
     /// Most items a group link combines on its many side.
     pub max_group: usize,
     /// Most candidates a group search considers for one item; beyond it the item is not linked
@@ -89,6 +94,7 @@ impl Default for LinkConfig {
             hold_business_days: 2,
             date_margin_days: 7,
             review_receipts_alone: true,
+            usual_delay_days: 3,
             max_group: 4,
             max_group_candidates: 12,
             as_of: None,
@@ -332,7 +338,7 @@ pub fn link(
         ) else {
             return false;
         };
-        if d <= USUAL_DELAY_DAYS {
+        if d <= config.usual_delay_days {
             return false;
         }
         near_amount[a]
@@ -651,11 +657,6 @@ const NEAR_AMOUNT: Decimal = Decimal::from_parts(10, 0, 0, false, 2);
 
 /// Days by which a receipt of a near amount must be nearer in date than the exact one.
 const NEARER_BY_DAYS: i64 = 2;
-
-/// Days an advice and its money usually lie apart (an AP department emails the advice when it
-/// releases the payment, which clears in one to three business days); an exact link further
-/// apart is weighed against a nearer receipt of a near amount.
-const USUAL_DELAY_DAYS: i64 = 3;
 
 /// Most items on each side of a tied component that [`pair_off`] pairs.
 const MAX_PAIR_OFF: usize = 6;
