@@ -254,9 +254,8 @@ pub fn link(
     // For each advice, the receipts of a customer it points at whose amount is near its own but
     // not equal (short by a fee, over by an overpayment, short by a deduction nobody listed), or
     // whose pair with it reads a bank fee or the customer's open credit memos, with their days
-    // apart: one of them much
-    // nearer in date is as likely the advice's money as an exact amount further off, which is
-    // then often the customer's payment whose own advice never came.
+    // apart: one of them much nearer in date is as likely the advice's money as an exact amount
+    // further off, which is then often the customer's payment whose own advice never came.
     let mut near_amount: Vec<Vec<(usize, i64)>> = advices
         .iter()
         .enumerate()
@@ -281,15 +280,11 @@ pub fn link(
             near_amount[*a].push((*r, d));
         }
     }
-    // Receipts by customer and amount, and advices by customer, for the reading of an advice as
-    // a part of a receipt.
-    let mut receipts_of: HashMap<(CustomerIdx, Decimal), Vec<usize>> = HashMap::new();
+    // Receipts and advices by the customers they point at.
+    let mut receipts_of: HashMap<CustomerIdx, Vec<usize>> = HashMap::new();
     for (r, f) in rf.iter().enumerate() {
         for c in f.customer_ids() {
-            receipts_of
-                .entry((c, receipts[r].amount.normalize()))
-                .or_default()
-                .push(r);
+            receipts_of.entry(c).or_default().push(r);
         }
     }
     let mut advices_of: HashMap<CustomerIdx, Vec<usize>> = HashMap::new();
@@ -308,24 +303,22 @@ pub fn link(
     // a payment whose advice never came. Two readings, so a person decides.
     let part_of_more = |r: usize, a: usize, r_done: &[bool], a_done: &[bool]| {
         af[a].customer_ids().any(|c| {
-            advices_of.get(&c).is_some_and(|bs| {
-                bs.iter().any(|&b| {
-                    b != a
-                        && !a_done[b]
-                        && advices[b].currency == advices[a].currency
-                        && receipts_of
-                            .get(&(c, (advices[a].amount + advices[b].amount).normalize()))
-                            .is_some_and(|xs| {
-                                xs.iter().any(|&x| {
-                                    x != r
-                                        && !r_done[x]
-                                        && receipts[x].currency == advices[a].currency
-                                        && within(&receipts[x], &advices[a])
-                                        && within(&receipts[x], &advices[b])
-                                })
-                            })
+            let (Some(bs), Some(xs)) = (advices_of.get(&c), receipts_of.get(&c)) else {
+                return false;
+            };
+            bs.iter()
+                .filter(|&&b| b != a && !a_done[b] && advices[b].currency == advices[a].currency)
+                .any(|&b| {
+                    let sum = advices[a].amount + advices[b].amount;
+                    xs.iter().any(|&x| {
+                        x != r
+                            && !r_done[x]
+                            && receipts[x].amount == sum
+                            && receipts[x].currency == advices[a].currency
+                            && within(&receipts[x], &advices[a])
+                            && within(&receipts[x], &advices[b])
+                    })
                 })
-            })
         })
     };
     // Whether an exact link without a reference in common, its dates further apart than an
@@ -471,14 +464,8 @@ pub fn link(
     // only such pair, no receipt of the advice's exact amount unlinked, and nothing else of the
     // customer unlinked near them (an advice of a payment split in two, a receipt of another
     // payment: then the difference may be theirs, not an overpayment).
-    let mut receipts_by: HashMap<CustomerIdx, Vec<usize>> = HashMap::new();
-    for (r, f) in rf.iter().enumerate() {
-        for c in f.customer_ids() {
-            receipts_by.entry(c).or_default().push(r);
-        }
-    }
     let alone_near = |r: usize, a: usize, c: CustomerIdx, r_done: &[bool], a_done: &[bool]| {
-        let rs = receipts_by.get(&c).map(Vec::as_slice).unwrap_or_default();
+        let rs = receipts_of.get(&c).map(Vec::as_slice).unwrap_or_default();
         let as_ = advices_of.get(&c).map(Vec::as_slice).unwrap_or_default();
         !rs.iter()
             .any(|&x| x != r && !r_done[x] && within(&receipts[x], &advices[a]))
