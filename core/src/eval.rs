@@ -156,13 +156,9 @@ fn key_of(allocs: &[Allocation]) -> Vec<(String, Decimal)> {
     k
 }
 
-/// Scores decisions against labels. Every decided payment counts as labelled: one with no label
-/// rows had no correct answer. `cases` maps payment ids to their case family, where known.
-pub fn evaluate(
-    decisions: &[Decision],
-    labels: &[Label],
-    cases: &HashMap<String, String>,
-) -> Report {
+/// The labels as each payment's (invoice id, cash) pairs, sorted, as [`key_of`] gives a
+/// decision's.
+fn truth_of(labels: &[Label]) -> HashMap<&str, Vec<(String, Decimal)>> {
     let mut truth: HashMap<&str, Vec<(String, Decimal)>> = HashMap::new();
     for l in labels {
         truth
@@ -173,6 +169,49 @@ pub fn evaluate(
     for v in truth.values_mut() {
         v.sort();
     }
+    truth
+}
+
+/// An auto decision that is not the truth, with what it applied and what was paid (each as
+/// sorted (invoice id, cash) pairs; the truth empty when the payment had no correct match).
+pub struct WrongAuto<'a> {
+    pub decision: &'a Decision,
+    pub outcome: AutoOutcome,
+    pub applied: Vec<(String, Decimal)>,
+    pub truth: Vec<(String, Decimal)>,
+}
+
+/// The auto decisions that are misapplied or incomplete against the labels, in decision order,
+/// judged as [`evaluate`] judges them.
+pub fn wrong_autos<'a>(decisions: &'a [Decision], labels: &[Label]) -> Vec<WrongAuto<'a>> {
+    let truth = truth_of(labels);
+    decisions
+        .iter()
+        .filter(|d| d.status == Status::Auto)
+        .filter_map(|d| {
+            let t = truth.get(d.payment_id.as_str());
+            let applied = key_of(&d.allocations);
+            match classify_auto(&applied, t.map(Vec::as_slice)) {
+                AutoOutcome::Correct => None,
+                outcome => Some(WrongAuto {
+                    decision: d,
+                    outcome,
+                    applied,
+                    truth: t.cloned().unwrap_or_default(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Scores decisions against labels. Every decided payment counts as labelled: one with no label
+/// rows had no correct answer. `cases` maps payment ids to their case family, where known.
+pub fn evaluate(
+    decisions: &[Decision],
+    labels: &[Label],
+    cases: &HashMap<String, String>,
+) -> Report {
+    let truth = truth_of(labels);
     let mut report = Report::default();
     for d in decisions {
         let t = truth.get(d.payment_id.as_str());

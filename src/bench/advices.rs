@@ -311,8 +311,8 @@ fn write_errors(
     Ok(())
 }
 
-/// Every auto decision of the decoupled run whose allocations are not the truth's (misapplied or
-/// incomplete), for finding out why: `payment,linked,case,applied,truth` (invoice:cash pairs).
+/// Every auto decision of the decoupled run that is not the truth (`eval::wrong_autos`), for
+/// finding out why: `payment,outcome,linked,case,applied,truth` (invoice:cash pairs).
 fn write_auto_errors(
     path: &Path,
     decisions: &[cashmatch::domain::Decision],
@@ -321,41 +321,25 @@ fn write_auto_errors(
     cases: &HashMap<String, String>,
 ) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut truth: HashMap<&str, Vec<String>> = HashMap::new();
-    for l in labels {
-        truth
-            .entry(l.payment_id.as_str())
-            .or_default()
-            .push(format!("{}:{}", l.invoice_id, l.applied_amount.normalize()));
-    }
+    let pairs = |v: &[(String, rust_decimal::Decimal)]| {
+        v.iter()
+            .map(|(i, c)| format!("{i}:{c}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(w, "payment,linked,case,applied,truth")?;
-    for d in decisions
-        .iter()
-        .filter(|d| d.status == cashmatch::domain::Status::Auto)
-    {
-        let mut applied: Vec<String> = d
-            .allocations
-            .iter()
-            .map(|a| format!("{}:{}", a.invoice_id, a.amount.normalize()))
-            .collect();
-        applied.sort();
-        let mut t = truth
-            .get(d.payment_id.as_str())
-            .cloned()
-            .unwrap_or_default();
-        t.sort();
-        if applied != t {
-            writeln!(
-                w,
-                "{},{},{},{},{}",
-                d.payment_id,
-                linked.contains(d.payment_id.as_str()),
-                cases.get(&d.payment_id).map(String::as_str).unwrap_or(""),
-                applied.join(" "),
-                t.join(" ")
-            )?;
-        }
+    writeln!(w, "payment,outcome,linked,case,applied,truth")?;
+    for e in eval::wrong_autos(decisions, labels) {
+        let id = e.decision.payment_id.as_str();
+        writeln!(
+            w,
+            "{id},{:?},{},{},{},{}",
+            e.outcome,
+            linked.contains(id),
+            cases.get(id).map(String::as_str).unwrap_or(""),
+            pairs(&e.applied),
+            pairs(&e.truth)
+        )?;
     }
     w.flush()?;
     Ok(())

@@ -94,11 +94,7 @@ impl Batch {
                 .iter()
                 .filter(|k| k.receipts.len() > 1 || k.advices.len() > 1)
                 .count(),
-            with_fee: l
-                .links
-                .iter()
-                .filter(|k| k.fee.is_sign_positive() && !k.fee.is_zero())
-                .count(),
+            with_fee: l.links.iter().filter(|k| k.fee > Decimal::ZERO).count(),
             receipts: self.receipts.len(),
             advices: self.advices.len(),
             receipts_waiting: count(&l.receipts, Hold::Waiting),

@@ -204,16 +204,10 @@ impl Related {
         {
             return None;
         }
-        let days_apart = match (receipt.payment_date, advice.payment_date) {
-            (Some(r), Some(a)) => {
-                let d = (r - a).num_days().abs();
-                if d > config.window_days {
-                    return None;
-                }
-                Some(d)
-            }
-            _ => None,
-        };
+        let days_apart = super::days_apart(receipt, advice);
+        if days_apart.is_some_and(|d| d > config.window_days) {
+            return None;
+        }
         let mut payer: Option<(PayerTie, Option<CustomerIdx>)> = None;
         for (c, via) in &rf.customers {
             if *via == PayerVia::Reference || af.customers.binary_search_by_key(c, |x| x.0).is_err()

@@ -233,10 +233,7 @@ pub fn link(
                 .filter(|(_, r)| {
                     r.amount == a.amount
                         && r.currency == a.currency
-                        && match (r.payment_date, a.payment_date) {
-                            (Some(x), Some(y)) => (x - y).num_days().abs() <= wide.window_days,
-                            _ => true,
-                        }
+                        && days_apart(r, a).is_none_or(|d| d <= wide.window_days)
                 })
                 .map(|(i, _)| i)
                 .collect()
@@ -251,35 +248,6 @@ pub fn link(
             && (!e.fee.is_zero()
                 || rf[x].could_be_for(ledger, &af[a], e.related.payer.and_then(|t| t.1)))
     };
-    // For each advice, the receipts of a customer it points at whose amount is near its own but
-    // not equal (short by a fee, over by an overpayment, short by a deduction nobody listed), or
-    // whose pair with it reads a bank fee or the customer's open credit memos, with their days
-    // apart: one of them much nearer in date is as likely the advice's money as an exact amount
-    // further off, which is then often the customer's payment whose own advice never came.
-    let mut near_amount: Vec<Vec<(usize, i64)>> = advices
-        .iter()
-        .enumerate()
-        .map(|(a, ap)| {
-            receipts
-                .iter()
-                .enumerate()
-                .filter(|(_, rp)| {
-                    rp.amount != ap.amount
-                        && rp.currency == ap.currency
-                        && (rp.amount - ap.amount).abs() <= ap.amount.abs() * NEAR_AMOUNT
-                })
-                .filter_map(|(x, rp)| {
-                    let d = (rp.payment_date? - ap.payment_date?).num_days().abs();
-                    (d <= config.window_days && rf[x].shares_customer(&af[a])).then_some((x, d))
-                })
-                .collect()
-        })
-        .collect();
-    for (r, a, e) in &pairs {
-        if let (false, Some(d)) = (e.fee.is_zero(), e.related.days_apart) {
-            near_amount[*a].push((*r, d));
-        }
-    }
     // Receipts and advices by the customers they point at.
     let mut receipts_of: HashMap<CustomerIdx, Vec<usize>> = HashMap::new();
     for (r, f) in rf.iter().enumerate() {
@@ -293,10 +261,41 @@ pub fn link(
             advices_of.entry(c).or_default().push(a);
         }
     }
-    let within = |x: &Payment, y: &Payment| match (x.payment_date, y.payment_date) {
-        (Some(p), Some(q)) => (p - q).num_days().abs() <= config.window_days,
-        _ => true,
-    };
+    // For each advice, the receipts of a customer it points at whose amount is near its own but
+    // not equal (short by a fee, over by an overpayment, short by a deduction nobody listed), or
+    // whose pair with it reads a bank fee or the customer's open credit memos, with their days
+    // apart: one of them much nearer in date is as likely the advice's money as an exact amount
+    // further off, which is then often the customer's payment whose own advice never came.
+    let mut near_amount: Vec<Vec<(usize, i64)>> = advices
+        .iter()
+        .enumerate()
+        .map(|(a, ap)| {
+            let mut near: Vec<(usize, i64)> = af[a]
+                .customer_ids()
+                .filter_map(|c| receipts_of.get(&c))
+                .flatten()
+                .filter_map(|&x| {
+                    let rp = &receipts[x];
+                    let d = days_apart(rp, ap)?;
+                    (rp.amount != ap.amount
+                        && rp.currency == ap.currency
+                        && (rp.amount - ap.amount).abs() <= ap.amount.abs() * NEAR_AMOUNT
+                        && d <= config.window_days)
+                        .then_some((x, d))
+                })
+                .collect();
+            near.sort_unstable();
+            near.dedup();
+            near
+        })
+        .collect();
+    for (r, a, e) in &pairs {
+        if let (false, Some(d)) = (e.fee.is_zero(), e.related.days_apart) {
+            near_amount[*a].push((*r, d));
+        }
+    }
+    let within =
+        |x: &Payment, y: &Payment| days_apart(x, y).is_none_or(|d| d <= config.window_days);
     // Whether advice `a`, with another unlinked advice of a customer it points at, adds up
     // exactly to an unlinked receipt of that customer other than `r`: the payer split one
     // payment's detail into two advices, and the receipt of `a`'s own amount is then as likely
@@ -768,6 +767,11 @@ fn pair_off(
         out.extend(chosen.iter().map(|&k| (pairs[k].0, pairs[k].1, k)));
     }
     out
+}
+
+/// Days between two items' dates, either order, when both are dated.
+pub(crate) fn days_apart(x: &Payment, y: &Payment) -> Option<i64> {
+    Some((x.payment_date? - y.payment_date?).num_days().abs())
 }
 
 /// Whether an item dated `date` has waited out the hold by `as_of`. An item without a date has
