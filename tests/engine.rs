@@ -1194,6 +1194,26 @@ fn a_memo_of_one_number_that_finds_nothing_is_not_applied_by_amount_alone() {
     assert_eq!(key(&d.allocations), vec![("I1".into(), usd(524_918))]);
 }
 
+/// A payer's own run or batch number in the memo is no reference: three items that alone add up
+/// to the payment pay it, as they would with no memo; a number the memo calls an invoice, which
+/// finds nothing, still keeps the cash from a set found by amount.
+#[test]
+fn a_run_number_in_the_memo_does_not_stop_a_set_found_by_amount() {
+    let engine = rules_only(one_customer(&[
+        ("I1", "2026-0081001", usd(10_000), usd(10_000), 1),
+        ("I2", "2026-0081002", usd(25_000), usd(25_000), 2),
+        ("I3", "2026-0081003", usd(7_525), usd(7_525), 3),
+        ("I4", "2026-0081004", usd(33_310), usd(33_310), 4),
+    ]));
+    for memo in ["AP RUN 0534", "BATCH 88346"] {
+        let d = engine.decide(&paying("P-run", usd(42_525), &[], Some(memo)));
+        assert_eq!(d.status, Status::Auto, "{memo}: {d:#?}");
+        assert_eq!(invoice_ids(&d.allocations), vec!["I1", "I2", "I3"], "{memo}");
+    }
+    let d = engine.decide(&paying("P-inv", usd(42_525), &[], Some("INV 0534")));
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+}
+
 /// Overland (C1) with its items, and Lakeside (C2) with `INV-0317677`.
 fn overland_and_lakeside(overland: &[(&str, &str, Decimal, Decimal, u32)]) -> Ledger {
     use cashmatch::domain::Customer;

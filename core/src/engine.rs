@@ -635,7 +635,13 @@ impl Engine {
                     pc.subset_solutions
                 ));
             }
-            if !pc.queries.is_empty() {
+            // A bare number that finds nothing well (`AP RUN 0534`, `BATCH 88346`: the payer's
+            // own run or batch) says nothing of which items were paid.
+            let quoted = (0..pc.queries.len()).any(|qi| {
+                pc.queries[qi].named
+                    || pc.hits.get(qi).is_some_and(|h| h.iter().any(|h| h.sim >= 0.9))
+            });
+            if quoted {
                 return Some(
                     "the payer's references do not name the open items that add up".into(),
                 );

@@ -99,14 +99,29 @@ pub(super) fn lookup(
     for &idx in &ids {
         consider(idx, &mut hits);
     }
-    if closed.get().is_none() && hits.iter().all(|h| h.sim < 0.95) {
+    let nothing_good = closed.get().is_none() && hits.iter().all(|h| h.sim < 0.95);
+    // With numbers in one sequence across customers, a mis-keyed digit of the payer's number
+    // usually lands on another customer's number, open or paid: no good find when the payer is
+    // known, and the payer's own item one edit away may be what it meant (the amount then says
+    // which). Only the payer's items are read then: another stranger one edit away is no better
+    // than the first. A paid item of the payer's own stays a possible duplicate.
+    let theirs = |idx: InvoiceIdx| payer_customers.contains(&ledger.invoice_customer(idx));
+    let slip_of_theirs = !nothing_good
+        && !payer_customers.is_empty()
+        && !closed.get().is_some_and(|c| theirs(c.invoice))
+        && !hits.iter().any(|h| h.sim >= 0.95 && theirs(h.invoice));
+    if nothing_good || slip_of_theirs {
         ids.clear();
         for core in [&q.key.core, &q.key.tail] {
             if !core.is_empty() {
                 ledger.lookup_core(core, true, &mut ids);
             }
         }
-        for &idx in ids.iter().take(MAX_FUZZY_IDS) {
+        for &idx in ids
+            .iter()
+            .filter(|&&idx| nothing_good || theirs(idx))
+            .take(MAX_FUZZY_IDS)
+        {
             consider(idx, &mut hits);
         }
     }

@@ -323,3 +323,63 @@ fn the_habit_belongs_to_the_customer_not_to_whoever_pays() {
     let idx = |id: &str| l.invoice_idx(id).unwrap_or(InvoiceIdx::MAX);
     assert_eq!(hit, vec![idx("I1"), idx("I2")]);
 }
+
+/// C1 owes `2026-0081221`; the transposed `2026-0082121` is C2's number (`paid`: C2 paid it).
+fn transposed_digits(paid: bool) -> (Ledger, Payment) {
+    let customer = |id: &str, acct: &str| Customer {
+        id: id.into(),
+        name: format!("{id} Trading Company"),
+        parent_id: None,
+        bank_accounts: vec![acct.into()],
+    };
+    let mut theirs = invoice("I2", "C2", "2026-0082121", dec!(900.00));
+    if paid {
+        theirs.open_amount = Decimal::ZERO;
+    }
+    let (l, errs) = Ledger::new(
+        vec![
+            customer("C1", "111122223333"),
+            customer("C2", "444455556666"),
+        ],
+        vec![invoice("I1", "C1", "2026-0081221", dec!(181.68)), theirs],
+    );
+    assert!(errs.is_empty(), "{errs:?}");
+    let mut p = short_reference_payment("111122223333");
+    p.amount = dec!(181.68);
+    p.lines = vec![RemittanceLine {
+        reference: Some("2026-0082121".into()),
+        amount_paid: Some(dec!(181.68)),
+        ..Default::default()
+    }];
+    (l, p)
+}
+
+#[test]
+fn a_slip_that_lands_on_another_customers_number_still_finds_the_payers_own() {
+    for paid in [false, true] {
+        let (l, p) = transposed_digits(paid);
+        let pc = generate(&l, &p, &ReferenceHabits::default(), &Default::default());
+        let own = l.invoice_idx("I1").unwrap_or(InvoiceIdx::MAX);
+        let read = referenced(&pc);
+        assert!(
+            read.iter().any(|&(i, sim)| i == own && sim < 1.0),
+            "paid={paid}: {read:?}"
+        );
+        // The line's amount is the payer's item's: the first candidate of the lines pays it.
+        let first = pc
+            .candidates
+            .iter()
+            .find(|c| c.source == Source::Lines)
+            .expect("a candidate from the line");
+        assert_eq!(first.allocations[0].invoice, own, "paid={paid}");
+    }
+}
+
+#[test]
+fn without_a_known_payer_an_exact_number_is_not_read_as_a_slip() {
+    let (l, mut p) = transposed_digits(false);
+    p.payer.account = None;
+    let pc = generate(&l, &p, &ReferenceHabits::default(), &Default::default());
+    let own = l.invoice_idx("I1").unwrap_or(InvoiceIdx::MAX);
+    assert!(!pc.hits[0].iter().any(|h| h.invoice == own), "{:?}", pc.hits[0]);
+}
