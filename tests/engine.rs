@@ -1208,7 +1208,11 @@ fn a_run_number_in_the_memo_does_not_stop_a_set_found_by_amount() {
     for memo in ["AP RUN 0534", "BATCH 88346"] {
         let d = engine.decide(&paying("P-run", usd(42_525), &[], Some(memo)));
         assert_eq!(d.status, Status::Auto, "{memo}: {d:#?}");
-        assert_eq!(invoice_ids(&d.allocations), vec!["I1", "I2", "I3"], "{memo}");
+        assert_eq!(
+            invoice_ids(&d.allocations),
+            vec!["I1", "I2", "I3"],
+            "{memo}"
+        );
     }
     let d = engine.decide(&paying("P-inv", usd(42_525), &[], Some("INV 0534")));
     assert_eq!(d.status, Status::Review, "{d:#?}");

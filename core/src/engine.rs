@@ -639,7 +639,10 @@ impl Engine {
             // own run or batch) says nothing of which items were paid.
             let quoted = (0..pc.queries.len()).any(|qi| {
                 pc.queries[qi].named
-                    || pc.hits.get(qi).is_some_and(|h| h.iter().any(|h| h.sim >= 0.9))
+                    || pc
+                        .hits
+                        .get(qi)
+                        .is_some_and(|h| h.iter().any(|h| h.sim >= 0.9))
             });
             if quoted {
                 return Some(

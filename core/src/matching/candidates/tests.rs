@@ -381,5 +381,9 @@ fn without_a_known_payer_an_exact_number_is_not_read_as_a_slip() {
     p.payer.account = None;
     let pc = generate(&l, &p, &ReferenceHabits::default(), &Default::default());
     let own = l.invoice_idx("I1").unwrap_or(InvoiceIdx::MAX);
-    assert!(!pc.hits[0].iter().any(|h| h.invoice == own), "{:?}", pc.hits[0]);
+    assert!(
+        !pc.hits[0].iter().any(|h| h.invoice == own),
+        "{:?}",
+        pc.hits[0]
+    );
 }
