@@ -33,7 +33,7 @@ use toml::Spanned;
 /// The version of [`Rules::default`]: the version string decisions carried when the rules were a
 /// constant, so that decisions made before and after rules files are told apart only when a
 /// file changes what the engine does.
-pub const DEFAULT_VERSION: &str = "rules-2026.12.6";
+pub const DEFAULT_VERSION: &str = "rules-2026.12.7";
 
 /// Days after the terms' discount window a discount still counts as taken within terms, unless
 /// the rules say otherwise.
