@@ -587,20 +587,34 @@ impl Ledger {
 
     /// Invoices whose number or PO core is this core, or within one edit of it.
     pub(crate) fn lookup_core(&self, core: &str, fuzzy: bool, out: &mut Vec<InvoiceIdx>) {
-        out.extend(self.by_core.get(key_hash(core)));
-        if !fuzzy || core.len() < 4 {
-            out.sort_unstable();
-            out.dedup();
-            return;
+        self.lookup_core_where(core, fuzzy, |_| true, out);
+    }
+
+    /// [`Ledger::lookup_core`] keeping only the invoices `keep` accepts: with numbers in one
+    /// sequence the one-edit neighbourhood of a core holds hundreds of invoices, and a search
+    /// for one customer's need not gather and sort them all.
+    pub(crate) fn lookup_core_where(
+        &self,
+        core: &str,
+        fuzzy: bool,
+        keep: impl Fn(InvoiceIdx) -> bool,
+        out: &mut Vec<InvoiceIdx>,
+    ) {
+        out.extend(self.by_core.get(key_hash(core)).filter(|&i| keep(i)));
+        if fuzzy && core.len() >= 4 {
+            // The query with one more character than the key: its variants are keys.
+            for h in deletion_variants(core) {
+                out.extend(self.by_core.get(h).filter(|&i| keep(i)));
+                // Substitutions and transpositions: both sides lose one character.
+                out.extend(self.by_core_variant.get(h).filter(|&i| keep(i)));
+            }
+            // The query with one character fewer: it is a variant of the key.
+            out.extend(
+                self.by_core_variant
+                    .get(key_hash(core))
+                    .filter(|&i| keep(i)),
+            );
         }
-        // The query with one more character than the key: its variants are keys.
-        for h in deletion_variants(core) {
-            out.extend(self.by_core.get(h));
-            // Substitutions and transpositions: both sides lose one character.
-            out.extend(self.by_core_variant.get(h));
-        }
-        // The query with one character fewer: it is a variant of the key.
-        out.extend(self.by_core_variant.get(key_hash(core)));
         out.sort_unstable();
         out.dedup();
     }

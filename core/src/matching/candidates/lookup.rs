@@ -104,9 +104,12 @@ pub(super) fn lookup(
     // usually lands on another customer's number, open or paid: no good find when the payer is
     // known, and the payer's own item one edit away may be what it meant (the amount then says
     // which). Only the payer's items are read then: another stranger one edit away is no better
-    // than the first. A paid item of the payer's own stays a possible duplicate.
+    // than the first. A paid item of the payer's own stays a possible duplicate. Only for a
+    // reference the payer presents as a document: a bare check or batch number that happens to
+    // be someone's number is no slip, and the neighbourhood search is the costliest lookup.
     let theirs = |idx: InvoiceIdx| payer_customers.contains(&ledger.invoice_customer(idx));
-    let slip_of_theirs = !nothing_good
+    let slip_of_theirs = q.named
+        && !nothing_good
         && !payer_customers.is_empty()
         && !closed.get().is_some_and(|c| theirs(c.invoice))
         && !hits.iter().any(|h| h.sim >= 0.95 && theirs(h.invoice));
@@ -114,14 +117,10 @@ pub(super) fn lookup(
         ids.clear();
         for core in [&q.key.core, &q.key.tail] {
             if !core.is_empty() {
-                ledger.lookup_core(core, true, &mut ids);
+                ledger.lookup_core_where(core, true, |i| nothing_good || theirs(i), &mut ids);
             }
         }
-        for &idx in ids
-            .iter()
-            .filter(|&&idx| nothing_good || theirs(idx))
-            .take(MAX_FUZZY_IDS)
-        {
+        for &idx in ids.iter().take(MAX_FUZZY_IDS) {
             consider(idx, &mut hits);
         }
     }
