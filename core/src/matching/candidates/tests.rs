@@ -25,19 +25,24 @@ fn invoice(id: &str, cust: &str, number: &str, amount: Decimal) -> Invoice {
     }
 }
 
-/// C1 and C2 each hold open items numbered `INV-0067...`.
-fn ledger(second_amount: Decimal) -> Ledger {
+/// Customers C1 and C2, each paying from an account of its own.
+fn c1_and_c2() -> Vec<Customer> {
     let customer = |id: &str, acct: &str| Customer {
         id: id.into(),
         name: format!("{id} Trading Company"),
         parent_id: None,
         bank_accounts: vec![acct.into()],
     };
+    vec![
+        customer("C1", "111122223333"),
+        customer("C2", "444455556666"),
+    ]
+}
+
+/// C1 and C2 each hold open items numbered `INV-0067...`.
+fn ledger(second_amount: Decimal) -> Ledger {
     let (l, errs) = Ledger::new(
-        vec![
-            customer("C1", "111122223333"),
-            customer("C2", "444455556666"),
-        ],
+        c1_and_c2(),
         vec![
             invoice("I1", "C1", "INV-0067505", dec!(100.00)),
             invoice("I2", "C1", "INV-0067512", second_amount),
@@ -326,21 +331,12 @@ fn the_habit_belongs_to_the_customer_not_to_whoever_pays() {
 
 /// C1 owes `2026-0081221`; the transposed `2026-0082121` is C2's number (`paid`: C2 paid it).
 fn transposed_digits(paid: bool) -> (Ledger, Payment) {
-    let customer = |id: &str, acct: &str| Customer {
-        id: id.into(),
-        name: format!("{id} Trading Company"),
-        parent_id: None,
-        bank_accounts: vec![acct.into()],
-    };
     let mut theirs = invoice("I2", "C2", "2026-0082121", dec!(900.00));
     if paid {
         theirs.open_amount = Decimal::ZERO;
     }
     let (l, errs) = Ledger::new(
-        vec![
-            customer("C1", "111122223333"),
-            customer("C2", "444455556666"),
-        ],
+        c1_and_c2(),
         vec![invoice("I1", "C1", "2026-0081221", dec!(181.68)), theirs],
     );
     assert!(errs.is_empty(), "{errs:?}");
