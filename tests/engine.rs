@@ -994,6 +994,38 @@ fn a_cut_list_is_completed_automatically_only_by_a_run_of_what_fell_due() {
     );
 }
 
+/// A cut list whose rest has the amount of an older open item: two sets complete it, so a person
+/// decides, and the first suggestion is the one that goes on where the memo was cut (the items
+/// after the last one listed), not the older look-alike. The memo's last number, cut to a
+/// fragment by the bank's field, names nothing.
+#[test]
+fn the_first_suggestion_for_a_cut_list_goes_on_where_the_memo_was_cut() {
+    let items = [
+        ("E1", "INV-0009990", usd(80_000), usd(80_000), 1),
+        ("I1", "INV-0010001", usd(10_000), usd(10_000), 5),
+        ("I2", "INV-0010002", usd(20_000), usd(20_000), 5),
+        ("I3", "INV-0010003", usd(40_000), usd(40_000), 5),
+        ("K1", "INV-0010004", usd(80_000), usd(80_000), 6),
+        ("K2", "INV-0010005", usd(160_000), usd(160_000), 7),
+    ];
+    let engine = rules_only(one_customer(&items));
+    let memo = "INV 0010001, 0010002, 0010003, 00100";
+    let d = engine.decide(&paying("P-cut-rest", usd(310_000), &[], Some(memo)));
+    assert_eq!(d.status, Status::Review, "{d:#?}");
+    assert!(d.allocations.is_empty(), "{d:#?}");
+    assert_eq!(
+        invoice_ids(&d.suggestions[0].allocations),
+        ["I1", "I2", "I3", "K1", "K2"],
+        "{d:#?}"
+    );
+    assert!(
+        d.suggestions
+            .iter()
+            .any(|s| invoice_ids(&s.allocations) == ["E1", "I1", "I2", "I3", "K2"]),
+        "{d:#?}"
+    );
+}
+
 /// `cashmatch match --advices`: the bank's credits without detail are linked with the advices
 /// that came by email (CSV, XLSX, text and HTML bodies; a scan refused), the links written and
 /// counted, and each linked payment decided with the advice's invoices and the bank's money.

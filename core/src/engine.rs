@@ -1228,8 +1228,10 @@ impl Engine {
 }
 
 /// Puts each list completed by open items the bank's field cut off (`Candidate::completed`)
-/// ahead of the listed part it completes, keeping the model's order otherwise: the part
-/// explains only some of the cash, so it is never the whole answer while a completion exists.
+/// ahead of the listed part it completes, and the completion that continues the list in its
+/// own order (`Candidate::continues_list`) ahead of the other completions, keeping the model's
+/// order otherwise: the part explains only some of the cash, so it is never the whole answer
+/// while a completion exists.
 fn promote_completions(cands: &mut Vec<Candidate>, probs: &mut Vec<f64>, rows: &mut Vec<usize>) {
     for i in 0..cands.len() {
         if !cands[i].completed {
@@ -1244,6 +1246,15 @@ fn promote_completions(cands: &mut Vec<Candidate>, probs: &mut Vec<f64>, rows: &
                     .all(|a| cands[i].allocations.iter().any(|b| b.invoice == a.invoice))
         };
         if let Some(j) = (0..i).find(|&j| part_of(&cands[j])) {
+            move_ahead(cands, probs, rows, i, j);
+        }
+    }
+    // Of the completions, the one that goes on where the field cut the list first: the other
+    // sets add up as well, but only this one reads as the rest of the payer's own listing.
+    let first = cands.iter().position(|c| c.completed);
+    let continues = cands.iter().position(|c| c.continues_list);
+    if let (Some(j), Some(i)) = (first, continues) {
+        if i > j {
             move_ahead(cands, probs, rows, i, j);
         }
     }

@@ -138,6 +138,7 @@ mod tests {
             unapplied: Decimal::ZERO,
             prior: 0.0,
             completed: false,
+            continues_list: false,
         }
     }
 

@@ -425,9 +425,43 @@ pub(crate) fn extract_from_text(text: &str) -> Vec<TextReference> {
         }
         i += 1;
     }
+    if ends_in_a_cut_number(text, &out) {
+        out.pop();
+    }
     let mut seen = std::collections::HashSet::new();
     out.retain(|r| seen.insert(normalize(&r.reference)));
     out
+}
+
+/// Whether a list of numbers ends where the bank's field cut it (80 characters of ACH addenda,
+/// 140 of a wire): the last one closes the text and is shorter than the others, which are all
+/// one length. Read as a reference, such a fragment finds an item the payer never named (a PO
+/// number, another customer's invoice) at a middling similarity.
+fn ends_in_a_cut_number(text: &str, refs: &[TextReference]) -> bool {
+    let [rest @ .., last] = refs else {
+        return false;
+    };
+    let len = |r: &TextReference| {
+        r.reference
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .count()
+    };
+    let Some(first) = rest.first().map(len) else {
+        return false;
+    };
+    if rest.len() < 2 || rest.iter().any(|r| len(r) != first) || len(last) >= first {
+        return false;
+    }
+    // The fragment closes the text and follows the list's last number across separators only:
+    // `... 0012360 CHECK 5521` ends in another number, not in a cut one.
+    let Some(head) = text.trim_end().strip_suffix(last.reference.as_str()) else {
+        return false;
+    };
+    rest.last().is_some_and(|prev| {
+        head.trim_end_matches(|c: char| c.is_whitespace() || ",;&/".contains(c))
+            .ends_with(prev.reference.as_str())
+    })
 }
 
 /// `1,234.50`, `$99`, `99.00`, `2026-11-27`, `11/27/2026`: numbers that are not references.
@@ -661,6 +695,40 @@ mod tests {
         assert_eq!(refs, ["2027-0082445", "2027-0082446", "2027-0082447"]);
         // A huge "range" is two numbers, not a thousand invoices.
         assert_eq!(extract_from_text("1001-9999").len(), 1);
+    }
+
+    #[test]
+    fn a_list_cut_by_the_banks_field_loses_its_fragment_not_its_numbers() {
+        let refs = |t: &str| -> Vec<String> {
+            extract_from_text(t)
+                .into_iter()
+                .map(|r| r.reference)
+                .collect()
+        };
+        // 80 characters of ACH addenda: the last number is cut after four digits.
+        assert_eq!(
+            refs("INV 0090058411 0090058412 0090058413 0090058414 0090058415 0090058416 0090"),
+            [
+                "0090058411",
+                "0090058412",
+                "0090058413",
+                "0090058414",
+                "0090058415",
+                "0090058416"
+            ]
+        );
+        assert_eq!(
+            refs("2026-0128048/2026-0128051/2026-01"),
+            ["2026-0128048", "2026-0128051"]
+        );
+        // Numbers of another length are not a fragment unless they end the text.
+        assert_eq!(
+            refs("INV 10011, 10012, 998 PAID"),
+            ["10011", "10012", "998"]
+        );
+        assert_eq!(refs("INV 1001-1004"), ["1001", "1002", "1003", "1004"]);
+        // Two numbers are no list to judge a length by.
+        assert_eq!(refs("INV 0090058411 0090"), ["0090058411", "0090"]);
     }
 
     proptest::proptest! {

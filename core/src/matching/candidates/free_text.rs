@@ -7,7 +7,9 @@ use super::{
 };
 use crate::domain::Payment;
 use crate::ledger::{InvoiceIdx, Ledger};
-use crate::matching::amounts::{AmountFit, RUN_POOL, due_runs, fit, subset_sums};
+use crate::matching::amounts::{
+    AmountFit, CONTINUATION_MAX_LEFT_OUT, RUN_POOL, continuation, due_runs, fit, subset_sums,
+};
 use crate::terms::terms_discount;
 use rust_decimal::Decimal;
 
@@ -96,6 +98,9 @@ pub(crate) fn allocate_set(
     finish(payment, source, allocations)
 }
 
+/// Where an AP system's listing puts an item: by invoice date, then number.
+type ListOrder = (chrono::NaiveDate, Option<u64>);
+
 /// Listed candidates completed at most per payment.
 const COMPLETED_LISTS: usize = 2;
 
@@ -111,9 +116,11 @@ const NEIGHBOUR_NUMBERS: u64 = 25;
 /// full (or with its discount or stated deduction) and leave cash over, the rest is searched
 /// among the customer's other open items that fit in it: first the items nearest the listed ones
 /// (the same billing date, numbers a few apart), oldest due first; then sets of them adding up
-/// to the rest exactly (the bounded subset-sum), the oldest-first run of them, and a single item
-/// with exactly that amount. Each distinct set becomes a candidate of the same source marked
-/// `completed`. Returns the most distinct sets found for one listed candidate.
+/// to the rest exactly (the bounded subset-sum), the oldest-first run of them, a single item
+/// with exactly that amount, and the items that follow the last listed one in the listing's own
+/// order, fewest held back (`continues_list`: where the field cut the list). Each distinct set
+/// becomes a candidate of the same source marked `completed`. Returns the most distinct sets
+/// found for one listed candidate.
 pub(super) fn complete_lists(
     ledger: &Ledger,
     payment: &Payment,
@@ -153,7 +160,7 @@ pub(super) fn complete_lists(
         // The customer's open items are read from their facts, one contiguous array, rather
         // than from the invoices themselves: this scan was the costliest step of a payment to
         // a key account. The filter is `payable`'s, on the same values.
-        let mut pool: Vec<(bool, chrono::NaiveDate, InvoiceIdx, Decimal)> = ledger
+        let mut pool: Vec<(bool, chrono::NaiveDate, InvoiceIdx, Decimal, ListOrder)> = ledger
             .customer_open_invoices(cust)
             .iter()
             .zip(ledger.customer_open_facts(cust))
@@ -172,7 +179,13 @@ pub(super) fn complete_lists(
                             .iter()
                             .any(|&m| n.abs_diff(m) <= NEIGHBOUR_NUMBERS)
                     });
-                (!near, f.due_date, i, f.open_amount)
+                (
+                    !near,
+                    f.due_date,
+                    i,
+                    f.open_amount,
+                    (f.invoice_date, f.number),
+                )
             })
             .collect();
         // The invoice index breaks every tie, so the amount carried last never orders.
@@ -186,7 +199,7 @@ pub(super) fn complete_lists(
         };
         // The oldest-first run of the neighbours and then the rest: how AP runs pick what to pay.
         let mut sum = Decimal::ZERO;
-        for (k, &(_, _, _, open)) in pool.iter().enumerate() {
+        for (k, &(_, _, _, open, _)) in pool.iter().enumerate() {
             sum += open;
             if sum == gap {
                 add(pool[..=k].iter().map(|p| p.2).collect(), &mut sets);
@@ -195,7 +208,7 @@ pub(super) fn complete_lists(
                 break;
             }
         }
-        for &(_, _, i, open) in &pool {
+        for &(_, _, i, open, _) in &pool {
             if open == gap {
                 add(vec![i], &mut sets);
             }
@@ -231,6 +244,27 @@ pub(super) fn complete_lists(
         for s in sols {
             add(s.into_iter().map(|k| run[k].1).collect(), &mut sets);
         }
+        // The rest of the list in the list's own order: the items after the last one named.
+        let last_named = c
+            .allocations
+            .iter()
+            .map(|a| (ledger.invoice(a.invoice).invoice_date, number(a.invoice)))
+            .max();
+        let mut after: Vec<(ListOrder, InvoiceIdx, Decimal)> = pool
+            .iter()
+            .filter(|p| last_named.is_some_and(|l| p.4 > l))
+            .map(|p| (p.4, p.2, p.3))
+            .collect();
+        after.sort_unstable();
+        after.truncate(RUN_POOL);
+        let after_open: Vec<Decimal> = after.iter().map(|a| a.2).collect();
+        let mut continues: Option<Vec<InvoiceIdx>> = None;
+        if let Some((s, _)) = continuation(&after_open, gap, CONTINUATION_MAX_LEFT_OUT) {
+            let mut s: Vec<InvoiceIdx> = s.into_iter().map(|k| after[k].1).collect();
+            s.sort_unstable();
+            add(s.clone(), &mut sets);
+            continues = Some(s);
+        }
         most = most.max(sets.len());
         // The listed items in full: the cash over, which the last of them held as an
         // overpayment, now pays the completion.
@@ -249,6 +283,7 @@ pub(super) fn complete_lists(
             })
             .collect();
         for s in sets {
+            let continues_list = continues.as_ref() == Some(&s);
             let mut allocations = listed.clone();
             for i in s {
                 let inv = ledger.invoice(i);
@@ -261,6 +296,7 @@ pub(super) fn complete_lists(
             }
             let mut done = finish(payment, c.source, allocations);
             done.completed = true;
+            done.continues_list = continues_list;
             out.push(done);
         }
     }

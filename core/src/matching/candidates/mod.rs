@@ -100,6 +100,9 @@ pub struct Candidate {
     /// Whether open items found by amount and neighbourhood complete the items the remittance
     /// lists (`complete_lists`): the listed references explain only part of the cash.
     pub completed: bool,
+    /// Whether the completion is the items that follow the last listed one in an AP system's
+    /// listing order, fewest left out (`amounts::continuation`): where the field cut the list.
+    pub continues_list: bool,
 }
 
 impl Candidate {
@@ -406,6 +409,7 @@ fn finish(
         unapplied,
         prior: 0.0,
         completed: false,
+        continues_list: false,
     }
 }
 
