@@ -14,7 +14,7 @@ use crate::ledger::{InvoiceIdx, Ledger, LedgerError, Settlement};
 use crate::matching::amounts::{AmountFit, RUN_MAX_SKIPPED};
 use crate::matching::candidates::{
     self, Candidate, CandidateAllocation, CandidateLimits, PaymentCandidates, RefQuery, Source,
-    due_gaps,
+    due_gaps, left_out_after_the_list,
 };
 use crate::matching::features;
 use crate::matching::payer::PayerVia;
@@ -30,6 +30,11 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 /// Suggestions shown to an analyst for a review item.
+/// Items a cut list's continuation may leave out and still be applied without a person: with
+/// one left out, a few dozen items after the list give a thousand sets, too few for a sum in
+/// cents to be met by chance; with two, tens of thousands.
+const CONTINUATION_SURE_LEFT_OUT: usize = 1;
+
 const MAX_SUGGESTIONS: usize = 3;
 
 /// What the engine may change about how it decides.
@@ -586,6 +591,15 @@ impl Engine {
             ));
         }
         if c.completed {
+            // Among a few dozen items after the list, leaving out two or more of them makes
+            // some set add up to almost any amount: the sum no longer picks the set.
+            let k = left_out_after_the_list(&self.ledger, payment, c, &self.config.limits);
+            if k > CONTINUATION_SURE_LEFT_OUT {
+                return Some(format!(
+                    "the open items that complete the listed references leave {k} of those that \
+                     follow the list open, and sets that skip that many add up by chance"
+                ));
+            }
             // The rest of a cut list is the rest of the payer's run: items that add up but
             // leave many others due among them open are a coincidence of amounts.
             let rest: Vec<CandidateAllocation> = c

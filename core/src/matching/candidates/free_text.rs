@@ -259,13 +259,16 @@ pub(super) fn complete_lists(
         after.truncate(RUN_POOL);
         let after_open: Vec<Decimal> = after.iter().map(|a| a.2).collect();
         let mut continues: Option<Vec<InvoiceIdx>> = None;
-        if let Some((s, _)) = continuation(&after_open, gap, CONTINUATION_MAX_LEFT_OUT) {
+        let mut tied = 0;
+        if let Some((s, ties)) = continuation(&after_open, gap, CONTINUATION_MAX_LEFT_OUT) {
             let mut s: Vec<InvoiceIdx> = s.into_iter().map(|k| after[k].1).collect();
             s.sort_unstable();
             add(s.clone(), &mut sets);
             continues = Some(s);
+            // The other sets that leave out as few are completions as good as this one.
+            tied = ties - 1;
         }
-        most = most.max(sets.len());
+        most = most.max(sets.len() + tied);
         // The listed items in full: the cash over, which the last of them held as an
         // overpayment, now pays the completion.
         let listed: Vec<CandidateAllocation> = c
@@ -302,6 +305,49 @@ pub(super) fn complete_lists(
     }
     cands.extend(out);
     most
+}
+
+/// How many of the payer's open items that follow the last listed one, in the listing's order,
+/// a completion of a cut list leaves open before its own last item. The rest of a list is what
+/// follows it, less the few the payer held back; a set that skips more is a coincidence of
+/// amounts, whichever search found it. Reads at most `customer_scan_limit` of the payer's items.
+pub(crate) fn left_out_after_the_list(
+    ledger: &Ledger,
+    payment: &Payment,
+    c: &Candidate,
+    limits: &CandidateLimits,
+) -> usize {
+    let order = |i: InvoiceIdx| -> ListOrder {
+        (
+            ledger.invoice(i).invoice_date,
+            ledger.invoice_keys(i).number.core.parse::<u64>().ok(),
+        )
+    };
+    let named = c.allocations.iter().filter(|a| a.reference.is_some());
+    let rest = c.allocations.iter().filter(|a| a.reference.is_none());
+    let (Some(from), Some(to), Some(first)) = (
+        named.map(|a| order(a.invoice)).max(),
+        rest.map(|a| order(a.invoice)).max(),
+        c.allocations.first(),
+    ) else {
+        return 0;
+    };
+    let cust = ledger.invoice_customer(first.invoice);
+    ledger
+        .customer_open_invoices(cust)
+        .iter()
+        .zip(ledger.customer_open_facts(cust))
+        .take(limits.customer_scan_limit)
+        .filter(|&(&i, f)| {
+            let at = (f.invoice_date, f.number);
+            at > from
+                && at < to
+                && f.open_amount > Decimal::ZERO
+                && f.currency == payment.currency
+                && payment.payment_date.is_none_or(|d| f.invoice_date <= d)
+                && !c.allocations.iter().any(|a| a.invoice == i)
+        })
+        .count()
 }
 
 /// Whether a candidate pays each item it lists in full (or with its discount or the deduction

@@ -28,8 +28,8 @@ mod lines;
 mod lookup;
 
 use by_amount::{MAX_AMOUNT_WALK, single_amounts, subsets};
-pub(crate) use free_text::states_amount;
 use free_text::{complete_lists, from_text};
+pub(crate) use free_text::{left_out_after_the_list, states_amount};
 use lines::from_lines;
 use lookup::{collect_queries, lookup, prefix_hits};
 
