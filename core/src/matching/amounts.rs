@@ -181,6 +181,15 @@ fn in_cents(d: Decimal) -> Option<i64> {
     (cents(d) * Decimal::ONE_HUNDRED).trunc().try_into().ok()
 }
 
+/// Amounts in cents, when every one is a positive amount: runs and continuations pay invoices,
+/// never credit memos.
+fn positive_cents(amounts: &[Decimal]) -> Option<Vec<i64>> {
+    amounts
+        .iter()
+        .map(|&a| in_cents(a).filter(|&x| x > 0))
+        .collect()
+}
+
 /// Budget of search nodes for one subset-sum: bounds the worst case of a customer with hundreds
 /// of open items at a few milliseconds.
 const SUBSET_NODE_BUDGET: usize = 200_000;
@@ -297,13 +306,7 @@ pub(crate) fn due_runs(
     min_size: usize,
     max_solutions: usize,
 ) -> (Vec<Vec<usize>>, usize) {
-    let (Some(target), Some(c)) = (
-        in_cents(target),
-        amounts
-            .iter()
-            .map(|&a| in_cents(a).filter(|&x| x > 0))
-            .collect::<Option<Vec<i64>>>(),
-    ) else {
+    let (Some(target), Some(c)) = (in_cents(target), positive_cents(amounts)) else {
         return (Vec::new(), 0);
     };
     if target <= 0 {
@@ -400,10 +403,7 @@ pub(crate) fn continuation(
     max_left_out: usize,
 ) -> Option<(Vec<usize>, usize)> {
     let target = in_cents(target).filter(|&t| t > 0)?;
-    let c: Vec<i64> = amounts
-        .iter()
-        .map(|&a| in_cents(a).filter(|&x| x > 0))
-        .collect::<Option<Vec<i64>>>()?;
+    let c = positive_cents(amounts)?;
     let mut budget = CONTINUATION_NODE_BUDGET;
     for left_out in 0..=max_left_out {
         let mut found: Vec<Vec<usize>> = Vec::new();
