@@ -630,7 +630,7 @@ mod tests {
         // Ten items after the last one the memo names; the payer paid the first seven but the
         // third (disputed).
         let a: Vec<Decimal> = [
-            1_204_17, 388_00, 2_310_45, 97_12, 5_120_00, 640_33, 1_775_90, 219_08, 3_004_61, 812_77,
+            120417, 38800, 231045, 9712, 512000, 64033, 177590, 21908, 300461, 81277,
         ]
         .iter()
         .map(|&c| Decimal::new(c, 2))
