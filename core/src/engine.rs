@@ -30,12 +30,12 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 /// Suggestions shown to an analyst for a review item.
+const MAX_SUGGESTIONS: usize = 3;
+
 /// Items a cut list's continuation may leave out and still be applied without a person: with
 /// one left out, a few dozen items after the list give a thousand sets, too few for a sum in
 /// cents to be met by chance; with two, tens of thousands.
 const CONTINUATION_SURE_LEFT_OUT: usize = 1;
-
-const MAX_SUGGESTIONS: usize = 3;
 
 /// What the engine may change about how it decides.
 #[derive(Clone, Debug)]

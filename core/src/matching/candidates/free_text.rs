@@ -101,6 +101,14 @@ pub(crate) fn allocate_set(
 /// Where an AP system's listing puts an item: by invoice date, then number.
 type ListOrder = (chrono::NaiveDate, Option<u64>);
 
+/// An invoice's place in the listing, as the open-item facts hold it (`OpenFacts::number`).
+fn list_order(ledger: &Ledger, i: InvoiceIdx) -> ListOrder {
+    (
+        ledger.invoice(i).invoice_date,
+        ledger.invoice_keys(i).number.core.parse::<u64>().ok(),
+    )
+}
+
 /// Listed candidates completed at most per payment.
 const COMPLETED_LISTS: usize = 2;
 
@@ -248,7 +256,7 @@ pub(super) fn complete_lists(
         let last_named = c
             .allocations
             .iter()
-            .map(|a| (ledger.invoice(a.invoice).invoice_date, number(a.invoice)))
+            .map(|a| list_order(ledger, a.invoice))
             .max();
         let mut after: Vec<(ListOrder, InvoiceIdx, Decimal)> = pool
             .iter()
@@ -317,17 +325,11 @@ pub(crate) fn left_out_after_the_list(
     c: &Candidate,
     limits: &CandidateLimits,
 ) -> usize {
-    let order = |i: InvoiceIdx| -> ListOrder {
-        (
-            ledger.invoice(i).invoice_date,
-            ledger.invoice_keys(i).number.core.parse::<u64>().ok(),
-        )
-    };
     let named = c.allocations.iter().filter(|a| a.reference.is_some());
     let rest = c.allocations.iter().filter(|a| a.reference.is_none());
     let (Some(from), Some(to), Some(first)) = (
-        named.map(|a| order(a.invoice)).max(),
-        rest.map(|a| order(a.invoice)).max(),
+        named.map(|a| list_order(ledger, a.invoice)).max(),
+        rest.map(|a| list_order(ledger, a.invoice)).max(),
         c.allocations.first(),
     ) else {
         return 0;
